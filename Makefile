@@ -1,0 +1,87 @@
+# sluice - build, run, test. `make run` and `make test` work on a fresh Debian 12 machine.
+PYTHON   ?= /usr/bin/python3
+CC       ?= cc
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_SHA  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+CFLAGS_COMMON := -std=c17 -Wall -Wextra -Werror -Wno-format-truncation -g -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) \
+                 -DSLUICE_VERSION='"$(VERSION)"' -DSLUICE_GIT_SHA='"$(GIT_SHA)"'
+CFLAGS   ?= -O2
+LIBS     := -luv -ljansson -lsqlite3 -lfyaml -lpcre2-8 -lcurl -lssl -lcrypto -lpthread -lm
+
+SRCS     := $(shell find src -name '*.c' | sort)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+LLHTTP_C := $(LLHTTP_SRC)/api.c $(LLHTTP_SRC)/http.c $(LLHTTP_SRC)/llhttp.c
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+
+# Two flavours: build/ (release, -O2) and build/asan/ (AddressSanitizer + UBSan).
+define flavour
+$(1)/obj/%.o: src/%.c $$(shell find src -name '*.h')
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_COMMON) $(2) -c $$< -o $$@
+$(1)/llhttp/%.o: $$(LLHTTP_SRC)/%.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) -std=c17 -O2 -g -I$$(LLHTTP_INC) $(2) -w -c $$< -o $$@
+$(1)/sluice: $$(patsubst src/%.c,$(1)/obj/%.o,$$(SRCS)) $$(patsubst $$(LLHTTP_SRC)/%.c,$(1)/llhttp/%.o,$$(LLHTTP_C))
+	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+$(1)/libsluice.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRCS)) $$(patsubst $$(LLHTTP_SRC)/%.c,$(1)/llhttp/%.o,$$(LLHTTP_C))
+	rm -f $$@; ar rcs $$@ $$^
+$(1)/tests/%: tests/unit/%.c $(1)/libsluice.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_COMMON) $(2) -Itests/unit -o $$@ $$< $(1)/libsluice.a -lcriterion $$(LIBS)
+endef
+
+ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+$(eval $(call flavour,build,$(CFLAGS)))
+$(eval $(call flavour,build/asan,$(ASAN_FLAGS)))
+
+UNIT_BINS      := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS))
+UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps run test unit unit-asan e2e e2e-asan asan docs bench clean format-check
+all: build/sluice
+
+deps:
+	@bash scripts/install-deps.sh
+
+run: deps build/sluice
+	@mkdir -p var
+	./build/sluice serve --config examples/sluice.yaml
+
+asan: build/asan/sluice
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t --jobs 2; done
+
+unit-asan: $(UNIT_BINS_ASAN)
+	@set -e; for t in $(UNIT_BINS_ASAN); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t --jobs 2; done
+
+e2e: build/sluice
+	SLUICE_BIN=$(CURDIR)/build/sluice $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+e2e-asan: build/asan/sluice
+	SLUICE_BIN=$(CURDIR)/build/asan/sluice SLUICE_SANITIZED=1 \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+# Everything: unit tests (release and sanitized), integration tests (release and sanitized).
+test: deps
+	$(MAKE) build/sluice build/asan/sluice
+	$(MAKE) unit unit-asan
+	$(MAKE) e2e
+	$(MAKE) e2e-asan
+
+docs: build/sluice
+	./build/sluice config-docs > docs/configuration.md
+
+bench: build/sluice
+	bash scripts/install-deps.sh --bench
+	bash bench/run.sh
+
+format-check:
+	clang-format --dry-run --Werror $(SRCS) $(shell find src -name '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,108 @@
+/*
+ * commands.c - the command table, `sluice help` and `sluice version`.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+
+const struct command cli_commands[] = {
+    {"serve", cmd_serve, "run the service",
+     "usage: sluice serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
+     "\n"
+     "Runs the HTTP service. Options override the file; SLUICE_LISTEN and\n"
+     "SLUICE_DATA_DIR override the file too (the command line wins).\n"
+     "Signals: SIGHUP reloads the file (datasets), SIGTERM/SIGINT stop gracefully.\n"
+     "Exit codes: 0 after a clean stop, 1 on a runtime failure, 2 on a bad\n"
+     "configuration (the message names the file, the line and the option).\n"},
+    {"dlq", cmd_dlq, "list, show, retry and drop dead-letter entries (against a server)",
+     "usage: sluice dlq list [--dataset D] [--error-code C] [--status S] [--limit N] [--after CUR]\n"
+     "       sluice dlq show ID\n"
+     "       sluice dlq retry ID\n"
+     "       sluice dlq retry --all [--dataset D] [--error-code C]\n"
+     "       sluice dlq drop ID\n"
+     "\n"
+     "Talks to a running server: --url URL, or SLUICE_URL, default http://127.0.0.1:8080.\n"
+     "Prints the server's JSON answer. Exit 0 on a 2xx, 1 on an error answer or no\n"
+     "answer, 2 on a usage error.\n"},
+    {"version", cmd_version, "print the version", "usage: sluice version\n"},
+    {"help", cmd_help, "show help for sluice or one command", "usage: sluice help [COMMAND]\n"},
+    {"config-docs", cmd_config_docs, "print the configuration reference (Markdown)",
+     "usage: sluice config-docs\n\nPrints docs/configuration.md, generated from the option table.\n"},
+    {NULL, NULL, NULL, NULL},
+};
+
+const struct command *cli_find(const char *name)
+{
+    for (const struct command *c = cli_commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+static void overview(FILE *out)
+{
+    fprintf(out, "sluice %s - data ingestion with its operations built in\n\n"
+                 "usage: sluice COMMAND [ARGS]\n\ncommands:\n",
+            SLUICE_VERSION);
+    for (const struct command *c = cli_commands; c->name; c++)
+        fprintf(out, "  %-12s %s\n", c->name, c->summary);
+    fprintf(out, "\nRun 'sluice help COMMAND' for a command's options.\n");
+}
+
+int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        overview(stdout);
+        return 0;
+    }
+    const struct command *c = cli_find(argv[1]);
+    if (!c) {
+        fprintf(stderr, "sluice: unknown command '%s'\n", argv[1]);
+        overview(stderr);
+        return 2;
+    }
+    printf("sluice %s - %s\n\n%s", c->name, c->summary, c->usage);
+    return 0;
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("sluice %s (%s)\n", SLUICE_VERSION, SLUICE_GIT_SHA);
+    return 0;
+}
+
+int cmd_config_docs(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    config_write_docs(stdout);
+    return 0;
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        overview(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return cmd_help(1, argv);
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(1, argv);
+    const struct command *c = cli_find(argv[1]);
+    if (!c) {
+        fprintf(stderr, "sluice: unknown command '%s'\n\n", argv[1]);
+        overview(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s", c->usage);
+            return 0;
+        }
+    return c->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,99 @@
+/*
+ * config.h - sluice's configuration: one YAML file, every option declared once
+ * in a table (config.c) from which validation, defaults and
+ * docs/configuration.md come.
+ *
+ * Order of precedence: defaults < file < environment (SLUICE_LISTEN,
+ * SLUICE_DATA_DIR) < command line (--listen, --data-dir).
+ */
+#ifndef SLUICE_CONFIG_CONFIG_H
+#define SLUICE_CONFIG_CONFIG_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ingest/schema.h"
+
+enum on_duplicate { ON_DUP_REJECT = 0, ON_DUP_UPSERT, ON_DUP_SKIP };
+const char *on_duplicate_name(enum on_duplicate d); /* "reject" | "upsert" | "skip" */
+
+struct dataset_config {
+    char *name;                     /* ^[a-z][a-z0-9_]{0,62}$ */
+    char *key;                      /* NULL or a declared property name */
+    enum on_duplicate on_duplicate; /* default reject */
+    double error_threshold_percent; /* default 10 */
+    json_t *schema_json;            /* owned; the schema as JSON */
+    struct schema *schema;          /* owned; compiled */
+};
+
+struct sluice_config {
+    char *path;     /* the file it was read from (owned), NULL if none */
+    char *listen;   /* "HOST:PORT", default "127.0.0.1:8080" */
+    char *data_dir; /* default "./var" */
+    char *storage;  /* default "sqlite:<data_dir>/sluice.db" */
+    int io_threads; /* default 2 */
+
+    struct {
+        uint64_t max_body_bytes;     /* 64M */
+        uint64_t max_row_bytes;      /* 1M */
+        int max_json_depth;          /* 64 */
+        uint64_t max_header_bytes;   /* 16K: request line + all headers */
+        int max_errors_per_response; /* 100 */
+    } limits;
+
+    struct {
+        uint64_t idle_timeout_ms;    /* 60s: keep-alive connection with no request */
+        uint64_t request_timeout_ms; /* 30s: from the first byte to the whole body */
+        int max_connections;         /* 4096 per process */
+    } http;
+
+    struct {
+        int queue_max_jobs; /* 1024: bounded queue to the writer; full -> 503 */
+        int max_group_rows; /* 50000: most rows in one group commit */
+    } writer;
+
+    uint64_t idempotency_ttl_ms;  /* 24h */
+    uint64_t shutdown_timeout_ms; /* 10s */
+
+    struct {
+        char *level;  /* debug|info|warn|error, default info */
+        int requests; /* bool, default 1: one line per request */
+    } log;
+
+    struct dataset_config *datasets; /* owned array */
+    size_t ndatasets;
+
+    int storage_explicit; /* storage was set by the file or config_set(); else it follows
+                             data_dir */
+};
+
+/*
+ * Load and validate a file into cfg (which is zeroed first). Unknown keys, wrong
+ * types and bad schemas are errors. On failure returns -1 and writes to err a
+ * message that names the file, the line and the option, e.g.
+ *   "examples/sluice.yaml:7: limits.max_body_bytes: expected a size like 64M, got 'lots'"
+ * path may be NULL: defaults only.
+ */
+int config_load(const char *path, struct sluice_config *cfg, char *err, size_t errlen);
+
+/* Apply SLUICE_LISTEN / SLUICE_DATA_DIR from the environment. Returns -1 on a bad value. */
+int config_apply_env(struct sluice_config *cfg, char *err, size_t errlen);
+
+/* Set one option by its dotted name from a string (used by --listen, --data-dir). */
+int config_set(struct sluice_config *cfg, const char *name, const char *value, char *err,
+               size_t errlen);
+
+void config_release(struct sluice_config *cfg); /* frees everything inside; cfg may be reused */
+
+/* Find a dataset by name; borrowed, NULL if none. */
+const struct dataset_config *config_dataset(const struct sluice_config *cfg, const char *name);
+
+/* Write the reference page docs/configuration.md, generated from the option table. */
+void config_write_docs(FILE *out);
+
+/* Parse "64M", "1k", "1048576" -> bytes; "30s", "500ms", "24h", "2m" -> milliseconds. */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration_ms(const char *s, uint64_t *out);
+
+#endif

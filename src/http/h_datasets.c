@@ -1,0 +1,34 @@
+/*
+ * h_datasets.c - GET /api/v1/datasets and /api/v1/datasets/{name}.
+ */
+#include "http/handlers.h"
+#include "service/service.h"
+
+static json_t *dataset_json(const struct dataset_config *d)
+{
+    return json_pack("{s:s,s:s?,s:s,s:f,s:O}", "name", d->name, "key", d->key, "on_duplicate",
+                     on_duplicate_name(d->on_duplicate), "error_threshold_percent",
+                     d->error_threshold_percent, "schema", d->schema_json);
+}
+
+void h_datasets_list(struct http_conn *c, struct http_request *r)
+{
+    (void)r;
+    struct catalog *cat = service_catalog(http_conn_service(c));
+    json_t *items = json_array();
+    for (size_t i = 0; i < cat->cfg.ndatasets; i++)
+        json_array_append_new(items, dataset_json(&cat->cfg.datasets[i]));
+    catalog_release(cat);
+    http_reply_json(c, 200, json_pack("{s:o,s:n}", "items", items, "next"), NULL);
+}
+
+void h_datasets_get(struct http_conn *c, struct http_request *r)
+{
+    struct catalog *cat = service_catalog(http_conn_service(c));
+    const struct dataset_config *d = config_dataset(&cat->cfg, r->params[0]);
+    if (d)
+        http_reply_json(c, 200, dataset_json(d), NULL);
+    else
+        http_reply_error(c, ERR_DATASET_NOT_FOUND, "no dataset named '%s'", r->params[0]);
+    catalog_release(cat);
+}

@@ -1,0 +1,269 @@
+/*
+ * h_dlq.c - the dead-letter queue's routes. Reads use the loop's read-only
+ * store; retry and drop are writer jobs (see ingest/dlq.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/handlers.h"
+#include "ingest/dlq.h"
+#include "service/service.h"
+#include "store/store.h"
+#include "util/log.h"
+
+static int parse_id(struct http_conn *c, const char *s, int64_t *id)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*s == 0 || *end || v <= 0) {
+        http_reply_error(c, ERR_NOT_FOUND, "no DLQ entry '%s'", s);
+        return -1;
+    }
+    *id = v;
+    return 0;
+}
+
+static const char *valid_status(const char *s)
+{
+    static const char *ok[] = {"open", "resolved", "dropped"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, ok[i]) == 0)
+            return ok[i];
+    return NULL;
+}
+
+void h_dlq_list(struct http_conn *c, struct http_request *r)
+{
+    char dataset[128], code[64], status[32];
+    long long limit, after;
+    struct dlq_filter f = {0};
+    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0 ||
+        h_query_int(c, r, "after", 0, 0, INT64_MAX, &after) < 0)
+        return;
+    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
+        f.dataset = dataset;
+    if (http_query(r, "error_code", code, sizeof code) == 1 && code[0])
+        f.error_code = code;
+    if (http_query(r, "status", status, sizeof status) != 1 || !status[0])
+        snprintf(status, sizeof status, "open");
+    if (strcmp(status, "all") != 0) {
+        f.status = valid_status(status);
+        if (!f.status) {
+            http_reply_error(c, ERR_INVALID_PARAMETER,
+                             "status must be open, resolved, dropped or all");
+            return;
+        }
+    }
+    f.after_id = after;
+    f.limit = (int)limit + 1; /* one more tells whether there is a next page */
+    struct dlq_entry *v;
+    size_t n;
+    struct store *st = http_conn_store(c);
+    if (store_dlq_list(st, &f, &v, &n) < 0) {
+        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        return;
+    }
+    json_t *items = json_array();
+    size_t shown = n > (size_t)limit ? (size_t)limit : n;
+    for (size_t i = 0; i < shown; i++)
+        json_array_append_new(items, dlq_item_json(&v[i]));
+    json_t *next = json_null();
+    if (n > shown) {
+        char cur[32];
+        snprintf(cur, sizeof cur, "%lld", (long long)v[shown - 1].id);
+        json_decref(next);
+        next = json_string(cur);
+    }
+    for (size_t i = 0; i < n; i++)
+        dlq_entry_release(&v[i]);
+    free(v);
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next", next), NULL);
+}
+
+void h_dlq_get(struct http_conn *c, struct http_request *r)
+{
+    int64_t id;
+    if (parse_id(c, r->params[0], &id) < 0)
+        return;
+    struct dlq_entry e;
+    struct store *st = http_conn_store(c);
+    int rc = store_dlq_get(st, id, &e);
+    if (rc < 0) {
+        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        return;
+    }
+    if (rc == 1) {
+        http_reply_error(c, ERR_NOT_FOUND, "no DLQ entry %lld", (long long)id);
+        return;
+    }
+    http_reply_json(c, 200, dlq_item_json(&e), NULL);
+    dlq_entry_release(&e);
+}
+
+/* A DLQ job on its way through the writer and back to the loop. */
+struct dlq_req {
+    struct dlq_job dj; /* first: the writer sees it as a wjob */
+    struct loop_msg msg;
+    struct http_conn *conn;
+    struct http_loop *loop;
+    struct service *svc;
+    struct catalog *cat;
+    int result;
+    size_t matched, resolved, still_open; /* bulk totals */
+};
+
+static void dlq_req_destroy(struct dlq_req *q)
+{
+    dlq_job_release(&q->dj);
+    catalog_release(q->cat);
+    free(q);
+}
+
+static void dlq_deliver(struct wjob *job, int result)
+{
+    struct dlq_req *q = (struct dlq_req *)job;
+    q->result = result;
+    http_post(q->loop, &q->msg);
+}
+
+static void dlq_answer(struct loop_msg *m)
+{
+    struct dlq_req *q = (struct dlq_req *)((char *)m - offsetof(struct dlq_req, msg));
+    struct dlq_job *j = &q->dj;
+    if (q->result < 0) {
+        http_reply_error_status(q->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
+                                "the store could not be written; nothing was changed");
+    } else if (j->op == DLQ_RETRY_BULK) {
+        q->matched += j->matched;
+        q->resolved += j->resolved;
+        q->still_open += j->still_open;
+        if (j->more && writer_submit(q->svc->writer, &j->job) == 0)
+            return; /* the next page; answered when the last one is done */
+        log_info("dlq", "bulk retry", "\"matched\":%zu,\"resolved\":%zu,\"still_open\":%zu",
+                 q->matched, q->resolved, q->still_open);
+        http_reply_json(q->conn, 200,
+                        json_pack("{s:I,s:I,s:I}", "matched", (json_int_t)q->matched, "resolved",
+                                  (json_int_t)q->resolved, "still_open",
+                                  (json_int_t)q->still_open),
+                        NULL);
+    } else if (j->status == 200) {
+        http_reply_json(q->conn, 200, json_incref(j->result), NULL);
+    } else {
+        http_reply_error(q->conn, j->err, "%s", j->errmsg);
+    }
+    dlq_req_destroy(q);
+}
+
+static struct dlq_req *dlq_req_new(struct http_conn *c, enum dlq_op op)
+{
+    struct dlq_req *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->conn = c;
+    q->loop = http_conn_loop(c);
+    q->svc = http_conn_service(c);
+    q->cat = service_catalog(q->svc);
+    q->msg.fn = dlq_answer;
+    q->dj.op = op;
+    q->dj.cfg = &q->cat->cfg;
+    q->dj.job.apply = dlq_apply;
+    q->dj.job.deliver = dlq_deliver;
+    q->dj.job.nrows = 1;
+    return q;
+}
+
+static void submit(struct http_conn *c, struct dlq_req *q)
+{
+    if (writer_submit(q->svc->writer, &q->dj.job) < 0) {
+        http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
+        dlq_req_destroy(q);
+    }
+}
+
+static void single_op(struct http_conn *c, struct http_request *r, enum dlq_op op)
+{
+    int64_t id;
+    if (parse_id(c, r->params[0], &id) < 0)
+        return;
+    struct dlq_req *q = dlq_req_new(c, op);
+    if (!q) {
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    q->dj.id = id;
+    submit(c, q);
+}
+
+void h_dlq_retry(struct http_conn *c, struct http_request *r)
+{
+    single_op(c, r, DLQ_RETRY);
+}
+
+void h_dlq_drop(struct http_conn *c, struct http_request *r)
+{
+    single_op(c, r, DLQ_DROP);
+}
+
+void h_dlq_retry_bulk(struct http_conn *c, struct http_request *r)
+{
+    json_error_t jerr;
+    json_t *f = NULL;
+    if (r->body.len) {
+        f = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!f || !json_is_object(f)) {
+            json_decref(f);
+            http_reply_error(c, ERR_MALFORMED_JSON, "the filter must be a JSON object: %s",
+                             jerr.text);
+            return;
+        }
+    } else {
+        f = json_object();
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(f, key, v)
+    {
+        if (strcmp(key, "dataset") && strcmp(key, "error_code") && strcmp(key, "ids")) {
+            http_reply_error(c, ERR_INVALID_PARAMETER,
+                             "unknown filter field '%s' (dataset, error_code, ids)", key);
+            json_decref(f);
+            return;
+        }
+    }
+    json_t *ds = json_object_get(f, "dataset"), *code = json_object_get(f, "error_code"),
+           *ids = json_object_get(f, "ids");
+    if ((ds && !json_is_string(ds)) || (code && !json_is_string(code)) ||
+        (ids && !json_is_array(ids))) {
+        http_reply_error(c, ERR_INVALID_PARAMETER,
+                         "dataset and error_code are strings, ids an array of integers");
+        json_decref(f);
+        return;
+    }
+    struct dlq_req *q = dlq_req_new(c, DLQ_RETRY_BULK);
+    if (!q) {
+        json_decref(f);
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    if (ds)
+        q->dj.dataset = strdup(json_string_value(ds));
+    if (code)
+        q->dj.error_code = strdup(json_string_value(code));
+    if (ids) {
+        size_t n = json_array_size(ids);
+        q->dj.ids = calloc(n ? n : 1, sizeof *q->dj.ids);
+        q->dj.nids = n;
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(ids, i);
+            if (!json_is_integer(e)) {
+                http_reply_error(c, ERR_INVALID_PARAMETER, "ids must be integers");
+                json_decref(f);
+                dlq_req_destroy(q);
+                return;
+            }
+            q->dj.ids[i] = json_integer_value(e);
+        }
+    }
+    json_decref(f);
+    submit(c, q);
+}

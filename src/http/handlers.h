@@ -1,0 +1,29 @@
+/*
+ * handlers.h - the HTTP handlers, one file per resource:
+ *   h_ops.c (health, metrics), h_datasets.c, h_events.c, h_dlq.c.
+ */
+#ifndef SLUICE_HTTP_HANDLERS_H
+#define SLUICE_HTTP_HANDLERS_H
+
+#include "http/server.h"
+
+void h_healthz(struct http_conn *c, struct http_request *r);
+void h_health_live(struct http_conn *c, struct http_request *r);
+void h_health_ready(struct http_conn *c, struct http_request *r);
+void h_health_detailed(struct http_conn *c, struct http_request *r);
+void h_health_db(struct http_conn *c, struct http_request *r);
+void h_metrics(struct http_conn *c, struct http_request *r);
+void h_datasets_list(struct http_conn *c, struct http_request *r);
+void h_datasets_get(struct http_conn *c, struct http_request *r);
+void h_events_post(struct http_conn *c, struct http_request *r);
+void h_dlq_list(struct http_conn *c, struct http_request *r);
+void h_dlq_get(struct http_conn *c, struct http_request *r);
+void h_dlq_retry(struct http_conn *c, struct http_request *r);
+void h_dlq_retry_bulk(struct http_conn *c, struct http_request *r);
+void h_dlq_drop(struct http_conn *c, struct http_request *r);
+
+/* Parse a non-negative integer query parameter; -1 and a 400 answer when bad. */
+int h_query_int(struct http_conn *c, struct http_request *r, const char *name, long long def,
+                long long min, long long max, long long *out);
+
+#endif

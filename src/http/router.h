@@ -1,0 +1,40 @@
+/*
+ * router.h - the route table: every HTTP route declared once, as
+ * {method, pattern, handler, label, summary}. Patterns are literal segments
+ * and {param} segments; the label is what metrics and logs call the route.
+ */
+#ifndef SLUICE_HTTP_ROUTER_H
+#define SLUICE_HTTP_ROUTER_H
+
+#include <stddef.h>
+
+struct http_conn;
+struct http_request;
+
+typedef void (*http_handler)(struct http_conn *c, struct http_request *r);
+
+struct route {
+    const char *method;
+    const char *pattern;
+    http_handler handler;
+    const char *summary;
+    int takes_body; /* 0: any body is read and discarded */
+};
+
+extern const struct route http_routes[];
+extern const size_t http_nroutes;
+
+enum route_match { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_NO_METHOD };
+
+/*
+ * Match method and decoded path. On ROUTE_FOUND sets *out and copies the
+ * {param} values into params (owned by the caller, *nparams of them). On
+ * ROUTE_NO_METHOD writes the allowed methods ("GET, POST") into allow.
+ */
+enum route_match router_match(const char *method, const char *path, const struct route **out,
+                              char **params, size_t *nparams, char *allow, size_t allowcap);
+
+/* Index of a route in http_routes (for metrics). */
+size_t router_index(const struct route *r);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * routes.c - the route table and the matcher. Adding a route is adding a
+ * row here and a handler in the resource's file (h_*.c).
+ */
+#include "http/router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/handlers.h"
+
+const struct route http_routes[] = {
+    {"GET", "/healthz", h_healthz, "liveness, short form", 0},
+    {"GET", "/health/live", h_health_live, "the process answers", 0},
+    {"GET", "/health/ready", h_health_ready, "ready to take writes (store up, queue not full)", 0},
+    {"GET", "/health/detailed", h_health_detailed, "every check with its detail", 0},
+    {"GET", "/health/db", h_health_db, "the store answers a query", 0},
+    {"GET", "/metrics", h_metrics, "Prometheus metrics", 0},
+    {"GET", "/api/v1/datasets", h_datasets_list, "the configured datasets", 0},
+    {"GET", "/api/v1/datasets/{name}", h_datasets_get, "one dataset and its schema", 0},
+    {"POST", "/api/v1/datasets/{name}/events", h_events_post, "push rows (JSON or NDJSON)", 1},
+    {"GET", "/api/v1/dlq", h_dlq_list, "list DLQ entries", 0},
+    {"POST", "/api/v1/dlq/retry", h_dlq_retry_bulk, "retry DLQ entries matching a filter", 1},
+    {"GET", "/api/v1/dlq/{id}", h_dlq_get, "one DLQ entry", 0},
+    {"POST", "/api/v1/dlq/{id}/retry", h_dlq_retry, "retry one DLQ entry", 0},
+    {"DELETE", "/api/v1/dlq/{id}", h_dlq_drop, "drop one DLQ entry (kept for audit)", 0},
+};
+const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];
+
+size_t router_index(const struct route *r)
+{
+    return (size_t)(r - http_routes);
+}
+
+/* Match path against pattern; on success copy the params. */
+static int match(const char *pattern, const char *path, char **params, size_t *np)
+{
+    const char *p = pattern, *s = path;
+    size_t n = 0;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            const char *se = strchr(s, '/');
+            size_t len = se ? (size_t)(se - s) : strlen(s);
+            if (!pe || len == 0 || n >= 4)
+                goto no;
+            if (params)
+                params[n] = strndup(s, len);
+            n++;
+            p = pe + 1;
+            s += len;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else {
+            goto no;
+        }
+    }
+    if (*p || *s)
+        goto no;
+    if (np)
+        *np = n;
+    return 1;
+no:
+    for (size_t i = 0; params && i < n; i++) {
+        free(params[i]);
+        params[i] = NULL;
+    }
+    return 0;
+}
+
+enum route_match router_match(const char *method, const char *path, const struct route **out,
+                              char **params, size_t *nparams, char *allow, size_t allowcap)
+{
+    int path_found = 0;
+    size_t al = 0;
+    if (allowcap)
+        allow[0] = 0;
+    *out = NULL;
+    *nparams = 0;
+    for (size_t i = 0; i < http_nroutes; i++) {
+        if (!match(http_routes[i].pattern, path, NULL, NULL))
+            continue;
+        int same = strcmp(http_routes[i].method, method) == 0 ||
+                   (strcmp(method, "HEAD") == 0 && strcmp(http_routes[i].method, "GET") == 0);
+        if (same) {
+            match(http_routes[i].pattern, path, params, nparams);
+            *out = &http_routes[i];
+            return ROUTE_FOUND;
+        }
+        path_found = 1;
+        if (al + 10 < allowcap)
+            al += (size_t)snprintf(allow + al, allowcap - al, "%s%s", al ? ", " : "",
+                                   http_routes[i].method);
+    }
+    return path_found ? ROUTE_NO_METHOD : ROUTE_NO_PATH;
+}

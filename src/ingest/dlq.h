@@ -1,0 +1,46 @@
+/*
+ * dlq.h - the dead-letter queue's operations: show, retry (one or in bulk),
+ * drop. A retry validates the original bytes against the schema in force now;
+ * the row and the entry's new status are written in the same transaction, so
+ * an entry is stored at most once even under concurrent retries or a crash.
+ */
+#ifndef SLUICE_INGEST_DLQ_H
+#define SLUICE_INGEST_DLQ_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "ingest/writer.h"
+#include "store/store.h"
+
+/* The API's JSON form of an entry (new reference). */
+json_t *dlq_item_json(const struct dlq_entry *e);
+
+enum dlq_op { DLQ_RETRY, DLQ_DROP, DLQ_RETRY_BULK };
+
+/* A writer job acting on one entry, or on one page of a bulk retry. */
+struct dlq_job {
+    struct wjob job; /* apply = dlq_apply; the caller sets deliver */
+    enum dlq_op op;
+    const struct sluice_config *cfg; /* borrowed; the caller keeps it alive */
+    int64_t id;                      /* DLQ_RETRY, DLQ_DROP */
+    /* DLQ_RETRY_BULK: the filter (strings owned) and the page cursor. */
+    char *dataset, *error_code;
+    int64_t *ids;
+    size_t nids;
+    int64_t after_id;
+    int page;
+    /* Results. */
+    int status;      /* HTTP status for single ops */
+    json_t *result;  /* the item (single ops) or NULL */
+    enum sluice_err err;
+    char errmsg[200];
+    size_t matched, resolved, still_open; /* this page (bulk) */
+    int more;                             /* bulk: another page may follow */
+};
+
+int dlq_apply(struct wjob *job, struct store *st);
+void dlq_job_release(struct dlq_job *j); /* frees what the job owns, not the struct */
+
+#endif

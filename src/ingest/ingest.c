@@ -1,0 +1,317 @@
+/*
+ * ingest.c - see ingest.h.
+ */
+#include "ingest/ingest.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/rows.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/utf8.h"
+
+void ingest_new_id(const char *prefix, char *out, size_t cap)
+{
+    /* Crockford base32 of 48 bits of milliseconds and 80 random bits: sorts by time. */
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    unsigned char rnd[10];
+    uint64_t ms = (uint64_t)clock_wall_ms();
+    char id[27];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        memset(rnd, 0, sizeof rnd);
+    for (int i = 9; i >= 0; i--) {
+        id[i] = b32[ms & 31];
+        ms >>= 5;
+    }
+    uint64_t hi = 0, lo = 0;
+    for (int i = 0; i < 5; i++)
+        hi = hi << 8 | rnd[i];
+    for (int i = 5; i < 10; i++)
+        lo = lo << 8 | rnd[i];
+    for (int i = 17; i >= 10; i--) {
+        id[i] = b32[hi & 31];
+        hi >>= 5;
+    }
+    for (int i = 25; i >= 18; i--) {
+        id[i] = b32[lo & 31];
+        lo >>= 5;
+    }
+    id[26] = 0;
+    snprintf(out, cap, "%s_%s", prefix, id);
+}
+
+static void sha256_hex(const void *p, size_t n, char out[65])
+{
+    unsigned char md[32];
+    unsigned int len = 0;
+    EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+char *ingest_codes(const struct row_errors *e)
+{
+    struct buf b;
+    buf_init(&b, 1 << 16);
+    buf_appends(&b, ",");
+    for (size_t i = 0; i < e->n; i++) {
+        buf_appends(&b, err_name(e->v[i].code));
+        buf_appends(&b, ",");
+    }
+    return buf_steal(&b, NULL);
+}
+
+static int add_row(struct ingest *in, size_t *cap)
+{
+    if (in->nrows == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct ingest_row *nr = realloc(in->rows, nc * sizeof *nr);
+        if (!nr)
+            return -1;
+        in->rows = nr;
+        *cap = nc;
+    }
+    memset(&in->rows[in->nrows], 0, sizeof in->rows[0]);
+    in->rows[in->nrows].row = (int64_t)in->nrows + 1;
+    in->nrows++;
+    return 0;
+}
+
+enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *ds,
+                               const struct sluice_config *cfg, enum ingest_format fmt,
+                               char *body, size_t body_len, const char *source,
+                               const char *idem_key, char *msg, size_t msgcap)
+{
+    struct row_span *spans = NULL;
+    size_t nspans = 0, cap = 0;
+    enum sluice_err e;
+
+    in->job.apply = ingest_apply;
+    in->ds = ds;
+    in->body = body;
+    in->body_len = body_len;
+    in->source = strdup(source && *source ? source : "api");
+    in->idem_key = idem_key ? strdup(idem_key) : NULL;
+    in->max_errors = (size_t)cfg->limits.max_errors_per_response;
+    in->received_ms = clock_wall_ms();
+    clock_rfc3339(in->received_ms, in->received_at, sizeof in->received_at);
+    ingest_new_id("ing", in->ingest_id, sizeof in->ingest_id);
+    if (in->idem_key)
+        sha256_hex(body, body_len, in->body_sha256);
+
+    if (fmt == INGEST_JSON)
+        e = rows_split_json(body, body_len, cfg->limits.max_json_depth, &spans, &nspans, msg,
+                            msgcap);
+    else
+        e = rows_split_ndjson(body, body_len, &spans, &nspans);
+    if (e != SLUICE_OK) {
+        if (fmt == INGEST_JSON && e == ERR_MALFORMED_JSON && !utf8_valid(body, body_len)) {
+            snprintf(msg, msgcap, "the body is not valid UTF-8");
+            e = ERR_INVALID_UTF8;
+        }
+        goto out;
+    }
+    if (nspans == 0) {
+        snprintf(msg, msgcap, "the body holds no rows");
+        e = ERR_BAD_REQUEST;
+        goto out;
+    }
+    for (size_t i = 0; i < nspans; i++) {
+        if (add_row(in, &cap) < 0) {
+            snprintf(msg, msgcap, "out of memory");
+            e = ERR_INTERNAL;
+            goto out;
+        }
+        struct ingest_row *r = &in->rows[in->nrows - 1];
+        r->off = spans[i].off;
+        r->len = spans[i].len;
+        const char *p = body + r->off;
+        int syntax = 0;
+        char why[256];
+        enum sluice_err re;
+        json_t *obj = NULL;
+        if (fmt == INGEST_NDJSON && r->len > cfg->limits.max_row_bytes) {
+            re = ERR_ROW_TOO_LARGE;
+            snprintf(why, sizeof why, "line %lld is %zu bytes; limits.max_row_bytes is %llu",
+                     (long long)spans[i].line, r->len,
+                     (unsigned long long)cfg->limits.max_row_bytes);
+        } else {
+            re = rows_parse(p, r->len, cfg->limits.max_row_bytes, cfg->limits.max_json_depth,
+                            &obj, &syntax, why, sizeof why);
+        }
+        if (re != SLUICE_OK && syntax && fmt == INGEST_JSON) {
+            /* The document itself is not JSON: the whole request is refused. */
+            snprintf(msg, msgcap, "row %lld: %s", (long long)r->row, why);
+            e = re;
+            goto out;
+        }
+        if (re != SLUICE_OK) {
+            if (fmt == INGEST_NDJSON)
+                row_errors_add(&r->errs, re, NULL, "line %lld: %s", (long long)spans[i].line, why);
+            else
+                row_errors_add(&r->errs, re, NULL, "%s", why);
+            r->outcome = ROW_REJECTED;
+            continue;
+        }
+        if (schema_validate(ds->schema, obj, &r->errs, &r->extra) > 0) {
+            json_decref(obj);
+            r->outcome = ROW_REJECTED;
+            continue;
+        }
+        r->obj = obj;
+    }
+    in->job.nrows = in->nrows;
+    e = SLUICE_OK;
+out:
+    free(spans);
+    return e;
+}
+
+static void count_rejected(struct ingest *in, struct ingest_row *r)
+{
+    in->rejected++;
+    in->rejected_by_code[r->errs.n ? r->errs.v[0].code : ERR_INTERNAL]++;
+}
+
+static char *build_response(struct ingest *in)
+{
+    json_t *errs = json_array();
+    size_t nerr = 0;
+    int truncated = 0;
+    for (size_t i = 0; i < in->nrows; i++) {
+        struct ingest_row *r = &in->rows[i];
+        if (r->outcome != ROW_REJECTED)
+            continue;
+        for (size_t k = 0; k < r->errs.n; k++) {
+            if (nerr >= in->max_errors) {
+                truncated = 1;
+                break;
+            }
+            struct row_error *re = &r->errs.v[k];
+            json_array_append_new(
+                errs, json_pack("{s:I,s:s?,s:s,s:s}", "row", (json_int_t)r->row, "field",
+                                re->field, "code", err_name(re->code), "message",
+                                re->message ? re->message : ""));
+            nerr++;
+        }
+    }
+    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:o,s:b}", "ingest_id", in->ingest_id,
+                          "received", (json_int_t)in->nrows, "accepted",
+                          (json_int_t)in->accepted, "rejected", (json_int_t)in->rejected,
+                          "duplicates", (json_int_t)in->duplicates, "errors", errs,
+                          "errors_truncated", truncated);
+    char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return txt;
+}
+
+int ingest_apply(struct wjob *job, struct store *st)
+{
+    struct ingest *in = (struct ingest *)job;
+    const struct dataset_config *ds = in->ds;
+
+    if (in->idem_key) {
+        struct idem_record rec = {0};
+        int r = store_idem_get(st, ds->name, in->idem_key, &rec);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            if (strcmp(rec.sha256, in->body_sha256) == 0) {
+                in->status = rec.status;
+                in->response = rec.response;
+                in->replayed = 1;
+            } else {
+                free(rec.response);
+                in->status = 409;
+                json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code",
+                                      err_name(ERR_IDEMPOTENCY_KEY_REUSED), "message",
+                                      "this Idempotency-Key was used with a different body");
+                in->response = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                json_decref(j);
+            }
+            return 0;
+        }
+    }
+
+    struct row_meta m = {in->ingest_id, in->source, in->received_at};
+    in->accepted = in->rejected = in->duplicates = 0;
+    memset(in->rejected_by_code, 0, sizeof in->rejected_by_code);
+    for (size_t i = 0; i < in->nrows; i++) {
+        struct ingest_row *r = &in->rows[i];
+        if (r->outcome == ROW_REJECTED) {
+            count_rejected(in, r);
+            continue;
+        }
+        enum row_result res;
+        if (store_row_put(st, ds, &m, r->obj, r->extra, &res) < 0)
+            return -1;
+        if (res != ROW_DUPLICATE) {
+            r->outcome = ROW_STORED;
+            in->accepted++;
+        } else if (ds->on_duplicate == ON_DUP_SKIP) {
+            r->outcome = ROW_SKIPPED;
+            in->duplicates++;
+        } else {
+            json_t *kv = json_object_get(r->obj, ds->key);
+            char *kt = kv ? json_dumps(kv, JSON_ENCODE_ANY) : NULL;
+            row_errors_add(&r->errs, ERR_DUPLICATE_KEY, ds->key,
+                           "a row with %s = %s is already stored", ds->key, kt ? kt : "?");
+            free(kt);
+            r->outcome = ROW_REJECTED;
+            count_rejected(in, r);
+        }
+    }
+    for (size_t i = 0; i < in->nrows; i++) {
+        struct ingest_row *r = &in->rows[i];
+        if (r->outcome != ROW_REJECTED)
+            continue;
+        json_t *ej = row_errors_to_json(&r->errs);
+        char *errs = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *codes = ingest_codes(&r->errs);
+        json_decref(ej);
+        struct dlq_new d = {.dataset = ds->name,
+                            .ingest_id = in->ingest_id,
+                            .source = in->source,
+                            .row = r->row,
+                            .payload = in->body + r->off,
+                            .payload_len = r->len,
+                            .errors_json = errs,
+                            .codes = codes,
+                            .received_ms = in->received_ms};
+        int rc = store_dlq_add(st, &d, NULL);
+        free(errs);
+        free(codes);
+        if (rc < 0)
+            return -1;
+    }
+    in->status = in->rejected == 0 ? 200 : in->rejected == in->nrows ? 422 : 207;
+    in->response = build_response(in);
+    if (!in->response)
+        return -1;
+    if (in->idem_key &&
+        store_idem_put(st, ds->name, in->idem_key, in->body_sha256, in->status, in->response,
+                       in->received_ms) < 0)
+        return -1;
+    return 0;
+}
+
+void ingest_release(struct ingest *in)
+{
+    for (size_t i = 0; i < in->nrows; i++) {
+        json_decref(in->rows[i].obj);
+        json_decref(in->rows[i].extra);
+        row_errors_release(&in->rows[i].errs);
+    }
+    free(in->rows);
+    free(in->body);
+    free(in->source);
+    free(in->idem_key);
+    free(in->response);
+    in->rows = NULL;
+    in->body = in->source = in->idem_key = in->response = NULL;
+}

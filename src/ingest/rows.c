@@ -1,0 +1,257 @@
+/*
+ * rows.c - see rows.h. The top-level scanner only finds where each array
+ * element starts and ends (strings and nesting aware); jansson then parses
+ * each element strictly. The scanner also enforces the depth limit before
+ * jansson sees a byte, so hostile nesting costs one linear pass.
+ */
+#include "ingest/rows.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/utf8.h"
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+    while (i < len && is_ws(s[i]))
+        i++;
+    return i;
+}
+
+/*
+ * Find the end of the JSON value starting at s[*i]; *i is left just after it.
+ * Returns 0, -1 on a truncated or empty value, -2 when deeper than max_depth.
+ */
+static int scan_value(const char *s, size_t len, size_t *i, int max_depth)
+{
+    size_t k = *i;
+    char c = s[k];
+    if (c == '"') {
+        for (k++; k < len; k++) {
+            if (s[k] == '\\')
+                k++;
+            else if (s[k] == '"') {
+                *i = k + 1;
+                return 0;
+            }
+        }
+        return -1;
+    }
+    if (c == '{' || c == '[') {
+        int depth = 0, in_str = 0;
+        for (; k < len; k++) {
+            char ch = s[k];
+            if (in_str) {
+                if (ch == '\\')
+                    k++;
+                else if (ch == '"')
+                    in_str = 0;
+            } else if (ch == '"') {
+                in_str = 1;
+            } else if (ch == '{' || ch == '[') {
+                if (++depth > max_depth)
+                    return -2;
+            } else if (ch == '}' || ch == ']') {
+                if (--depth == 0) {
+                    *i = k + 1;
+                    return 0;
+                }
+            }
+        }
+        return -1;
+    }
+    while (k < len && !is_ws(s[k]) && s[k] != ',' && s[k] != ']' && s[k] != '}')
+        k++;
+    if (k == *i)
+        return -1;
+    *i = k;
+    return 0;
+}
+
+static int push(struct row_span **v, size_t *n, size_t *cap, size_t off, size_t len,
+                int64_t line)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct row_span *nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[*n] = (struct row_span){off, len, line};
+    (*n)++;
+    return 0;
+}
+
+static int64_t line_of(const char *s, size_t off, size_t *from, int64_t *line)
+{
+    for (; *from < off; (*from)++)
+        if (s[*from] == '\n')
+            (*line)++;
+    return *line;
+}
+
+enum sluice_err rows_split_json(const char *s, size_t len, int max_depth,
+                                struct row_span **spans, size_t *n, char *msg, size_t cap)
+{
+    struct row_span *v = NULL;
+    size_t cnt = 0, vcap = 0, i = skip_ws(s, len, 0), lfrom = 0;
+    int64_t line = 1;
+    enum sluice_err e = ERR_MALFORMED_JSON;
+    *spans = NULL;
+    *n = 0;
+    if (i == len) {
+        snprintf(msg, cap, "the body is empty");
+        return ERR_MALFORMED_JSON;
+    }
+    if (s[i] == '{') {
+        size_t start = i;
+        int r = scan_value(s, len, &i, max_depth);
+        if (r == -2) {
+            snprintf(msg, cap, "nesting deeper than %d levels", max_depth);
+            return ERR_NESTING_TOO_DEEP;
+        }
+        if (r < 0 || skip_ws(s, len, i) != len) {
+            snprintf(msg, cap, r < 0 ? "the object is not terminated"
+                                     : "unexpected data after the object at byte %zu",
+                     skip_ws(s, len, i));
+            return ERR_MALFORMED_JSON;
+        }
+        if (push(&v, &cnt, &vcap, start, i - start, line_of(s, start, &lfrom, &line)) < 0)
+            goto oom;
+        *spans = v;
+        *n = cnt;
+        return SLUICE_OK;
+    }
+    if (s[i] != '[') {
+        snprintf(msg, cap, "the body must be a JSON object or an array of objects");
+        return ERR_MALFORMED_JSON;
+    }
+    i = skip_ws(s, len, i + 1);
+    if (i < len && s[i] == ']') {
+        i++;
+    } else {
+        for (;;) {
+            if (i >= len) {
+                snprintf(msg, cap, "the array is not terminated");
+                goto fail;
+            }
+            size_t start = i;
+            int r = scan_value(s, len, &i, max_depth);
+            if (r == -2) {
+                snprintf(msg, cap, "row %zu: nesting deeper than %d levels", cnt + 1, max_depth);
+                e = ERR_NESTING_TOO_DEEP;
+                goto fail;
+            }
+            if (r < 0) {
+                snprintf(msg, cap, "row %zu at byte %zu: the value is not terminated", cnt + 1,
+                         start);
+                goto fail;
+            }
+            if (push(&v, &cnt, &vcap, start, i - start, line_of(s, start, &lfrom, &line)) < 0)
+                goto oom;
+            i = skip_ws(s, len, i);
+            if (i < len && s[i] == ',') {
+                i = skip_ws(s, len, i + 1);
+                continue;
+            }
+            if (i < len && s[i] == ']') {
+                i++;
+                break;
+            }
+            snprintf(msg, cap, "expected ',' or ']' after row %zu at byte %zu", cnt, i);
+            goto fail;
+        }
+    }
+    if (skip_ws(s, len, i) != len) {
+        snprintf(msg, cap, "unexpected data after the array at byte %zu", skip_ws(s, len, i));
+        goto fail;
+    }
+    *spans = v;
+    *n = cnt;
+    return SLUICE_OK;
+oom:
+    snprintf(msg, cap, "out of memory");
+    e = ERR_INTERNAL;
+fail:
+    free(v);
+    return e;
+}
+
+enum sluice_err rows_split_ndjson(const char *s, size_t len, struct row_span **spans, size_t *n)
+{
+    struct row_span *v = NULL;
+    size_t cnt = 0, cap = 0, i = 0;
+    int64_t line = 0;
+    while (i < len) {
+        const char *nl = memchr(s + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - s) : len;
+        line++;
+        size_t b = i, e = end;
+        while (b < e && is_ws(s[b]))
+            b++;
+        while (e > b && is_ws(s[e - 1]))
+            e--;
+        if (e > b && push(&v, &cnt, &cap, b, e - b, line) < 0) {
+            free(v);
+            return ERR_INTERNAL;
+        }
+        i = end + 1;
+    }
+    *spans = v;
+    *n = cnt;
+    return SLUICE_OK;
+}
+
+enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int max_depth,
+                           json_t **out, int *syntax, char *msg, size_t cap)
+{
+    json_error_t jerr;
+    *out = NULL;
+    *syntax = 0;
+    if (!utf8_valid(p, len)) {
+        *syntax = 1;
+        snprintf(msg, cap, "the row is not valid UTF-8");
+        return ERR_INVALID_UTF8;
+    }
+    size_t i = 0;
+    int r = len ? scan_value(p, len, &i, max_depth) : -1;
+    if (r == -2) {
+        snprintf(msg, cap, "nesting deeper than %d levels", max_depth);
+        return ERR_NESTING_TOO_DEEP;
+    }
+    json_t *j = json_loadb(p, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        switch (json_error_code(&jerr)) {
+        case json_error_duplicate_key:
+            snprintf(msg, cap, "%s", jerr.text);
+            return ERR_DUPLICATE_FIELD;
+        case json_error_null_character:
+        case json_error_null_byte_in_key:
+            snprintf(msg, cap, "\\u0000 in a string is not stored");
+            return ERR_NUL_CHARACTER;
+        case json_error_numeric_overflow:
+            snprintf(msg, cap, "%s: integers must fit 64 bits, reals a double", jerr.text);
+            return ERR_NUMBER_TOO_LARGE;
+        default:
+            *syntax = 1;
+            snprintf(msg, cap, "%s at byte %d", jerr.text, jerr.position);
+            return ERR_MALFORMED_JSON;
+        }
+    }
+    if (len > max_row_bytes) {
+        json_decref(j);
+        snprintf(msg, cap, "the row is %zu bytes; limits.max_row_bytes is %zu", len,
+                 max_row_bytes);
+        return ERR_ROW_TOO_LARGE;
+    }
+    *out = j;
+    return SLUICE_OK;
+}

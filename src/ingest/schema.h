@@ -1,0 +1,94 @@
+/*
+ * schema.h - the dataset schema: a JSON Schema subset, compiled once, used to
+ * validate every row.
+ *
+ * Supported keywords (anything else is a compile error):
+ *   top level: type: object, properties, required, additionalProperties (bool)
+ *   per property: type (string|integer|number|boolean), minimum, maximum,
+ *     exclusiveMinimum, exclusiveMaximum (numbers), minLength, maxLength (in
+ *     Unicode code points), pattern (PCRE2, UTF mode, unanchored as in JSON
+ *     Schema), enum (list of scalars), format (date | date-time), description.
+ *
+ * A compiled schema is immutable and may be shared by any number of threads.
+ */
+#ifndef SLUICE_INGEST_SCHEMA_H
+#define SLUICE_INGEST_SCHEMA_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "util/errors.h"
+
+enum field_type { FT_STRING = 0, FT_INTEGER, FT_NUMBER, FT_BOOLEAN };
+
+/* "string", "integer", "number", "boolean". Static. */
+const char *field_type_name(enum field_type t);
+
+struct schema;
+
+/*
+ * Compile a schema from its JSON form (borrowed, not kept). Property names must
+ * match ^[A-Za-z][A-Za-z0-9_]{0,62}$ (they become column names; a leading '_' is
+ * reserved for sluice's own columns). Returns NULL with a message in err naming
+ * the offending property and keyword, e.g.
+ *   "properties.amount: unknown keyword 'minimun'".
+ * Caller frees with schema_destroy().
+ */
+struct schema *schema_compile(json_t *spec, char *err, size_t errlen);
+void schema_destroy(struct schema *s); /* accepts NULL */
+
+/* Declared fields in declaration order (the order of `properties`). */
+size_t schema_nfields(const struct schema *s);
+const char *schema_field_name(const struct schema *s, size_t i); /* borrowed */
+enum field_type schema_field_type(const struct schema *s, size_t i);
+int schema_field_required(const struct schema *s, size_t i);
+/* Index of the field called name, or -1. */
+int schema_field_index(const struct schema *s, const char *name);
+/* 1 unless additionalProperties is false. */
+int schema_allows_extra(const struct schema *s);
+
+/* One error of one row. field may be NULL (a row-level error); message is human text. */
+struct row_error {
+    enum sluice_err code;
+    char *field;   /* owned */
+    char *message; /* owned */
+};
+
+/* A growable list of row errors; owns its elements. Zero-initialise before use. */
+struct row_errors {
+    struct row_error *v;
+    size_t n, cap;
+};
+/* Append a copy of field and a formatted message. */
+void row_errors_add(struct row_errors *e, enum sluice_err code, const char *field,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void row_errors_clear(struct row_errors *e);   /* empties, keeps capacity */
+void row_errors_release(struct row_errors *e); /* frees everything */
+/* A JSON array [{"field","code","message"}] of the errors (new reference). */
+json_t *row_errors_to_json(const struct row_errors *e);
+
+/*
+ * Validate one row (borrowed). Appends EVERY error found to errs (not just the
+ * first) and returns how many it appended. A row that is not a JSON object gets
+ * one NOT_AN_OBJECT error. Integers given as 3.0 are accepted as integers.
+ * When the row is valid, the schema allows extra fields and extra != NULL,
+ * *extra is set to a new object holding the undeclared fields, or NULL if there
+ * are none (caller owns it).
+ */
+size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *errs,
+                       json_t **extra);
+
+/*
+ * Can rows stored under `old` be kept under `next`? Adding a field that is not
+ * required, adding/changing constraints is fine; removing a field or changing
+ * its type is not, nor making a new field required. Returns 0 when compatible,
+ * -1 with the reason in why ("field 'amount' changed type from number to string").
+ */
+int schema_compatible(const struct schema *old, const struct schema *next, char *why,
+                      size_t whylen);
+
+/* Whether s is a valid calendar date YYYY-MM-DD / an RFC 3339 date-time (len bytes). */
+int schema_is_date(const char *s, size_t len);
+int schema_is_datetime(const char *s, size_t len);
+
+#endif

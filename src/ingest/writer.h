@@ -1,0 +1,57 @@
+/*
+ * writer.h - the single writer thread and its group commit.
+ *
+ * Every change to the store goes through here as a job. The writer takes all
+ * queued jobs (up to writer.max_group_rows rows), runs each one's apply() in
+ * its own savepoint inside ONE transaction, commits (one fsync for the whole
+ * group), and only then calls each job's deliver(). So a job's deliver() is
+ * the moment its changes are durable, and the place to send a 2xx.
+ *
+ * The queue is bounded (writer.queue_max_jobs): writer_submit() refuses when
+ * it is full, and the caller answers 503 instead of acknowledging from memory.
+ */
+#ifndef SLUICE_INGEST_WRITER_H
+#define SLUICE_INGEST_WRITER_H
+
+#include <stddef.h>
+
+struct store;
+struct writer;
+
+struct wjob {
+    struct wjob *next; /* queue link, owned by the writer while queued */
+    size_t nrows;      /* weight of the job for group sizing (>= 1) */
+    /*
+     * Runs on the writer thread inside the group's transaction. Returns 0, or
+     * -1 to have this job's changes rolled back (the others still commit).
+     */
+    int (*apply)(struct wjob *job, struct store *st);
+    /*
+     * Runs on the writer thread after the group's COMMIT returned (result 0)
+     * or failed (result -1: nothing of the job is stored). The job belongs to
+     * deliver() from here on.
+     */
+    void (*deliver)(struct wjob *job, int result);
+    int applied; /* apply()'s result, set by the writer */
+};
+
+/* Start the writer on the store opened at uri. Returns NULL with err set. */
+struct writer *writer_start(const char *uri, int queue_max_jobs, int max_group_rows, char *err,
+                            size_t errlen);
+/* Queue a job. Returns 0, or -1 when the queue is full or the writer is stopping
+ * (the job is not taken: the caller still owns it). */
+int writer_submit(struct writer *w, struct wjob *job);
+/* Queue a job and wait until it was delivered; returns the job's apply result
+ * (or -1 if the commit failed). For admin work off the HTTP loops. job->deliver
+ * must be NULL: the writer signals the waiter instead. */
+int writer_run(struct writer *w, struct wjob *job);
+/* Jobs queued now, and the bound. */
+int writer_queue_depth(struct writer *w);
+int writer_queue_max(struct writer *w);
+/* Whether the last commit succeeded (for /health/ready). */
+int writer_healthy(struct writer *w);
+unsigned long long writer_commits(struct writer *w);
+/* Finish every queued job, then stop and free. Accepts NULL. */
+void writer_stop(struct writer *w);
+
+#endif

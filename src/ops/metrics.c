@@ -1,0 +1,227 @@
+/*
+ * metrics.c - counters and histograms kept in memory, rendered in the
+ * Prometheus text format. Series are few (routes x methods x statuses,
+ * datasets x codes), so plain arrays under one mutex are enough.
+ */
+#include "ops/metrics.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/router.h"
+
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+#define NBUCKETS (sizeof buckets / sizeof buckets[0])
+
+struct req_series {
+    size_t route;
+    char method[16];
+    int status;
+    unsigned long long n;
+};
+
+struct hist {
+    unsigned long long counts[NBUCKETS + 1]; /* last: +Inf */
+    double sum;
+    unsigned long long n;
+};
+
+struct ds_series {
+    char *name;
+    unsigned long long accepted, duplicates, rejected[ERR__COUNT];
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct req_series *reqs;
+static size_t nreqs, capreqs;
+static struct hist *hists; /* http_nroutes + 1 (unmatched) */
+static struct ds_series *dss;
+static size_t ndss;
+
+void metrics_init(void)
+{
+    pthread_mutex_lock(&mu);
+    if (!hists)
+        hists = calloc(http_nroutes + 1, sizeof *hists);
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_shutdown(void)
+{
+    pthread_mutex_lock(&mu);
+    free(reqs);
+    reqs = NULL;
+    nreqs = capreqs = 0;
+    free(hists);
+    hists = NULL;
+    for (size_t i = 0; i < ndss; i++)
+        free(dss[i].name);
+    free(dss);
+    dss = NULL;
+    ndss = 0;
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_http_request(size_t route, const char *method, int status, double seconds)
+{
+    if (route >= http_nroutes)
+        route = http_nroutes; /* unmatched */
+    pthread_mutex_lock(&mu);
+    if (!hists) {
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    struct req_series *r = NULL;
+    for (size_t i = 0; i < nreqs; i++)
+        if (reqs[i].route == route && reqs[i].status == status &&
+            strcmp(reqs[i].method, method) == 0) {
+            r = &reqs[i];
+            break;
+        }
+    if (!r) {
+        if (nreqs == capreqs) {
+            size_t nc = capreqs ? capreqs * 2 : 64;
+            struct req_series *nr = realloc(reqs, nc * sizeof *nr);
+            if (!nr) {
+                pthread_mutex_unlock(&mu);
+                return;
+            }
+            reqs = nr;
+            capreqs = nc;
+        }
+        r = &reqs[nreqs++];
+        memset(r, 0, sizeof *r);
+        r->route = route;
+        r->status = status;
+        snprintf(r->method, sizeof r->method, "%s", method);
+    }
+    r->n++;
+    struct hist *h = &hists[route];
+    size_t b = 0;
+    while (b < NBUCKETS && seconds > buckets[b])
+        b++;
+    h->counts[b]++;
+    h->sum += seconds;
+    h->n++;
+    pthread_mutex_unlock(&mu);
+}
+
+static struct ds_series *ds_get(const char *name)
+{
+    for (size_t i = 0; i < ndss; i++)
+        if (strcmp(dss[i].name, name) == 0)
+            return &dss[i];
+    struct ds_series *n = realloc(dss, (ndss + 1) * sizeof *n);
+    if (!n)
+        return NULL;
+    dss = n;
+    memset(&dss[ndss], 0, sizeof dss[ndss]);
+    dss[ndss].name = strdup(name);
+    return &dss[ndss++];
+}
+
+void metrics_rows(const char *dataset, unsigned long long accepted, unsigned long long duplicates,
+                  const unsigned long long rejected_by_code[ERR__COUNT])
+{
+    pthread_mutex_lock(&mu);
+    struct ds_series *d = ds_get(dataset);
+    if (d) {
+        d->accepted += accepted;
+        d->duplicates += duplicates;
+        for (int i = 0; rejected_by_code && i < ERR__COUNT; i++)
+            d->rejected[i] += rejected_by_code[i];
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static const char *route_label(size_t i)
+{
+    return i < http_nroutes ? http_routes[i].pattern : "unmatched";
+}
+
+void metrics_render(struct buf *o, const struct metrics_gauges *g)
+{
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < g->ndatasets; i++)
+        ds_get(g->datasets[i]);
+
+    buf_appends(o, "# HELP sluice_build_info Build information.\n# TYPE sluice_build_info gauge\n");
+    buf_printf(o, "sluice_build_info{version=\"%s\",git_sha=\"%s\"} 1\n", SLUICE_VERSION,
+               SLUICE_GIT_SHA);
+    buf_appends(o, "# HELP sluice_uptime_seconds Seconds since the server started.\n"
+                   "# TYPE sluice_uptime_seconds gauge\n");
+    buf_printf(o, "sluice_uptime_seconds %.3f\n", g->uptime_s);
+
+    buf_appends(o, "# HELP sluice_rows_received_total Rows received, per dataset.\n"
+                   "# TYPE sluice_rows_received_total counter\n");
+    for (size_t i = 0; i < ndss; i++) {
+        unsigned long long rej = 0;
+        for (int e = 0; e < ERR__COUNT; e++)
+            rej += dss[i].rejected[e];
+        buf_printf(o, "sluice_rows_received_total{dataset=\"%s\"} %llu\n", dss[i].name,
+                   dss[i].accepted + dss[i].duplicates + rej);
+    }
+    buf_appends(o, "# HELP sluice_rows_accepted_total Rows stored, per dataset.\n"
+                   "# TYPE sluice_rows_accepted_total counter\n");
+    for (size_t i = 0; i < ndss; i++)
+        buf_printf(o, "sluice_rows_accepted_total{dataset=\"%s\"} %llu\n", dss[i].name,
+                   dss[i].accepted);
+    buf_appends(o, "# HELP sluice_rows_rejected_total Rows sent to the DLQ, per dataset and first "
+                   "error code.\n# TYPE sluice_rows_rejected_total counter\n");
+    for (size_t i = 0; i < ndss; i++)
+        for (int e = 1; e < ERR__COUNT; e++)
+            if (dss[i].rejected[e])
+                buf_printf(o, "sluice_rows_rejected_total{dataset=\"%s\",error_code=\"%s\"} %llu\n",
+                           dss[i].name, err_name((enum sluice_err)e), dss[i].rejected[e]);
+    buf_appends(o, "# HELP sluice_rows_duplicate_total Rows skipped as duplicates, per dataset.\n"
+                   "# TYPE sluice_rows_duplicate_total counter\n");
+    for (size_t i = 0; i < ndss; i++)
+        buf_printf(o, "sluice_rows_duplicate_total{dataset=\"%s\"} %llu\n", dss[i].name,
+                   dss[i].duplicates);
+
+    buf_appends(o, "# HELP sluice_http_requests_total HTTP requests answered.\n"
+                   "# TYPE sluice_http_requests_total counter\n");
+    for (size_t i = 0; i < nreqs; i++)
+        buf_printf(o, "sluice_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
+                   route_label(reqs[i].route), reqs[i].method, reqs[i].status, reqs[i].n);
+    buf_appends(o, "# HELP sluice_http_request_duration_seconds Time from the first byte of a "
+                   "request to its answer.\n# TYPE sluice_http_request_duration_seconds histogram\n");
+    for (size_t r = 0; hists && r <= http_nroutes; r++) {
+        struct hist *h = &hists[r];
+        if (!h->n)
+            continue;
+        unsigned long long cum = 0;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cum += h->counts[b];
+            buf_printf(o, "sluice_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                       route_label(r), buckets[b], cum);
+        }
+        cum += h->counts[NBUCKETS];
+        buf_printf(o, "sluice_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+                   route_label(r), cum);
+        buf_printf(o, "sluice_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+                   route_label(r), h->sum);
+        buf_printf(o, "sluice_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                   route_label(r), h->n);
+    }
+    buf_appends(o, "# HELP sluice_dlq_depth Open DLQ entries, per dataset.\n"
+                   "# TYPE sluice_dlq_depth gauge\n");
+    for (size_t i = 0; i < ndss; i++) {
+        json_t *v = g->dlq_depth ? json_object_get(g->dlq_depth, dss[i].name) : NULL;
+        buf_printf(o, "sluice_dlq_depth{dataset=\"%s\"} %lld\n", dss[i].name,
+                   v ? (long long)json_integer_value(v) : 0LL);
+    }
+    pthread_mutex_unlock(&mu);
+
+    buf_appends(o, "# HELP sluice_writer_queue_depth Jobs waiting for the writer.\n"
+                   "# TYPE sluice_writer_queue_depth gauge\n");
+    buf_printf(o, "sluice_writer_queue_depth %d\n", g->queue_depth);
+    buf_appends(o, "# HELP sluice_writer_queue_capacity Bound of the writer queue.\n"
+                   "# TYPE sluice_writer_queue_capacity gauge\n");
+    buf_printf(o, "sluice_writer_queue_capacity %d\n", g->queue_max);
+    buf_appends(o, "# HELP sluice_writer_commits_total Group commits made by the writer.\n"
+                   "# TYPE sluice_writer_commits_total counter\n");
+    buf_printf(o, "sluice_writer_commits_total %llu\n", g->commits);
+}

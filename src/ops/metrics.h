@@ -1,0 +1,40 @@
+/*
+ * metrics.h - sluice's Prometheus metrics, prefix sluice_.
+ *
+ * Counters are updated from any thread. Row counters for one request are
+ * updated in one call under one lock, so at every scrape, per dataset,
+ *   received = accepted + sum(rejected by error_code) + duplicates.
+ */
+#ifndef SLUICE_OPS_METRICS_H
+#define SLUICE_OPS_METRICS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+#include "util/errors.h"
+
+void metrics_init(void);
+void metrics_shutdown(void);
+
+/* One answered HTTP request. route is an index in http_routes, or (size_t)-1. */
+void metrics_http_request(size_t route, const char *method, int status, double seconds);
+
+/* The rows of one ingest: rejected_by_code[e] rows were rejected with e as their first error. */
+void metrics_rows(const char *dataset, unsigned long long accepted, unsigned long long duplicates,
+                  const unsigned long long rejected_by_code[ERR__COUNT]);
+
+/* Gauges that are read at scrape time. */
+struct metrics_gauges {
+    json_t *dlq_depth; /* {"dataset": n}, borrowed; may be NULL */
+    int queue_depth, queue_max;
+    unsigned long long commits;
+    double uptime_s;
+    const char *const *datasets; /* names to report even with zero counts */
+    size_t ndatasets;
+};
+
+/* Append the whole exposition (text format 0.0.4) to out. */
+void metrics_render(struct buf *out, const struct metrics_gauges *g);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * service.c - start-up, reload and shutdown of the running service.
+ */
+#include "service/service.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http/server.h"
+#include "ingest/writer.h"
+#include "ops/metrics.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+struct catalog *service_catalog(struct service *s)
+{
+    pthread_mutex_lock(&s->mu);
+    struct catalog *c = s->cat;
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&s->mu);
+    return c;
+}
+
+void catalog_release(struct catalog *c)
+{
+    if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        config_release(&c->cfg);
+        free(c);
+    }
+}
+
+int service_load_config(const struct service *s, struct sluice_config *cfg, char *err,
+                        size_t errlen)
+{
+    if (config_load(s->config_path, cfg, err, errlen) < 0)
+        return -1;
+    if (config_apply_env(cfg, err, errlen) < 0 ||
+        (s->listen_override && config_set(cfg, "listen", s->listen_override, err, errlen) < 0) ||
+        (s->data_dir_override &&
+         config_set(cfg, "data_dir", s->data_dir_override, err, errlen) < 0)) {
+        config_release(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+/* A writer job that creates or extends every dataset's table, all or nothing. */
+struct sync_job {
+    struct wjob job;
+    const struct sluice_config *cfg;
+    char *why;
+    size_t whylen;
+};
+
+static int sync_apply(struct wjob *job, struct store *st)
+{
+    struct sync_job *j = (struct sync_job *)job;
+    for (size_t i = 0; i < j->cfg->ndatasets; i++)
+        if (store_dataset_check(st, &j->cfg->datasets[i], j->why, j->whylen) < 0)
+            return -1;
+    for (size_t i = 0; i < j->cfg->ndatasets; i++)
+        if (store_dataset_sync(st, &j->cfg->datasets[i], j->why, j->whylen) < 0)
+            return -1;
+    return 0;
+}
+
+static int sync_datasets(struct service *s, const struct sluice_config *cfg, char *why,
+                         size_t whylen)
+{
+    struct sync_job j = {.job = {.nrows = 1, .apply = sync_apply}, .cfg = cfg, .why = why,
+                         .whylen = whylen};
+    why[0] = 0;
+    int rc = writer_run(s->writer, &j.job);
+    if (rc < 0 && !why[0])
+        snprintf(why, whylen, "the store could not be written");
+    return rc;
+}
+
+static int make_dirs(const char *dir, char *err, size_t errlen)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "data_dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int service_start(struct service *s, struct sluice_config *cfg, char *err, size_t errlen)
+{
+    pthread_mutex_init(&s->mu, NULL);
+    s->started_ms = clock_wall_ms();
+    s->started_ns = clock_mono_ns();
+    if (make_dirs(cfg->data_dir, err, errlen) < 0)
+        return -1;
+    s->store_uri = strdup(cfg->storage);
+    metrics_init();
+
+    struct store *st = store_open(s->store_uri, 0, err, errlen);
+    if (!st)
+        return -1;
+    if (store_migrate(st) < 0) {
+        snprintf(err, errlen, "%s: %s", s->store_uri, store_errmsg(st));
+        store_close(st);
+        return -1;
+    }
+    store_close(st);
+
+    s->writer = writer_start(s->store_uri, cfg->writer.queue_max_jobs, cfg->writer.max_group_rows,
+                             err, errlen);
+    if (!s->writer)
+        return -1;
+    if (sync_datasets(s, cfg, err, errlen) < 0)
+        return -1;
+
+    s->cat = calloc(1, sizeof *s->cat);
+    s->cat->refs = 1;
+    s->cat->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    const struct sluice_config *c = &s->cat->cfg;
+
+    struct http_server_opts o = {
+        .listen = c->listen,
+        .threads = c->io_threads,
+        .max_body_bytes = c->limits.max_body_bytes,
+        .max_header_bytes = c->limits.max_header_bytes,
+        .idle_timeout_ms = c->http.idle_timeout_ms,
+        .request_timeout_ms = c->http.request_timeout_ms,
+        .max_connections = c->http.max_connections,
+        .store_uri = s->store_uri,
+        .log_requests = c->log.requests,
+    };
+    s->http = http_server_start(&o, s, err, errlen);
+    if (!s->http)
+        return -1;
+    char addr[256];
+    log_info("service", "listening",
+             "\"listen\":\"%s\",\"storage\":\"%s\",\"datasets\":%zu,\"io_threads\":%d,"
+             "\"version\":\"%s\"",
+             log_json_str(addr, sizeof addr, c->listen, (size_t)-1), s->store_uri, c->ndatasets,
+             c->io_threads, SLUICE_VERSION);
+    return 0;
+}
+
+int service_reload(struct service *s, char *why, size_t whylen)
+{
+    struct sluice_config cfg;
+    if (service_load_config(s, &cfg, why, whylen) < 0)
+        return -1;
+    if (sync_datasets(s, &cfg, why, whylen) < 0) {
+        config_release(&cfg);
+        return -1;
+    }
+    struct catalog *n = calloc(1, sizeof *n);
+    if (!n) {
+        config_release(&cfg);
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    n->refs = 1;
+    n->cfg = cfg;
+    if (n->cfg.log.level)
+        log_set_level(n->cfg.log.level);
+    pthread_mutex_lock(&s->mu);
+    struct catalog *old = s->cat;
+    s->cat = n;
+    pthread_mutex_unlock(&s->mu);
+    if (strcmp(old->cfg.listen, n->cfg.listen) != 0 ||
+        old->cfg.limits.max_body_bytes != n->cfg.limits.max_body_bytes ||
+        old->cfg.io_threads != n->cfg.io_threads)
+        log_warn("service", "some changed options apply only after a restart",
+                 "\"options\":\"listen, io_threads, limits.max_body_bytes, "
+                 "limits.max_header_bytes, http.*, writer.*\"");
+    catalog_release(old);
+    return 0;
+}
+
+void service_stop(struct service *s, uint64_t timeout_ms)
+{
+    uint64_t deadline = clock_mono_ns() + timeout_ms * 1000000ull;
+    if (s->http) {
+        http_server_drain(s->http);
+        while (http_server_busy(s->http) > 0 && clock_mono_ns() < deadline)
+            usleep(20000);
+    }
+    /* Finish every queued job; their answers go to the loops, still running. */
+    writer_stop(s->writer);
+    s->writer = NULL;
+    http_server_stop(s->http);
+    s->http = NULL;
+    catalog_release(s->cat);
+    s->cat = NULL;
+    metrics_shutdown();
+    free(s->store_uri);
+    s->store_uri = NULL;
+    pthread_mutex_destroy(&s->mu);
+}

@@ -1,0 +1,65 @@
+/*
+ * service.h - the running service: the configuration in force (the catalog),
+ * the writer, the HTTP server, and what ties them together at start-up,
+ * reload and shutdown.
+ *
+ * The catalog is immutable and reference-counted: a request takes a reference
+ * for as long as it needs its dataset, and SIGHUP swaps in a new catalog
+ * without disturbing requests that hold the old one.
+ */
+#ifndef SLUICE_SERVICE_SERVICE_H
+#define SLUICE_SERVICE_SERVICE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct writer;
+struct http_server;
+
+struct catalog {
+    int refs; /* atomic */
+    struct sluice_config cfg;
+};
+
+struct service {
+    pthread_mutex_t mu;
+    struct catalog *cat; /* under mu */
+    struct writer *writer;
+    struct http_server *http;
+    int64_t started_ms;
+    uint64_t started_ns;
+    char *config_path;    /* owned; NULL when started without a file */
+    char *listen_override, *data_dir_override; /* owned; from the command line */
+    char *store_uri;      /* owned; fixed at start */
+};
+
+/* A new reference to the catalog in force. Release with catalog_release(). */
+struct catalog *service_catalog(struct service *s);
+void catalog_release(struct catalog *c); /* accepts NULL */
+
+/*
+ * Load the configuration the way `serve` does: file, then environment, then
+ * the command-line overrides. Returns 0, or -1 with the message in err.
+ */
+int service_load_config(const struct service *s, struct sluice_config *cfg, char *err,
+                        size_t errlen);
+
+/*
+ * Start: open and migrate the store, create or check the dataset tables,
+ * start the writer and the HTTP loops. cfg is taken. Returns 0 or -1 (err set).
+ */
+int service_start(struct service *s, struct sluice_config *cfg, char *err, size_t errlen);
+
+/*
+ * Re-read the configuration file. New datasets and new optional fields apply
+ * at once; a change that would break stored data is refused and the old
+ * configuration stays. Returns 0, or -1 with the reason in why.
+ */
+int service_reload(struct service *s, char *why, size_t whylen);
+
+/* Stop accepting, finish what is in flight (at most timeout_ms), stop everything. */
+void service_stop(struct service *s, uint64_t timeout_ms);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * store.h - the only door to the database. Every SQL statement lives in a
+ * backend (store_sqlite.c now, store_pg.c later) behind this ops table, chosen
+ * by the scheme of the `storage` URI when the store is opened.
+ *
+ * A struct store is one connection: not shared between threads. The writer
+ * thread owns one for all writes; each HTTP loop owns one for reads.
+ * All functions return 0 on success and -1 on failure (message in
+ * store_errmsg()), unless said otherwise.
+ */
+#ifndef SLUICE_STORE_STORE_H
+#define SLUICE_STORE_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct store;
+
+/* Where a row came from; all borrowed. */
+struct row_meta {
+    const char *ingest_id;
+    const char *source;
+    const char *received_at; /* RFC 3339 UTC */
+};
+
+enum row_result { ROW_INSERTED = 0, ROW_DUPLICATE, ROW_REPLACED };
+
+/* A new DLQ entry; all borrowed. */
+struct dlq_new {
+    const char *dataset;
+    const char *ingest_id;
+    const char *source;
+    int64_t row;
+    const void *payload;
+    size_t payload_len;
+    const char *errors_json; /* JSON array [{"field","code","message"}] */
+    const char *codes;       /* ",CODE1,CODE2," for filtering */
+    int64_t received_ms;
+};
+
+/* A stored DLQ entry; owns its strings (dlq_entry_release). */
+struct dlq_entry {
+    int64_t id;
+    char *dataset, *ingest_id, *source;
+    int64_t row;
+    char *payload;
+    size_t payload_len;
+    char *errors_json;
+    int64_t received_ms, updated_ms;
+    int attempts;
+    char status[12]; /* open | resolved | dropped */
+};
+void dlq_entry_release(struct dlq_entry *e);
+
+struct dlq_filter {
+    const char *dataset;    /* NULL = any */
+    const char *error_code; /* NULL = any */
+    const char *status;     /* NULL = any; else open|resolved|dropped */
+    const int64_t *ids;     /* NULL = any; else nids ids */
+    size_t nids;
+    int64_t after_id;       /* keyset: ids > after_id */
+    int limit;
+};
+
+/* The idempotency record of one (dataset, key). */
+struct idem_record {
+    char sha256[65];
+    int status;
+    char *response; /* owned */
+};
+
+struct store_ops {
+    const char *scheme; /* "sqlite" */
+    struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
+    void (*close)(struct store *st);
+    const char *(*errmsg)(struct store *st);
+    int (*migrate)(struct store *st);
+    int (*ping)(struct store *st);
+
+    int (*dataset_sync)(struct store *st, const struct dataset_config *ds, char *why,
+                        size_t whylen);
+    int (*dataset_check)(struct store *st, const struct dataset_config *ds, char *why,
+                         size_t whylen);
+
+    int (*begin)(struct store *st);
+    int (*commit)(struct store *st);
+    int (*rollback)(struct store *st);
+    int (*savepoint)(struct store *st);
+    int (*savepoint_release)(struct store *st);
+    int (*savepoint_rollback)(struct store *st);
+
+    int (*row_put)(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+                   json_t *row, json_t *extra, enum row_result *res);
+    int64_t (*row_count)(struct store *st, const char *dataset);
+
+    int (*dlq_add)(struct store *st, const struct dlq_new *e, int64_t *id);
+    int (*dlq_get)(struct store *st, int64_t id, struct dlq_entry *out); /* 1 = not found */
+    int (*dlq_list)(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
+                    size_t *n);
+    int (*dlq_set)(struct store *st, int64_t id, const char *status, int attempts,
+                   const char *errors_json, const char *codes, int64_t now_ms);
+    int (*dlq_depth)(struct store *st, json_t **by_dataset); /* {"ds": n, ...} */
+
+    int (*idem_get)(struct store *st, const char *dataset, const char *key,
+                    struct idem_record *out); /* 1 = not found */
+    int (*idem_put)(struct store *st, const char *dataset, const char *key, const char *sha256,
+                    int status, const char *response, int64_t now_ms);
+    int (*idem_purge)(struct store *st, int64_t older_than_ms);
+};
+
+/* The base every backend's handle starts with. */
+struct store {
+    const struct store_ops *ops;
+};
+
+/*
+ * Open the store named by uri ("sqlite:PATH"). readonly handles are for the
+ * HTTP loops' reads. Returns NULL with a message in err.
+ */
+struct store *store_open(const char *uri, int readonly, char *err, size_t errlen);
+void store_close(struct store *st); /* accepts NULL */
+
+/* Thin dispatchers, so callers read as store_dlq_get(st, ...). */
+#define store_errmsg(st) ((st)->ops->errmsg(st))
+#define store_migrate(st) ((st)->ops->migrate(st))
+#define store_ping(st) ((st)->ops->ping(st))
+#define store_dataset_sync(st, ds, w, n) ((st)->ops->dataset_sync((st), (ds), (w), (n)))
+#define store_dataset_check(st, ds, w, n) ((st)->ops->dataset_check((st), (ds), (w), (n)))
+#define store_begin(st) ((st)->ops->begin(st))
+#define store_commit(st) ((st)->ops->commit(st))
+#define store_rollback(st) ((st)->ops->rollback(st))
+#define store_savepoint(st) ((st)->ops->savepoint(st))
+#define store_savepoint_release(st) ((st)->ops->savepoint_release(st))
+#define store_savepoint_rollback(st) ((st)->ops->savepoint_rollback(st))
+#define store_row_put(st, ds, m, r, x, res) ((st)->ops->row_put((st), (ds), (m), (r), (x), (res)))
+#define store_row_count(st, ds) ((st)->ops->row_count((st), (ds)))
+#define store_dlq_add(st, e, id) ((st)->ops->dlq_add((st), (e), (id)))
+#define store_dlq_get(st, id, out) ((st)->ops->dlq_get((st), (id), (out)))
+#define store_dlq_list(st, f, out, n) ((st)->ops->dlq_list((st), (f), (out), (n)))
+#define store_dlq_set(st, id, s, a, e, c, now) ((st)->ops->dlq_set((st), (id), (s), (a), (e), (c), (now)))
+#define store_dlq_depth(st, out) ((st)->ops->dlq_depth((st), (out)))
+#define store_idem_get(st, ds, k, out) ((st)->ops->idem_get((st), (ds), (k), (out)))
+#define store_idem_put(st, ds, k, sha, s, r, now) ((st)->ops->idem_put((st), (ds), (k), (sha), (s), (r), (now)))
+#define store_idem_purge(st, t) ((st)->ops->idem_purge((st), (t)))
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif

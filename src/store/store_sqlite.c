@@ -1,0 +1,753 @@
+/*
+ * store_sqlite.c - the embedded backend: one SQLite file in WAL mode with
+ * synchronous=FULL, so a COMMIT returns only after the WAL is fsynced.
+ *
+ * Tables: schema_migrations, datasets (the schema each ds_<name> table was
+ * built for), ds_<name> (one typed column per property plus _id, _ingest_id,
+ * _source, _received_at, _extra), dlq, idempotency. Row INSERT statements are
+ * prepared once per dataset and cached until the dataset's schema changes.
+ */
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+
+struct ds_stmt {
+    struct ds_stmt *next;
+    char *name;
+    const struct schema *schema; /* the schema the statement was built for (borrowed) */
+    sqlite3_stmt *put;
+};
+
+struct sqlite_store {
+    struct store base;
+    sqlite3 *db;
+    struct ds_stmt *stmts;
+    char err[512];
+    int in_savepoint;
+};
+
+#define SQ(st) ((struct sqlite_store *)(st))
+
+static const char *migrations[] = {
+    /* 1 */
+    "CREATE TABLE datasets (name TEXT PRIMARY KEY, key TEXT, schema TEXT NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE dlq (id INTEGER PRIMARY KEY AUTOINCREMENT, dataset TEXT NOT NULL,"
+    " ingest_id TEXT NOT NULL, source TEXT, row_no INTEGER NOT NULL, payload BLOB NOT NULL,"
+    " errors TEXT NOT NULL, codes TEXT NOT NULL, received_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " status TEXT NOT NULL DEFAULT 'open');"
+    "CREATE INDEX dlq_status ON dlq(status, dataset);"
+    "CREATE INDEX dlq_dataset ON dlq(dataset, id);"
+    "CREATE TABLE idempotency (dataset TEXT NOT NULL, key TEXT NOT NULL,"
+    " sha256 TEXT NOT NULL, status INTEGER NOT NULL, response TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, PRIMARY KEY (dataset, key));"
+    "CREATE INDEX idempotency_created ON idempotency(created_ms);",
+};
+
+static int fail(struct sqlite_store *s, const char *what)
+{
+    snprintf(s->err, sizeof s->err, "%s: %s", what, sqlite3_errmsg(s->db));
+    return -1;
+}
+
+static int exec(struct sqlite_store *s, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(s->err, sizeof s->err, "%s", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *sq_errmsg(struct store *st)
+{
+    return SQ(st)->err;
+}
+
+static void sq_close(struct store *st)
+{
+    struct sqlite_store *s = SQ(st);
+    for (struct ds_stmt *d = s->stmts, *n; d; d = n) {
+        n = d->next;
+        sqlite3_finalize(d->put);
+        free(d->name);
+        free(d);
+    }
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static struct store *sq_open(const char *path, int readonly, char *err, size_t errlen);
+
+static int sq_migrate(struct store *st)
+{
+    struct sqlite_store *s = SQ(st);
+    if (exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " applied_ms INTEGER NOT NULL)") < 0)
+        return -1;
+    int have = 0;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM schema_migrations", -1,
+                           &q, NULL) != SQLITE_OK)
+        return fail(s, "migrate");
+    if (sqlite3_step(q) == SQLITE_ROW)
+        have = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    for (int v = have; v < (int)(sizeof migrations / sizeof migrations[0]); v++) {
+        char sql[128];
+        if (exec(s, "BEGIN IMMEDIATE") < 0)
+            return -1;
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO schema_migrations VALUES (%d, CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER))",
+                 v + 1);
+        if (exec(s, migrations[v]) < 0 || exec(s, sql) < 0) {
+            char keep[512];
+            snprintf(keep, sizeof keep, "migration %d: %s", v + 1, s->err);
+            exec(s, "ROLLBACK");
+            snprintf(s->err, sizeof s->err, "%s", keep);
+            return -1;
+        }
+        if (exec(s, "COMMIT") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int sq_ping(struct store *st)
+{
+    return exec(SQ(st), "SELECT 1 FROM schema_migrations LIMIT 1");
+}
+
+/* ---- datasets ---------------------------------------------------------- */
+
+static const char *sql_type(enum field_type t)
+{
+    switch (t) {
+    case FT_STRING:
+        return "TEXT";
+    case FT_INTEGER:
+    case FT_BOOLEAN:
+        return "INTEGER";
+    case FT_NUMBER:
+        return "REAL";
+    }
+    return "TEXT";
+}
+
+static void drop_stmt(struct sqlite_store *s, const char *name)
+{
+    for (struct ds_stmt **p = &s->stmts; *p; p = &(*p)->next)
+        if (strcmp((*p)->name, name) == 0) {
+            struct ds_stmt *d = *p;
+            *p = d->next;
+            sqlite3_finalize(d->put);
+            free(d->name);
+            free(d);
+            return;
+        }
+}
+
+/* The stored schema of a dataset, compiled; NULL (and *found = 0) when none. */
+static struct schema *stored_schema(struct sqlite_store *s, const char *name, char **key,
+                                    int *found, char *why, size_t whylen)
+{
+    sqlite3_stmt *q;
+    struct schema *old = NULL;
+    *found = 0;
+    *key = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT schema, key FROM datasets WHERE name = ?", -1, &q,
+                           NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(s->db));
+        return NULL;
+    }
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        *found = 1;
+        json_error_t jerr;
+        json_t *j = json_loads((const char *)sqlite3_column_text(q, 0), 0, &jerr);
+        if (j) {
+            char cerr[256];
+            old = schema_compile(j, cerr, sizeof cerr);
+            json_decref(j);
+        }
+        if (sqlite3_column_type(q, 1) != SQLITE_NULL)
+            *key = strdup((const char *)sqlite3_column_text(q, 1));
+    }
+    sqlite3_finalize(q);
+    return old;
+}
+
+static int sq_dataset_check(struct store *st, const struct dataset_config *ds, char *why,
+                            size_t whylen)
+{
+    struct sqlite_store *s = SQ(st);
+    int found;
+    char *oldkey;
+    struct schema *old = stored_schema(s, ds->name, &oldkey, &found, why, whylen);
+    int rc = 0;
+    if (found && !old) {
+        snprintf(why, whylen, "dataset '%s': the stored schema cannot be read", ds->name);
+        rc = -1;
+    } else if (old) {
+        char r[400];
+        if (schema_compatible(old, ds->schema, r, sizeof r) < 0) {
+            snprintf(why, whylen, "dataset '%s': %s", ds->name, r);
+            rc = -1;
+        } else if ((oldkey == NULL) != (ds->key == NULL) ||
+                   (oldkey && strcmp(oldkey, ds->key) != 0)) {
+            snprintf(why, whylen, "dataset '%s': the key changed from '%s' to '%s'", ds->name,
+                     oldkey ? oldkey : "(none)", ds->key ? ds->key : "(none)");
+            rc = -1;
+        }
+    }
+    schema_destroy(old);
+    free(oldkey);
+    return rc;
+}
+
+static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, char *why,
+                           size_t whylen)
+{
+    struct sqlite_store *s = SQ(st);
+    struct buf sql;
+    int rc = -1, found;
+    char *oldkey = NULL;
+    struct schema *old = NULL;
+    char *schema_txt = NULL;
+    buf_init(&sql, 1 << 20);
+
+    if (sq_dataset_check(st, ds, why, whylen) < 0)
+        return -1;
+    if (exec(s, "SAVEPOINT ds_sync") < 0)
+        goto fail;
+    old = stored_schema(s, ds->name, &oldkey, &found, why, whylen);
+    if (!found) {
+        buf_printf(&sql,
+                   "CREATE TABLE IF NOT EXISTS \"ds_%s\" (_id INTEGER PRIMARY KEY,"
+                   " _ingest_id TEXT NOT NULL, _source TEXT, _received_at TEXT NOT NULL,"
+                   " _extra TEXT",
+                   ds->name);
+        for (size_t i = 0; i < schema_nfields(ds->schema); i++)
+            buf_printf(&sql, ", \"%s\" %s", schema_field_name(ds->schema, i),
+                       sql_type(schema_field_type(ds->schema, i)));
+        buf_appends(&sql, ");");
+        if (ds->key)
+            buf_printf(&sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(\"%s\");",
+                       ds->name, ds->name, ds->key);
+        buf_printf(&sql, "CREATE INDEX IF NOT EXISTS \"ds_%s_ingest\" ON \"ds_%s\"(_ingest_id);",
+                   ds->name, ds->name);
+    } else {
+        for (size_t i = 0; i < schema_nfields(ds->schema); i++) {
+            const char *f = schema_field_name(ds->schema, i);
+            if (old && schema_field_index(old, f) >= 0)
+                continue;
+            buf_printf(&sql, "ALTER TABLE \"ds_%s\" ADD COLUMN \"%s\" %s;", ds->name, f,
+                       sql_type(schema_field_type(ds->schema, i)));
+        }
+    }
+    if (sql.len && exec(s, sql.data) < 0)
+        goto fail_rb;
+    schema_txt = json_dumps(ds->schema_json, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO datasets(name, key, schema, updated_ms) VALUES (?,?,?,"
+                           " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)) ON CONFLICT(name) DO UPDATE"
+                           " SET key = excluded.key, schema = excluded.schema,"
+                           " updated_ms = excluded.updated_ms",
+                           -1, &q, NULL) != SQLITE_OK) {
+        fail(s, "dataset");
+        goto fail_rb;
+    }
+    sqlite3_bind_text(q, 1, ds->name, -1, SQLITE_TRANSIENT);
+    if (ds->key)
+        sqlite3_bind_text(q, 2, ds->key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, schema_txt, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (step != SQLITE_DONE) {
+        fail(s, "dataset");
+        goto fail_rb;
+    }
+    if (exec(s, "RELEASE ds_sync") < 0)
+        goto fail;
+    drop_stmt(s, ds->name);
+    rc = 0;
+    goto out;
+fail_rb:
+    exec(s, "ROLLBACK TO ds_sync");
+    exec(s, "RELEASE ds_sync");
+fail:
+    snprintf(why, whylen, "dataset '%s': %s", ds->name, s->err);
+out:
+    free(schema_txt);
+    schema_destroy(old);
+    free(oldkey);
+    buf_release(&sql);
+    return rc;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+static int sq_begin(struct store *st)
+{
+    return exec(SQ(st), "BEGIN IMMEDIATE");
+}
+static int sq_commit(struct store *st)
+{
+    return exec(SQ(st), "COMMIT");
+}
+static int sq_rollback(struct store *st)
+{
+    return exec(SQ(st), "ROLLBACK");
+}
+static int sq_savepoint(struct store *st)
+{
+    return exec(SQ(st), "SAVEPOINT job");
+}
+static int sq_savepoint_release(struct store *st)
+{
+    return exec(SQ(st), "RELEASE job");
+}
+static int sq_savepoint_rollback(struct store *st)
+{
+    return exec(SQ(st), "ROLLBACK TO job") < 0 ? -1 : exec(SQ(st), "RELEASE job");
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_config *ds)
+{
+    for (struct ds_stmt *d = s->stmts; d; d = d->next)
+        if (strcmp(d->name, ds->name) == 0) {
+            if (d->schema == ds->schema)
+                return d;
+            drop_stmt(s, ds->name);
+            break;
+        }
+    struct buf sql;
+    buf_init(&sql, 1 << 20);
+    size_t n = schema_nfields(ds->schema);
+    buf_printf(&sql, "INSERT INTO \"ds_%s\" (_ingest_id, _source, _received_at, _extra", ds->name);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&sql, ", \"%s\"", schema_field_name(ds->schema, i));
+    buf_appends(&sql, ") VALUES (?,?,?,?");
+    for (size_t i = 0; i < n; i++)
+        buf_appends(&sql, ",?");
+    buf_appends(&sql, ")");
+    if (ds->key) {
+        if (ds->on_duplicate == ON_DUP_UPSERT) {
+            buf_printf(&sql,
+                       " ON CONFLICT(\"%s\") DO UPDATE SET _ingest_id = excluded._ingest_id,"
+                       " _source = excluded._source, _received_at = excluded._received_at,"
+                       " _extra = excluded._extra",
+                       ds->key);
+            for (size_t i = 0; i < n; i++)
+                buf_printf(&sql, ", \"%s\" = excluded.\"%s\"", schema_field_name(ds->schema, i),
+                           schema_field_name(ds->schema, i));
+        } else {
+            buf_printf(&sql, " ON CONFLICT(\"%s\") DO NOTHING", ds->key);
+        }
+    }
+    struct ds_stmt *d = calloc(1, sizeof *d);
+    if (!d || sqlite3_prepare_v3(s->db, sql.data, -1, SQLITE_PREPARE_PERSISTENT, &d->put, NULL) !=
+                  SQLITE_OK) {
+        fail(s, "prepare insert");
+        free(d);
+        buf_release(&sql);
+        return NULL;
+    }
+    buf_release(&sql);
+    d->name = strdup(ds->name);
+    d->schema = ds->schema;
+    d->next = s->stmts;
+    s->stmts = d;
+    return d;
+}
+
+static void bind_value(sqlite3_stmt *q, int col, enum field_type t, json_t *v)
+{
+    if (!v || json_is_null(v)) {
+        sqlite3_bind_null(q, col);
+        return;
+    }
+    switch (t) {
+    case FT_STRING:
+        sqlite3_bind_text(q, col, json_string_value(v), (int)json_string_length(v),
+                          SQLITE_STATIC);
+        break;
+    case FT_INTEGER:
+        sqlite3_bind_int64(q, col, json_is_integer(v) ? json_integer_value(v)
+                                                      : (sqlite3_int64)json_number_value(v));
+        break;
+    case FT_NUMBER:
+        sqlite3_bind_double(q, col, json_number_value(v));
+        break;
+    case FT_BOOLEAN:
+        sqlite3_bind_int(q, col, json_is_true(v));
+        break;
+    }
+}
+
+static int sq_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+                      json_t *row, json_t *extra, enum row_result *res)
+{
+    struct sqlite_store *s = SQ(st);
+    struct ds_stmt *d = put_stmt(s, ds);
+    if (!d)
+        return -1;
+    sqlite3_stmt *q = d->put;
+    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    sqlite3_bind_text(q, 1, m->ingest_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, m->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, m->received_at, -1, SQLITE_STATIC);
+    if (extra_txt)
+        sqlite3_bind_text(q, 4, extra_txt, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 4);
+    size_t n = schema_nfields(ds->schema);
+    for (size_t i = 0; i < n; i++)
+        bind_value(q, (int)i + 5, schema_field_type(ds->schema, i),
+                   json_object_get(row, schema_field_name(ds->schema, i)));
+    int rc = sqlite3_step(q);
+    int changes = sqlite3_changes(s->db);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    free(extra_txt);
+    if (rc != SQLITE_DONE)
+        return fail(s, "insert");
+    if (!ds->key)
+        *res = ROW_INSERTED;
+    else if (ds->on_duplicate == ON_DUP_UPSERT)
+        /* SQLite reports 1 change for both paths of an upsert; the caller
+         * counts both as accepted, which is what the API promises. */
+        *res = ROW_INSERTED;
+    else
+        *res = changes ? ROW_INSERTED : ROW_DUPLICATE;
+    return 0;
+}
+
+static int64_t sq_row_count(struct store *st, const char *dataset)
+{
+    struct sqlite_store *s = SQ(st);
+    char sql[200];
+    sqlite3_stmt *q;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM \"ds_%s\"", dataset);
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return fail(s, "count");
+    int64_t n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* ---- DLQ ----------------------------------------------------------------- */
+
+static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
+{
+    struct sqlite_store *s = SQ(st);
+    static const char sql[] =
+        "INSERT INTO dlq(dataset, ingest_id, source, row_no, payload, errors, codes,"
+        " received_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?)";
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q, NULL) != SQLITE_OK)
+        return fail(s, "dlq insert");
+    sqlite3_bind_text(q, 1, e->dataset, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, e->ingest_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, e->source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, e->row);
+    sqlite3_bind_blob(q, 5, e->payload_len ? e->payload : "", (int)e->payload_len, SQLITE_STATIC);
+    sqlite3_bind_text(q, 6, e->errors_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 7, e->codes, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 8, e->received_ms);
+    sqlite3_bind_int64(q, 9, e->received_ms);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return fail(s, "dlq insert");
+    if (id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+#define DLQ_COLS                                                                                   \
+    "id, dataset, ingest_id, source, row_no, payload, errors, received_ms, updated_ms,"          \
+    " attempts, status"
+
+static char *col_strdup(sqlite3_stmt *q, int i)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->id = sqlite3_column_int64(q, 0);
+    e->dataset = col_strdup(q, 1);
+    e->ingest_id = col_strdup(q, 2);
+    e->source = col_strdup(q, 3);
+    e->row = sqlite3_column_int64(q, 4);
+    const void *p = sqlite3_column_blob(q, 5);
+    e->payload_len = (size_t)sqlite3_column_bytes(q, 5);
+    e->payload = malloc(e->payload_len + 1);
+    if (e->payload) {
+        if (e->payload_len)
+            memcpy(e->payload, p, e->payload_len);
+        e->payload[e->payload_len] = 0;
+    }
+    e->errors_json = col_strdup(q, 6);
+    e->received_ms = sqlite3_column_int64(q, 7);
+    e->updated_ms = sqlite3_column_int64(q, 8);
+    e->attempts = sqlite3_column_int(q, 9);
+    snprintf(e->status, sizeof e->status, "%s", (const char *)sqlite3_column_text(q, 10));
+}
+
+static int sq_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT " DLQ_COLS " FROM dlq WHERE id = ?", -1, &q, NULL) !=
+        SQLITE_OK)
+        return fail(s, "dlq get");
+    sqlite3_bind_int64(q, 1, id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        read_entry(q, out);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? 1 : fail(s, "dlq get");
+}
+
+static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
+                       size_t *n)
+{
+    struct sqlite_store *s = SQ(st);
+    struct buf sql;
+    buf_init(&sql, 1 << 20);
+    buf_appends(&sql, "SELECT " DLQ_COLS " FROM dlq WHERE id > ?1");
+    if (f->dataset)
+        buf_appends(&sql, " AND dataset = ?2");
+    if (f->error_code)
+        buf_appends(&sql, " AND instr(codes, ',' || ?3 || ',') > 0");
+    if (f->status)
+        buf_appends(&sql, " AND status = ?4");
+    if (f->ids) {
+        buf_appends(&sql, " AND id IN (");
+        for (size_t i = 0; i < f->nids; i++)
+            buf_printf(&sql, "%s%lld", i ? "," : "", (long long)f->ids[i]);
+        buf_appends(&sql, ")");
+    }
+    buf_appends(&sql, " ORDER BY id LIMIT ?5");
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
+        buf_release(&sql);
+        return fail(s, "dlq list");
+    }
+    buf_release(&sql);
+    sqlite3_bind_int64(q, 1, f->after_id);
+    if (f->dataset)
+        sqlite3_bind_text(q, 2, f->dataset, -1, SQLITE_STATIC);
+    if (f->error_code)
+        sqlite3_bind_text(q, 3, f->error_code, -1, SQLITE_STATIC);
+    if (f->status)
+        sqlite3_bind_text(q, 4, f->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 5, f->limit);
+    size_t cap = 16, cnt = 0;
+    struct dlq_entry *v = malloc(cap * sizeof *v);
+    int rc;
+    while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            struct dlq_entry *nv = realloc(v, 2 * cap * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+            cap *= 2;
+        }
+        read_entry(q, &v[cnt++]);
+    }
+    sqlite3_finalize(q);
+    if (!v || rc != SQLITE_DONE) {
+        for (size_t i = 0; v && i < cnt; i++)
+            dlq_entry_release(&v[i]);
+        free(v);
+        return fail(s, "dlq list");
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static int sq_dlq_set(struct store *st, int64_t id, const char *status, int attempts,
+                      const char *errors_json, const char *codes, int64_t now_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE dlq SET status = ?2, attempts = ?3,"
+                           " errors = coalesce(?4, errors), codes = coalesce(?5, codes),"
+                           " updated_ms = ?6 WHERE id = ?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return fail(s, "dlq update");
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 3, attempts);
+    if (errors_json)
+        sqlite3_bind_text(q, 4, errors_json, -1, SQLITE_STATIC);
+    if (codes)
+        sqlite3_bind_text(q, 5, codes, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 6, now_ms);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : fail(s, "dlq update");
+}
+
+static int sq_dlq_depth(struct store *st, json_t **by_dataset)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT dataset, count(*) FROM dlq WHERE status = 'open' GROUP BY dataset",
+                           -1, &q, NULL) != SQLITE_OK)
+        return fail(s, "dlq depth");
+    json_t *o = json_object();
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        json_object_set_new(o, (const char *)sqlite3_column_text(q, 0),
+                            json_integer(sqlite3_column_int64(q, 1)));
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        json_decref(o);
+        return fail(s, "dlq depth");
+    }
+    *by_dataset = o;
+    return 0;
+}
+
+/* ---- idempotency --------------------------------------------------------- */
+
+static int sq_idem_get(struct store *st, const char *dataset, const char *key,
+                       struct idem_record *out)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v3(s->db,
+                           "SELECT sha256, status, response FROM idempotency"
+                           " WHERE dataset = ? AND key = ?",
+                           -1, SQLITE_PREPARE_PERSISTENT, &q, NULL) != SQLITE_OK)
+        return fail(s, "idempotency");
+    sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        snprintf(out->sha256, sizeof out->sha256, "%s", (const char *)sqlite3_column_text(q, 0));
+        out->status = sqlite3_column_int(q, 1);
+        out->response = col_strdup(q, 2);
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? 1 : fail(s, "idempotency");
+}
+
+static int sq_idem_put(struct store *st, const char *dataset, const char *key, const char *sha256,
+                       int status, const char *response, int64_t now_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO idempotency(dataset, key, sha256, status,"
+                           " response, created_ms) VALUES (?,?,?,?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return fail(s, "idempotency");
+    sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 4, status);
+    sqlite3_bind_text(q, 5, response, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 6, now_ms);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : fail(s, "idempotency");
+}
+
+static int sq_idem_purge(struct store *st, int64_t older_than_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM idempotency WHERE created_ms < ?", -1, &q,
+                           NULL) != SQLITE_OK)
+        return fail(s, "idempotency purge");
+    sqlite3_bind_int64(q, 1, older_than_ms);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : fail(s, "idempotency purge");
+}
+
+/* ---- open ---------------------------------------------------------------- */
+
+static struct store *sq_open(const char *path, int readonly, char *err, size_t errlen)
+{
+    struct sqlite_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base.ops = &store_sqlite_ops;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(s->db));
+        sqlite3_close(s->db);
+        free(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_extended_result_codes(s->db, 1);
+    /* WAL + synchronous=FULL: a COMMIT fsyncs the WAL before it returns, which
+     * is what makes a 2xx mean "on disk". */
+    const char *pragmas = readonly ? "PRAGMA journal_mode=WAL; PRAGMA query_only=1;"
+                                   : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                     " PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;"
+                                     " PRAGMA wal_autocheckpoint=4000;";
+    if (exec(s, pragmas) < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, s->err);
+        sqlite3_close(s->db);
+        free(s);
+        return NULL;
+    }
+    return &s->base;
+}
+
+const struct store_ops store_sqlite_ops = {
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .errmsg = sq_errmsg,
+    .migrate = sq_migrate,
+    .ping = sq_ping,
+    .dataset_sync = sq_dataset_sync,
+    .dataset_check = sq_dataset_check,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .savepoint_release = sq_savepoint_release,
+    .savepoint_rollback = sq_savepoint_rollback,
+    .row_put = sq_row_put,
+    .row_count = sq_row_count,
+    .dlq_add = sq_dlq_add,
+    .dlq_get = sq_dlq_get,
+    .dlq_list = sq_dlq_list,
+    .dlq_set = sq_dlq_set,
+    .dlq_depth = sq_dlq_depth,
+    .idem_get = sq_idem_get,
+    .idem_put = sq_idem_put,
+    .idem_purge = sq_idem_purge,
+};

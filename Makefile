@@ -6,7 +6,7 @@ LLHTTP_INC := /usr/share/include/llhttp
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_SHA  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-CFLAGS_COMMON := -std=c17 -Wall -Wextra -Werror -Wno-format-truncation -g -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) \
+CFLAGS_COMMON := -std=c17 -Wall -Wextra -Werror -Wno-format-truncation -g -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 \
                  -DSLUICE_VERSION='"$(VERSION)"' -DSLUICE_GIT_SHA='"$(GIT_SHA)"'
 CFLAGS   ?= -O2
 LIBS     := -luv -ljansson -lsqlite3 -lfyaml -lpcre2-8 -lcurl -lssl -lcrypto -lpthread -lm
@@ -23,7 +23,7 @@ $(1)/obj/%.o: src/%.c $$(shell find src -name '*.h')
 	$$(CC) $$(CFLAGS_COMMON) $(2) -c $$< -o $$@
 $(1)/llhttp/%.o: $$(LLHTTP_SRC)/%.c
 	@mkdir -p $$(dir $$@)
-	$$(CC) -std=c17 -O2 -g -I$$(LLHTTP_INC) $(2) -w -c $$< -o $$@
+	$$(CC) -std=c17 -O2 -g -I$$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 $(2) -w -c $$< -o $$@
 $(1)/sluice: $$(patsubst src/%.c,$(1)/obj/%.o,$$(SRCS)) $$(patsubst $$(LLHTTP_SRC)/%.c,$(1)/llhttp/%.o,$$(LLHTTP_C))
 	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 $(1)/libsluice.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRCS)) $$(patsubst $$(LLHTTP_SRC)/%.c,$(1)/llhttp/%.o,$$(LLHTTP_C))

@@ -1264,17 +1264,36 @@ int config_set(struct sluice_config *cfg, const char *name, const char *value, c
         set_err(err, errlen, "%s: unknown option", name);
         return -1;
     }
+    char *old_dir = cfg->data_dir ? strdup(cfg->data_dir) : NULL;
     if (opt_set_text(o, cfg, value, why, sizeof why) < 0) {
+        free(old_dir);
         set_err(err, errlen, "%s: %s", name, why);
         return -1;
     }
-    if (o->off == CFG(storage))
+    if (o->off == CFG(storage)) {
         cfg->storage_explicit = 1;
-    else if (o->off == CFG(data_dir) && !cfg->storage_explicit &&
-             derive_storage(cfg, why, sizeof why) < 0) {
-        set_err(err, errlen, "storage: %s", why);
-        return -1;
+    } else if (o->off == CFG(data_dir)) {
+        /* An SQLite file that lived in the old data_dir moves with it. */
+        size_t ol = old_dir ? strlen(old_dir) : 0;
+        if (cfg->storage_explicit && old_dir && strncmp(cfg->storage, "sqlite:", 7) == 0 &&
+            strncmp(cfg->storage + 7, old_dir, ol) == 0 && cfg->storage[7 + ol] == '/') {
+            size_t n = strlen(cfg->data_dir) + strlen(cfg->storage + 7 + ol) + 8;
+            char *st = malloc(n);
+            if (!st) {
+                free(old_dir);
+                set_err(err, errlen, "storage: out of memory");
+                return -1;
+            }
+            snprintf(st, n, "sqlite:%s%s", cfg->data_dir, cfg->storage + 7 + ol);
+            free(cfg->storage);
+            cfg->storage = st;
+        } else if (!cfg->storage_explicit && derive_storage(cfg, why, sizeof why) < 0) {
+            free(old_dir);
+            set_err(err, errlen, "storage: %s", why);
+            return -1;
+        }
     }
+    free(old_dir);
     return 0;
 }
 

@@ -82,6 +82,8 @@ struct http_conn {
     int closing;
     int discard_body;
     int expect_continue;
+    const char *exec_start; /* the buffer being parsed, and the byte before it */
+    char exec_prev;
     int err_status; /* set by a callback before it fails the parse */
     enum sluice_err err_code;
     char err_msg[160];
@@ -438,6 +440,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
+    /* A value never starts right after a line end, except in obsolete line
+     * folding, which RFC 9112 5.2 lets a server refuse: we do. */
+    char prev = at > c->exec_start ? at[-1] : c->exec_prev;
+    if (prev == '\n')
+        return fail_parse(c, 400, ERR_BAD_REQUEST, "obsolete line folding in a header");
     if (count_header_bytes(c, len + 4) < 0 || buf_append(&c->value, at, len) < 0)
         return fail_parse(c, 431, ERR_HEADERS_TOO_LARGE, "the request headers exceed limits.max_header_bytes");
     return 0;
@@ -498,20 +505,29 @@ static int on_headers_complete(llhttp_t *p)
     if ((p->http_minor == 1 && nhost == 0) || nhost > 1)
         return fail_parse(c, 400, ERR_BAD_REQUEST, nhost ? "more than one Host header" : "HTTP/1.1 request without Host");
     /* RFC 9112 6.1: Transfer-Encoding with Content-Length is an attack. */
-    const char *te = http_header(r, "transfer-encoding");
-    if (te && header_count(r, "content-length"))
-        return fail_parse(c, 400, ERR_BAD_REQUEST, "Content-Length together with Transfer-Encoding");
-    if (te) {
-        if (header_count(r, "transfer-encoding") > 1 || strcasecmp(te, "chunked") != 0) {
-            /* chunked not last is a framing error (400); other codings we do not do (501). */
-            const char *last = strrchr(te, ',');
-            last = last ? last + 1 : te;
-            while (*last == ' ' || *last == '\t')
-                last++;
-            if (strncasecmp(last, "chunked", 7) != 0)
-                return fail_parse(c, 400, ERR_BAD_REQUEST, "Transfer-Encoding must end with chunked");
-            return fail_parse(c, 501, ERR_NOT_IMPLEMENTED, "only the chunked transfer coding is supported");
+    if (header_count(r, "transfer-encoding")) {
+        if (header_count(r, "content-length"))
+            return fail_parse(c, 400, ERR_BAD_REQUEST, "Content-Length together with Transfer-Encoding");
+        /* The codings of all Transfer-Encoding fields, in order: chunked must be
+         * last (else the framing is unknown: 400), and we implement no other (501). */
+        int other = 0, last_chunked = 0;
+        for (size_t i = 0; i < r->nheaders; i++) {
+            if (strcmp(r->headers[i].name, "transfer-encoding") != 0)
+                continue;
+            char *save, *tok, *copy = strdup(r->headers[i].value);
+            for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                while (*tok == ' ' || *tok == '\t')
+                    tok++;
+                size_t n = strcspn(tok, " \t;");
+                last_chunked = n == 7 && strncasecmp(tok, "chunked", 7) == 0;
+                other |= !last_chunked;
+            }
+            free(copy);
         }
+        if (!last_chunked)
+            return fail_parse(c, 400, ERR_BAD_REQUEST, "Transfer-Encoding must end with chunked");
+        if (other)
+            return fail_parse(c, 501, ERR_NOT_IMPLEMENTED, "only the chunked transfer coding is supported");
     }
     if (p->content_length > s->o.max_body_bytes && !(p->flags & F_CHUNKED) &&
         p->content_length != UINT64_MAX)
@@ -519,21 +535,28 @@ static int on_headers_complete(llhttp_t *p)
 
     /* Decode the target into path and query. */
     const char *t = r->target ? r->target : "/";
-    if (t[0] != '/') {
-        if (strcmp(r->method, "OPTIONS") == 0 && strcmp(t, "*") == 0) {
-            t = "*";
-        } else if (strncasecmp(t, "http://", 7) == 0 && strchr(t + 7, '/')) {
-            t = strchr(t + 7, '/'); /* absolute-form */
-        } else if (strcmp(r->method, "CONNECT") != 0) {
+    char *abs = NULL;
+    if (t[0] != '/' && strcmp(t, "*") != 0) {
+        /* absolute-form (RFC 9112 3.2.2): keep the path and query only. */
+        const char *sch = strstr(t, "://");
+        if (!sch)
             return fail_parse(c, 400, ERR_BAD_REQUEST, "the request target must start with '/'");
-        }
+        const char *rest = sch + 3 + strcspn(sch + 3, "/?");
+        abs = malloc(strlen(rest) + 2);
+        if (!abs)
+            return fail_parse(c, 500, ERR_INTERNAL, "out of memory");
+        snprintf(abs, strlen(rest) + 2, "%s%s", *rest == '/' ? "" : "/", rest);
+        t = abs;
     }
     const char *qm = strchr(t, '?');
     size_t plen = qm ? (size_t)(qm - t) : strlen(t);
     r->path = malloc(plen + 1);
-    if (!r->path || pct_decode(t, plen, r->path, plen + 1, 0) < 0)
+    if (!r->path || pct_decode(t, plen, r->path, plen + 1, 0) < 0) {
+        free(abs);
         return fail_parse(c, 400, ERR_BAD_REQUEST, "bad path");
+    }
     r->query = strdup(qm ? qm + 1 : "");
+    free(abs);
 
     const char *rid = http_header(r, "x-request-id");
     if (rid && *rid && strlen(rid) < sizeof r->request_id) {
@@ -690,7 +713,10 @@ static void fail_conn(struct http_conn *c, enum llhttp_errno e)
 
 static void conn_feed(struct http_conn *c, const char *data, size_t len)
 {
+    c->exec_start = data;
     enum llhttp_errno e = llhttp_execute(&c->parser, data, len);
+    if (len)
+        c->exec_prev = data[len - 1];
     if (e == HPE_OK)
         return;
     if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {

@@ -180,6 +180,7 @@ def test_kill9_during_load(make_server):
 
     info = (f"seed={seed} batches answered={ledger.done}/{nbatches} "
             f"no-answer requests={ledger.no_answer} restarts={restart_times}")
+    print(info, f"accepted={len(ledger.accepted)} rejected={len(ledger.rejected)} stored={sum(counts.values())}")
     assert integrity == ["ok"], f"{info}: integrity_check {integrity[:10]}"
     assert not ledger.problems, info + "\n" + "\n".join(ledger.problems)
     assert ledger.accepted & ledger.rejected == set(), info

@@ -508,6 +508,6 @@ def test_cli_exit_codes(server):
     rc, out, err = cli("retry", it["id"], "--url", url)     # 409: not open
     assert rc == 1, (rc, out, err)
     for args in (("frobnicate", "--url", url), ("show", "--url", url),
-                 ("list", "--limit", "--url", url), ()):
+                 ("retry", "--url", url), ("list", "--no-such-flag", "--url", url), ()):
         rc, out, err = cli(*args)
         assert rc == 2, (args, rc, out, err)

@@ -248,7 +248,7 @@ def test_unknown_method_is_501(server):
     assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
 
 
-@pytest.mark.parametrize("coding", [b"gzip", b"deflate", b"gzip, chunked"])
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"deflate, chunked"])
 def test_transfer_coding_other_than_chunked_is_501(server, coding):
     req = (b"POST " + EVENTS.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
            b"Content-Type: application/x-ndjson\r\nTransfer-Encoding: " + coding +
@@ -256,6 +256,31 @@ def test_transfer_coding_other_than_chunked_is_501(server, coding):
     r = one(server, req)
     assert r.status == 501, r
     assert error_code(r) == "NOT_IMPLEMENTED", r
+
+
+def test_transfer_coding_over_two_headers_is_501(server):
+    # RFC 9110 5.3: two Transfer-Encoding lines are one list "gzip, chunked"
+    req = (b"POST " + EVENTS.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+           b"Content-Type: application/x-ndjson\r\nTransfer-Encoding: gzip\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n" + b"5\r\nhello\r\n0\r\n\r\n")
+    r = one(server, req)
+    assert r.status == 501, r
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"deflate", b"identity"])
+def test_transfer_coding_without_final_chunked_is_refused_and_closes(server, coding):
+    # The contract says 501 for a coding other than chunked; RFC 9112 6.3 says a request
+    # whose final coding is not chunked MUST get 400 and a close (its length is unknown).
+    # Either refusal is accepted; the connection must be closed and nothing stored.
+    req = (b"POST " + EVENTS.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+           b"Content-Type: application/x-ndjson\r\nTransfer-Encoding: " + coding +
+           b"\r\n\r\n" + b'{"id": 3}\n')
+    with Raw(server) as c:
+        c.send(req)
+        r = c.final_response()
+        assert r.status in (400, 501), r
+        assert c.closed_within(3), "connection left open after a body of unknown length"
+    assert 3 not in db_ids(server)
 
 
 @pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/1.2", "HTTP/1.9", "HTTP/3.0"])

@@ -32,12 +32,13 @@ TRANSFORM = os.path.join(SUITE, "test_transform")
 SYNTAX_CODES = {"MALFORMED_JSON", "INVALID_UTF8"}
 N_CODES = {"MALFORMED_JSON", "INVALID_UTF8", "NESTING_TOO_DEEP"}
 
-# y_ files that are refused on purpose (see docs/json-conformance.md).
+# y_ files that parse but are refused on purpose, as a row error (422, the row goes to the
+# DLQ), never as a syntax error (see docs/json-conformance.md).
 Y_REFUSED = {
-    "y_object_duplicated_key.json": "duplicate keys are refused (jansson JSON_REJECT_DUPLICATES)",
-    "y_object_duplicated_key_and_value.json": "duplicate keys are refused, even with equal values",
-    "y_object_escaped_null_in_key.json": "an escaped NUL (\\u0000) is refused",
-    "y_string_null_escape.json": "an escaped NUL (\\u0000) is refused",
+    "y_object_duplicated_key.json": "DUPLICATE_FIELD",
+    "y_object_duplicated_key_and_value.json": "DUPLICATE_FIELD",
+    "y_object_escaped_null_in_key.json": "NUL_CHARACTER",
+    "y_string_null_escape.json": "NUL_CHARACTER",
 }
 
 # i_ decisions: file -> (status, code).  For 422 the code is the code of every row error
@@ -47,15 +48,15 @@ I_DECISIONS = {
     # numbers: a value that cannot be held exactly (integer beyond int64, real overflowing
     # a double) is refused; a real that underflows parses (to 0.0)
     "i_number_double_huge_neg_exp.json": (422, "NOT_AN_OBJECT"),
-    "i_number_huge_exp.json": (400, "MALFORMED_JSON"),
-    "i_number_neg_int_huge_exp.json": (400, "MALFORMED_JSON"),
-    "i_number_pos_double_huge_exp.json": (400, "MALFORMED_JSON"),
-    "i_number_real_neg_overflow.json": (400, "MALFORMED_JSON"),
-    "i_number_real_pos_overflow.json": (400, "MALFORMED_JSON"),
+    "i_number_huge_exp.json": (422, "NUMBER_TOO_LARGE"),
+    "i_number_neg_int_huge_exp.json": (422, "NUMBER_TOO_LARGE"),
+    "i_number_pos_double_huge_exp.json": (422, "NUMBER_TOO_LARGE"),
+    "i_number_real_neg_overflow.json": (422, "NUMBER_TOO_LARGE"),
+    "i_number_real_pos_overflow.json": (422, "NUMBER_TOO_LARGE"),
     "i_number_real_underflow.json": (422, "NOT_AN_OBJECT"),
-    "i_number_too_big_neg_int.json": (400, "MALFORMED_JSON"),
-    "i_number_too_big_pos_int.json": (400, "MALFORMED_JSON"),
-    "i_number_very_big_negative_int.json": (400, "MALFORMED_JSON"),
+    "i_number_too_big_neg_int.json": (422, "NUMBER_TOO_LARGE"),
+    "i_number_too_big_pos_int.json": (422, "NUMBER_TOO_LARGE"),
+    "i_number_very_big_negative_int.json": (422, "NUMBER_TOO_LARGE"),
     # escaped lone / broken surrogates: refused as malformed JSON
     "i_object_key_lone_2nd_surrogate.json": (400, "MALFORMED_JSON"),
     "i_string_1st_surrogate_but_2nd_missing.json": (400, "MALFORMED_JSON"),
@@ -94,27 +95,27 @@ I_DECISIONS = {
 # For the object files "wrapped" is the object itself: ("stored", dict) or (400, code).
 TRANSFORM_DECISIONS = {
     "number_-9223372036854775808.json": ((422, "NOT_AN_OBJECT"), ("stored", -9223372036854775808)),
-    "number_-9223372036854775809.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
+    "number_-9223372036854775809.json": ((422, "NUMBER_TOO_LARGE"), (422, "NUMBER_TOO_LARGE")),
     "number_1.0.json": ((422, "NOT_AN_OBJECT"), ("stored", 1.0)),
     "number_1.000000000000000005.json": ((422, "NOT_AN_OBJECT"), ("stored", 1.0)),
     "number_1000000000000000.json": ((422, "NOT_AN_OBJECT"), ("stored", 1000000000000000)),
-    "number_10000000000000000999.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
+    "number_10000000000000000999.json": ((422, "NUMBER_TOO_LARGE"), (422, "NUMBER_TOO_LARGE")),
     "number_1e-999.json": ((422, "NOT_AN_OBJECT"), ("stored", 0.0)),
     "number_1e6.json": ((422, "NOT_AN_OBJECT"), ("stored", 1000000.0)),
     "number_9223372036854775807.json": ((422, "NOT_AN_OBJECT"), ("stored", 9223372036854775807)),
-    "number_9223372036854775808.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
+    "number_9223372036854775808.json": ((422, "NUMBER_TOO_LARGE"), (422, "NUMBER_TOO_LARGE")),
     "object_key_nfc_nfd.json": ((200, None), ("stored", {"\u00e9": "NFC", "e\u0301": "NFD"})),
     "object_key_nfd_nfc.json": ((200, None), ("stored", {"e\u0301": "NFD", "\u00e9": "NFC"})),
-    "object_same_key_different_values.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
-    "object_same_key_same_value.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
-    "object_same_key_unclear_values.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
+    "object_same_key_different_values.json": ((422, "DUPLICATE_FIELD"), (422, "DUPLICATE_FIELD")),
+    "object_same_key_same_value.json": ((422, "DUPLICATE_FIELD"), (422, "DUPLICATE_FIELD")),
+    "object_same_key_unclear_values.json": ((422, "DUPLICATE_FIELD"), (422, "DUPLICATE_FIELD")),
     "string_1_escaped_invalid_codepoint.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
     "string_1_invalid_codepoint.json": ((400, "INVALID_UTF8"), (400, "INVALID_UTF8")),
     "string_2_escaped_invalid_codepoints.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
     "string_2_invalid_codepoints.json": ((400, "INVALID_UTF8"), (400, "INVALID_UTF8")),
     "string_3_escaped_invalid_codepoints.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
     "string_3_invalid_codepoints.json": ((400, "INVALID_UTF8"), (400, "INVALID_UTF8")),
-    "string_with_escaped_NULL.json": ((400, "MALFORMED_JSON"), (400, "MALFORMED_JSON")),
+    "string_with_escaped_NULL.json": ((422, "NUL_CHARACTER"), (422, "NUL_CHARACTER")),
 }
 
 
@@ -303,9 +304,11 @@ def test_y_files_parse(server):
             code = err_code(parsed)
             stored = stored_count(server) - before
             if name in Y_REFUSED:
-                # documented decision: refused as malformed, nothing stored
-                if (status, code) != (400, "MALFORMED_JSON") or stored:
-                    problems.append(f"{name}: expected 400 MALFORMED_JSON ({Y_REFUSED[name]}), "
+                # documented decision: a row error, nothing stored
+                got = sorted((e.get("row"), e.get("code"), e.get("field"))
+                             for e in (parsed or {}).get("errors") or [])
+                if status != 422 or got != [(1, Y_REFUSED[name], None)] or stored:
+                    problems.append(f"{name}: expected 422 with {Y_REFUSED[name]} at row 1, "
                                     f"got {status} {text}, {stored} stored")
                 continue
             if not isinstance(value, (dict, list)):

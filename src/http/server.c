@@ -276,7 +276,7 @@ static void log_request(struct http_conn *c, int status, double secs)
              c->req.method ? c->req.method : "-",
              log_json_str(path, sizeof path, c->req.target ? c->req.target : "-", (size_t)-1),
              status, secs * 1000.0,
-             log_json_str(rid, sizeof rid, c->req.request_id, (size_t)-1), c->req.body.len);
+             log_json_str(rid, sizeof rid, c->req.request_id, (size_t)-1), c->req.bytes_in);
 }
 
 void http_reply(struct http_conn *c, int status, const char *ctype, char *body, size_t len,
@@ -589,12 +589,11 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
-    if (c->req.body.len + len > c->loop->srv->o.max_body_bytes)
+    if (c->req.bytes_in + len > c->loop->srv->o.max_body_bytes)
         return fail_parse(c, 413, ERR_BODY_TOO_LARGE, "the body is larger than limits.max_body_bytes");
-    if (c->discard_body) {
-        c->req.body.len += len; /* counted, not kept */
+    c->req.bytes_in += len;
+    if (c->discard_body)
         return 0;
-    }
     if (buf_append(&c->req.body, at, len) < 0)
         return fail_parse(c, 503, ERR_OVERLOADED, "out of memory for the body");
     return 0;
@@ -621,8 +620,6 @@ static void dispatch(struct http_conn *c)
         }
         return;
     }
-    if (c->discard_body)
-        r->body.len = 0;
     r->route->handler(c, r);
 }
 

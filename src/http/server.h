@@ -42,6 +42,7 @@ struct http_request {
     struct http_header *headers;   /* owned */
     size_t nheaders;
     struct buf body;
+    size_t bytes_in; /* body bytes received (the body may be taken by the handler) */
     char request_id[72];
     char *params[HTTP_MAX_PARAMS]; /* path parameters, owned */
     size_t nparams;

@@ -109,6 +109,10 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
                             msgcap);
     else
         e = rows_split_ndjson(body, body_len, &spans, &nspans);
+    if (e == ERR_MALFORMED_JSON && nspans == 0 && body_len == strspn(body, " \t\r\n")) {
+        nspans = 0; /* an empty body is "no rows", below */
+        e = SLUICE_OK;
+    }
     if (e != SLUICE_OK) {
         if (fmt == INGEST_JSON && e == ERR_MALFORMED_JSON && !utf8_valid(body, body_len)) {
             snprintf(msg, msgcap, "the body is not valid UTF-8");

@@ -194,12 +194,13 @@ enum sluice_err rows_split_ndjson(const char *s, size_t len, struct row_span **s
         const char *nl = memchr(s + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - s) : len;
         line++;
-        size_t b = i, e = end;
+        /* The row is the line as sent, less its terminator; blank lines are skipped. */
+        size_t e = end, b = i;
+        if (e > i && s[e - 1] == '\r')
+            e--;
         while (b < e && is_ws(s[b]))
             b++;
-        while (e > b && is_ws(s[e - 1]))
-            e--;
-        if (e > b && push(&v, &cnt, &cap, b, e - b, line) < 0) {
+        if (b < e && push(&v, &cnt, &cap, i, e - i, line) < 0) {
             free(v);
             return ERR_INTERNAL;
         }

@@ -46,7 +46,6 @@
     X(CONFLICT, 409, "the resource is not in a state that allows this")                        \
     X(OVERLOADED, 503, "the write queue is full; retry later")                                 \
     X(UNAVAILABLE, 503, "the store is unavailable")                                            \
-    X(SHUTTING_DOWN, 503, "the server is shutting down")                                       \
     X(INTERNAL, 500, "internal error")
 
 enum sluice_err {

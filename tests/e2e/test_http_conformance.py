@@ -210,6 +210,13 @@ def test_two_host_headers_is_400(server):
     assert r.status == 400, r
 
 
+@pytest.mark.parametrize("line", [b"X-Empty:", b"X-Empty: ", b"X-Empty:   \t"])
+def test_empty_header_value_is_fine(server, line):
+    # RFC 9110 5.5: a field value may be empty; the OWS around it is not obs-fold
+    r = one(server, get_req(extra=line + b"\r\n"))
+    assert r.status == 200, r
+
+
 def test_content_length_with_transfer_encoding_is_400_and_closes(server):
     body = b'{"id":1}\n'
     chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"

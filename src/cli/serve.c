@@ -78,9 +78,14 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        /* Wake once a minute for housekeeping: expired idempotency keys. */
+        struct timespec minute = {60, 0};
+        int sig = sigtimedwait(&set, NULL, &minute);
+        if (sig < 0) {
+            if (service_purge(&svc) < 0)
+                log_warn("service", "idempotency purge failed", NULL);
             continue;
+        }
         if (sig == SIGHUP) {
             char why[1024], m[1100];
             if (service_reload(&svc, why, sizeof why) == 0)

@@ -116,6 +116,11 @@ static const struct opt opts[] = {
     {OPT("limits.max_header_bytes", OT_SIZE, "16K", CFG(limits.max_header_bytes),
          "Largest request line plus headers; more is answered 431 HEADERS_TOO_LARGE."),
      AT_LEAST(1)},
+    {OPT("limits.max_inflight_bytes", OT_SIZE, "512M", CFG(limits.max_inflight_bytes),
+         "Most request-body bytes held in memory at once over all connections; a request that "
+         "would go past it is answered 503 OVERLOADED, so memory stays bounded whatever the "
+         "number of clients."),
+     AT_LEAST(1)},
     {OPT("limits.max_errors_per_response", OT_INT, "100", CFG(limits.max_errors_per_response),
          "Most row errors listed in one response."),
      RANGE(1, 1000000)},

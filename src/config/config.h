@@ -40,6 +40,7 @@ struct sluice_config {
         int max_json_depth;          /* 64 */
         uint64_t max_header_bytes;   /* 16K: request line + all headers */
         int max_errors_per_response; /* 100 */
+        uint64_t max_inflight_bytes; /* 512M: request bodies held at once, all connections */
     } limits;
 
     struct {

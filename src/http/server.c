@@ -59,6 +59,7 @@ struct http_loop {
 
 struct http_server {
     struct http_server_opts o;
+    uint64_t inflight; /* body bytes held by all connections (atomic) */
     struct service *svc;
     struct http_loop *loops;
     int nloops;
@@ -75,6 +76,7 @@ struct http_conn {
     struct http_request req;
     struct buf field, value; /* header in progress */
     size_t header_bytes;
+    size_t held; /* body bytes counted in srv->inflight */
     char *pending; /* unparsed input kept while a request is answered */
     size_t pending_len;
     int reading;
@@ -126,8 +128,18 @@ static void request_release(struct http_request *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Give back the body bytes this connection counted against limits.max_inflight_bytes. */
+static void unhold(struct http_conn *c)
+{
+    if (c->held) {
+        __atomic_sub_fetch(&c->loop->srv->inflight, c->held, __ATOMIC_RELAXED);
+        c->held = 0;
+    }
+}
+
 static void request_begin(struct http_conn *c)
 {
+    unhold(c);
     struct http_server *s = c->loop->srv;
     request_release(&c->req);
     buf_init(&c->req.body, s->o.max_body_bytes);
@@ -253,6 +265,7 @@ static void after_write(uv_write_t *w, int status)
     /* Ready for the next request on this connection. */
     set_busy(c, CONN_IDLE);
     request_release(&c->req);
+    unhold(c);
     c->deadline_ms = loop_now(c->loop) + c->loop->srv->o.idle_timeout_ms;
     llhttp_resume(&c->parser);
     if (c->pending_len) {
@@ -594,6 +607,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     c->req.bytes_in += len;
     if (c->discard_body)
         return 0;
+    struct http_server *s = c->loop->srv;
+    if (__atomic_add_fetch(&s->inflight, len, __ATOMIC_RELAXED) > s->o.max_inflight_bytes) {
+        __atomic_sub_fetch(&s->inflight, len, __ATOMIC_RELAXED);
+        return fail_parse(c, 503, ERR_OVERLOADED, "too many request bodies in memory (limits.max_inflight_bytes); retry later");
+    }
+    c->held += len;
     if (buf_append(&c->req.body, at, len) < 0)
         return fail_parse(c, 503, ERR_OVERLOADED, "out of memory for the body");
     return 0;
@@ -656,6 +675,7 @@ static void on_closed(uv_handle_t *h)
     l->nconns--;
     set_busy(c, CONN_IDLE);
     request_release(&c->req);
+    unhold(c);
     buf_release(&c->field);
     buf_release(&c->value);
     free(c->pending);
@@ -705,7 +725,8 @@ static void fail_conn(struct http_conn *c, enum llhttp_errno e)
     c->reading = 0;
     if (c->state == CONN_WRITING)
         return; /* the pending answer's write will close */
-    http_reply_error_status(c, status, code, NULL, "%s", msg ? msg : "bad request");
+    http_reply_error_status(c, status, code, status == 503 ? "Retry-After: 1\r\n" : NULL, "%s",
+                            msg ? msg : "bad request");
 }
 
 static void conn_feed(struct http_conn *c, const char *data, size_t len)

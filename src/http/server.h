@@ -93,6 +93,7 @@ struct http_server_opts {
     const char *listen; /* HOST:PORT */
     int threads;
     uint64_t max_body_bytes, max_header_bytes;
+    uint64_t max_inflight_bytes; /* bodies held at once over all loops */
     uint64_t idle_timeout_ms, request_timeout_ms;
     int max_connections;
     const char *store_uri; /* each loop opens a read-only store on it */

@@ -97,6 +97,7 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
     in->body_len = body_len;
     in->source = strdup(source && *source ? source : "api");
     in->idem_key = idem_key ? strdup(idem_key) : NULL;
+    in->idem_ttl_ms = (int64_t)cfg->idempotency_ttl_ms;
     in->max_errors = (size_t)cfg->limits.max_errors_per_response;
     in->received_ms = clock_wall_ms();
     clock_rfc3339(in->received_ms, in->received_at, sizeof in->received_at);
@@ -224,6 +225,10 @@ int ingest_apply(struct wjob *job, struct store *st)
         int r = store_idem_get(st, ds->name, in->idem_key, &rec);
         if (r < 0)
             return -1;
+        if (r == 0 && rec.created_ms < in->received_ms - in->idem_ttl_ms) {
+            free(rec.response); /* expired: the key is free again (overwritten below) */
+            r = 1;
+        }
         if (r == 0) {
             if (strcmp(rec.sha256, in->body_sha256) == 0) {
                 in->status = rec.status;

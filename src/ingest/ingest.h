@@ -41,6 +41,7 @@ struct ingest {
     char received_at[32];
     int64_t received_ms;
     char *idem_key; /* owned, or NULL */
+    int64_t idem_ttl_ms;
     char body_sha256[65];
     struct ingest_row *rows; /* owned */
     size_t nrows;

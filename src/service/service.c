@@ -136,6 +136,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         .threads = c->io_threads,
         .max_body_bytes = c->limits.max_body_bytes,
         .max_header_bytes = c->limits.max_header_bytes,
+        .max_inflight_bytes = c->limits.max_inflight_bytes,
         .idle_timeout_ms = c->http.idle_timeout_ms,
         .request_timeout_ms = c->http.request_timeout_ms,
         .max_connections = c->http.max_connections,
@@ -185,6 +186,25 @@ int service_reload(struct service *s, char *why, size_t whylen)
                  "limits.max_header_bytes, http.*, writer.*\"");
     catalog_release(old);
     return 0;
+}
+
+struct purge_job {
+    struct wjob job;
+    int64_t before_ms;
+};
+
+static int purge_apply(struct wjob *job, struct store *st)
+{
+    return store_idem_purge(st, ((struct purge_job *)job)->before_ms);
+}
+
+int service_purge(struct service *s)
+{
+    struct catalog *cat = service_catalog(s);
+    struct purge_job j = {.job = {.nrows = 1, .apply = purge_apply},
+                          .before_ms = clock_wall_ms() - (int64_t)cat->cfg.idempotency_ttl_ms};
+    catalog_release(cat);
+    return writer_run(s->writer, &j.job);
 }
 
 void service_stop(struct service *s, uint64_t timeout_ms)

@@ -59,6 +59,9 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
  */
 int service_reload(struct service *s, char *why, size_t whylen);
 
+/* Forget idempotency keys older than idempotency.ttl. Returns 0 or -1. */
+int service_purge(struct service *s);
+
 /* Stop accepting, finish what is in flight (at most timeout_ms), stop everything. */
 void service_stop(struct service *s, uint64_t timeout_ms);
 

@@ -69,6 +69,7 @@ struct dlq_filter {
 struct idem_record {
     char sha256[65];
     int status;
+    int64_t created_ms;
     char *response; /* owned */
 };
 

@@ -639,7 +639,7 @@ static int sq_idem_get(struct store *st, const char *dataset, const char *key,
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v3(s->db,
-                           "SELECT sha256, status, response FROM idempotency"
+                           "SELECT sha256, status, response, created_ms FROM idempotency"
                            " WHERE dataset = ? AND key = ?",
                            -1, SQLITE_PREPARE_PERSISTENT, &q, NULL) != SQLITE_OK)
         return fail(s, "idempotency");
@@ -650,6 +650,7 @@ static int sq_idem_get(struct store *st, const char *dataset, const char *key,
         snprintf(out->sha256, sizeof out->sha256, "%s", (const char *)sqlite3_column_text(q, 0));
         out->status = sqlite3_column_int(q, 1);
         out->response = col_strdup(q, 2);
+        out->created_ms = sqlite3_column_int64(q, 3);
     }
     sqlite3_finalize(q);
     if (rc == SQLITE_ROW)

@@ -87,9 +87,9 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 int buf_append_json_str(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    if (buf_grow(b, b->len + n + 2) < 0)
-        return -1;
-    b->data[b->len++] = '"';
+    size_t start = b->len; /* on failure the buffer is left as it was */
+    if (buf_append(b, "\"", 1) < 0)
+        goto fail;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[7];
@@ -104,14 +104,16 @@ int buf_append_json_str(struct buf *b, const char *s, size_t n)
             esc[5] = hex[c & 15];
             k = 6;
         }
-        if (k) {
-            if (buf_append(b, esc, k) < 0)
-                return -1;
-        } else if (buf_append(b, &s[i], 1) < 0) {
-            return -1;
-        }
+        if (k ? buf_append(b, esc, k) < 0 : buf_append(b, &s[i], 1) < 0)
+            goto fail;
     }
-    return buf_append(b, "\"", 1);
+    if (buf_append(b, "\"", 1) == 0)
+        return 0;
+fail:
+    b->len = start;
+    if (b->data)
+        b->data[start] = 0;
+    return -1;
 }
 
 char *buf_steal(struct buf *b, size_t *len)

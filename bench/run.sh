@@ -58,6 +58,9 @@ for p in "$PORT" "$PEER_PORT"; do
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
+# A private copy: a rebuild of build/sluice during the run does not change what is measured.
+cp "$SLUICE" "$WORK/sluice"
+SLUICE=$WORK/sluice
 RESULTS=$WORK/results.jsonl
 SERVER_PID=""
 SAMPLER_PID=""
@@ -240,7 +243,7 @@ run_wrk() {
     local w
     w=$(sed -n 's/^WRKJSON //p' "$out")
     [ -n "$w" ] || { cat "$out" "$out.err" >&2; die "$tag: wrk printed no result"; }
-    echo "{\"target\":\"$target\",\"scenario\":\"$scen\",\"run\":$run,\"dataset\":\"$ds\",\"wrk\":$w,\"rss_kb\":$rss,\"hwm_kb\":$hwm,\"server_cpu_s\":$(awk -v t=$((c1 - c0)) -v h="$CLK_TCK" 'BEGIN {print t / h}'),\"wrk_cpu_s\":$wrk_cpu,\"stored_before\":${before:-0},\"stored_after\":${after:-0}}" >>"$RESULTS"
+    echo "{\"target\":\"$target\",\"scenario\":\"$scen\",\"run\":\"$run\",\"dataset\":\"$ds\",\"wrk\":$w,\"rss_kb\":$rss,\"hwm_kb\":$hwm,\"server_cpu_s\":$(awk -v t=$((c1 - c0)) -v h="$CLK_TCK" 'BEGIN {print t / h}'),\"wrk_cpu_s\":$wrk_cpu,\"stored_before\":${before:-0},\"stored_after\":${after:-0}}" >>"$RESULTS"
     if [ "$run" != warmup ]; then
         "$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); w=r["wrk"]; print("  %-26s %9.0f req/s %10.0f rows/s  p50 %6.1f ms  p99 %6.1f ms  rss %5.1f MB  stored %d (accepted %d)  bad %d  errors %d  server cpu %.1fs  wrk cpu %.1fs" % (sys.argv[2], w["req_per_s"], w["rows_per_s"], w["lat_p50_us"]/1e3, w["lat_p99_us"]/1e3, r["rss_kb"]/1024, r["stored_after"]-r["stored_before"], w["accepted"], w["bad_status"], w["socket_errors"]+w["timeouts"], r["server_cpu_s"], r["wrk_cpu_s"]))' "$(tail -1 "$RESULTS")" "$tag" >&2
     fi

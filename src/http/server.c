@@ -32,12 +32,16 @@
 #include "util/log.h"
 
 #define MAX_HEADERS 100
+#define LINGER_MS 2000                  /* how long a lingering close waits for the client */
+#define LINGER_MAX_BYTES (64u << 20)    /* and how much it reads and drops at most */
 
 enum conn_state {
     CONN_IDLE,    /* between requests */
     CONN_READING, /* a request has started */
     CONN_WAITING, /* dispatched; the handler has not answered yet */
     CONN_WRITING, /* the answer is being written */
+    CONN_LINGER,  /* answered and closing: our side is shut, what the client still sends is
+                     read and dropped, so our answer is not destroyed by a reset */
 };
 
 struct http_loop {
@@ -83,6 +87,8 @@ struct http_conn {
     int close_after; /* close once the answer is written */
     int closing;
     int discard_body;
+    size_t lingered;
+    uv_shutdown_t shut;
     int expect_continue;
     const char *exec_start; /* the buffer being parsed, and the byte before it */
     char exec_prev;
@@ -104,7 +110,8 @@ static uint64_t loop_now(struct http_loop *l)
 
 static void set_busy(struct http_conn *c, enum conn_state st)
 {
-    int was = c->state != CONN_IDLE, is = st != CONN_IDLE;
+    int was = c->state >= CONN_READING && c->state <= CONN_WRITING;
+    int is = st >= CONN_READING && st <= CONN_WRITING;
     c->state = st;
     if (was != is)
         __atomic_add_fetch(&c->loop->busy, is ? 1 : -1, __ATOMIC_RELAXED);
@@ -253,13 +260,42 @@ static const char *reason(int status)
     return "Status";
 }
 
+static void after_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+/*
+ * Close gracefully after a final answer (RFC 9112 9.6): shut our side, then
+ * read and drop what the client still sends until it closes, LINGER_MS pass
+ * or LINGER_MAX_BYTES arrive. Closing at once with unread input would make
+ * the kernel send a reset that can destroy the answer before it is read.
+ */
+static void linger(struct http_conn *c)
+{
+    set_busy(c, CONN_LINGER);
+    c->deadline_ms = loop_now(c->loop) + LINGER_MS;
+    c->lingered = 0;
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, after_shutdown) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->reading)
+        conn_read_start(c);
+}
+
 static void after_write(uv_write_t *w, int status)
 {
     struct http_conn *c = w->data;
     free(c->out);
     c->out = NULL;
-    if (status < 0 || c->close_after || c->loop->draining) {
+    if (status < 0) {
         conn_close(c);
+        return;
+    }
+    if (c->close_after || c->loop->draining) {
+        linger(c);
         return;
     }
     /* Ready for the next request on this connection. */
@@ -456,7 +492,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     /* A value never starts right after a line end, except in obsolete line
      * folding, which RFC 9112 5.2 lets a server refuse: we do. */
     char prev = at > c->exec_start ? at[-1] : c->exec_prev;
-    if (prev == '\n')
+    if (len && (at[0] == ' ' || at[0] == '\t') && prev == '\n')
         return fail_parse(c, 400, ERR_BAD_REQUEST, "obsolete line folding in a header");
     if (count_header_bytes(c, len + 4) < 0 || buf_append(&c->value, at, len) < 0)
         return fail_parse(c, 431, ERR_HEADERS_TOO_LARGE, "the request headers exceed limits.max_header_bytes");
@@ -769,6 +805,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     }
     if (nread == 0)
         return;
+    if (c->state == CONN_LINGER) {
+        c->lingered += (size_t)nread;
+        if (c->lingered > LINGER_MAX_BYTES)
+            conn_close(c);
+        return;
+    }
     if (c->state == CONN_IDLE)
         c->deadline_ms = loop_now(c->loop) + c->loop->srv->o.request_timeout_ms;
     conn_feed(c, b->base, (size_t)nread);
@@ -825,7 +867,7 @@ static void on_tick(uv_timer_t *t)
         next = c->next;
         if (c->closing || now < c->deadline_ms)
             continue;
-        if (c->state == CONN_IDLE) {
+        if (c->state == CONN_IDLE || c->state == CONN_LINGER) {
             conn_close(c);
         } else if (c->state == CONN_READING) {
             c->err_status = 408;

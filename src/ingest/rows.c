@@ -211,6 +211,136 @@ enum sluice_err rows_split_ndjson(const char *s, size_t len, struct row_span **s
     return SLUICE_OK;
 }
 
+/*
+ * RFC 8259 grammar check with no values built, for the rare rows jansson
+ * refuses for a reason other than syntax (a duplicate member, \u0000, a
+ * number out of range): it stops at the first such problem, so whether the
+ * rest is JSON at all must be checked separately. Written here because
+ * jansson offers no syntax-only mode. Depth is already bounded by the scan.
+ */
+static size_t syn_value(const char *s, size_t len, size_t i, int *ok);
+
+static size_t syn_string(const char *s, size_t len, size_t i, int *ok)
+{
+    for (i++; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20)
+            break;
+        if (c == '\\') {
+            if (++i >= len)
+                break;
+            if (s[i] == 'u') {
+                for (int k = 1; k <= 4; k++)
+                    if (i + (size_t)k >= len || !strchr("0123456789abcdefABCDEF", s[i + (size_t)k]) ||
+                        !s[i + (size_t)k])
+                        goto bad;
+                i += 4;
+            } else if (!strchr("\"\\/bfnrt", s[i]) || !s[i]) {
+                break;
+            }
+        }
+    }
+bad:
+    *ok = 0;
+    return i;
+}
+
+static size_t syn_digits(const char *s, size_t len, size_t i)
+{
+    while (i < len && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
+static size_t syn_number(const char *s, size_t len, size_t i, int *ok)
+{
+    if (i < len && s[i] == '-')
+        i++;
+    if (i < len && s[i] == '0')
+        i++;
+    else if (i < len && s[i] >= '1' && s[i] <= '9')
+        i = syn_digits(s, len, i);
+    else
+        goto bad;
+    if (i < len && s[i] == '.') {
+        size_t j = syn_digits(s, len, i + 1);
+        if (j == i + 1)
+            goto bad;
+        i = j;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t j = syn_digits(s, len, i);
+        if (j == i)
+            goto bad;
+        i = j;
+    }
+    return i;
+bad:
+    *ok = 0;
+    return i;
+}
+
+static size_t syn_value(const char *s, size_t len, size_t i, int *ok)
+{
+    i = skip_ws(s, len, i);
+    if (i >= len) {
+        *ok = 0;
+        return i;
+    }
+    char c = s[i];
+    if (c == '"')
+        return syn_string(s, len, i, ok);
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        i = skip_ws(s, len, i + 1);
+        if (i < len && s[i] == close)
+            return i + 1;
+        for (;;) {
+            if (c == '{') {
+                i = skip_ws(s, len, i);
+                if (i >= len || s[i] != '"')
+                    break;
+                i = skip_ws(s, len, syn_string(s, len, i, ok));
+                if (!*ok || i >= len || s[i] != ':')
+                    break;
+                i++;
+            }
+            i = skip_ws(s, len, syn_value(s, len, i, ok));
+            if (!*ok || i >= len)
+                break;
+            if (s[i] == close)
+                return i + 1;
+            if (s[i] != ',')
+                break;
+            i++;
+        }
+        *ok = 0;
+        return i;
+    }
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return syn_number(s, len, i, ok);
+    static const char *const words[] = {"true", "false", "null"};
+    for (int k = 0; k < 3; k++) {
+        size_t n = strlen(words[k]);
+        if (len - i >= n && memcmp(s + i, words[k], n) == 0)
+            return i + n;
+    }
+    *ok = 0;
+    return i;
+}
+
+static int json_syntax_ok(const char *s, size_t len)
+{
+    int ok = 1;
+    size_t end = syn_value(s, len, 0, &ok);
+    return ok && skip_ws(s, len, end) == len;
+}
+
 enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int max_depth,
                            json_t **out, int *syntax, char *msg, size_t cap)
 {
@@ -230,7 +360,12 @@ enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int 
     }
     json_t *j = json_loadb(p, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (!j) {
-        switch (json_error_code(&jerr)) {
+        enum json_error_code code = json_error_code(&jerr);
+        if ((code == json_error_duplicate_key || code == json_error_null_character ||
+             code == json_error_null_byte_in_key || code == json_error_numeric_overflow) &&
+            !json_syntax_ok(p, len))
+            code = json_error_invalid_syntax; /* broken elsewhere too: it is not JSON */
+        switch (code) {
         case json_error_duplicate_key:
             snprintf(msg, cap, "%s", jerr.text);
             return ERR_DUPLICATE_FIELD;

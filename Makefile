@@ -40,7 +40,7 @@ $(eval $(call flavour,build/asan,$(ASAN_FLAGS)))
 UNIT_BINS      := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS))
 UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test unit unit-asan e2e e2e-asan asan docs bench clean format-check
+.PHONY: all deps run test unit unit-asan e2e e2e-asan asan docs bench clean format-check fuzz fuzz-smoke
 all: build/sluice
 
 deps:
@@ -72,6 +72,7 @@ test: deps
 	$(MAKE) unit unit-asan
 	$(MAKE) e2e
 	$(MAKE) e2e-asan
+	$(MAKE) fuzz-smoke
 
 docs: build/sluice
 	./build/sluice config-docs > docs/configuration.md
@@ -85,3 +86,14 @@ format-check:
 
 clean:
 	rm -rf build
+
+# A short, seeded fuzz run of the ingest parsers over the JSONTestSuite files (part of `make test`).
+fuzz-smoke: build/fuzz/fuzz_ingest
+	@mkdir -p build/fuzz/corpus && cp ../shared/suites/JSONTestSuite/test_parsing/*.json build/fuzz/corpus/ 2>/dev/null || true
+	./build/fuzz/fuzz_ingest -seed=1 -max_total_time=15 -rss_limit_mb=1024 build/fuzz/corpus 2>&1 | tail -2
+
+# libFuzzer target for the ingest parsers (clang): make fuzz && ./build/fuzz/fuzz_ingest -max_total_time=60
+fuzz: build/fuzz/fuzz_ingest
+build/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c src/ingest/rows.c src/ingest/schema.c src/ingest/formats.c src/util/utf8.c src/util/errors.c
+	@mkdir -p $(dir $@)
+	clang -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -ljansson -lpcre2-8

@@ -25,6 +25,11 @@ TARGETS = {
 RSS_MAX_MB = 100
 
 
+def other(r):
+    """CPU seconds the rest of the machine used during a run (not the server, not wrk)."""
+    return max(0.0, r.get("machine_cpu_s", 0) - r["server_cpu_s"] - r["wrk_cpu_s"])
+
+
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -54,6 +59,7 @@ def main():
             "rss_max": max(r["rss_kb"] for r in groups[key]) / 1024,
             "srv_cpu": m(key, lambda r: r["server_cpu_s"] / r["wrk"]["duration_s"]),
             "wrk_cpu": m(key, lambda r: r["wrk_cpu_s"] / r["wrk"]["duration_s"]),
+            "other_cpu": m(key, lambda r: other(r) / r["wrk"]["duration_s"]),
             "bad": sum(r["wrk"]["bad_status"] + r["wrk"]["socket_errors"] + r["wrk"]["timeouts"]
                        for r in groups[key]),
             "stored": sum(r["stored_after"] - r["stored_before"] for r in groups[key]),
@@ -103,11 +109,11 @@ def main():
     w("")
     w("### All scenarios (median of the runs)")
     w("")
-    w("| target | scenario | req/s | rows/s | p50 ms | p99 ms | max ms | peak RSS MB | server CPU (cores) | wrk CPU (cores) | stored rows / acknowledged | failed requests |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| target | scenario | req/s | rows/s | p50 ms | p99 ms | max ms | peak RSS MB | server CPU (cores) | wrk CPU (cores) | others' CPU (cores) | stored rows / acknowledged | failed requests |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (t, scen), s in sorted(S.items(), key=lambda kv: (kv[0][0] != "sluice", list(SCEN).index(kv[0][1]))):
         w(f"| {t} | {scen} | {s['req_per_s']:,.0f} | {s['rows_per_s']:,.0f} | {s['p50']:.1f} | {s['p99']:.1f} |"
-          f" {s['max']:.1f} | {s['rss']:.1f} | {s['srv_cpu']:.2f} | {s['wrk_cpu']:.2f} |"
+          f" {s['max']:.1f} | {s['rss']:.1f} | {s['srv_cpu']:.2f} | {s['wrk_cpu']:.2f} | {s['other_cpu']:.2f} |"
           f" {s['stored']:,} / {s['accepted']:,} | {s['bad']} |")
     w("")
     w("Scenarios: " + "; ".join(f"`{k}`: {v}" for k, v in SCEN.items() if any(k == s for _, s in S)) + ".")
@@ -115,17 +121,18 @@ def main():
       " *stored rows* is the count(*) difference in the database over the runs; it may exceed the"
       " acknowledged rows by the requests in flight when wrk stopped (answered after wrk's clock ran out)."
       " *server CPU* is the server's user+system time over the run's wall time (the peer: all its processes);"
-      " the machine has " + machine["nproc"] + " cores for both.")
+      " the machine has " + machine["nproc"] + " cores for both. *others' CPU* is what the rest of the"
+      " machine (other users' processes) used meanwhile: a run with much of it is skewed.")
     w("")
     w("<details><summary>Every run</summary>")
     w("")
-    w("| target | scenario | run | req/s | rows/s | p50 ms | p99 ms | peak RSS MB | server CPU s | wrk CPU s |")
-    w("|---|---|---|---|---|---|---|---|---|---|")
+    w("| target | scenario | run | req/s | rows/s | p50 ms | p99 ms | peak RSS MB | server CPU s | wrk CPU s | others' CPU s |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         x = r["wrk"]
         w(f"| {r['target']} | {r['scenario']} | {r['run']} | {x['req_per_s']:,.0f} | {x['rows_per_s']:,.0f} |"
           f" {x['lat_p50_us'] / 1e3:.1f} | {x['lat_p99_us'] / 1e3:.1f} | {r['rss_kb'] / 1024:.1f} |"
-          f" {r['server_cpu_s']:.1f} | {r['wrk_cpu_s']:.1f} |")
+          f" {r['server_cpu_s']:.1f} | {r['wrk_cpu_s']:.1f} | {other(r):.1f} |")
     w("")
     w("</details>")
     text = "\n".join(out) + "\n"

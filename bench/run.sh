@@ -26,7 +26,10 @@
 #
 # Environment: N (3), DURATION (10s), WARMUP (3s), THREADS (2), CONNS (64),
 # PORT (18080; the peer uses PORT+1), KEYED (1), PEER (1: measure the peer),
-# DOC (docs/performance.md; DOC= to write none), KEEP (0), TMPDIR.
+# DOC (docs/performance.md; DOC= to write none), KEEP (0), TMPDIR,
+# QUIET_PCT (15) and QUIET_WAIT (120): before each measured run, wait up to
+# QUIET_WAIT seconds for the rest of the machine to use at most QUIET_PCT% of
+# one core (the CPU others used during each run is reported either way).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +44,8 @@ KEYED=${KEYED:-1}
 PEER=${PEER:-1}
 DOC=${DOC-$ROOT/docs/performance.md}
 KEEP=${KEEP:-0}
+QUIET_PCT=${QUIET_PCT:-15}
+QUIET_WAIT=${QUIET_WAIT:-120}
 PY=/usr/bin/python3
 SLUICE=$ROOT/build/sluice
 CMDLINE="N=$N DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS CONNS=$CONNS KEYED=$KEYED PEER=$PEER bash bench/run.sh"
@@ -210,6 +215,25 @@ sampler() { # OUTFILE PIDS...: the largest sum of VmRSS (kB), every 0.2 s
         sleep 0.2
     done
 }
+machine_ticks() { # busy CPU ticks of the whole machine so far (all cores)
+    local _c u n s i w q sq st _r
+    read -r _c u n s i w q sq st _r </proc/stat
+    echo $((u + n + s + q + sq + st))
+}
+wait_quiet() { # wait (at most QUIET_WAIT s) until the machine is idle enough: other work skews the numbers
+    local t0 t1 busy waited=0
+    while :; do
+        t0=$(machine_ticks); sleep 1; t1=$(machine_ticks)
+        busy=$(((t1 - t0) * 100 / CLK_TCK)) # % of one core
+        [ "$busy" -le "$QUIET_PCT" ] && return 0
+        if [ "$waited" -ge "$QUIET_WAIT" ]; then
+            log "  the machine is still busy (${busy}% of a core used by others); measuring anyway"
+            return 0
+        fi
+        [ "$waited" = 0 ] && log "  waiting for the machine to go quiet (${busy}% of a core busy; limit ${QUIET_WAIT}s)"
+        waited=$((waited + 1))
+    done
+}
 row_count() { # DATASET
     sqlite3 "$DB" "PRAGMA busy_timeout=10000; SELECT count(*) FROM \"ds_$1\";" 2>/dev/null | tail -1
 }
@@ -219,19 +243,22 @@ run_wrk() {
     local target=$1 scen=$2 run=$3 rows=$4 ds=$5 base=$6 dur=$7
     local tag="$target/$scen/$run"
     local out=$WORK/wrk-$target-$scen-$run.txt
-    local before after c0 c1 rss hwm=0 wrk_cpu
+    local before after c0 c1 m0 m1 rss hwm=0 wrk_cpu
     before=$(row_count "$ds")
+    [ "$run" = warmup ] || wait_quiet
     [ "$target" = sluice ] && echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null || true
     echo 0 >"$WORK/rss"
     # shellcheck disable=SC2046
     sampler "$WORK/rss" $(server_pids) &
     SAMPLER_PID=$!
     c0=$(cpu_ticks)
+    m0=$(machine_ticks)
     local TIMEFORMAT='%U %S'
     { time ROWS=$rows DATASET=$ds CASE_BASE=$base THREADS=$THREADS \
         wrk -t"$THREADS" -c"$CONNS" -d"$dur" --timeout 10s --latency -s "$ROOT/bench/load.lua" "$URL" \
         >"$out" 2>"$out.err"; } 2>"$out.time"
     c1=$(cpu_ticks)
+    m1=$(machine_ticks)
     stop_sampler
     rss=$(cat "$WORK/rss")
     if [ "$target" = sluice ]; then
@@ -243,9 +270,9 @@ run_wrk() {
     local w
     w=$(sed -n 's/^WRKJSON //p' "$out")
     [ -n "$w" ] || { cat "$out" "$out.err" >&2; die "$tag: wrk printed no result"; }
-    echo "{\"target\":\"$target\",\"scenario\":\"$scen\",\"run\":\"$run\",\"dataset\":\"$ds\",\"wrk\":$w,\"rss_kb\":$rss,\"hwm_kb\":$hwm,\"server_cpu_s\":$(awk -v t=$((c1 - c0)) -v h="$CLK_TCK" 'BEGIN {print t / h}'),\"wrk_cpu_s\":$wrk_cpu,\"stored_before\":${before:-0},\"stored_after\":${after:-0}}" >>"$RESULTS"
+    echo "{\"target\":\"$target\",\"scenario\":\"$scen\",\"run\":\"$run\",\"dataset\":\"$ds\",\"wrk\":$w,\"rss_kb\":$rss,\"hwm_kb\":$hwm,\"server_cpu_s\":$(awk -v t=$((c1 - c0)) -v h="$CLK_TCK" 'BEGIN {print t / h}'),\"machine_cpu_s\":$(awk -v t=$((m1 - m0)) -v h="$CLK_TCK" 'BEGIN {print t / h}'),\"wrk_cpu_s\":$wrk_cpu,\"stored_before\":${before:-0},\"stored_after\":${after:-0}}" >>"$RESULTS"
     if [ "$run" != warmup ]; then
-        "$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); w=r["wrk"]; print("  %-26s %9.0f req/s %10.0f rows/s  p50 %6.1f ms  p99 %6.1f ms  rss %5.1f MB  stored %d (accepted %d)  bad %d  errors %d  server cpu %.1fs  wrk cpu %.1fs" % (sys.argv[2], w["req_per_s"], w["rows_per_s"], w["lat_p50_us"]/1e3, w["lat_p99_us"]/1e3, r["rss_kb"]/1024, r["stored_after"]-r["stored_before"], w["accepted"], w["bad_status"], w["socket_errors"]+w["timeouts"], r["server_cpu_s"], r["wrk_cpu_s"]))' "$(tail -1 "$RESULTS")" "$tag" >&2
+        "$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); w=r["wrk"]; print("  %-26s %9.0f req/s %10.0f rows/s  p50 %6.1f ms  p99 %6.1f ms  rss %5.1f MB  stored %d (accepted %d)  bad %d  errors %d  server cpu %.1fs  wrk cpu %.1fs  others %.1fs" % (sys.argv[2], w["req_per_s"], w["rows_per_s"], w["lat_p50_us"]/1e3, w["lat_p99_us"]/1e3, r["rss_kb"]/1024, r["stored_after"]-r["stored_before"], w["accepted"], w["bad_status"], w["socket_errors"]+w["timeouts"], r["server_cpu_s"], r["wrk_cpu_s"], r["machine_cpu_s"]-r["server_cpu_s"]-r["wrk_cpu_s"]))' "$(tail -1 "$RESULTS")" "$tag" >&2
     fi
 }
 

@@ -9,6 +9,7 @@ pkgs=(
   libuv1-dev node-llhttp libjansson-dev libsqlite3-dev sqlite3 libfyaml-dev
   libpcre2-dev libcurl4-openssl-dev libssl-dev libpq-dev
   libcriterion-dev python3-pytest python3-requests prometheus curl
+  clang libclang-rt-14-dev clang-format
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(wrk python3-fastapi python3-uvicorn)

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ingest/rows.h"
 #include "util/clock.h"
@@ -259,8 +260,9 @@ Test(split_json, depth_counts_arrays_not_strings)
     free(spans);
 }
 
-Test(split_json, hundred_thousand_brackets_fail_fast, .timeout = 20)
+Test(split_json, hundred_thousand_brackets_fail_fast)
 {
+    alarm(20); /* a quadratic scanner fails here (SIGALRM) rather than hanging */
     const size_t N = 100000;
     char *body = malloc(2 * N + 1);
     cr_assert_not_null(body);

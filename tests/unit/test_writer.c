@@ -1,0 +1,491 @@
+/*
+ * test_writer.c - the writer thread and its group commit (src/ingest/writer.h)
+ * on a temp SQLite store. Each test job writes one DLQ entry tagged with its
+ * id (ingest_id "job-N") and records its delivery; what was committed is then
+ * read from the file with sqlite3 directly. A "blocker" job, whose apply()
+ * waits until the test releases it, lets the tests fill the queue while the
+ * writer is busy, so grouping and queue bounds are deterministic.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ingest/writer.h"
+#include "store/store.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define WAIT_S 30 /* longest wait for deliveries before failing */
+
+/* ---- fixture ----------------------------------------------------------------------- */
+
+static char dir[64], db_path[128], uri[160];
+static struct writer *w;
+
+static void setup(void)
+{
+    char err[256] = "";
+    /* A hung writer fails the test (SIGALRM) instead of blocking `make unit`.
+     * (Criterion's own .timeout leaks memory in the runner under --jobs 2.) */
+    alarm(120);
+    snprintf(dir, sizeof dir, "/tmp/sluice-writer-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db_path, sizeof db_path, "%s/t.db", dir);
+    snprintf(uri, sizeof uri, "sqlite:%s", db_path);
+    struct store *st = store_open(uri, 0, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_eq(store_migrate(st), 0, "%s", store_errmsg(st));
+    store_close(st);
+}
+
+static void teardown(void)
+{
+    writer_stop(w);
+    w = NULL;
+    const char *sfx[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < ARRAY_SIZE(sfx); i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", db_path, sfx[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static void start(int queue_max_jobs, int max_group_rows)
+{
+    char err[256] = "";
+    w = writer_start(uri, queue_max_jobs, max_group_rows, err, sizeof err);
+    cr_assert_not_null(w, "writer_start: %s", err);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+struct tjob {
+    struct wjob job; /* first: the writer hands back &job */
+    int id;
+    int fail;     /* apply() writes, then returns -1 */
+    int blocker;  /* apply() waits for release_blocker() first */
+    int delivered; /* times deliver() ran */
+    int result;
+    unsigned long long commits_at_delivery; /* which group it was in */
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int ndelivered, blocker_started, blocker_released;
+static int apply_errors; /* store errors seen inside apply(), checked by the tests */
+
+static int t_apply(struct wjob *job, struct store *st)
+{
+    struct tjob *t = (struct tjob *)job;
+    if (t->blocker) {
+        pthread_mutex_lock(&mu);
+        blocker_started = 1;
+        pthread_cond_broadcast(&cv);
+        while (!blocker_released)
+            pthread_cond_wait(&cv, &mu);
+        pthread_mutex_unlock(&mu);
+    }
+    char tag[32];
+    snprintf(tag, sizeof tag, "job-%d", t->id);
+    struct dlq_new e = {.dataset = "w",
+                        .ingest_id = tag,
+                        .source = "test",
+                        .row = t->id,
+                        .payload = "{}",
+                        .payload_len = 2,
+                        .errors_json = "[]",
+                        .codes = ",",
+                        .received_ms = 1};
+    if (store_dlq_add(st, &e, NULL) < 0) {
+        pthread_mutex_lock(&mu);
+        apply_errors++;
+        pthread_mutex_unlock(&mu);
+        return -1;
+    }
+    return t->fail ? -1 : 0;
+}
+
+static void t_deliver(struct wjob *job, int result)
+{
+    struct tjob *t = (struct tjob *)job;
+    unsigned long long c = writer_commits(w);
+    pthread_mutex_lock(&mu);
+    t->delivered++;
+    t->result = result;
+    t->commits_at_delivery = c;
+    ndelivered++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void init_job(struct tjob *t, int id)
+{
+    memset(t, 0, sizeof *t);
+    t->id = id;
+    t->job.nrows = 1;
+    t->job.apply = t_apply;
+    t->job.deliver = t_deliver;
+    t->result = 12345;
+}
+
+static struct tjob *new_jobs(size_t n, int first_id)
+{
+    struct tjob *v = calloc(n, sizeof *v);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < n; i++)
+        init_job(&v[i], first_id + (int)i);
+    return v;
+}
+
+static int delivered_count(void)
+{
+    pthread_mutex_lock(&mu);
+    int n = ndelivered;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+/* Wait until n jobs in all were delivered; fails the test after WAIT_S seconds. */
+static void wait_delivered(int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WAIT_S;
+    pthread_mutex_lock(&mu);
+    int rc = 0;
+    while (ndelivered < n && rc == 0)
+        rc = pthread_cond_timedwait(&cv, &mu, &until);
+    int got = ndelivered;
+    pthread_mutex_unlock(&mu);
+    cr_assert_geq(got, n, "only %d of %d jobs delivered after %ds", got, n, WAIT_S);
+}
+
+/* Submit a blocker job and wait until the writer is inside its apply(). */
+static void submit_blocker(struct tjob *b, int id)
+{
+    init_job(b, id);
+    b->blocker = 1;
+    cr_assert_eq(writer_submit(w, &b->job), 0);
+    pthread_mutex_lock(&mu);
+    while (!blocker_started)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static void release_blocker(void)
+{
+    pthread_mutex_lock(&mu);
+    blocker_released = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+/* ---- reading the file ------------------------------------------------------------------ */
+
+static int64_t raw_int(const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    int64_t v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -999;
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+/* How many rows job id wrote (0 or 1). */
+static int64_t rows_of(int id)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM dlq WHERE ingest_id = 'job-%d'", id);
+    return raw_int(sql);
+}
+
+/* ---- many threads ---------------------------------------------------------------------- */
+
+#define NTHREADS 4
+#define PER_THREAD 50
+
+struct submitter {
+    struct tjob *jobs;
+    int n, refused;
+};
+
+static void *submit_all(void *arg)
+{
+    struct submitter *s = arg;
+    for (int i = 0; i < s->n; i++)
+        if (writer_submit(w, &s->jobs[i].job) != 0)
+            s->refused++;
+    return NULL;
+}
+
+Test(writer, jobs_from_many_threads_all_delivered, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob *jobs = new_jobs(NTHREADS * PER_THREAD, 0);
+    pthread_t th[NTHREADS];
+    struct submitter sub[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++) {
+        sub[i] = (struct submitter){.jobs = jobs + i * PER_THREAD, .n = PER_THREAD};
+        cr_assert_eq(pthread_create(&th[i], NULL, submit_all, &sub[i]), 0);
+    }
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        cr_expect_eq(sub[i].refused, 0, "thread %d: %d submits refused", i, sub[i].refused);
+    }
+    wait_delivered(NTHREADS * PER_THREAD);
+    for (int i = 0; i < NTHREADS * PER_THREAD; i++) {
+        cr_expect_eq(jobs[i].delivered, 1, "job %d delivered %d times", i, jobs[i].delivered);
+        cr_expect_eq(jobs[i].result, 0, "job %d: result %d", i, jobs[i].result);
+        cr_expect_eq(jobs[i].job.applied, 0, "job %d: applied %d", i, jobs[i].job.applied);
+    }
+    cr_expect_eq(apply_errors, 0);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq"), NTHREADS * PER_THREAD);
+    cr_expect_eq(raw_int("SELECT count(DISTINCT ingest_id) FROM dlq"), NTHREADS * PER_THREAD);
+    cr_expect(writer_healthy(w));
+    cr_expect_eq(writer_queue_depth(w), 0);
+    free(jobs);
+}
+
+/* ---- group commit ----------------------------------------------------------------------- */
+
+Test(writer, group_commit_groups_a_burst, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob *jobs = new_jobs(200, 0);
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(writer_submit(w, &jobs[i].job), 0, "submit %d", i);
+    wait_delivered(200);
+    unsigned long long c = writer_commits(w);
+    cr_expect_lt(c, 200, "%llu commits for 200 jobs: no grouping", c);
+    cr_expect_geq(c, 1);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq"), 200);
+    free(jobs);
+}
+
+Test(writer, queued_jobs_commit_as_one_group, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob blocker;
+    submit_blocker(&blocker, 1000);
+    struct tjob *jobs = new_jobs(200, 0);
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(writer_submit(w, &jobs[i].job), 0, "submit %d", i);
+    cr_expect_eq(writer_queue_depth(w), 200);
+    cr_expect_eq(writer_commits(w), 0);
+    cr_expect_eq(delivered_count(), 0, "nothing is delivered before its commit");
+    release_blocker();
+    wait_delivered(201);
+
+    /* the blocker's own group, then all 200 in one */
+    cr_expect_eq(writer_commits(w), 2);
+    cr_expect_eq(blocker.result, 0);
+    cr_expect_eq(blocker.commits_at_delivery, 1);
+    for (int i = 0; i < 200; i++) {
+        cr_expect_eq(jobs[i].result, 0, "job %d", i);
+        cr_expect_eq(jobs[i].commits_at_delivery, 2, "job %d delivered after commit %llu", i,
+                     jobs[i].commits_at_delivery);
+    }
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq"), 201);
+    free(jobs);
+}
+
+Test(writer, group_size_bounded_by_max_group_rows, .init = setup, .fini = teardown)
+{
+    start(1024, 50);
+    struct tjob blocker;
+    submit_blocker(&blocker, 1000);
+    /* 30 small jobs, one job of 120 rows (more than a group), 30 small jobs */
+    struct tjob *jobs = new_jobs(61, 0);
+    jobs[30].job.nrows = 120;
+    for (int i = 0; i < 61; i++)
+        cr_assert_eq(writer_submit(w, &jobs[i].job), 0, "submit %d", i);
+    release_blocker();
+    wait_delivered(62);
+
+    /* groups: blocker | 30 | the big one alone | 30 */
+    cr_expect_eq(writer_commits(w), 4);
+    for (int i = 0; i < 61; i++) {
+        unsigned long long want = i < 30 ? 2 : i == 30 ? 3 : 4;
+        cr_expect_eq(jobs[i].result, 0, "job %d", i);
+        cr_expect_eq(jobs[i].commits_at_delivery, want, "job %d in group %llu, expected %llu", i,
+                     jobs[i].commits_at_delivery, want);
+    }
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq"), 62);
+    free(jobs);
+}
+
+/* ---- failures ------------------------------------------------------------------------- */
+
+Test(writer, failed_job_rolled_back_others_commit, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob blocker;
+    submit_blocker(&blocker, 1000);
+    struct tjob *jobs = new_jobs(5, 0);
+    jobs[1].fail = 1;
+    jobs[3].fail = 1;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(writer_submit(w, &jobs[i].job), 0);
+    release_blocker();
+    wait_delivered(6);
+
+    for (int i = 0; i < 5; i++) {
+        int bad = jobs[i].fail;
+        cr_expect_eq(jobs[i].delivered, 1, "job %d", i);
+        cr_expect_eq(jobs[i].result, bad ? -1 : 0, "job %d: result %d", i, jobs[i].result);
+        cr_expect_eq(jobs[i].job.applied, bad ? -1 : 0, "job %d: applied %d", i,
+                     jobs[i].job.applied);
+        cr_expect_eq(rows_of(i), bad ? 0 : 1, "job %d: %lld rows", i, (long long)rows_of(i));
+        cr_expect_eq(jobs[i].commits_at_delivery, 2, "job %d not in the same group", i);
+    }
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq"), 4); /* blocker + 3 good jobs */
+    cr_expect(writer_healthy(w), "a job that fails is not a store failure");
+    free(jobs);
+}
+
+Test(writer, lone_failed_job_rolled_back, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob bad, good;
+    init_job(&bad, 1);
+    bad.fail = 1;
+    bad.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &bad.job), -1);
+    cr_expect_eq(rows_of(1), 0, "the failed job's write was kept");
+
+    init_job(&good, 2);
+    good.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &good.job), 0);
+    cr_expect_eq(rows_of(2), 1);
+    cr_expect(writer_healthy(w));
+}
+
+/* ---- writer_run -------------------------------------------------------------------------- */
+
+Test(writer, run_waits_and_returns_apply_result, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    for (int i = 0; i < 5; i++) {
+        struct tjob t;
+        init_job(&t, i);
+        t.job.deliver = NULL;
+        t.fail = i % 2;
+        int r = writer_run(w, &t.job);
+        cr_expect_eq(r, t.fail ? -1 : 0, "run %d returned %d", i, r);
+        /* when writer_run returns, the commit is done: a second connection sees it */
+        cr_expect_eq(rows_of(i), t.fail ? 0 : 1, "run %d", i);
+    }
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq"), 3);
+}
+
+/* ---- bounded queue ------------------------------------------------------------------------- */
+
+Test(writer, submit_refuses_when_queue_full, .init = setup, .fini = teardown)
+{
+    start(5, 50000);
+    cr_expect_eq(writer_queue_max(w), 5);
+    struct tjob blocker;
+    submit_blocker(&blocker, 1000);
+    cr_expect_eq(writer_queue_depth(w), 0, "the running job is not queued");
+
+    struct tjob *jobs = new_jobs(7, 0);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(writer_submit(w, &jobs[i].job), 0, "submit %d of 5", i);
+    cr_expect_eq(writer_queue_depth(w), 5);
+    cr_expect_eq(writer_submit(w, &jobs[5].job), -1, "6th job accepted into a queue of 5");
+    cr_expect_eq(writer_submit(w, &jobs[6].job), -1);
+    cr_expect_eq(writer_queue_depth(w), 5);
+
+    release_blocker();
+    wait_delivered(6);
+    /* the refused jobs were not taken: never delivered, nothing written */
+    usleep(100 * 1000);
+    cr_expect_eq(jobs[5].delivered, 0);
+    cr_expect_eq(jobs[6].delivered, 0);
+    cr_expect_eq(rows_of(5), 0);
+    for (int i = 0; i < 5; i++)
+        cr_expect_eq(jobs[i].result, 0, "job %d", i);
+
+    /* once drained, the caller can submit its refused job again */
+    cr_expect_eq(writer_queue_depth(w), 0);
+    cr_expect_eq(writer_submit(w, &jobs[5].job), 0);
+    wait_delivered(7);
+    cr_expect_eq(jobs[5].result, 0);
+    cr_expect_eq(rows_of(5), 1);
+    free(jobs);
+}
+
+/* ---- stop ------------------------------------------------------------------------------------ */
+
+static void *stop_thread(void *arg)
+{
+    writer_stop(arg);
+    return NULL;
+}
+
+Test(writer, stop_drains_every_queued_job, .init = setup)
+{
+    start(1000, 10); /* small groups: several commits needed to drain */
+    struct tjob blocker;
+    submit_blocker(&blocker, 1000);
+    struct tjob *jobs = new_jobs(50, 0);
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(writer_submit(w, &jobs[i].job), 0);
+
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, stop_thread, w), 0);
+    /* Probe until the writer refuses because it is stopping (the queue is far from full). */
+    struct tjob *probes = new_jobs(500, 100);
+    int accepted = 0;
+    for (;;) {
+        cr_assert_lt(accepted, 500, "writer_stop() never made writer_submit() refuse");
+        int depth = writer_queue_depth(w);
+        if (writer_submit(w, &probes[accepted].job) != 0) {
+            cr_expect_lt(depth, 1000);
+            break;
+        }
+        accepted++;
+        usleep(1000);
+    }
+    release_blocker();
+    pthread_join(th, NULL);
+    w = NULL; /* freed by writer_stop */
+
+    cr_expect_eq(delivered_count(), 1 + 50 + accepted);
+    cr_expect_eq(blocker.result, 0);
+    for (int i = 0; i < 50; i++) {
+        cr_expect_eq(jobs[i].delivered, 1, "job %d delivered %d times", i, jobs[i].delivered);
+        cr_expect_eq(jobs[i].result, 0, "job %d", i);
+    }
+    for (int i = 0; i < accepted; i++)
+        cr_expect_eq(probes[i].delivered, 1, "probe %d", i);
+    cr_expect_eq(probes[accepted].delivered, 0, "the refused probe was run");
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq"), 1 + 50 + accepted);
+    free(jobs);
+    free(probes);
+    teardown();
+}
+
+Test(writer, stop_null_and_idle)
+{
+    writer_stop(NULL);
+}
+
+Test(writer, start_bad_uri)
+{
+    char err[256] = "";
+    struct writer *x = writer_start("nosuch:/tmp/x", 10, 10, err, sizeof err);
+    cr_expect_null(x);
+    cr_expect_neq(err[0], 0);
+    writer_stop(x);
+}

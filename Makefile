@@ -90,7 +90,9 @@ clean:
 # A short, seeded fuzz run of the ingest parsers over the JSONTestSuite files (part of `make test`).
 fuzz-smoke: build/fuzz/fuzz_ingest
 	@mkdir -p build/fuzz/corpus && cp ../shared/suites/JSONTestSuite/test_parsing/*.json build/fuzz/corpus/ 2>/dev/null || true
-	./build/fuzz/fuzz_ingest -seed=1 -max_total_time=15 -rss_limit_mb=1024 build/fuzz/corpus 2>&1 | tail -2
+	@./build/fuzz/fuzz_ingest -seed=1 -max_total_time=15 -rss_limit_mb=1024 build/fuzz/corpus \
+	  > build/fuzz/smoke.log 2>&1 || { tail -40 build/fuzz/smoke.log; exit 1; }
+	@tail -1 build/fuzz/smoke.log
 
 # libFuzzer target for the ingest parsers (clang): make fuzz && ./build/fuzz/fuzz_ingest -max_total_time=60
 fuzz: build/fuzz/fuzz_ingest

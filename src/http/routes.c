@@ -90,9 +90,10 @@ enum route_match router_match(const char *method, const char *path, const struct
             return ROUTE_FOUND;
         }
         path_found = 1;
-        if (al + 10 < allowcap)
-            al += (size_t)snprintf(allow + al, allowcap - al, "%s%s", al ? ", " : "",
-                                   http_routes[i].method);
+        if (al + 16 < allowcap)
+            al += (size_t)snprintf(allow + al, allowcap - al, "%s%s%s", al ? ", " : "",
+                                   http_routes[i].method,
+                                   strcmp(http_routes[i].method, "GET") == 0 ? ", HEAD" : "");
     }
     return path_found ? ROUTE_NO_METHOD : ROUTE_NO_PATH;
 }

@@ -53,6 +53,7 @@ static void run_group(struct writer *w, struct wjob *group)
                 store_savepoint_release(w->st);
         }
     }
+    int committed = 0;
     if (ok && group->next == NULL && group->applied < 0) {
         /* A lone job that failed: undo it. */
         store_rollback(w->st);
@@ -60,10 +61,12 @@ static void run_group(struct writer *w, struct wjob *group)
         log_error("writer", "commit failed", "\"error\":\"%s\"", store_errmsg(w->st));
         store_rollback(w->st);
         ok = 0;
+    } else if (ok) {
+        committed = 1;
     }
     pthread_mutex_lock(&w->mu);
     w->healthy = ok;
-    if (ok)
+    if (committed)
         w->commits++;
     pthread_mutex_unlock(&w->mu);
     for (struct wjob *j = group, *next; j; j = next) {

@@ -366,6 +366,10 @@ static const struct parse_case parse_cases[] = {
     {"not JSON at all", "hello", 0, ERR_MALFORMED_JSON, 1},
     {"empty row", "", 0, ERR_MALFORMED_JSON, 1},
     {"raw control character in a string", "{\"a\":\"x\ty\"}", 0, ERR_MALFORMED_JSON, 1},
+    /* broken JSON is MALFORMED_JSON even when jansson trips on something else first */
+    {"duplicate key, then truncated", "{\"a\":1,\"a\":2", 0, ERR_MALFORMED_JSON, 1},
+    {"\\u0000, then trailing comma", "{\"a\":\"\\u0000\",}", 0, ERR_MALFORMED_JSON, 1},
+    {"1e400, then garbage", "{\"n\":1e400} x", 0, ERR_MALFORMED_JSON, 1},
 };
 
 Test(parse, table)

@@ -12,6 +12,8 @@
 --              so rows stay unique across threads (up to 1e7/T rows a thread,
 --              then they wrap; the pattern ^CASE-[0-9]{7}$ allows 1e7 numbers).
 --   THREADS    wrk's -t, to split the case-number space (default 2).
+--   BAD_EVERY  if N > 0, every Nth row is invalid (a negative amount), to
+--              load the rejection path (DLQ); default 0: all rows valid.
 --
 -- Every body is built per request: case numbers, amounts, dates (real
 -- calendar dates, leap days included), status and notes vary, and a row is
@@ -25,6 +27,7 @@ local ROWS = tonumber(os.getenv("ROWS") or "100")
 local DATASET = os.getenv("DATASET") or "bench"
 local CASE_BASE = tonumber(os.getenv("CASE_BASE") or "0")
 local NTHREADS = tonumber(os.getenv("THREADS") or "2")
+local BAD_EVERY = tonumber(os.getenv("BAD_EVERY") or "0")
 
 local threads = {}
 
@@ -85,7 +88,11 @@ function request()
    local base = CASE_BASE + tid * stride
    for i = 1, ROWS do
       local n = (base + counter) % 10000000
-      parts[i] = prefix .. fmt("%07d", n) .. suffixes[(counter % NSUF) + 1]
+      if BAD_EVERY > 0 and counter % BAD_EVERY == BAD_EVERY - 1 then
+         parts[i] = prefix .. fmt("%07d", n) .. '","amount":-1,"filed_date":"2024-01-01"}'
+      else
+         parts[i] = prefix .. fmt("%07d", n) .. suffixes[(counter % NSUF) + 1]
+      end
       counter = counter + 1
    end
    local body

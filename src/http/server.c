@@ -956,11 +956,24 @@ static int loop_init(struct http_server *s, struct http_loop *l, int id, char *e
     l->store = store_open(s->o.store_uri, 1, err, errlen);
     if (!l->store)
         return -1;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t sl = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     int one = 1;
+    if (id == 0) {
+        /* SO_REUSEPORT below would let a second sluice share the port with this
+         * one; a plain bind first fails when anything already listens there. */
+        int probe = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        int rc = bind(probe, (struct sockaddr *)&ss, sl);
+        int e = errno;
+        close(probe);
+        if (rc < 0) {
+            snprintf(err, errlen, "listen %s: %s", s->o.listen, strerror(e));
+            return -1;
+        }
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    socklen_t sl = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
         snprintf(err, errlen, "listen %s: %s", s->o.listen, strerror(errno));
         close(fd);

@@ -275,3 +275,24 @@ def test_sigterm_during_load(make_server):
     server.start()
     r = requests.get(server.url + "/healthz", timeout=10)
     assert r.status_code == 200
+
+
+def test_second_instance_on_the_same_port_refuses_to_start(make_server):
+    """A restart while the old process still runs must not give two servers sharing one port
+    (SO_REUSEPORT across processes): the second `sluice serve` must fail, not start silently
+    and take half of the connections."""
+    first = make_server()
+    second = make_server(start=False)
+    second.port, second.url = first.port, first.url
+    second.write_config()
+    second.start(wait=False)
+    try:
+        code = second.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        code = None
+    assert code not in (None, 0), \
+        f"a second server bound the port of a running one (exit {code}):\n{second.logs()[-2000:]}"
+    # the first one is untouched and still answers every request
+    for _ in range(20):
+        r = requests.get(first.url + "/healthz", timeout=10)
+        assert r.status_code == 200

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/sqlite_ckpt.h"
 #include "util/buf.h"
 
 struct ds_stmt {
@@ -28,7 +29,7 @@ struct sqlite_store {
     sqlite3 *db;
     struct ds_stmt *stmts;
     char err[512];
-    int in_savepoint;
+    struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
 };
 
 #define SQ(st) ((struct sqlite_store *)(st))
@@ -75,6 +76,7 @@ static const char *sq_errmsg(struct store *st)
 static void sq_close(struct store *st)
 {
     struct sqlite_store *s = SQ(st);
+    sqlite_ckpt_stop(s->ckpt);
     for (struct ds_stmt *d = s->stmts, *n; d; d = n) {
         n = d->next;
         sqlite3_finalize(d->put);
@@ -715,14 +717,15 @@ static struct store *sq_open(const char *path, int readonly, char *err, size_t e
      * is what makes a 2xx mean "on disk". */
     const char *pragmas = readonly ? "PRAGMA journal_mode=WAL; PRAGMA query_only=1;"
                                    : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                     " PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;"
-                                     " PRAGMA wal_autocheckpoint=4000;";
+                                     " PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;";
     if (exec(s, pragmas) < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, s->err);
         sqlite3_close(s->db);
         free(s);
         return NULL;
     }
+    if (!readonly)
+        s->ckpt = sqlite_ckpt_start(path, s->db);
     return &s->base;
 }
 

@@ -1,0 +1,106 @@
+/*
+ * sqlite_ckpt.c - see sqlite_ckpt.h.
+ */
+#include "store/sqlite_ckpt.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "util/log.h"
+
+/* Wake the checkpointer when the WAL holds this many frames (~4 MiB of 4 KiB pages). */
+#define CKPT_PAGES 1000
+
+struct sqlite_ckpt {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending, stop;
+    sqlite3 *db;        /* the checkpointer's own connection */
+    sqlite3 *writer_db; /* borrowed */
+};
+
+static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    struct sqlite_ckpt *c = arg;
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&c->mu);
+        c->pending = 1;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void checkpoint(struct sqlite_ckpt *c)
+{
+    int wal = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        log_warn("store", "checkpoint failed", "\"error\":\"%s\"", sqlite3_errmsg(c->db));
+}
+
+static void *ckpt_main(void *arg)
+{
+    struct sqlite_ckpt *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->pending && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        int stop = c->stop;
+        c->pending = 0;
+        pthread_mutex_unlock(&c->mu);
+        checkpoint(c);
+        pthread_mutex_lock(&c->mu);
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+struct sqlite_ckpt *sqlite_ckpt_start(const char *path, sqlite3 *writer_db)
+{
+    struct sqlite_ckpt *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        sqlite3_close(c->db);
+        free(c);
+        return NULL;
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->writer_db = writer_db;
+    if (pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
+        sqlite3_close(c->db);
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
+        free(c);
+        return NULL;
+    }
+    /* Replaces SQLite's own automatic checkpointing on the writer connection. */
+    sqlite3_wal_hook(writer_db, on_wal, c);
+    return c;
+}
+
+void sqlite_ckpt_stop(struct sqlite_ckpt *c)
+{
+    if (!c)
+        return;
+    sqlite3_wal_hook(c->writer_db, NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    sqlite3_close(c->db);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}

@@ -367,6 +367,8 @@ void http_reply(struct http_conn *c, int status, const char *ctype, char *body, 
     if (s->o.log_requests)
         log_request(c, status, secs);
     set_busy(c, CONN_WRITING);
+    /* A client that does not read its answer is dropped after request_timeout. */
+    c->deadline_ms = loop_now(c->loop) + s->o.request_timeout_ms;
     uv_buf_t b = uv_buf_init(c->out, (unsigned)((size_t)n + blen));
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, after_write) < 0) {
@@ -867,7 +869,7 @@ static void on_tick(uv_timer_t *t)
         next = c->next;
         if (c->closing || now < c->deadline_ms)
             continue;
-        if (c->state == CONN_IDLE || c->state == CONN_LINGER) {
+        if (c->state == CONN_IDLE || c->state == CONN_LINGER || c->state == CONN_WRITING) {
             conn_close(c);
         } else if (c->state == CONN_READING) {
             c->err_status = 408;

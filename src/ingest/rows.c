@@ -347,11 +347,6 @@ enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int 
     json_error_t jerr;
     *out = NULL;
     *syntax = 0;
-    if (!utf8_valid(p, len)) {
-        *syntax = 1;
-        snprintf(msg, cap, "the row is not valid UTF-8");
-        return ERR_INVALID_UTF8;
-    }
     size_t i = 0;
     int r = len ? scan_value(p, len, &i, max_depth) : -1;
     if (r == -2) {
@@ -361,6 +356,11 @@ enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int 
     json_t *j = json_loadb(p, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (!j) {
         enum json_error_code code = json_error_code(&jerr);
+        if (!utf8_valid(p, len)) { /* checked only on failure: jansson validates UTF-8 too */
+            *syntax = 1;
+            snprintf(msg, cap, "the row is not valid UTF-8");
+            return ERR_INVALID_UTF8;
+        }
         if ((code == json_error_duplicate_key || code == json_error_null_character ||
              code == json_error_null_byte_in_key || code == json_error_numeric_overflow) &&
             !json_syntax_ok(p, len))

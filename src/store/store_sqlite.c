@@ -28,6 +28,7 @@ struct sqlite_store {
     struct store base;
     sqlite3 *db;
     struct ds_stmt *stmts;
+    sqlite3_stmt *dlq_add_q; /* prepared on first use */
     char err[512];
     struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
 };
@@ -77,6 +78,7 @@ static void sq_close(struct store *st)
 {
     struct sqlite_store *s = SQ(st);
     sqlite_ckpt_stop(s->ckpt);
+    sqlite3_finalize(s->dlq_add_q);
     for (struct ds_stmt *d = s->stmts, *n; d; d = n) {
         n = d->next;
         sqlite3_finalize(d->put);
@@ -244,8 +246,6 @@ static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, ch
         if (ds->key)
             buf_printf(&sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(\"%s\");",
                        ds->name, ds->name, ds->key);
-        buf_printf(&sql, "CREATE INDEX IF NOT EXISTS \"ds_%s_ingest\" ON \"ds_%s\"(_ingest_id);",
-                   ds->name, ds->name);
     } else {
         for (size_t i = 0; i < schema_nfields(ds->schema); i++) {
             const char *f = schema_field_name(ds->schema, i);
@@ -420,8 +420,7 @@ static int sq_row_put(struct store *st, const struct dataset_config *ds, const s
                    json_object_get(row, schema_field_name(ds->schema, i)));
     int rc = sqlite3_step(q);
     int changes = sqlite3_changes(s->db);
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
+    sqlite3_reset(q); /* every parameter is bound again for the next row */
     free(extra_txt);
     if (rc != SQLITE_DONE)
         return fail(s, "insert");
@@ -457,9 +456,11 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
     static const char sql[] =
         "INSERT INTO dlq(dataset, ingest_id, source, row_no, payload, errors, codes,"
         " received_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?)";
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q, NULL) != SQLITE_OK)
+    if (!s->dlq_add_q &&
+        sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->dlq_add_q, NULL) !=
+            SQLITE_OK)
         return fail(s, "dlq insert");
+    sqlite3_stmt *q = s->dlq_add_q;
     sqlite3_bind_text(q, 1, e->dataset, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, e->ingest_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, e->source, -1, SQLITE_STATIC);
@@ -470,7 +471,7 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
     sqlite3_bind_int64(q, 8, e->received_ms);
     sqlite3_bind_int64(q, 9, e->received_ms);
     int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
+    sqlite3_reset(q);
     if (rc != SQLITE_DONE)
         return fail(s, "dlq insert");
     if (id)

@@ -17,7 +17,8 @@ const struct command cli_commands[] = {
      "Exit codes: 0 after a clean stop, 1 on a runtime failure, 2 on a bad\n"
      "configuration (the message names the file, the line and the option).\n"},
     {"dlq", cmd_dlq, "list, show, retry and drop dead-letter entries (against a server)",
-     "usage: sluice dlq list [--dataset D] [--error-code C] [--status S] [--limit N] [--after CUR]\n"
+     "usage: sluice dlq list [--dataset D] [--error-code C] [--status S] [--limit N] [--after "
+     "CUR]\n"
      "       sluice dlq show ID\n"
      "       sluice dlq retry ID\n"
      "       sluice dlq retry --all [--dataset D] [--error-code C]\n"
@@ -29,7 +30,8 @@ const struct command cli_commands[] = {
     {"version", cmd_version, "print the version", "usage: sluice version\n"},
     {"help", cmd_help, "show help for sluice or one command", "usage: sluice help [COMMAND]\n"},
     {"config-docs", cmd_config_docs, "print the configuration reference (Markdown)",
-     "usage: sluice config-docs\n\nPrints docs/configuration.md, generated from the option table.\n"},
+     "usage: sluice config-docs\n\nPrints docs/configuration.md, generated from the option "
+     "table.\n"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -43,8 +45,9 @@ const struct command *cli_find(const char *name)
 
 static void overview(FILE *out)
 {
-    fprintf(out, "sluice %s - data ingestion with its operations built in\n\n"
-                 "usage: sluice COMMAND [ARGS]\n\ncommands:\n",
+    fprintf(out,
+            "sluice %s - data ingestion with its operations built in\n\n"
+            "usage: sluice COMMAND [ARGS]\n\ncommands:\n",
             SLUICE_VERSION);
     for (const struct command *c = cli_commands; c->name; c++)
         fprintf(out, "  %-12s %s\n", c->name, c->summary);

@@ -74,11 +74,14 @@ static int is_id(const char *s)
 
 int cmd_dlq(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"url", required_argument, NULL, 'u'},      {"dataset", required_argument, NULL, 'd'},
-        {"error-code", required_argument, NULL, 'e'}, {"status", required_argument, NULL, 's'},
-        {"limit", required_argument, NULL, 'n'},    {"after", required_argument, NULL, 'a'},
-        {"all", no_argument, NULL, 'A'},            {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                         {"dataset", required_argument, NULL, 'd'},
+                                         {"error-code", required_argument, NULL, 'e'},
+                                         {"status", required_argument, NULL, 's'},
+                                         {"limit", required_argument, NULL, 'n'},
+                                         {"after", required_argument, NULL, 'a'},
+                                         {"all", no_argument, NULL, 'A'},
+                                         {NULL, 0, NULL, 0}};
     const char *base = getenv("SLUICE_URL");
     const char *dataset = NULL, *code = NULL, *status = NULL, *limit = NULL, *after = NULL;
     int all = 0, o;
@@ -91,14 +94,30 @@ int cmd_dlq(int argc, char **argv)
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'u': base = optarg; break;
-        case 'd': dataset = optarg; break;
-        case 'e': code = optarg; break;
-        case 's': status = optarg; break;
-        case 'n': limit = optarg; break;
-        case 'a': after = optarg; break;
-        case 'A': all = 1; break;
-        default: fprintf(stderr, "%s", usage); return 2;
+        case 'u':
+            base = optarg;
+            break;
+        case 'd':
+            dataset = optarg;
+            break;
+        case 'e':
+            code = optarg;
+            break;
+        case 's':
+            status = optarg;
+            break;
+        case 'n':
+            limit = optarg;
+            break;
+        case 'a':
+            after = optarg;
+            break;
+        case 'A':
+            all = 1;
+            break;
+        default:
+            fprintf(stderr, "%s", usage);
+            return 2;
         }
     }
     const char *id = optind < argc ? argv[optind] : NULL;

@@ -143,8 +143,7 @@ static void dlq_answer(struct loop_msg *m)
                  q->matched, q->resolved, q->still_open);
         http_reply_json(q->conn, 200,
                         json_pack("{s:I,s:I,s:I}", "matched", (json_int_t)q->matched, "resolved",
-                                  (json_int_t)q->resolved, "still_open",
-                                  (json_int_t)q->still_open),
+                                  (json_int_t)q->resolved, "still_open", (json_int_t)q->still_open),
                         NULL);
     } else if (j->status == 200) {
         http_reply_json(q->conn, 200, json_incref(j->result), NULL);

@@ -36,8 +36,9 @@ static void event_answer(struct loop_msg *m)
     struct event_req *er = (struct event_req *)((char *)m - offsetof(struct event_req, msg));
     struct ingest *in = &er->in;
     if (er->result < 0) {
-        http_reply_error_status(er->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
-                                "the rows could not be committed; nothing of this request was stored");
+        http_reply_error_status(
+            er->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
+            "the rows could not be committed; nothing of this request was stored");
     } else {
         char *body = in->response;
         in->response = NULL;
@@ -53,8 +54,7 @@ static void event_deliver(struct wjob *job, int result)
     struct event_req *er = (struct event_req *)job;
     er->result = result;
     if (result == 0 && !er->in.replayed && er->in.status != 409)
-        metrics_rows(er->in.ds->name, er->in.accepted, er->in.duplicates,
-                     er->in.rejected_by_code);
+        metrics_rows(er->in.ds->name, er->in.accepted, er->in.duplicates, er->in.rejected_by_code);
     http_post(er->loop, &er->msg);
 }
 

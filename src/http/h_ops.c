@@ -53,10 +53,10 @@ void h_health_ready(struct http_conn *c, struct http_request *r)
         return;
     }
     if (writer_queue_depth(svc->writer) >= writer_queue_max(svc->writer)) {
-        http_reply_json(c, 503,
-                        json_pack("{s:s,s:s}", "status", "unavailable", "reason",
-                                  "the write queue is full"),
-                        NULL);
+        http_reply_json(
+            c, 503,
+            json_pack("{s:s,s:s}", "status", "unavailable", "reason", "the write queue is full"),
+            NULL);
         return;
     }
     http_reply_json(c, 200, json_pack("{s:s}", "status", "ok"), NULL);
@@ -90,27 +90,32 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
     char detail[512];
 
     const char *db = db_check(c, detail, sizeof detail) == 0 ? "pass" : "fail";
-    json_array_append_new(checks, json_pack("{s:s,s:s,s:s}", "name", "db", "status", db, "detail", detail));
+    json_array_append_new(checks,
+                          json_pack("{s:s,s:s,s:s}", "name", "db", "status", db, "detail", detail));
     overall = worst(overall, db);
 
     struct statvfs sv;
     const char *disk = "pass";
     if (statvfs(cat->cfg.data_dir, &sv) == 0 && sv.f_blocks) {
         double free_share = (double)sv.f_bavail / (double)sv.f_blocks;
-        disk = free_share < DISK_WARN_FREE / 10 ? "fail" : free_share < DISK_WARN_FREE ? "warn" : "pass";
+        disk = free_share < DISK_WARN_FREE / 10 ? "fail"
+               : free_share < DISK_WARN_FREE    ? "warn"
+                                                : "pass";
         snprintf(detail, sizeof detail, "%.1f%% free (%llu MiB) in %s", free_share * 100,
                  (unsigned long long)sv.f_bavail * sv.f_frsize / (1024 * 1024), cat->cfg.data_dir);
     } else {
         disk = "fail";
         snprintf(detail, sizeof detail, "cannot stat %s", cat->cfg.data_dir);
     }
-    json_array_append_new(checks, json_pack("{s:s,s:s,s:s}", "name", "disk", "status", disk, "detail", detail));
+    json_array_append_new(
+        checks, json_pack("{s:s,s:s,s:s}", "name", "disk", "status", disk, "detail", detail));
     overall = worst(overall, disk);
 
     int depth = writer_queue_depth(svc->writer), max = writer_queue_max(svc->writer);
     const char *q = depth >= max ? "fail" : depth * 10 >= max * 8 ? "warn" : "pass";
     snprintf(detail, sizeof detail, "%d of %d jobs queued", depth, max);
-    json_array_append_new(checks, json_pack("{s:s,s:s,s:s}", "name", "queue", "status", q, "detail", detail));
+    json_array_append_new(
+        checks, json_pack("{s:s,s:s,s:s}", "name", "queue", "status", q, "detail", detail));
     overall = worst(overall, q);
 
     double up = (double)(clock_mono_ns() - svc->started_ns) / 1e9;

@@ -32,8 +32,8 @@
 #include "util/log.h"
 
 #define MAX_HEADERS 100
-#define LINGER_MS 2000                  /* how long a lingering close waits for the client */
-#define LINGER_MAX_BYTES (64u << 20)    /* and how much it reads and drops at most */
+#define LINGER_MS 2000               /* how long a lingering close waits for the client */
+#define LINGER_MAX_BYTES (64u << 20) /* and how much it reads and drops at most */
 
 enum conn_state {
     CONN_IDLE,    /* between requests */
@@ -80,7 +80,7 @@ struct http_conn {
     struct http_request req;
     struct buf field, value; /* header in progress */
     size_t header_bytes;
-    size_t held; /* body bytes counted in srv->inflight */
+    size_t held;   /* body bytes counted in srv->inflight */
     char *pending; /* unparsed input kept while a request is answered */
     size_t pending_len;
     int reading;
@@ -234,28 +234,50 @@ int http_query(const struct http_request *r, const char *name, char *out, size_t
 static const char *reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 207: return "Multi-Status";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 207:
+        return "Multi-Status";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
     }
     return "Status";
 }
@@ -324,8 +346,8 @@ static void log_request(struct http_conn *c, int status, double secs)
              "\"request_id\":\"%s\",\"bytes_in\":%zu",
              c->req.method ? c->req.method : "-",
              log_json_str(path, sizeof path, c->req.target ? c->req.target : "-", (size_t)-1),
-             status, secs * 1000.0,
-             log_json_str(rid, sizeof rid, c->req.request_id, (size_t)-1), c->req.bytes_in);
+             status, secs * 1000.0, log_json_str(rid, sizeof rid, c->req.request_id, (size_t)-1),
+             c->req.bytes_in);
 }
 
 void http_reply(struct http_conn *c, int status, const char *ctype, char *body, size_t len,
@@ -344,9 +366,9 @@ void http_reply(struct http_conn *c, int status, const char *ctype, char *body, 
     char hdr[1024];
     int n = snprintf(hdr, sizeof hdr,
                      "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nX-Request-Id: %s\r\n%s%s%s%s%s\r\n",
-                     status, reason(status), len, c->req.request_id,
-                     ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
-                     close ? "Connection: close\r\n" : "", extra_headers ? extra_headers : "");
+                     status, reason(status), len, c->req.request_id, ctype ? "Content-Type: " : "",
+                     ctype ? ctype : "", ctype ? "\r\n" : "", close ? "Connection: close\r\n" : "",
+                     extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof hdr)
         n = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n\r\n", status,
                      reason(status), len);
@@ -361,7 +383,8 @@ void http_reply(struct http_conn *c, int status, const char *ctype, char *body, 
     if (blen)
         memcpy(c->out + n, body, blen);
     free(body);
-    double secs = (double)(clock_mono_ns() - (c->req.start_ns ? c->req.start_ns : clock_mono_ns())) / 1e9;
+    double secs =
+        (double)(clock_mono_ns() - (c->req.start_ns ? c->req.start_ns : clock_mono_ns())) / 1e9;
     metrics_http_request(c->req.route ? router_index(c->req.route) : (size_t)-1,
                          c->req.method ? c->req.method : "OTHER", status, secs);
     if (s->o.log_requests)
@@ -388,8 +411,8 @@ void http_reply_json(struct http_conn *c, int status, json_t *j, const char *ext
     http_reply(c, status, "application/json", body, len, extra_headers);
 }
 
-static void reply_error_v(struct http_conn *c, int status, enum sluice_err code,
-                          const char *extra, const char *fmt, va_list ap)
+static void reply_error_v(struct http_conn *c, int status, enum sluice_err code, const char *extra,
+                          const char *fmt, va_list ap)
 {
     char msg[1024];
     if (fmt)
@@ -451,7 +474,8 @@ static int count_header_bytes(struct http_conn *c, size_t n)
 {
     c->header_bytes += n;
     if (c->header_bytes > c->loop->srv->o.max_header_bytes)
-        return fail_parse(c, 431, ERR_HEADERS_TOO_LARGE, "the request headers exceed limits.max_header_bytes");
+        return fail_parse(c, 431, ERR_HEADERS_TOO_LARGE,
+                          "the request headers exceed limits.max_header_bytes");
     return 0;
 }
 
@@ -469,7 +493,9 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     struct http_conn *c = p->data;
     if (count_header_bytes(c, len) < 0)
         return -1;
-    return buf_append(&c->field, at, len) < 0 ? fail_parse(c, 431, ERR_HEADERS_TOO_LARGE, "the request target is too long") : 0;
+    return buf_append(&c->field, at, len) < 0
+               ? fail_parse(c, 431, ERR_HEADERS_TOO_LARGE, "the request target is too long")
+               : 0;
 }
 
 static int on_url_complete(llhttp_t *p)
@@ -484,7 +510,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
     if (count_header_bytes(c, len) < 0 || buf_append(&c->field, at, len) < 0)
-        return fail_parse(c, 431, ERR_HEADERS_TOO_LARGE, "the request headers exceed limits.max_header_bytes");
+        return fail_parse(c, 431, ERR_HEADERS_TOO_LARGE,
+                          "the request headers exceed limits.max_header_bytes");
     return 0;
 }
 
@@ -497,7 +524,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (len && (at[0] == ' ' || at[0] == '\t') && prev == '\n')
         return fail_parse(c, 400, ERR_BAD_REQUEST, "obsolete line folding in a header");
     if (count_header_bytes(c, len + 4) < 0 || buf_append(&c->value, at, len) < 0)
-        return fail_parse(c, 431, ERR_HEADERS_TOO_LARGE, "the request headers exceed limits.max_header_bytes");
+        return fail_parse(c, 431, ERR_HEADERS_TOO_LARGE,
+                          "the request headers exceed limits.max_header_bytes");
     return 0;
 }
 
@@ -550,15 +578,18 @@ static int on_headers_complete(llhttp_t *p)
 
     r->method = llhttp_method_name((llhttp_method_t)p->method);
     if (p->http_major != 1 || p->http_minor > 1)
-        return fail_parse(c, 505, ERR_VERSION_NOT_SUPPORTED, "only HTTP/1.0 and HTTP/1.1 are supported");
+        return fail_parse(c, 505, ERR_VERSION_NOT_SUPPORTED,
+                          "only HTTP/1.0 and HTTP/1.1 are supported");
     /* RFC 9112 3.2: a client MUST send Host in HTTP/1.1; exactly one. */
     int nhost = header_count(r, "host");
     if ((p->http_minor == 1 && nhost == 0) || nhost > 1)
-        return fail_parse(c, 400, ERR_BAD_REQUEST, nhost ? "more than one Host header" : "HTTP/1.1 request without Host");
+        return fail_parse(c, 400, ERR_BAD_REQUEST,
+                          nhost ? "more than one Host header" : "HTTP/1.1 request without Host");
     /* RFC 9112 6.1: Transfer-Encoding with Content-Length is an attack. */
     if (header_count(r, "transfer-encoding")) {
         if (header_count(r, "content-length"))
-            return fail_parse(c, 400, ERR_BAD_REQUEST, "Content-Length together with Transfer-Encoding");
+            return fail_parse(c, 400, ERR_BAD_REQUEST,
+                              "Content-Length together with Transfer-Encoding");
         /* The codings of all Transfer-Encoding fields, in order: chunked must be
          * last (else the framing is unknown: 400), and we implement no other (501). */
         int other = 0, last_chunked = 0;
@@ -578,11 +609,13 @@ static int on_headers_complete(llhttp_t *p)
         if (!last_chunked)
             return fail_parse(c, 400, ERR_BAD_REQUEST, "Transfer-Encoding must end with chunked");
         if (other)
-            return fail_parse(c, 501, ERR_NOT_IMPLEMENTED, "only the chunked transfer coding is supported");
+            return fail_parse(c, 501, ERR_NOT_IMPLEMENTED,
+                              "only the chunked transfer coding is supported");
     }
     if (p->content_length > s->o.max_body_bytes && !(p->flags & F_CHUNKED) &&
         p->content_length != UINT64_MAX)
-        return fail_parse(c, 413, ERR_BODY_TOO_LARGE, "the body is larger than limits.max_body_bytes");
+        return fail_parse(c, 413, ERR_BODY_TOO_LARGE,
+                          "the body is larger than limits.max_body_bytes");
 
     /* Decode the target into path and query. */
     const char *t = r->target ? r->target : "/";
@@ -621,13 +654,14 @@ static int on_headers_complete(llhttp_t *p)
     const char *expect = http_header(r, "expect");
     if (expect) {
         if (strcasecmp(expect, "100-continue") != 0)
-            return fail_parse(c, 417, ERR_EXPECTATION_FAILED, "only 'Expect: 100-continue' is supported");
+            return fail_parse(c, 417, ERR_EXPECTATION_FAILED,
+                              "only 'Expect: 100-continue' is supported");
         c->expect_continue = p->http_minor == 1;
     }
 
     char allow[128];
-    enum route_match m = router_match(r->method, r->path, &r->route, r->params, &r->nparams,
-                                      allow, sizeof allow);
+    enum route_match m =
+        router_match(r->method, r->path, &r->route, r->params, &r->nparams, allow, sizeof allow);
     c->discard_body = (m != ROUTE_FOUND) || !r->route->takes_body;
     if (c->expect_continue && !c->discard_body) {
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -641,14 +675,17 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
     if (c->req.bytes_in + len > c->loop->srv->o.max_body_bytes)
-        return fail_parse(c, 413, ERR_BODY_TOO_LARGE, "the body is larger than limits.max_body_bytes");
+        return fail_parse(c, 413, ERR_BODY_TOO_LARGE,
+                          "the body is larger than limits.max_body_bytes");
     c->req.bytes_in += len;
     if (c->discard_body)
         return 0;
     struct http_server *s = c->loop->srv;
     if (__atomic_add_fetch(&s->inflight, len, __ATOMIC_RELAXED) > s->o.max_inflight_bytes) {
         __atomic_sub_fetch(&s->inflight, len, __ATOMIC_RELAXED);
-        return fail_parse(c, 503, ERR_OVERLOADED, "too many request bodies in memory (limits.max_inflight_bytes); retry later");
+        return fail_parse(
+            c, 503, ERR_OVERLOADED,
+            "too many request bodies in memory (limits.max_inflight_bytes); retry later");
     }
     c->held += len;
     if (buf_append(&c->req.body, at, len) < 0)
@@ -664,14 +701,15 @@ static void dispatch(struct http_conn *c)
         const struct route *rt;
         char *params[HTTP_MAX_PARAMS];
         size_t np = 0;
-        enum route_match m = router_match(r->method, r->path ? r->path : "/", &rt, params, &np,
-                                          allow, sizeof allow);
+        enum route_match m =
+            router_match(r->method, r->path ? r->path : "/", &rt, params, &np, allow, sizeof allow);
         for (size_t i = 0; i < np; i++)
             free(params[i]);
         if (m == ROUTE_NO_METHOD) {
             snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
             http_reply_error_status(c, 405, ERR_METHOD_NOT_ALLOWED, hdr,
-                                    "%s is not allowed on %s (allowed: %s)", r->method, r->path, allow);
+                                    "%s is not allowed on %s (allowed: %s)", r->method, r->path,
+                                    allow);
         } else {
             http_reply_error(c, ERR_NOT_FOUND, "no route for %s", r->path ? r->path : "/");
         }
@@ -874,7 +912,8 @@ static void on_tick(uv_timer_t *t)
         } else if (c->state == CONN_READING) {
             c->err_status = 408;
             c->err_code = ERR_REQUEST_TIMEOUT;
-            snprintf(c->err_msg, sizeof c->err_msg, "the request was not received within http.request_timeout");
+            snprintf(c->err_msg, sizeof c->err_msg,
+                     "the request was not received within http.request_timeout");
             fail_conn(c, HPE_USER);
         }
     }
@@ -958,7 +997,8 @@ static int loop_init(struct http_server *s, struct http_loop *l, int id, char *e
     l->store = store_open(s->o.store_uri, 1, err, errlen);
     if (!l->store)
         return -1;
-    socklen_t sl = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    socklen_t sl =
+        ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     int one = 1;
     if (id == 0) {
         /* SO_REUSEPORT below would let a second sluice share the port with this

@@ -35,11 +35,11 @@ struct http_header {
 #define HTTP_MAX_PARAMS 4
 
 struct http_request {
-    const char *method;            /* "GET", static */
-    char *target;                  /* the raw request target, owned */
-    char *path;                    /* percent-decoded path, owned */
-    char *query;                   /* raw query string without '?', "" if none, owned */
-    struct http_header *headers;   /* owned */
+    const char *method;          /* "GET", static */
+    char *target;                /* the raw request target, owned */
+    char *path;                  /* percent-decoded path, owned */
+    char *query;                 /* raw query string without '?', "" if none, owned */
+    struct http_header *headers; /* owned */
     size_t nheaders;
     struct buf body;
     size_t bytes_in; /* body bytes received (the body may be taken by the handler) */

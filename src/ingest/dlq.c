@@ -20,7 +20,8 @@ json_t *dlq_item_json(const struct dlq_entry *e)
     if (b64) {
         size_t cap = 4 * ((e->payload_len + 2) / 3) + 1;
         unsigned char *out = malloc(cap);
-        int n = out ? EVP_EncodeBlock(out, (const unsigned char *)e->payload, (int)e->payload_len) : 0;
+        int n =
+            out ? EVP_EncodeBlock(out, (const unsigned char *)e->payload, (int)e->payload_len) : 0;
         payload = json_stringn(out ? (char *)out : "", out ? (size_t)n : 0);
         free(out);
     } else {
@@ -49,8 +50,8 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
     char why[256];
 
     if (!ds) {
-        row_errors_add(&errs, ERR_DATASET_NOT_FOUND, NULL, "dataset '%s' is not configured any more",
-                       e->dataset);
+        row_errors_add(&errs, ERR_DATASET_NOT_FOUND, NULL,
+                       "dataset '%s' is not configured any more", e->dataset);
     } else {
         int syntax;
         enum sluice_err pe;
@@ -124,8 +125,8 @@ static int single(struct dlq_job *j, struct store *st)
         if (strcmp(e.status, "resolved") == 0) {
             j->status = 409;
             j->err = ERR_CONFLICT;
-            snprintf(j->errmsg, sizeof j->errmsg, "entry %lld is resolved; only open entries can be dropped",
-                     (long long)j->id);
+            snprintf(j->errmsg, sizeof j->errmsg,
+                     "entry %lld is resolved; only open entries can be dropped", (long long)j->id);
         } else {
             if (strcmp(e.status, "dropped") != 0) {
                 e.updated_ms = clock_wall_ms();

@@ -32,8 +32,8 @@ struct dlq_job {
     int64_t after_id;
     int page;
     /* Results. */
-    int status;      /* HTTP status for single ops */
-    json_t *result;  /* the item (single ops) or NULL */
+    int status;     /* HTTP status for single ops */
+    json_t *result; /* the item (single ops) or NULL */
     enum sluice_err err;
     char errmsg[200];
     size_t matched, resolved, still_open; /* this page (bulk) */

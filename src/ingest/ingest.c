@@ -83,9 +83,9 @@ static int add_row(struct ingest *in, size_t *cap)
 }
 
 enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *ds,
-                               const struct sluice_config *cfg, enum ingest_format fmt,
-                               char *body, size_t body_len, const char *source,
-                               const char *idem_key, char *msg, size_t msgcap)
+                               const struct sluice_config *cfg, enum ingest_format fmt, char *body,
+                               size_t body_len, const char *source, const char *idem_key, char *msg,
+                               size_t msgcap)
 {
     struct row_span *spans = NULL;
     size_t nspans = 0, cap = 0;
@@ -146,8 +146,8 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
                      (long long)spans[i].line, r->len,
                      (unsigned long long)cfg->limits.max_row_bytes);
         } else {
-            re = rows_parse(p, r->len, cfg->limits.max_row_bytes, cfg->limits.max_json_depth,
-                            &obj, &syntax, why, sizeof why);
+            re = rows_parse(p, r->len, cfg->limits.max_row_bytes, cfg->limits.max_json_depth, &obj,
+                            &syntax, why, sizeof why);
         }
         if (re != SLUICE_OK && syntax && fmt == INGEST_JSON) {
             /* The document itself is not JSON: the whole request is refused. */
@@ -198,18 +198,16 @@ static char *build_response(struct ingest *in)
                 break;
             }
             struct row_error *re = &r->errs.v[k];
-            json_array_append_new(
-                errs, json_pack("{s:I,s:s?,s:s,s:s}", "row", (json_int_t)r->row, "field",
-                                re->field, "code", err_name(re->code), "message",
-                                re->message ? re->message : ""));
+            json_array_append_new(errs, json_pack("{s:I,s:s?,s:s,s:s}", "row", (json_int_t)r->row,
+                                                  "field", re->field, "code", err_name(re->code),
+                                                  "message", re->message ? re->message : ""));
             nerr++;
         }
     }
-    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:o,s:b}", "ingest_id", in->ingest_id,
-                          "received", (json_int_t)in->nrows, "accepted",
-                          (json_int_t)in->accepted, "rejected", (json_int_t)in->rejected,
-                          "duplicates", (json_int_t)in->duplicates, "errors", errs,
-                          "errors_truncated", truncated);
+    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:o,s:b}", "ingest_id", in->ingest_id, "received",
+                          (json_int_t)in->nrows, "accepted", (json_int_t)in->accepted, "rejected",
+                          (json_int_t)in->rejected, "duplicates", (json_int_t)in->duplicates,
+                          "errors", errs, "errors_truncated", truncated);
     char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(j);
     return txt;
@@ -302,9 +300,8 @@ int ingest_apply(struct wjob *job, struct store *st)
     in->response = build_response(in);
     if (!in->response)
         return -1;
-    if (in->idem_key &&
-        store_idem_put(st, ds->name, in->idem_key, in->body_sha256, in->status, in->response,
-                       in->received_ms) < 0)
+    if (in->idem_key && store_idem_put(st, ds->name, in->idem_key, in->body_sha256, in->status,
+                                       in->response, in->received_ms) < 0)
         return -1;
     return 0;
 }

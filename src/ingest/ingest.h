@@ -21,10 +21,10 @@
 enum row_outcome { ROW_PENDING = 0, ROW_STORED, ROW_REJECTED, ROW_SKIPPED };
 
 struct ingest_row {
-    int64_t row;          /* 1-based */
-    size_t off, len;      /* the row's bytes in the body */
-    json_t *obj;          /* parsed and valid, or NULL */
-    json_t *extra;        /* undeclared fields to keep, or NULL */
+    int64_t row;     /* 1-based */
+    size_t off, len; /* the row's bytes in the body */
+    json_t *obj;     /* parsed and valid, or NULL */
+    json_t *extra;   /* undeclared fields to keep, or NULL */
     struct row_errors errs;
     enum row_outcome outcome;
 };
@@ -32,12 +32,12 @@ struct ingest_row {
 enum ingest_format { INGEST_JSON, INGEST_NDJSON };
 
 struct ingest {
-    struct wjob job; /* job.apply = ingest_apply; the caller sets job.deliver */
+    struct wjob job;                 /* job.apply = ingest_apply; the caller sets job.deliver */
     const struct dataset_config *ds; /* borrowed; the caller keeps its catalog alive */
-    char *body;      /* owned */
+    char *body;                      /* owned */
     size_t body_len;
     char ingest_id[40];
-    char *source;  /* owned */
+    char *source; /* owned */
     char received_at[32];
     int64_t received_ms;
     char *idem_key; /* owned, or NULL */
@@ -60,9 +60,9 @@ struct ingest {
  * BAD_REQUEST) with a message; the ingest must be released either way.
  */
 enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *ds,
-                               const struct sluice_config *cfg, enum ingest_format fmt,
-                               char *body, size_t body_len, const char *source,
-                               const char *idem_key, char *msg, size_t msgcap);
+                               const struct sluice_config *cfg, enum ingest_format fmt, char *body,
+                               size_t body_len, const char *source, const char *idem_key, char *msg,
+                               size_t msgcap);
 
 /* The writer job (see writer.h). */
 int ingest_apply(struct wjob *job, struct store *st);

@@ -74,8 +74,7 @@ static int scan_value(const char *s, size_t len, size_t *i, int max_depth)
     return 0;
 }
 
-static int push(struct row_span **v, size_t *n, size_t *cap, size_t off, size_t len,
-                int64_t line)
+static int push(struct row_span **v, size_t *n, size_t *cap, size_t off, size_t len, int64_t line)
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
@@ -98,8 +97,8 @@ static int64_t line_of(const char *s, size_t off, size_t *from, int64_t *line)
     return *line;
 }
 
-enum sluice_err rows_split_json(const char *s, size_t len, int max_depth,
-                                struct row_span **spans, size_t *n, char *msg, size_t cap)
+enum sluice_err rows_split_json(const char *s, size_t len, int max_depth, struct row_span **spans,
+                                size_t *n, char *msg, size_t cap)
 {
     struct row_span *v = NULL;
     size_t cnt = 0, vcap = 0, i = skip_ws(s, len, 0), lfrom = 0;
@@ -119,8 +118,9 @@ enum sluice_err rows_split_json(const char *s, size_t len, int max_depth,
             return ERR_NESTING_TOO_DEEP;
         }
         if (r < 0 || skip_ws(s, len, i) != len) {
-            snprintf(msg, cap, r < 0 ? "the object is not terminated"
-                                     : "unexpected data after the object at byte %zu",
+            snprintf(msg, cap,
+                     r < 0 ? "the object is not terminated"
+                           : "unexpected data after the object at byte %zu",
                      skip_ws(s, len, i));
             return ERR_MALFORMED_JSON;
         }
@@ -233,8 +233,8 @@ static size_t syn_string(const char *s, size_t len, size_t i, int *ok)
                 break;
             if (s[i] == 'u') {
                 for (int k = 1; k <= 4; k++)
-                    if (i + (size_t)k >= len || !strchr("0123456789abcdefABCDEF", s[i + (size_t)k]) ||
-                        !s[i + (size_t)k])
+                    if (i + (size_t)k >= len ||
+                        !strchr("0123456789abcdefABCDEF", s[i + (size_t)k]) || !s[i + (size_t)k])
                         goto bad;
                 i += 4;
             } else if (!strchr("\"\\/bfnrt", s[i]) || !s[i]) {
@@ -384,8 +384,7 @@ enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int 
     }
     if (len > max_row_bytes) {
         json_decref(j);
-        snprintf(msg, cap, "the row is %zu bytes; limits.max_row_bytes is %zu", len,
-                 max_row_bytes);
+        snprintf(msg, cap, "the row is %zu bytes; limits.max_row_bytes is %zu", len, max_row_bytes);
         return ERR_ROW_TOO_LARGE;
     }
     *out = j;

@@ -29,8 +29,7 @@ enum sluice_err rows_split_json(const char *body, size_t len, int max_depth,
                                 struct row_span **spans, size_t *n, char *msg, size_t cap);
 
 /* Split an NDJSON body into its non-blank lines ("\n" or "\r\n"). */
-enum sluice_err rows_split_ndjson(const char *body, size_t len, struct row_span **spans,
-                                  size_t *n);
+enum sluice_err rows_split_ndjson(const char *body, size_t len, struct row_span **spans, size_t *n);
 
 /*
  * Parse one row's bytes into *out (new reference). Returns SLUICE_OK, or the

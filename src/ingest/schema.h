@@ -60,8 +60,8 @@ struct row_errors {
     size_t n, cap;
 };
 /* Append a copy of field and a formatted message. */
-void row_errors_add(struct row_errors *e, enum sluice_err code, const char *field,
-                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void row_errors_add(struct row_errors *e, enum sluice_err code, const char *field, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
 void row_errors_clear(struct row_errors *e);   /* empties, keeps capacity */
 void row_errors_release(struct row_errors *e); /* frees everything */
 /* A JSON array [{"field","code","message"}] of the errors (new reference). */

@@ -178,11 +178,10 @@ static void sync_deliver(struct wjob *job, int result)
 
 int writer_run(struct writer *w, struct wjob *job)
 {
-    struct sync_job s = {.job = {.nrows = job->nrows ? job->nrows : 1,
-                                 .apply = sync_apply,
-                                 .deliver = sync_deliver},
-                         .inner = job,
-                         .w = w};
+    struct sync_job s = {
+        .job = {.nrows = job->nrows ? job->nrows : 1, .apply = sync_apply, .deliver = sync_deliver},
+        .inner = job,
+        .w = w};
     if (enqueue(w, &s.job, 1) < 0)
         return -1;
     pthread_mutex_lock(&w->mu);
@@ -236,4 +235,3 @@ void writer_stop(struct writer *w)
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
-

@@ -186,8 +186,9 @@ void metrics_render(struct buf *o, const struct metrics_gauges *g)
     for (size_t i = 0; i < nreqs; i++)
         buf_printf(o, "sluice_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
                    route_label(reqs[i].route), reqs[i].method, reqs[i].status, reqs[i].n);
-    buf_appends(o, "# HELP sluice_http_request_duration_seconds Time from the first byte of a "
-                   "request to its answer.\n# TYPE sluice_http_request_duration_seconds histogram\n");
+    buf_appends(o,
+                "# HELP sluice_http_request_duration_seconds Time from the first byte of a "
+                "request to its answer.\n# TYPE sluice_http_request_duration_seconds histogram\n");
     for (size_t r = 0; hists && r <= http_nroutes; r++) {
         struct hist *h = &hists[r];
         if (!h->n)
@@ -195,11 +196,13 @@ void metrics_render(struct buf *o, const struct metrics_gauges *g)
         unsigned long long cum = 0;
         for (size_t b = 0; b < NBUCKETS; b++) {
             cum += h->counts[b];
-            buf_printf(o, "sluice_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+            buf_printf(o,
+                       "sluice_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                        route_label(r), buckets[b], cum);
         }
         cum += h->counts[NBUCKETS];
-        buf_printf(o, "sluice_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+        buf_printf(o,
+                   "sluice_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
                    route_label(r), cum);
         buf_printf(o, "sluice_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
                    route_label(r), h->sum);

@@ -72,8 +72,8 @@ static int sync_apply(struct wjob *job, struct store *st)
 static int sync_datasets(struct service *s, const struct sluice_config *cfg, char *why,
                          size_t whylen)
 {
-    struct sync_job j = {.job = {.nrows = 1, .apply = sync_apply}, .cfg = cfg, .why = why,
-                         .whylen = whylen};
+    struct sync_job j = {
+        .job = {.nrows = 1, .apply = sync_apply}, .cfg = cfg, .why = why, .whylen = whylen};
     why[0] = 0;
     int rc = writer_run(s->writer, &j.job);
     if (rc < 0 && !why[0])

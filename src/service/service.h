@@ -30,9 +30,9 @@ struct service {
     struct http_server *http;
     int64_t started_ms;
     uint64_t started_ns;
-    char *config_path;    /* owned; NULL when started without a file */
+    char *config_path;                         /* owned; NULL when started without a file */
     char *listen_override, *data_dir_override; /* owned; from the command line */
-    char *store_uri;      /* owned; fixed at start */
+    char *store_uri;                           /* owned; fixed at start */
 };
 
 /* A new reference to the catalog in force. Release with catalog_release(). */

@@ -61,7 +61,7 @@ struct dlq_filter {
     const char *status;     /* NULL = any; else open|resolved|dropped */
     const int64_t *ids;     /* NULL = any; else nids ids */
     size_t nids;
-    int64_t after_id;       /* keyset: ids > after_id */
+    int64_t after_id; /* keyset: ids > after_id */
     int limit;
 };
 
@@ -141,10 +141,12 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_dlq_add(st, e, id) ((st)->ops->dlq_add((st), (e), (id)))
 #define store_dlq_get(st, id, out) ((st)->ops->dlq_get((st), (id), (out)))
 #define store_dlq_list(st, f, out, n) ((st)->ops->dlq_list((st), (f), (out), (n)))
-#define store_dlq_set(st, id, s, a, e, c, now) ((st)->ops->dlq_set((st), (id), (s), (a), (e), (c), (now)))
+#define store_dlq_set(st, id, s, a, e, c, now)                                                     \
+    ((st)->ops->dlq_set((st), (id), (s), (a), (e), (c), (now)))
 #define store_dlq_depth(st, out) ((st)->ops->dlq_depth((st), (out)))
 #define store_idem_get(st, ds, k, out) ((st)->ops->idem_get((st), (ds), (k), (out)))
-#define store_idem_put(st, ds, k, sha, s, r, now) ((st)->ops->idem_put((st), (ds), (k), (sha), (s), (r), (now)))
+#define store_idem_put(st, ds, k, sha, s, r, now)                                                  \
+    ((st)->ops->idem_put((st), (ds), (k), (sha), (s), (r), (now)))
 #define store_idem_purge(st, t) ((st)->ops->idem_purge((st), (t)))
 
 extern const struct store_ops store_sqlite_ops;

@@ -99,8 +99,8 @@ static int sq_migrate(struct store *st)
         return -1;
     int have = 0;
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM schema_migrations", -1,
-                           &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM schema_migrations", -1, &q,
+                           NULL) != SQLITE_OK)
         return fail(s, "migrate");
     if (sqlite3_step(q) == SQLITE_ROW)
         have = sqlite3_column_int(q, 0);
@@ -110,7 +110,8 @@ static int sq_migrate(struct store *st)
         if (exec(s, "BEGIN IMMEDIATE") < 0)
             return -1;
         snprintf(sql, sizeof sql,
-                 "INSERT INTO schema_migrations VALUES (%d, CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER))",
+                 "INSERT INTO schema_migrations VALUES (%d, CAST((julianday('now') - 2440587.5) * "
+                 "86400000.0 AS INTEGER))",
                  v + 1);
         if (exec(s, migrations[v]) < 0 || exec(s, sql) < 0) {
             char keep[512];
@@ -244,7 +245,8 @@ static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, ch
                        sql_type(schema_field_type(ds->schema, i)));
         buf_appends(&sql, ");");
         if (ds->key)
-            buf_printf(&sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(\"%s\");",
+            buf_printf(&sql,
+                       "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(\"%s\");",
                        ds->name, ds->name, ds->key);
     } else {
         for (size_t i = 0; i < schema_nfields(ds->schema); i++) {
@@ -261,7 +263,8 @@ static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, ch
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO datasets(name, key, schema, updated_ms) VALUES (?,?,?,"
-                           " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)) ON CONFLICT(name) DO UPDATE"
+                           " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)) ON "
+                           "CONFLICT(name) DO UPDATE"
                            " SET key = excluded.key, schema = excluded.schema,"
                            " updated_ms = excluded.updated_ms",
                            -1, &q, NULL) != SQLITE_OK) {
@@ -382,12 +385,12 @@ static void bind_value(sqlite3_stmt *q, int col, enum field_type t, json_t *v)
     }
     switch (t) {
     case FT_STRING:
-        sqlite3_bind_text(q, col, json_string_value(v), (int)json_string_length(v),
-                          SQLITE_STATIC);
+        sqlite3_bind_text(q, col, json_string_value(v), (int)json_string_length(v), SQLITE_STATIC);
         break;
     case FT_INTEGER:
-        sqlite3_bind_int64(q, col, json_is_integer(v) ? json_integer_value(v)
-                                                      : (sqlite3_int64)json_number_value(v));
+        sqlite3_bind_int64(q, col,
+                           json_is_integer(v) ? json_integer_value(v)
+                                              : (sqlite3_int64)json_number_value(v));
         break;
     case FT_NUMBER:
         sqlite3_bind_double(q, col, json_number_value(v));
@@ -456,9 +459,8 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
     static const char sql[] =
         "INSERT INTO dlq(dataset, ingest_id, source, row_no, payload, errors, codes,"
         " received_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?)";
-    if (!s->dlq_add_q &&
-        sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->dlq_add_q, NULL) !=
-            SQLITE_OK)
+    if (!s->dlq_add_q && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                            &s->dlq_add_q, NULL) != SQLITE_OK)
         return fail(s, "dlq insert");
     sqlite3_stmt *q = s->dlq_add_q;
     sqlite3_bind_text(q, 1, e->dataset, -1, SQLITE_STATIC);
@@ -480,7 +482,7 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
 }
 
 #define DLQ_COLS                                                                                   \
-    "id, dataset, ingest_id, source, row_no, payload, errors, received_ms, updated_ms,"          \
+    "id, dataset, ingest_id, source, row_no, payload, errors, received_ms, updated_ms,"            \
     " attempts, status"
 
 static char *col_strdup(sqlite3_stmt *q, int i)
@@ -616,9 +618,9 @@ static int sq_dlq_depth(struct store *st, json_t **by_dataset)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT dataset, count(*) FROM dlq WHERE status = 'open' GROUP BY dataset",
-                           -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            s->db, "SELECT dataset, count(*) FROM dlq WHERE status = 'open' GROUP BY dataset", -1,
+            &q, NULL) != SQLITE_OK)
         return fail(s, "dlq depth");
     json_t *o = json_object();
     int rc;
@@ -686,8 +688,8 @@ static int sq_idem_purge(struct store *st, int64_t older_than_ms)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM idempotency WHERE created_ms < ?", -1, &q,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM idempotency WHERE created_ms < ?", -1, &q, NULL) !=
+        SQLITE_OK)
         return fail(s, "idempotency purge");
     sqlite3_bind_int64(q, 1, older_than_ms);
     int rc = sqlite3_step(q);

@@ -13,9 +13,9 @@ struct buf {
     size_t len, cap, max;
 };
 
-void buf_init(struct buf *b, size_t max);   /* empty, no allocation */
-void buf_release(struct buf *b);            /* frees data; b can be reused after buf_init */
-void buf_reset(struct buf *b);              /* len = 0, keeps memory */
+void buf_init(struct buf *b, size_t max); /* empty, no allocation */
+void buf_release(struct buf *b);          /* frees data; b can be reused after buf_init */
+void buf_reset(struct buf *b);            /* len = 0, keeps memory */
 /* Append; returns 0, or -1 when it would exceed max (nothing appended) or on OOM. */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_appends(struct buf *b, const char *s);

@@ -9,10 +9,9 @@ static const struct {
     const char *name;
     int status;
     const char *message;
-} err_table[ERR__COUNT] = {
-    [SLUICE_OK] = {"OK", 200, "ok"},
+} err_table[ERR__COUNT] = {[SLUICE_OK] = {"OK", 200, "ok"},
 #define X(code, status, msg) [ERR_##code] = {#code, status, msg},
-    SLUICE_ERRORS(X)
+                           SLUICE_ERRORS(X)
 #undef X
 };
 

@@ -9,43 +9,43 @@
 #ifndef SLUICE_UTIL_ERRORS_H
 #define SLUICE_UTIL_ERRORS_H
 
-#define SLUICE_ERRORS(X)                                                                        \
-    /* row validation (reported per row, per field) */                                          \
-    X(MISSING_REQUIRED_FIELD, 422, "a required field is missing")                              \
-    X(INVALID_TYPE, 422, "the value has the wrong JSON type")                                  \
-    X(INVALID_DATE_FORMAT, 422, "the value is not a valid date or date-time")                  \
-    X(OUT_OF_RANGE, 422, "the number is outside the allowed range")                            \
-    X(TOO_LONG, 422, "the string is longer than maxLength")                                    \
-    X(TOO_SHORT, 422, "the string is shorter than minLength")                                  \
-    X(PATTERN_MISMATCH, 422, "the string does not match the pattern")                          \
-    X(NOT_IN_ENUM, 422, "the value is not one of the allowed values")                          \
-    X(UNKNOWN_FIELD, 422, "the field is not declared and additionalProperties is false")       \
-    X(NOT_AN_OBJECT, 422, "a row must be a JSON object")                                       \
-    X(DUPLICATE_KEY, 422, "a row with the same key is already stored")                         \
-    X(DUPLICATE_FIELD, 422, "the object has the same field more than once")                    \
-    X(NUL_CHARACTER, 422, "a string holds \\u0000, which sluice does not store")               \
-    X(NUMBER_TOO_LARGE, 422, "the number does not fit a 64-bit integer or a double")           \
-    X(MALFORMED_JSON, 400, "the JSON text is malformed")                                       \
-    X(INVALID_UTF8, 400, "the text is not valid UTF-8")                                        \
-    X(NESTING_TOO_DEEP, 400, "the JSON nesting is deeper than limits.max_json_depth")          \
-    X(ROW_TOO_LARGE, 413, "the row is larger than limits.max_row_bytes")                       \
-    /* request level */                                                                          \
-    X(BAD_REQUEST, 400, "the request is malformed")                                            \
-    X(INVALID_PARAMETER, 400, "a query parameter or body field is invalid")                    \
-    X(BODY_TOO_LARGE, 413, "the body is larger than limits.max_body_bytes")                    \
-    X(HEADERS_TOO_LARGE, 431, "the request headers are too large")                             \
-    X(UNSUPPORTED_MEDIA_TYPE, 415, "the Content-Type is not supported here")                   \
-    X(NOT_FOUND, 404, "no such resource")                                                      \
-    X(DATASET_NOT_FOUND, 404, "no such dataset")                                               \
-    X(METHOD_NOT_ALLOWED, 405, "the method is not allowed on this resource")                   \
-    X(NOT_IMPLEMENTED, 501, "the method or transfer coding is not implemented")                \
-    X(VERSION_NOT_SUPPORTED, 505, "the HTTP version is not supported")                         \
-    X(EXPECTATION_FAILED, 417, "the Expect header value is not supported")                     \
-    X(REQUEST_TIMEOUT, 408, "the request was not received in time")                            \
-    X(IDEMPOTENCY_KEY_REUSED, 409, "the Idempotency-Key was used with a different body")       \
-    X(CONFLICT, 409, "the resource is not in a state that allows this")                        \
-    X(OVERLOADED, 503, "the write queue is full; retry later")                                 \
-    X(UNAVAILABLE, 503, "the store is unavailable")                                            \
+#define SLUICE_ERRORS(X)                                                                           \
+    /* row validation (reported per row, per field) */                                             \
+    X(MISSING_REQUIRED_FIELD, 422, "a required field is missing")                                  \
+    X(INVALID_TYPE, 422, "the value has the wrong JSON type")                                      \
+    X(INVALID_DATE_FORMAT, 422, "the value is not a valid date or date-time")                      \
+    X(OUT_OF_RANGE, 422, "the number is outside the allowed range")                                \
+    X(TOO_LONG, 422, "the string is longer than maxLength")                                        \
+    X(TOO_SHORT, 422, "the string is shorter than minLength")                                      \
+    X(PATTERN_MISMATCH, 422, "the string does not match the pattern")                              \
+    X(NOT_IN_ENUM, 422, "the value is not one of the allowed values")                              \
+    X(UNKNOWN_FIELD, 422, "the field is not declared and additionalProperties is false")           \
+    X(NOT_AN_OBJECT, 422, "a row must be a JSON object")                                           \
+    X(DUPLICATE_KEY, 422, "a row with the same key is already stored")                             \
+    X(DUPLICATE_FIELD, 422, "the object has the same field more than once")                        \
+    X(NUL_CHARACTER, 422, "a string holds \\u0000, which sluice does not store")                   \
+    X(NUMBER_TOO_LARGE, 422, "the number does not fit a 64-bit integer or a double")               \
+    X(MALFORMED_JSON, 400, "the JSON text is malformed")                                           \
+    X(INVALID_UTF8, 400, "the text is not valid UTF-8")                                            \
+    X(NESTING_TOO_DEEP, 400, "the JSON nesting is deeper than limits.max_json_depth")              \
+    X(ROW_TOO_LARGE, 413, "the row is larger than limits.max_row_bytes")                           \
+    /* request level */                                                                            \
+    X(BAD_REQUEST, 400, "the request is malformed")                                                \
+    X(INVALID_PARAMETER, 400, "a query parameter or body field is invalid")                        \
+    X(BODY_TOO_LARGE, 413, "the body is larger than limits.max_body_bytes")                        \
+    X(HEADERS_TOO_LARGE, 431, "the request headers are too large")                                 \
+    X(UNSUPPORTED_MEDIA_TYPE, 415, "the Content-Type is not supported here")                       \
+    X(NOT_FOUND, 404, "no such resource")                                                          \
+    X(DATASET_NOT_FOUND, 404, "no such dataset")                                                   \
+    X(METHOD_NOT_ALLOWED, 405, "the method is not allowed on this resource")                       \
+    X(NOT_IMPLEMENTED, 501, "the method or transfer coding is not implemented")                    \
+    X(VERSION_NOT_SUPPORTED, 505, "the HTTP version is not supported")                             \
+    X(EXPECTATION_FAILED, 417, "the Expect header value is not supported")                         \
+    X(REQUEST_TIMEOUT, 408, "the request was not received in time")                                \
+    X(IDEMPOTENCY_KEY_REUSED, 409, "the Idempotency-Key was used with a different body")           \
+    X(CONFLICT, 409, "the resource is not in a state that allows this")                            \
+    X(OVERLOADED, 503, "the write queue is full; retry later")                                     \
+    X(UNAVAILABLE, 503, "the store is unavailable")                                                \
     X(INTERNAL, 500, "internal error")
 
 enum sluice_err {
@@ -53,7 +53,7 @@ enum sluice_err {
 #define X(code, status, msg) ERR_##code,
     SLUICE_ERRORS(X)
 #undef X
-    ERR__COUNT
+        ERR__COUNT
 };
 
 /* "MISSING_REQUIRED_FIELD" for ERR_MISSING_REQUIRED_FIELD; "OK" for SLUICE_OK. Static. */

@@ -94,8 +94,8 @@ void log_write(enum log_level lvl, const char *component, const char *msg, const
     int n = snprintf(line, sizeof line,
                      "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
                      "\"component\":\"%s\",\"msg\":\"%s\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (long)(tv.tv_usec / 1000), level_names[lvl], component,
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (long)(tv.tv_usec / 1000), level_names[lvl], component,
                      log_json_str(m, sizeof m, msg, (size_t)-1));
     if (n < 0 || (size_t)n >= sizeof line - 4)
         n = (int)sizeof line - 4;

@@ -21,7 +21,11 @@ int log_enabled(enum log_level lvl);
 void log_write(enum log_level lvl, const char *component, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define log_debug(c, m, ...) do { if (log_enabled(LOG_DEBUG)) log_write(LOG_DEBUG, c, m, __VA_ARGS__); } while (0)
+#define log_debug(c, m, ...)                                                                       \
+    do {                                                                                           \
+        if (log_enabled(LOG_DEBUG))                                                                \
+            log_write(LOG_DEBUG, c, m, __VA_ARGS__);                                               \
+    } while (0)
 #define log_info(c, m, ...) log_write(LOG_INFO, c, m, __VA_ARGS__)
 #define log_warn(c, m, ...) log_write(LOG_WARN, c, m, __VA_ARGS__)
 #define log_error(c, m, ...) log_write(LOG_ERROR, c, m, __VA_ARGS__)

@@ -44,8 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *spec = json_loads(
             "{\"type\":\"object\",\"required\":[\"case_number\",\"amount\"],"
             "\"properties\":{\"case_number\":{\"type\":\"string\",\"pattern\":\"^CASE-[0-9]{7}$\"},"
-            "\"amount\":{\"type\":\"number\",\"minimum\":0},\"d\":{\"type\":\"string\",\"format\":\"date\"},"
-            "\"t\":{\"type\":\"string\",\"format\":\"date-time\"},\"n\":{\"type\":\"integer\",\"maximum\":9},"
+            "\"amount\":{\"type\":\"number\",\"minimum\":0},\"d\":{\"type\":\"string\",\"format\":"
+            "\"date\"},"
+            "\"t\":{\"type\":\"string\",\"format\":\"date-time\"},\"n\":{\"type\":\"integer\","
+            "\"maximum\":9},"
             "\"s\":{\"type\":\"string\",\"enum\":[\"a\",\"b\"],\"maxLength\":3}}}",
             0, &jerr);
         char err[256];

@@ -72,8 +72,8 @@ Test(errors, ok_and_unknown)
     /* out-of-range values do not read outside the tables */
     cr_expect_str_eq(err_name(ERR__COUNT), "INTERNAL");
     cr_expect_eq(err_status(ERR__COUNT), 500);
-    cr_expect_str_eq(err_name((enum sluice_err)-1), "INTERNAL");
-    cr_expect_eq(err_status((enum sluice_err)-1), 500);
+    cr_expect_str_eq(err_name((enum sluice_err) - 1), "INTERNAL");
+    cr_expect_eq(err_status((enum sluice_err) - 1), 500);
 }
 
 Test(errors, statuses_of_key_codes)
@@ -160,7 +160,6 @@ Test(errors_doc, every_code_documented_with_its_status)
     for (size_t i = 0; i < ARRAY_SIZE(all_codes); i++) {
         cr_expect_neq(seen[i], 0, DOC_PATH ": no row \"| `%s` | %d |\"", all_codes[i].name,
                       all_codes[i].status);
-        cr_expect_leq(seen[i], 1, DOC_PATH ": `%s` is listed %d times", all_codes[i].name,
-                      seen[i]);
+        cr_expect_leq(seen[i], 1, DOC_PATH ": `%s` is listed %d times", all_codes[i].name, seen[i]);
     }
 }

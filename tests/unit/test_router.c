@@ -29,10 +29,9 @@ static void do_match(const char *method, const char *path, struct result *r)
     r->route = (const struct route *)0x1;
     r->nparams = 99;
     memset(r->allow, 'X', sizeof r->allow);
-    r->m = router_match(method, path, &r->route, r->params, &r->nparams, r->allow,
-                        sizeof r->allow);
-    cr_assert(memchr(r->allow, 0, sizeof r->allow) != NULL, "%s %s: allow not terminated",
-              method, path);
+    r->m = router_match(method, path, &r->route, r->params, &r->nparams, r->allow, sizeof r->allow);
+    cr_assert(memchr(r->allow, 0, sizeof r->allow) != NULL, "%s %s: allow not terminated", method,
+              path);
 }
 
 static void release(struct result *r)
@@ -100,8 +99,7 @@ Test(routes, router_index)
 /* ---- every route matches its own pattern ------------------------------------- */
 
 /* Turn "/a/{x}/b/{y}" into "/a/v0x/b/v1x", remembering the values. */
-static void instantiate(const char *pattern, char *path, size_t cap, char vals[][32],
-                        size_t *nvals)
+static void instantiate(const char *pattern, char *path, size_t cap, char vals[][32], size_t *nvals)
 {
     size_t n = 0, o = 0;
     for (const char *p = pattern; *p;) {
@@ -171,8 +169,8 @@ Test(routes, params_extracted)
             release(&r);
             continue;
         }
-        cr_expect_str_eq(r.route->pattern, param_cases[i].pattern, "%s %s",
-                         param_cases[i].method, param_cases[i].path);
+        cr_expect_str_eq(r.route->pattern, param_cases[i].pattern, "%s %s", param_cases[i].method,
+                         param_cases[i].path);
         cr_expect_str_eq(r.route->method, param_cases[i].method);
         if (param_cases[i].param) {
             cr_expect_eq(r.nparams, 1, "%s", param_cases[i].path);
@@ -303,9 +301,9 @@ Test(routes, wrong_method_lists_allowed)
         if (r.m == ROUTE_NO_METHOD) {
             cr_expect_null(r.route);
             cr_expect_eq(r.nparams, 0);
-            cr_expect(same_methods(r.allow, wrong_method[i].allow), "%s %s: Allow '%s', expected '%s'",
-                      wrong_method[i].method, wrong_method[i].path, r.allow,
-                      wrong_method[i].allow);
+            cr_expect(same_methods(r.allow, wrong_method[i].allow),
+                      "%s %s: Allow '%s', expected '%s'", wrong_method[i].method,
+                      wrong_method[i].path, r.allow, wrong_method[i].allow);
         }
         release(&r);
     }
@@ -319,8 +317,7 @@ Test(routes, allow_respects_a_small_buffer)
     char allow[16];
     memset(allow, 'X', sizeof allow);
     /* "GET, DELETE" is 11 bytes: must not overflow 6, must stay terminated */
-    cr_expect_eq(router_match("PUT", "/api/v1/dlq/5", &rt, params, &np, allow, 6),
-                 ROUTE_NO_METHOD);
+    cr_expect_eq(router_match("PUT", "/api/v1/dlq/5", &rt, params, &np, allow, 6), ROUTE_NO_METHOD);
     cr_expect(memchr(allow, 0, 6) != NULL, "allow not terminated within its cap");
     for (size_t i = 6; i < sizeof allow; i++)
         cr_expect_eq(allow[i], 'X', "wrote past the cap at %zu", i);
@@ -340,8 +337,8 @@ Test(routes, head_matches_get_routes)
         do_match("HEAD", path, &r);
         cr_expect_eq(r.m, ROUTE_FOUND, "HEAD %s: %s", path, match_name(r.m));
         if (r.m == ROUTE_FOUND) {
-            cr_expect_eq(r.route, &http_routes[i], "HEAD %s went to %s %s", path,
-                         r.route->method, r.route->pattern);
+            cr_expect_eq(r.route, &http_routes[i], "HEAD %s went to %s %s", path, r.route->method,
+                         r.route->pattern);
             cr_expect_eq(r.nparams, nvals);
             for (size_t k = 0; k < nvals && k < r.nparams; k++)
                 cr_expect_str_eq(r.params[k], vals[k]);

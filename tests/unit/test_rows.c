@@ -38,9 +38,10 @@ static void expect_spans(const struct split_case *c, const struct row_span *span
                       i + 1);
         cr_expect_eq(spans[i].len, want, "%s: row %zu: len %zu, expected %zu ('%.*s')", c->what,
                      i + 1, spans[i].len, want, (int)spans[i].len, c->body + spans[i].off);
-        cr_expect_eq(memcmp(c->body + spans[i].off, c->rows[i], want < spans[i].len ? want : spans[i].len), 0,
-                     "%s: row %zu is '%.*s', expected '%s'", c->what, i + 1, (int)spans[i].len,
-                     c->body + spans[i].off, c->rows[i]);
+        cr_expect_eq(
+            memcmp(c->body + spans[i].off, c->rows[i], want < spans[i].len ? want : spans[i].len),
+            0, "%s: row %zu is '%.*s', expected '%s'", c->what, i + 1, (int)spans[i].len,
+            c->body + spans[i].off, c->rows[i]);
         if (c->lines[i])
             cr_expect_eq(spans[i].line, c->lines[i], "%s: row %zu at line %lld, expected %lld",
                          c->what, i + 1, (long long)spans[i].line, (long long)c->lines[i]);
@@ -101,24 +102,51 @@ static const struct split_case json_ok[] = {
     {"empty array", "[]", 0, {0}, {0}},
     {"empty array with whitespace", " [ \n\t ] \n", 0, {0}, {0}},
     {"array of one", "[{\"a\":1}]", 1, {"{\"a\":1}"}, {1}},
-    {"array of three, tight", "[{\"a\":1},{\"b\":[1,{\"c\":2}]},{}]", 3,
-     {"{\"a\":1}", "{\"b\":[1,{\"c\":2}]}", "{}"}, {1, 1, 1}},
-    {"whitespace everywhere", "\r\n [ \t{ \"a\" : 1 }\n , \r\n\t{\"b\":\"x y\"}  \n,{ } \n] \t\r\n",
-     3, {"{ \"a\" : 1 }", "{\"b\":\"x y\"}", "{ }"}, {2, 4, 5}},
-    {"one row per line", "[\n{\"a\":1},\n\n{\"a\":2},\n  {\"a\":3}\n]\n", 3,
-     {"{\"a\":1}", "{\"a\":2}", "{\"a\":3}"}, {2, 4, 5}},
-    {"strings with brackets and braces", "[{\"s\":\"]}[{,\"},{\"t\":\"}}}]]]\"}]", 2,
-     {"{\"s\":\"]}[{,\"}", "{\"t\":\"}}}]]]\"}"}, {1, 1}},
-    {"escaped quotes in strings", "[{\"s\":\"a\\\"]},{\\\"\"},{\"k\\\"}\":\"\\\\\"}]", 2,
-     {"{\"s\":\"a\\\"]},{\\\"\"}", "{\"k\\\"}\":\"\\\\\"}"}, {1, 1}},
-    {"escaped backslash before closing quote", "[{\"s\":\"x\\\\\"},{\"t\":\"]\"}]", 2,
-     {"{\"s\":\"x\\\\\"}", "{\"t\":\"]\"}"}, {1, 1}},
-    {"multi-line row starts at its first line", "[{\n\"a\":\n1\n},\n{\"b\":2}]", 2,
-     {"{\n\"a\":\n1\n}", "{\"b\":2}"}, {1, 5}},
-    {"rows on successive lines", "[\n{\"a\":\"x\"},\n{\"b\":\"y\"}]",
-     2, {"{\"a\":\"x\"}", "{\"b\":\"y\"}"}, {2, 3}},
-    {"UTF-8 inside strings", "[{\"n\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}]", 1,
-     {"{\"n\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}"}, {1}},
+    {"array of three, tight",
+     "[{\"a\":1},{\"b\":[1,{\"c\":2}]},{}]",
+     3,
+     {"{\"a\":1}", "{\"b\":[1,{\"c\":2}]}", "{}"},
+     {1, 1, 1}},
+    {"whitespace everywhere",
+     "\r\n [ \t{ \"a\" : 1 }\n , \r\n\t{\"b\":\"x y\"}  \n,{ } \n] \t\r\n",
+     3,
+     {"{ \"a\" : 1 }", "{\"b\":\"x y\"}", "{ }"},
+     {2, 4, 5}},
+    {"one row per line",
+     "[\n{\"a\":1},\n\n{\"a\":2},\n  {\"a\":3}\n]\n",
+     3,
+     {"{\"a\":1}", "{\"a\":2}", "{\"a\":3}"},
+     {2, 4, 5}},
+    {"strings with brackets and braces",
+     "[{\"s\":\"]}[{,\"},{\"t\":\"}}}]]]\"}]",
+     2,
+     {"{\"s\":\"]}[{,\"}", "{\"t\":\"}}}]]]\"}"},
+     {1, 1}},
+    {"escaped quotes in strings",
+     "[{\"s\":\"a\\\"]},{\\\"\"},{\"k\\\"}\":\"\\\\\"}]",
+     2,
+     {"{\"s\":\"a\\\"]},{\\\"\"}", "{\"k\\\"}\":\"\\\\\"}"},
+     {1, 1}},
+    {"escaped backslash before closing quote",
+     "[{\"s\":\"x\\\\\"},{\"t\":\"]\"}]",
+     2,
+     {"{\"s\":\"x\\\\\"}", "{\"t\":\"]\"}"},
+     {1, 1}},
+    {"multi-line row starts at its first line",
+     "[{\n\"a\":\n1\n},\n{\"b\":2}]",
+     2,
+     {"{\n\"a\":\n1\n}", "{\"b\":2}"},
+     {1, 5}},
+    {"rows on successive lines",
+     "[\n{\"a\":\"x\"},\n{\"b\":\"y\"}]",
+     2,
+     {"{\"a\":\"x\"}", "{\"b\":\"y\"}"},
+     {2, 3}},
+    {"UTF-8 inside strings",
+     "[{\"n\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}]",
+     1,
+     {"{\"n\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}"},
+     {1}},
 };
 
 Test(split_json, good_bodies_exact_spans)
@@ -136,7 +164,8 @@ Test(split_json, good_bodies_exact_spans)
 
 Test(split_json, spans_parse_back_to_the_elements)
 {
-    const char *body = "[ {\"id\": 1, \"tags\": [\"a]\", \"{b\"]},\n {\"id\": 2, \"q\": \"\\\"\"} ]";
+    const char *body =
+        "[ {\"id\": 1, \"tags\": [\"a]\", \"{b\"]},\n {\"id\": 2, \"q\": \"\\\"\"} ]";
     struct row_span *spans;
     size_t n;
     cr_assert_eq(split_json(body, 64, &spans, &n), SLUICE_OK);
@@ -230,8 +259,8 @@ Test(split_json, depth_limit_exact)
 
         /* a single object body */
         ok = nested_object(max);
-        cr_expect_eq(split_json(ok, max, &spans, &n), SLUICE_OK, "object, depth %d, max %d",
-                     max, max);
+        cr_expect_eq(split_json(ok, max, &spans, &n), SLUICE_OK, "object, depth %d, max %d", max,
+                     max);
         free(spans);
         free(ok);
         deep = nested_object(max + 1);
@@ -290,18 +319,36 @@ static const struct split_case ndjson_cases[] = {
     {"LF", "{\"a\":1}\n{\"b\":2}\n", 2, {"{\"a\":1}", "{\"b\":2}"}, {1, 2}},
     {"CRLF", "{\"a\":1}\r\n{\"b\":2}\r\n", 2, {"{\"a\":1}", "{\"b\":2}"}, {1, 2}},
     {"no final newline", "{\"a\":1}\n{\"b\":2}", 2, {"{\"a\":1}", "{\"b\":2}"}, {1, 2}},
-    {"no final newline, CRLF before", "{\"a\":1}\r\n{\"b\":2}", 2, {"{\"a\":1}", "{\"b\":2}"},
+    {"no final newline, CRLF before",
+     "{\"a\":1}\r\n{\"b\":2}",
+     2,
+     {"{\"a\":1}", "{\"b\":2}"},
      {1, 2}},
-    {"mixed LF and CRLF", "{\"a\":1}\n{\"b\":2}\r\n{\"c\":3}\n", 3,
-     {"{\"a\":1}", "{\"b\":2}", "{\"c\":3}"}, {1, 2, 3}},
-    {"blank and whitespace-only lines skipped", "\n  \n{\"a\":1}\n\t \r\n\r\n  {\"b\":2}  \n\n", 2,
-     {"{\"a\":1}", "  {\"b\":2}  "}, {3, 6}},
-    {"leading and trailing spaces kept, CR dropped", " \t{\"a\":1} \t\r\n", 1, {" \t{\"a\":1} \t"},
+    {"mixed LF and CRLF",
+     "{\"a\":1}\n{\"b\":2}\r\n{\"c\":3}\n",
+     3,
+     {"{\"a\":1}", "{\"b\":2}", "{\"c\":3}"},
+     {1, 2, 3}},
+    {"blank and whitespace-only lines skipped",
+     "\n  \n{\"a\":1}\n\t \r\n\r\n  {\"b\":2}  \n\n",
+     2,
+     {"{\"a\":1}", "  {\"b\":2}  "},
+     {3, 6}},
+    {"leading and trailing spaces kept, CR dropped",
+     " \t{\"a\":1} \t\r\n",
+     1,
+     {" \t{\"a\":1} \t"},
      {1}},
-    {"a line that is not JSON is still a row", "{\"a\":1}\nnot json\n", 2,
-     {"{\"a\":1}", "not json"}, {1, 2}},
-    {"a brace inside a string does not join lines", "{\"s\":\"{\"}\n{\"t\":\"}\"}\n", 2,
-     {"{\"s\":\"{\"}", "{\"t\":\"}\"}"}, {1, 2}},
+    {"a line that is not JSON is still a row",
+     "{\"a\":1}\nnot json\n",
+     2,
+     {"{\"a\":1}", "not json"},
+     {1, 2}},
+    {"a brace inside a string does not join lines",
+     "{\"s\":\"{\"}\n{\"t\":\"}\"}\n",
+     2,
+     {"{\"s\":\"{\"}", "{\"t\":\"}\"}"},
+     {1, 2}},
     {"empty body", "", 0, {0}, {0}},
     {"only blank lines", "\n\r\n  \n\t\n", 0, {0}, {0}},
 };
@@ -433,8 +480,8 @@ Test(parse, nesting_limit)
     int syntax = 7;
     char msg[256];
     char *ok = nested_object(5), *deep = nested_object(6);
-    cr_expect_eq(rows_parse(ok, strlen(ok), 1 << 20, 5, &out, &syntax, msg, sizeof msg),
-                 SLUICE_OK, "%s", msg);
+    cr_expect_eq(rows_parse(ok, strlen(ok), 1 << 20, 5, &out, &syntax, msg, sizeof msg), SLUICE_OK,
+                 "%s", msg);
     json_decref(out);
     out = (json_t *)0x1;
     cr_expect_eq(rows_parse(deep, strlen(deep), 1 << 20, 5, &out, &syntax, msg, sizeof msg),

@@ -211,7 +211,7 @@ static enum row_result put(const struct dataset_config *ds, const struct row_met
                            const char *row, const char *extra)
 {
     json_t *r = js(row), *x = extra ? js(extra) : NULL;
-    enum row_result res = (enum row_result)-1;
+    enum row_result res = (enum row_result) - 1;
     int rc = store_row_put(st, ds, m, r, x, &res);
     cr_assert_eq(rc, 0, "row_put %s: %s", row, store_errmsg(st));
     json_decref(r);
@@ -261,10 +261,9 @@ Test(store, dataset_sync_creates_typed_table, .fini = cleanup)
     static const struct {
         const char *col, *type;
     } cols[] = {
-        {"case_number", "TEXT"}, {"amount", "REAL"},   {"count", "INTEGER"},
-        {"flag", "INTEGER"},     {"notes", "TEXT"},    {"_id", "INTEGER"},
-        {"_ingest_id", "TEXT"},  {"_source", "TEXT"},  {"_received_at", "TEXT"},
-        {"_extra", "TEXT"},
+        {"case_number", "TEXT"},  {"amount", "REAL"}, {"count", "INTEGER"},   {"flag", "INTEGER"},
+        {"notes", "TEXT"},        {"_id", "INTEGER"}, {"_ingest_id", "TEXT"}, {"_source", "TEXT"},
+        {"_received_at", "TEXT"}, {"_extra", "TEXT"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cols); i++) {
         char *t = column_type("ds_judgments", cols[i].col);
@@ -292,23 +291,26 @@ static const struct {
     const char *yaml;
     const char *reason_has;
 } refused_changes[] = {
-    {"type change", JUDGMENTS_YAML("    key: case_number\n", "[case_number]",
-                                   "        case_number: {type: string}\n"
-                                   "        amount: {type: string}\n"
-                                   "        count: {type: integer}\n"
-                                   "        flag: {type: boolean}\n"
-                                   "        notes: {type: string}\n"),
+    {"type change",
+     JUDGMENTS_YAML("    key: case_number\n", "[case_number]",
+                    "        case_number: {type: string}\n"
+                    "        amount: {type: string}\n"
+                    "        count: {type: integer}\n"
+                    "        flag: {type: boolean}\n"
+                    "        notes: {type: string}\n"),
      "amount"},
-    {"removed field", JUDGMENTS_YAML("    key: case_number\n", "[case_number]",
-                                     "        case_number: {type: string}\n"
-                                     "        amount: {type: number}\n"
-                                     "        count: {type: integer}\n"
-                                     "        flag: {type: boolean}\n"),
+    {"removed field",
+     JUDGMENTS_YAML("    key: case_number\n", "[case_number]",
+                    "        case_number: {type: string}\n"
+                    "        amount: {type: number}\n"
+                    "        count: {type: integer}\n"
+                    "        flag: {type: boolean}\n"),
      "notes"},
     {"key change", JUDGMENTS_YAML("    key: notes\n", "[case_number]", BASE_PROPS), "notes"},
     {"key removed", JUDGMENTS_YAML("", "[case_number]", BASE_PROPS), "case_number"},
-    {"new required field", JUDGMENTS_YAML("    key: case_number\n", "[case_number, court]",
-                                          BASE_PROPS "        court: {type: string}\n"),
+    {"new required field",
+     JUDGMENTS_YAML("    key: case_number\n", "[case_number, court]",
+                    BASE_PROPS "        court: {type: string}\n"),
      "court"},
 };
 
@@ -339,8 +341,7 @@ Test(store, dataset_check_refuses_incompatible_changes, .fini = cleanup)
     expect_text("SELECT key FROM datasets WHERE name = 'judgments'", "case_number");
     /* the old definition is still the accepted one */
     char why[256];
-    cr_expect_eq(store_dataset_check(st, ds_of(base, "judgments"), why, sizeof why), 0, "%s",
-                 why);
+    cr_expect_eq(store_dataset_check(st, ds_of(base, "judgments"), why, sizeof why), 0, "%s", why);
     free_cfg(base);
 }
 
@@ -647,8 +648,7 @@ Test(store, dlq_list_filters, .fini = cleanup)
     expect_ids(&f, NULL, 0, "after the last id");
 
     /* status */
-    cr_assert_eq(store_dlq_set(st, b, "resolved", 1, NULL, NULL, 5000), 0, "%s",
-                 store_errmsg(st));
+    cr_assert_eq(store_dlq_set(st, b, "resolved", 1, NULL, NULL, 5000), 0, "%s", store_errmsg(st));
     cr_assert_eq(store_dlq_set(st, c, "dropped", 0, NULL, NULL, 5001), 0);
     f = (struct dlq_filter){.status = "open", .limit = 100};
     expect_ids(&f, (int64_t[]){a, d, e}, 3, "status open");
@@ -672,9 +672,9 @@ Test(store, dlq_set_and_depth, .fini = cleanup)
     int64_t d = dlq_add("events", ",MALFORMED_JSON,", 1, 1000);
 
     /* a retry that failed again: attempts, new errors and codes, updated_ms */
-    cr_assert_eq(store_dlq_set(st, a, "open", 1, "[{\"code\":\"OUT_OF_RANGE\"}]",
-                               ",OUT_OF_RANGE,", 2000),
-                 0, "%s", store_errmsg(st));
+    cr_assert_eq(
+        store_dlq_set(st, a, "open", 1, "[{\"code\":\"OUT_OF_RANGE\"}]", ",OUT_OF_RANGE,", 2000), 0,
+        "%s", store_errmsg(st));
     struct dlq_entry e;
     cr_assert_eq(store_dlq_get(st, a, &e), 0);
     cr_expect_str_eq(e.status, "open");
@@ -693,7 +693,8 @@ Test(store, dlq_set_and_depth, .fini = cleanup)
     cr_assert_eq(store_dlq_get(st, b, &e), 0);
     cr_expect_str_eq(e.status, "resolved");
     cr_expect_eq(e.attempts, 2);
-    cr_expect_str_eq(e.errors_json, "[{\"field\":\"a\",\"code\":\",TOO_LONG,\",\"message\":\"m\"}]");
+    cr_expect_str_eq(e.errors_json,
+                     "[{\"field\":\"a\",\"code\":\",TOO_LONG,\",\"message\":\"m\"}]");
     cr_expect_eq(e.updated_ms, 3000);
     dlq_entry_release(&e);
     f = (struct dlq_filter){.error_code = "TOO_LONG", .status = "resolved", .limit = 10};

@@ -23,7 +23,10 @@ struct utf8_case {
     int valid;
 };
 
-#define U(what, lit, valid) {what, lit, sizeof(lit) - 1, valid}
+#define U(what, lit, valid)                                                                        \
+    {                                                                                              \
+        what, lit, sizeof(lit) - 1, valid                                                          \
+    }
 
 static const struct utf8_case utf8_cases[] = {
     /* valid */
@@ -64,9 +67,18 @@ static const struct utf8_case utf8_cases[] = {
     U("truncated 3-byte (1 of 2 continuations)", "\xe2\x82", 0),
     U("truncated 3-byte (lead only)", "\xe2", 0),
     U("truncated 4-byte (2 of 3 continuations)", "\xf0\x9f\x98", 0),
-    U("truncated 2-byte followed by ASCII", "\xc3" "a", 0),
-    U("truncated 3-byte followed by ASCII", "\xe2\x82" "a", 0),
-    U("truncated 4-byte followed by ASCII", "\xf0\x9f\x98" "a", 0),
+    U("truncated 2-byte followed by ASCII",
+      "\xc3"
+      "a",
+      0),
+    U("truncated 3-byte followed by ASCII",
+      "\xe2\x82"
+      "a",
+      0),
+    U("truncated 4-byte followed by ASCII",
+      "\xf0\x9f\x98"
+      "a",
+      0),
     /* lone continuation bytes */
     U("lone continuation 80", "\x80", 0),
     U("lone continuation BF after ASCII", "abc\xbf", 0),
@@ -199,7 +211,10 @@ struct json_case {
     const char *out;
 };
 
-#define J(in, out) {in, sizeof(in) - 1, out}
+#define J(in, out)                                                                                 \
+    {                                                                                              \
+        in, sizeof(in) - 1, out                                                                    \
+    }
 
 static const struct json_case json_cases[] = {
     J("", "\"\""),
@@ -311,11 +326,11 @@ static const struct {
     {999, "1970-01-01T00:00:00.999Z"},
     {1000, "1970-01-01T00:00:01.000Z"},
     {86399999, "1970-01-01T23:59:59.999Z"},
-    {951782400000, "2000-02-29T00:00:00.000Z"},   /* leap day */
+    {951782400000, "2000-02-29T00:00:00.000Z"}, /* leap day */
     {1700000000123, "2023-11-14T22:13:20.123Z"},
     {1709210096789, "2024-02-29T12:34:56.789Z"},
-    {2147483647000, "2038-01-19T03:14:07.000Z"},  /* 32-bit time_t limit */
-    {2147483648000, "2038-01-19T03:14:08.000Z"},  /* just past it */
+    {2147483647000, "2038-01-19T03:14:07.000Z"}, /* 32-bit time_t limit */
+    {2147483648000, "2038-01-19T03:14:08.000Z"}, /* just past it */
     {4102444800000, "2100-01-01T00:00:00.000Z"},
     {253402300799999, "9999-12-31T23:59:59.999Z"},
 };

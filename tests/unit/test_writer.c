@@ -67,8 +67,8 @@ static void start(int queue_max_jobs, int max_group_rows)
 struct tjob {
     struct wjob job; /* first: the writer hands back &job */
     int id;
-    int fail;     /* apply() writes, then returns -1 */
-    int blocker;  /* apply() waits for release_blocker() first */
+    int fail;      /* apply() writes, then returns -1 */
+    int blocker;   /* apply() waits for release_blocker() first */
     int delivered; /* times deliver() ran */
     int result;
     unsigned long long commits_at_delivery; /* which group it was in */

@@ -33,6 +33,7 @@
 
 #define MAX_HEADERS 100
 #define LINGER_MS 2000               /* how long a lingering close waits for the client */
+#define PENDING_MAX (64u << 10)      /* pipelined input kept before reading pauses */
 #define LINGER_MAX_BYTES (64u << 20) /* and how much it reads and drops at most */
 
 enum conn_state {
@@ -333,9 +334,9 @@ static void after_write(uv_write_t *w, int status)
         c->pending_len = 0;
         conn_feed(c, p, n);
         free(p);
-    } else if (!c->reading && !c->closing) {
-        conn_read_start(c);
     }
+    if (!c->reading && !c->closing && c->state != CONN_LINGER && c->pending_len <= PENDING_MAX)
+        conn_read_start(c);
 }
 
 static void log_request(struct http_conn *c, int status, double secs)
@@ -468,6 +469,20 @@ static int fail_parse(struct http_conn *c, int status, enum sluice_err code, con
         snprintf(c->err_msg, sizeof c->err_msg, "%s", msg);
     }
     return -1;
+}
+
+/* Count n more body bytes of this connection against limits.max_inflight_bytes. */
+static int hold(struct http_conn *c, size_t n)
+{
+    struct http_server *s = c->loop->srv;
+    if (__atomic_add_fetch(&s->inflight, n, __ATOMIC_RELAXED) > s->o.max_inflight_bytes) {
+        __atomic_sub_fetch(&s->inflight, n, __ATOMIC_RELAXED);
+        return fail_parse(c, 503, ERR_OVERLOADED,
+                          "too many request bodies in memory (limits.max_inflight_bytes); "
+                          "retry later");
+    }
+    c->held += n;
+    return 0;
 }
 
 static int count_header_bytes(struct http_conn *c, size_t n)
@@ -663,6 +678,14 @@ static int on_headers_complete(llhttp_t *p)
     enum route_match m =
         router_match(r->method, r->path, &r->route, r->params, &r->nparams, allow, sizeof allow);
     c->discard_body = (m != ROUTE_FOUND) || !r->route->takes_body;
+    if (!c->discard_body && !(p->flags & F_CHUNKED) && p->content_length > 0 &&
+        p->content_length <= s->o.max_body_bytes) {
+        /* Count the announced body against the in-flight budget now, and allocate
+         * it once instead of doubling as it arrives. */
+        if (hold(c, (size_t)p->content_length) < 0)
+            return -1;
+        buf_reserve(&r->body, (size_t)p->content_length);
+    }
     if (c->expect_continue && !c->discard_body) {
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
@@ -680,14 +703,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     c->req.bytes_in += len;
     if (c->discard_body)
         return 0;
-    struct http_server *s = c->loop->srv;
-    if (__atomic_add_fetch(&s->inflight, len, __ATOMIC_RELAXED) > s->o.max_inflight_bytes) {
-        __atomic_sub_fetch(&s->inflight, len, __ATOMIC_RELAXED);
-        return fail_parse(
-            c, 503, ERR_OVERLOADED,
-            "too many request bodies in memory (limits.max_inflight_bytes); retry later");
-    }
-    c->held += len;
+    if (c->req.bytes_in > c->held && hold(c, c->req.bytes_in - c->held) < 0)
+        return -1;
     if (buf_append(&c->req.body, at, len) < 0)
         return fail_parse(c, 503, ERR_OVERLOADED, "out of memory for the body");
     return 0;
@@ -805,6 +822,29 @@ static void fail_conn(struct http_conn *c, enum llhttp_errno e)
                             msg ? msg : "bad request");
 }
 
+/*
+ * Keep input that arrives while a request is being answered (pipelining).
+ * Reading goes on meanwhile (no epoll_ctl per request); only when more than
+ * PENDING_MAX piles up does the connection stop reading until it catches up.
+ */
+static void keep_pending(struct http_conn *c, const char *data, size_t n)
+{
+    if (c->close_after || n == 0)
+        return; /* the connection ends after this answer: drop it */
+    char *np = realloc(c->pending, c->pending_len + n);
+    if (!np) {
+        c->close_after = 1;
+        return;
+    }
+    memcpy(np + c->pending_len, data, n);
+    c->pending = np;
+    c->pending_len += n;
+    if (c->pending_len > PENDING_MAX && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
 static void conn_feed(struct http_conn *c, const char *data, size_t len)
 {
     c->exec_start = data;
@@ -819,18 +859,8 @@ static void conn_feed(struct http_conn *c, const char *data, size_t len)
             c->close_after = 1; /* no protocol switch: what follows is not HTTP/1.1 */
         const char *pos = llhttp_get_error_pos(&c->parser);
         size_t used = pos ? (size_t)(pos - data) : len;
-        if (used < len && !c->close_after) {
-            char *np = realloc(c->pending, c->pending_len + (len - used));
-            if (np) {
-                memcpy(np + c->pending_len, data + used, len - used);
-                c->pending = np;
-                c->pending_len += len - used;
-            }
-        }
-        if (c->reading) {
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = 0;
-        }
+        if (used < len)
+            keep_pending(c, data + used, len - used);
         return;
     }
     fail_conn(c, e);
@@ -849,6 +879,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         c->lingered += (size_t)nread;
         if (c->lingered > LINGER_MAX_BYTES)
             conn_close(c);
+        return;
+    }
+    if (c->state == CONN_WAITING || c->state == CONN_WRITING) {
+        keep_pending(c, b->base, (size_t)nread); /* the parser is paused */
         return;
     }
     if (c->state == CONN_IDLE)

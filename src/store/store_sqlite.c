@@ -29,6 +29,7 @@ struct sqlite_store {
     sqlite3 *db;
     struct ds_stmt *stmts;
     sqlite3_stmt *dlq_add_q; /* prepared on first use */
+    sqlite3_stmt *tx[6];     /* transaction control, see tx() */
     char err[512];
     struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
 };
@@ -79,6 +80,8 @@ static void sq_close(struct store *st)
     struct sqlite_store *s = SQ(st);
     sqlite_ckpt_stop(s->ckpt);
     sqlite3_finalize(s->dlq_add_q);
+    for (size_t i = 0; i < sizeof s->tx / sizeof s->tx[0]; i++)
+        sqlite3_finalize(s->tx[i]);
     for (struct ds_stmt *d = s->stmts, *n; d; d = n) {
         n = d->next;
         sqlite3_finalize(d->put);
@@ -301,29 +304,45 @@ out:
 
 /* ---- transactions ------------------------------------------------------ */
 
+/* Transaction control runs once or twice per writer job: prepared once, not
+ * parsed again every time as sqlite3_exec() would. */
+enum tx_cmd { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLLBACK_TO, TX__N };
+
+static int tx(struct sqlite_store *s, enum tx_cmd c)
+{
+    static const char *const sql[TX__N] = {"BEGIN IMMEDIATE", "COMMIT",      "ROLLBACK",
+                                           "SAVEPOINT job",   "RELEASE job", "ROLLBACK TO job"};
+    if (!s->tx[c] && sqlite3_prepare_v3(s->db, sql[c], -1, SQLITE_PREPARE_PERSISTENT, &s->tx[c],
+                                        NULL) != SQLITE_OK)
+        return fail(s, sql[c]);
+    int rc = sqlite3_step(s->tx[c]);
+    sqlite3_reset(s->tx[c]);
+    return rc == SQLITE_DONE ? 0 : fail(s, sql[c]);
+}
+
 static int sq_begin(struct store *st)
 {
-    return exec(SQ(st), "BEGIN IMMEDIATE");
+    return tx(SQ(st), TX_BEGIN);
 }
 static int sq_commit(struct store *st)
 {
-    return exec(SQ(st), "COMMIT");
+    return tx(SQ(st), TX_COMMIT);
 }
 static int sq_rollback(struct store *st)
 {
-    return exec(SQ(st), "ROLLBACK");
+    return tx(SQ(st), TX_ROLLBACK);
 }
 static int sq_savepoint(struct store *st)
 {
-    return exec(SQ(st), "SAVEPOINT job");
+    return tx(SQ(st), TX_SAVEPOINT);
 }
 static int sq_savepoint_release(struct store *st)
 {
-    return exec(SQ(st), "RELEASE job");
+    return tx(SQ(st), TX_RELEASE);
 }
 static int sq_savepoint_rollback(struct store *st)
 {
-    return exec(SQ(st), "ROLLBACK TO job") < 0 ? -1 : exec(SQ(st), "RELEASE job");
+    return tx(SQ(st), TX_ROLLBACK_TO) < 0 ? -1 : tx(SQ(st), TX_RELEASE);
 }
 
 /* ---- rows -------------------------------------------------------------- */

@@ -16,6 +16,8 @@ struct buf {
 void buf_init(struct buf *b, size_t max); /* empty, no allocation */
 void buf_release(struct buf *b);          /* frees data; b can be reused after buf_init */
 void buf_reset(struct buf *b);            /* len = 0, keeps memory */
+/* Make room for n more bytes up front (e.g. from Content-Length); -1 past max. */
+int buf_reserve(struct buf *b, size_t n);
 /* Append; returns 0, or -1 when it would exceed max (nothing appended) or on OOM. */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_appends(struct buf *b, const char *s);

@@ -28,10 +28,10 @@ minimal FastAPI endpoint" (measured on the benchmark machine, 64 connections):
 - PEER_MODE=loop (default): the handler does its SQLite work on the event loop.
   PEER_MODE=threads (FastAPI's advice for blocking calls: its thread pool, a
   connection a thread) was slower here: ~775 req/s single rows and ~40k rows/s
-  in batches with p99 near 1 s, as the threads fight for SQLite's write lock.
+  in batches with p99 0.9-1.9 s, as the threads fight for SQLite's write lock.
 - PEER_FLOCK=1 (default): the two workers queue for the write lock on a
   flock(); SQLite's own busy handler polls with sleeps of 1, 2, 5, 10... ms and
-  cost ~30% (~920 instead of ~1350 req/s single rows, ~65k instead of ~80k
+  cost 20-30% (~920 instead of ~1350 req/s single rows, ~65k instead of ~80k
   rows/s in batches).
 """
 import datetime
@@ -130,7 +130,9 @@ _local = threading.local()
 # The workers take turns at SQLite's write lock. SQLite's busy handler polls it
 # with sleeps of 1, 2, 5, 10... ms; a blocking flock() on a side file hands the
 # turn over at once (PEER_FLOCK=0 to leave it to SQLite).
-LOCK = os.open(DB_PATH + ".writelock", os.O_RDWR | os.O_CREAT, 0o600) if os.environ.get("PEER_FLOCK", "1") == "1" else None
+# (flock() excludes processes, not the threads of one: PEER_MODE=loop only.)
+LOCK = (os.open(DB_PATH + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
+        if os.environ.get("PEER_FLOCK", "1") == "1" and MODE == "loop" else None)
 
 
 def conn():
@@ -140,6 +142,8 @@ def conn():
         db = _local.db = connect()
     return db
 
+
+conn()  # the tables exist before the first request
 
 INSERT = {
     name: f'INSERT {"OR IGNORE " if name in KEYED else ""}INTO "ds_{name}" (_ingest_id, _source,'

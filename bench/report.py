@@ -70,14 +70,14 @@ def main():
     fs = machine["fdatasync"]
     out = []
     w = out.append
-    w(f"Measured {machine['date']} by `{machine['command']}` at commit {machine['git']}"
-      f" ({machine['sluice_version']}).")
+    w(f"Measured {machine['date']} by `{machine['command']}`; binary: {machine['sluice_version']}"
+      f" (work tree at {machine['git']}).")
     w("")
     w("| machine | |")
     w("|---|---|")
     w(f"| CPU | {machine['nproc']} × {machine['cpu']} ({machine['virt']}), {machine['mem']} RAM |")
     w(f"| OS, kernel | {machine['os']}, {machine['kernel']} |")
-    w(f"| disk of the data dir | {machine['disk']} |")
+    w(f"| disk of the data dir | {machine['disk']} (as the kernel reports it) |")
     w(f"| one write+fdatasync (4 KiB, n={fs['n']}) | median {fs['median_us']:.0f} µs, p90 {fs['p90_us']:.0f} µs,"
       f" p99 {fs['p99_us']:.0f} µs, mean {fs['mean_us']:.0f} µs: at most ~{fs['syncs_per_s_at_median']:,}"
       f" durable commits/s for one writer |")
@@ -89,7 +89,7 @@ def main():
     w("")
     w("### Against the targets (medians)")
     w("")
-    w("| scenario | target | sluice | met? | peer | sluice ÷ peer |")
+    w("| scenario | target | sluice | met? | peer | ratio |")
     w("|---|---|---|---|---|---|")
     for scen, (field, unit, tmin, p99max) in TARGETS.items():
         if ("sluice", scen) not in S:
@@ -99,12 +99,12 @@ def main():
         ok_r = s["rss_max"] < RSS_MAX_MB
         met = "yes" if ok_t else "no (%.0f%% of it)" % (100 * s[field] / tmin)
         peer_t = f"{p[field]:,.0f} {unit}" if p else "–"
-        ratio = f"{s[field] / p[field]:.1f}×" if p and p[field] else "–"
+        ratio = f"sluice {s[field] / p[field]:.1f}× the peer" if p and p[field] else "–"
         w(f"| {SCEN[scen]} | ≥ {tmin:,} {unit} | {s[field]:,.0f} {unit} | {met} | {peer_t} | {ratio} |")
         peer_l = f"{p['p99']:.1f} ms" if p else "–"
-        ratio_l = f"{p['p99'] / s['p99']:.1f}× lower" if p and s["p99"] else ""
+        ratio_l = f"sluice's p99 is {s['p99'] / p['p99']:.2f}× the peer's" if p and p["p99"] else ""
         w(f"| | p99 < {p99max} ms | {s['p99']:.1f} ms | {'yes' if ok_l else 'no'} | {peer_l} | {ratio_l} |")
-        peer_r = f"{p['rss_max']:.1f} MB (all processes)" if p else "–"
+        peer_r = f"{p['rss_max']:.1f} MB (master + 2 workers)" if p else "–"
         w(f"| | RSS < {RSS_MAX_MB} MB | {s['rss_max']:.1f} MB (highest run) | {'yes' if ok_r else 'no'} | {peer_r} | |")
     w("")
     w("### All scenarios (median of the runs)")
@@ -122,7 +122,8 @@ def main():
       " acknowledged rows by the requests in flight when wrk stopped (answered after wrk's clock ran out)."
       " *server CPU* is the server's user+system time over the run's wall time (the peer: all its processes);"
       " the machine has " + machine["nproc"] + " cores for both. *others' CPU* is what the rest of the"
-      " machine (other users' processes) used meanwhile: a run with much of it is skewed.")
+      " machine (other users' processes) used meanwhile, from /proc/stat less the two above (±~0.1 core:"
+      " the counters tick at different times); a run with much of it is skewed.")
     w("")
     w("<details><summary>Every run</summary>")
     w("")

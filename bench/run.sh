@@ -93,6 +93,7 @@ cleanup() {
     if [ "$KEEP" = 1 ]; then echo "run.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+trap 'echo "run.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT TERM
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
@@ -122,7 +123,7 @@ json.dump({
   "wrk": "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)",
   "python": "$("$PY" --version 2>&1)",
   "fastapi": "$("$PY" -c 'import fastapi, uvicorn; print(f"fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}")' 2>/dev/null || echo none)",
-  "fdatasync": $FSYNC_JSON,
+  "fdatasync": json.loads('''$FSYNC_JSON'''),
   "command": "$CMDLINE",
   "n": $N, "duration": "$DURATION", "warmup": "$WARMUP", "threads": $THREADS, "conns": $CONNS,
 }, open(sys.argv[1], "w"), indent=1)
@@ -235,7 +236,9 @@ wait_quiet() { # wait (at most QUIET_WAIT s) until the machine is idle enough: o
     done
 }
 row_count() { # DATASET
-    sqlite3 "$DB" "PRAGMA busy_timeout=10000; SELECT count(*) FROM \"ds_$1\";" 2>/dev/null | tail -1
+    local n
+    n=$(sqlite3 "$DB" "PRAGMA busy_timeout=10000; SELECT count(*) FROM \"ds_$1\";" 2>/dev/null | tail -1) || true
+    echo "${n:-0}"
 }
 
 # run_wrk TARGET SCENARIO RUN ROWS DATASET CASE_BASE DURATION: one wrk run, one line in results.jsonl
@@ -246,7 +249,7 @@ run_wrk() {
     local before after c0 c1 m0 m1 rss hwm=0 wrk_cpu
     before=$(row_count "$ds")
     [ "$run" = warmup ] || wait_quiet
-    [ "$target" = sluice ] && echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null || true
+    if [ "$target" = sluice ]; then echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null || true; fi
     echo 0 >"$WORK/rss"
     # shellcheck disable=SC2046
     sampler "$WORK/rss" $(server_pids) &
@@ -285,21 +288,22 @@ scenario() {
             stop_server
             dir=$WORK/$target-$scen-$i
             "start_$target" "$dir"
-            # keyed: the warm-up's case numbers (from 4,000,000) never meet the run's (from 0)
+            # keyed: the warm-up's case numbers (from 4,000,000 on) do not meet the run's
+            # (from 0 on) as long as a wrk thread sends fewer than ~1M rows in the warm-up
             run_wrk "$target" "$scen" warmup "$rows" "$ds" 4000000 "$WARMUP"
         fi
         run_wrk "$target" "$scen" "$i" "$rows" "$ds" 0 "$DURATION"
-        [ "$fresh" = 1 ] || [ "$i" != "$N" ] || { [ -n "$dir" ] && du -sh "$dir" | awk '{print "  data dir: " $1}' >&2; }
+        if [ "$fresh" != 1 ] && [ "$i" = "$N" ]; then du -sh "$dir" | awk '{print "  data dir: " $1}' >&2; fi
     done
     stop_server
 }
 
 targets=(sluice)
-[ "$PEER" = 1 ] && targets+=(peer)
+if [ "$PEER" = 1 ]; then targets+=(peer); fi
 for t in "${targets[@]}"; do
     scenario "$t" batch100 100 bench 0
     scenario "$t" single 1 bench 0
-    [ "$KEYED" = 1 ] && scenario "$t" batch100k 100 judgments 1
+    if [ "$KEYED" = 1 ]; then scenario "$t" batch100k 100 judgments 1; fi
 done
 
 # ---- report --------------------------------------------------------------------

@@ -29,6 +29,9 @@
     X(INVALID_UTF8, 400, "the text is not valid UTF-8")                                            \
     X(NESTING_TOO_DEEP, 400, "the JSON nesting is deeper than limits.max_json_depth")              \
     X(ROW_TOO_LARGE, 413, "the row is larger than limits.max_row_bytes")                           \
+    X(MALFORMED_CSV, 422, "the CSV record is malformed (quotes)")                                  \
+    X(COLUMN_COUNT_MISMATCH, 422,                                                                  \
+      "the CSV record has a different number of fields than the header")                           \
     /* request level */                                                                            \
     X(BAD_REQUEST, 400, "the request is malformed")                                                \
     X(INVALID_PARAMETER, 400, "a query parameter or body field is invalid")                        \

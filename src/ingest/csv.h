@@ -30,13 +30,13 @@ struct csv_field {
 };
 
 struct csv_record {
-    int64_t index;           /* 1-based record number, header included (the header is 1) */
-    int64_t line;            /* 1-based line of the input where the record starts */
+    int64_t index; /* 1-based record number, header included (the header is 1) */
+    int64_t line;  /* 1-based line of the input where the record starts */
     const struct csv_field *fields;
     size_t nfields;
-    const char *raw;         /* the record's original bytes, without its line end */
+    const char *raw; /* the record's original bytes, without its line end */
     size_t raw_len;
-    enum sluice_err error;   /* SLUICE_OK, MALFORMED_CSV, INVALID_UTF8 or ROW_TOO_LARGE */
+    enum sluice_err error;     /* SLUICE_OK, MALFORMED_CSV, INVALID_UTF8 or ROW_TOO_LARGE */
     const char *error_message; /* human text when error != SLUICE_OK */
 };
 

@@ -116,6 +116,10 @@ static const struct opt opts[] = {
     {OPT("limits.max_header_bytes", OT_SIZE, "16K", CFG(limits.max_header_bytes),
          "Largest request line plus headers; more is answered 431 HEADERS_TOO_LARGE."),
      AT_LEAST(1)},
+    {OPT("limits.max_upload_bytes", OT_SIZE, "64G", CFG(limits.max_upload_bytes),
+         "Largest uploaded batch file; it is streamed to disk, never held in memory. Larger is "
+         "413 BODY_TOO_LARGE."),
+     AT_LEAST(1)},
     {OPT("limits.max_inflight_bytes", OT_SIZE, "512M", CFG(limits.max_inflight_bytes),
          "Most request-body bytes held in memory at once over all connections; a request that "
          "would go past it is answered 503 OVERLOADED, so memory stays bounded whatever the "
@@ -141,6 +145,17 @@ static const struct opt opts[] = {
     {OPT("writer.max_group_rows", OT_INT, "50000", CFG(writer.max_group_rows),
          "Most rows the writer commits in one group commit."),
      RANGE(1, 10000000)},
+    {OPT("batches.workers", OT_INT, "2", CFG(batches.workers),
+         "Batch workers in this process; 0 makes a node that accepts uploads and leaves "
+         "processing to others."),
+     RANGE(0, 64)},
+    {OPT("batches.lease_s", OT_INT, "60", CFG(batches.lease_s),
+         "Seconds a worker holds a batch without renewing its lease (it renews while it works); "
+         "after that another worker takes it up again."),
+     RANGE(1, 86400)},
+    {OPT("batches.max_attempts", OT_INT, "3", CFG(batches.max_attempts),
+         "How many times a batch is taken up before it fails for good."),
+     RANGE(1, 100)},
     {OPT("idempotency.ttl", OT_DURATION, "24h", CFG(idempotency_ttl_ms),
          "How long an Idempotency-Key and its answer are remembered."),
      AT_LEAST(1000)},

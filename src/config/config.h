@@ -40,6 +40,7 @@ struct sluice_config {
         int max_json_depth;          /* 64 */
         uint64_t max_header_bytes;   /* 16K: request line + all headers */
         int max_errors_per_response; /* 100 */
+        uint64_t max_upload_bytes;   /* 64G: one uploaded batch file */
         uint64_t max_inflight_bytes; /* 512M: request bodies held at once, all connections */
     } limits;
 
@@ -53,6 +54,12 @@ struct sluice_config {
         int queue_max_jobs; /* 1024: bounded queue to the writer; full -> 503 */
         int max_group_rows; /* 50000: most rows in one group commit */
     } writer;
+
+    struct {
+        int workers;      /* 2; 0: accept uploads, leave processing to other nodes */
+        int lease_s;      /* 60: a worker that stops renewing loses its batch after this */
+        int max_attempts; /* 3 */
+    } batches;
 
     uint64_t idempotency_ttl_ms;  /* 24h */
     uint64_t shutdown_timeout_ms; /* 10s */

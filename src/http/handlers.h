@@ -5,6 +5,7 @@
 #ifndef SLUICE_HTTP_HANDLERS_H
 #define SLUICE_HTTP_HANDLERS_H
 
+#include "http/router.h"
 #include "http/server.h"
 
 void h_healthz(struct http_conn *c, struct http_request *r);
@@ -21,6 +22,18 @@ void h_dlq_get(struct http_conn *c, struct http_request *r);
 void h_dlq_retry(struct http_conn *c, struct http_request *r);
 void h_dlq_retry_bulk(struct http_conn *c, struct http_request *r);
 void h_dlq_drop(struct http_conn *c, struct http_request *r);
+void h_batches_upload(struct http_conn *c, struct http_request *r);
+void h_batches_list(struct http_conn *c, struct http_request *r);
+void h_batches_get(struct http_conn *c, struct http_request *r);
+void h_batches_patch(struct http_conn *c, struct http_request *r);
+void h_batches_errors(struct http_conn *c, struct http_request *r);
+void h_batches_reset(struct http_conn *c, struct http_request *r);
+void h_batches_fail(struct http_conn *c, struct http_request *r);
+void h_batches_reprocess(struct http_conn *c, struct http_request *r);
+void h_batches_delete(struct http_conn *c, struct http_request *r);
+
+/* The streamed body of an upload (h_batches.c). */
+extern const struct body_sink batch_upload_sink;
 
 /* Parse a non-negative integer query parameter; -1 and a 400 answer when bad. */
 int h_query_int(struct http_conn *c, struct http_request *r, const char *name, long long def,

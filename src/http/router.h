@@ -8,17 +8,35 @@
 
 #include <stddef.h>
 
+#include "util/errors.h"
+
 struct http_conn;
 struct http_request;
 
 typedef void (*http_handler)(struct http_conn *c, struct http_request *r);
+
+/*
+ * A route whose body is streamed somewhere (a file) instead of being held in
+ * memory. open() runs when the headers are complete and returns the sink's
+ * state, or NULL to refuse the request (code and message set); write() gets
+ * every chunk of the body; the handler then takes r->sink_state; abort()
+ * releases a state the handler never took (the request failed or the client
+ * went away).
+ */
+struct body_sink {
+    void *(*open)(struct http_conn *c, struct http_request *r, enum sluice_err *code, char *msg,
+                  size_t cap);
+    int (*write)(void *state, const char *data, size_t len, char *msg, size_t cap);
+    void (*abort)(void *state);
+};
 
 struct route {
     const char *method;
     const char *pattern;
     http_handler handler;
     const char *summary;
-    int takes_body; /* 0: any body is read and discarded */
+    int takes_body;               /* 0: any body is read and discarded */
+    const struct body_sink *sink; /* non-NULL: the body is streamed, not held */
 };
 
 extern const struct route http_routes[];

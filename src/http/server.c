@@ -88,6 +88,7 @@ struct http_conn {
     int close_after; /* close once the answer is written */
     int closing;
     int discard_body;
+    int streamed; /* the route streams its body (route->sink) */
     size_t lingered;
     uv_shutdown_t shut;
     int expect_continue;
@@ -122,6 +123,8 @@ static void set_busy(struct http_conn *c, enum conn_state st)
 
 static void request_release(struct http_request *r)
 {
+    if (r->sink_state && r->route && r->route->sink)
+        r->route->sink->abort(r->sink_state);
     free(r->target);
     free(r->path);
     free(r->query);
@@ -155,6 +158,7 @@ static void request_begin(struct http_conn *c)
     buf_reset(&c->value);
     c->header_bytes = 0;
     c->discard_body = 0;
+    c->streamed = 0;
     c->expect_continue = 0;
     c->err_status = 0;
     c->req.start_ns = clock_mono_ns();
@@ -277,6 +281,8 @@ static const char *reason(int status)
         return "Not Implemented";
     case 503:
         return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
     case 505:
         return "HTTP Version Not Supported";
     }
@@ -459,6 +465,11 @@ struct http_loop *http_conn_loop(struct http_conn *c)
     return c->loop;
 }
 
+uv_loop_t *http_conn_uv_loop(struct http_conn *c)
+{
+    return &c->loop->loop;
+}
+
 /* ---- llhttp callbacks ----------------------------------------------------- */
 
 static int fail_parse(struct http_conn *c, int status, enum sluice_err code, const char *msg)
@@ -627,11 +638,6 @@ static int on_headers_complete(llhttp_t *p)
             return fail_parse(c, 501, ERR_NOT_IMPLEMENTED,
                               "only the chunked transfer coding is supported");
     }
-    if (p->content_length > s->o.max_body_bytes && !(p->flags & F_CHUNKED) &&
-        p->content_length != UINT64_MAX)
-        return fail_parse(c, 413, ERR_BODY_TOO_LARGE,
-                          "the body is larger than limits.max_body_bytes");
-
     /* Decode the target into path and query. */
     const char *t = r->target ? r->target : "/";
     char *abs = NULL;
@@ -678,7 +684,19 @@ static int on_headers_complete(llhttp_t *p)
     enum route_match m =
         router_match(r->method, r->path, &r->route, r->params, &r->nparams, allow, sizeof allow);
     c->discard_body = (m != ROUTE_FOUND) || !r->route->takes_body;
-    if (!c->discard_body && !(p->flags & F_CHUNKED) && p->content_length > 0 &&
+    c->streamed = m == ROUTE_FOUND && r->route->sink;
+    if (!c->streamed && p->content_length > s->o.max_body_bytes && !(p->flags & F_CHUNKED) &&
+        p->content_length != UINT64_MAX)
+        return fail_parse(c, 413, ERR_BODY_TOO_LARGE,
+                          "the body is larger than limits.max_body_bytes");
+    if (c->streamed) {
+        enum sluice_err code = ERR_INTERNAL;
+        char msg[256] = "";
+        r->sink_state = r->route->sink->open(c, r, &code, msg, sizeof msg);
+        if (!r->sink_state)
+            return fail_parse(c, err_status(code), code, msg);
+    }
+    if (!c->discard_body && !c->streamed && !(p->flags & F_CHUNKED) && p->content_length > 0 &&
         p->content_length <= s->o.max_body_bytes) {
         /* Count the announced body against the in-flight budget now, and allocate
          * it once instead of doubling as it arrives. */
@@ -697,12 +715,19 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
-    if (c->req.bytes_in + len > c->loop->srv->o.max_body_bytes)
+    if (c->req.bytes_in + len >
+        (c->streamed ? c->loop->srv->o.max_upload_bytes : c->loop->srv->o.max_body_bytes))
         return fail_parse(c, 413, ERR_BODY_TOO_LARGE,
                           "the body is larger than limits.max_body_bytes");
     c->req.bytes_in += len;
     if (c->discard_body)
         return 0;
+    if (c->streamed) {
+        char msg[256] = "the body could not be stored";
+        if (c->req.route->sink->write(c->req.sink_state, at, len, msg, sizeof msg) < 0)
+            return fail_parse(c, 507, ERR_UNAVAILABLE, msg);
+        return 0;
+    }
     if (c->req.bytes_in > c->held && hold(c, c->req.bytes_in - c->held) < 0)
         return -1;
     if (buf_append(&c->req.body, at, len) < 0)

@@ -47,6 +47,7 @@ struct http_request {
     char *params[HTTP_MAX_PARAMS]; /* path parameters, owned */
     size_t nparams;
     const struct route *route;
+    void *sink_state; /* streamed body (route->sink); the handler takes it */
     uint64_t start_ns;
 };
 
@@ -62,6 +63,7 @@ int http_query(const struct http_request *r, const char *name, char *out, size_t
 struct service *http_conn_service(struct http_conn *c);
 struct store *http_conn_store(struct http_conn *c); /* the loop's read-only store */
 struct http_loop *http_conn_loop(struct http_conn *c);
+struct uv_loop_s *http_conn_uv_loop(struct http_conn *c); /* for uv_queue_work */
 
 /*
  * Answer the current request. body is taken (malloc'd, may be NULL);
@@ -93,6 +95,7 @@ struct http_server_opts {
     const char *listen; /* HOST:PORT */
     int threads;
     uint64_t max_body_bytes, max_header_bytes;
+    uint64_t max_upload_bytes;   /* streamed bodies (batch uploads) */
     uint64_t max_inflight_bytes; /* bodies held at once over all loops */
     uint64_t idle_timeout_ms, request_timeout_ms;
     int max_connections;

@@ -67,7 +67,8 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
             row_errors_add(&errs, pe, NULL, "%s", why);
         else if (schema_validate(ds->schema, obj, &errs, &extra) == 0) {
             char rat[32];
-            struct row_meta m = {e->ingest_id, e->source, clock_rfc3339(now, rat, sizeof rat)};
+            struct row_meta m = {e->ingest_id, e->source, clock_rfc3339(now, rat, sizeof rat),
+                                 NULL};
             enum row_result res;
             if (store_row_put(st, ds, &m, obj, extra, &res) < 0)
                 goto out;

@@ -266,7 +266,7 @@ int ingest_apply(struct wjob *job, struct store *st)
         }
     }
 
-    struct row_meta m = {in->ingest_id, in->source, in->received_at};
+    struct row_meta m = {in->ingest_id, in->source, in->received_at, NULL};
     in->accepted = in->rejected = in->duplicates = 0;
     memset(in->rejected_by_code, 0, sizeof in->rejected_by_code);
     for (size_t i = 0; i < in->nrows; i++) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "batch/batch.h"
 #include "http/server.h"
 #include "ingest/writer.h"
 #include "ops/metrics.h"
@@ -137,6 +138,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         .max_body_bytes = c->limits.max_body_bytes,
         .max_header_bytes = c->limits.max_header_bytes,
         .max_inflight_bytes = c->limits.max_inflight_bytes,
+        .max_upload_bytes = c->limits.max_upload_bytes,
         .idle_timeout_ms = c->http.idle_timeout_ms,
         .request_timeout_ms = c->http.request_timeout_ms,
         .max_connections = c->http.max_connections,
@@ -146,6 +148,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     s->http = http_server_start(&o, s, err, errlen);
     if (!s->http)
         return -1;
+    s->batches = batch_pool_start(s, c->batches.workers);
     char addr[256];
     log_info("service", "listening",
              "\"listen\":\"%s\",\"storage\":\"%s\",\"datasets\":%zu,\"io_threads\":%d,"
@@ -215,6 +218,9 @@ void service_stop(struct service *s, uint64_t timeout_ms)
         while (http_server_busy(s->http) > 0 && clock_mono_ns() < deadline)
             usleep(20000);
     }
+    /* Workers finish the batch step they are in (its transaction commits or not). */
+    batch_pool_stop(s->batches);
+    s->batches = NULL;
     /* Finish every queued job; their answers go to the loops, still running. */
     writer_stop(s->writer);
     s->writer = NULL;

@@ -17,6 +17,7 @@
 
 struct writer;
 struct http_server;
+struct batch_pool;
 
 struct catalog {
     int refs; /* atomic */
@@ -28,6 +29,7 @@ struct service {
     struct catalog *cat; /* under mu */
     struct writer *writer;
     struct http_server *http;
+    struct batch_pool *batches; /* NULL when batches.workers is 0 */
     int64_t started_ms;
     uint64_t started_ns;
     char *config_path;                         /* owned; NULL when started without a file */

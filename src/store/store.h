@@ -24,6 +24,32 @@ struct row_meta {
     const char *ingest_id;
     const char *source;
     const char *received_at; /* RFC 3339 UTC */
+    const char *batch_id;    /* NULL for pushed events */
+};
+
+/* A batch (an uploaded file) and where it is in its state machine. Strings owned
+ * (batch_release). */
+struct batch {
+    char *id, *dataset, *source, *filename, *path, *sha256, *status, *rejection_reason, *worker;
+    int64_t bytes;
+    double error_threshold_percent;
+    int64_t total, inserted, invalid, duplicate;
+    int attempts;
+    int64_t created_ms, updated_ms, started_ms, finished_ms, heartbeat_ms, lease_until_ms;
+};
+void batch_release(struct batch *b);
+
+struct batch_filter {
+    const char *status, *dataset, *source, *filename_contains; /* NULL = any */
+    int64_t created_after_ms;                                  /* 0 = any */
+    const char *after_id;                                      /* keyset cursor, NULL = start */
+    int limit;
+};
+
+/* One row error of a batch; borrowed strings. */
+struct batch_error_new {
+    int64_t row;
+    const char *code, *field, *message;
 };
 
 enum row_result { ROW_INSERTED = 0, ROW_DUPLICATE, ROW_REPLACED };
@@ -38,6 +64,7 @@ struct dlq_new {
     size_t payload_len;
     const char *errors_json; /* JSON array [{"field","code","message"}] */
     const char *codes;       /* ",CODE1,CODE2," for filtering */
+    const char *batch_id;    /* NULL for pushed events */
     int64_t received_ms;
 };
 
@@ -110,6 +137,31 @@ struct store_ops {
     int (*idem_put)(struct store *st, const char *dataset, const char *key, const char *sha256,
                     int status, const char *response, int64_t now_ms);
     int (*idem_purge)(struct store *st, int64_t older_than_ms);
+
+    int (*batch_add)(struct store *st, const struct batch *b);
+    int (*batch_get)(struct store *st, const char *id, struct batch *out); /* 1 = not found */
+    int (*batch_list)(struct store *st, const struct batch_filter *f, struct batch **out,
+                      size_t *n);
+    /* Take the oldest batch that is uploaded, or whose lease expired (or that this same
+     * worker held before a restart), for worker: it becomes `staging`, attempts + 1. */
+    int (*batch_claim)(struct store *st, const char *worker, int64_t now_ms, int64_t lease_ms,
+                       struct batch *out); /* 1 = none */
+    /* Record a transition (and its time in the history); reason may be NULL. */
+    int (*batch_set_status)(struct store *st, const char *id, const char *status,
+                            const char *reason, int64_t now_ms);
+    int (*batch_heartbeat)(struct store *st, const char *id, const char *worker, int64_t now_ms,
+                           int64_t lease_ms);
+    int (*batch_set_counts)(struct store *st, const struct batch *b);
+    int (*batch_set_threshold)(struct store *st, const char *id, double pct, int64_t now_ms);
+    int (*batch_history)(struct store *st, const char *id, json_t **out); /* [{status,at,detail}] */
+    int (*batch_errors_add)(struct store *st, const char *batch_id, const struct batch_error_new *e,
+                            size_t n, int64_t now_ms);
+    /* Row errors with row_no > after_row, at most limit, as JSON objects. */
+    int (*batch_errors_list)(struct store *st, const char *batch_id, int64_t after_row, int limit,
+                             json_t **out);
+    /* Remove what a batch stored: its rows in ds, its row errors, its DLQ entries. */
+    int (*batch_clear)(struct store *st, const char *dataset, const char *batch_id);
+    int (*batch_delete)(struct store *st, const char *id); /* the record and its history */
 };
 
 /* The base every backend's handle starts with. */
@@ -148,6 +200,25 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_idem_put(st, ds, k, sha, s, r, now)                                                  \
     ((st)->ops->idem_put((st), (ds), (k), (sha), (s), (r), (now)))
 #define store_idem_purge(st, t) ((st)->ops->idem_purge((st), (t)))
+#define store_batch_add(st, b) ((st)->ops->batch_add((st), (b)))
+#define store_batch_get(st, id, out) ((st)->ops->batch_get((st), (id), (out)))
+#define store_batch_list(st, f, out, n) ((st)->ops->batch_list((st), (f), (out), (n)))
+#define store_batch_claim(st, w, now, lease, out)                                                  \
+    ((st)->ops->batch_claim((st), (w), (now), (lease), (out)))
+#define store_batch_set_status(st, id, s, r, now)                                                  \
+    ((st)->ops->batch_set_status((st), (id), (s), (r), (now)))
+#define store_batch_heartbeat(st, id, w, now, lease)                                               \
+    ((st)->ops->batch_heartbeat((st), (id), (w), (now), (lease)))
+#define store_batch_set_counts(st, b) ((st)->ops->batch_set_counts((st), (b)))
+#define store_batch_set_threshold(st, id, p, now)                                                  \
+    ((st)->ops->batch_set_threshold((st), (id), (p), (now)))
+#define store_batch_history(st, id, out) ((st)->ops->batch_history((st), (id), (out)))
+#define store_batch_errors_add(st, id, e, n, now)                                                  \
+    ((st)->ops->batch_errors_add((st), (id), (e), (n), (now)))
+#define store_batch_errors_list(st, id, after, lim, out)                                           \
+    ((st)->ops->batch_errors_list((st), (id), (after), (lim), (out)))
+#define store_batch_clear(st, ds, id) ((st)->ops->batch_clear((st), (ds), (id)))
+#define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))
 
 extern const struct store_ops store_sqlite_ops;
 

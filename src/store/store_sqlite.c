@@ -17,24 +17,7 @@
 #include "store/sqlite_ckpt.h"
 #include "util/buf.h"
 
-struct ds_stmt {
-    struct ds_stmt *next;
-    char *name;
-    const struct schema *schema; /* the schema the statement was built for (borrowed) */
-    sqlite3_stmt *put;
-};
-
-struct sqlite_store {
-    struct store base;
-    sqlite3 *db;
-    struct ds_stmt *stmts;
-    sqlite3_stmt *dlq_add_q; /* prepared on first use */
-    sqlite3_stmt *tx[6];     /* transaction control, see tx() */
-    char err[512];
-    struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
-};
-
-#define SQ(st) ((struct sqlite_store *)(st))
+#include "store/sqlite_internal.h"
 
 static const char *migrations[] = {
     /* 1 */
@@ -51,15 +34,36 @@ static const char *migrations[] = {
     " sha256 TEXT NOT NULL, status INTEGER NOT NULL, response TEXT NOT NULL,"
     " created_ms INTEGER NOT NULL, PRIMARY KEY (dataset, key));"
     "CREATE INDEX idempotency_created ON idempotency(created_ms);",
+    /* 2: batches */
+    "CREATE TABLE batches (id TEXT PRIMARY KEY, dataset TEXT NOT NULL, source TEXT,"
+    " filename TEXT, path TEXT NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+    " status TEXT NOT NULL, rejection_reason TEXT, error_threshold_percent REAL NOT NULL,"
+    " row_count_total INTEGER NOT NULL DEFAULT 0, row_count_inserted INTEGER NOT NULL DEFAULT 0,"
+    " row_count_invalid INTEGER NOT NULL DEFAULT 0, row_count_duplicate INTEGER NOT NULL"
+    " DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, worker TEXT, lease_until_ms INTEGER,"
+    " heartbeat_ms INTEGER, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " started_ms INTEGER, finished_ms INTEGER);"
+    "CREATE INDEX batches_status ON batches(status, id);"
+    "CREATE TABLE batch_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, batch_id TEXT NOT NULL,"
+    " status TEXT NOT NULL, at_ms INTEGER NOT NULL, detail TEXT);"
+    "CREATE INDEX batch_events_batch ON batch_events(batch_id, seq);"
+    "CREATE TABLE batch_errors (batch_id TEXT NOT NULL, row_no INTEGER NOT NULL,"
+    " code TEXT NOT NULL, field TEXT, message TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE INDEX batch_errors_batch ON batch_errors(batch_id, row_no);"
+    "ALTER TABLE dlq ADD COLUMN batch_id TEXT;"
+    "CREATE INDEX dlq_batch ON dlq(batch_id) WHERE batch_id IS NOT NULL;",
 };
 
-static int fail(struct sqlite_store *s, const char *what)
+int sqlite_fail(struct sqlite_store *s, const char *what)
 {
     snprintf(s->err, sizeof s->err, "%s: %s", what, sqlite3_errmsg(s->db));
     return -1;
 }
 
-static int exec(struct sqlite_store *s, const char *sql)
+#define fail sqlite_fail
+#define exec sqlite_exec
+
+int sqlite_exec(struct sqlite_store *s, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -241,12 +245,17 @@ static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, ch
         buf_printf(&sql,
                    "CREATE TABLE IF NOT EXISTS \"ds_%s\" (_id INTEGER PRIMARY KEY,"
                    " _ingest_id TEXT NOT NULL, _source TEXT, _received_at TEXT NOT NULL,"
-                   " _extra TEXT",
+                   " _extra TEXT, _batch_id TEXT",
                    ds->name);
         for (size_t i = 0; i < schema_nfields(ds->schema); i++)
             buf_printf(&sql, ", \"%s\" %s", schema_field_name(ds->schema, i),
                        sql_type(schema_field_type(ds->schema, i)));
         buf_appends(&sql, ");");
+        /* Only batch rows are indexed by batch (re-ingest and delete find them). */
+        buf_printf(&sql,
+                   "CREATE INDEX IF NOT EXISTS \"ds_%s_batch\" ON \"ds_%s\"(_batch_id)"
+                   " WHERE _batch_id IS NOT NULL;",
+                   ds->name, ds->name);
         if (ds->key)
             buf_printf(&sql,
                        "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(\"%s\");",
@@ -359,10 +368,11 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
     struct buf sql;
     buf_init(&sql, 1 << 20);
     size_t n = schema_nfields(ds->schema);
-    buf_printf(&sql, "INSERT INTO \"ds_%s\" (_ingest_id, _source, _received_at, _extra", ds->name);
+    buf_printf(&sql, "INSERT INTO \"ds_%s\" (_ingest_id, _source, _received_at, _extra, _batch_id",
+               ds->name);
     for (size_t i = 0; i < n; i++)
         buf_printf(&sql, ", \"%s\"", schema_field_name(ds->schema, i));
-    buf_appends(&sql, ") VALUES (?,?,?,?");
+    buf_appends(&sql, ") VALUES (?,?,?,?,?");
     for (size_t i = 0; i < n; i++)
         buf_appends(&sql, ",?");
     buf_appends(&sql, ")");
@@ -371,7 +381,7 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
             buf_printf(&sql,
                        " ON CONFLICT(\"%s\") DO UPDATE SET _ingest_id = excluded._ingest_id,"
                        " _source = excluded._source, _received_at = excluded._received_at,"
-                       " _extra = excluded._extra",
+                       " _extra = excluded._extra, _batch_id = excluded._batch_id",
                        ds->key);
             for (size_t i = 0; i < n; i++)
                 buf_printf(&sql, ", \"%s\" = excluded.\"%s\"", schema_field_name(ds->schema, i),
@@ -436,9 +446,13 @@ static int sq_row_put(struct store *st, const struct dataset_config *ds, const s
         sqlite3_bind_text(q, 4, extra_txt, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(q, 4);
+    if (m->batch_id)
+        sqlite3_bind_text(q, 5, m->batch_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 5);
     size_t n = schema_nfields(ds->schema);
     for (size_t i = 0; i < n; i++)
-        bind_value(q, (int)i + 5, schema_field_type(ds->schema, i),
+        bind_value(q, (int)i + 6, schema_field_type(ds->schema, i),
                    json_object_get(row, schema_field_name(ds->schema, i)));
     int rc = sqlite3_step(q);
     int changes = sqlite3_changes(s->db);
@@ -477,7 +491,7 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
     struct sqlite_store *s = SQ(st);
     static const char sql[] =
         "INSERT INTO dlq(dataset, ingest_id, source, row_no, payload, errors, codes,"
-        " received_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?)";
+        " received_ms, updated_ms, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?)";
     if (!s->dlq_add_q && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
                                             &s->dlq_add_q, NULL) != SQLITE_OK)
         return fail(s, "dlq insert");
@@ -491,6 +505,10 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
     sqlite3_bind_text(q, 7, e->codes, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 8, e->received_ms);
     sqlite3_bind_int64(q, 9, e->received_ms);
+    if (e->batch_id)
+        sqlite3_bind_text(q, 10, e->batch_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 10);
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
@@ -776,4 +794,17 @@ const struct store_ops store_sqlite_ops = {
     .idem_get = sq_idem_get,
     .idem_put = sq_idem_put,
     .idem_purge = sq_idem_purge,
+    .batch_add = sqlite_batch_add,
+    .batch_get = sqlite_batch_get,
+    .batch_list = sqlite_batch_list,
+    .batch_claim = sqlite_batch_claim,
+    .batch_set_status = sqlite_batch_set_status,
+    .batch_heartbeat = sqlite_batch_heartbeat,
+    .batch_set_counts = sqlite_batch_set_counts,
+    .batch_set_threshold = sqlite_batch_set_threshold,
+    .batch_history = sqlite_batch_history,
+    .batch_errors_add = sqlite_batch_errors_add,
+    .batch_errors_list = sqlite_batch_errors_list,
+    .batch_clear = sqlite_batch_clear,
+    .batch_delete = sqlite_batch_delete,
 };

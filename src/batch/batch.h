@@ -1,0 +1,39 @@
+/*
+ * batch.h - CSV batches: an uploaded file moves through
+ *   uploaded -> staging -> validating -> transforming -> inserting|upserting -> completed
+ * or -> failed (with a rejection_reason) from any state before completed.
+ *
+ * A pool of workers claims uploaded batches (or batches whose worker stopped
+ * renewing its lease) through the store. Validation is a first pass over the
+ * file on the worker thread: it counts rows, records every row error and
+ * checks the error threshold. The insert is a second pass run as ONE writer
+ * job: every valid row, every DLQ entry, the counts and `completed` commit
+ * together, so a batch's rows become visible all at once or not at all.
+ */
+#ifndef SLUICE_BATCH_BATCH_H
+#define SLUICE_BATCH_BATCH_H
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+struct service;
+struct batch_pool;
+
+/* Start workers (cfg batches.workers; 0 starts none). NULL when workers is 0. */
+struct batch_pool *batch_pool_start(struct service *svc, int workers);
+/* Tell the workers a batch is waiting (after an upload or a reset). */
+void batch_pool_kick(struct batch_pool *p);
+/* Let the current batches finish (their transaction commits or rolls back), then stop. */
+void batch_pool_stop(struct batch_pool *p); /* accepts NULL */
+
+/* The API's JSON for a batch (new reference). history may be NULL. */
+json_t *batch_json(const struct batch *b, json_t *history);
+
+/* Where the file of batch id is kept: <data_dir>/batches/<id>.csv into out. */
+void batch_path(const char *data_dir, const char *id, char *out, size_t cap);
+
+/* Whether status is one a worker is processing in. */
+int batch_status_active(const char *status);
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * workers.c - the batch worker pool: claim, process, heartbeat (see batch.h).
+ * Every store change a worker makes is a writer job, like everything else.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batch/batch.h"
+#include "batch/process.h"
+#include "ingest/writer.h"
+#include "service/service.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+struct worker {
+    struct batch_pool *pool;
+    pthread_t thread;
+    char id[96]; /* host/wN: after a restart the same id takes back what it held */
+};
+
+struct batch_pool {
+    struct service *svc;
+    struct worker *w;
+    int n;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, kicked;
+};
+
+/* One small writer job: an operation on one batch. */
+enum op { OP_CLAIM, OP_STATUS, OP_HEARTBEAT, OP_APPLY };
+struct bjob {
+    struct wjob job;
+    enum op op;
+    struct worker *w;
+    struct batch *b;
+    const char *status, *reason;
+    int64_t lease_ms;
+    struct pass *pass;
+    int store_rows;
+    int none; /* OP_CLAIM: nothing to claim */
+};
+
+static int bjob_apply(struct wjob *job, struct store *st)
+{
+    struct bjob *j = (struct bjob *)job;
+    int64_t now = clock_wall_ms();
+    switch (j->op) {
+    case OP_CLAIM: {
+        int r = store_batch_claim(st, j->w->id, now, j->lease_ms, j->b);
+        j->none = r == 1;
+        return r < 0 ? -1 : 0;
+    }
+    case OP_STATUS:
+        return store_batch_set_status(st, j->b->id, j->status, j->reason, now);
+    case OP_HEARTBEAT:
+        return store_batch_heartbeat(st, j->b->id, j->w->id, now, j->lease_ms);
+    case OP_APPLY:
+        return batch_pass_apply(j->pass, st, j->store_rows, j->reason);
+    }
+    return -1;
+}
+
+static int run(struct worker *w, struct bjob *j)
+{
+    j->job.apply = bjob_apply;
+    j->job.nrows = 1;
+    j->w = w;
+    return writer_run(w->pool->svc->writer, &j->job);
+}
+
+static int set_status(struct worker *w, struct batch *b, const char *status, const char *reason)
+{
+    struct bjob j = {.op = OP_STATUS, .b = b, .status = status, .reason = reason};
+    if (run(w, &j) < 0)
+        return -1;
+    log_info("batch", "status", "\"batch_id\":\"%s\",\"status\":\"%s\"", b->id, status);
+    return 0;
+}
+
+struct tick {
+    struct worker *w;
+    struct batch *b;
+    int64_t lease_ms;
+};
+
+static void heartbeat(void *arg)
+{
+    struct tick *t = arg;
+    struct bjob j = {.op = OP_HEARTBEAT, .b = t->b, .lease_ms = t->lease_ms};
+    run(t->w, &j);
+}
+
+static void process(struct worker *w, struct batch *b)
+{
+    struct catalog *cat = service_catalog(w->pool->svc);
+    const struct sluice_config *cfg = &cat->cfg;
+    const struct dataset_config *ds = config_dataset(cfg, b->dataset);
+    char reason[600];
+    struct pass *p = NULL;
+
+    if (b->attempts > cfg->batches.max_attempts) {
+        snprintf(reason, sizeof reason,
+                 "gave up after %d attempts: the worker processing it stopped each time",
+                 cfg->batches.max_attempts);
+        set_status(w, b, "failed", reason);
+        goto out;
+    }
+    if (!ds) {
+        snprintf(reason, sizeof reason, "dataset %s is not configured", b->dataset);
+        set_status(w, b, "failed", reason);
+        goto out;
+    }
+    p = batch_pass_new(cfg, ds, b);
+    struct tick t = {w, b, (int64_t)cfg->batches.lease_s * 1000};
+    batch_pass_set_tick(p, heartbeat, &t);
+    /* The claim made it `staging`. */
+    if (!p || set_status(w, b, "validating", NULL) < 0)
+        goto out;
+    if (batch_pass_count(p) < 0) {
+        set_status(w, b, "failed", batch_pass_reason(p));
+        goto out;
+    }
+    int64_t total, invalid;
+    batch_pass_counts(p, &total, &invalid);
+    double pct = total ? 100.0 * (double)invalid / (double)total : 0;
+    struct bjob j = {.op = OP_APPLY, .b = b, .pass = p};
+    if (pct > b->error_threshold_percent) {
+        snprintf(reason, sizeof reason, "Error rate %.1f%% > %.1f%% threshold", pct,
+                 b->error_threshold_percent);
+        j.reason = reason;
+        j.store_rows = 0;
+    } else {
+        j.store_rows = 1;
+        if (set_status(w, b, "transforming", NULL) < 0 ||
+            set_status(w, b, ds->on_duplicate == ON_DUP_UPSERT ? "upserting" : "inserting", NULL) <
+                0)
+            goto out;
+    }
+    if (run(w, &j) < 0) {
+        snprintf(reason, sizeof reason, "%s",
+                 batch_pass_reason(p)[0] ? batch_pass_reason(p) : "the store failed");
+        set_status(w, b, "failed", reason);
+        goto out;
+    }
+    log_info("batch", j.store_rows ? "completed" : "failed",
+             "\"batch_id\":\"%s\",\"rows\":%lld,\"invalid\":%lld", b->id, (long long)total,
+             (long long)invalid);
+out:
+    batch_pass_destroy(p);
+    catalog_release(cat);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct batch_pool *pool = w->pool;
+    for (;;) {
+        pthread_mutex_lock(&pool->mu);
+        int stop = pool->stop;
+        pthread_mutex_unlock(&pool->mu);
+        if (stop)
+            break;
+        struct catalog *cat = service_catalog(pool->svc);
+        int64_t lease = (int64_t)cat->cfg.batches.lease_s * 1000;
+        catalog_release(cat);
+        struct batch b = {0};
+        struct bjob j = {.op = OP_CLAIM, .b = &b, .lease_ms = lease};
+        if (run(w, &j) == 0 && !j.none) {
+            process(w, &b);
+            batch_release(&b);
+            continue;
+        }
+        batch_release(&b);
+        /* Nothing to do: sleep until kicked, or a second (leases expire). */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_mutex_lock(&pool->mu);
+        while (!pool->kicked && !pool->stop &&
+               pthread_cond_timedwait(&pool->cv, &pool->mu, &ts) == 0)
+            ;
+        pool->kicked = 0;
+        pthread_mutex_unlock(&pool->mu);
+    }
+    return NULL;
+}
+
+struct batch_pool *batch_pool_start(struct service *svc, int workers)
+{
+    if (workers <= 0)
+        return NULL;
+    struct batch_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->svc = svc;
+    p->w = calloc((size_t)workers, sizeof *p->w);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    for (int i = 0; i < workers; i++) {
+        p->w[i].pool = p;
+        snprintf(p->w[i].id, sizeof p->w[i].id, "%s/w%d", host, i + 1);
+        if (pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]) == 0)
+            p->n = i + 1;
+        else
+            break;
+    }
+    return p;
+}
+
+void batch_pool_kick(struct batch_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->kicked = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void batch_pool_stop(struct batch_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n; i++)
+        pthread_join(p->w[i].thread, NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->w);
+    free(p);
+}

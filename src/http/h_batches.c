@@ -1,0 +1,588 @@
+/*
+ * h_batches.c - CSV batch routes: the streamed upload, the batch record and
+ * its history, row errors (JSON or CSV), and the operations on a batch
+ * (threshold, reset, fail, reprocess, delete with a dry run).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "batch/batch.h"
+#include "http/handlers.h"
+#include "http/router.h"
+#include "ingest/ingest.h"
+#include "ingest/writer.h"
+#include "service/service.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* ---- upload ------------------------------------------------------------- */
+
+struct upload {
+    int fd;
+    EVP_MD_CTX *md;
+    char tmp[PATH_MAX], final[PATH_MAX], dir[PATH_MAX];
+    struct batch b; /* the record to add */
+    /* completion */
+    struct wjob job;
+    uv_work_t work;
+    struct http_conn *conn;
+    struct service *svc;
+    int rc;
+    char err[256];
+};
+
+static void upload_destroy(struct upload *u)
+{
+    if (u->fd >= 0)
+        close(u->fd);
+    if (u->tmp[0])
+        unlink(u->tmp);
+    EVP_MD_CTX_free(u->md);
+    batch_release(&u->b);
+    free(u);
+}
+
+static void sink_abort(void *state)
+{
+    upload_destroy(state);
+}
+
+static int parse_pct(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= 0 && v <= 100))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_err *code,
+                       char *msg, size_t cap)
+{
+    struct service *svc = http_conn_service(c);
+    struct catalog *cat = service_catalog(svc);
+    struct upload *u = NULL;
+    const struct dataset_config *ds = config_dataset(&cat->cfg, r->params[0]);
+    char v[512];
+    if (!ds) {
+        *code = ERR_DATASET_NOT_FOUND;
+        snprintf(msg, cap, "no dataset named '%s'", r->params[0]);
+        goto fail;
+    }
+    const char *ct = http_header(r, "content-type");
+    size_t ctn = ct ? strcspn(ct, ";") : 0;
+    while (ctn && ct[ctn - 1] == ' ')
+        ctn--;
+    if (!ct || !((ctn == 8 && !strncasecmp(ct, "text/csv", 8)) ||
+                 (ctn == 24 && !strncasecmp(ct, "application/octet-stream", 24)))) {
+        *code = ERR_UNSUPPORTED_MEDIA_TYPE;
+        snprintf(msg, cap, "upload the file as the body with Content-Type: text/csv");
+        goto fail;
+    }
+    u = calloc(1, sizeof *u);
+    if (!u) {
+        snprintf(msg, cap, "out of memory");
+        goto fail;
+    }
+    u->fd = -1;
+    u->b.dataset = strdup(ds->name);
+    u->b.error_threshold_percent = ds->error_threshold_percent;
+    if (http_query(r, "source", v, sizeof v) == 1 && v[0])
+        u->b.source = strdup(v);
+    if (http_query(r, "filename", v, sizeof v) == 1 && v[0])
+        u->b.filename = strdup(v);
+    if (http_query(r, "error_threshold_percent", v, sizeof v) == 1 &&
+        parse_pct(v, &u->b.error_threshold_percent) < 0) {
+        *code = ERR_INVALID_PARAMETER;
+        snprintf(msg, cap, "error_threshold_percent must be a number from 0 to 100");
+        goto fail;
+    }
+    char id[40];
+    ingest_new_id("bat", id, sizeof id);
+    u->b.id = strdup(id);
+    snprintf(u->dir, sizeof u->dir, "%s/batches", cat->cfg.data_dir);
+    mkdir(u->dir, 0755);
+    batch_path(cat->cfg.data_dir, id, u->final, sizeof u->final);
+    snprintf(u->tmp, sizeof u->tmp, "%s.part", u->final);
+    u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    u->md = EVP_MD_CTX_new();
+    if (u->fd < 0 || !u->md || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
+        *code = ERR_UNAVAILABLE;
+        snprintf(msg, cap, "cannot create %s: %s", u->tmp, strerror(errno));
+        goto fail;
+    }
+    catalog_release(cat);
+    return u;
+fail:
+    if (u)
+        upload_destroy(u);
+    catalog_release(cat);
+    return NULL;
+}
+
+static int sink_write(void *state, const char *data, size_t len, char *msg, size_t cap)
+{
+    struct upload *u = state;
+    EVP_DigestUpdate(u->md, data, len);
+    u->b.bytes += (int64_t)len;
+    while (len) {
+        ssize_t w = write(u->fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(msg, cap, "writing the upload: %s", strerror(errno));
+            return -1;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+const struct body_sink batch_upload_sink = {sink_open, sink_write, sink_abort};
+
+static int add_apply(struct wjob *job, struct store *st)
+{
+    struct upload *u = (struct upload *)((char *)job - offsetof(struct upload, job));
+    return store_batch_add(st, &u->b);
+}
+
+/* On the thread pool: make the file durable, then record the batch. */
+static void upload_work(uv_work_t *w)
+{
+    struct upload *u = w->data;
+    if (fsync(u->fd) < 0 || close(u->fd) < 0) {
+        u->fd = -1;
+        snprintf(u->err, sizeof u->err, "syncing the upload: %s", strerror(errno));
+        u->rc = -1;
+        return;
+    }
+    u->fd = -1;
+    if (rename(u->tmp, u->final) < 0) {
+        snprintf(u->err, sizeof u->err, "storing the upload: %s", strerror(errno));
+        u->rc = -1;
+        return;
+    }
+    u->tmp[0] = 0;
+    int dfd = open(u->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { /* the rename itself is durable too */
+        fsync(dfd);
+        close(dfd);
+    }
+    u->job.apply = add_apply;
+    u->job.nrows = 1;
+    u->b.created_ms = clock_wall_ms();
+    if (writer_run(u->svc->writer, &u->job) < 0) {
+        snprintf(u->err, sizeof u->err, "recording the batch failed");
+        unlink(u->final);
+        u->rc = -1;
+    }
+}
+
+static void upload_done(uv_work_t *w, int status)
+{
+    struct upload *u = w->data;
+    if (status < 0 || u->rc < 0) {
+        http_reply_error_status(u->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n", "%s",
+                                u->err[0] ? u->err : "the upload could not be stored");
+    } else {
+        char loc[128];
+        snprintf(loc, sizeof loc, "Location: /api/v1/batches/%s\r\n", u->b.id);
+        log_info("batch", "uploaded", "\"batch_id\":\"%s\",\"bytes\":%lld", u->b.id,
+                 (long long)u->b.bytes);
+        http_reply_json(u->conn, 202,
+                        json_pack("{s:s,s:s,s:I,s:s}", "batch_id", u->b.id, "status", "uploaded",
+                                  "bytes", (json_int_t)u->b.bytes, "sha256", u->b.sha256),
+                        loc);
+        batch_pool_kick(u->svc->batches);
+    }
+    upload_destroy(u);
+}
+
+void h_batches_upload(struct http_conn *c, struct http_request *r)
+{
+    struct upload *u = r->sink_state;
+    r->sink_state = NULL;
+    unsigned char md[32];
+    unsigned int n = 0;
+    char hex[65];
+    EVP_DigestFinal_ex(u->md, md, &n);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    u->b.sha256 = strdup(hex);
+    u->b.path = strdup(u->final);
+    u->conn = c;
+    u->svc = http_conn_service(c);
+    u->work.data = u;
+    /* fsync can take a while for a large file: not on the loop thread. */
+    if (uv_queue_work(http_conn_uv_loop(c), &u->work, upload_work, upload_done) < 0) {
+        http_reply_error(c, ERR_INTERNAL, "cannot schedule the upload's sync");
+        upload_destroy(u);
+    }
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int get_batch(struct http_conn *c, const char *id, struct batch *b)
+{
+    struct store *st = http_conn_store(c);
+    int rc = store_batch_get(st, id, b);
+    if (rc < 0)
+        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+    else if (rc == 1)
+        http_reply_error(c, ERR_NOT_FOUND, "no batch '%s'", id);
+    return rc;
+}
+
+void h_batches_get(struct http_conn *c, struct http_request *r)
+{
+    struct batch b;
+    if (get_batch(c, r->params[0], &b) != 0)
+        return;
+    json_t *hist = NULL;
+    store_batch_history(http_conn_store(c), b.id, &hist);
+    http_reply_json(c, 200, batch_json(&b, hist), NULL);
+    json_decref(hist);
+    batch_release(&b);
+}
+
+void h_batches_list(struct http_conn *c, struct http_request *r)
+{
+    char status[32], dataset[128], source[256], after[64], created[64];
+    long long limit;
+    struct batch_filter f = {0};
+    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0)
+        return;
+    if (http_query(r, "status", status, sizeof status) == 1 && status[0])
+        f.status = status;
+    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
+        f.dataset = dataset;
+    if (http_query(r, "source", source, sizeof source) == 1 && source[0])
+        f.source = source;
+    if (http_query(r, "after", after, sizeof after) == 1 && after[0])
+        f.after_id = after;
+    if (http_query(r, "created_after", created, sizeof created) == 1 && created[0]) {
+        char *end;
+        long long ms = strtoll(created, &end, 10);
+        if (*end) {
+            http_reply_error(c, ERR_INVALID_PARAMETER,
+                             "created_after must be milliseconds since the epoch");
+            return;
+        }
+        f.created_after_ms = ms;
+    }
+    f.limit = (int)limit + 1;
+    struct batch *v;
+    size_t n;
+    struct store *st = http_conn_store(c);
+    if (store_batch_list(st, &f, &v, &n) < 0) {
+        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        return;
+    }
+    json_t *items = json_array();
+    size_t shown = n > (size_t)limit ? (size_t)limit : n;
+    for (size_t i = 0; i < shown; i++)
+        json_array_append_new(items, batch_json(&v[i], NULL));
+    json_t *next = n > shown ? json_string(v[shown - 1].id) : json_null();
+    for (size_t i = 0; i < n; i++)
+        batch_release(&v[i]);
+    free(v);
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next", next), NULL);
+}
+
+/* Row errors as JSON, or CSV (?format=csv or Accept: text/csv). */
+void h_batches_errors(struct http_conn *c, struct http_request *r)
+{
+    struct batch b;
+    if (get_batch(c, r->params[0], &b) != 0)
+        return;
+    char fmt[16] = "";
+    http_query(r, "format", fmt, sizeof fmt);
+    const char *accept = http_header(r, "accept");
+    int csv = !strcmp(fmt, "csv") || (accept && strstr(accept, "text/csv"));
+    struct store *st = http_conn_store(c);
+    struct buf out;
+    buf_init(&out, 512u << 20);
+    json_t *items = csv ? NULL : json_array();
+    if (csv)
+        buf_appends(&out, "batch_id,row_number,error_code,field,error_message,created_at\r\n");
+    json_t *all = NULL;
+    if (store_batch_errors_list(st, b.id, 0, INT_MAX, &all) < 0) {
+        json_decref(items);
+        buf_release(&out);
+        batch_release(&b);
+        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        return;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(all, i, e)
+    {
+        char t[32];
+        int64_t ms = json_integer_value(json_object_get(e, "created_ms"));
+        json_object_del(e, "created_ms");
+        json_object_set_new(e, "created_at", json_string(clock_rfc3339(ms, t, sizeof t)));
+        if (!csv) {
+            json_array_append(items, e);
+            continue;
+        }
+        const char *field = json_string_value(json_object_get(e, "field"));
+        const char *m = json_string_value(json_object_get(e, "error_message"));
+        buf_printf(&out, "%s,%lld,%s,", b.id,
+                   (long long)json_integer_value(json_object_get(e, "row_number")),
+                   json_string_value(json_object_get(e, "error_code")));
+        const char *cols[2] = {field ? field : "", m ? m : ""};
+        for (int k = 0; k < 2; k++) { /* RFC 4180: quote, double the quotes */
+            buf_appends(&out, "\"");
+            for (const char *p = cols[k]; *p; p++)
+                buf_append(&out, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+            buf_appends(&out, "\",");
+        }
+        buf_printf(&out, "%s\r\n", t);
+    }
+    json_decref(all);
+    if (csv) {
+        size_t len;
+        char *body = buf_steal(&out, &len);
+        http_reply(c, 200, "text/csv; charset=utf-8", body, len, NULL);
+    } else {
+        buf_release(&out);
+        http_reply_json(c, 200,
+                        json_pack("{s:s,s:o,s:n}", "batch_id", b.id, "items", items, "next"), NULL);
+    }
+    batch_release(&b);
+}
+
+/* ---- operations --------------------------------------------------------- */
+
+enum bop { BOP_RESET, BOP_REPROCESS, BOP_FAIL, BOP_THRESHOLD, BOP_DELETE };
+
+struct bop_req {
+    struct wjob job;
+    struct loop_msg msg;
+    struct http_conn *conn;
+    struct http_loop *loop;
+    struct service *svc;
+    enum bop op;
+    char *id, *reason;
+    double pct;
+    int dry_run;
+    /* results */
+    int status;
+    enum sluice_err err;
+    char errmsg[300];
+    json_t *result;
+    char path[PATH_MAX];
+    int result_rc;
+};
+
+static void bop_destroy(struct bop_req *q)
+{
+    free(q->id);
+    free(q->reason);
+    json_decref(q->result);
+    free(q);
+}
+
+static int refuse(struct bop_req *q, int status, enum sluice_err e, const char *fmt, const char *a,
+                  const char *b)
+{
+    q->status = status;
+    q->err = e;
+    snprintf(q->errmsg, sizeof q->errmsg, fmt, a, b);
+    return 0;
+}
+
+static int bop_apply(struct wjob *job, struct store *st)
+{
+    struct bop_req *q = (struct bop_req *)job;
+    struct batch b;
+    int64_t now = clock_wall_ms();
+    int rc = store_batch_get(st, q->id, &b);
+    if (rc < 0)
+        return -1;
+    if (rc == 1)
+        return refuse(q, 404, ERR_NOT_FOUND, "no batch '%s'%s", q->id, "");
+    /* A worker holds it while its lease runs. */
+    int held = batch_status_active(b.status) && b.lease_until_ms > now;
+    rc = 0;
+    switch (q->op) {
+    case BOP_RESET:
+    case BOP_REPROCESS:
+        if (held) {
+            refuse(q, 409, ERR_CONFLICT, "batch %s is being processed (%s) by a live worker", b.id,
+                   b.status);
+            break;
+        }
+        if (q->op == BOP_RESET && strcmp(b.status, "uploaded") == 0) {
+            refuse(q, 409, ERR_CONFLICT, "batch %s is already %s", b.id, b.status);
+            break;
+        }
+        rc = store_batch_set_status(st, b.id, "uploaded",
+                                    q->op == BOP_RESET ? "reset" : "reprocess", now);
+        q->status = 200;
+        break;
+    case BOP_FAIL:
+        if (!strcmp(b.status, "completed") || !strcmp(b.status, "failed")) {
+            refuse(q, 409, ERR_CONFLICT, "batch %s is already %s", b.id, b.status);
+            break;
+        }
+        rc = store_batch_set_status(st, b.id, "failed", q->reason, now);
+        q->status = 200;
+        break;
+    case BOP_THRESHOLD:
+        rc = store_batch_set_threshold(st, b.id, q->pct, now);
+        q->status = 200;
+        break;
+    case BOP_DELETE:
+        if (held) {
+            refuse(q, 409, ERR_CONFLICT, "batch %s is being processed (%s) by a live worker", b.id,
+                   b.status);
+            break;
+        }
+        q->result = json_pack("{s:s,s:b,s:I,s:I,s:s,s:I}", "batch_id", b.id, "dry_run", q->dry_run,
+                              "rows", (json_int_t)(b.inserted), "row_errors_rows",
+                              (json_int_t)(b.invalid + b.duplicate), "file", b.path, "file_bytes",
+                              (json_int_t)b.bytes);
+        snprintf(q->path, sizeof q->path, "%s", b.path);
+        if (!q->dry_run &&
+            (store_batch_clear(st, b.dataset, b.id) < 0 || store_batch_delete(st, b.id) < 0))
+            rc = -1;
+        q->status = 200;
+        break;
+    }
+    if (rc == 0 && q->status == 200 && q->op != BOP_DELETE) {
+        batch_release(&b);
+        if (store_batch_get(st, q->id, &b) == 0)
+            q->result = batch_json(&b, NULL);
+    }
+    batch_release(&b);
+    return rc;
+}
+
+static void bop_deliver(struct wjob *job, int result)
+{
+    struct bop_req *q = (struct bop_req *)job;
+    q->result_rc = result;
+    http_post(q->loop, &q->msg);
+}
+
+static void bop_answer(struct loop_msg *m)
+{
+    struct bop_req *q = (struct bop_req *)((char *)m - offsetof(struct bop_req, msg));
+    if (q->result_rc < 0) {
+        http_reply_error_status(q->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
+                                "the store could not be written; nothing was changed");
+    } else if (q->status != 200) {
+        http_reply_error(q->conn, q->err, "%s", q->errmsg);
+    } else {
+        if (q->op == BOP_DELETE && !q->dry_run && q->path[0])
+            unlink(q->path); /* after the commit: the records are gone, now the file */
+        if (q->op == BOP_RESET || q->op == BOP_REPROCESS)
+            batch_pool_kick(q->svc->batches);
+        http_reply_json(q->conn, 200, json_incref(q->result), NULL);
+    }
+    bop_destroy(q);
+}
+
+static void bop_submit(struct http_conn *c, struct http_request *r, enum bop op, const char *reason,
+                       double pct, int dry_run)
+{
+    struct bop_req *q = calloc(1, sizeof *q);
+    if (!q) {
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    q->conn = c;
+    q->loop = http_conn_loop(c);
+    q->svc = http_conn_service(c);
+    q->op = op;
+    q->id = strdup(r->params[0]);
+    q->reason = reason ? strdup(reason) : NULL;
+    q->pct = pct;
+    q->dry_run = dry_run;
+    q->msg.fn = bop_answer;
+    q->job.apply = bop_apply;
+    q->job.deliver = bop_deliver;
+    q->job.nrows = 1;
+    if (writer_submit(q->svc->writer, &q->job) < 0) {
+        http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
+        bop_destroy(q);
+    }
+}
+
+void h_batches_reset(struct http_conn *c, struct http_request *r)
+{
+    bop_submit(c, r, BOP_RESET, NULL, 0, 0);
+}
+
+void h_batches_reprocess(struct http_conn *c, struct http_request *r)
+{
+    bop_submit(c, r, BOP_REPROCESS, NULL, 0, 0);
+}
+
+/* A JSON body (possibly empty) as an object; NULL after answering 400. */
+static json_t *json_body(struct http_conn *c, struct http_request *r)
+{
+    if (r->body.len == 0)
+        return json_object();
+    json_error_t jerr;
+    json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        http_reply_error(c, ERR_MALFORMED_JSON, "the body must be a JSON object: %s", jerr.text);
+        return NULL;
+    }
+    return j;
+}
+
+void h_batches_fail(struct http_conn *c, struct http_request *r)
+{
+    json_t *j = json_body(c, r);
+    if (!j)
+        return;
+    json_t *reason = json_object_get(j, "reason");
+    if (reason && !json_is_string(reason)) {
+        json_decref(j);
+        http_reply_error(c, ERR_INVALID_PARAMETER, "reason must be a string");
+        return;
+    }
+    bop_submit(c, r, BOP_FAIL, reason ? json_string_value(reason) : "failed by an operator", 0, 0);
+    json_decref(j);
+}
+
+void h_batches_patch(struct http_conn *c, struct http_request *r)
+{
+    json_t *j = json_body(c, r);
+    if (!j)
+        return;
+    json_t *p = json_object_get(j, "error_threshold_percent");
+    double pct = p ? json_number_value(p) : -1;
+    if (!p || !json_is_number(p) || pct < 0 || pct > 100 || json_object_size(j) != 1) {
+        json_decref(j);
+        http_reply_error(c, ERR_INVALID_PARAMETER,
+                         "the body must be {\"error_threshold_percent\": 0..100}");
+        return;
+    }
+    json_decref(j);
+    bop_submit(c, r, BOP_THRESHOLD, NULL, pct, 0);
+}
+
+void h_batches_delete(struct http_conn *c, struct http_request *r)
+{
+    char v[16] = "";
+    http_query(r, "dry_run", v, sizeof v);
+    bop_submit(c, r, BOP_DELETE, NULL, 0, !strcmp(v, "true") || !strcmp(v, "1"));
+}

@@ -1,0 +1,57 @@
+/*
+ * sqlite_internal.h - what the SQLite backend's files share (store_sqlite.c,
+ * store_sqlite_batch.c). Not for use outside src/store/.
+ */
+#ifndef SLUICE_STORE_SQLITE_INTERNAL_H
+#define SLUICE_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+struct ds_stmt {
+    struct ds_stmt *next;
+    char *name;
+    const struct schema *schema; /* the schema the statement was built for (borrowed) */
+    sqlite3_stmt *put;
+};
+
+struct sqlite_store {
+    struct store base;
+    sqlite3 *db;
+    struct ds_stmt *stmts;
+    sqlite3_stmt *dlq_add_q; /* prepared on first use */
+    sqlite3_stmt *tx[6];     /* transaction control, see tx() */
+    char err[512];
+    struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
+};
+
+#define SQ(st) ((struct sqlite_store *)(st))
+
+/* Record "what: sqlite's message" as the store's error; returns -1. */
+int sqlite_fail(struct sqlite_store *s, const char *what);
+/* Run SQL without results; -1 with the error recorded. */
+int sqlite_exec(struct sqlite_store *s, const char *sql);
+
+/* Batches (store_sqlite_batch.c); see store.h for the contracts. */
+int sqlite_batch_add(struct store *st, const struct batch *b);
+int sqlite_batch_get(struct store *st, const char *id, struct batch *out);
+int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct batch **out,
+                      size_t *n);
+int sqlite_batch_claim(struct store *st, const char *worker, int64_t now_ms, int64_t lease_ms,
+                       struct batch *out);
+int sqlite_batch_set_status(struct store *st, const char *id, const char *status,
+                            const char *reason, int64_t now_ms);
+int sqlite_batch_heartbeat(struct store *st, const char *id, const char *worker, int64_t now_ms,
+                           int64_t lease_ms);
+int sqlite_batch_set_counts(struct store *st, const struct batch *b);
+int sqlite_batch_set_threshold(struct store *st, const char *id, double pct, int64_t now_ms);
+int sqlite_batch_history(struct store *st, const char *id, json_t **out);
+int sqlite_batch_errors_add(struct store *st, const char *batch_id, const struct batch_error_new *e,
+                            size_t n, int64_t now_ms);
+int sqlite_batch_errors_list(struct store *st, const char *batch_id, int64_t after_row, int limit,
+                             json_t **out);
+int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_id);
+int sqlite_batch_delete(struct store *st, const char *id);
+
+#endif

@@ -1,0 +1,440 @@
+/*
+ * store_sqlite_batch.c - the SQLite backend's batch tables: batches (the
+ * record and its state), batch_events (every transition with its time),
+ * batch_errors (every error of every rejected row).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+#include "util/buf.h"
+
+#define SQ(st) ((struct sqlite_store *)(st))
+
+void batch_release(struct batch *b)
+{
+    if (!b)
+        return;
+    free(b->id);
+    free(b->dataset);
+    free(b->source);
+    free(b->filename);
+    free(b->path);
+    free(b->sha256);
+    free(b->status);
+    free(b->rejection_reason);
+    free(b->worker);
+    memset(b, 0, sizeof *b);
+}
+
+#define BATCH_COLS                                                                                 \
+    "id, dataset, source, filename, path, bytes, sha256, status, rejection_reason,"                \
+    " error_threshold_percent, row_count_total, row_count_inserted, row_count_invalid,"            \
+    " row_count_duplicate, attempts, worker, lease_until_ms, heartbeat_ms, created_ms,"            \
+    " updated_ms, started_ms, finished_ms"
+
+static char *col(sqlite3_stmt *q, int i)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static void read_batch(sqlite3_stmt *q, struct batch *b)
+{
+    memset(b, 0, sizeof *b);
+    b->id = col(q, 0);
+    b->dataset = col(q, 1);
+    b->source = col(q, 2);
+    b->filename = col(q, 3);
+    b->path = col(q, 4);
+    b->bytes = sqlite3_column_int64(q, 5);
+    b->sha256 = col(q, 6);
+    b->status = col(q, 7);
+    b->rejection_reason = col(q, 8);
+    b->error_threshold_percent = sqlite3_column_double(q, 9);
+    b->total = sqlite3_column_int64(q, 10);
+    b->inserted = sqlite3_column_int64(q, 11);
+    b->invalid = sqlite3_column_int64(q, 12);
+    b->duplicate = sqlite3_column_int64(q, 13);
+    b->attempts = sqlite3_column_int(q, 14);
+    b->worker = col(q, 15);
+    b->lease_until_ms = sqlite3_column_int64(q, 16);
+    b->heartbeat_ms = sqlite3_column_int64(q, 17);
+    b->created_ms = sqlite3_column_int64(q, 18);
+    b->updated_ms = sqlite3_column_int64(q, 19);
+    b->started_ms = sqlite3_column_int64(q, 20);
+    b->finished_ms = sqlite3_column_int64(q, 21);
+}
+
+static void bind_text_or_null(sqlite3_stmt *q, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(q, i, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(q, i);
+}
+
+static int event(struct sqlite_store *s, const char *id, const char *status, const char *detail,
+                 int64_t now)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO batch_events(batch_id, status, at_ms, detail)"
+                           " VALUES (?,?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch event");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, now);
+    bind_text_or_null(q, 4, detail);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "batch event");
+}
+
+/* Run one statement with bound parameters prepared by the caller; finalizes it. */
+static int step_done(struct sqlite_store *s, sqlite3_stmt *q, const char *what)
+{
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, what);
+}
+
+int sqlite_batch_add(struct store *st, const struct batch *b)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO batches(id, dataset, source, filename, path, bytes, sha256,"
+                           " status, error_threshold_percent, created_ms, updated_ms)"
+                           " VALUES (?,?,?,?,?,?,?,'uploaded',?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch add");
+    sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, b->dataset, -1, SQLITE_STATIC);
+    bind_text_or_null(q, 3, b->source);
+    bind_text_or_null(q, 4, b->filename);
+    sqlite3_bind_text(q, 5, b->path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 6, b->bytes);
+    sqlite3_bind_text(q, 7, b->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 8, b->error_threshold_percent);
+    sqlite3_bind_int64(q, 9, b->created_ms);
+    sqlite3_bind_int64(q, 10, b->created_ms);
+    if (step_done(s, q, "batch add") < 0)
+        return -1;
+    return event(s, b->id, "uploaded", NULL, b->created_ms);
+}
+
+int sqlite_batch_get(struct store *st, const char *id, struct batch *out)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT " BATCH_COLS " FROM batches WHERE id = ?", -1, &q,
+                           NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch get");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        read_batch(q, out);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? 1 : sqlite_fail(s, "batch get");
+}
+
+int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct batch **out, size_t *n)
+{
+    struct sqlite_store *s = SQ(st);
+    struct buf sql;
+    buf_init(&sql, 1 << 16);
+    buf_appends(&sql, "SELECT " BATCH_COLS " FROM batches WHERE 1");
+    if (f->after_id)
+        buf_appends(&sql, " AND id > ?1");
+    if (f->status)
+        buf_appends(&sql, " AND status = ?2");
+    if (f->dataset)
+        buf_appends(&sql, " AND dataset = ?3");
+    if (f->source)
+        buf_appends(&sql, " AND source = ?4");
+    if (f->filename_contains)
+        buf_appends(&sql, " AND instr(filename, ?5) > 0");
+    if (f->created_after_ms)
+        buf_appends(&sql, " AND created_ms > ?6");
+    buf_appends(&sql, " ORDER BY id LIMIT ?7");
+    sqlite3_stmt *q;
+    int rc = sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL);
+    buf_release(&sql);
+    if (rc != SQLITE_OK)
+        return sqlite_fail(s, "batch list");
+    bind_text_or_null(q, 1, f->after_id);
+    bind_text_or_null(q, 2, f->status);
+    bind_text_or_null(q, 3, f->dataset);
+    bind_text_or_null(q, 4, f->source);
+    bind_text_or_null(q, 5, f->filename_contains);
+    sqlite3_bind_int64(q, 6, f->created_after_ms);
+    sqlite3_bind_int(q, 7, f->limit);
+    size_t cap = 16, cnt = 0;
+    struct batch *v = malloc(cap * sizeof *v);
+    while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            struct batch *nv = realloc(v, 2 * cap * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+            cap *= 2;
+        }
+        read_batch(q, &v[cnt++]);
+    }
+    sqlite3_finalize(q);
+    if (!v || rc != SQLITE_DONE) {
+        for (size_t i = 0; v && i < cnt; i++)
+            batch_release(&v[i]);
+        free(v);
+        return sqlite_fail(s, "batch list");
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+int sqlite_batch_claim(struct store *st, const char *worker, int64_t now_ms, int64_t lease_ms,
+                       struct batch *out)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    /* An uploaded batch, or one whose worker stopped renewing its lease. */
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id FROM batches WHERE status = 'uploaded' OR (status IN"
+                           " ('staging','validating','transforming','inserting','upserting')"
+                           " AND (lease_until_ms < ?1 OR worker = ?2)) ORDER BY id LIMIT 1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch claim");
+    sqlite3_bind_int64(q, 1, now_ms);
+    sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC); /* its own, from before a restart */
+    int rc = sqlite3_step(q);
+    char *id = rc == SQLITE_ROW ? col(q, 0) : NULL;
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE)
+        return 1;
+    if (!id)
+        return sqlite_fail(s, "batch claim");
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE batches SET status = 'staging', worker = ?2,"
+                           " attempts = attempts + 1,"
+                           " lease_until_ms = ?3, heartbeat_ms = ?4, updated_ms = ?4,"
+                           " started_ms = ?4 WHERE id = ?1",
+                           -1, &q, NULL) != SQLITE_OK) {
+        free(id);
+        return sqlite_fail(s, "batch claim");
+    }
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, now_ms + lease_ms);
+    sqlite3_bind_int64(q, 4, now_ms);
+    rc = step_done(s, q, "batch claim");
+    if (rc == 0)
+        rc = event(s, id, "staging", worker, now_ms);
+    if (rc == 0)
+        rc = sqlite_batch_get(st, id, out);
+    free(id);
+    return rc;
+}
+
+int sqlite_batch_set_status(struct store *st, const char *id, const char *status,
+                            const char *reason, int64_t now_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    int final = !strcmp(status, "completed") || !strcmp(status, "failed");
+    int fresh = !strcmp(status, "uploaded");
+    if (sqlite3_prepare_v2(
+            s->db,
+            "UPDATE batches SET status = ?2, updated_ms = ?3,"
+            " rejection_reason = CASE WHEN ?2 = 'failed' THEN ?4 WHEN ?6 THEN NULL"
+            " ELSE rejection_reason END,"
+            " finished_ms = CASE WHEN ?5 THEN ?3 WHEN ?6 THEN NULL ELSE finished_ms END,"
+            " worker = CASE WHEN ?5 OR ?6 THEN NULL ELSE worker END,"
+            " lease_until_ms = CASE WHEN ?5 OR ?6 THEN NULL ELSE lease_until_ms END,"
+            " attempts = CASE WHEN ?6 THEN 0 ELSE attempts END WHERE id = ?1",
+            -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch status");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, now_ms);
+    bind_text_or_null(q, 4, reason);
+    sqlite3_bind_int(q, 5, final);
+    sqlite3_bind_int(q, 6, fresh);
+    if (step_done(s, q, "batch status") < 0)
+        return -1;
+    return event(s, id, status, reason, now_ms);
+}
+
+int sqlite_batch_heartbeat(struct store *st, const char *id, const char *worker, int64_t now_ms,
+                           int64_t lease_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE batches SET heartbeat_ms = ?3, lease_until_ms = ?4"
+                           " WHERE id = ?1 AND worker = ?2",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch heartbeat");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, now_ms);
+    sqlite3_bind_int64(q, 4, now_ms + lease_ms);
+    return step_done(s, q, "batch heartbeat");
+}
+
+int sqlite_batch_set_counts(struct store *st, const struct batch *b)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE batches SET row_count_total = ?2, row_count_inserted = ?3,"
+                           " row_count_invalid = ?4, row_count_duplicate = ?5 WHERE id = ?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch counts");
+    sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, b->total);
+    sqlite3_bind_int64(q, 3, b->inserted);
+    sqlite3_bind_int64(q, 4, b->invalid);
+    sqlite3_bind_int64(q, 5, b->duplicate);
+    return step_done(s, q, "batch counts");
+}
+
+int sqlite_batch_set_threshold(struct store *st, const char *id, double pct, int64_t now_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE batches SET error_threshold_percent = ?2, updated_ms = ?3"
+                           " WHERE id = ?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch threshold");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 2, pct);
+    sqlite3_bind_int64(q, 3, now_ms);
+    return step_done(s, q, "batch threshold");
+}
+
+int sqlite_batch_history(struct store *st, const char *id, json_t **out)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT status, at_ms, detail FROM batch_events WHERE batch_id = ?"
+                           " ORDER BY seq",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch history");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    json_t *a = json_array();
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const unsigned char *d = sqlite3_column_text(q, 2);
+        json_array_append_new(a, json_pack("{s:s,s:I,s:s?}", "status",
+                                           (const char *)sqlite3_column_text(q, 0), "at_ms",
+                                           (json_int_t)sqlite3_column_int64(q, 1), "detail",
+                                           (const char *)d));
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return sqlite_fail(s, "batch history");
+    }
+    *out = a;
+    return 0;
+}
+
+int sqlite_batch_errors_add(struct store *st, const char *batch_id, const struct batch_error_new *e,
+                            size_t n, int64_t now_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO batch_errors(batch_id, row_no, code, field, message,"
+                           " created_ms) VALUES (?,?,?,?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch errors");
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, e[i].row);
+        sqlite3_bind_text(q, 3, e[i].code, -1, SQLITE_STATIC);
+        bind_text_or_null(q, 4, e[i].field);
+        sqlite3_bind_text(q, 5, e[i].message, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 6, now_ms);
+        if (sqlite3_step(q) != SQLITE_DONE) {
+            sqlite3_finalize(q);
+            return sqlite_fail(s, "batch errors");
+        }
+        sqlite3_reset(q);
+    }
+    sqlite3_finalize(q);
+    return 0;
+}
+
+int sqlite_batch_errors_list(struct store *st, const char *batch_id, int64_t after_row, int limit,
+                             json_t **out)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT row_no, code, field, message, created_ms FROM batch_errors"
+                           " WHERE batch_id = ?1 AND row_no > ?2 ORDER BY row_no, rowid LIMIT ?3",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch errors");
+    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, after_row);
+    sqlite3_bind_int(q, 3, limit);
+    json_t *a = json_array();
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        json_array_append_new(a, json_pack("{s:I,s:s,s:s?,s:s,s:I}", "row_number",
+                                           (json_int_t)sqlite3_column_int64(q, 0), "error_code",
+                                           (const char *)sqlite3_column_text(q, 1), "field",
+                                           (const char *)sqlite3_column_text(q, 2), "error_message",
+                                           (const char *)sqlite3_column_text(q, 3), "created_ms",
+                                           (json_int_t)sqlite3_column_int64(q, 4)));
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return sqlite_fail(s, "batch errors");
+    }
+    *out = a;
+    return 0;
+}
+
+int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_id)
+{
+    struct sqlite_store *s = SQ(st);
+    char sql[256];
+    const char *stmts[3] = {sql, "DELETE FROM batch_errors WHERE batch_id = ?1",
+                            "DELETE FROM dlq WHERE batch_id = ?1"};
+    snprintf(sql, sizeof sql, "DELETE FROM \"ds_%s\" WHERE _batch_id = ?1", dataset);
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(s->db, stmts[i], -1, &q, NULL) != SQLITE_OK)
+            return sqlite_fail(s, "batch clear");
+        sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+        if (step_done(s, q, "batch clear") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int sqlite_batch_delete(struct store *st, const char *id)
+{
+    struct sqlite_store *s = SQ(st);
+    const char *stmts[2] = {"DELETE FROM batch_events WHERE batch_id = ?1",
+                            "DELETE FROM batches WHERE id = ?1"};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(s->db, stmts[i], -1, &q, NULL) != SQLITE_OK)
+            return sqlite_fail(s, "batch delete");
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+        if (step_done(s, q, "batch delete") < 0)
+            return -1;
+    }
+    return 0;
+}

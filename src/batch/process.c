@@ -44,6 +44,7 @@ struct pass {
     int failed_io;
     char received_at[32];
     int64_t now_ms;
+    unsigned long long rejected_by_code[ERR__COUNT]; /* by first error, for the metrics */
     void (*tick)(void *arg); /* called every TICK_RECORDS records (heartbeats) */
     void *tick_arg;
 };
@@ -206,6 +207,7 @@ static int on_record(void *arg, const struct csv_record *rec)
     p->total++;
     if (!row) {
         p->invalid++;
+        p->rejected_by_code[errs.n ? errs.v[0].code : ERR_INTERNAL]++;
         if (p->mode != PASS_COUNT && add_errors(p, rowno, &errs) < 0)
             rc = 2;
         if (rc == 0 && p->mode == PASS_STORE && add_dlq(p, rec, rowno, &errs) < 0)
@@ -249,6 +251,7 @@ static int batch_scan(struct pass *p)
     }
     colmap_release(&p->map);
     p->total = p->invalid = p->inserted = p->duplicate = 0;
+    memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
     struct csv_reader *r = csv_reader_create((size_t)p->cfg->limits.max_row_bytes, on_record, p);
     char *chunk = malloc(CHUNK);
     int rc = (r && chunk) ? 0 : -1;
@@ -305,6 +308,11 @@ void batch_pass_destroy(struct pass *p)
 const char *batch_pass_reason(const struct pass *p)
 {
     return p->reason;
+}
+
+const unsigned long long *batch_pass_rejected(const struct pass *p)
+{
+    return p->rejected_by_code;
 }
 
 void batch_pass_counts(const struct pass *p, int64_t *total, int64_t *invalid)

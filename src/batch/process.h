@@ -21,6 +21,8 @@ void batch_pass_set_tick(struct pass *p, void (*tick)(void *arg), void *arg);
 int batch_pass_count(struct pass *p);
 void batch_pass_counts(const struct pass *p, int64_t *total, int64_t *invalid);
 const char *batch_pass_reason(const struct pass *p);
+/* After a storing pass: invalid rows by their first error code (ERR__COUNT entries). */
+const unsigned long long *batch_pass_rejected(const struct pass *p);
 /*
  * On the writer, inside its transaction: remove what earlier attempts stored,
  * then either store every valid row with the row errors and DLQ entries and

@@ -12,6 +12,7 @@
 #include "batch/batch.h"
 #include "batch/process.h"
 #include "ingest/writer.h"
+#include "ops/metrics.h"
 #include "service/service.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -147,6 +148,9 @@ static void process(struct worker *w, struct batch *b)
         set_status(w, b, "failed", reason);
         goto out;
     }
+    if (j.store_rows) /* the rows of a completed batch count like pushed ones */
+        metrics_rows(ds->name, (unsigned long long)b->inserted,
+                     (unsigned long long)b->duplicate, batch_pass_rejected(p));
     log_info("batch", j.store_rows ? "completed" : "failed",
              "\"batch_id\":\"%s\",\"rows\":%lld,\"invalid\":%lld", b->id, (long long)total,
              (long long)invalid);

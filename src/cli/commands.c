@@ -27,6 +27,24 @@ const struct command cli_commands[] = {
      "Talks to a running server: --url URL, or SLUICE_URL, default http://127.0.0.1:8080.\n"
      "Prints the server's JSON answer. Exit 0 on a 2xx, 1 on an error answer or no\n"
      "answer, 2 on a usage error.\n"},
+    {"upload", cmd_upload, "upload a CSV file as a batch (against a server)",
+     "usage: sluice upload DATASET FILE [--source S] [--threshold P] [--wait] [--url URL]\n"
+     "\n"
+     "Streams FILE to the server as a new batch of DATASET. On a terminal it shows a\n"
+     "progress bar (bytes sent, rate, time left); with --wait it follows the batch\n"
+     "through its states and exits 1 if it failed. Off a terminal it prints one JSON\n"
+     "line: the upload's answer, or with --wait the final batch.\n"},
+    {"batch", cmd_batch, "list, show and operate on batches (against a server)",
+     "usage: sluice batch list [--status S] [--dataset D] [--limit N] [--after CURSOR]\n"
+     "       sluice batch show ID\n"
+     "       sluice batch errors ID [--csv]\n"
+     "       sluice batch reset ID | reprocess ID\n"
+     "       sluice batch fail ID [--reason TEXT]\n"
+     "       sluice batch set-threshold ID PERCENT\n"
+     "       sluice batch delete ID [--dry-run]\n"
+     "\n"
+     "Talks to a running server (--url URL, SLUICE_URL, default http://127.0.0.1:8080)\n"
+     "and prints its JSON (or CSV) answer. Exit 0 on a 2xx, 1 otherwise, 2 on usage.\n"},
     {"version", cmd_version, "print the version", "usage: sluice version\n"},
     {"help", cmd_help, "show help for sluice or one command", "usage: sluice help [COMMAND]\n"},
     {"config-docs", cmd_config_docs, "print the configuration reference (Markdown)",

@@ -10,57 +10,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "util/buf.h"
-
-static size_t collect(char *p, size_t size, size_t n, void *userdata)
-{
-    return buf_append(userdata, p, size * n) < 0 ? 0 : size * n;
-}
-
-/* Send one request; print the body; 0 on 2xx, 1 otherwise. */
-static int call(const char *method, const char *url, const char *body)
-{
-    CURL *h = curl_easy_init();
-    struct buf out;
-    struct curl_slist *hdrs = NULL;
-    long status = 0;
-    int rc = 1;
-    buf_init(&out, 256u << 20);
-    if (!h)
-        return 1;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-    if (body) {
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    }
-    CURLcode cr = curl_easy_perform(h);
-    if (cr != CURLE_OK) {
-        fprintf(stderr, "sluice: %s: %s\n", url, curl_easy_strerror(cr));
-    } else {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        if (out.len)
-            printf("%s\n", out.data);
-        rc = (status >= 200 && status < 300) ? 0 : 1;
-    }
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    buf_release(&out);
-    return rc;
-}
-
-static void add_param(struct buf *url, const char *name, const char *value)
-{
-    if (!value)
-        return;
-    char *esc = curl_easy_escape(NULL, value, 0);
-    buf_printf(url, "%c%s=%s", strchr(url->data, '?') ? '&' : '?', name, esc ? esc : "");
-    curl_free(esc);
-}
 
 static int is_id(const char *s)
 {
@@ -82,7 +33,7 @@ int cmd_dlq(int argc, char **argv)
                                          {"after", required_argument, NULL, 'a'},
                                          {"all", no_argument, NULL, 'A'},
                                          {NULL, 0, NULL, 0}};
-    const char *base = getenv("SLUICE_URL");
+    const char *base = NULL;
     const char *dataset = NULL, *code = NULL, *status = NULL, *limit = NULL, *after = NULL;
     int all = 0, o;
     const char *usage = cli_find("dlq")->usage;
@@ -121,26 +72,22 @@ int cmd_dlq(int argc, char **argv)
         }
     }
     const char *id = optind < argc ? argv[optind] : NULL;
-    if (!base || !*base)
-        base = "http://127.0.0.1:8080";
     struct buf url;
     buf_init(&url, 8192);
-    buf_appends(&url, base);
-    while (url.len && url.data[url.len - 1] == '/')
-        url.data[--url.len] = 0;
+    client_base(base, &url);
     int rc = 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!strcmp(sub, "list")) {
         buf_appends(&url, "/api/v1/dlq");
-        add_param(&url, "dataset", dataset);
-        add_param(&url, "error_code", code);
-        add_param(&url, "status", status);
-        add_param(&url, "limit", limit);
-        add_param(&url, "after", after);
-        rc = call("GET", url.data, NULL);
+        client_param(&url, "dataset", dataset);
+        client_param(&url, "error_code", code);
+        client_param(&url, "status", status);
+        client_param(&url, "limit", limit);
+        client_param(&url, "after", after);
+        rc = client_print("GET", url.data, NULL);
     } else if (!strcmp(sub, "show") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s", id);
-        rc = call("GET", url.data, NULL);
+        rc = client_print("GET", url.data, NULL);
     } else if (!strcmp(sub, "retry") && all && !id) {
         json_t *f = json_object();
         if (dataset)
@@ -150,14 +97,14 @@ int cmd_dlq(int argc, char **argv)
         char *body = json_dumps(f, JSON_COMPACT);
         json_decref(f);
         buf_appends(&url, "/api/v1/dlq/retry");
-        rc = call("POST", url.data, body);
+        rc = client_print("POST", url.data, body);
         free(body);
     } else if (!strcmp(sub, "retry") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s/retry", id);
-        rc = call("POST", url.data, "");
+        rc = client_print("POST", url.data, "");
     } else if (!strcmp(sub, "drop") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s", id);
-        rc = call("DELETE", url.data, NULL);
+        rc = client_print("DELETE", url.data, NULL);
     } else {
         fprintf(stderr, "%s", usage);
     }

@@ -1,0 +1,76 @@
+/*
+ * client.c - see client.h.
+ */
+#include "cli/client.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t collect(char *p, size_t size, size_t n, void *userdata)
+{
+    if (!userdata)
+        return size * n;
+    return buf_append(userdata, p, size * n) < 0 ? 0 : size * n;
+}
+
+void client_base(const char *flag, struct buf *url)
+{
+    const char *base = flag && *flag ? flag : getenv("SLUICE_URL");
+    if (!base || !*base)
+        base = "http://127.0.0.1:8080";
+    buf_appends(url, base);
+    while (url->len && url->data[url->len - 1] == '/')
+        url->data[--url->len] = 0;
+}
+
+long client_call(const char *method, const char *url, const char *body, const char *ctype,
+                 struct buf *out)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    long status = -1;
+    if (!h)
+        return -1;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
+    if (body) {
+        char ct[128];
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+        hdrs = curl_slist_append(hdrs, ct);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    }
+    CURLcode cr = curl_easy_perform(h);
+    if (cr != CURLE_OK)
+        fprintf(stderr, "sluice: %s: %s\n", url, curl_easy_strerror(cr));
+    else
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+int client_print(const char *method, const char *url, const char *body)
+{
+    struct buf out;
+    buf_init(&out, 1u << 30);
+    long status = client_call(method, url, body, NULL, &out);
+    if (out.len)
+        printf("%s%s", out.data, out.data[out.len - 1] == '\n' ? "" : "\n");
+    buf_release(&out);
+    return (status >= 200 && status < 300) ? 0 : 1;
+}
+
+void client_param(struct buf *url, const char *name, const char *value)
+{
+    if (!value)
+        return;
+    char *esc = curl_easy_escape(NULL, value, 0);
+    buf_printf(url, "%c%s=%s", strchr(url->data, '?') ? '&' : '?', name, esc ? esc : "");
+    curl_free(esc);
+}

@@ -1,0 +1,26 @@
+/*
+ * client.h - the CLI's HTTP client (libcurl) for talking to a running server.
+ */
+#ifndef SLUICE_CLI_CLIENT_H
+#define SLUICE_CLI_CLIENT_H
+
+#include "util/buf.h"
+
+/* The server's base URL: --url, else SLUICE_URL, else http://127.0.0.1:8080 (no trailing /). */
+void client_base(const char *flag, struct buf *url);
+
+/*
+ * Send one request; the answer's body goes to out (may be NULL). body/ctype may
+ * be NULL. Returns the HTTP status, or -1 when there was no answer (message on
+ * stderr).
+ */
+long client_call(const char *method, const char *url, const char *body, const char *ctype,
+                 struct buf *out);
+
+/* client_call, then print the body on stdout; exit code 0 on 2xx, 1 otherwise. */
+int client_print(const char *method, const char *url, const char *body);
+
+/* Append ?name=value / &name=value, URL-escaped, when value is not NULL. */
+void client_param(struct buf *url, const char *name, const char *value);
+
+#endif

@@ -149,8 +149,8 @@ static void process(struct worker *w, struct batch *b)
         goto out;
     }
     if (j.store_rows) /* the rows of a completed batch count like pushed ones */
-        metrics_rows(ds->name, (unsigned long long)b->inserted,
-                     (unsigned long long)b->duplicate, batch_pass_rejected(p));
+        metrics_rows(ds->name, (unsigned long long)b->inserted, (unsigned long long)b->duplicate,
+                     batch_pass_rejected(p));
     log_info("batch", j.store_rows ? "completed" : "failed",
              "\"batch_id\":\"%s\",\"rows\":%lld,\"invalid\":%lld", b->id, (long long)total,
              (long long)invalid);

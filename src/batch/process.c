@@ -198,7 +198,9 @@ static int on_record(void *arg, const struct csv_record *rec)
     if (rec->index == 1)
         return read_header(p, rec) < 0 ? 1 : 0;
     int64_t rowno = rec->index - 1;
-    if (p->tick && rowno % TICK_RECORDS == 0)
+    /* Heartbeats are writer jobs: only from the worker's own pass, never from the
+     * storing pass, which runs on the writer itself. */
+    if (p->tick && p->mode == PASS_COUNT && rowno % TICK_RECORDS == 0)
         p->tick(p->tick_arg);
     struct row_errors errs = {0};
     json_t *extra;
@@ -346,5 +348,5 @@ int batch_pass_apply(struct pass *p, struct store *st, int store_rows, const cha
     if (store_batch_set_counts(st, p->b) < 0)
         return -1;
     return store_batch_set_status(st, p->b->id, store_rows ? "completed" : "failed",
-                                  store_rows ? NULL : fail_reason, p->now_ms);
+                                  store_rows ? NULL : fail_reason, clock_wall_ms());
 }

@@ -17,6 +17,7 @@
 
 #include "batch/batch.h"
 #include "http/handlers.h"
+#include "http/multipart.h"
 #include "http/router.h"
 #include "ingest/ingest.h"
 #include "ingest/writer.h"
@@ -30,6 +31,14 @@
 struct upload {
     int fd;
     EVP_MD_CTX *md;
+    /* multipart/form-data: the parser, the part being read, the small fields */
+    struct multipart *mp;
+    enum { PART_SKIP, PART_FILE, PART_FIELD } part;
+    char field_name[64];
+    struct buf field;
+    int have_file;
+    char *form_source, *form_threshold;
+    char spool_err[256];
     char tmp[PATH_MAX], final[PATH_MAX], dir[PATH_MAX];
     struct batch b; /* the record to add */
     /* completion */
@@ -43,6 +52,10 @@ struct upload {
 
 static void upload_destroy(struct upload *u)
 {
+    multipart_destroy(u->mp);
+    buf_release(&u->field);
+    free(u->form_source);
+    free(u->form_threshold);
     if (u->fd >= 0)
         close(u->fd);
     if (u->tmp[0])
@@ -68,6 +81,8 @@ static int parse_pct(const char *s, double *out)
     return 0;
 }
 
+static const struct multipart_cb mp_cb; /* below */
+
 static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_err *code,
                        char *msg, size_t cap)
 {
@@ -85,10 +100,13 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
     size_t ctn = ct ? strcspn(ct, ";") : 0;
     while (ctn && ct[ctn - 1] == ' ')
         ctn--;
-    if (!ct || !((ctn == 8 && !strncasecmp(ct, "text/csv", 8)) ||
+    int multipart = ct && ctn == 19 && !strncasecmp(ct, "multipart/form-data", 19);
+    if (!ct || !(multipart || (ctn == 8 && !strncasecmp(ct, "text/csv", 8)) ||
                  (ctn == 24 && !strncasecmp(ct, "application/octet-stream", 24)))) {
         *code = ERR_UNSUPPORTED_MEDIA_TYPE;
-        snprintf(msg, cap, "upload the file as the body with Content-Type: text/csv");
+        snprintf(msg, cap,
+                 "upload the file as the body (Content-Type: text/csv) or as the 'file' part "
+                 "of multipart/form-data");
         goto fail;
     }
     u = calloc(1, sizeof *u);
@@ -97,6 +115,16 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
         goto fail;
     }
     u->fd = -1;
+    buf_init(&u->field, 1024);
+    if (multipart) {
+        char e[256];
+        u->mp = multipart_create(ct, 8192, &mp_cb, u, e, sizeof e);
+        if (!u->mp) {
+            *code = ERR_BAD_REQUEST;
+            snprintf(msg, cap, "%s", e);
+            goto fail;
+        }
+    }
     u->b.dataset = strdup(ds->name);
     u->b.error_threshold_percent = ds->error_threshold_percent;
     if (http_query(r, "source", v, sizeof v) == 1 && v[0])
@@ -132,9 +160,9 @@ fail:
     return NULL;
 }
 
-static int sink_write(void *state, const char *data, size_t len, char *msg, size_t cap)
+/* Append file bytes to the spool file and the hash. */
+static int spool(struct upload *u, const char *data, size_t len, char *msg, size_t cap)
 {
-    struct upload *u = state;
     EVP_DigestUpdate(u->md, data, len);
     u->b.bytes += (int64_t)len;
     while (len) {
@@ -149,6 +177,102 @@ static int sink_write(void *state, const char *data, size_t len, char *msg, size
         len -= (size_t)w;
     }
     return 0;
+}
+
+/* Only the base name, without control characters: it is shown, never used as a path. */
+static char *clean_filename(const char *f)
+{
+    const char *base = strrchr(f, '/');
+    const char *bs = strrchr(base ? base : f, '\\');
+    base = bs ? bs + 1 : base ? base + 1 : f;
+    char *out = strdup(base);
+    size_t o = 0;
+    for (size_t i = 0; out && base[i]; i++)
+        if ((unsigned char)base[i] >= 0x20 && base[i] != 0x7f)
+            out[o++] = base[i];
+    if (out)
+        out[o] = 0;
+    return out;
+}
+
+static int mp_begin(void *arg, const struct multipart_part *part)
+{
+    struct upload *u = arg;
+    if (!strcmp(part->name, "file")) {
+        if (u->have_file)
+            return 2; /* one file per upload */
+        u->have_file = 1;
+        u->part = PART_FILE;
+        if (part->filename && !u->b.filename)
+            u->b.filename = clean_filename(part->filename);
+    } else if (!strcmp(part->name, "source") || !strcmp(part->name, "error_threshold_percent") ||
+               !strcmp(part->name, "filename")) {
+        u->part = PART_FIELD;
+        snprintf(u->field_name, sizeof u->field_name, "%s", part->name);
+        buf_reset(&u->field);
+    } else {
+        u->part = PART_SKIP; /* unknown fields are ignored */
+    }
+    return 0;
+}
+
+static int mp_data(void *arg, const char *data, size_t len)
+{
+    struct upload *u = arg;
+    if (u->part == PART_FILE)
+        return spool(u, data, len, u->spool_err, sizeof u->spool_err) < 0 ? 3 : 0;
+    if (u->part == PART_FIELD && buf_append(&u->field, data, len) < 0)
+        return 4; /* a field over 1 KiB */
+    return 0;
+}
+
+static int mp_end(void *arg)
+{
+    struct upload *u = arg;
+    if (u->part == PART_FIELD) {
+        char *v = strndup(u->field.data ? u->field.data : "", u->field.len);
+        if (!strcmp(u->field_name, "source")) {
+            free(u->form_source);
+            u->form_source = v;
+        } else if (!strcmp(u->field_name, "error_threshold_percent")) {
+            free(u->form_threshold);
+            u->form_threshold = v;
+        } else {
+            if (!u->b.filename)
+                u->b.filename = clean_filename(v);
+            free(v);
+        }
+    }
+    u->part = PART_SKIP;
+    return 0;
+}
+
+static const struct multipart_cb mp_cb = {mp_begin, mp_data, mp_end};
+
+static int mp_fail(struct upload *u, int rc, enum sluice_err *code, char *msg, size_t cap)
+{
+    *code = ERR_BAD_REQUEST;
+    if (rc == 2)
+        snprintf(msg, cap, "more than one 'file' part");
+    else if (rc == 3) {
+        *code = ERR_UNAVAILABLE;
+        snprintf(msg, cap, "%s", u->spool_err);
+    } else if (rc == 4) {
+        *code = ERR_INVALID_PARAMETER;
+        snprintf(msg, cap, "a form field is longer than 1 KiB");
+    } else
+        snprintf(msg, cap, "%s", multipart_error(u->mp));
+    return -1;
+}
+
+static int sink_write(void *state, const char *data, size_t len, enum sluice_err *code, char *msg,
+                      size_t cap)
+{
+    struct upload *u = state;
+    if (!u->mp)
+        return spool(u, data, len, msg, cap);
+    int rc = multipart_feed(u->mp, data, len);
+    return rc ? mp_fail(u, rc, code, msg, cap) : 0;
 }
 
 const struct body_sink batch_upload_sink = {sink_open, sink_write, sink_abort};
@@ -215,6 +339,32 @@ void h_batches_upload(struct http_conn *c, struct http_request *r)
 {
     struct upload *u = r->sink_state;
     r->sink_state = NULL;
+    if (u->mp) {
+        char msg[256];
+        enum sluice_err code;
+        int rc = multipart_finish(u->mp);
+        if (rc) {
+            mp_fail(u, rc, &code, msg, sizeof msg);
+            http_reply_error(c, code, "%s", msg);
+            upload_destroy(u);
+            return;
+        }
+        if (!u->have_file) {
+            http_reply_error(c, ERR_INVALID_PARAMETER, "the form has no 'file' part");
+            upload_destroy(u);
+            return;
+        }
+        if (u->form_source && *u->form_source && !u->b.source) {
+            u->b.source = u->form_source;
+            u->form_source = NULL;
+        }
+        if (u->form_threshold && parse_pct(u->form_threshold, &u->b.error_threshold_percent) < 0) {
+            http_reply_error(c, ERR_INVALID_PARAMETER,
+                             "error_threshold_percent must be a number from 0 to 100");
+            upload_destroy(u);
+            return;
+        }
+    }
     unsigned char md[32];
     unsigned int n = 0;
     char hex[65];

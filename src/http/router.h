@@ -26,7 +26,8 @@ typedef void (*http_handler)(struct http_conn *c, struct http_request *r);
 struct body_sink {
     void *(*open)(struct http_conn *c, struct http_request *r, enum sluice_err *code, char *msg,
                   size_t cap);
-    int (*write)(void *state, const char *data, size_t len, char *msg, size_t cap);
+    int (*write)(void *state, const char *data, size_t len, enum sluice_err *code, char *msg,
+                 size_t cap);
     void (*abort)(void *state);
 };
 

@@ -724,8 +724,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         return 0;
     if (c->streamed) {
         char msg[256] = "the body could not be stored";
-        if (c->req.route->sink->write(c->req.sink_state, at, len, msg, sizeof msg) < 0)
-            return fail_parse(c, 507, ERR_UNAVAILABLE, msg);
+        enum sluice_err code = ERR_UNAVAILABLE;
+        if (c->req.route->sink->write(c->req.sink_state, at, len, &code, msg, sizeof msg) < 0)
+            return fail_parse(c, code == ERR_UNAVAILABLE ? 507 : err_status(code), code, msg);
         return 0;
     }
     if (c->req.bytes_in > c->held && hold(c, c->req.bytes_in - c->held) < 0)

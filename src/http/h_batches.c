@@ -39,6 +39,10 @@ struct upload {
     int have_file;
     char *form_source, *form_threshold;
     char spool_err[256];
+    char *idem_key; /* Idempotency-Key, or NULL */
+    int status;     /* the answer: 202, or a replay's / 409's status */
+    char *response; /* its body */
+    int replayed;
     char tmp[PATH_MAX], final[PATH_MAX], dir[PATH_MAX];
     struct batch b; /* the record to add */
     /* completion */
@@ -53,6 +57,8 @@ struct upload {
 static void upload_destroy(struct upload *u)
 {
     multipart_destroy(u->mp);
+    free(u->idem_key);
+    free(u->response);
     buf_release(&u->field);
     free(u->form_source);
     free(u->form_threshold);
@@ -116,6 +122,13 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
     }
     u->fd = -1;
     buf_init(&u->field, 1024);
+    const char *idem = http_header(r, "idempotency-key");
+    if (idem && (!*idem || strlen(idem) > 255)) {
+        *code = ERR_INVALID_PARAMETER;
+        snprintf(msg, cap, "Idempotency-Key must be 1 to 255 characters");
+        goto fail;
+    }
+    u->idem_key = idem ? strdup(idem) : NULL;
     if (multipart) {
         char e[256];
         u->mp = multipart_create(ct, 8192, &mp_cb, u, e, sizeof e);
@@ -277,10 +290,42 @@ static int sink_write(void *state, const char *data, size_t len, enum sluice_err
 
 const struct body_sink batch_upload_sink = {sink_open, sink_write, sink_abort};
 
+/* On the writer: the idempotency check, the batch record and the answer, together. */
 static int add_apply(struct wjob *job, struct store *st)
 {
     struct upload *u = (struct upload *)((char *)job - offsetof(struct upload, job));
-    return store_batch_add(st, &u->b);
+    /* Keys are kept per dataset; an upload's key lives beside the events' keys with a
+     * prefix, so the same key string can be used for both without a clash. */
+    char key[300];
+    if (u->idem_key) {
+        snprintf(key, sizeof key, "upload:%s", u->idem_key);
+        struct idem_record rec = {0};
+        int r = store_idem_get(st, u->b.dataset, key, &rec);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            if (!strcmp(rec.sha256, u->b.sha256)) {
+                u->status = rec.status;
+                u->response = rec.response;
+                u->replayed = 1;
+            } else {
+                free(rec.response);
+                u->status = 409;
+            }
+            return 0;
+        }
+    }
+    if (store_batch_add(st, &u->b) < 0)
+        return -1;
+    json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "batch_id", u->b.id, "status", "uploaded", "bytes",
+                          (json_int_t)u->b.bytes, "sha256", u->b.sha256);
+    u->response = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    u->status = 202;
+    if (u->idem_key &&
+        store_idem_put(st, u->b.dataset, key, u->b.sha256, 202, u->response, u->b.created_ms) < 0)
+        return -1;
+    return 0;
 }
 
 /* On the thread pool: make the file durable, then record the batch. */
@@ -312,6 +357,8 @@ static void upload_work(uv_work_t *w)
         snprintf(u->err, sizeof u->err, "recording the batch failed");
         unlink(u->final);
         u->rc = -1;
+    } else if (u->status != 202) {
+        unlink(u->final); /* a repeat: the first upload's file is the batch's */
     }
 }
 
@@ -321,15 +368,21 @@ static void upload_done(uv_work_t *w, int status)
     if (status < 0 || u->rc < 0) {
         http_reply_error_status(u->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n", "%s",
                                 u->err[0] ? u->err : "the upload could not be stored");
+    } else if (u->status == 409) {
+        http_reply_error(u->conn, ERR_IDEMPOTENCY_KEY_REUSED,
+                         "this Idempotency-Key was used with a different file");
     } else {
-        char loc[128];
-        snprintf(loc, sizeof loc, "Location: /api/v1/batches/%s\r\n", u->b.id);
-        log_info("batch", "uploaded", "\"batch_id\":\"%s\",\"bytes\":%lld", u->b.id,
-                 (long long)u->b.bytes);
-        http_reply_json(u->conn, 202,
-                        json_pack("{s:s,s:s,s:I,s:s}", "batch_id", u->b.id, "status", "uploaded",
-                                  "bytes", (json_int_t)u->b.bytes, "sha256", u->b.sha256),
-                        loc);
+        /* The batch the answer names (the first upload's, for a repeat). */
+        json_error_t jerr;
+        json_t *ans = json_loads(u->response, 0, &jerr);
+        const char *id = json_string_value(json_object_get(ans, "batch_id"));
+        char hdr[256];
+        snprintf(hdr, sizeof hdr, "Location: /api/v1/batches/%s\r\n%s", id ? id : u->b.id,
+                 u->replayed ? "Idempotent-Replayed: true\r\n" : "");
+        if (!u->replayed)
+            log_info("batch", "uploaded", "\"batch_id\":\"%s\",\"bytes\":%lld", u->b.id,
+                     (long long)u->b.bytes);
+        http_reply_json(u->conn, u->status, ans, hdr);
         batch_pool_kick(u->svc->batches);
     }
     upload_destroy(u);

@@ -357,7 +357,7 @@ static void upload_work(uv_work_t *w)
         snprintf(u->err, sizeof u->err, "recording the batch failed");
         unlink(u->final);
         u->rc = -1;
-    } else if (u->status != 202) {
+    } else if (u->replayed || u->status != 202) {
         unlink(u->final); /* a repeat: the first upload's file is the batch's */
     }
 }

@@ -570,7 +570,7 @@ void h_batches_errors(struct http_conn *c, struct http_request *r)
 
 /* ---- operations --------------------------------------------------------- */
 
-enum bop { BOP_RESET, BOP_REPROCESS, BOP_FAIL, BOP_THRESHOLD, BOP_DELETE };
+enum bop { BOP_RESET, BOP_REPROCESS, BOP_FAIL, BOP_THRESHOLD, BOP_DELETE, BOP_DELETE_BULK };
 
 struct bop_req {
     struct wjob job;
@@ -589,10 +589,21 @@ struct bop_req {
     json_t *result;
     char path[PATH_MAX];
     int result_rc;
+    /* BOP_DELETE_BULK: the filter (strings owned) and the files to remove after the commit */
+    char *f_contains, *f_status, *f_dataset;
+    int64_t f_created_after;
+    char **paths;
+    size_t npaths;
 };
 
 static void bop_destroy(struct bop_req *q)
 {
+    free(q->f_contains);
+    free(q->f_status);
+    free(q->f_dataset);
+    for (size_t i = 0; i < q->npaths; i++)
+        free(q->paths[i]);
+    free(q->paths);
     free(q->id);
     free(q->reason);
     json_decref(q->result);
@@ -608,11 +619,54 @@ static int refuse(struct bop_req *q, int status, enum sluice_err e, const char *
     return 0;
 }
 
+/* Delete every batch matching the filter (a dry run only says which). */
+static int bulk_delete(struct bop_req *q, struct store *st)
+{
+    struct batch_filter f = {.status = q->f_status,
+                             .dataset = q->f_dataset,
+                             .filename_contains = q->f_contains,
+                             .created_after_ms = q->f_created_after,
+                             .limit = 100000};
+    struct batch *v;
+    size_t n;
+    if (store_batch_list(st, &f, &v, &n) < 0)
+        return -1;
+    int64_t now = clock_wall_ms(), rows = 0, bytes = 0;
+    json_t *deleted = json_array(), *skipped = json_array();
+    int rc = 0;
+    q->paths = calloc(n ? n : 1, sizeof *q->paths);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (batch_status_active(v[i].status) && v[i].lease_until_ms > now) {
+            json_array_append_new(skipped, json_string(v[i].id));
+            continue;
+        }
+        json_array_append_new(deleted, json_string(v[i].id));
+        rows += v[i].inserted;
+        bytes += v[i].bytes;
+        if (q->dry_run)
+            continue;
+        if (store_batch_clear(st, v[i].dataset, v[i].id) < 0 || store_batch_delete(st, v[i].id) < 0)
+            rc = -1;
+        else if (q->paths)
+            q->paths[q->npaths++] = strdup(v[i].path);
+    }
+    q->result = json_pack("{s:b,s:I,s:o,s:o,s:I,s:I}", "dry_run", q->dry_run, "matched",
+                          (json_int_t)n, "deleted", deleted, "skipped_in_progress", skipped, "rows",
+                          (json_int_t)rows, "file_bytes", (json_int_t)bytes);
+    for (size_t i = 0; i < n; i++)
+        batch_release(&v[i]);
+    free(v);
+    q->status = 200;
+    return rc;
+}
+
 static int bop_apply(struct wjob *job, struct store *st)
 {
     struct bop_req *q = (struct bop_req *)job;
     struct batch b;
     int64_t now = clock_wall_ms();
+    if (q->op == BOP_DELETE_BULK)
+        return bulk_delete(q, st);
     int rc = store_batch_get(st, q->id, &b);
     if (rc < 0)
         return -1;
@@ -648,6 +702,8 @@ static int bop_apply(struct wjob *job, struct store *st)
     case BOP_THRESHOLD:
         rc = store_batch_set_threshold(st, b.id, q->pct, now);
         q->status = 200;
+        break;
+    case BOP_DELETE_BULK: /* handled above */
         break;
     case BOP_DELETE:
         if (held) {
@@ -693,6 +749,8 @@ static void bop_answer(struct loop_msg *m)
     } else {
         if (q->op == BOP_DELETE && !q->dry_run && q->path[0])
             unlink(q->path); /* after the commit: the records are gone, now the file */
+        for (size_t i = 0; i < q->npaths; i++)
+            unlink(q->paths[i]);
         if (q->op == BOP_RESET || q->op == BOP_REPROCESS)
             batch_pool_kick(q->svc->batches);
         http_reply_json(q->conn, 200, json_incref(q->result), NULL);
@@ -700,19 +758,17 @@ static void bop_answer(struct loop_msg *m)
     bop_destroy(q);
 }
 
-static void bop_submit(struct http_conn *c, struct http_request *r, enum bop op, const char *reason,
-                       double pct, int dry_run)
+static struct bop_req *bop_new(struct http_conn *c, struct http_request *r, enum bop op,
+                               const char *reason, double pct, int dry_run)
 {
     struct bop_req *q = calloc(1, sizeof *q);
-    if (!q) {
-        http_reply_error(c, ERR_INTERNAL, "out of memory");
-        return;
-    }
+    if (!q)
+        return NULL;
     q->conn = c;
     q->loop = http_conn_loop(c);
     q->svc = http_conn_service(c);
     q->op = op;
-    q->id = strdup(r->params[0]);
+    q->id = strdup(r->nparams ? r->params[0] : "");
     q->reason = reason ? strdup(reason) : NULL;
     q->pct = pct;
     q->dry_run = dry_run;
@@ -720,10 +776,25 @@ static void bop_submit(struct http_conn *c, struct http_request *r, enum bop op,
     q->job.apply = bop_apply;
     q->job.deliver = bop_deliver;
     q->job.nrows = 1;
+    return q;
+}
+
+static void bop_send(struct http_conn *c, struct bop_req *q)
+{
     if (writer_submit(q->svc->writer, &q->job) < 0) {
         http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
         bop_destroy(q);
     }
+}
+
+static void bop_submit(struct http_conn *c, struct http_request *r, enum bop op, const char *reason,
+                       double pct, int dry_run)
+{
+    struct bop_req *q = bop_new(c, r, op, reason, pct, dry_run);
+    if (!q)
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+    else
+        bop_send(c, q);
 }
 
 void h_batches_reset(struct http_conn *c, struct http_request *r)
@@ -788,4 +859,39 @@ void h_batches_delete(struct http_conn *c, struct http_request *r)
     char v[16] = "";
     http_query(r, "dry_run", v, sizeof v);
     bop_submit(c, r, BOP_DELETE, NULL, 0, !strcmp(v, "true") || !strcmp(v, "1"));
+}
+
+/* DELETE /api/v1/batches?filename_contains=&created_after=&status=&dataset=&dry_run= */
+void h_batches_delete_bulk(struct http_conn *c, struct http_request *r)
+{
+    char v[16] = "", contains[256], status[32], dataset[128], created[32];
+    http_query(r, "dry_run", v, sizeof v);
+    int dry = !strcmp(v, "true") || !strcmp(v, "1");
+    int has_contains = http_query(r, "filename_contains", contains, sizeof contains) == 1;
+    int has_status = http_query(r, "status", status, sizeof status) == 1;
+    int has_dataset = http_query(r, "dataset", dataset, sizeof dataset) == 1;
+    int has_created = http_query(r, "created_after", created, sizeof created) == 1;
+    if (!has_contains && !has_status && !has_dataset && !has_created) {
+        http_reply_error(c, ERR_INVALID_PARAMETER,
+                         "give at least one filter: filename_contains, created_after, status, "
+                         "dataset (deleting every batch at once is not offered)");
+        return;
+    }
+    char *end = NULL;
+    long long after = has_created ? strtoll(created, &end, 10) : 0;
+    if (has_created && (!*created || *end)) {
+        http_reply_error(c, ERR_INVALID_PARAMETER,
+                         "created_after must be milliseconds since the epoch");
+        return;
+    }
+    struct bop_req *q = bop_new(c, r, BOP_DELETE_BULK, NULL, 0, dry);
+    if (!q) {
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    q->f_contains = has_contains ? strdup(contains) : NULL;
+    q->f_status = has_status ? strdup(status) : NULL;
+    q->f_dataset = has_dataset ? strdup(dataset) : NULL;
+    q->f_created_after = after;
+    bop_send(c, q);
 }

@@ -31,6 +31,7 @@ void h_batches_reset(struct http_conn *c, struct http_request *r);
 void h_batches_fail(struct http_conn *c, struct http_request *r);
 void h_batches_reprocess(struct http_conn *c, struct http_request *r);
 void h_batches_delete(struct http_conn *c, struct http_request *r);
+void h_batches_delete_bulk(struct http_conn *c, struct http_request *r);
 
 /* The streamed body of an upload (h_batches.c). */
 extern const struct body_sink batch_upload_sink;

@@ -30,6 +30,8 @@ const struct route http_routes[] = {
     {"POST", "/api/v1/datasets/{name}/batches", h_batches_upload, "upload a CSV file as a batch", 1,
      &batch_upload_sink},
     {"GET", "/api/v1/batches", h_batches_list, "list batches", 0, NULL},
+    {"DELETE", "/api/v1/batches", h_batches_delete_bulk,
+     "delete the batches matching a filter (?dry_run=true)", 0, NULL},
     {"GET", "/api/v1/batches/{id}", h_batches_get, "one batch with its history", 0, NULL},
     {"PATCH", "/api/v1/batches/{id}", h_batches_patch, "change a batch's error threshold", 1, NULL},
     {"DELETE", "/api/v1/batches/{id}", h_batches_delete,

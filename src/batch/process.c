@@ -30,7 +30,7 @@ struct colmap {
     int *field;   /* schema index or -1 */
 };
 
-enum pass_mode { PASS_COUNT, PASS_FAIL, PASS_STORE };
+enum pass_mode { PASS_HEADER, PASS_COUNT, PASS_FAIL, PASS_STORE };
 
 struct pass {
     const struct dataset_config *ds;
@@ -195,8 +195,11 @@ static int add_errors(struct pass *p, int64_t rowno, const struct row_errors *er
 static int on_record(void *arg, const struct csv_record *rec)
 {
     struct pass *p = arg;
-    if (rec->index == 1)
-        return read_header(p, rec) < 0 ? 1 : 0;
+    if (rec->index == 1) {
+        if (read_header(p, rec) < 0)
+            return 1;
+        return p->mode == PASS_HEADER ? 3 : 0; /* 3: the header is all that was wanted */
+    }
     int64_t rowno = rec->index - 1;
     /* Heartbeats are writer jobs: only from the worker's own pass, never from the
      * storing pass, which runs on the writer itself. */
@@ -267,6 +270,8 @@ static int batch_scan(struct pass *p)
     }
     if (rc == 0)
         rc = csv_finish(r);
+    if (rc == 3 && p->mode == PASS_HEADER)
+        rc = 0;
     if (rc == 0 && p->map.names == NULL)
         rc = 1;
     if (rc == 1 && !p->reason[0])
@@ -321,6 +326,13 @@ void batch_pass_counts(const struct pass *p, int64_t *total, int64_t *invalid)
 {
     *total = p->total;
     *invalid = p->invalid;
+}
+
+int batch_pass_header(struct pass *p)
+{
+    p->mode = PASS_HEADER;
+    p->st = NULL;
+    return batch_scan(p);
 }
 
 int batch_pass_count(struct pass *p)

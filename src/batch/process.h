@@ -17,6 +17,8 @@ struct pass *batch_pass_new(const struct sluice_config *cfg, const struct datase
 void batch_pass_destroy(struct pass *p);
 /* Have tick(arg) called every so many records (the worker renews its lease there). */
 void batch_pass_set_tick(struct pass *p, void (*tick)(void *arg), void *arg);
+/* Read only the header and map it to the schema (staging). 0, or -1 with the reason. */
+int batch_pass_header(struct pass *p);
 /* Count rows and invalid rows (no store). 0, or -1 with batch_pass_reason(). */
 int batch_pass_count(struct pass *p);
 void batch_pass_counts(const struct pass *p, int64_t *total, int64_t *invalid);

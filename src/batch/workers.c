@@ -119,8 +119,14 @@ static void process(struct worker *w, struct batch *b)
     p = batch_pass_new(cfg, ds, b);
     struct tick t = {w, b, (int64_t)cfg->batches.lease_s * 1000};
     batch_pass_set_tick(p, heartbeat, &t);
-    /* The claim made it `staging`. */
-    if (!p || set_status(w, b, "validating", NULL) < 0)
+    /* The claim made it `staging`: the header must name every required field. */
+    if (!p)
+        goto out;
+    if (batch_pass_header(p) < 0) {
+        set_status(w, b, "failed", batch_pass_reason(p));
+        goto out;
+    }
+    if (set_status(w, b, "validating", NULL) < 0)
         goto out;
     if (batch_pass_count(p) < 0) {
         set_status(w, b, "failed", batch_pass_reason(p));

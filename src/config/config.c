@@ -133,7 +133,8 @@ static const struct opt opts[] = {
      AT_LEAST(1)},
     {OPT("http.request_timeout", OT_DURATION, "30s", CFG(http.request_timeout_ms),
          "Longest time from the first byte of a request to the end of its body; slower is 408 "
-         "REQUEST_TIMEOUT."),
+         "REQUEST_TIMEOUT. For a streamed batch upload it is the longest wait for the next "
+         "piece of the body, so a large file may take as long as it needs."),
      AT_LEAST(1)},
     {OPT("http.max_connections", OT_INT, "4096", CFG(http.max_connections),
          "Most client connections open at once per process."),

@@ -723,6 +723,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     if (c->discard_body)
         return 0;
     if (c->streamed) {
+        /* A streamed upload may take longer than http.request_timeout as a whole:
+         * the timeout applies to the wait for each next piece instead. */
+        c->deadline_ms = loop_now(c->loop) + c->loop->srv->o.request_timeout_ms;
         char msg[256] = "the body could not be stored";
         enum sluice_err code = ERR_UNAVAILABLE;
         if (c->req.route->sink->write(c->req.sink_state, at, len, &code, msg, sizeof msg) < 0)

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "config/config.h"
 #include "store/store.h"
 
 struct service;
@@ -32,6 +33,16 @@ json_t *batch_json(const struct batch *b, json_t *history);
 
 /* Where the file of batch id is kept: <data_dir>/batches/<id>.csv into out. */
 void batch_path(const char *data_dir, const char *id, char *out, size_t cap);
+
+/*
+ * A DLQ retry of a batch row: parse raw (one CSV record as it was uploaded)
+ * with the header of the batch file at path, convert and validate it against
+ * ds as it is now. Returns the row (valid; *extra as for schema_validate), or
+ * NULL with errs filled.
+ */
+json_t *batch_retry_row(const struct sluice_config *cfg, const struct dataset_config *ds,
+                        const char *path, const char *raw, size_t len, struct row_errors *errs,
+                        json_t **extra);
 
 /* Whether status is one a worker is processing in. */
 int batch_status_active(const char *status);

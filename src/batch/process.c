@@ -362,3 +362,58 @@ int batch_pass_apply(struct pass *p, struct store *st, int store_rows, const cha
     return store_batch_set_status(st, p->b->id, store_rows ? "completed" : "failed",
                                   store_rows ? NULL : fail_reason, clock_wall_ms());
 }
+
+/* The header of the batch file at path, read into p->map. */
+static int header_only(struct pass *p, const char *path)
+{
+    struct batch b = {.path = (char *)path};
+    p->b = &b;
+    int rc = batch_pass_header(p);
+    p->b = NULL;
+    return rc;
+}
+
+struct one_record {
+    struct pass *p;
+    json_t *row, *extra;
+    struct row_errors *errs;
+    int seen;
+};
+
+static int on_retry_record(void *arg, const struct csv_record *rec)
+{
+    struct one_record *o = arg;
+    if (o->seen++)
+        return 0; /* one record only */
+    o->row = to_row(o->p, rec, o->errs, &o->extra);
+    return 0;
+}
+
+json_t *batch_retry_row(const struct sluice_config *cfg, const struct dataset_config *ds,
+                        const char *path, const char *raw, size_t len, struct row_errors *errs,
+                        json_t **extra)
+{
+    struct pass *p = batch_pass_new(cfg, ds, NULL);
+    struct one_record o = {.p = p, .errs = errs};
+    *extra = NULL;
+    if (!p)
+        return NULL;
+    if (header_only(p, path) < 0) {
+        row_errors_add(errs, ERR_MALFORMED_CSV, NULL, "%s", batch_pass_reason(p));
+        batch_pass_destroy(p);
+        return NULL;
+    }
+    struct csv_reader *r =
+        csv_reader_create((size_t)cfg->limits.max_row_bytes, on_retry_record, &o);
+    if (r) {
+        csv_feed(r, raw, len);
+        csv_feed(r, "\n", 1);
+        csv_finish(r);
+    }
+    csv_reader_destroy(r);
+    if (!o.seen && !errs->n)
+        row_errors_add(errs, ERR_MALFORMED_CSV, NULL, "the stored record is empty");
+    batch_pass_destroy(p);
+    *extra = o.extra;
+    return o.row;
+}

@@ -3,6 +3,8 @@
  */
 #include "ingest/dlq.h"
 
+#include "batch/batch.h"
+
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +51,23 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
     int64_t now = clock_wall_ms();
     char why[256];
 
+    int valid = 0;
     if (!ds) {
         row_errors_add(&errs, ERR_DATASET_NOT_FOUND, NULL,
                        "dataset '%s' is not configured any more", e->dataset);
+    } else if (e->batch_id) {
+        /* A CSV record of a batch: read again with its file's header. */
+        struct batch b;
+        int r = store_batch_get(st, e->batch_id, &b);
+        if (r < 0)
+            goto out;
+        if (r == 1)
+            row_errors_add(&errs, ERR_NOT_FOUND, NULL,
+                           "batch %s, whose header this record needs, was deleted", e->batch_id);
+        else
+            obj = batch_retry_row(j->cfg, ds, b.path, e->payload, e->payload_len, &errs, &extra);
+        batch_release(&b);
+        valid = obj != NULL;
     } else {
         int syntax;
         enum sluice_err pe;
@@ -65,22 +81,24 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
         }
         if (pe != SLUICE_OK)
             row_errors_add(&errs, pe, NULL, "%s", why);
-        else if (schema_validate(ds->schema, obj, &errs, &extra) == 0) {
-            char rat[32];
-            struct row_meta m = {e->ingest_id, e->source, clock_rfc3339(now, rat, sizeof rat),
-                                 NULL};
-            enum row_result res;
-            if (store_row_put(st, ds, &m, obj, extra, &res) < 0)
-                goto out;
-            if (res == ROW_DUPLICATE && ds->on_duplicate == ON_DUP_REJECT) {
-                json_t *kv = json_object_get(obj, ds->key);
-                char *kt = kv ? json_dumps(kv, JSON_ENCODE_ANY) : NULL;
-                row_errors_add(&errs, ERR_DUPLICATE_KEY, ds->key,
-                               "a row with %s = %s is already stored", ds->key, kt ? kt : "?");
-                free(kt);
-            } else {
-                stored = 1; /* stored, replaced, or skipped as a known duplicate */
-            }
+        else
+            valid = schema_validate(ds->schema, obj, &errs, &extra) == 0;
+    }
+    if (valid) {
+        char rat[32];
+        struct row_meta m = {e->ingest_id, e->source, clock_rfc3339(now, rat, sizeof rat),
+                             e->batch_id};
+        enum row_result res;
+        if (store_row_put(st, ds, &m, obj, extra, &res) < 0)
+            goto out;
+        if (res == ROW_DUPLICATE && ds->on_duplicate == ON_DUP_REJECT) {
+            json_t *kv = json_object_get(obj, ds->key);
+            char *kt = kv ? json_dumps(kv, JSON_ENCODE_ANY) : NULL;
+            row_errors_add(&errs, ERR_DUPLICATE_KEY, ds->key,
+                           "a row with %s = %s is already stored", ds->key, kt ? kt : "?");
+            free(kt);
+        } else {
+            stored = 1; /* stored, replaced, or skipped as a known duplicate */
         }
     }
     e->attempts++;

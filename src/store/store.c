@@ -35,5 +35,6 @@ void dlq_entry_release(struct dlq_entry *e)
     free(e->source);
     free(e->payload);
     free(e->errors_json);
+    free(e->batch_id);
     memset(e, 0, sizeof *e);
 }

@@ -79,6 +79,7 @@ struct dlq_entry {
     int64_t received_ms, updated_ms;
     int attempts;
     char status[12]; /* open | resolved | dropped */
+    char *batch_id;  /* the batch the row came from, NULL for events */
 };
 void dlq_entry_release(struct dlq_entry *e);
 

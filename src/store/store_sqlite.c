@@ -520,7 +520,7 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
 
 #define DLQ_COLS                                                                                   \
     "id, dataset, ingest_id, source, row_no, payload, errors, received_ms, updated_ms,"            \
-    " attempts, status"
+    " attempts, status, batch_id"
 
 static char *col_strdup(sqlite3_stmt *q, int i)
 {
@@ -549,6 +549,7 @@ static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
     e->updated_ms = sqlite3_column_int64(q, 8);
     e->attempts = sqlite3_column_int(q, 9);
     snprintf(e->status, sizeof e->status, "%s", (const char *)sqlite3_column_text(q, 10));
+    e->batch_id = col_strdup(q, 11);
 }
 
 static int sq_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)

@@ -20,7 +20,7 @@ import time
 import pytest
 import requests
 
-from conftest import SANITIZED, SHARED
+from conftest import JUDGMENTS, SANITIZED, SHARED
 
 SPECTRUM = os.path.join(SHARED, "suites", "csv-spectrum")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -892,3 +892,42 @@ def test_streamed_upload_bounded_memory(make_server):
         server.delete(f"/api/v1/batches/{bid}")
         if os.path.exists(path):
             os.unlink(path)
+
+
+# ---------------------------------------------------------------- DLQ retry of batch rows
+
+def test_dlq_retry_of_a_batch_row_uses_the_csv_header(make_server):
+    """A rejected CSV record sits in the DLQ as its original bytes; once the schema is fixed,
+    a retry reads it again with the batch file's header, stores it once, tagged with its
+    batch, and a later reprocess of the batch still stores every row once."""
+    import signal
+    ds = JUDGMENTS.replace("enum: [open, closed, pending]", "enum: [open, closed]")
+    server = make_server(datasets_yaml=ds)
+    body = (b"status,case_number,amount,filed_date\n"
+            b"open,CASE-0000001,10,2024-01-01\n"
+            b"pending,CASE-0000002,\"1,5\",2024-01-01\n"
+            b"pending,CASE-0000003,7,2024-01-01\n")
+    bid = upload_ok(server, "judgments", body, {"error_threshold_percent": "90"})
+    b = wait_status(server, bid)
+    assert (b["status"], b["row_count_inserted"], b["row_count_invalid"]) == ("completed", 1, 2)
+    items = server.get("/api/v1/dlq", params={"dataset": "judgments"}).json()["items"]
+    assert [i["payload"] for i in items] == ['pending,CASE-0000002,"1,5",2024-01-01',
+                                            "pending,CASE-0000003,7,2024-01-01"]
+    server.write_config(datasets_yaml=JUDGMENTS)  # `pending` is allowed again
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "pending" not in json.dumps(server.get("/api/v1/datasets/judgments").json()):
+        assert time.time() < deadline, "the reload did not apply"
+        time.sleep(0.05)
+    r = server.post("/api/v1/dlq/retry", json={"dataset": "judgments"})
+    assert r.status_code == 200 and r.json() == {"matched": 2, "resolved": 1, "still_open": 1}
+    left = server.get("/api/v1/dlq", params={"dataset": "judgments"}).json()["items"]
+    assert len(left) == 1 and left[0]["errors"][0]["code"] == "INVALID_TYPE"
+    rows = sql(server, "SELECT case_number, status, _batch_id FROM ds_judgments ORDER BY case_number")
+    assert rows == [("CASE-0000001", "open", bid), ("CASE-0000003", "pending", bid)]
+    # Reprocessing the batch replaces all of its rows, the retried one included.
+    assert server.post(f"/api/v1/batches/{bid}/reprocess").status_code == 200
+    b = wait_status(server, bid, timeout=60)
+    assert (b["status"], b["row_count_inserted"], b["row_count_invalid"]) == ("completed", 2, 1)
+    rows = sql(server, "SELECT case_number FROM ds_judgments ORDER BY case_number")
+    assert rows == [("CASE-0000001",), ("CASE-0000003",)]

@@ -203,8 +203,8 @@ static json_t *js(const char *text)
     return j;
 }
 
-static const struct row_meta META1 = {"ing_1", "test-1", "2026-01-02T03:04:05.006Z"};
-static const struct row_meta META2 = {"ing_2", "test-2", "2026-01-02T03:04:06.000Z"};
+static const struct row_meta META1 = {"ing_1", "test-1", "2026-01-02T03:04:05.006Z", NULL};
+static const struct row_meta META2 = {"ing_2", "test-2", "2026-01-02T03:04:06.000Z", NULL};
 
 /* row_put of the JSON text row (and extra, may be NULL); returns the result. */
 static enum row_result put(const struct dataset_config *ds, const struct row_meta *m,
@@ -226,7 +226,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     open_fresh();
     cr_expect_eq(store_migrate(st), 0, "second migrate: %s", store_errmsg(st));
     cr_expect_eq(store_ping(st), 0);
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 1);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 2);
     cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                          " ('datasets', 'dlq', 'idempotency')"),
                  3);
@@ -238,7 +238,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     st = store_open(uri, 0, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     cr_expect_eq(store_migrate(st), 0, "%s", store_errmsg(st));
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 1);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 2);
 }
 
 Test(store, open_errors)
@@ -263,7 +263,7 @@ Test(store, dataset_sync_creates_typed_table, .fini = cleanup)
     } cols[] = {
         {"case_number", "TEXT"},  {"amount", "REAL"}, {"count", "INTEGER"},   {"flag", "INTEGER"},
         {"notes", "TEXT"},        {"_id", "INTEGER"}, {"_ingest_id", "TEXT"}, {"_source", "TEXT"},
-        {"_received_at", "TEXT"}, {"_extra", "TEXT"},
+        {"_received_at", "TEXT"}, {"_extra", "TEXT"}, {"_batch_id", "TEXT"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cols); i++) {
         char *t = column_type("ds_judgments", cols[i].col);
@@ -279,7 +279,7 @@ Test(store, dataset_sync_creates_typed_table, .fini = cleanup)
 
     /* syncing again is a no-op */
     sync_ok(ds_of(cfg, "judgments"));
-    cr_expect_eq(raw_int("SELECT count(*) FROM pragma_table_info('ds_judgments')"), 10);
+    cr_expect_eq(raw_int("SELECT count(*) FROM pragma_table_info('ds_judgments')"), 11);
     char why[256];
     cr_expect_eq(store_dataset_check(st, ds_of(cfg, "judgments"), why, sizeof why), 0, "%s", why);
     free_cfg(cfg);
@@ -337,7 +337,7 @@ Test(store, dataset_check_refuses_incompatible_changes, .fini = cleanup)
     char *t = column_type("ds_judgments", "amount");
     cr_expect_str_eq(t ? t : "(none)", "REAL");
     free(t);
-    cr_expect_eq(raw_int("SELECT count(*) FROM pragma_table_info('ds_judgments')"), 10);
+    cr_expect_eq(raw_int("SELECT count(*) FROM pragma_table_info('ds_judgments')"), 11);
     expect_text("SELECT key FROM datasets WHERE name = 'judgments'", "case_number");
     /* the old definition is still the accepted one */
     char why[256];

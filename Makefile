@@ -66,14 +66,15 @@ e2e-asan: build/asan/sluice
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-# Everything: unit tests (release and sanitized), integration tests (release and sanitized).
+# Everything: format check, unit tests (release and sanitized), a seeded fuzz run, integration
+# tests (release and sanitized).
 test: deps
 	$(MAKE) format-check
 	$(MAKE) build/sluice build/asan/sluice
 	$(MAKE) unit unit-asan
+	$(MAKE) fuzz-smoke
 	$(MAKE) e2e
 	$(MAKE) e2e-asan
-	$(MAKE) fuzz-smoke
 
 docs: build/sluice
 	./build/sluice config-docs > docs/configuration.md

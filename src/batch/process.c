@@ -45,8 +45,9 @@ struct pass {
     char received_at[32];
     int64_t now_ms;
     unsigned long long rejected_by_code[ERR__COUNT]; /* by first error, for the metrics */
-    void (*tick)(void *arg); /* called every TICK_RECORDS records (heartbeats) */
+    int (*tick)(void *arg); /* every TICK_RECORDS records (heartbeats); non-zero stops */
     void *tick_arg;
+    int stopped; /* the tick asked to stop (shutdown) */
 };
 
 #define TICK_RECORDS 50000
@@ -203,8 +204,11 @@ static int on_record(void *arg, const struct csv_record *rec)
     int64_t rowno = rec->index - 1;
     /* Heartbeats are writer jobs: only from the worker's own pass, never from the
      * storing pass, which runs on the writer itself. */
-    if (p->tick && p->mode == PASS_COUNT && rowno % TICK_RECORDS == 0)
-        p->tick(p->tick_arg);
+    if (p->tick && p->mode == PASS_COUNT && rowno % TICK_RECORDS == 0 && p->tick(p->tick_arg)) {
+        p->stopped = 1;
+        snprintf(p->reason, sizeof p->reason, "stopped: the server is shutting down");
+        return 5;
+    }
     struct row_errors errs = {0};
     json_t *extra;
     json_t *row = to_row(p, rec, &errs, &extra);
@@ -298,7 +302,12 @@ struct pass *batch_pass_new(const struct sluice_config *cfg, const struct datase
     return p;
 }
 
-void batch_pass_set_tick(struct pass *p, void (*tick)(void *arg), void *arg)
+int batch_pass_stopped(const struct pass *p)
+{
+    return p->stopped;
+}
+
+void batch_pass_set_tick(struct pass *p, int (*tick)(void *arg), void *arg)
 {
     p->tick = tick;
     p->tick_arg = arg;

@@ -15,8 +15,10 @@ struct pass;
 struct pass *batch_pass_new(const struct sluice_config *cfg, const struct dataset_config *ds,
                             struct batch *b);
 void batch_pass_destroy(struct pass *p);
-/* Have tick(arg) called every so many records (the worker renews its lease there). */
-void batch_pass_set_tick(struct pass *p, void (*tick)(void *arg), void *arg);
+/* Have tick(arg) called every so many records of the counting pass (the worker renews its
+ * lease there); a non-zero return stops the pass (batch_pass_stopped() is then 1). */
+void batch_pass_set_tick(struct pass *p, int (*tick)(void *arg), void *arg);
+int batch_pass_stopped(const struct pass *p);
 /* Read only the header and map it to the schema (staging). 0, or -1 with the reason. */
 int batch_pass_header(struct pass *p);
 /* Count rows and invalid rows (no store). 0, or -1 with batch_pass_reason(). */

@@ -89,11 +89,20 @@ struct tick {
     int64_t lease_ms;
 };
 
-static void heartbeat(void *arg)
+/* Renew the lease; non-zero when the pool is stopping (the pass then ends early and the
+ * batch keeps its state: this worker id takes it back after the restart). */
+static int heartbeat(void *arg)
 {
     struct tick *t = arg;
+    struct batch_pool *pool = t->w->pool;
+    pthread_mutex_lock(&pool->mu);
+    int stop = pool->stop;
+    pthread_mutex_unlock(&pool->mu);
+    if (stop)
+        return 1;
     struct bjob j = {.op = OP_HEARTBEAT, .b = t->b, .lease_ms = t->lease_ms};
     run(t->w, &j);
+    return 0;
 }
 
 static void process(struct worker *w, struct batch *b)
@@ -129,7 +138,10 @@ static void process(struct worker *w, struct batch *b)
     if (set_status(w, b, "validating", NULL) < 0)
         goto out;
     if (batch_pass_count(p) < 0) {
-        set_status(w, b, "failed", batch_pass_reason(p));
+        if (batch_pass_stopped(p))
+            log_info("batch", "left for the next start", "\"batch_id\":\"%s\"", b->id);
+        else
+            set_status(w, b, "failed", batch_pass_reason(p));
         goto out;
     }
     int64_t total, invalid;

@@ -37,10 +37,16 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
 
 static void checkpoint(struct sqlite_ckpt *c)
 {
-    int wal = 0, done = 0;
+    int wal = -1, done = -1;
+    /* A connection that has not read yet has not opened the WAL, and SQLite then
+     * reports success while copying nothing (-1/-1): read once first. */
+    sqlite3_exec(c->db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
     int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal, &done);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        log_warn("store", "checkpoint failed", "\"error\":\"%s\"", sqlite3_errmsg(c->db));
+    if ((rc != SQLITE_OK && rc != SQLITE_BUSY) || wal < 0)
+        log_warn("store", "checkpoint failed", "\"error\":\"%s\",\"wal_frames\":%d",
+                 sqlite3_errmsg(c->db), wal);
+    else
+        log_debug("store", "checkpoint", "\"wal_frames\":%d,\"copied\":%d", wal, done);
 }
 
 static void *ckpt_main(void *arg)

@@ -758,7 +758,8 @@ static struct store *sq_open(const char *path, int readonly, char *err, size_t e
      * is what makes a 2xx mean "on disk". */
     const char *pragmas = readonly ? "PRAGMA journal_mode=WAL; PRAGMA query_only=1;"
                                    : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                     " PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;";
+                                     " PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;"
+                                     " PRAGMA journal_size_limit=67108864;";
     if (exec(s, pragmas) < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, s->err);
         sqlite3_close(s->db);

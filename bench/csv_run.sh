@@ -18,12 +18,13 @@
 #            GET /api/v1/batches/{id} answers `completed` (polled every
 #            POLL s); the server's VmRSS is sampled every 0.1 s and VmHWM is
 #            read at the end (reset before the upload); rows/s = ROWS / time.
-#            The batch's history splits the time: upload (until the batch is
-#            recorded `uploaded`, after the file's fsync),
-#            queue (uploaded -> validating), validating (the worker's counting
-#            pass), storing (transforming -> the `completed` record: the
-#            writer's pass that parses, validates and inserts again), commit
-#            (from the `completed` record to the poll that saw it).
+#            The batch's history and the server log split the time: upload
+#            (until the batch is recorded `uploaded`, after the file's fsync),
+#            queue (-> `validating`), validating (the worker's counting pass),
+#            storing (`transforming` -> the `completed` record: the writer's
+#            pass that parses, validates and inserts again), commit (until the
+#            worker logs `completed`: the transaction's commit), seen (until
+#            the poll that sees it).
 #   sqlite3  the peer: a fresh database, PRAGMA journal_mode=WAL, CREATE TABLE
 #            t with the same 8 typed columns; then, timed, one sqlite3 process
 #            running PRAGMA synchronous=FULL and `.import --csv --skip 1 FILE t`
@@ -43,13 +44,14 @@
 # Environment: N (3), ROWS (1000000), INVALID_PCT (2), SEED (20261123),
 # KEYED (1), PORT (18180), POLL (0.05), PROBE (1: when the batch shows
 # `inserting`, send one single-row POST to another dataset, `probe`, and
-# report how long its answer took: the writer is busy with the batch), PERF (0: 1 adds a profiled run of
-# sluice after the measured ones, reported apart; needs perf), PERF_FREQ (499),
-# PERF_CG (dwarf,16384: Debian's libsqlite3 and jansson have no frame pointers),
-# DOC (docs/performance.md; DOC= to write none), KEEP (0), TMPDIR,
-# QUIET_PCT (15) and QUIET_WAIT (120): before each measured run, wait up to
-# QUIET_WAIT s for the rest of the machine to use at most QUIET_PCT% of one
-# core (the CPU others used during each run is reported either way).
+# report how long its answer took, against the same POST on the idle server),
+# PERF (0; 1 adds a profiled run of sluice after the measured ones, reported
+# apart and per thread: needs perf), PERF_FREQ (499), PERF_CG (dwarf,16384:
+# Debian's libsqlite3 and jansson have no frame pointers), DOC
+# (docs/performance.md; DOC= to write none), KEEP (0), TMPDIR, QUIET_PCT (15)
+# and QUIET_WAIT (120): before each measured run, wait up to QUIET_WAIT s for
+# the rest of the machine to use at most QUIET_PCT% of one core (the CPU the
+# rest of the machine used during each run is reported either way).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -385,8 +387,8 @@ EOF
 }
 
 # ---- the runs -------------------------------------------------------------------
+# Warm-up: the binary and its libraries into the page cache; not measured.
 log "warm-up: one small upload (not measured)"
-: # the binary, libraries and the file are in the page cache after this
 start_sluice "$WORK/warmup"
 head -c 1000000 "$CSV" | curl -sS -o /dev/null -X POST --data-binary @- -H 'Content-Type: text/csv' \
     "$URL/api/v1/datasets/bench/batches"

@@ -1,9 +1,18 @@
 /*
  * process.c - what a worker does with one claimed batch (see batch.h):
- * staging (open the file, map the header to the schema), validating (count
- * rows and invalid rows on the worker thread), the threshold decision, then
- * one writer job that either stores the batch (rows, row errors, DLQ entries,
- * counts, `completed`) or records why it failed (row errors, `failed`).
+ * staging (open the file, map the header to the schema), then ONE pass that
+ * validates, converts and stores: the worker reads and validates the rows and
+ * hands them through a bounded row queue (rowqueue.h) to a writer job that
+ * inserts them as they come, with the row errors and DLQ entries, inside one
+ * transaction. At the end the writer job decides the threshold: under it, the
+ * counts and `completed` are written and everything commits at once; over it,
+ * the job rolls back and a second writer job records the row errors and
+ * `failed` (that scan runs only for failing batches).
+ *
+ * Why one pass: validating first and storing after read, parsed and validated
+ * every row twice and kept the writer (and so every other write) waiting for
+ * the whole of it; streaming uses both cores and holds the writer only while
+ * it inserts.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,9 +22,11 @@
 
 #include "batch/batch.h"
 #include "batch/process.h"
+#include "batch/rowqueue.h"
 #include "ingest/csv.h"
 #include "ingest/ingest.h"
 #include "ingest/schema.h"
+#include "ingest/writer.h"
 #include "service/service.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -30,7 +41,7 @@ struct colmap {
     int *field;   /* schema index or -1 */
 };
 
-enum pass_mode { PASS_HEADER, PASS_COUNT, PASS_FAIL, PASS_STORE };
+enum pass_mode { PASS_HEADER, PASS_STREAM, PASS_FAIL };
 
 struct pass {
     const struct dataset_config *ds;
@@ -38,14 +49,18 @@ struct pass {
     const struct sluice_config *cfg;
     struct colmap map;
     enum pass_mode mode;
-    struct store *st; /* PASS_FAIL / PASS_STORE: the writer's store */
+    struct store *st;       /* writer jobs: the writer's store */
+    struct rowqueue *rq;    /* PASS_STREAM: rows to the writer job */
+    struct row_value *vals; /* PASS_STREAM: one row's values (schema order) */
+    int over_threshold;     /* the stream job found the error rate over the threshold */
     int64_t total, invalid, inserted, duplicate;
-    char reason[512]; /* staging failure */
+    char reason[512];     /* the worker's: why the pass failed */
+    char job_reason[512]; /* the stream job's (writer thread) */
     int failed_io;
     char received_at[32];
     int64_t now_ms;
     unsigned long long rejected_by_code[ERR__COUNT]; /* by first error, for the metrics */
-    int (*tick)(void *arg); /* every TICK_RECORDS records (heartbeats); non-zero stops */
+    int (*tick)(void *arg); /* every TICK_RECORDS records; non-zero stops */
     void *tick_arg;
     int stopped; /* the tick asked to stop (shutdown) */
 };
@@ -159,7 +174,7 @@ static json_t *to_row(struct pass *p, const struct csv_record *rec, struct row_e
     return row;
 }
 
-static int add_dlq(struct pass *p, const struct csv_record *rec, int64_t rowno,
+static int add_dlq(struct pass *p, const char *raw, size_t raw_len, int64_t rowno,
                    const struct row_errors *errs)
 {
     json_t *ej = row_errors_to_json(errs);
@@ -170,8 +185,8 @@ static int add_dlq(struct pass *p, const struct csv_record *rec, int64_t rowno,
                         .ingest_id = p->b->id,
                         .source = p->b->source ? p->b->source : "upload",
                         .row = rowno,
-                        .payload = rec->raw,
-                        .payload_len = rec->raw_len,
+                        .payload = raw,
+                        .payload_len = raw_len,
                         .errors_json = etxt,
                         .codes = codes,
                         .received_ms = p->now_ms,
@@ -193,6 +208,44 @@ static int add_errors(struct pass *p, int64_t rowno, const struct row_errors *er
     return 0;
 }
 
+/* PASS_STREAM: one record to the row queue, valid or not. Non-zero stops the scan. */
+static int stream_record(struct pass *p, const struct csv_record *rec, int64_t rowno)
+{
+    struct row_errors errs = {0};
+    json_t *extra;
+    json_t *row = to_row(p, rec, &errs, &extra);
+    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!row)
+        p->rejected_by_code[errs.n ? errs.v[0].code : ERR_INTERNAL]++;
+    else
+        row_values_from_json(p->ds->schema, row, p->vals);
+    int rc =
+        rowqueue_put(p->rq, rowno, rec->raw, rec->raw_len, row ? p->vals : NULL, &errs, extra_txt);
+    json_decref(row);
+    json_decref(extra);
+    row_errors_release(&errs);
+    return rc < 0 ? 4 : 0;
+}
+
+/* PASS_FAIL (on the writer): record the row errors of a batch that is failing. */
+static int fail_record(struct pass *p, const struct csv_record *rec, int64_t rowno)
+{
+    struct row_errors errs = {0};
+    json_t *extra;
+    json_t *row = to_row(p, rec, &errs, &extra);
+    int rc = 0;
+    p->total++;
+    if (!row) {
+        p->invalid++;
+        if (add_errors(p, rowno, &errs) < 0)
+            rc = 2;
+    }
+    json_decref(row);
+    json_decref(extra);
+    row_errors_release(&errs);
+    return rc;
+}
+
 static int on_record(void *arg, const struct csv_record *rec)
 {
     struct pass *p = arg;
@@ -202,50 +255,136 @@ static int on_record(void *arg, const struct csv_record *rec)
         return p->mode == PASS_HEADER ? 3 : 0; /* 3: the header is all that was wanted */
     }
     int64_t rowno = rec->index - 1;
-    /* Heartbeats are writer jobs: only from the worker's own pass, never from the
-     * storing pass, which runs on the writer itself. */
-    if (p->tick && p->mode == PASS_COUNT && rowno % TICK_RECORDS == 0 && p->tick(p->tick_arg)) {
+    if (p->mode == PASS_FAIL)
+        return fail_record(p, rec, rowno);
+    if (p->tick && rowno % TICK_RECORDS == 0 && p->tick(p->tick_arg)) {
         p->stopped = 1;
         snprintf(p->reason, sizeof p->reason, "stopped: the server is shutting down");
         return 5;
     }
-    struct row_errors errs = {0};
-    json_t *extra;
-    json_t *row = to_row(p, rec, &errs, &extra);
-    int rc = 0;
-    p->total++;
-    if (!row) {
-        p->invalid++;
-        p->rejected_by_code[errs.n ? errs.v[0].code : ERR_INTERNAL]++;
-        if (p->mode != PASS_COUNT && add_errors(p, rowno, &errs) < 0)
-            rc = 2;
-        if (rc == 0 && p->mode == PASS_STORE && add_dlq(p, rec, rowno, &errs) < 0)
-            rc = 2;
-    } else if (p->mode == PASS_STORE) {
-        struct row_meta m = {p->b->id, p->b->source ? p->b->source : "upload", p->received_at,
-                             p->b->id};
-        enum row_result res;
-        if (store_row_put(p->st, p->ds, &m, row, extra, &res) < 0) {
-            rc = 2;
-        } else if (res != ROW_DUPLICATE) {
-            p->inserted++;
-        } else {
-            p->duplicate++;
-            if (p->ds->on_duplicate == ON_DUP_REJECT) {
-                json_t *kv = json_object_get(row, p->ds->key);
-                char *kt = kv ? json_dumps(kv, JSON_ENCODE_ANY) : NULL;
-                row_errors_add(&errs, ERR_DUPLICATE_KEY, p->ds->key,
-                               "a row with %s = %s is already stored", p->ds->key, kt ? kt : "?");
-                free(kt);
-                if (add_errors(p, rowno, &errs) < 0 || add_dlq(p, rec, rowno, &errs) < 0)
-                    rc = 2;
-            }
-        }
+    return stream_record(p, rec, rowno);
+}
+
+static int batch_scan(struct pass *p);
+
+/* The key's value of a row as JSON text, for DUPLICATE_KEY's message (owned). */
+static char *key_text(struct pass *p, const struct rq_row *r)
+{
+    int k = schema_field_index(p->ds->schema, p->ds->key);
+    if (k < 0)
+        return strdup("?");
+    const struct row_value *v = &r->vals[k];
+    json_t *j = NULL;
+    switch (v->kind) {
+    case VAL_TEXT:
+        j = json_stringn(v->u.s.p, v->u.s.n);
+        break;
+    case VAL_INT:
+        j = json_integer(v->u.i);
+        break;
+    case VAL_REAL:
+        j = json_real(v->u.d);
+        break;
+    case VAL_BOOL:
+        j = json_boolean(v->u.b);
+        break;
+    case VAL_ABSENT:
+        j = json_null();
+        break;
     }
-    json_decref(row);
-    json_decref(extra);
-    row_errors_release(&errs);
-    return rc;
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    return t ? t : strdup("?");
+}
+
+/* On the writer: store one row that came through the queue. */
+static int store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
+{
+    if (r->errs.n) {
+        p->invalid++;
+        return add_errors(p, r->rowno, &r->errs) < 0 ||
+                       add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs) < 0
+                   ? -1
+                   : 0;
+    }
+    enum row_result res;
+    if (store_row_put_values(p->st, p->ds, m, r->vals, r->extra, &res) < 0)
+        return -1;
+    if (res != ROW_DUPLICATE) {
+        p->inserted++;
+        return 0;
+    }
+    p->duplicate++;
+    if (p->ds->on_duplicate != ON_DUP_REJECT)
+        return 0;
+    char *kt = key_text(p, r);
+    row_errors_add(&r->errs, ERR_DUPLICATE_KEY, p->ds->key, "a row with %s = %s is already stored",
+                   p->ds->key, kt ? kt : "?");
+    free(kt);
+    return add_errors(p, r->rowno, &r->errs) < 0 ||
+                   add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs) < 0
+               ? -1
+               : 0;
+}
+
+struct stream_job {
+    struct wjob job;
+    struct pass *p;
+};
+
+/* The writer job of the pass: store rows as the worker queues them, then decide. */
+static int stream_apply(struct wjob *job, struct store *st)
+{
+    struct pass *p = ((struct stream_job *)job)->p;
+    p->st = st;
+    p->now_ms = clock_wall_ms();
+    clock_rfc3339(p->now_ms, p->received_at, sizeof p->received_at);
+    int64_t total = 0;
+    p->invalid = p->inserted = p->duplicate = 0;
+    struct row_meta m = {p->b->id, p->b->source ? p->b->source : "upload", p->received_at,
+                         p->b->id};
+    int rc = store_batch_clear(st, p->ds->name, p->b->id, 0, NULL);
+    struct rq_chunk *c;
+    while (rc == 0 && (c = rowqueue_take(p->rq)) != NULL) {
+        for (size_t i = 0; rc == 0 && i < c->n; i++) {
+            total++;
+            rc = store_one(p, &c->rows[i], &m);
+        }
+        rowqueue_give_back(p->rq, c);
+    }
+    if (rc < 0) {
+        snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
+        rowqueue_abort(p->rq);
+        return -1;
+    }
+    if (rowqueue_failed(p->rq))
+        return -1; /* the worker's reason stands */
+    /* Invalid rows by the validator's count: duplicates are not part of the error rate. */
+    double pct = total ? 100.0 * (double)p->invalid / (double)total : 0;
+    if (pct > p->b->error_threshold_percent) {
+        p->over_threshold = 1;
+        snprintf(p->job_reason, sizeof p->job_reason, "Error rate %.1f%% > %.1f%% threshold", pct,
+                 p->b->error_threshold_percent);
+        return -1;
+    }
+    p->b->total = total;
+    p->b->invalid = p->invalid;
+    p->b->inserted = p->inserted;
+    p->b->duplicate = p->duplicate;
+    if (store_batch_set_counts(st, p->b) < 0 ||
+        store_batch_set_status(st, p->b->id, "completed", NULL, clock_wall_ms()) < 0) {
+        snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
+        return -1;
+    }
+    return 0;
+}
+
+/* The worker's side of the pass, while the writer job runs. */
+static void produce(void *arg)
+{
+    struct pass *p = arg;
+    int rc = batch_scan(p);
+    rowqueue_finish(p->rq, rc != 0);
 }
 
 /* Stream the batch's file through the CSV reader in mode. 0, or -1 with p->reason. */
@@ -259,8 +398,6 @@ static int batch_scan(struct pass *p)
         return -1;
     }
     colmap_release(&p->map);
-    p->total = p->invalid = p->inserted = p->duplicate = 0;
-    memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
     struct csv_reader *r = csv_reader_create((size_t)p->cfg->limits.max_row_bytes, on_record, p);
     char *chunk = malloc(CHUNK);
     int rc = (r && chunk) ? 0 : -1;
@@ -331,12 +468,6 @@ const unsigned long long *batch_pass_rejected(const struct pass *p)
     return p->rejected_by_code;
 }
 
-void batch_pass_counts(const struct pass *p, int64_t *total, int64_t *invalid)
-{
-    *total = p->total;
-    *invalid = p->invalid;
-}
-
 int batch_pass_header(struct pass *p)
 {
     p->mode = PASS_HEADER;
@@ -344,32 +475,55 @@ int batch_pass_header(struct pass *p)
     return batch_scan(p);
 }
 
-int batch_pass_count(struct pass *p)
+int batch_pass_run(struct pass *p, struct writer *w)
 {
-    p->mode = PASS_COUNT;
+    p->mode = PASS_STREAM;
     p->st = NULL;
-    return batch_scan(p);
+    p->over_threshold = 0;
+    p->reason[0] = p->job_reason[0] = 0;
+    memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
+    size_t nf = schema_nfields(p->ds->schema);
+    p->vals = calloc(nf ? nf : 1, sizeof *p->vals);
+    p->rq = rowqueue_new(nf);
+    int rc = -1;
+    if (!p->vals || !p->rq) {
+        snprintf(p->reason, sizeof p->reason, "out of memory");
+    } else {
+        struct stream_job j = {.job = {.nrows = 1, .apply = stream_apply}, .p = p};
+        rc = writer_run_with(w, &j.job, produce, p);
+        if (rc < 0 && p->over_threshold) {
+            snprintf(p->reason, sizeof p->reason, "%s", p->job_reason);
+            rc = 1;
+        } else if (rc < 0 && !p->reason[0]) {
+            snprintf(p->reason, sizeof p->reason, "%s",
+                     p->job_reason[0] ? p->job_reason : "the store failed");
+        }
+    }
+    rowqueue_free(p->rq);
+    p->rq = NULL;
+    free(p->vals);
+    p->vals = NULL;
+    return rc;
 }
 
-/* The writer job: clear what an earlier attempt stored, then store or fail. */
-int batch_pass_apply(struct pass *p, struct store *st, int store_rows, const char *fail_reason)
+int batch_pass_apply_fail(struct pass *p, struct store *st, const char *fail_reason)
 {
     p->st = st;
-    p->mode = store_rows ? PASS_STORE : PASS_FAIL;
+    p->mode = PASS_FAIL;
     p->now_ms = clock_wall_ms();
     clock_rfc3339(p->now_ms, p->received_at, sizeof p->received_at);
-    if (store_batch_clear(st, p->ds->name, p->b->id) < 0)
+    p->total = p->invalid = p->inserted = p->duplicate = 0;
+    if (store_batch_clear(st, p->ds->name, p->b->id, 0, NULL) < 0)
         return -1;
     if (batch_scan(p) < 0)
         return -1;
     p->b->total = p->total;
     p->b->invalid = p->invalid;
-    p->b->inserted = p->inserted;
-    p->b->duplicate = p->duplicate;
+    p->b->inserted = 0;
+    p->b->duplicate = 0;
     if (store_batch_set_counts(st, p->b) < 0)
         return -1;
-    return store_batch_set_status(st, p->b->id, store_rows ? "completed" : "failed",
-                                  store_rows ? NULL : fail_reason, clock_wall_ms());
+    return store_batch_set_status(st, p->b->id, "failed", fail_reason, clock_wall_ms());
 }
 
 /* The header of the batch file at path, read into p->map. */

@@ -10,29 +10,33 @@
 #include "store/store.h"
 
 struct pass;
+struct writer;
 
 /* A pass over b's file for dataset ds; all borrowed. */
 struct pass *batch_pass_new(const struct sluice_config *cfg, const struct dataset_config *ds,
                             struct batch *b);
 void batch_pass_destroy(struct pass *p);
-/* Have tick(arg) called every so many records of the counting pass (the worker renews its
- * lease there); a non-zero return stops the pass (batch_pass_stopped() is then 1). */
+/* Have tick(arg) called every so many records of the pass; a non-zero return stops the
+ * pass (batch_pass_stopped() is then 1). It runs while the writer is busy with the pass's
+ * job: it must not wait for the writer. */
 void batch_pass_set_tick(struct pass *p, int (*tick)(void *arg), void *arg);
 int batch_pass_stopped(const struct pass *p);
 /* Read only the header and map it to the schema (staging). 0, or -1 with the reason. */
 int batch_pass_header(struct pass *p);
-/* Count rows and invalid rows (no store). 0, or -1 with batch_pass_reason(). */
-int batch_pass_count(struct pass *p);
-void batch_pass_counts(const struct pass *p, int64_t *total, int64_t *invalid);
-const char *batch_pass_reason(const struct pass *p);
-/* After a storing pass: invalid rows by their first error code (ERR__COUNT entries). */
-const unsigned long long *batch_pass_rejected(const struct pass *p);
 /*
- * On the writer, inside its transaction: remove what earlier attempts stored,
- * then either store every valid row with the row errors and DLQ entries and
- * mark the batch completed (store_rows), or record the row errors and mark it
- * failed with fail_reason.
+ * The pass (on the worker): read and validate the rows here while one writer job
+ * stores them (rows, row errors, DLQ entries), replacing what earlier attempts
+ * stored. 0: committed, counts set (b's counts too) and the batch `completed`.
+ * 1: the error rate is over the threshold; nothing was stored, batch_pass_reason()
+ * says why: record the failure with batch_pass_apply_fail(). -1: failed
+ * (batch_pass_reason(); batch_pass_stopped() when the server is stopping).
  */
-int batch_pass_apply(struct pass *p, struct store *st, int store_rows, const char *fail_reason);
+int batch_pass_run(struct pass *p, struct writer *w);
+const char *batch_pass_reason(const struct pass *p);
+/* After batch_pass_run(): invalid rows by their first error code (ERR__COUNT entries). */
+const unsigned long long *batch_pass_rejected(const struct pass *p);
+/* On the writer, inside its transaction: remove what earlier attempts stored, record the
+ * row errors and the counts, and mark the batch failed with fail_reason. */
+int batch_pass_apply_fail(struct pass *p, struct store *st, const char *fail_reason);
 
 #endif

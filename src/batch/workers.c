@@ -33,7 +33,7 @@ struct batch_pool {
 };
 
 /* One small writer job: an operation on one batch. */
-enum op { OP_CLAIM, OP_STATUS, OP_HEARTBEAT, OP_APPLY };
+enum op { OP_CLAIM, OP_STATUS, OP_FAIL };
 struct bjob {
     struct wjob job;
     enum op op;
@@ -42,7 +42,6 @@ struct bjob {
     const char *status, *reason;
     int64_t lease_ms;
     struct pass *pass;
-    int store_rows;
     int none; /* OP_CLAIM: nothing to claim */
 };
 
@@ -58,10 +57,8 @@ static int bjob_apply(struct wjob *job, struct store *st)
     }
     case OP_STATUS:
         return store_batch_set_status(st, j->b->id, j->status, j->reason, now);
-    case OP_HEARTBEAT:
-        return store_batch_heartbeat(st, j->b->id, j->w->id, now, j->lease_ms);
-    case OP_APPLY:
-        return batch_pass_apply(j->pass, st, j->store_rows, j->reason);
+    case OP_FAIL:
+        return batch_pass_apply_fail(j->pass, st, j->reason);
     }
     return -1;
 }
@@ -83,26 +80,16 @@ static int set_status(struct worker *w, struct batch *b, const char *status, con
     return 0;
 }
 
-struct tick {
-    struct worker *w;
-    struct batch *b;
-    int64_t lease_ms;
-};
-
-/* Renew the lease; non-zero when the pool is stopping (the pass then ends early and the
- * batch keeps its state: this worker id takes it back after the restart). */
-static int heartbeat(void *arg)
+/* The pass's tick: non-zero when the pool is stopping (the pass then ends early, nothing
+ * of it is stored, and the batch keeps its state: this worker id takes it back after the
+ * restart). */
+static int stopping(void *arg)
 {
-    struct tick *t = arg;
-    struct batch_pool *pool = t->w->pool;
+    struct batch_pool *pool = arg;
     pthread_mutex_lock(&pool->mu);
     int stop = pool->stop;
     pthread_mutex_unlock(&pool->mu);
-    if (stop)
-        return 1;
-    struct bjob j = {.op = OP_HEARTBEAT, .b = t->b, .lease_ms = t->lease_ms};
-    run(t->w, &j);
-    return 0;
+    return stop;
 }
 
 static void process(struct worker *w, struct batch *b)
@@ -126,52 +113,41 @@ static void process(struct worker *w, struct batch *b)
         goto out;
     }
     p = batch_pass_new(cfg, ds, b);
-    struct tick t = {w, b, (int64_t)cfg->batches.lease_s * 1000};
-    batch_pass_set_tick(p, heartbeat, &t);
-    /* The claim made it `staging`: the header must name every required field. */
     if (!p)
         goto out;
+    batch_pass_set_tick(p, stopping, w->pool);
+    /* The claim made it `staging`: the header must name every required field. */
     if (batch_pass_header(p) < 0) {
         set_status(w, b, "failed", batch_pass_reason(p));
         goto out;
     }
-    if (set_status(w, b, "validating", NULL) < 0)
+    /* From here one streamed pass validates, converts and inserts each row: the three
+     * states begin together and the batch shows the last of them until it ends. */
+    if (set_status(w, b, "validating", NULL) < 0 || set_status(w, b, "transforming", NULL) < 0 ||
+        set_status(w, b, ds->on_duplicate == ON_DUP_UPSERT ? "upserting" : "inserting", NULL) < 0)
         goto out;
-    if (batch_pass_count(p) < 0) {
+    int rc = batch_pass_run(p, w->pool->svc->writer);
+    if (rc == 1) {
+        snprintf(reason, sizeof reason, "%s", batch_pass_reason(p));
+        struct bjob j = {.op = OP_FAIL, .b = b, .pass = p, .reason = reason};
+        if (run(w, &j) < 0)
+            set_status(w, b, "failed", reason);
+        log_info("batch", "failed", "\"batch_id\":\"%s\",\"reason\":\"%s\"", b->id, reason);
+        goto out;
+    }
+    if (rc < 0) {
         if (batch_pass_stopped(p))
             log_info("batch", "left for the next start", "\"batch_id\":\"%s\"", b->id);
         else
             set_status(w, b, "failed", batch_pass_reason(p));
         goto out;
     }
-    int64_t total, invalid;
-    batch_pass_counts(p, &total, &invalid);
-    double pct = total ? 100.0 * (double)invalid / (double)total : 0;
-    struct bjob j = {.op = OP_APPLY, .b = b, .pass = p};
-    if (pct > b->error_threshold_percent) {
-        snprintf(reason, sizeof reason, "Error rate %.1f%% > %.1f%% threshold", pct,
-                 b->error_threshold_percent);
-        j.reason = reason;
-        j.store_rows = 0;
-    } else {
-        j.store_rows = 1;
-        if (set_status(w, b, "transforming", NULL) < 0 ||
-            set_status(w, b, ds->on_duplicate == ON_DUP_UPSERT ? "upserting" : "inserting", NULL) <
-                0)
-            goto out;
-    }
-    if (run(w, &j) < 0) {
-        snprintf(reason, sizeof reason, "%s",
-                 batch_pass_reason(p)[0] ? batch_pass_reason(p) : "the store failed");
-        set_status(w, b, "failed", reason);
-        goto out;
-    }
-    if (j.store_rows) /* the rows of a completed batch count like pushed ones */
-        metrics_rows(ds->name, (unsigned long long)b->inserted, (unsigned long long)b->duplicate,
-                     batch_pass_rejected(p));
-    log_info("batch", j.store_rows ? "completed" : "failed",
-             "\"batch_id\":\"%s\",\"rows\":%lld,\"invalid\":%lld", b->id, (long long)total,
-             (long long)invalid);
+    /* the rows of a completed batch count like pushed ones */
+    metrics_rows(ds->name, (unsigned long long)b->inserted, (unsigned long long)b->duplicate,
+                 batch_pass_rejected(p));
+    log_info("batch", "completed",
+             "\"batch_id\":\"%s\",\"rows\":%lld,\"invalid\":%lld,\"duplicate\":%lld", b->id,
+             (long long)b->total, (long long)b->invalid, (long long)b->duplicate);
 out:
     batch_pass_destroy(p);
     catalog_release(cat);

@@ -641,11 +641,16 @@ static int bulk_delete(struct bop_req *q, struct store *st)
             continue;
         }
         json_array_append_new(deleted, json_string(v[i].id));
-        rows += v[i].inserted;
         bytes += v[i].bytes;
+        int64_t nrows = 0;
+        if (store_batch_clear(st, v[i].dataset, v[i].id, q->dry_run, &nrows) < 0) {
+            rc = -1;
+            continue;
+        }
+        rows += nrows;
         if (q->dry_run)
             continue;
-        if (store_batch_clear(st, v[i].dataset, v[i].id) < 0 || store_batch_delete(st, v[i].id) < 0)
+        if (store_batch_delete(st, v[i].id) < 0)
             rc = -1;
         else if (q->paths)
             q->paths[q->npaths++] = strdup(v[i].path);
@@ -711,14 +716,17 @@ static int bop_apply(struct wjob *job, struct store *st)
                    b.status);
             break;
         }
-        q->result = json_pack("{s:s,s:b,s:I,s:I,s:s,s:I}", "batch_id", b.id, "dry_run", q->dry_run,
-                              "rows", (json_int_t)(b.inserted), "row_errors_rows",
-                              (json_int_t)(b.invalid + b.duplicate), "file", b.path, "file_bytes",
-                              (json_int_t)b.bytes);
-        snprintf(q->path, sizeof q->path, "%s", b.path);
-        if (!q->dry_run &&
-            (store_batch_clear(st, b.dataset, b.id) < 0 || store_batch_delete(st, b.id) < 0))
+        int64_t nrows = 0;
+        if (store_batch_clear(st, b.dataset, b.id, q->dry_run, &nrows) < 0 ||
+            (!q->dry_run && store_batch_delete(st, b.id) < 0)) {
             rc = -1;
+            break;
+        }
+        q->result =
+            json_pack("{s:s,s:b,s:I,s:I,s:s,s:I}", "batch_id", b.id, "dry_run", q->dry_run, "rows",
+                      (json_int_t)nrows, "row_errors_rows", (json_int_t)(b.invalid + b.duplicate),
+                      "file", b.path, "file_bytes", (json_int_t)b.bytes);
+        snprintf(q->path, sizeof q->path, "%s", b.path);
         q->status = 200;
         break;
     }

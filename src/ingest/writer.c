@@ -178,12 +178,19 @@ static void sync_deliver(struct wjob *job, int result)
 
 int writer_run(struct writer *w, struct wjob *job)
 {
+    return writer_run_with(w, job, NULL, NULL);
+}
+
+int writer_run_with(struct writer *w, struct wjob *job, void (*meanwhile)(void *arg), void *arg)
+{
     struct sync_job s = {
         .job = {.nrows = job->nrows ? job->nrows : 1, .apply = sync_apply, .deliver = sync_deliver},
         .inner = job,
         .w = w};
     if (enqueue(w, &s.job, 1) < 0)
         return -1;
+    if (meanwhile)
+        meanwhile(arg);
     pthread_mutex_lock(&w->mu);
     while (!s.done)
         pthread_cond_wait(&w->done_cv, &w->mu);

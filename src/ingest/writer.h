@@ -45,6 +45,10 @@ int writer_submit(struct writer *w, struct wjob *job);
  * (or -1 if the commit failed). For admin work off the HTTP loops. job->deliver
  * must be NULL: the writer signals the waiter instead. */
 int writer_run(struct writer *w, struct wjob *job);
+/* The same, calling meanwhile(arg) on the caller's thread once the job is queued: a job
+ * whose apply() consumes what the caller produces (a batch's rows) runs this way.
+ * meanwhile is not called when the job cannot be queued. */
+int writer_run_with(struct writer *w, struct wjob *job, void (*meanwhile)(void *arg), void *arg);
 /* Jobs queued now, and the bound. */
 int writer_queue_depth(struct writer *w);
 int writer_queue_max(struct writer *w);

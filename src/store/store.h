@@ -54,6 +54,26 @@ struct batch_error_new {
 
 enum row_result { ROW_INSERTED = 0, ROW_DUPLICATE, ROW_REPLACED };
 
+/*
+ * One value of a row, already converted to its field's type: a row is an array
+ * of these in schema field order (store_row_put_values). Text is borrowed.
+ */
+enum value_kind { VAL_ABSENT = 0, VAL_INT, VAL_REAL, VAL_TEXT, VAL_BOOL };
+struct row_value {
+    enum value_kind kind;
+    union {
+        int64_t i;
+        double d;
+        int b;
+        struct {
+            const char *p;
+            size_t n;
+        } s;
+    } u;
+};
+/* The values of a validated JSON row (borrowed: they point into row), one per schema field. */
+void row_values_from_json(const struct schema *s, json_t *row, struct row_value *out);
+
 /* A new DLQ entry; all borrowed. */
 struct dlq_new {
     const char *dataset;
@@ -123,6 +143,10 @@ struct store_ops {
 
     int (*row_put)(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
                    json_t *row, json_t *extra, enum row_result *res);
+    /* The same for a row given as values (n = the schema's fields); extra_json may be NULL. */
+    int (*row_put_values)(struct store *st, const struct dataset_config *ds,
+                          const struct row_meta *m, const struct row_value *v,
+                          const char *extra_json, enum row_result *res);
     int64_t (*row_count)(struct store *st, const char *dataset);
 
     int (*dlq_add)(struct store *st, const struct dlq_new *e, int64_t *id);
@@ -160,8 +184,10 @@ struct store_ops {
     /* Row errors with row_no > after_row, at most limit, as JSON objects. */
     int (*batch_errors_list)(struct store *st, const char *batch_id, int64_t after_row, int limit,
                              json_t **out);
-    /* Remove what a batch stored: its rows in ds, its row errors, its DLQ entries. */
-    int (*batch_clear)(struct store *st, const char *dataset, const char *batch_id);
+    /* Remove what a batch stored: its rows in ds, its row errors, its DLQ entries; *rows
+     * (may be NULL) gets how many rows. count_only: remove nothing, only count. */
+    int (*batch_clear)(struct store *st, const char *dataset, const char *batch_id, int count_only,
+                       int64_t *rows);
     int (*batch_delete)(struct store *st, const char *id); /* the record and its history */
 };
 
@@ -190,6 +216,8 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_savepoint_release(st) ((st)->ops->savepoint_release(st))
 #define store_savepoint_rollback(st) ((st)->ops->savepoint_rollback(st))
 #define store_row_put(st, ds, m, r, x, res) ((st)->ops->row_put((st), (ds), (m), (r), (x), (res)))
+#define store_row_put_values(st, ds, m, v, x, res)                                                 \
+    ((st)->ops->row_put_values((st), (ds), (m), (v), (x), (res)))
 #define store_row_count(st, ds) ((st)->ops->row_count((st), (ds)))
 #define store_dlq_add(st, e, id) ((st)->ops->dlq_add((st), (e), (id)))
 #define store_dlq_get(st, id, out) ((st)->ops->dlq_get((st), (id), (out)))
@@ -218,7 +246,8 @@ void store_close(struct store *st); /* accepts NULL */
     ((st)->ops->batch_errors_add((st), (id), (e), (n), (now)))
 #define store_batch_errors_list(st, id, after, lim, out)                                           \
     ((st)->ops->batch_errors_list((st), (id), (after), (lim), (out)))
-#define store_batch_clear(st, ds, id) ((st)->ops->batch_clear((st), (ds), (id)))
+#define store_batch_clear(st, ds, id, c, rows)                                                     \
+    ((st)->ops->batch_clear((st), (ds), (id), (c), (rows)))
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))
 
 extern const struct store_ops store_sqlite_ops;

@@ -52,6 +52,11 @@ static const char *migrations[] = {
     "CREATE INDEX batch_errors_batch ON batch_errors(batch_id, row_no);"
     "ALTER TABLE dlq ADD COLUMN batch_id TEXT;"
     "CREATE INDEX dlq_batch ON dlq(batch_id) WHERE batch_id IS NOT NULL;",
+    /* 3: a batch's rows by rowid range (rows_tracked = 0: batches stored before, found by
+     * scanning _batch_id) */
+    "ALTER TABLE batches ADD COLUMN rows_tracked INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE batches ADD COLUMN rows_first INTEGER;"
+    "ALTER TABLE batches ADD COLUMN rows_last INTEGER;",
 };
 
 int sqlite_fail(struct sqlite_store *s, const char *what)
@@ -84,6 +89,7 @@ static void sq_close(struct store *st)
     struct sqlite_store *s = SQ(st);
     sqlite_ckpt_stop(s->ckpt);
     sqlite3_finalize(s->dlq_add_q);
+    sqlite3_finalize(s->errors_add_q);
     for (size_t i = 0; i < sizeof s->tx / sizeof s->tx[0]; i++)
         sqlite3_finalize(s->tx[i]);
     for (struct ds_stmt *d = s->stmts, *n; d; d = n) {
@@ -225,6 +231,20 @@ static int sq_dataset_check(struct store *st, const struct dataset_config *ds, c
     return rc;
 }
 
+int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset)
+{
+    char name[200];
+    snprintf(name, sizeof name, "ds_%s_batch", dataset);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int yes = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return yes;
+}
+
 static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, char *why,
                            size_t whylen)
 {
@@ -251,11 +271,6 @@ static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, ch
             buf_printf(&sql, ", \"%s\" %s", schema_field_name(ds->schema, i),
                        sql_type(schema_field_type(ds->schema, i)));
         buf_appends(&sql, ");");
-        /* Only batch rows are indexed by batch (re-ingest and delete find them). */
-        buf_printf(&sql,
-                   "CREATE INDEX IF NOT EXISTS \"ds_%s_batch\" ON \"ds_%s\"(_batch_id)"
-                   " WHERE _batch_id IS NOT NULL;",
-                   ds->name, ds->name);
         if (ds->key)
             buf_printf(&sql,
                        "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(\"%s\");",
@@ -268,6 +283,19 @@ static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, ch
             buf_printf(&sql, "ALTER TABLE \"ds_%s\" ADD COLUMN \"%s\" %s;", ds->name, f,
                        sql_type(schema_field_type(ds->schema, i)));
         }
+    }
+    /* A batch's rows are found by their rowid range (batches.rows_first/last). An
+     * upsert updates rows in place under their old rowids, so upsert datasets index
+     * _batch_id instead; a dataset that stops upserting drops the index, and its
+     * batches are found by a scan from then on (rows_tracked = 0). */
+    if (ds->on_duplicate == ON_DUP_UPSERT) {
+        buf_printf(&sql,
+                   "CREATE INDEX IF NOT EXISTS \"ds_%s_batch\" ON \"ds_%s\"(_batch_id)"
+                   " WHERE _batch_id IS NOT NULL;",
+                   ds->name, ds->name);
+    } else if (found && sqlite_has_batch_index(s, ds->name)) {
+        buf_printf(&sql, "DROP INDEX \"ds_%s_batch\";", ds->name);
+        buf_printf(&sql, "UPDATE batches SET rows_tracked = 0 WHERE dataset = '%s';", ds->name);
     }
     if (sql.len && exec(s, sql.data) < 0)
         goto fail_rb;
@@ -335,14 +363,20 @@ static int sq_begin(struct store *st)
 }
 static int sq_commit(struct store *st)
 {
+    if (sqlite_batch_range_flush(SQ(st)) < 0)
+        return -1;
     return tx(SQ(st), TX_COMMIT);
 }
 static int sq_rollback(struct store *st)
 {
+    SQ(st)->range.used = 0; /* its rows are gone with the rest */
     return tx(SQ(st), TX_ROLLBACK);
 }
 static int sq_savepoint(struct store *st)
 {
+    /* Ranges noted before belong outside the savepoint: a rollback to it must not undo them. */
+    if (sqlite_batch_range_flush(SQ(st)) < 0)
+        return -1;
     return tx(SQ(st), TX_SAVEPOINT);
 }
 static int sq_savepoint_release(struct store *st)
@@ -351,6 +385,7 @@ static int sq_savepoint_release(struct store *st)
 }
 static int sq_savepoint_rollback(struct store *st)
 {
+    SQ(st)->range.used = 0; /* noted inside the savepoint: those rows are undone */
     return tx(SQ(st), TX_ROLLBACK_TO) < 0 ? -1 : tx(SQ(st), TX_RELEASE);
 }
 
@@ -406,39 +441,36 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
     return d;
 }
 
-static void bind_value(sqlite3_stmt *q, int col, enum field_type t, json_t *v)
+static void bind_value(sqlite3_stmt *q, int col, const struct row_value *v)
 {
-    if (!v || json_is_null(v)) {
+    switch (v->kind) {
+    case VAL_ABSENT:
         sqlite3_bind_null(q, col);
-        return;
-    }
-    switch (t) {
-    case FT_STRING:
-        sqlite3_bind_text(q, col, json_string_value(v), (int)json_string_length(v), SQLITE_STATIC);
         break;
-    case FT_INTEGER:
-        sqlite3_bind_int64(q, col,
-                           json_is_integer(v) ? json_integer_value(v)
-                                              : (sqlite3_int64)json_number_value(v));
+    case VAL_TEXT:
+        sqlite3_bind_text(q, col, v->u.s.p, (int)v->u.s.n, SQLITE_STATIC);
         break;
-    case FT_NUMBER:
-        sqlite3_bind_double(q, col, json_number_value(v));
+    case VAL_INT:
+        sqlite3_bind_int64(q, col, v->u.i);
         break;
-    case FT_BOOLEAN:
-        sqlite3_bind_int(q, col, json_is_true(v));
+    case VAL_REAL:
+        sqlite3_bind_double(q, col, v->u.d);
+        break;
+    case VAL_BOOL:
+        sqlite3_bind_int(q, col, v->u.b);
         break;
     }
 }
 
-static int sq_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-                      json_t *row, json_t *extra, enum row_result *res)
+static int sq_row_put_values(struct store *st, const struct dataset_config *ds,
+                             const struct row_meta *m, const struct row_value *v,
+                             const char *extra_txt, enum row_result *res)
 {
     struct sqlite_store *s = SQ(st);
     struct ds_stmt *d = put_stmt(s, ds);
     if (!d)
         return -1;
     sqlite3_stmt *q = d->put;
-    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     sqlite3_bind_text(q, 1, m->ingest_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, m->source, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, m->received_at, -1, SQLITE_STATIC);
@@ -452,14 +484,16 @@ static int sq_row_put(struct store *st, const struct dataset_config *ds, const s
         sqlite3_bind_null(q, 5);
     size_t n = schema_nfields(ds->schema);
     for (size_t i = 0; i < n; i++)
-        bind_value(q, (int)i + 6, schema_field_type(ds->schema, i),
-                   json_object_get(row, schema_field_name(ds->schema, i)));
+        bind_value(q, (int)i + 6, &v[i]);
     int rc = sqlite3_step(q);
     int changes = sqlite3_changes(s->db);
     sqlite3_reset(q); /* every parameter is bound again for the next row */
-    free(extra_txt);
     if (rc != SQLITE_DONE)
         return fail(s, "insert");
+    /* An upsert's update keeps its old rowid: upsert datasets index _batch_id instead. */
+    if (m->batch_id && changes && ds->on_duplicate != ON_DUP_UPSERT &&
+        sqlite_batch_range_note(s, m->batch_id, sqlite3_last_insert_rowid(s->db)) < 0)
+        return -1;
     if (!ds->key)
         *res = ROW_INSERTED;
     else if (ds->on_duplicate == ON_DUP_UPSERT)
@@ -469,6 +503,23 @@ static int sq_row_put(struct store *st, const struct dataset_config *ds, const s
     else
         *res = changes ? ROW_INSERTED : ROW_DUPLICATE;
     return 0;
+}
+
+static int sq_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+                      json_t *row, json_t *extra, enum row_result *res)
+{
+    size_t n = schema_nfields(ds->schema);
+    struct row_value small[32];
+    struct row_value *v = n <= 32 ? small : malloc(n * sizeof *v);
+    if (!v)
+        return fail(SQ(st), "out of memory");
+    row_values_from_json(ds->schema, row, v);
+    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    int rc = sq_row_put_values(st, ds, m, v, extra_txt, res);
+    free(extra_txt);
+    if (v != small)
+        free(v);
+    return rc;
 }
 
 static int64_t sq_row_count(struct store *st, const char *dataset)
@@ -787,6 +838,7 @@ const struct store_ops store_sqlite_ops = {
     .savepoint_release = sq_savepoint_release,
     .savepoint_rollback = sq_savepoint_rollback,
     .row_put = sq_row_put,
+    .row_put_values = sq_row_put_values,
     .row_count = sq_row_count,
     .dlq_add = sq_dlq_add,
     .dlq_get = sq_dlq_get,

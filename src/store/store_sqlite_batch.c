@@ -107,8 +107,8 @@ int sqlite_batch_add(struct store *st, const struct batch *b)
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO batches(id, dataset, source, filename, path, bytes, sha256,"
-                           " status, error_threshold_percent, created_ms, updated_ms)"
-                           " VALUES (?,?,?,?,?,?,?,'uploaded',?,?,?)",
+                           " status, error_threshold_percent, created_ms, updated_ms, rows_tracked)"
+                           " VALUES (?,?,?,?,?,?,?,'uploaded',?,?,?,1)",
                            -1, &q, NULL) != SQLITE_OK)
         return sqlite_fail(s, "batch add");
     sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
@@ -351,12 +351,13 @@ int sqlite_batch_errors_add(struct store *st, const char *batch_id, const struct
                             size_t n, int64_t now_ms)
 {
     struct sqlite_store *s = SQ(st);
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db,
+    if (!s->errors_add_q &&
+        sqlite3_prepare_v3(s->db,
                            "INSERT INTO batch_errors(batch_id, row_no, code, field, message,"
                            " created_ms) VALUES (?,?,?,?,?,?)",
-                           -1, &q, NULL) != SQLITE_OK)
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->errors_add_q, NULL) != SQLITE_OK)
         return sqlite_fail(s, "batch errors");
+    sqlite3_stmt *q = s->errors_add_q;
     for (size_t i = 0; i < n; i++) {
         sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 2, e[i].row);
@@ -364,13 +365,11 @@ int sqlite_batch_errors_add(struct store *st, const char *batch_id, const struct
         bind_text_or_null(q, 4, e[i].field);
         sqlite3_bind_text(q, 5, e[i].message, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 6, now_ms);
-        if (sqlite3_step(q) != SQLITE_DONE) {
-            sqlite3_finalize(q);
-            return sqlite_fail(s, "batch errors");
-        }
+        int rc = sqlite3_step(q);
         sqlite3_reset(q);
+        if (rc != SQLITE_DONE)
+            return sqlite_fail(s, "batch errors");
     }
-    sqlite3_finalize(q);
     return 0;
 }
 
@@ -405,13 +404,104 @@ int sqlite_batch_errors_list(struct store *st, const char *batch_id, int64_t aft
     return 0;
 }
 
-int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_id)
+int sqlite_batch_range_note(struct sqlite_store *s, const char *batch_id, int64_t rowid)
+{
+    if (s->range.used && strcmp(s->range.batch_id, batch_id) != 0 &&
+        sqlite_batch_range_flush(s) < 0)
+        return -1;
+    if (!s->range.used) {
+        snprintf(s->range.batch_id, sizeof s->range.batch_id, "%s", batch_id);
+        s->range.lo = s->range.hi = rowid;
+        s->range.used = 1;
+    } else if (rowid < s->range.lo) {
+        s->range.lo = rowid;
+    } else if (rowid > s->range.hi) {
+        s->range.hi = rowid;
+    }
+    return 0;
+}
+
+int sqlite_batch_range_flush(struct sqlite_store *s)
+{
+    if (!s->range.used)
+        return 0;
+    s->range.used = 0;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE batches SET rows_first = min(coalesce(rows_first, ?2), ?2),"
+                           " rows_last = max(coalesce(rows_last, ?3), ?3) WHERE id = ?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch rows");
+    sqlite3_bind_text(q, 1, s->range.batch_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, s->range.lo);
+    sqlite3_bind_int64(q, 3, s->range.hi);
+    return step_done(s, q, "batch rows");
+}
+
+/* DELETE a batch's rows from ds_<dataset>: by the _batch_id index (upsert datasets), by
+ * the batch's rowid range, or by a scan (batches whose rows were not tracked). */
+static int clear_rows(struct sqlite_store *s, const char *dataset, const char *batch_id,
+                      int count_only, int64_t *rows)
+{
+    *rows = 0;
+    if (sqlite_batch_range_flush(s) < 0)
+        return -1;
+    int tracked = 0, have_range = 0;
+    int64_t lo = 0, hi = -1;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT rows_tracked, rows_first, rows_last FROM batches"
+                           " WHERE id = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch clear");
+    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        tracked = sqlite3_column_int(q, 0);
+        have_range = sqlite3_column_type(q, 1) != SQLITE_NULL;
+        lo = sqlite3_column_int64(q, 1);
+        hi = sqlite3_column_int64(q, 2);
+    }
+    sqlite3_finalize(q);
+    char where[160], sql[300];
+    if (!sqlite_has_batch_index(s, dataset) && tracked) {
+        if (!have_range)
+            return 0; /* it stored no row */
+        snprintf(where, sizeof where, "_id BETWEEN %lld AND %lld AND _batch_id = ?1", (long long)lo,
+                 (long long)hi);
+    } else {
+        snprintf(where, sizeof where, "_batch_id = ?1");
+    }
+    snprintf(sql, sizeof sql, "%s FROM \"ds_%s\" WHERE %s",
+             count_only ? "SELECT count(*)" : "DELETE", dataset, where);
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch clear");
+    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (count_only && rc == SQLITE_ROW) {
+        *rows = sqlite3_column_int64(q, 0);
+        rc = SQLITE_DONE;
+    } else if (!count_only && rc == SQLITE_DONE) {
+        *rows = sqlite3_changes(s->db);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "batch clear");
+}
+
+int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_id, int count_only,
+                       int64_t *rows)
 {
     struct sqlite_store *s = SQ(st);
-    char sql[256];
-    const char *stmts[3] = {sql, "DELETE FROM batch_errors WHERE batch_id = ?1",
-                            "DELETE FROM dlq WHERE batch_id = ?1"};
-    snprintf(sql, sizeof sql, "DELETE FROM \"ds_%s\" WHERE _batch_id = ?1", dataset);
+    int64_t n;
+    if (clear_rows(s, dataset, batch_id, count_only, &n) < 0)
+        return -1;
+    if (rows)
+        *rows = n;
+    if (count_only)
+        return 0;
+    const char *stmts[3] = {"DELETE FROM batch_errors WHERE batch_id = ?1",
+                            "DELETE FROM dlq WHERE batch_id = ?1",
+                            "UPDATE batches SET rows_first = NULL, rows_last = NULL"
+                            " WHERE id = ?1 AND rows_tracked = 1"};
     for (int i = 0; i < 3; i++) {
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(s->db, stmts[i], -1, &q, NULL) != SQLITE_OK)

@@ -404,7 +404,8 @@ def test_threshold_above_fails_and_stores_nothing(server):
     assert b["row_count_total"] == 200 and b["row_count_invalid"] == 37, b
     assert b["row_count_inserted"] == 0, b
     assert history_statuses(b)[-1] == "failed"
-    assert "inserting" not in history_statuses(b), b["history"]
+    # One streamed pass validates and inserts; over the threshold it rolls back.
+    assert history_statuses(b)[-2:] == ["inserting", "failed"], b["history"]
     assert batch_row_count(server, "judgments", bid) == 0
     if table_exists(server, "ds_judgments"):
         assert sql(server, "SELECT COUNT(*) FROM ds_judgments") == [(0,)]
@@ -931,3 +932,67 @@ def test_dlq_retry_of_a_batch_row_uses_the_csv_header(make_server):
     assert (b["status"], b["row_count_inserted"], b["row_count_invalid"]) == ("completed", 2, 1)
     rows = sql(server, "SELECT case_number FROM ds_judgments ORDER BY case_number")
     assert rows == [("CASE-0000001",), ("CASE-0000003",)]
+
+
+# ---------------------------------------------------------------- finding a batch's rows
+
+def test_batch_rows_found_after_events_retries_and_upserts(make_server):
+    """A batch's rows are found again (reprocess, delete) however they were stored: rows
+    pushed as events in between are never touched, a DLQ-retried row stored later is, and
+    so are rows an upsert moved to the batch, also after the dataset stops upserting."""
+    import signal
+    from conftest import JUDGMENTS as J
+    assert "on_duplicate: upsert" in J
+    narrow = J.replace("enum: [open, closed, pending]", "enum: [open, closed]")
+    server = make_server(datasets_yaml=narrow)
+
+    def reload(ds_yaml, check):
+        server.write_config(datasets_yaml=ds_yaml)
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while not check():
+            assert time.time() < deadline, "the reload did not apply"
+            time.sleep(0.05)
+
+    def post_event(case):
+        r = server.post("/api/v1/datasets/judgments/events",
+                        json={"case_number": case, "amount": 1, "filed_date": "2024-01-01",
+                              "status": "open"})
+        assert r.status_code in (200, 201, 202), r.text
+
+    post_event("CASE-0000100")
+    body = b"case_number,amount,filed_date,status\n" + b"".join(
+        b"CASE-%07d,1,2024-01-01,%s\n" % (i, b"pending" if i == 3 else b"open")
+        for i in range(1, 6))
+    bid = upload_ok(server, "judgments", body, {"error_threshold_percent": "50"})
+    assert wait_status(server, bid)["row_count_inserted"] == 4
+    post_event("CASE-0000101")
+    reload(J,
+           lambda: "pending" in json.dumps(server.get("/api/v1/datasets/judgments").json()))
+    r = server.post("/api/v1/dlq/retry", json={"dataset": "judgments"})
+    assert r.json()["resolved"] == 1, r.text
+    post_event("CASE-0000102")
+    assert sql(server, "SELECT COUNT(*) FROM ds_judgments WHERE _batch_id = ?", (bid,)) == [(5,)]
+    # delete: the batch's five rows go, the three events stay
+    r = server.delete(f"/api/v1/batches/{bid}", params={"dry_run": "true"})
+    assert r.status_code == 200 and r.json()["rows"] == 5, r.text
+    assert server.delete(f"/api/v1/batches/{bid}").status_code == 200
+    assert sql(server, "SELECT case_number FROM ds_judgments ORDER BY 1") == \
+        [("CASE-0000100",), ("CASE-0000101",), ("CASE-0000102",)]
+
+    # upserts: the second batch takes over row 2; after the switch to `reject` the
+    # index on _batch_id is gone and the rows are still found
+    b1 = upload_ok(server, "upserts", b"id,v\n1,a\n2,b\n3,c\n")
+    assert wait_status(server, b1)["status"] == "completed"
+    b2 = upload_ok(server, "upserts", b"id,v\n2,B\n4,D\n")
+    assert wait_status(server, b2)["status"] == "completed"
+    reload(J.replace("on_duplicate: upsert", "on_duplicate: reject"),
+           lambda: server.get("/api/v1/datasets/upserts").json().get("on_duplicate") == "reject")
+    assert sql(server, "SELECT name FROM sqlite_master WHERE name = 'ds_upserts_batch'") == []
+    assert server.delete(f"/api/v1/batches/{b2}").status_code == 200
+    assert sql(server, "SELECT id, v FROM ds_upserts ORDER BY id") == [(1, "a"), (3, "c")]
+    assert server.post(f"/api/v1/batches/{b1}/reprocess").status_code == 200
+    b = wait_status(server, b1)  # 1 and 3 are its own rows, replaced; 2 is b1's again
+    assert (b["row_count_inserted"], b["row_count_duplicate"]) == (3, 0), b
+    assert sql(server, "SELECT id, v FROM ds_upserts ORDER BY id") == \
+        [(1, "a"), (2, "b"), (3, "c")]

@@ -20,9 +20,9 @@
 #            read at the end (reset before the upload); rows/s = ROWS / time.
 #            The batch's history and the server log split the time: upload
 #            (until the batch is recorded `uploaded`, after the file's fsync),
-#            queue (-> `validating`), validating (the worker's counting pass),
-#            storing (`transforming` -> the `completed` record: the writer's
-#            pass that parses, validates and inserts again), commit (until the
+#            queue (-> `validating`), pass (the one streamed pass: the worker
+#            reads and validates, the writer inserts; `completed` at its end),
+#            commit (until the
 #            worker logs `completed`: the transaction's commit), seen (until
 #            the poll that sees it).
 #   sqlite3  the peer: a fresh database, PRAGMA journal_mode=WAL, CREATE TABLE
@@ -332,9 +332,9 @@ split = ""
 if "validating" in h and "transforming" in h and "completed" in h:
     up = h.get("uploaded", r["upload_s"])
     done = r["logged_done"] or r["seconds"]
-    split = "upload %.2fs, queue %.2fs, validating %.2fs, storing %.2fs, commit %.2fs, poll %.2fs" % (
-        up, h["validating"] - up, h["transforming"] - h["validating"],
-        h["completed"] - h["transforming"], done - h["completed"], r["seconds"] - done)
+    split = "upload %.2fs, queue %.2fs, pass %.2fs, commit %.2fs, poll %.2fs" % (
+        up, h["validating"] - up, h["completed"] - h["validating"], done - h["completed"],
+        r["seconds"] - done)
 if r["probe"]:
     split += "; a one-row POST meanwhile: %d in %.2fs" % (r["probe"]["status"], r["probe"]["seconds"])
 print("  %-22s %-9s %6.2f s %9.0f rows/s  (%s)  peak RSS %.1f MB (VmHWM %.1f MB)  stored %d of %d (invalid %d, dup %d)  server cpu %.1fs  others %.1fs" % (
@@ -474,8 +474,7 @@ def phases(r):
         return None
     up = h.get("uploaded", up)  # the server's record of the upload, after the file's fsync
     return {"upload": up, "queue": h["validating"] - up,
-            "validating": h["transforming"] - h["validating"],
-            "storing": h["completed"] - h["transforming"],
+            "pass": h["completed"] - h["validating"],
             "commit": (r.get("logged_done") or r["seconds"]) - h["completed"],
             "seen": r["seconds"] - (r.get("logged_done") or r["seconds"])}
 
@@ -520,26 +519,27 @@ for keyed in (False, True):
 w("")
 w("### Where sluice's time goes (medians, seconds from the start of the upload)")
 w("")
-w("| dataset | total | upload (to `uploaded`) | queue (to `validating`) | validating (counting pass) |"
-  " storing (`transforming` → `completed`: parse, validate, insert again) | commit (→ the worker logs"
+w("| dataset | total | upload (to `uploaded`) | queue (to `validating`) |"
+  " pass (`validating` → `completed`: read, validate, insert) | commit (→ the worker logs"
   " `completed`) | seen (→ the poll that sees it) |")
-w("|---|---|---|---|---|---|---|---|")
+w("|---|---|---|---|---|---|---|")
 for keyed in (False, True):
     ph = [x for x in (phases(r) for r in sel("sluice", keyed)) if x]
     if not ph:
         continue
     tot = med([r["seconds"] for r in sel("sluice", keyed)])
     cells = []
-    for k in ("upload", "queue", "validating", "storing", "commit", "seen"):
+    for k in ("upload", "queue", "pass", "commit", "seen"):
         v = med([x[k] for x in ph])
         cells.append(f"{v:.2f} ({100 * v / tot:.0f}%)")
     w(f"| {'bench_keyed' if keyed else 'bench'} | {tot:.2f} | " + " | ".join(cells) + " |")
 w("")
 w("Phases from the batch's history (the server's clock, ms) and the client's clock (the same machine):"
   " *upload* from the first byte sent to the `uploaded` record (the file streamed to disk, hashed and"
-  " fsynced); *validating* is the worker's first pass over the file (counting invalid rows for the"
-  " threshold); *storing* is the writer's second pass (the file parsed and validated again, rows, row"
-  " errors and DLQ entries inserted; `completed` is recorded at its end, inside the transaction);"
+  " fsynced); *pass* is the one streamed pass over the file (the worker reads, validates and converts"
+  " each record while the writer inserts the rows, row errors and DLQ entries it hands over;"
+  " `validating`, `transforming` and `inserting` are recorded together at its start, `completed`"
+  " at its end, inside the transaction);"
   " *commit* runs until the worker logs `completed` (the transaction's last WAL pages and its fsync);"
   " *seen* is the rest, until the next poll (at most one poll interval). Rows/s is always"
   f" {rows:,} ÷ the wall time of the whole thing (sluice: upload to `completed` seen;"
@@ -555,14 +555,14 @@ if pr:
 w("")
 w("<details><summary>Every run</summary>")
 w("")
-w("| target | dataset | run | seconds | rows/s | upload | validating | storing | commit | peak RSS MB (sampled / VmHWM) | stored | invalid | server CPU s | rest of the machine, CPU s | data dir MB | one-row POST while storing |")
-w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+w("| target | dataset | run | seconds | rows/s | upload | pass | commit | peak RSS MB (sampled / VmHWM) | stored | invalid | server CPU s | rest of the machine, CPU s | data dir MB | one-row POST while storing |")
+w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in runs:
     if r["target"] == "sluice":
         ph = phases(r) or {}
         g = lambda k: f"{ph[k]:.2f}" if k in ph else "–"
         w(f"| sluice{' (perf)' if r.get('profiled') else ''} | {r['dataset']} | {r['run']} | {r['seconds']:.2f} |"
-          f" {rows / r['seconds']:,.0f} | {g('upload')} | {g('validating')} | {g('storing')} | {g('commit')} |"
+          f" {rows / r['seconds']:,.0f} | {g('upload')} | {g('pass')} | {g('commit')} |"
           f" {r['rss_kb'] / 1024:.1f} / {r['hwm_kb'] / 1024:.1f} | {r['stored']:,} | {r['invalid']:,} |"
           f" {r['server_cpu_s']:.1f} | {max(0, r['machine_cpu_s'] - r['server_cpu_s']):.1f} |"
           f" {r['data_dir_bytes'] / 2**20:.0f} |"

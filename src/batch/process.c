@@ -52,7 +52,9 @@ struct pass {
     struct store *st;       /* writer jobs: the writer's store */
     struct rowqueue *rq;    /* PASS_STREAM: rows to the writer job */
     struct row_value *vals; /* PASS_STREAM: one row's values (schema order) */
-    int over_threshold;     /* the stream job found the error rate over the threshold */
+    char **unknown;         /* the header's undeclared columns (names borrowed from map) */
+    size_t nunknown;
+    int over_threshold; /* the stream job found the error rate over the threshold */
     int64_t total, invalid, inserted, duplicate;
     char reason[512];     /* the worker's: why the pass failed */
     char job_reason[512]; /* the stream job's (writer thread) */
@@ -101,6 +103,16 @@ static int read_header(struct pass *p, const struct csv_record *rec)
                 return -1;
             }
     }
+    free(p->unknown);
+    p->unknown = calloc(m->ncols ? m->ncols : 1, sizeof *p->unknown);
+    p->nunknown = 0;
+    if (!p->unknown) {
+        snprintf(p->reason, sizeof p->reason, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < m->ncols; i++)
+        if (m->field[i] < 0)
+            p->unknown[p->nunknown++] = m->names[i];
     for (size_t f = 0; f < schema_nfields(p->ds->schema); f++) {
         if (!schema_field_required(p->ds->schema, f))
             continue;
@@ -174,26 +186,30 @@ static json_t *to_row(struct pass *p, const struct csv_record *rec, struct row_e
     return row;
 }
 
+/* A DLQ entry for a row; errors_json and codes when already made, else from errs. */
 static int add_dlq(struct pass *p, const char *raw, size_t raw_len, int64_t rowno,
-                   const struct row_errors *errs)
+                   const struct row_errors *errs, const char *errors_json, const char *codes)
 {
-    json_t *ej = row_errors_to_json(errs);
-    char *etxt = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char *codes = ingest_codes(errs);
-    json_decref(ej);
+    char *etxt = NULL, *ctxt = NULL;
+    if (!errors_json || !codes) {
+        json_t *ej = row_errors_to_json(errs);
+        etxt = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        ctxt = ingest_codes(errs);
+        json_decref(ej);
+    }
     struct dlq_new d = {.dataset = p->ds->name,
                         .ingest_id = p->b->id,
                         .source = p->b->source ? p->b->source : "upload",
                         .row = rowno,
                         .payload = raw,
                         .payload_len = raw_len,
-                        .errors_json = etxt,
-                        .codes = codes,
+                        .errors_json = etxt ? etxt : errors_json,
+                        .codes = ctxt ? ctxt : codes,
                         .received_ms = p->now_ms,
                         .batch_id = p->b->id};
-    int rc = store_dlq_add(p->st, &d, NULL);
+    int rc = (d.errors_json && d.codes) ? store_dlq_add(p->st, &d, NULL) : -1;
     free(etxt);
-    free(codes);
+    free(ctxt);
     return rc;
 }
 
@@ -208,21 +224,102 @@ static int add_errors(struct pass *p, int64_t rowno, const struct row_errors *er
     return 0;
 }
 
+/* A CSV value as its field's type wants it (text when it does not convert, so the
+ * validator reports INVALID_TYPE); VAL_ABSENT for an empty non-string field. The
+ * record's fields are NUL-terminated. */
+static void convert_value(enum field_type t, const char *v, size_t len, struct row_value *out)
+{
+    out->kind = VAL_TEXT;
+    out->u.s.p = v;
+    out->u.s.n = len;
+    if (t == FT_STRING)
+        return;
+    if (len == 0) {
+        out->kind = VAL_ABSENT;
+        return;
+    }
+    char *end;
+    errno = 0;
+    if (t == FT_INTEGER) {
+        long long n = strtoll(v, &end, 10);
+        if (!errno && end == v + len) {
+            out->kind = VAL_INT;
+            out->u.i = n;
+        }
+    } else if (t == FT_NUMBER) {
+        double d = strtod(v, &end);
+        if (!errno && end == v + len && d == d && d - d == 0) {
+            out->kind = VAL_REAL;
+            out->u.d = d;
+        }
+    } else if (t == FT_BOOLEAN) {
+        int yes = (len == 4 && !strncasecmp(v, "true", 4)) || (len == 1 && v[0] == '1');
+        int no = (len == 5 && !strncasecmp(v, "false", 5)) || (len == 1 && v[0] == '0');
+        if (yes || no) {
+            out->kind = VAL_BOOL;
+            out->u.b = yes;
+        }
+    }
+}
+
+/* The streamed pass's to_row(): the record as values in p->vals, validated without
+ * building a JSON object. 0 when valid (*extra_txt: the undeclared columns as JSON
+ * text when the schema keeps them, else NULL), else the number of errors in errs. */
+static size_t to_values(struct pass *p, const struct csv_record *rec, struct row_errors *errs,
+                        char **extra_txt)
+{
+    const struct schema *s = p->ds->schema;
+    *extra_txt = NULL;
+    if (rec->error) {
+        row_errors_add(errs, rec->error, NULL, "%s",
+                       rec->error_message ? rec->error_message : err_message(rec->error));
+        return errs->n;
+    }
+    if (rec->nfields != p->map.ncols) {
+        row_errors_add(errs, ERR_COLUMN_COUNT_MISMATCH, NULL,
+                       "line %lld: %zu fields, the header has %zu", (long long)rec->line,
+                       rec->nfields, p->map.ncols);
+        return errs->n;
+    }
+    size_t nf = schema_nfields(s);
+    for (size_t f = 0; f < nf; f++)
+        p->vals[f].kind = VAL_ABSENT;
+    for (size_t i = 0; i < rec->nfields; i++) {
+        int f = p->map.field[i];
+        if (f >= 0)
+            convert_value(schema_field_type(s, (size_t)f), rec->fields[i].data, rec->fields[i].len,
+                          &p->vals[f]);
+    }
+    size_t n =
+        schema_validate_values(s, p->vals, (const char *const *)p->unknown, p->nunknown, errs);
+    if (n == 0 && p->nunknown && schema_allows_extra(s)) {
+        json_t *x = json_object();
+        for (size_t i = 0; x && i < rec->nfields; i++)
+            if (p->map.field[i] < 0)
+                json_object_set_new(x, p->map.names[i],
+                                    json_stringn(rec->fields[i].data, rec->fields[i].len));
+        *extra_txt = x ? json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(x);
+    }
+    return n;
+}
+
 /* PASS_STREAM: one record to the row queue, valid or not. Non-zero stops the scan. */
 static int stream_record(struct pass *p, const struct csv_record *rec, int64_t rowno)
 {
     struct row_errors errs = {0};
-    json_t *extra;
-    json_t *row = to_row(p, rec, &errs, &extra);
-    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (!row)
-        p->rejected_by_code[errs.n ? errs.v[0].code : ERR_INTERNAL]++;
-    else
-        row_values_from_json(p->ds->schema, row, p->vals);
-    int rc =
-        rowqueue_put(p->rq, rowno, rec->raw, rec->raw_len, row ? p->vals : NULL, &errs, extra_txt);
-    json_decref(row);
-    json_decref(extra);
+    char *extra_txt;
+    size_t bad = to_values(p, rec, &errs, &extra_txt);
+    char *ejson = NULL, *codes = NULL;
+    if (bad) { /* the DLQ entry's text, made here rather than on the busier writer */
+        p->rejected_by_code[errs.v[0].code]++;
+        json_t *ej = row_errors_to_json(&errs);
+        ejson = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(ej);
+        codes = ingest_codes(&errs);
+    }
+    int rc = rowqueue_put(p->rq, rowno, rec->raw, rec->raw_len, bad ? NULL : p->vals, &errs,
+                          extra_txt, ejson, codes);
     row_errors_release(&errs);
     return rc < 0 ? 4 : 0;
 }
@@ -288,7 +385,7 @@ static char *key_text(struct pass *p, const struct rq_row *r)
     case VAL_BOOL:
         j = json_boolean(v->u.b);
         break;
-    case VAL_ABSENT:
+    default:
         j = json_null();
         break;
     }
@@ -303,7 +400,8 @@ static int store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
     if (r->errs.n) {
         p->invalid++;
         return add_errors(p, r->rowno, &r->errs) < 0 ||
-                       add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs) < 0
+                       add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs, r->errors_json,
+                               r->codes) < 0
                    ? -1
                    : 0;
     }
@@ -322,7 +420,7 @@ static int store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
                    p->ds->key, kt ? kt : "?");
     free(kt);
     return add_errors(p, r->rowno, &r->errs) < 0 ||
-                   add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs) < 0
+                   add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs, NULL, NULL) < 0
                ? -1
                : 0;
 }
@@ -455,6 +553,7 @@ void batch_pass_destroy(struct pass *p)
     if (!p)
         return;
     colmap_release(&p->map);
+    free(p->unknown);
     free(p);
 }
 

@@ -36,6 +36,8 @@ static void chunk_clear(struct rq_chunk *c)
     for (size_t i = 0; i < c->n; i++) {
         row_errors_release(&c->rows[i].errs);
         free(c->rows[i].extra);
+        free(c->rows[i].errors_json);
+        free(c->rows[i].codes);
     }
     c->n = 0;
     c->used = 0;
@@ -132,7 +134,8 @@ static char *arena_copy(struct rq_chunk *c, const char *p, size_t n)
 }
 
 int rowqueue_put(struct rowqueue *q, int64_t rowno, const char *raw, size_t raw_len,
-                 const struct row_value *vals, struct row_errors *errs, char *extra)
+                 const struct row_value *vals, struct row_errors *errs, char *extra,
+                 char *errors_json, char *codes)
 {
     size_t need = raw_len;
     if (vals)
@@ -150,12 +153,16 @@ int rowqueue_put(struct rowqueue *q, int64_t rowno, const char *raw, size_t raw_
     pthread_mutex_unlock(&q->mu);
     if (!c) {
         free(extra);
+        free(errors_json);
+        free(codes);
         return -1;
     }
     if (need > c->cap) { /* one row larger than an arena: the chunk is empty, so grow it */
         char *a = realloc(c->arena, need);
         if (!a) {
             free(extra);
+            free(errors_json);
+            free(codes);
             return -1;
         }
         c->arena = a;
@@ -168,6 +175,8 @@ int rowqueue_put(struct rowqueue *q, int64_t rowno, const char *raw, size_t raw_
     r->errs = *errs;
     memset(errs, 0, sizeof *errs);
     r->extra = extra;
+    r->errors_json = errors_json;
+    r->codes = codes;
     r->vals = NULL;
     if (vals) {
         struct row_value *v = &c->vals[c->n * q->nfields];

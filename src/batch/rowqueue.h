@@ -27,6 +27,7 @@ struct rq_row {
     struct row_errors errs;       /* n == 0: valid */
     const struct row_value *vals; /* valid rows: one per schema field */
     char *extra;                  /* valid rows: undeclared fields as JSON text, or NULL */
+    char *errors_json, *codes;    /* invalid rows: the DLQ entry's errors and codes (owned) */
 };
 
 struct rq_chunk {
@@ -45,11 +46,12 @@ void rowqueue_free(struct rowqueue *q); /* accepts NULL */
 
 /*
  * Producer: append one row. vals (valid rows; NULL otherwise) and the bytes they
- * point to are copied; errs is moved (left empty); extra is taken. Returns 0, or
- * -1 when the consumer gave up (stop producing) or memory ran out.
+ * point to are copied; errs is moved (left empty); extra, errors_json and codes are
+ * taken. Returns 0, or -1 when the consumer gave up (stop producing) or memory ran out.
  */
 int rowqueue_put(struct rowqueue *q, int64_t rowno, const char *raw, size_t raw_len,
-                 const struct row_value *vals, struct row_errors *errs, char *extra);
+                 const struct row_value *vals, struct row_errors *errs, char *extra,
+                 char *errors_json, char *codes);
 /* Producer: no more rows; failed != 0 means the rows are incomplete (the consumer must
  * not store them). */
 void rowqueue_finish(struct rowqueue *q, int failed);

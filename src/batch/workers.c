@@ -20,7 +20,8 @@
 struct worker {
     struct batch_pool *pool;
     pthread_t thread;
-    char id[96]; /* host/wN: after a restart the same id takes back what it held */
+    char id[96];      /* host/wN: after a restart the same id takes back what it held */
+    int64_t lease_ms; /* batches.lease_s when the batch was claimed */
 };
 
 struct batch_pool {
@@ -55,8 +56,12 @@ static int bjob_apply(struct wjob *job, struct store *st)
         j->none = r == 1;
         return r < 0 ? -1 : 0;
     }
-    case OP_STATUS:
-        return store_batch_set_status(st, j->b->id, j->status, j->reason, now);
+    case OP_STATUS: /* each state change also renews the lease */
+        if (store_batch_set_status(st, j->b->id, j->status, j->reason, now) < 0)
+            return -1;
+        if (strcmp(j->status, "completed") != 0 && strcmp(j->status, "failed") != 0)
+            return store_batch_heartbeat(st, j->b->id, j->w->id, now, j->w->lease_ms);
+        return 0;
     case OP_FAIL:
         return batch_pass_apply_fail(j->pass, st, j->reason);
     }
@@ -167,6 +172,7 @@ static void *worker_main(void *arg)
         int64_t lease = (int64_t)cat->cfg.batches.lease_s * 1000;
         catalog_release(cat);
         struct batch b = {0};
+        w->lease_ms = lease;
         struct bjob j = {.op = OP_CLAIM, .b = &b, .lease_ms = lease};
         if (run(w, &j) == 0 && !j.none) {
             process(w, &b);

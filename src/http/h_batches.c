@@ -505,7 +505,95 @@ void h_batches_list(struct http_conn *c, struct http_request *r)
     http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next", next), NULL);
 }
 
-/* Row errors as JSON, or CSV (?format=csv or Accept: text/csv). */
+/*
+ * Row errors as JSON, or CSV (?format=csv or Accept: text/csv), streamed: pages of
+ * ERRORS_PAGE errors are read (keyset on row number and insertion order) and sent one
+ * after the other, so a batch with millions of errors costs one page of memory. Each
+ * page is its own read: a batch reprocessed during the download changes what the
+ * later pages show.
+ */
+#define ERRORS_PAGE 2000
+
+struct err_stream {
+    struct http_conn *conn;
+    char *batch_id; /* owned */
+    int csv;
+    int64_t after_row, after_seq;
+    size_t sent; /* items so far */
+    int started;
+};
+
+static void err_stream_done(void *arg)
+{
+    struct err_stream *e = arg;
+    free(e->batch_id);
+    free(e);
+}
+
+static void csv_quoted(struct buf *out, const char *s)
+{
+    /* RFC 4180: quote, double the quotes */
+    buf_appends(out, "\"");
+    for (const char *p = s ? s : ""; *p; p++)
+        buf_append(out, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+    buf_appends(out, "\"");
+}
+
+static int err_stream_fill(void *arg, struct buf *out)
+{
+    struct err_stream *e = arg;
+    if (!e->started) {
+        e->started = 1;
+        if (e->csv) {
+            buf_appends(out, "batch_id,row_number,error_code,field,error_message,created_at\r\n");
+        } else {
+            json_t *j = json_string(e->batch_id);
+            char *id = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+            buf_printf(out, "{\"batch_id\":%s,\"items\":[", id ? id : "null");
+            free(id);
+            json_decref(j);
+        }
+    }
+    json_t *page = NULL;
+    if (store_batch_errors_list(http_conn_store(e->conn), e->batch_id, e->after_row, e->after_seq,
+                                ERRORS_PAGE, &page) < 0)
+        return -1;
+    size_t i;
+    json_t *it;
+    json_array_foreach(page, i, it)
+    {
+        char t[32];
+        e->after_row = json_integer_value(json_object_get(it, "row_number"));
+        e->after_seq = json_integer_value(json_object_get(it, "seq"));
+        clock_rfc3339(json_integer_value(json_object_get(it, "created_ms")), t, sizeof t);
+        if (e->csv) {
+            buf_printf(out, "%s,%lld,%s,", e->batch_id, (long long)e->after_row,
+                       json_string_value(json_object_get(it, "error_code")));
+            csv_quoted(out, json_string_value(json_object_get(it, "field")));
+            buf_appends(out, ",");
+            csv_quoted(out, json_string_value(json_object_get(it, "error_message")));
+            buf_printf(out, ",%s\r\n", t);
+        } else {
+            json_object_del(it, "created_ms");
+            json_object_del(it, "seq");
+            json_object_set_new(it, "created_at", json_string(t));
+            char *txt = json_dumps(it, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (e->sent)
+                buf_appends(out, ",");
+            buf_appends(out, txt ? txt : "null");
+            free(txt);
+        }
+        e->sent++;
+    }
+    size_t n = json_array_size(page);
+    json_decref(page);
+    if (n == ERRORS_PAGE)
+        return 1;
+    if (!e->csv)
+        buf_appends(out, "],\"next\":null}");
+    return 0;
+}
+
 void h_batches_errors(struct http_conn *c, struct http_request *r)
 {
     struct batch b;
@@ -514,58 +602,18 @@ void h_batches_errors(struct http_conn *c, struct http_request *r)
     char fmt[16] = "";
     http_query(r, "format", fmt, sizeof fmt);
     const char *accept = http_header(r, "accept");
-    int csv = !strcmp(fmt, "csv") || (accept && strstr(accept, "text/csv"));
-    struct store *st = http_conn_store(c);
-    struct buf out;
-    buf_init(&out, 512u << 20);
-    json_t *items = csv ? NULL : json_array();
-    if (csv)
-        buf_appends(&out, "batch_id,row_number,error_code,field,error_message,created_at\r\n");
-    json_t *all = NULL;
-    if (store_batch_errors_list(st, b.id, 0, INT_MAX, &all) < 0) {
-        json_decref(items);
-        buf_release(&out);
+    struct err_stream *e = calloc(1, sizeof *e);
+    if (!e || !(e->batch_id = strdup(b.id))) {
+        free(e);
         batch_release(&b);
-        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
         return;
     }
-    size_t i;
-    json_t *e;
-    json_array_foreach(all, i, e)
-    {
-        char t[32];
-        int64_t ms = json_integer_value(json_object_get(e, "created_ms"));
-        json_object_del(e, "created_ms");
-        json_object_set_new(e, "created_at", json_string(clock_rfc3339(ms, t, sizeof t)));
-        if (!csv) {
-            json_array_append(items, e);
-            continue;
-        }
-        const char *field = json_string_value(json_object_get(e, "field"));
-        const char *m = json_string_value(json_object_get(e, "error_message"));
-        buf_printf(&out, "%s,%lld,%s,", b.id,
-                   (long long)json_integer_value(json_object_get(e, "row_number")),
-                   json_string_value(json_object_get(e, "error_code")));
-        const char *cols[2] = {field ? field : "", m ? m : ""};
-        for (int k = 0; k < 2; k++) { /* RFC 4180: quote, double the quotes */
-            buf_appends(&out, "\"");
-            for (const char *p = cols[k]; *p; p++)
-                buf_append(&out, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
-            buf_appends(&out, "\",");
-        }
-        buf_printf(&out, "%s\r\n", t);
-    }
-    json_decref(all);
-    if (csv) {
-        size_t len;
-        char *body = buf_steal(&out, &len);
-        http_reply(c, 200, "text/csv; charset=utf-8", body, len, NULL);
-    } else {
-        buf_release(&out);
-        http_reply_json(c, 200,
-                        json_pack("{s:s,s:o,s:n}", "batch_id", b.id, "items", items, "next"), NULL);
-    }
+    e->conn = c;
+    e->csv = !strcmp(fmt, "csv") || (accept && strstr(accept, "text/csv"));
     batch_release(&b);
+    http_reply_stream(c, 200, e->csv ? "text/csv; charset=utf-8" : "application/json", NULL,
+                      err_stream_fill, err_stream_done, e);
 }
 
 /* ---- operations --------------------------------------------------------- */

@@ -99,9 +99,19 @@ struct http_conn {
     char err_msg[160];
     uv_write_t wr;
     char *out; /* the answer being written */
+    /* A streamed answer (http_reply_stream) while fill is set. */
+    struct {
+        int (*fill)(void *arg, struct buf *out);
+        void (*done)(void *arg);
+        void *arg;
+        int chunked;  /* else close-delimited (HTTP/1.0) */
+        int finished; /* the last piece is written or being written */
+    } stream;
 };
 
 static void conn_close(struct http_conn *c);
+static void after_write(uv_write_t *w, int status);
+static void stream_end(struct http_conn *c);
 static void conn_feed(struct http_conn *c, const char *data, size_t len);
 static void conn_read_start(struct http_conn *c);
 
@@ -314,6 +324,59 @@ static void linger(struct http_conn *c)
         conn_read_start(c);
 }
 
+/*
+ * Write the next piece of a streamed answer: 0 when a write is under way, 1
+ * when the answer is complete, -1 when the producer failed (the answer is then
+ * cut short without its last chunk, which tells the client it is incomplete).
+ */
+static int stream_write_next(struct http_conn *c)
+{
+    if (c->stream.finished)
+        return 1;
+    struct buf piece, frame;
+    buf_init(&piece, 64u << 20);
+    int more;
+    do { /* a producer may return an empty piece with more to come */
+        more = c->stream.fill(c->stream.arg, &piece);
+    } while (more == 1 && piece.len == 0);
+    if (more < 0) {
+        buf_release(&piece);
+        return -1;
+    }
+    buf_init(&frame, 64u << 20);
+    if (c->stream.chunked) {
+        if (piece.len)
+            buf_printf(&frame, "%zx\r\n", piece.len);
+        buf_append(&frame, piece.data, piece.len);
+        if (piece.len)
+            buf_appends(&frame, "\r\n");
+        if (!more)
+            buf_appends(&frame, "0\r\n\r\n");
+    } else {
+        buf_append(&frame, piece.data, piece.len);
+    }
+    buf_release(&piece);
+    if (!more)
+        c->stream.finished = 1;
+    if (frame.len == 0) {
+        buf_release(&frame);
+        return 1;
+    }
+    size_t len;
+    c->out = buf_steal(&frame, &len);
+    if (!c->out)
+        return -1;
+    c->deadline_ms = loop_now(c->loop) + c->loop->srv->o.request_timeout_ms;
+    uv_buf_t b = uv_buf_init(c->out, (unsigned)len);
+    c->wr.data = c;
+    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, after_write) < 0) {
+        free(c->out);
+        c->out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static void after_write(uv_write_t *w, int status)
 {
     struct http_conn *c = w->data;
@@ -322,6 +385,17 @@ static void after_write(uv_write_t *w, int status)
     if (status < 0) {
         conn_close(c);
         return;
+    }
+    if (c->stream.fill) {
+        int r = stream_write_next(c);
+        if (r == 0)
+            return;
+        int complete = r == 1 && (c->stream.chunked || c->stream.finished);
+        stream_end(c);
+        if (!complete) {
+            conn_close(c);
+            return;
+        }
     }
     if (c->close_after || c->loop->draining) {
         linger(c);
@@ -400,6 +474,60 @@ void http_reply(struct http_conn *c, int status, const char *ctype, char *body, 
     /* A client that does not read its answer is dropped after request_timeout. */
     c->deadline_ms = loop_now(c->loop) + s->o.request_timeout_ms;
     uv_buf_t b = uv_buf_init(c->out, (unsigned)((size_t)n + blen));
+    c->wr.data = c;
+    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, after_write) < 0) {
+        free(c->out);
+        c->out = NULL;
+        conn_close(c);
+    }
+}
+
+void http_reply_stream(struct http_conn *c, int status, const char *ctype,
+                       const char *extra_headers, int (*fill)(void *arg, struct buf *out),
+                       void (*done)(void *arg), void *arg)
+{
+    struct http_server *s = c->loop->srv;
+    if (c->state == CONN_WRITING || c->closing) {
+        if (done)
+            done(arg);
+        return;
+    }
+    if (!c->req.request_id[0])
+        snprintf(c->req.request_id, sizeof c->req.request_id, "%016llx%04x",
+                 (unsigned long long)clock_mono_ns(), (unsigned)rand() & 0xffff);
+    int head = c->req.method && strcmp(c->req.method, "HEAD") == 0;
+    /* HTTP/1.0 has no chunked coding: the end of the connection ends the answer. */
+    int chunked = !(c->parser.http_major == 1 && c->parser.http_minor == 0);
+    if (!chunked)
+        c->close_after = 1;
+    int close = c->close_after || c->loop->draining;
+    char hdr[1024];
+    int n =
+        snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\n%sX-Request-Id: %s\r\n%s%s%s%s%s\r\n", status,
+                 reason(status), chunked ? "Transfer-Encoding: chunked\r\n" : "", c->req.request_id,
+                 ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
+                 close ? "Connection: close\r\n" : "", extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof hdr || !(c->out = malloc((size_t)n + 1))) {
+        if (done)
+            done(arg);
+        conn_close(c);
+        return;
+    }
+    memcpy(c->out, hdr, (size_t)n);
+    double secs =
+        (double)(clock_mono_ns() - (c->req.start_ns ? c->req.start_ns : clock_mono_ns())) / 1e9;
+    metrics_http_request(c->req.route ? router_index(c->req.route) : (size_t)-1,
+                         c->req.method ? c->req.method : "OTHER", status, secs);
+    if (s->o.log_requests)
+        log_request(c, status, secs);
+    c->stream.fill = fill;
+    c->stream.done = done;
+    c->stream.arg = arg;
+    c->stream.chunked = chunked;
+    c->stream.finished = head; /* HEAD: the headers are the whole answer */
+    set_busy(c, CONN_WRITING);
+    c->deadline_ms = loop_now(c->loop) + s->o.request_timeout_ms;
+    uv_buf_t b = uv_buf_init(c->out, (unsigned)n);
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, after_write) < 0) {
         free(c->out);
@@ -784,9 +912,22 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(slab, sizeof slab);
 }
 
+/* The streamed answer is over (sent, failed or cut): its producer's done(). */
+static void stream_end(struct http_conn *c)
+{
+    if (!c->stream.fill)
+        return;
+    void (*done)(void *) = c->stream.done;
+    void *arg = c->stream.arg;
+    memset(&c->stream, 0, sizeof c->stream);
+    if (done)
+        done(arg);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     struct http_conn *c = h->data;
+    stream_end(c);
     struct http_loop *l = c->loop;
     if (c->prev)
         c->prev->next = c->next;

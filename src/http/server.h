@@ -72,6 +72,19 @@ struct uv_loop_s *http_conn_uv_loop(struct http_conn *c); /* for uv_queue_work *
  */
 void http_reply(struct http_conn *c, int status, const char *ctype, char *body, size_t len,
                 const char *extra_headers);
+/*
+ * Answer with a body produced piece by piece (Transfer-Encoding: chunked; to an
+ * HTTP/1.0 client, ended by closing the connection). fill(arg, out) appends the
+ * next piece to out (tens of KiB, not the whole answer) and returns 1 while more
+ * follows, 0 with the last piece, -1 on failure: the connection is then closed
+ * without the final chunk, so the client sees the answer is incomplete. fill runs
+ * on the loop thread each time the previous piece was sent, so memory stays that
+ * of one piece however long the answer. done(arg) runs exactly once at the end,
+ * whatever happened (also when the client goes away).
+ */
+void http_reply_stream(struct http_conn *c, int status, const char *ctype,
+                       const char *extra_headers, int (*fill)(void *arg, struct buf *out),
+                       void (*done)(void *arg), void *arg);
 /* Answer with a JSON body; steals j. */
 void http_reply_json(struct http_conn *c, int status, json_t *j, const char *extra_headers);
 /* Answer {"error":{"code","message"}} with the code's status; message printf-style

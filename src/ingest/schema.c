@@ -91,26 +91,68 @@ const char *field_type_name(enum field_type t)
     return "unknown";
 }
 
-static const char *json_kind(const json_t *v)
+static const char *value_kind_name(const struct row_value *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (v->kind) {
+    case VAL_OBJECT:
         return "object";
-    case JSON_ARRAY:
+    case VAL_ARRAY:
         return "array";
-    case JSON_STRING:
+    case VAL_TEXT:
         return "string";
-    case JSON_INTEGER:
+    case VAL_INT:
         return "integer";
-    case JSON_REAL:
+    case VAL_REAL:
         return "number";
+    case VAL_BOOL:
+        return "boolean";
+    case VAL_NULL:
+        return "null";
+    case VAL_ABSENT:
+        break;
+    }
+    return "nothing";
+}
+
+/* A JSON value as a row value (borrowed: text points into j). */
+static void value_of_json(const json_t *j, struct row_value *v)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        v->kind = VAL_OBJECT;
+        break;
+    case JSON_ARRAY:
+        v->kind = VAL_ARRAY;
+        break;
+    case JSON_STRING:
+        v->kind = VAL_TEXT;
+        v->u.s.p = json_string_value(j);
+        v->u.s.n = json_string_length(j);
+        break;
+    case JSON_INTEGER:
+        v->kind = VAL_INT;
+        v->u.i = json_integer_value(j);
+        break;
+    case JSON_REAL:
+        v->kind = VAL_REAL;
+        v->u.d = json_real_value(j);
+        break;
     case JSON_TRUE:
     case JSON_FALSE:
-        return "boolean";
+        v->kind = VAL_BOOL;
+        v->u.b = json_is_true(j);
+        break;
     case JSON_NULL:
-        return "null";
+        v->kind = VAL_NULL;
+        break;
     }
-    return "unknown";
+}
+
+static const char *json_kind(const json_t *v)
+{
+    struct row_value rv;
+    value_of_json(v, &rv);
+    return value_kind_name(&rv);
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -149,12 +191,19 @@ static void fmt_real(char *buf, size_t n, double d)
     }
 }
 
-static void fmt_number(char *buf, size_t n, const json_t *v)
+static void fmt_number(char *buf, size_t n, const struct row_value *v)
 {
-    if (json_is_integer(v))
-        snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+    if (v->kind == VAL_INT)
+        snprintf(buf, n, "%lld", (long long)v->u.i);
     else
-        fmt_real(buf, n, json_real_value(v));
+        fmt_real(buf, n, v->u.d);
+}
+
+static void fmt_json_number(char *buf, size_t n, const json_t *j)
+{
+    struct row_value v;
+    value_of_json(j, &v);
+    fmt_number(buf, n, &v);
 }
 
 /* Whether d has an integral value that fits int64 (3.0 is an integer). */
@@ -248,7 +297,7 @@ static void set_bound(struct bound *b, const json_t *v)
     b->set = 1;
     b->v =
         json_is_integer(v) ? (long double)json_integer_value(v) : (long double)json_real_value(v);
-    fmt_number(b->text, sizeof b->text, v);
+    fmt_json_number(b->text, sizeof b->text, v);
 }
 
 /* Appends the text of an enum value to the message list, stopping near ENUM_TEXT_MAX. */
@@ -259,7 +308,7 @@ static void enum_text_add(char *buf, size_t *used, const json_t *v, int first)
         char e[ECHO_BUF];
         snprintf(tmp, sizeof tmp, "\"%s\"", echo(e, json_string_value(v), json_string_length(v)));
     } else if (json_is_number(v)) {
-        fmt_number(num, sizeof num, v);
+        fmt_json_number(num, sizeof num, v);
         snprintf(tmp, sizeof tmp, "%s", num);
     } else {
         snprintf(tmp, sizeof tmp, "%s", json_is_true(v) ? "true" : "false");
@@ -675,7 +724,8 @@ static pcre2_match_data *thread_match_data(void)
     return tls_md;
 }
 
-static void check_range(const struct field *f, long double x, const json_t *v, struct row_errors *e)
+static void check_range(const struct field *f, long double x, const struct row_value *v,
+                        struct row_errors *e)
 {
     char num[40];
     num[0] = '\0';
@@ -699,10 +749,10 @@ static void check_range(const struct field *f, long double x, const json_t *v, s
     }
 }
 
-static void check_string(const struct field *f, const json_t *v, struct row_errors *e)
+static void check_string(const struct field *f, const struct row_value *v, struct row_errors *e)
 {
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
+    const char *s = v->u.s.p;
+    size_t len = v->u.s.n;
     char buf[ECHO_BUF];
 
     if (f->format == FMT_DATE && !schema_is_date(s, len))
@@ -760,13 +810,13 @@ static void check_string(const struct field *f, const json_t *v, struct row_erro
     }
 }
 
-static void check_number(const struct field *f, const json_t *v, struct row_errors *e)
+static void check_number(const struct field *f, const struct row_value *v, struct row_errors *e)
 {
     long double x;
-    if (json_is_integer(v)) {
-        x = (long double)json_integer_value(v);
-    } else if (json_is_real(v)) {
-        double d = json_real_value(v);
+    if (v->kind == VAL_INT) {
+        x = (long double)v->u.i;
+    } else if (v->kind == VAL_REAL) {
+        double d = v->u.d;
         /* An integer may be written 3.0, if it fits int64. */
         if (f->type == FT_INTEGER && !is_int64(d)) {
             char num[40];
@@ -777,7 +827,7 @@ static void check_number(const struct field *f, const json_t *v, struct row_erro
         x = (long double)d;
     } else {
         row_errors_add(e, ERR_INVALID_TYPE, f->name, "expected %s, got %s",
-                       field_type_name(f->type), json_kind(v));
+                       field_type_name(f->type), value_kind_name(v));
         return;
     }
     if (f->has_range)
@@ -792,27 +842,58 @@ static void check_number(const struct field *f, const json_t *v, struct row_erro
     }
 }
 
-static void check_field(const struct field *f, const json_t *v, struct row_errors *e)
+static void check_field(const struct field *f, const struct row_value *v, struct row_errors *e)
 {
     switch (f->type) {
     case FT_STRING:
-        if (json_is_string(v))
+        if (v->kind == VAL_TEXT)
             check_string(f, v, e);
         else
-            row_errors_add(e, ERR_INVALID_TYPE, f->name, "expected string, got %s", json_kind(v));
+            row_errors_add(e, ERR_INVALID_TYPE, f->name, "expected string, got %s",
+                           value_kind_name(v));
         return;
     case FT_INTEGER:
     case FT_NUMBER:
         check_number(f, v, e);
         return;
     case FT_BOOLEAN:
-        if (!json_is_boolean(v))
-            row_errors_add(e, ERR_INVALID_TYPE, f->name, "expected boolean, got %s", json_kind(v));
-        else if (f->nenum && !(f->enum_bools & (json_is_true(v) ? 2u : 1u)))
+        if (v->kind != VAL_BOOL)
+            row_errors_add(e, ERR_INVALID_TYPE, f->name, "expected boolean, got %s",
+                           value_kind_name(v));
+        else if (f->nenum && !(f->enum_bools & (v->u.b ? 2u : 1u)))
             row_errors_add(e, ERR_NOT_IN_ENUM, f->name, "must be one of %s; got %s", f->enum_text,
-                           json_is_true(v) ? "true" : "false");
+                           v->u.b ? "true" : "false");
         return;
     }
+}
+
+static void unknown_field(struct row_errors *e, const char *name)
+{
+    row_errors_add(e, ERR_UNKNOWN_FIELD, name,
+                   "field is not declared in the schema and additionalProperties is false");
+}
+
+static void check_required(const struct schema *s, size_t i, struct row_errors *e)
+{
+    if (s->f[i].required)
+        row_errors_add(e, ERR_MISSING_REQUIRED_FIELD, s->f[i].name, "required field is missing");
+}
+
+size_t schema_validate_values(const struct schema *s, const struct row_value *vals,
+                              const char *const *unknown, size_t n_unknown, struct row_errors *errs)
+{
+    size_t before = errs->n;
+    for (size_t i = 0; i < s->n; i++)
+        if (vals[i].kind != VAL_ABSENT)
+            check_field(&s->f[i], &vals[i], errs);
+    if (!s->allow_extra)
+        for (size_t k = 0; k < n_unknown; k++)
+            unknown_field(errs, unknown[k]);
+    if (s->nrequired)
+        for (size_t i = 0; i < s->n; i++)
+            if (vals[i].kind == VAL_ABSENT)
+                check_required(s, i, errs);
+    return errs->n - before;
 }
 
 size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *errs, json_t **extra)
@@ -845,21 +926,21 @@ size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *e
     }
 
     for (size_t i = 0; i < s->n; i++)
-        if (vals[i])
-            check_field(&s->f[i], vals[i], errs);
+        if (vals[i]) {
+            struct row_value v;
+            value_of_json(vals[i], &v);
+            check_field(&s->f[i], &v, errs);
+        }
 
     if (nunknown && !s->allow_extra)
         for (void *it = json_object_iter(row); it; it = json_object_iter_next(row, it))
             if (lookup(s, json_object_iter_key(it), json_object_iter_key_len(it)) < 0)
-                row_errors_add(
-                    errs, ERR_UNKNOWN_FIELD, json_object_iter_key(it),
-                    "field is not declared in the schema and additionalProperties is false");
+                unknown_field(errs, json_object_iter_key(it));
 
     if (s->nrequired)
         for (size_t i = 0; i < s->n; i++)
-            if (s->f[i].required && !vals[i])
-                row_errors_add(errs, ERR_MISSING_REQUIRED_FIELD, s->f[i].name,
-                               "required field is missing");
+            if (!vals[i])
+                check_required(s, i, errs);
 
     if (extra && nunknown && s->allow_extra && errs->n == before) {
         json_t *x = json_object();

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/errors.h"
 
@@ -25,6 +26,35 @@ enum field_type { FT_STRING = 0, FT_INTEGER, FT_NUMBER, FT_BOOLEAN };
 const char *field_type_name(enum field_type t);
 
 struct schema;
+
+/*
+ * One value of a row in its own type: a row is an array of these in declared
+ * field order (VAL_ABSENT: the field is missing). Text is borrowed and need not
+ * be NUL-terminated. VAL_NULL, VAL_ARRAY and VAL_OBJECT only come from JSON, to
+ * be refused with the right message.
+ */
+enum value_kind {
+    VAL_ABSENT = 0,
+    VAL_INT,
+    VAL_REAL,
+    VAL_TEXT,
+    VAL_BOOL,
+    VAL_NULL,
+    VAL_ARRAY,
+    VAL_OBJECT
+};
+struct row_value {
+    enum value_kind kind;
+    union {
+        int64_t i;
+        double d;
+        int b;
+        struct {
+            const char *p;
+            size_t n;
+        } s;
+    } u;
+};
 
 /*
  * Compile a schema from its JSON form (borrowed, not kept). Property names must
@@ -77,6 +107,16 @@ json_t *row_errors_to_json(const struct row_errors *e);
  */
 size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *errs,
                        json_t **extra);
+
+/*
+ * The same for a row given as values (one per declared field, schema order), as a
+ * CSV record is: the same checks, codes and messages in the same order. unknown
+ * names the row's undeclared fields (n_unknown of them), refused as UNKNOWN_FIELD
+ * when the schema has additionalProperties: false. No allocation for a valid row.
+ */
+size_t schema_validate_values(const struct schema *s, const struct row_value *vals,
+                              const char *const *unknown, size_t n_unknown,
+                              struct row_errors *errs);
 
 /*
  * Can rows stored under `old` be kept under `next`? Adding a field that is not

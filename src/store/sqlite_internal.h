@@ -61,8 +61,8 @@ int sqlite_batch_set_threshold(struct store *st, const char *id, double pct, int
 int sqlite_batch_history(struct store *st, const char *id, json_t **out);
 int sqlite_batch_errors_add(struct store *st, const char *batch_id, const struct batch_error_new *e,
                             size_t n, int64_t now_ms);
-int sqlite_batch_errors_list(struct store *st, const char *batch_id, int64_t after_row, int limit,
-                             json_t **out);
+int sqlite_batch_errors_list(struct store *st, const char *batch_id, int64_t after_row,
+                             int64_t after_seq, int limit, json_t **out);
 int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_id, int count_only,
                        int64_t *rows);
 /* Row ranges: note a row inserted for batch_id; write the pending range; forget it. */

@@ -54,23 +54,6 @@ struct batch_error_new {
 
 enum row_result { ROW_INSERTED = 0, ROW_DUPLICATE, ROW_REPLACED };
 
-/*
- * One value of a row, already converted to its field's type: a row is an array
- * of these in schema field order (store_row_put_values). Text is borrowed.
- */
-enum value_kind { VAL_ABSENT = 0, VAL_INT, VAL_REAL, VAL_TEXT, VAL_BOOL };
-struct row_value {
-    enum value_kind kind;
-    union {
-        int64_t i;
-        double d;
-        int b;
-        struct {
-            const char *p;
-            size_t n;
-        } s;
-    } u;
-};
 /* The values of a validated JSON row (borrowed: they point into row), one per schema field. */
 void row_values_from_json(const struct schema *s, json_t *row, struct row_value *out);
 
@@ -181,9 +164,11 @@ struct store_ops {
     int (*batch_history)(struct store *st, const char *id, json_t **out); /* [{status,at,detail}] */
     int (*batch_errors_add)(struct store *st, const char *batch_id, const struct batch_error_new *e,
                             size_t n, int64_t now_ms);
-    /* Row errors with row_no > after_row, at most limit, as JSON objects. */
-    int (*batch_errors_list)(struct store *st, const char *batch_id, int64_t after_row, int limit,
-                             json_t **out);
+    /* Row errors in row order after the cursor (after_row, after_seq) (0, 0 = from the
+     * start), at most limit, as JSON objects {row_number, error_code, field,
+     * error_message, created_ms, seq}; the last one's (row_number, seq) is the next cursor. */
+    int (*batch_errors_list)(struct store *st, const char *batch_id, int64_t after_row,
+                             int64_t after_seq, int limit, json_t **out);
     /* Remove what a batch stored: its rows in ds, its row errors, its DLQ entries; *rows
      * (may be NULL) gets how many rows. count_only: remove nothing, only count. */
     int (*batch_clear)(struct store *st, const char *dataset, const char *batch_id, int count_only,
@@ -244,8 +229,8 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_batch_history(st, id, out) ((st)->ops->batch_history((st), (id), (out)))
 #define store_batch_errors_add(st, id, e, n, now)                                                  \
     ((st)->ops->batch_errors_add((st), (id), (e), (n), (now)))
-#define store_batch_errors_list(st, id, after, lim, out)                                           \
-    ((st)->ops->batch_errors_list((st), (id), (after), (lim), (out)))
+#define store_batch_errors_list(st, id, row, seq, lim, out)                                        \
+    ((st)->ops->batch_errors_list((st), (id), (row), (seq), (lim), (out)))
 #define store_batch_clear(st, ds, id, c, rows)                                                     \
     ((st)->ops->batch_clear((st), (ds), (id), (c), (rows)))
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))

@@ -445,6 +445,9 @@ static void bind_value(sqlite3_stmt *q, int col, const struct row_value *v)
 {
     switch (v->kind) {
     case VAL_ABSENT:
+    case VAL_NULL:
+    case VAL_ARRAY: /* never in a valid row */
+    case VAL_OBJECT:
         sqlite3_bind_null(q, col);
         break;
     case VAL_TEXT:

@@ -373,28 +373,31 @@ int sqlite_batch_errors_add(struct store *st, const char *batch_id, const struct
     return 0;
 }
 
-int sqlite_batch_errors_list(struct store *st, const char *batch_id, int64_t after_row, int limit,
-                             json_t **out)
+int sqlite_batch_errors_list(struct store *st, const char *batch_id, int64_t after_row,
+                             int64_t after_seq, int limit, json_t **out)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT row_no, code, field, message, created_ms FROM batch_errors"
-                           " WHERE batch_id = ?1 AND row_no > ?2 ORDER BY row_no, rowid LIMIT ?3",
+                           "SELECT row_no, code, field, message, created_ms, rowid FROM"
+                           " batch_errors WHERE batch_id = ?1 AND (row_no, rowid) > (?2, ?4)"
+                           " ORDER BY row_no, rowid LIMIT ?3",
                            -1, &q, NULL) != SQLITE_OK)
         return sqlite_fail(s, "batch errors");
     sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, after_row);
     sqlite3_bind_int(q, 3, limit);
+    sqlite3_bind_int64(q, 4, after_seq);
     json_t *a = json_array();
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        json_array_append_new(a, json_pack("{s:I,s:s,s:s?,s:s,s:I}", "row_number",
+        json_array_append_new(a, json_pack("{s:I,s:s,s:s?,s:s,s:I,s:I}", "row_number",
                                            (json_int_t)sqlite3_column_int64(q, 0), "error_code",
                                            (const char *)sqlite3_column_text(q, 1), "field",
                                            (const char *)sqlite3_column_text(q, 2), "error_message",
                                            (const char *)sqlite3_column_text(q, 3), "created_ms",
-                                           (json_int_t)sqlite3_column_int64(q, 4)));
+                                           (json_int_t)sqlite3_column_int64(q, 4), "seq",
+                                           (json_int_t)sqlite3_column_int64(q, 5)));
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) {
         json_decref(a);

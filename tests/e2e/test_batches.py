@@ -996,3 +996,58 @@ def test_batch_rows_found_after_events_retries_and_upserts(make_server):
     assert (b["row_count_inserted"], b["row_count_duplicate"]) == (3, 0), b
     assert sql(server, "SELECT id, v FROM ds_upserts ORDER BY id") == \
         [(1, "a"), (2, "b"), (3, "c")]
+
+
+# ---------------------------------------------------------------- streamed row errors
+
+def test_errors_download_is_streamed_in_row_order(server):
+    """Thousands of row errors (more than one page) come as a chunked stream, in row order
+    with every error of a row, as JSON and as CSV; an HTTP/1.0 client gets the same body
+    ended by the close; a client that leaves mid-download does not hurt the server."""
+    import csv as csvmod
+    import io
+    import socket
+    n = 3000  # every row: a bad case number and a negative amount -> 6000 errors
+    body = b"case_number,amount,filed_date\n" + b"".join(
+        b"X-%d,-%d,2024-01-01\n" % (i, i) for i in range(1, n + 1))
+    bid = upload_ok(server, "judgments", body, {"error_threshold_percent": "100"})
+    b = wait_status(server, bid)
+    assert (b["status"], b["row_count_invalid"]) == ("completed", n), b
+
+    r = requests.get(f"{server.url}/api/v1/batches/{bid}/errors", timeout=60)
+    assert r.status_code == 200
+    assert r.headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in r.headers
+    items = r.json()["items"]
+    assert len(items) == 2 * n
+    assert [e["row_number"] for e in items] == [i for i in range(1, n + 1) for _ in (0, 1)]
+    assert {(e["error_code"], e["field"]) for e in items[:2]} == \
+        {("PATTERN_MISMATCH", "case_number"), ("OUT_OF_RANGE", "amount")}, items[:2]
+    assert all(TIME_RE.match(e["created_at"]) for e in items[:10])
+
+    r = requests.get(f"{server.url}/api/v1/batches/{bid}/errors",
+                     headers={"Accept": "text/csv"}, timeout=60)
+    assert r.headers["Content-Type"].startswith("text/csv")
+    rows = list(csvmod.reader(io.StringIO(r.text)))
+    assert rows[0] == ["batch_id", "row_number", "error_code", "field", "error_message",
+                       "created_at"]
+    assert len(rows) == 2 * n + 1
+    assert [int(x[1]) for x in rows[1:]] == [e["row_number"] for e in items]
+    assert {x[0] for x in rows[1:]} == {bid}
+
+    # HTTP/1.0: no chunked coding, the end of the connection ends the body
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(f"GET /api/v1/batches/{bid}/errors?format=csv HTTP/1.0\r\n\r\n".encode())
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head and b"Connection: close" in head, head
+    assert payload.decode() == r.text
+
+    # a client that reads the headers and leaves
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+            s.sendall(f"GET /api/v1/batches/{bid}/errors HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            s.recv(100)
+    assert server.get("/healthz").status_code == 200
+    assert len(errors_json(server, bid)) == 2 * n

@@ -869,3 +869,107 @@ Test(threads, one_schema_shared_by_threads)
     }
     schema_destroy(s);
 }
+
+/* ---- rows given as values (CSV) ------------------------------------------------------- */
+
+/* The row as values in schema order, and its undeclared member names. */
+static void values_of(const struct schema *s, json_t *row, struct row_value *v, const char **unk,
+                      size_t *nunk)
+{
+    *nunk = 0;
+    for (size_t i = 0; i < schema_nfields(s); i++) {
+        json_t *j = json_object_get(row, schema_field_name(s, i));
+        v[i].kind = VAL_ABSENT;
+        if (!j)
+            continue;
+        switch (json_typeof(j)) {
+        case JSON_STRING:
+            v[i].kind = VAL_TEXT;
+            v[i].u.s.p = json_string_value(j);
+            v[i].u.s.n = json_string_length(j);
+            break;
+        case JSON_INTEGER:
+            v[i].kind = VAL_INT;
+            v[i].u.i = json_integer_value(j);
+            break;
+        case JSON_REAL:
+            v[i].kind = VAL_REAL;
+            v[i].u.d = json_real_value(j);
+            break;
+        case JSON_TRUE:
+        case JSON_FALSE:
+            v[i].kind = VAL_BOOL;
+            v[i].u.b = json_is_true(j);
+            break;
+        case JSON_NULL:
+            v[i].kind = VAL_NULL;
+            break;
+        case JSON_ARRAY:
+            v[i].kind = VAL_ARRAY;
+            break;
+        case JSON_OBJECT:
+            v[i].kind = VAL_OBJECT;
+            break;
+        }
+    }
+    const char *k;
+    json_t *val;
+    json_object_foreach(row, k, val)
+    {
+        (void)val;
+        if (schema_field_index(s, k) < 0)
+            unk[(*nunk)++] = k;
+    }
+}
+
+Test(values, same_errors_as_the_json_row)
+{
+    struct schema *s = compile(JUDGMENTS);
+    const char *rows[] = {
+        "{\"case_number\": \"CASE-0000001\", \"amount\": 1.5, \"filed_date\": \"2024-01-01\"}",
+        "{\"zz\": 1, \"filed_date\": \"2024-02-30\", \"amount\": -5, \"case_number\": \"CASE-12\"}",
+        "{\"b\": 1, \"status\": \"nope\", \"a\": 2}",
+        "{\"case_number\": 7, \"amount\": \"x\", \"filed_date\": null, \"notes\": [1]}",
+        "{\"case_number\": \"CASE-0000001\", \"amount\": true, \"filed_date\": {}, \"status\": 1}",
+        "{\"amount\": 3, \"filed_date\": \"2024-01-01\", \"case_number\": \"case-0000001\"}",
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        json_t *row = parse(rows[r]);
+        struct row_errors a = {0}, b = {0};
+        struct row_value v[8];
+        const char *unk[8];
+        size_t nunk;
+        values_of(s, row, v, unk, &nunk);
+        size_t na = schema_validate(s, row, &a, NULL);
+        size_t nb = schema_validate_values(s, v, unk, nunk, &b);
+        cr_expect_eq(na, nb, "row %zu: %zu errors from JSON, %zu from values", r, na, nb);
+        for (size_t i = 0; i < na && i < nb; i++) {
+            cr_expect_eq(a.v[i].code, b.v[i].code, "row %zu error %zu", r, i);
+            cr_expect_str_eq(a.v[i].field ? a.v[i].field : "-", b.v[i].field ? b.v[i].field : "-");
+            cr_expect_str_eq(a.v[i].message, b.v[i].message);
+        }
+        row_errors_release(&a);
+        row_errors_release(&b);
+        json_decref(row);
+    }
+    schema_destroy(s);
+}
+
+Test(values, integer_as_real_and_text_not_nul_terminated)
+{
+    struct schema *s = compile("{\"type\": \"object\", \"properties\": {"
+                               " \"n\": {\"type\": \"integer\", \"maximum\": 10},"
+                               " \"t\": {\"type\": \"string\", \"enum\": [\"ab\"]}}}");
+    struct row_errors e = {0};
+    struct row_value v[2] = {{.kind = VAL_REAL, .u.d = 3.0}, {.kind = VAL_TEXT}};
+    v[1].u.s.p = "abc"; /* only "ab": the length counts, not a NUL */
+    v[1].u.s.n = 2;
+    cr_expect_eq(schema_validate_values(s, v, NULL, 0, &e), 0);
+    v[0].u.d = 3.5;
+    v[1].u.s.n = 3;
+    cr_expect_eq(schema_validate_values(s, v, NULL, 0, &e), 2);
+    expect_err(&e, 0, ERR_INVALID_TYPE, "n", "expected integer, got number 3.5");
+    expect_err(&e, 1, ERR_NOT_IN_ENUM, "t", "got 'abc'");
+    row_errors_release(&e);
+    schema_destroy(s);
+}

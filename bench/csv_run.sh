@@ -173,6 +173,7 @@ write_config() { # FILE: `bench` (no key, as .import has none) and `bench_keyed`
 # logging, off (the poll would log 20 lines a second).
 listen: 127.0.0.1:$PORT
 log: {requests: false}
+auth: {dev_bypass: true}   # loopback only; .import has no auth either
 datasets:
   - name: bench
 $SCHEMA

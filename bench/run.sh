@@ -147,6 +147,7 @@ write_config() { # the judgments dataset of examples/sluice.yaml, and `bench`: t
 # off as the peer's access log is off.
 listen: 127.0.0.1:$PORT
 log: {requests: false}
+auth: {dev_bypass: true}   # loopback only; the peer has no auth either
 datasets:
   - name: judgments
     key: case_number

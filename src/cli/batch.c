@@ -65,7 +65,7 @@ static long post_file(const char *url, const char *path, struct buf *out)
         return -1;
     }
     CURL *h = curl_easy_init();
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: text/csv");
+    struct curl_slist *hdrs = client_auth(curl_slist_append(NULL, "Content-Type: text/csv"));
     struct progress p = {isatty(STDERR_FILENO), now_s(), 0};
     long status = -1;
     curl_easy_setopt(h, CURLOPT_URL, url);

@@ -23,6 +23,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_upload(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_config_docs(int argc, char **argv);

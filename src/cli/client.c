@@ -25,6 +25,21 @@ void client_base(const char *flag, struct buf *url)
         url->data[--url->len] = 0;
 }
 
+struct curl_slist *client_auth(struct curl_slist *hdrs)
+{
+    const char *t = getenv("SLUICE_TOKEN");
+    if (!t || !*t)
+        return hdrs;
+    size_t n = strlen(t) + 32;
+    char *h = malloc(n);
+    if (!h)
+        return hdrs;
+    snprintf(h, n, "Authorization: Bearer %s", t);
+    hdrs = curl_slist_append(hdrs, h);
+    free(h);
+    return hdrs;
+}
+
 long client_call(const char *method, const char *url, const char *body, const char *ctype,
                  struct buf *out)
 {
@@ -38,13 +53,15 @@ long client_call(const char *method, const char *url, const char *body, const ch
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
+    hdrs = client_auth(hdrs);
     if (body) {
         char ct[128];
         snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
         hdrs = curl_slist_append(hdrs, ct);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     }
+    if (hdrs)
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     CURLcode cr = curl_easy_perform(h);
     if (cr != CURLE_OK)
         fprintf(stderr, "sluice: %s: %s\n", url, curl_easy_strerror(cr));

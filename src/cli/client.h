@@ -22,5 +22,8 @@ int client_print(const char *method, const char *url, const char *body);
 
 /* Append ?name=value / &name=value, URL-escaped, when value is not NULL. */
 void client_param(struct buf *url, const char *name, const char *value);
+/* Append "Authorization: Bearer $SLUICE_TOKEN" to hdrs when the variable is set. */
+struct curl_slist;
+struct curl_slist *client_auth(struct curl_slist *hdrs);
 
 #endif

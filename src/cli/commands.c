@@ -44,7 +44,23 @@ const struct command cli_commands[] = {
      "       sluice batch delete ID [--dry-run]\n"
      "\n"
      "Talks to a running server (--url URL, SLUICE_URL, default http://127.0.0.1:8080)\n"
-     "and prints its JSON (or CSV) answer. Exit 0 on a 2xx, 1 otherwise, 2 on usage.\n"},
+     "and prints its JSON (or CSV) answer. Exit 0 on a 2xx, 1 otherwise, 2 on usage.\n"
+     "Commands against a server send SLUICE_TOKEN as their Bearer token.\n"},
+    {"keys", cmd_keys, "create, list and revoke API keys (on the store itself)",
+     "usage: sluice keys create --name NAME --role ROLE [--expires 90d] [--config FILE]\n"
+     "       sluice keys list [--config FILE]\n"
+     "       sluice keys revoke ID [--config FILE]\n"
+     "\n"
+     "Works on the store the configuration names (--config FILE or SLUICE_CONFIG), so\n"
+     "the first admin key needs no key; a running server sees the change at once.\n"
+     "ROLE is viewer, ingest, operator or admin. `create` prints the key once (only\n"
+     "its hash is stored); `list` never shows it. The same through /api/v1/keys.\n"},
+    {"reload", cmd_reload, "make a running server re-read its configuration",
+     "usage: sluice reload [--url URL]\n"
+     "\n"
+     "POST /api/v1/admin/reload (an admin token in SLUICE_TOKEN): the same as SIGHUP.\n"
+     "New datasets, schema changes that keep stored rows, and new JWT keys apply at\n"
+     "once; a bad file is refused and the old configuration stays.\n"},
     {"version", cmd_version, "print the version", "usage: sluice version\n"},
     {"help", cmd_help, "show help for sluice or one command", "usage: sluice help [COMMAND]\n"},
     {"config-docs", cmd_config_docs, "print the configuration reference (Markdown)",

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/audit.h"
 #include "cli/cli.h"
+#include "util/clock.h"
 #include "service/service.h"
 #include "util/log.h"
 
@@ -84,6 +86,7 @@ int cmd_serve(int argc, char **argv)
         if (sig < 0) {
             if (service_purge(&svc) < 0)
                 log_warn("service", "idempotency purge failed", NULL);
+            audit_flush_key_use(svc.writer, clock_wall_ms());
             continue;
         }
         if (sig == SIGHUP) {

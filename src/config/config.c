@@ -14,6 +14,10 @@
  */
 #include "config/config.h"
 
+#include <openssl/crypto.h>
+
+#include "auth/jwt.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <libfyaml.h>
@@ -42,6 +46,8 @@ enum opt_type {
     OT_NAME,     /* char *, ^[a-z][a-z0-9_]{0,62}$ */
     OT_SCHEMA,   /* json_t * + struct schema *, from a mapping */
     OT_DATASETS, /* struct dataset_config * + count, from a list */
+    OT_STRLIST,  /* char **, NULL-terminated, from a list of strings */
+    OT_JWTKEYS,  /* struct jwt_key_config * + count, from a list */
 };
 
 /* Each type's name in the docs and what errors say a value should look like. */
@@ -61,6 +67,8 @@ static const struct {
     [OT_NAME] = {"name", "a name matching ^[a-z][a-z0-9_]{0,62}$"},
     [OT_SCHEMA] = {"mapping", "a mapping (a JSON Schema object)"},
     [OT_DATASETS] = {"list", "a list of datasets"},
+    [OT_STRLIST] = {"list of strings", "a list of strings"},
+    [OT_JWTKEYS] = {"list", "a list of keys"},
 };
 
 enum {
@@ -83,6 +91,8 @@ struct opt {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const on_dup_names[] = {"reject", "upsert", "skip", NULL};
+static const char *const role_names[] = {"none", "viewer", "ingest", "operator", "admin", NULL};
+static const char *const metrics_modes[] = {"loopback", "open", "token", NULL};
 
 #define CFG(field) offsetof(struct sluice_config, field)
 #define DS(field) offsetof(struct dataset_config, field)
@@ -166,6 +176,57 @@ static const struct opt opts[] = {
      .choices = log_levels},
     {OPT("log.requests", OT_BOOL, "true", CFG(log.requests), "Log one line per HTTP request.")},
     {OPT("datasets", OT_DATASETS, NULL, CFG(datasets), "The datasets; see [Datasets](#datasets).")},
+    {OPT("auth.jwt.issuer", OT_STRING, NULL, CFG(auth.jwt.issuer),
+         "When set, a JWT's `iss` must equal it.")},
+    {OPT("auth.jwt.audience", OT_STRING, NULL, CFG(auth.jwt.audience),
+         "When set, a JWT's `aud` (a string or an array of strings) must contain it.")},
+    {OPT("auth.jwt.role_claim", OT_STRING, "role", CFG(auth.jwt.role_claim),
+         "The claim a JWT's role is read from (a string: viewer, ingest, operator or admin).")},
+    {OPT("auth.jwt.default_role", OT_CHOICE, "ingest", CFG(auth.jwt.default_role),
+         "The role of a valid JWT without the role claim; `none` refuses it (403)."),
+     .choices = role_names},
+    {OPT("auth.jwt.leeway_s", OT_INT, "60", CFG(auth.jwt.leeway_s),
+         "Seconds of clock skew allowed when checking `exp`, `nbf` and `iat`."),
+     RANGE(0, 3600)},
+    {OPT("auth.jwt.require_exp", OT_BOOL, "true", CFG(auth.jwt.require_exp),
+         "Refuse a JWT without `exp`.")},
+    {OPT("auth.jwt.keys", OT_JWTKEYS, NULL, CFG(auth.jwt.keys),
+         "The keys JWTs are verified with; see [JWT keys](#jwt-keys). Without keys, only API "
+         "keys are accepted.")},
+    {OPT("auth.dev_bypass", OT_BOOL, "false", CFG(auth.dev_bypass),
+         "Turn authentication off, for development: allowed only when `listen` is a loopback "
+         "address (start-up fails otherwise), and logged as a warning at start-up and in "
+         "`/health/detailed`. `SLUICE_DEV_AUTH_BYPASS=true` sets it too.")},
+    {OPT("auth.metrics", OT_CHOICE, "loopback", CFG(auth.metrics),
+         "Who may read `/metrics`: `loopback` (anyone when `listen` is a loopback address, "
+         "else a token of any role), `open` (anyone) or `token` (a token of any role)."),
+     .choices = metrics_modes},
+    {OPT("cors.allowed_origins", OT_STRLIST, NULL, CFG(cors.allowed_origins),
+         "Origins (`https://console.example.com`) whose browsers may call the API: they get "
+         "`Access-Control-Allow-Origin` with their own origin (never `*`) and answered "
+         "preflight requests. Empty: no cross-origin access.")},
+};
+
+/* The keys of one entry of `auth.jwt.keys`. */
+#define JK(field) offsetof(struct jwt_key_config, field)
+static const struct opt jwt_key_opts[] = {
+    {OPT("kid", OT_STRING, NULL, JK(kid),
+         "The key id a token names in its header (`kid`). A token without `kid` is tried "
+         "against every key that allows its `alg`.")},
+    {OPT("algorithms", OT_STRLIST, NULL, JK(algorithms),
+         "The algorithms this key may verify: HS256/384/512 (secrets), RS256/384/512 and "
+         "PS256/384/512 (RSA), ES256/384/512 (P-256/384/521), EdDSA (Ed25519, Ed448). "
+         "Required for secrets and PEM keys; a JWKS key's own `alg` is used.")},
+    {OPT("secret_file", OT_STRING, NULL, JK(secret_file),
+         "A file holding an HMAC secret (a trailing newline is dropped); at least as long as "
+         "the hash (32 bytes for HS256).")},
+    {OPT("secret_env", OT_STRING, NULL, JK(secret_env),
+         "The name of an environment variable holding an HMAC secret.")},
+    {OPT("public_key_file", OT_STRING, NULL, JK(public_key_file),
+         "A PEM public key (RSA of 2048 bits or more, EC, Ed25519 or Ed448).")},
+    {OPT("jwks_file", OT_STRING, NULL, JK(jwks_file),
+         "A JWKS file (`{\"keys\": [...]}`, public keys; `oct` keys are secrets): every key in it, "
+         "each with its own `kid` and `alg`. Never fetched from a URL.")},
 };
 
 /* The keys of one entry of `datasets`. */
@@ -194,6 +255,7 @@ static const struct {
 } env_opts[] = {
     {"SLUICE_LISTEN", "listen", "--listen"},
     {"SLUICE_DATA_DIR", "data_dir", "--data-dir"},
+    {"SLUICE_DEV_AUTH_BYPASS", "auth.dev_bypass", NULL},
 };
 
 /* Units of sizes (powers of 1024, case-insensitive) and durations. */
@@ -656,6 +718,8 @@ static int opt_set_text(const struct opt *o, void *base, const char *s, char *wh
         goto bad;
     case OT_SCHEMA:
     case OT_DATASETS:
+    case OT_STRLIST:
+    case OT_JWTKEYS:
         set_err(why, whylen, "can only be set in the configuration file");
         return -1;
     }
@@ -967,6 +1031,45 @@ fail:
 }
 
 static int load_datasets(struct loader *ld, struct fy_node *seq, int line, const char *option);
+static int load_jwt_keys(struct loader *ld, struct fy_node *seq, int line, const char *option);
+
+static void strlist_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* A list of strings (an empty value is an empty list) into *out, NULL-terminated. */
+static int load_strlist(struct loader *ld, char ***out, struct fy_node *seq, int line,
+                        const char *option)
+{
+    struct fy_node *item;
+    void *it = NULL;
+    size_t i = 0;
+    strlist_free(*out);
+    *out = NULL;
+    if (!seq)
+        return 0;
+    if (!fy_node_is_sequence(seq))
+        return fail_at(ld, line, option, "expected a list of strings, got %s", node_kind_name(seq));
+    size_t n = (size_t)fy_node_sequence_item_count(seq);
+    if (!(*out = calloc(n + 1, sizeof **out)))
+        return fail_at(ld, line, option, "out of memory");
+    while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
+        int l = node_line(item) ? node_line(item) : line;
+        const char *s;
+        if (!fy_node_is_scalar(item))
+            return fail_at(ld, l, option, "expected a string, got %s", node_kind_name(item));
+        if (!(s = scalar_text(ld, item, l, option)))
+            return -1;
+        if (!*s)
+            return fail_at(ld, l, option, "an entry is empty");
+        if (!((*out)[i++] = strdup(s)))
+            return fail_at(ld, l, option, "out of memory");
+    }
+    return 0;
+}
 
 /* Turn the schema mapping into JSON and compile it into the dataset at base. */
 static int load_schema(struct loader *ld, struct dataset_config *ds, struct fy_node *v, int line,
@@ -997,6 +1100,10 @@ static int opt_set_node(struct loader *ld, const struct opt *o, void *base, stru
         return load_schema(ld, base, v, line, option);
     if (o->type == OT_DATASETS)
         return load_datasets(ld, v, line, option);
+    if (o->type == OT_STRLIST)
+        return load_strlist(ld, (char ***)((char *)base + o->off), v, line, option);
+    if (o->type == OT_JWTKEYS)
+        return load_jwt_keys(ld, v, line, option);
     if (v && !fy_node_is_scalar(v))
         return fail_at(ld, line, option, "expected %s, got %s", expected(o, ebuf, sizeof ebuf),
                        node_kind_name(v));
@@ -1153,6 +1260,135 @@ static int load_datasets(struct loader *ld, struct fy_node *seq, int line, const
     return 0;
 }
 
+/* Load one entry of auth.jwt.keys. */
+static int load_jwt_key(struct loader *ld, struct fy_node *item, size_t i, int line)
+{
+    struct jwt_key_config *k = &ld->cfg->auth.jwt.keys[i];
+    int lines[ARRAY_SIZE(jwt_key_opts)] = {0};
+    char prefix[48], option[48];
+    snprintf(prefix, sizeof prefix, "auth.jwt.keys[%zu].", i);
+    snprintf(option, sizeof option, "auth.jwt.keys[%zu]", i);
+    if (!item || !fy_node_is_mapping(item))
+        return fail_at(ld, node_line(item) ? node_line(item) : line, option,
+                       "expected a mapping, got %s", item ? node_kind_name(item) : "nothing");
+    k->line = line = node_line(item) ? node_line(item) : line;
+    if (walk_mapping(ld, item, jwt_key_opts, ARRAY_SIZE(jwt_key_opts), k, lines, "", prefix) < 0)
+        return -1;
+    int sources = !!k->secret_file + !!k->secret_env + !!k->public_key_file + !!k->jwks_file;
+    if (sources != 1)
+        return fail_at(ld, line, option,
+                       "give exactly one of secret_file, secret_env, public_key_file, jwks_file");
+    if (!k->jwks_file && (!k->algorithms || !k->algorithms[0]))
+        return fail_at(ld, line, option, "'algorithms' is required for this key");
+    if (k->jwks_file && (k->algorithms || k->kid))
+        return fail_at(ld, line, option,
+                       "a jwks_file brings its keys' kid and alg: give neither here");
+    for (size_t a = 0; k->algorithms && k->algorithms[a]; a++)
+        if (!jwt_alg_from_name(k->algorithms[a]))
+            return fail_at(ld, line, option,
+                           "unknown algorithm '%s' (HS256/384/512, RS256/384/512, "
+                           "PS256/384/512, ES256/384/512, EdDSA)",
+                           k->algorithms[a]);
+    return 0;
+}
+
+static int load_jwt_keys(struct loader *ld, struct fy_node *seq, int line, const char *option)
+{
+    struct sluice_config *cfg = ld->cfg;
+    struct fy_node *item;
+    void *it = NULL;
+    size_t n, i = 0;
+    if (!seq)
+        return 0;
+    if (!fy_node_is_sequence(seq))
+        return fail_at(ld, line, option, "expected a list of keys, got %s", node_kind_name(seq));
+    n = (size_t)fy_node_sequence_item_count(seq);
+    if (n == 0)
+        return 0;
+    if (!(cfg->auth.jwt.keys = calloc(n, sizeof *cfg->auth.jwt.keys)))
+        return fail_at(ld, line, option, "out of memory");
+    cfg->auth.jwt.nkeys = n;
+    while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
+        if (load_jwt_key(ld, item, i, line) < 0)
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
+/* Read an HMAC secret from a file (one trailing newline dropped); malloc'd, *len set. */
+static unsigned char *read_secret(const char *path, size_t *len, char *why, size_t whylen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(why, whylen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    unsigned char *buf = malloc(65536);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    int big = buf && n == 65536;
+    fclose(f);
+    if (!buf || big) {
+        set_err(why, whylen, "%s: %s", path, buf ? "larger than 64 KiB" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    if (n && buf[n - 1] == '\n')
+        n--;
+    if (n && buf[n - 1] == '\r')
+        n--;
+    *len = n;
+    return buf;
+}
+
+/* Build the JWT keyset from auth.jwt.keys (at the end of a load). */
+static int build_keyset(struct loader *ld)
+{
+    struct sluice_config *cfg = ld->cfg;
+    char why[400], option[48];
+    if (!cfg->auth.jwt.nkeys)
+        return 0;
+    if (!(cfg->auth.jwt.keyset = jwt_keyset_new()))
+        return fail_at(ld, 1, "auth.jwt.keys", "out of memory");
+    for (size_t i = 0; i < cfg->auth.jwt.nkeys; i++) {
+        struct jwt_key_config *k = &cfg->auth.jwt.keys[i];
+        unsigned algs = 0;
+        int rc;
+        snprintf(option, sizeof option, "auth.jwt.keys[%zu]", i);
+        for (size_t a = 0; k->algorithms && k->algorithms[a]; a++)
+            algs |= jwt_alg_from_name(k->algorithms[a]);
+        why[0] = '\0';
+        if (k->jwks_file) {
+            rc = jwt_keyset_add_jwks(cfg->auth.jwt.keyset, k->jwks_file, why, sizeof why);
+        } else if (k->public_key_file) {
+            rc = jwt_keyset_add_pem(cfg->auth.jwt.keyset, k->kid, algs, k->public_key_file, why,
+                                    sizeof why);
+        } else {
+            unsigned char *secret = NULL;
+            size_t len = 0;
+            if (k->secret_file) {
+                secret = read_secret(k->secret_file, &len, why, sizeof why);
+            } else {
+                const char *e = getenv(k->secret_env);
+                if (!e || !*e)
+                    set_err(why, sizeof why, "the environment variable %s is not set",
+                            k->secret_env);
+                else if ((secret = (unsigned char *)strdup(e)))
+                    len = strlen(e);
+            }
+            rc = secret ? jwt_keyset_add_hmac(cfg->auth.jwt.keyset, k->kid, algs, secret, len, why,
+                                              sizeof why)
+                        : -1;
+            if (secret)
+                OPENSSL_cleanse(secret, len);
+            free(secret);
+        }
+        if (rc < 0)
+            return fail_at(ld, k->line, option, "%s", why[0] ? why : "the key cannot be loaded");
+    }
+    return 0;
+}
+
 /* Report the first error libfyaml collected, or a generic one. */
 static int yaml_error(struct loader *ld, struct fy_diag *diag)
 {
@@ -1256,6 +1492,8 @@ derive:
         set_err(err, errlen, "%s: storage: %s", path ? path : "(defaults)", why);
         goto fail;
     }
+    if (build_keyset(&ld) < 0)
+        goto fail;
     rc = 0;
 fail:
     if (more)
@@ -1359,6 +1597,18 @@ void config_release(struct sluice_config *cfg)
         schema_destroy(ds->schema);
     }
     free(cfg->datasets);
+    for (size_t i = 0; i < cfg->auth.jwt.nkeys; i++) {
+        struct jwt_key_config *k = &cfg->auth.jwt.keys[i];
+        free(k->kid);
+        strlist_free(k->algorithms);
+        free(k->secret_file);
+        free(k->secret_env);
+        free(k->public_key_file);
+        free(k->jwks_file);
+    }
+    free(cfg->auth.jwt.keys);
+    jwt_keyset_free(cfg->auth.jwt.keyset);
+    strlist_free(cfg->cors.allowed_origins);
     free(cfg->path);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -1443,8 +1693,9 @@ void config_write_docs(FILE *out)
     for (size_t i = 0; i < ARRAY_SIZE(env_opts); i++)
         fprintf(out, "%s `%s` sets `%s`", i ? "," : "", env_opts[i].var, env_opts[i].option);
     fputs(" (an empty variable is ignored);\n4. the command line:", out);
-    for (size_t i = 0; i < ARRAY_SIZE(env_opts); i++)
-        fprintf(out, "%s `%s`", i ? "," : "", env_opts[i].flag);
+    for (size_t i = 0, k = 0; i < ARRAY_SIZE(env_opts); i++)
+        if (env_opts[i].flag)
+            fprintf(out, "%s `%s`", k++ ? "," : "", env_opts[i].flag);
     fprintf(out,
             ".\n\nWhen `storage` is not set in the file it follows `data_dir`, wherever "
             "`data_dir` comes from: `%s`.\n\n",
@@ -1487,6 +1738,11 @@ void config_write_docs(FILE *out)
           "`datasets` is a list; each entry declares one dataset with these keys:\n\n",
           out);
     md_table(out, ds_opts, ARRAY_SIZE(ds_opts), "Key");
+    fputs("\n## JWT keys\n\n"
+          "`auth.jwt.keys` is a list; each entry is one key source with these keys (exactly "
+          "one of `secret_file`, `secret_env`, `public_key_file`, `jwks_file`):\n\n",
+          out);
+    md_table(out, jwt_key_opts, ARRAY_SIZE(jwt_key_opts), "Key");
     fputs("\n### Schema\n\n"
           "A schema is a subset of JSON Schema, written in YAML. Quoted scalars are strings; "
           "plain scalars that read as integers, numbers, `true`/`false` or `null` are those "

@@ -27,6 +27,16 @@ struct dataset_config {
     struct schema *schema;          /* owned; compiled */
 };
 
+/* One entry of auth.jwt.keys: exactly one key source. */
+struct jwt_key_config {
+    char *kid;         /* NULL: tried for every token of an allowed alg without kid */
+    char **algorithms; /* NULL-terminated names ("HS256", ...) */
+    char *secret_file, *secret_env, *public_key_file, *jwks_file;
+    int line; /* where it was written, for messages */
+};
+
+struct jwt_keyset;
+
 struct sluice_config {
     char *path;     /* the file it was read from (owned), NULL if none */
     char *listen;   /* "HOST:PORT", default "127.0.0.1:8080" */
@@ -71,6 +81,25 @@ struct sluice_config {
 
     struct dataset_config *datasets; /* owned array */
     size_t ndatasets;
+
+    struct {
+        struct {
+            char *issuer, *audience; /* NULL: not checked */
+            char *role_claim;        /* default "role" */
+            int default_role;        /* index in none|viewer|ingest|operator|admin (enum role) */
+            int leeway_s;            /* 60 */
+            int require_exp;         /* bool, default 1 */
+            struct jwt_key_config *keys; /* owned array */
+            size_t nkeys;
+            struct jwt_keyset *keyset; /* owned; the keys loaded (NULL when none) */
+        } jwt;
+        int dev_bypass; /* bool: no auth at all (loopback listeners only) */
+        int metrics;    /* index in loopback|open|token */
+    } auth;
+
+    struct {
+        char **allowed_origins; /* owned, NULL-terminated; NULL: no CORS */
+    } cors;
 
     int storage_explicit; /* storage was set by the file or config_set(); else it follows
                              data_dir */

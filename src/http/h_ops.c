@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "auth/audit.h"
+#include "auth/auth.h"
 #include "http/handlers.h"
 #include "ingest/writer.h"
 #include "ops/metrics.h"
@@ -118,12 +120,24 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
         checks, json_pack("{s:s,s:s,s:s}", "name", "queue", "status", q, "detail", detail));
     overall = worst(overall, q);
 
+    if (cat->cfg.auth.dev_bypass) {
+        json_array_append_new(checks,
+                              json_pack("{s:s,s:s,s:s}", "name", "auth", "status", "warn", "detail",
+                                        "auth.dev_bypass: authentication is off, every "
+                                        "request is admin"));
+        overall = worst(overall, "warn");
+    }
     double up = (double)(clock_mono_ns() - svc->started_ns) / 1e9;
     catalog_release(cat);
     http_reply_json(c, strcmp(overall, "fail") ? 200 : 503,
                     json_pack("{s:s,s:s,s:f,s:o}", "status", overall, "version", SLUICE_VERSION,
                               "uptime_s", up, "checks", checks),
                     NULL);
+}
+
+static void auth_metric(const char *reason, unsigned long long n, void *arg)
+{
+    buf_printf(arg, "sluice_auth_failures_total{reason=\"%s\"} %llu\n", reason, n);
 }
 
 void h_metrics(struct http_conn *c, struct http_request *r)
@@ -150,6 +164,13 @@ void h_metrics(struct http_conn *c, struct http_request *r)
     struct buf out;
     buf_init(&out, 64 << 20);
     metrics_render(&out, &g);
+    buf_appends(&out, "# HELP sluice_auth_failures_total Requests refused by authentication or "
+                      "authorization, by reason.\n# TYPE sluice_auth_failures_total counter\n");
+    auth_failures_foreach(auth_metric, &out);
+    buf_printf(&out,
+               "# HELP sluice_audit_dropped_total Audit records that could not be stored.\n"
+               "# TYPE sluice_audit_dropped_total counter\nsluice_audit_dropped_total %llu\n",
+               audit_dropped());
     free(names);
     json_decref(depth);
     catalog_release(cat);

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "auth/auth.h"
 #include "util/errors.h"
 
 struct http_conn;
@@ -38,6 +39,7 @@ struct route {
     const char *summary;
     int takes_body;               /* 0: any body is read and discarded */
     const struct body_sink *sink; /* non-NULL: the body is streamed, not held */
+    enum perm perm;               /* what the caller's role must allow (auth.h) */
 };
 
 extern const struct route http_routes[];

@@ -25,8 +25,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "auth/audit.h"
 #include "http/router.h"
 #include "ops/metrics.h"
+#include "service/service.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -69,6 +71,7 @@ struct http_server {
     struct http_loop *loops;
     int nloops;
     llhttp_settings_t settings;
+    int loopback; /* listening on a loopback address only */
 };
 
 struct http_conn {
@@ -98,7 +101,9 @@ struct http_conn {
     enum sluice_err err_code;
     char err_msg[160];
     uv_write_t wr;
-    char *out; /* the answer being written */
+    char *out;         /* the answer being written */
+    char remote[64];   /* the peer's address, for the audit log */
+    char err_hdr[200]; /* extra headers of a parse failure's answer */
     /* A streamed answer (http_reply_stream) while fill is set. */
     struct {
         int (*fill)(void *arg, struct buf *out);
@@ -431,6 +436,24 @@ static void log_request(struct http_conn *c, int status, double secs)
              c->req.bytes_in);
 }
 
+/* An authenticated caller's state-changing request goes to the audit log. */
+static void audit(struct http_conn *c, int status)
+{
+    struct http_request *r = &c->req;
+    if (!r->who.actor[0] || !r->method || !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ||
+        !strcmp(r->method, "OPTIONS"))
+        return;
+    struct audit_new e = {.at_ms = clock_wall_ms(),
+                          .actor = r->who.actor,
+                          .role = role_name(r->who.role),
+                          .method = r->method,
+                          .path = r->target ? r->target : "-",
+                          .remote = c->remote,
+                          .request_id = r->request_id,
+                          .status = status};
+    audit_note(c->loop->srv->svc->writer, &e);
+}
+
 void http_reply(struct http_conn *c, int status, const char *ctype, char *body, size_t len,
                 const char *extra_headers)
 {
@@ -444,12 +467,13 @@ void http_reply(struct http_conn *c, int status, const char *ctype, char *body, 
                  (unsigned long long)clock_mono_ns(), (unsigned)rand() & 0xffff);
     int head = c->req.method && strcmp(c->req.method, "HEAD") == 0;
     int close = c->close_after || c->loop->draining;
-    char hdr[1024];
-    int n = snprintf(hdr, sizeof hdr,
-                     "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nX-Request-Id: %s\r\n%s%s%s%s%s\r\n",
-                     status, reason(status), len, c->req.request_id, ctype ? "Content-Type: " : "",
-                     ctype ? ctype : "", ctype ? "\r\n" : "", close ? "Connection: close\r\n" : "",
-                     extra_headers ? extra_headers : "");
+    char hdr[1536];
+    int n =
+        snprintf(hdr, sizeof hdr,
+                 "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nX-Request-Id: %s\r\n%s%s%s%s%s%s\r\n",
+                 status, reason(status), len, c->req.request_id, ctype ? "Content-Type: " : "",
+                 ctype ? ctype : "", ctype ? "\r\n" : "", close ? "Connection: close\r\n" : "",
+                 c->req.cors, extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof hdr)
         n = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n\r\n", status,
                      reason(status), len);
@@ -470,6 +494,7 @@ void http_reply(struct http_conn *c, int status, const char *ctype, char *body, 
                          c->req.method ? c->req.method : "OTHER", status, secs);
     if (s->o.log_requests)
         log_request(c, status, secs);
+    audit(c, status);
     set_busy(c, CONN_WRITING);
     /* A client that does not read its answer is dropped after request_timeout. */
     c->deadline_ms = loop_now(c->loop) + s->o.request_timeout_ms;
@@ -501,12 +526,12 @@ void http_reply_stream(struct http_conn *c, int status, const char *ctype,
     if (!chunked)
         c->close_after = 1;
     int close = c->close_after || c->loop->draining;
-    char hdr[1024];
-    int n =
-        snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\n%sX-Request-Id: %s\r\n%s%s%s%s%s\r\n", status,
-                 reason(status), chunked ? "Transfer-Encoding: chunked\r\n" : "", c->req.request_id,
-                 ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
-                 close ? "Connection: close\r\n" : "", extra_headers ? extra_headers : "");
+    char hdr[1536];
+    int n = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\n%sX-Request-Id: %s\r\n%s%s%s%s%s%s\r\n",
+                     status, reason(status), chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                     c->req.request_id, ctype ? "Content-Type: " : "", ctype ? ctype : "",
+                     ctype ? "\r\n" : "", close ? "Connection: close\r\n" : "", c->req.cors,
+                     extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof hdr || !(c->out = malloc((size_t)n + 1))) {
         if (done)
             done(arg);
@@ -724,6 +749,43 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* Whether origin is one of cors.allowed_origins. */
+static int origin_allowed(const struct sluice_config *cfg, const char *origin)
+{
+    for (size_t i = 0; origin && cfg->cors.allowed_origins && cfg->cors.allowed_origins[i]; i++)
+        if (strcmp(cfg->cors.allowed_origins[i], origin) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * CORS and authentication, once the headers are in and before any body is read:
+ * 0 to go on, -1 when refused (r->deny says how; nothing has been done).
+ */
+static int admit(struct http_conn *c, struct http_request *r, enum route_match m)
+{
+    struct catalog *cat = service_catalog(c->loop->srv->svc);
+    const char *origin = http_header(r, "origin");
+    if (origin && strlen(origin) < 200 && origin_allowed(&cat->cfg, origin))
+        snprintf(r->cors, sizeof r->cors, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
+                 origin);
+    int rc = 0;
+    if (m == ROUTE_FOUND && r->route->perm != PERM_OPEN) {
+        rc = auth_check(&cat->cfg, c->loop->store, r->route->perm, http_header(r, "authorization"),
+                        c->loop->srv->loopback, clock_wall_ms(), &r->who, &r->deny);
+        if (rc < 0) {
+            char path[256];
+            log_warn("auth", "refused",
+                     "\"status\":%d,\"reason\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                     "\"remote\":\"%s\"",
+                     r->deny.status, r->deny.reason, r->method,
+                     log_json_str(path, sizeof path, r->path, (size_t)-1), c->remote);
+        }
+    }
+    catalog_release(cat);
+    return rc;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct http_conn *c = p->data;
@@ -813,6 +875,17 @@ static int on_headers_complete(llhttp_t *p)
         router_match(r->method, r->path, &r->route, r->params, &r->nparams, allow, sizeof allow);
     c->discard_body = (m != ROUTE_FOUND) || !r->route->takes_body;
     c->streamed = m == ROUTE_FOUND && r->route->sink;
+    if (admit(c, r, m) < 0) {
+        int has_body =
+            (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != UINT64_MAX);
+        c->discard_body = 1;
+        c->streamed = 0;
+        if (has_body) { /* answer now and close: a refused body is never read */
+            snprintf(c->err_hdr, sizeof c->err_hdr, "WWW-Authenticate: %s\r\n",
+                     r->deny.www_authenticate);
+            return fail_parse(c, r->deny.status, r->deny.code, r->deny.message);
+        }
+    }
     if (!c->streamed && p->content_length > s->o.max_body_bytes && !(p->flags & F_CHUNKED) &&
         p->content_length != UINT64_MAX)
         return fail_parse(c, 413, ERR_BODY_TOO_LARGE,
@@ -867,10 +940,45 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method). */
+static void preflight(struct http_conn *c, struct http_request *r, const char *allow)
+{
+    char hdr[600];
+    if (!r->cors[0]) {
+        http_reply_error(c, ERR_FORBIDDEN, "the origin is not in cors.allowed_origins");
+        return;
+    }
+    snprintf(hdr, sizeof hdr,
+             "Access-Control-Allow-Methods: %s\r\n"
+             "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, "
+             "X-Request-Id\r\nAccess-Control-Max-Age: 600\r\n",
+             allow);
+    http_reply(c, 204, NULL, NULL, 0, hdr);
+}
+
 static void dispatch(struct http_conn *c)
 {
     struct http_request *r = &c->req;
-    char allow[128], hdr[160];
+    char allow[128], hdr[400];
+    if (r->deny.status) {
+        snprintf(hdr, sizeof hdr, "WWW-Authenticate: %s\r\n", r->deny.www_authenticate);
+        http_reply_error_status(c, r->deny.status, r->deny.code, hdr, "%s", r->deny.message);
+        return;
+    }
+    if (!r->route && strcmp(r->method, "OPTIONS") == 0 && http_header(r, "origin") &&
+        http_header(r, "access-control-request-method")) {
+        const struct route *rt;
+        char *params[HTTP_MAX_PARAMS];
+        size_t np = 0;
+        enum route_match m =
+            router_match("OPTIONS", r->path ? r->path : "/", &rt, params, &np, allow, sizeof allow);
+        for (size_t i = 0; i < np; i++)
+            free(params[i]);
+        if (m == ROUTE_NO_METHOD) {
+            preflight(c, r, allow);
+            return;
+        }
+    }
     if (!r->route) {
         const struct route *rt;
         char *params[HTTP_MAX_PARAMS];
@@ -988,8 +1096,8 @@ static void fail_conn(struct http_conn *c, enum llhttp_errno e)
     c->reading = 0;
     if (c->state == CONN_WRITING)
         return; /* the pending answer's write will close */
-    http_reply_error_status(c, status, code, status == 503 ? "Retry-After: 1\r\n" : NULL, "%s",
-                            msg ? msg : "bad request");
+    const char *extra = c->err_hdr[0] ? c->err_hdr : status == 503 ? "Retry-After: 1\r\n" : NULL;
+    http_reply_error_status(c, status, code, extra, "%s", msg ? msg : "bad request");
 }
 
 /*
@@ -1094,6 +1202,14 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage peer;
+    int plen = sizeof peer;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) == 0) {
+        if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, c->remote, sizeof c->remote);
+        else
+            uv_ip4_name((struct sockaddr_in *)&peer, c->remote, sizeof c->remote);
+    }
     buf_init(&c->field, l->srv->o.max_header_bytes);
     buf_init(&c->value, l->srv->o.max_header_bytes);
     llhttp_init(&c->parser, HTTP_REQUEST, &l->srv->settings);
@@ -1249,6 +1365,7 @@ struct http_server *http_server_start(const struct http_server_opts *o, struct s
     s->svc = svc;
     s->nloops = o->threads > 0 ? o->threads : 1;
     s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+    s->loopback = auth_listen_is_loopback(o->listen);
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = on_message_begin;
     s->settings.on_url = on_url;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "util/buf.h"
 #include "util/errors.h"
 
@@ -49,6 +50,9 @@ struct http_request {
     const struct route *route;
     void *sink_state; /* streamed body (route->sink); the handler takes it */
     uint64_t start_ns;
+    struct principal who;    /* the authenticated caller (actor empty for open routes) */
+    struct auth_denial deny; /* status != 0: refused before the handler */
+    char cors[320];          /* CORS headers for an allowed Origin, else empty */
 };
 
 /* A header's value (name lower-case), or NULL. Borrowed. */

@@ -3,6 +3,8 @@
  */
 #include "service/service.h"
 
+#include "auth/auth.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +101,26 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+/* auth.dev_bypass only where nobody else can connect. */
+static int check_bypass(const struct sluice_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->auth.dev_bypass && !auth_listen_is_loopback(cfg->listen)) {
+        snprintf(err, errlen,
+                 "auth.dev_bypass: refused: listen %s is not a loopback address; authentication "
+                 "can be turned off only on 127.0.0.1, ::1 or localhost",
+                 cfg->listen);
+        return -1;
+    }
+    return 0;
+}
+
 int service_start(struct service *s, struct sluice_config *cfg, char *err, size_t errlen)
 {
+    if (check_bypass(cfg, err, errlen) < 0)
+        return -1;
+    if (cfg->auth.dev_bypass)
+        log_warn("auth", "authentication is OFF (auth.dev_bypass): every request is admin",
+                 "\"listen\":\"%s\"", cfg->listen);
     pthread_mutex_init(&s->mu, NULL);
     s->started_ms = clock_wall_ms();
     s->started_ns = clock_mono_ns();
@@ -161,7 +181,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
 int service_reload(struct service *s, char *why, size_t whylen)
 {
     struct sluice_config cfg;
-    if (service_load_config(s, &cfg, why, whylen) < 0)
+    if (service_load_config(s, &cfg, why, whylen) < 0 || check_bypass(&cfg, why, whylen) < 0)
         return -1;
     if (sync_datasets(s, &cfg, why, whylen) < 0) {
         config_release(&cfg);

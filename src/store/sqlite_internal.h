@@ -68,6 +68,15 @@ int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_
 /* Row ranges: note a row inserted for batch_id; write the pending range; forget it. */
 int sqlite_batch_range_note(struct sqlite_store *s, const char *batch_id, int64_t rowid);
 int sqlite_batch_range_flush(struct sqlite_store *s);
+/* Keys and audit (store_sqlite_auth.c); see store.h. */
+int sqlite_key_pepper(struct store *st, unsigned char out[32]);
+int sqlite_key_add(struct store *st, const struct api_key *k);
+int sqlite_key_get(struct store *st, const char *id, struct api_key *out);
+int sqlite_key_list(struct store *st, struct api_key **out, size_t *n);
+int sqlite_key_revoke(struct store *st, const char *id, int64_t now_ms);
+int sqlite_key_touch(struct store *st, const char *id, int64_t now_ms);
+int sqlite_audit_add(struct store *st, const struct audit_new *e);
+int sqlite_audit_list(struct store *st, const struct audit_filter *f, json_t **out);
 /* Whether ds_<dataset> has the _batch_id index (upsert datasets). */
 int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset);
 int sqlite_batch_delete(struct store *st, const char *id);

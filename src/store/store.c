@@ -26,6 +26,14 @@ void store_close(struct store *st)
         st->ops->close(st);
 }
 
+void api_key_release(struct api_key *k)
+{
+    if (!k)
+        return;
+    free(k->name);
+    k->name = NULL;
+}
+
 void dlq_entry_release(struct dlq_entry *e)
 {
     if (!e)

@@ -104,6 +104,30 @@ struct idem_record {
     char *response; /* owned */
 };
 
+/* An API key's record (never the key itself). Strings owned (api_key_release). */
+struct api_key {
+    char id[24];
+    char *name;
+    char role[16];
+    char prefix[16];
+    unsigned char hash[32];
+    int64_t created_ms, expires_ms, last_used_ms, revoked_ms; /* 0: none */
+};
+void api_key_release(struct api_key *k);
+
+/* One audit record; borrowed strings. */
+struct audit_new {
+    int64_t at_ms;
+    const char *actor, *role, *method, *path, *remote, *request_id;
+    int status;
+};
+struct audit_filter {
+    const char *actor, *method; /* NULL = any */
+    int status;                 /* 0 = any */
+    int64_t since_ms, after_id; /* 0 = from the start */
+    int limit;
+};
+
 struct store_ops {
     const char *scheme; /* "sqlite" */
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
@@ -174,6 +198,17 @@ struct store_ops {
     int (*batch_clear)(struct store *st, const char *dataset, const char *batch_id, int count_only,
                        int64_t *rows);
     int (*batch_delete)(struct store *st, const char *id); /* the record and its history */
+
+    /* The pepper API keys are hashed with (32 bytes, made once with the store). */
+    int (*key_pepper)(struct store *st, unsigned char out[32]);
+    int (*key_add)(struct store *st, const struct api_key *k);
+    int (*key_get)(struct store *st, const char *id, struct api_key *out); /* 1 = not found */
+    int (*key_list)(struct store *st, struct api_key **out, size_t *n);    /* newest first */
+    int (*key_revoke)(struct store *st, const char *id, int64_t now_ms);   /* 1 = not found */
+    int (*key_touch)(struct store *st, const char *id, int64_t now_ms);    /* last used */
+    int (*audit_add)(struct store *st, const struct audit_new *e);
+    /* Records after f->after_id (oldest first), as JSON objects. */
+    int (*audit_list)(struct store *st, const struct audit_filter *f, json_t **out);
 };
 
 /* The base every backend's handle starts with. */
@@ -231,6 +266,14 @@ void store_close(struct store *st); /* accepts NULL */
     ((st)->ops->batch_errors_add((st), (id), (e), (n), (now)))
 #define store_batch_errors_list(st, id, row, seq, lim, out)                                        \
     ((st)->ops->batch_errors_list((st), (id), (row), (seq), (lim), (out)))
+#define store_key_pepper(st, out) ((st)->ops->key_pepper((st), (out)))
+#define store_key_add(st, k) ((st)->ops->key_add((st), (k)))
+#define store_key_get(st, id, out) ((st)->ops->key_get((st), (id), (out)))
+#define store_key_list(st, out, n) ((st)->ops->key_list((st), (out), (n)))
+#define store_key_revoke(st, id, now) ((st)->ops->key_revoke((st), (id), (now)))
+#define store_key_touch(st, id, now) ((st)->ops->key_touch((st), (id), (now)))
+#define store_audit_add(st, e) ((st)->ops->audit_add((st), (e)))
+#define store_audit_list(st, f, out) ((st)->ops->audit_list((st), (f), (out)))
 #define store_batch_clear(st, ds, id, c, rows)                                                     \
     ((st)->ops->batch_clear((st), (ds), (id), (c), (rows)))
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))

@@ -57,6 +57,16 @@ static const char *migrations[] = {
     "ALTER TABLE batches ADD COLUMN rows_tracked INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE batches ADD COLUMN rows_first INTEGER;"
     "ALTER TABLE batches ADD COLUMN rows_last INTEGER;",
+    /* 4: access control */
+    "CREATE TABLE settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "INSERT INTO settings VALUES ('api_key_pepper', randomblob(32));"
+    "CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
+    " prefix TEXT NOT NULL, hash BLOB NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER,"
+    " last_used_ms INTEGER, revoked_ms INTEGER);"
+    "CREATE TABLE audit (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " role TEXT, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, remote TEXT,"
+    " request_id TEXT);"
+    "CREATE INDEX audit_at ON audit(at_ms);",
 };
 
 int sqlite_fail(struct sqlite_store *s, const char *what)
@@ -863,5 +873,13 @@ const struct store_ops store_sqlite_ops = {
     .batch_errors_add = sqlite_batch_errors_add,
     .batch_errors_list = sqlite_batch_errors_list,
     .batch_clear = sqlite_batch_clear,
+    .key_pepper = sqlite_key_pepper,
+    .key_add = sqlite_key_add,
+    .key_get = sqlite_key_get,
+    .key_list = sqlite_key_list,
+    .key_revoke = sqlite_key_revoke,
+    .key_touch = sqlite_key_touch,
+    .audit_add = sqlite_audit_add,
+    .audit_list = sqlite_audit_list,
     .batch_delete = sqlite_batch_delete,
 };

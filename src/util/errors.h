@@ -38,6 +38,8 @@
     X(BODY_TOO_LARGE, 413, "the body is larger than limits.max_body_bytes")                        \
     X(HEADERS_TOO_LARGE, 431, "the request headers are too large")                                 \
     X(UNSUPPORTED_MEDIA_TYPE, 415, "the Content-Type is not supported here")                       \
+    X(UNAUTHORIZED, 401, "a valid Bearer token (API key or JWT) is required")                      \
+    X(FORBIDDEN, 403, "the credential's role does not allow this")                                 \
     X(NOT_FOUND, 404, "no such resource")                                                          \
     X(DATASET_NOT_FOUND, 404, "no such dataset")                                                   \
     X(METHOD_NOT_ALLOWED, 405, "the method is not allowed on this resource")                       \

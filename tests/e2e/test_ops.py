@@ -124,11 +124,13 @@ def test_health_endpoints(server):
     assert d["status"] in ("pass", "warn"), d
     assert d["version"] == VERSION
     assert isinstance(d["uptime_s"], (int, float)) and d["uptime_s"] >= 0
-    assert sorted(c["name"] for c in d["checks"]) == ["db", "disk", "queue"], d
+    # the test servers run with auth.dev_bypass, which is a warning of its own
+    assert sorted(c["name"] for c in d["checks"]) == ["auth", "db", "disk", "queue"], d
     for c in d["checks"]:
         assert {"name", "status", "detail"} <= set(c), c
         assert c["status"] in ("pass", "warn", "fail"), c
     checks = {c["name"]: c for c in d["checks"]}
+    assert checks["auth"]["status"] == "warn" and "dev_bypass" in checks["auth"]["detail"], d
     assert checks["db"]["status"] == "pass", d
     assert checks["queue"]["status"] == "pass", d
     worst = max((c["status"] for c in d["checks"]), key=["pass", "warn", "fail"].index)
@@ -538,6 +540,7 @@ def test_missing_config_file_exits_2(tmp_path):
 
 MINI = """listen: 127.0.0.1:{port}
 data_dir: {data}
+auth: {{dev_bypass: true}}
 datasets:
   - name: events
     schema:

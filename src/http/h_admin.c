@@ -1,0 +1,269 @@
+/*
+ * h_admin.c - the admin routes: API keys (create, list, revoke), the audit
+ * log, and reloading the configuration. Reads use the loop's read-only store;
+ * creating and revoking a key are writer jobs like every other change.
+ */
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/apikey.h"
+#include "auth/auth.h"
+#include "http/handlers.h"
+#include "ingest/writer.h"
+#include "service/service.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+static json_t *time_or_null(int64_t ms)
+{
+    char t[32];
+    return ms ? json_string(clock_rfc3339(ms, t, sizeof t)) : json_null();
+}
+
+json_t *api_key_json(const struct api_key *k)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "id", k->id, "name", k->name, "role",
+                     k->role, "prefix", k->prefix, "created_at", time_or_null(k->created_ms),
+                     "expires_at", time_or_null(k->expires_ms), "last_used_at",
+                     time_or_null(k->last_used_ms), "revoked_at", time_or_null(k->revoked_ms));
+}
+
+void h_keys_list(struct http_conn *c, struct http_request *r)
+{
+    (void)r;
+    struct store *st = http_conn_store(c);
+    struct api_key *v;
+    size_t n;
+    if (store_key_list(st, &v, &n) < 0) {
+        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(items, api_key_json(&v[i]));
+        api_key_release(&v[i]);
+    }
+    free(v);
+    http_reply_json(c, 200, json_pack("{s:o,s:n}", "items", items, "next"), NULL);
+}
+
+/* A key change on its way through the writer and back to the loop. */
+struct key_req {
+    struct wjob job; /* first: the writer sees it as a wjob */
+    struct loop_msg msg;
+    struct http_conn *conn;
+    struct http_loop *loop;
+    int create; /* else revoke */
+    struct api_key k;
+    char key[APIKEY_LEN + 1]; /* create: the secret, shown once */
+    int result, found;
+};
+
+static int key_apply(struct wjob *job, struct store *st)
+{
+    struct key_req *q = (struct key_req *)job;
+    if (q->create)
+        return store_key_add(st, &q->k);
+    int rc = store_key_revoke(st, q->k.id, clock_wall_ms());
+    q->found = rc == 0;
+    if (rc == 0)
+        rc = store_key_get(st, q->k.id, &q->k) < 0 ? -1 : 0;
+    return rc < 0 ? -1 : 0;
+}
+
+static void key_deliver(struct wjob *job, int result)
+{
+    struct key_req *q = (struct key_req *)job;
+    q->result = result;
+    http_post(q->loop, &q->msg);
+}
+
+static void key_answer(struct loop_msg *m)
+{
+    struct key_req *q = (struct key_req *)((char *)m - offsetof(struct key_req, msg));
+    if (q->result < 0) {
+        http_reply_error_status(q->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
+                                "the store could not be written; nothing was changed");
+    } else if (!q->create && !q->found) {
+        http_reply_error(q->conn, ERR_NOT_FOUND, "no API key '%s'", q->k.id);
+    } else {
+        json_t *j = api_key_json(&q->k);
+        if (q->create) {
+            json_object_set_new(j, "key", json_string(q->key));
+            log_info("auth", "key created", "\"id\":\"%s\",\"role\":\"%s\"", q->k.id, q->k.role);
+        } else {
+            log_info("auth", "key revoked", "\"id\":\"%s\"", q->k.id);
+        }
+        http_reply_json(q->conn, q->create ? 201 : 200, j, NULL);
+    }
+    OPENSSL_cleanse(q->key, sizeof q->key);
+    api_key_release(&q->k);
+    free(q);
+}
+
+static struct key_req *key_req_new(struct http_conn *c, int create)
+{
+    struct key_req *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->conn = c;
+    q->loop = http_conn_loop(c);
+    q->create = create;
+    q->msg.fn = key_answer;
+    q->job.apply = key_apply;
+    q->job.deliver = key_deliver;
+    q->job.nrows = 1;
+    return q;
+}
+
+static void key_submit(struct http_conn *c, struct key_req *q)
+{
+    if (writer_submit(http_conn_service(c)->writer, &q->job) < 0) {
+        http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
+        api_key_release(&q->k);
+        free(q);
+    }
+}
+
+int keys_make(struct store *st, const char *name, const char *role, int64_t expires_ms,
+              struct api_key *k, char key[], char *err, size_t errlen)
+{
+    unsigned char pepper[32];
+    memset(k, 0, sizeof *k);
+    if (!name || !*name || strlen(name) > 200) {
+        snprintf(err, errlen, "name must be a non-empty string of at most 200 bytes");
+        return -1;
+    }
+    int rn = role_from_name(role);
+    if (rn <= 0) {
+        snprintf(err, errlen, "role must be one of viewer, ingest, operator, admin");
+        return -1;
+    }
+    if (store_key_pepper(st, pepper) < 0 || apikey_generate(key, k->id) < 0 ||
+        apikey_hash(pepper, 32, key, strlen(key), k->hash) < 0) {
+        snprintf(err, errlen, "cannot make a key: %s", store_errmsg(st));
+        OPENSSL_cleanse(pepper, sizeof pepper);
+        return -2;
+    }
+    OPENSSL_cleanse(pepper, sizeof pepper);
+    k->name = strdup(name);
+    snprintf(k->role, sizeof k->role, "%s", role);
+    snprintf(k->prefix, sizeof k->prefix, "%.*s", APIKEY_PREFIX_LEN, key);
+    k->created_ms = clock_wall_ms();
+    k->expires_ms = expires_ms;
+    return k->name ? 0 : -2;
+}
+
+/* POST /api/v1/keys {"name", "role", "expires_in": "90d"} */
+void h_keys_create(struct http_conn *c, struct http_request *r)
+{
+    json_error_t jerr;
+    json_t *body =
+        json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        http_reply_error(c, ERR_INVALID_PARAMETER,
+                         "the body must be a JSON object {\"name\", \"role\", \"expires_in\"}");
+        return;
+    }
+    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *role = json_string_value(json_object_get(body, "role"));
+    json_t *exp = json_object_get(body, "expires_in");
+    int64_t expires_ms = 0;
+    if (exp && !json_is_null(exp)) {
+        uint64_t ms = 0;
+        if (!json_is_string(exp) || config_parse_duration_ms(json_string_value(exp), &ms) < 0 ||
+            ms == 0) {
+            json_decref(body);
+            http_reply_error(c, ERR_INVALID_PARAMETER,
+                             "expires_in must be a duration like \"90d\" or \"12h\"");
+            return;
+        }
+        expires_ms = clock_wall_ms() + (int64_t)ms;
+    }
+    struct key_req *q = key_req_new(c, 1);
+    char err[200];
+    int rc =
+        q ? keys_make(http_conn_store(c), name, role, expires_ms, &q->k, q->key, err, sizeof err)
+          : -2;
+    json_decref(body);
+    if (rc < 0) {
+        if (q)
+            api_key_release(&q->k);
+        free(q);
+        if (rc == -1)
+            http_reply_error(c, ERR_INVALID_PARAMETER, "%s", err);
+        else
+            http_reply_error(c, ERR_UNAVAILABLE, "%s", q ? err : "out of memory");
+        return;
+    }
+    key_submit(c, q);
+}
+
+/* DELETE /api/v1/keys/{id} */
+void h_keys_revoke(struct http_conn *c, struct http_request *r)
+{
+    struct key_req *q = key_req_new(c, 0);
+    if (!q) {
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    snprintf(q->k.id, sizeof q->k.id, "%s", r->params[0]);
+    key_submit(c, q);
+}
+
+/* GET /api/v1/audit?actor=&method=&status=&since=MS&after=ID&limit= */
+void h_audit_list(struct http_conn *c, struct http_request *r)
+{
+    char actor[160], method[16];
+    long long limit, after, status, since;
+    struct audit_filter f = {0};
+    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0 ||
+        h_query_int(c, r, "after", 0, 0, INT64_MAX, &after) < 0 ||
+        h_query_int(c, r, "status", 0, 0, 599, &status) < 0 ||
+        h_query_int(c, r, "since", 0, 0, INT64_MAX, &since) < 0)
+        return;
+    if (http_query(r, "actor", actor, sizeof actor) == 1 && actor[0])
+        f.actor = actor;
+    if (http_query(r, "method", method, sizeof method) == 1 && method[0])
+        f.method = method;
+    f.status = (int)status;
+    f.since_ms = since;
+    f.after_id = after;
+    f.limit = (int)limit + 1;
+    struct store *st = http_conn_store(c);
+    json_t *rows;
+    if (store_audit_list(st, &f, &rows) < 0) {
+        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        return;
+    }
+    json_t *next = json_null();
+    if (json_array_size(rows) > (size_t)limit) {
+        json_array_remove(rows, (size_t)limit);
+        next = json_integer(
+            json_integer_value(json_object_get(json_array_get(rows, limit - 1), "id")));
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(rows, i, e)
+    {
+        json_object_set_new(e, "at", time_or_null(json_integer_value(json_object_get(e, "at_ms"))));
+        json_object_del(e, "at_ms");
+    }
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", rows, "next", next), NULL);
+}
+
+/* POST /api/v1/admin/reload: the same as SIGHUP, which the serve loop handles. */
+void h_admin_reload(struct http_conn *c, struct http_request *r)
+{
+    (void)r;
+    if (kill(getpid(), SIGHUP) < 0) {
+        http_reply_error(c, ERR_INTERNAL, "cannot signal the server");
+        return;
+    }
+    http_reply_json(c, 202, json_pack("{s:s}", "reload", "requested"), NULL);
+}

@@ -62,6 +62,8 @@ struct pass {
     char received_at[32];
     int64_t now_ms;
     unsigned long long rejected_by_code[ERR__COUNT]; /* by first error, for the metrics */
+    int64_t code_count[ERR__COUNT];                  /* writer side: every error, for rollups */
+    char *code_sample[ERR__COUNT];                   /* writer side: one message each (owned) */
     int (*tick)(void *arg); /* every TICK_RECORDS records; non-zero stops */
     void *tick_arg;
     int stopped; /* the tick asked to stop (shutdown) */
@@ -216,6 +218,9 @@ static int add_dlq(struct pass *p, const char *raw, size_t raw_len, int64_t rown
 static int add_errors(struct pass *p, int64_t rowno, const struct row_errors *errs)
 {
     for (size_t i = 0; i < errs->n; i++) {
+        enum sluice_err c = errs->v[i].code;
+        if (!p->code_count[c]++ && errs->v[i].message)
+            p->code_sample[c] = strdup(errs->v[i].message);
         struct batch_error_new e = {rowno, err_name(errs->v[i].code), errs->v[i].field,
                                     errs->v[i].message ? errs->v[i].message : ""};
         if (store_batch_errors_add(p->st, p->b->id, &e, 1, p->now_ms) < 0)
@@ -364,6 +369,37 @@ static int on_record(void *arg, const struct csv_record *rec)
 
 static int batch_scan(struct pass *p);
 
+static void codes_reset(struct pass *p)
+{
+    for (int c = 0; c < ERR__COUNT; c++) {
+        free(p->code_sample[c]);
+        p->code_sample[c] = NULL;
+        p->code_count[c] = 0;
+    }
+}
+
+/* The batch's counts and error codes into the rollups, at done_ms (its finished time). */
+static int add_rollup(struct pass *p, int failed, int64_t done_ms)
+{
+    struct rollup_code codes[ERR__COUNT];
+    size_t n = 0;
+    for (int c = 0; c < ERR__COUNT; c++)
+        if (p->code_count[c])
+            codes[n++] = (struct rollup_code){err_name((enum sluice_err)c), p->code_count[c],
+                                              p->code_sample[c]};
+    struct rollup_delta d = {.dataset = p->ds->name,
+                             .at_ms = done_ms,
+                             .received = p->b->total,
+                             .accepted = failed ? 0 : p->b->inserted,
+                             .rejected = p->b->invalid,
+                             .duplicate = failed ? 0 : p->b->duplicate,
+                             .batches = 1,
+                             .batches_failed = failed,
+                             .codes = codes,
+                             .ncodes = n};
+    return store_rollup_add(p->st, &d);
+}
+
 /* The key's value of a row as JSON text, for DUPLICATE_KEY's message (owned). */
 static char *key_text(struct pass *p, const struct rq_row *r)
 {
@@ -441,6 +477,7 @@ static int stream_apply(struct wjob *job, struct store *st)
     p->invalid = p->inserted = p->duplicate = 0;
     struct row_meta m = {p->b->id, p->b->source ? p->b->source : "upload", p->received_at,
                          p->b->id};
+    codes_reset(p);
     int rc = store_batch_clear(st, p->ds->name, p->b->id, 0, NULL);
     struct rq_chunk *c;
     while (rc == 0 && (c = rowqueue_take(p->rq)) != NULL) {
@@ -469,8 +506,9 @@ static int stream_apply(struct wjob *job, struct store *st)
     p->b->invalid = p->invalid;
     p->b->inserted = p->inserted;
     p->b->duplicate = p->duplicate;
-    if (store_batch_set_counts(st, p->b) < 0 ||
-        store_batch_set_status(st, p->b->id, "completed", NULL, clock_wall_ms()) < 0) {
+    int64_t done = clock_wall_ms();
+    if (store_batch_set_counts(st, p->b) < 0 || add_rollup(p, 0, done) < 0 ||
+        store_batch_set_status(st, p->b->id, "completed", NULL, done) < 0) {
         snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
         return -1;
     }
@@ -554,6 +592,7 @@ void batch_pass_destroy(struct pass *p)
         return;
     colmap_release(&p->map);
     free(p->unknown);
+    codes_reset(p);
     free(p);
 }
 
@@ -612,6 +651,7 @@ int batch_pass_apply_fail(struct pass *p, struct store *st, const char *fail_rea
     p->now_ms = clock_wall_ms();
     clock_rfc3339(p->now_ms, p->received_at, sizeof p->received_at);
     p->total = p->invalid = p->inserted = p->duplicate = 0;
+    codes_reset(p);
     if (store_batch_clear(st, p->ds->name, p->b->id, 0, NULL) < 0)
         return -1;
     if (batch_scan(p) < 0)
@@ -620,9 +660,10 @@ int batch_pass_apply_fail(struct pass *p, struct store *st, const char *fail_rea
     p->b->invalid = p->invalid;
     p->b->inserted = 0;
     p->b->duplicate = 0;
-    if (store_batch_set_counts(st, p->b) < 0)
+    int64_t done = clock_wall_ms();
+    if (store_batch_set_counts(st, p->b) < 0 || add_rollup(p, 1, done) < 0)
         return -1;
-    return store_batch_set_status(st, p->b->id, "failed", fail_reason, clock_wall_ms());
+    return store_batch_set_status(st, p->b->id, "failed", fail_reason, done);
 }
 
 /* The header of the batch file at path, read into p->map. */

@@ -147,6 +147,7 @@ static void process(struct worker *w, struct batch *b)
             set_status(w, b, "failed", batch_pass_reason(p));
         goto out;
     }
+    metrics_batch_done(ds->name, (double)(clock_wall_ms() - b->started_ms) / 1000.0);
     /* the rows of a completed batch count like pushed ones */
     metrics_rows(ds->name, (unsigned long long)b->inserted, (unsigned long long)b->duplicate,
                  batch_pass_rejected(p));

@@ -61,6 +61,43 @@ const struct command cli_commands[] = {
      "POST /api/v1/admin/reload (an admin token in SLUICE_TOKEN): the same as SIGHUP.\n"
      "New datasets, schema changes that keep stored rows, and new JWT keys apply at\n"
      "once; a bad file is refused and the old configuration stays.\n"},
+    {"doctor", cmd_doctor, "check the host, configuration and database, and say how to fix them",
+     "usage: sluice doctor [--config FILE] [--json] [--probe]\n"
+     "\n"
+     "Checks the configuration (--config FILE or SLUICE_CONFIG), the data directory\n"
+     "(exists or can be created, writable, free space), the database (opens,\n"
+     "quick_check, migrations current; never migrated from here), the listen\n"
+     "address (free, or already served by a sluice), auth sanity, the clock and\n"
+     "the alert receivers. One line per check, [ok], [warn] or [FAIL], with a\n"
+     "remedy under each warning and failure. --json prints\n"
+     "{\"status\", \"checks\": [{\"name\", \"status\", \"detail\", \"remedy\"}]}.\n"
+     "--probe: also probe the alert receivers.\n"
+     "Exit codes: 0 when nothing failed (warnings allowed), 1 when a check failed,\n"
+     "2 on a usage error.\n"},
+    {"ready", cmd_ready, "exit 0 when a running server is ready (for orchestration probes)",
+     "usage: sluice ready [--url URL] [--timeout SECONDS]\n"
+     "\n"
+     "GET /health/ready on the server (--url URL, SLUICE_URL, default\n"
+     "http://127.0.0.1:8080) within --timeout seconds (default 5). Exit 0 on a 200,\n"
+     "1 otherwise, with one line saying why (the status and body, or the connection\n"
+     "error); 2 on a usage error.\n"},
+    {"sentinel", cmd_sentinel, "run the sentinel's rules now and report (exit 0/1/2)",
+     "usage: sluice sentinel [--config FILE] [--json] [--loop --interval N]\n"
+     "\n"
+     "Evaluates the sentinel's rules (stuck batches, error rate, DLQ growth, stalled\n"
+     "sources, store, disk) against the store the configuration names, and whether\n"
+     "the server at `listen` answers /health/ready. Prints the findings (--json: the\n"
+     "report {\"status\",\"checked_at\",\"findings\"}). Exit code: 0 ok, 1 warning,\n"
+     "2 critical, 3 on a usage or configuration error. --loop repeats every N seconds\n"
+     "(default 30). The ingest latency rule needs the server's own measurements: it\n"
+     "runs in the server's sentinel only.\n"},
+    {"rollups", cmd_rollups, "recompute the KPI rollups from the stored data",
+     "usage: sluice rollups rebuild [--config FILE]\n"
+     "\n"
+     "Recomputes every rollup behind /api/v1/stats and /api/v1/errors from the stored\n"
+     "rows (by _received_at), the DLQ (by received time, every status) and the batches\n"
+     "(by finish time), in one transaction on the store the configuration names.\n"
+     "Duplicates skipped earlier are not stored anywhere, so they are not recounted.\n"},
     {"version", cmd_version, "print the version", "usage: sluice version\n"},
     {"help", cmd_help, "show help for sluice or one command", "usage: sluice help [COMMAND]\n"},
     {"config-docs", cmd_config_docs, "print the configuration reference (Markdown)",

@@ -33,21 +33,23 @@
 #define NAME_MAX_LEN 200 /* longest dotted option name we build, "datasets[N].key" */
 
 enum opt_type {
-    OT_STRING,   /* char *, not empty */
-    OT_INT,      /* int */
-    OT_NUMBER,   /* double */
-    OT_BOOL,     /* int, 0 or 1 */
-    OT_SIZE,     /* uint64_t bytes */
-    OT_DURATION, /* uint64_t milliseconds */
-    OT_LISTEN,   /* char *, HOST:PORT */
-    OT_ENUM,     /* char *, one of choices */
-    OT_CHOICE,   /* int, index into choices (an enum) */
-    OT_STORAGE,  /* char *, sqlite:PATH or postgres[ql]://... */
-    OT_NAME,     /* char *, ^[a-z][a-z0-9_]{0,62}$ */
-    OT_SCHEMA,   /* json_t * + struct schema *, from a mapping */
-    OT_DATASETS, /* struct dataset_config * + count, from a list */
-    OT_STRLIST,  /* char **, NULL-terminated, from a list of strings */
-    OT_JWTKEYS,  /* struct jwt_key_config * + count, from a list */
+    OT_STRING,    /* char *, not empty */
+    OT_INT,       /* int */
+    OT_NUMBER,    /* double */
+    OT_BOOL,      /* int, 0 or 1 */
+    OT_SIZE,      /* uint64_t bytes */
+    OT_DURATION,  /* uint64_t milliseconds */
+    OT_LISTEN,    /* char *, HOST:PORT */
+    OT_ENUM,      /* char *, one of choices */
+    OT_CHOICE,    /* int, index into choices (an enum) */
+    OT_STORAGE,   /* char *, sqlite:PATH or postgres[ql]://... */
+    OT_NAME,      /* char *, ^[a-z][a-z0-9_]{0,62}$ */
+    OT_SCHEMA,    /* json_t * + struct schema *, from a mapping */
+    OT_DATASETS,  /* struct dataset_config * + count, from a list */
+    OT_STRLIST,   /* char **, NULL-terminated, from a list of strings */
+    OT_JWTKEYS,   /* struct jwt_key_config * + count, from a list */
+    OT_RECEIVERS, /* struct receiver_config * + count, from a list */
+    OT_ROUTES,    /* struct route_config * + count, from a list */
 };
 
 /* Each type's name in the docs and what errors say a value should look like. */
@@ -69,6 +71,8 @@ static const struct {
     [OT_DATASETS] = {"list", "a list of datasets"},
     [OT_STRLIST] = {"list of strings", "a list of strings"},
     [OT_JWTKEYS] = {"list", "a list of keys"},
+    [OT_RECEIVERS] = {"list", "a list of receivers"},
+    [OT_ROUTES] = {"list", "a list of routes"},
 };
 
 enum {
@@ -93,6 +97,9 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const char *const on_dup_names[] = {"reject", "upsert", "skip", NULL};
 static const char *const role_names[] = {"none", "viewer", "ingest", "operator", "admin", NULL};
 static const char *const metrics_modes[] = {"loopback", "open", "token", NULL};
+static const char *const severities[] = {"warning", "critical", NULL};
+static const char *const receiver_types[] = {"webhook", "alertmanager", "log", NULL};
+static const char *const webhook_formats[] = {"json", "slack", NULL};
 
 #define CFG(field) offsetof(struct sluice_config, field)
 #define DS(field) offsetof(struct dataset_config, field)
@@ -201,10 +208,99 @@ static const struct opt opts[] = {
          "Who may read `/metrics`: `loopback` (anyone when `listen` is a loopback address, "
          "else a token of any role), `open` (anyone) or `token` (a token of any role)."),
      .choices = metrics_modes},
+    {OPT("sentinel.interval_s", OT_INT, "30", CFG(sentinel.interval_s),
+         "Seconds between two evaluations of the sentinel's rules in the server; 0 turns the "
+         "server's sentinel off (`sluice sentinel` still works)."),
+     RANGE(0, 86400)},
+    {OPT("sentinel.rules.stuck_batches.after_s", OT_INT, "600", CFG(sentinel.stuck_batches.after_s),
+         "A batch in a non-terminal state without progress (state change or heartbeat) for this "
+         "long is stuck."),
+     RANGE(1, 604800)},
+    {OPT("sentinel.rules.stuck_batches.severity", OT_CHOICE, "critical",
+         CFG(sentinel.stuck_batches.severity), "Severity of stuck batches."),
+     .choices = severities},
+    {OPT("sentinel.rules.stuck_batches.auto_reset", OT_BOOL, "false",
+         CFG(sentinel.stuck_batches.auto_reset),
+         "Reset a stuck batch to `uploaded` so a worker takes it again (at most `max_resets` "
+         "times per batch).")},
+    {OPT("sentinel.rules.stuck_batches.max_resets", OT_INT, "3",
+         CFG(sentinel.stuck_batches.max_resets), "Most automatic resets of one batch."),
+     RANGE(1, 100)},
+    {OPT("sentinel.rules.error_rate.window_s", OT_INT, "3600", CFG(sentinel.error_rate.window_s),
+         "Window of the error rate (rejected / received rows), per dataset."),
+     RANGE(60, 604800)},
+    {OPT("sentinel.rules.error_rate.warning_pct", OT_NUMBER, "10",
+         CFG(sentinel.error_rate.warning_pct), "Error rate above this is a warning."),
+     RANGE(0, 100)},
+    {OPT("sentinel.rules.error_rate.critical_pct", OT_NUMBER, "50",
+         CFG(sentinel.error_rate.critical_pct), "Error rate above this is critical."),
+     RANGE(0, 100)},
+    {OPT("sentinel.rules.error_rate.min_rows", OT_INT, "100", CFG(sentinel.error_rate.min_rows),
+         "Fewer rows received in the window than this: no finding (too few to judge)."),
+     RANGE(1, 1000000000)},
+    {OPT("sentinel.rules.dlq_growth.window_s", OT_INT, "3600", CFG(sentinel.dlq_growth.window_s),
+         "Window of DLQ growth."),
+     RANGE(60, 604800)},
+    {OPT("sentinel.rules.dlq_growth.warning_count", OT_INT, "100",
+         CFG(sentinel.dlq_growth.warning_count),
+         "More open DLQ entries than this added within the window is a warning."),
+     RANGE(1, 1000000000)},
+    {OPT("sentinel.rules.ingest_latency.window_s", OT_INT, "300",
+         CFG(sentinel.ingest_latency.window_s),
+         "Window of the ingest latency's p95 (server only)."),
+     RANGE(10, 3600)},
+    {OPT("sentinel.rules.ingest_latency.p95_ms", OT_INT, "500", CFG(sentinel.ingest_latency.p95_ms),
+         "p95 of ingest requests (events and uploads) above this is a warning."),
+     RANGE(1, 3600000)},
+    {OPT("sentinel.rules.disk_low.min_free_pct", OT_NUMBER, "10",
+         CFG(sentinel.disk_low.min_free_pct),
+         "Less free space than this share of the data directory's file system is critical."),
+     RANGE(0, 100)},
+    {OPT("sentinel.rules.disk_low.min_free_bytes", OT_SIZE, "0",
+         CFG(sentinel.disk_low.min_free_bytes), "Less free space than this is critical too.")},
+    {OPT("alerts.repeat_interval_s", OT_INT, "14400", CFG(alerts.repeat_interval_s),
+         "A firing alert is notified again after this long (webhook and log receivers; "
+         "Alertmanager is sent every firing alert at each evaluation)."),
+     RANGE(1, 2592000)},
+    {OPT("alerts.receivers", OT_RECEIVERS, NULL, CFG(alerts.receivers),
+         "Where alerts go; see [Alert receivers](#alert-receivers).")},
+    {OPT("alerts.routes", OT_ROUTES, NULL, CFG(alerts.routes),
+         "Which receivers get which alerts; see [Alert routes](#alert-routes). Without routes, "
+         "every receiver gets every alert.")},
     {OPT("cors.allowed_origins", OT_STRLIST, NULL, CFG(cors.allowed_origins),
          "Origins (`https://console.example.com`) whose browsers may call the API: they get "
          "`Access-Control-Allow-Origin` with their own origin (never `*`) and answered "
          "preflight requests. Empty: no cross-origin access.")},
+};
+
+/* The keys of one entry of `alerts.receivers`. */
+#define RC(field) offsetof(struct receiver_config, field)
+static const struct opt receiver_opts[] = {
+    {OPT("name", OT_STRING, NULL, RC(name), "The receiver's name, used by routes; unique."),
+     .flags = OPT_REQUIRED},
+    {OPT("type", OT_CHOICE, NULL, RC(type),
+         "`webhook` (POST of the alert as JSON), `alertmanager` (Prometheus Alertmanager API v2) "
+         "or `log` (a line in sluice's log)."),
+     .choices = receiver_types, .flags = OPT_REQUIRED},
+    {OPT("url", OT_STRING, NULL, RC(url),
+         "webhook: the URL to POST to; alertmanager: its base URL (`/api/v2/alerts` is added).")},
+    {OPT("format", OT_CHOICE, "json", RC(format),
+         "webhook only: `json` (sluice's alert document) or `slack` (`{\"text\": ...}`, for Slack "
+         "and compatible incoming webhooks)."),
+     .choices = webhook_formats},
+};
+
+/* The keys of one entry of `alerts.routes`. */
+#define RT(field) offsetof(struct route_config, field)
+static const struct opt route_opts[] = {
+    {OPT("severity", OT_ENUM, NULL, RT(severity), "Match findings of this severity only."),
+     .choices = severities},
+    {OPT("rule", OT_STRING, NULL, RT(rule), "Match this rule only (`stuck_batches`, ...).")},
+    {OPT("dataset", OT_STRING, NULL, RT(dataset), "Match findings about this dataset only.")},
+    {OPT("receivers", OT_STRLIST, NULL, RT(receivers),
+         "The receivers (by name) of what matches. Every matching route's receivers get the "
+         "alert, each once."),
+     .flags = OPT_REQUIRED},
 };
 
 /* The keys of one entry of `auth.jwt.keys`. */
@@ -244,6 +340,9 @@ static const struct opt ds_opts[] = {
     {OPT("error_threshold_percent", OT_NUMBER, "10", DS(error_threshold_percent),
          "A batch with a larger share of invalid rows than this fails as a whole."),
      RANGE(0, 100)},
+    {OPT("expected_every", OT_DURATION, NULL, DS(expected_every_ms),
+         "When set, receiving no row for this long is a `source_stalled` finding (warning): "
+         "the volume drop users otherwise hear about from their customers.")},
     {OPT("schema", OT_SCHEMA, NULL, DS(schema_json),
          "The schema every row must match: a JSON Schema subset written as YAML (see below)."),
      .flags = OPT_REQUIRED},
@@ -720,6 +819,8 @@ static int opt_set_text(const struct opt *o, void *base, const char *s, char *wh
     case OT_DATASETS:
     case OT_STRLIST:
     case OT_JWTKEYS:
+    case OT_RECEIVERS:
+    case OT_ROUTES:
         set_err(why, whylen, "can only be set in the configuration file");
         return -1;
     }
@@ -1032,6 +1133,8 @@ fail:
 
 static int load_datasets(struct loader *ld, struct fy_node *seq, int line, const char *option);
 static int load_jwt_keys(struct loader *ld, struct fy_node *seq, int line, const char *option);
+static int load_alert_list(struct loader *ld, enum opt_type t, struct fy_node *seq, int line,
+                           const char *option);
 
 static void strlist_free(char **v)
 {
@@ -1104,6 +1207,8 @@ static int opt_set_node(struct loader *ld, const struct opt *o, void *base, stru
         return load_strlist(ld, (char ***)((char *)base + o->off), v, line, option);
     if (o->type == OT_JWTKEYS)
         return load_jwt_keys(ld, v, line, option);
+    if (o->type == OT_RECEIVERS || o->type == OT_ROUTES)
+        return load_alert_list(ld, o->type, v, line, option);
     if (v && !fy_node_is_scalar(v))
         return fail_at(ld, line, option, "expected %s, got %s", expected(o, ebuf, sizeof ebuf),
                        node_kind_name(v));
@@ -1316,6 +1421,87 @@ static int load_jwt_keys(struct loader *ld, struct fy_node *seq, int line, const
     return 0;
 }
 
+/* alerts.receivers or alerts.routes: a list of mappings, each checked. */
+static int load_alert_list(struct loader *ld, enum opt_type t, struct fy_node *seq, int line,
+                           const char *option)
+{
+    struct sluice_config *cfg = ld->cfg;
+    struct fy_node *item;
+    void *it = NULL;
+    size_t n, i = 0;
+    int recv = t == OT_RECEIVERS;
+    if (!seq)
+        return 0;
+    if (!fy_node_is_sequence(seq))
+        return fail_at(ld, line, option, "expected a list, got %s", node_kind_name(seq));
+    n = (size_t)fy_node_sequence_item_count(seq);
+    if (n == 0)
+        return 0;
+    if (recv) {
+        if (!(cfg->alerts.receivers = calloc(n, sizeof *cfg->alerts.receivers)))
+            return fail_at(ld, line, option, "out of memory");
+        cfg->alerts.nreceivers = n;
+    } else {
+        if (!(cfg->alerts.routes = calloc(n, sizeof *cfg->alerts.routes)))
+            return fail_at(ld, line, option, "out of memory");
+        cfg->alerts.nroutes = n;
+    }
+    while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
+        const struct opt *tbl = recv ? receiver_opts : route_opts;
+        size_t nt = recv ? ARRAY_SIZE(receiver_opts) : ARRAY_SIZE(route_opts);
+        void *base = recv ? (void *)&cfg->alerts.receivers[i] : (void *)&cfg->alerts.routes[i];
+        int lines[8] = {0}, l;
+        char prefix[48], opt[48], why[160];
+        snprintf(prefix, sizeof prefix, "%s[%zu].", option, i);
+        snprintf(opt, sizeof opt, "%s[%zu]", option, i);
+        if (!item || !fy_node_is_mapping(item))
+            return fail_at(ld, node_line(item) ? node_line(item) : line, opt,
+                           "expected a mapping, got %s", item ? node_kind_name(item) : "nothing");
+        l = node_line(item) ? node_line(item) : line;
+        if (apply_defaults(tbl, nt, base, why, sizeof why) < 0)
+            return fail_at(ld, l, opt, "%s", why);
+        if (walk_mapping(ld, item, tbl, nt, base, lines, "", prefix) < 0)
+            return -1;
+        for (size_t j = 0; j < nt; j++)
+            if ((tbl[j].flags & OPT_REQUIRED) && !lines[j])
+                return fail_at(ld, l, opt, "'%s' is required", tbl[j].name);
+        if (recv) {
+            struct receiver_config *r = &cfg->alerts.receivers[i];
+            r->line = l;
+            if (r->type != 2 && !r->url)
+                return fail_at(ld, l, opt, "a %s receiver needs a url", receiver_types[r->type]);
+            for (size_t k = 0; k < i; k++)
+                if (strcmp(cfg->alerts.receivers[k].name, r->name) == 0)
+                    return fail_at(ld, l, opt, "duplicate receiver name '%s'", r->name);
+        } else {
+            cfg->alerts.routes[i].line = l;
+        }
+        i++;
+    }
+    return 0;
+}
+
+/* Every route names known receivers (after both lists are loaded). */
+static int check_routes(struct loader *ld)
+{
+    struct sluice_config *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->alerts.nroutes; i++) {
+        struct route_config *r = &cfg->alerts.routes[i];
+        for (size_t k = 0; r->receivers && r->receivers[k]; k++) {
+            size_t j = 0;
+            while (j < cfg->alerts.nreceivers &&
+                   strcmp(cfg->alerts.receivers[j].name, r->receivers[k]) != 0)
+                j++;
+            if (j == cfg->alerts.nreceivers) {
+                char opt[48];
+                snprintf(opt, sizeof opt, "alerts.routes[%zu]", i);
+                return fail_at(ld, r->line, opt, "no receiver named '%s'", r->receivers[k]);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Read an HMAC secret from a file (one trailing newline dropped); malloc'd, *len set. */
 static unsigned char *read_secret(const char *path, size_t *len, char *why, size_t whylen)
 {
@@ -1492,7 +1678,7 @@ derive:
         set_err(err, errlen, "%s: storage: %s", path ? path : "(defaults)", why);
         goto fail;
     }
-    if (build_keyset(&ld) < 0)
+    if (build_keyset(&ld) < 0 || check_routes(&ld) < 0)
         goto fail;
     rc = 0;
 fail:
@@ -1609,6 +1795,18 @@ void config_release(struct sluice_config *cfg)
     free(cfg->auth.jwt.keys);
     jwt_keyset_free(cfg->auth.jwt.keyset);
     strlist_free(cfg->cors.allowed_origins);
+    for (size_t i = 0; i < cfg->alerts.nreceivers; i++) {
+        free(cfg->alerts.receivers[i].name);
+        free(cfg->alerts.receivers[i].url);
+    }
+    free(cfg->alerts.receivers);
+    for (size_t i = 0; i < cfg->alerts.nroutes; i++) {
+        free(cfg->alerts.routes[i].severity);
+        free(cfg->alerts.routes[i].rule);
+        free(cfg->alerts.routes[i].dataset);
+        strlist_free(cfg->alerts.routes[i].receivers);
+    }
+    free(cfg->alerts.routes);
     free(cfg->path);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -1738,6 +1936,15 @@ void config_write_docs(FILE *out)
           "`datasets` is a list; each entry declares one dataset with these keys:\n\n",
           out);
     md_table(out, ds_opts, ARRAY_SIZE(ds_opts), "Key");
+    fputs("\n## Alert receivers\n\n"
+          "`alerts.receivers` is a list; each entry is one receiver:\n\n",
+          out);
+    md_table(out, receiver_opts, ARRAY_SIZE(receiver_opts), "Key");
+    fputs("\n## Alert routes\n\n"
+          "`alerts.routes` is a list; each entry sends the alerts it matches (all of its "
+          "conditions) to its receivers:\n\n",
+          out);
+    md_table(out, route_opts, ARRAY_SIZE(route_opts), "Key");
     fputs("\n## JWT keys\n\n"
           "`auth.jwt.keys` is a list; each entry is one key source with these keys (exactly "
           "one of `secret_file`, `secret_env`, `public_key_file`, `jwks_file`):\n\n",

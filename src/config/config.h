@@ -23,6 +23,7 @@ struct dataset_config {
     char *key;                      /* NULL or a declared property name */
     enum on_duplicate on_duplicate; /* default reject */
     double error_threshold_percent; /* default 10 */
+    uint64_t expected_every_ms;     /* 0: none; else a source_stalled finding after this */
     json_t *schema_json;            /* owned; the schema as JSON */
     struct schema *schema;          /* owned; compiled */
 };
@@ -36,6 +37,22 @@ struct jwt_key_config {
 };
 
 struct jwt_keyset;
+
+/* One entry of alerts.receivers. */
+struct receiver_config {
+    char *name;
+    int type;   /* index in webhook|alertmanager|log */
+    char *url;  /* webhook, alertmanager */
+    int format; /* webhook: index in json|slack */
+    int line;
+};
+
+/* One entry of alerts.routes: the receivers of the findings it matches. */
+struct route_config {
+    char *severity, *rule, *dataset; /* NULL: any */
+    char **receivers;                /* NULL-terminated names */
+    int line;
+};
 
 struct sluice_config {
     char *path;     /* the file it was read from (owned), NULL if none */
@@ -100,6 +117,36 @@ struct sluice_config {
     struct {
         char **allowed_origins; /* owned, NULL-terminated; NULL: no CORS */
     } cors;
+
+    struct {
+        int interval_s; /* 30; 0: the server does not run it */
+        struct {
+            int after_s, severity, auto_reset, max_resets;
+        } stuck_batches;
+        struct {
+            int window_s;
+            double warning_pct, critical_pct;
+            int min_rows;
+        } error_rate;
+        struct {
+            int window_s, warning_count;
+        } dlq_growth;
+        struct {
+            int window_s, p95_ms;
+        } ingest_latency;
+        struct {
+            double min_free_pct;
+            uint64_t min_free_bytes;
+        } disk_low;
+    } sentinel;
+
+    struct {
+        int repeat_interval_s;             /* 14400 */
+        struct receiver_config *receivers; /* owned array */
+        size_t nreceivers;
+        struct route_config *routes; /* owned array */
+        size_t nroutes;
+    } alerts;
 
     int storage_explicit; /* storage was set by the file or config_set(); else it follows
                              data_dir */

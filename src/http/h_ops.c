@@ -9,7 +9,9 @@
 #include "auth/auth.h"
 #include "http/handlers.h"
 #include "ingest/writer.h"
+#include "ops/alerts.h"
 #include "ops/metrics.h"
+#include "ops/sentinel.h"
 #include "service/service.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -135,6 +137,48 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
                     NULL);
 }
 
+/* Gauges read from the store at scrape time. */
+static void scrape_gauges(struct buf *o, struct store *st)
+{
+    int up = store_ping(st) == 0;
+    buf_printf(o,
+               "# HELP sluice_store_up Whether the store answers a query (1) or not (0).\n"
+               "# TYPE sluice_store_up gauge\nsluice_store_up %d\n",
+               up);
+    buf_printf(o,
+               "# HELP sluice_sentinel_last_run_timestamp_seconds When the sentinel last "
+               "evaluated its rules (0: never).\n"
+               "# TYPE sluice_sentinel_last_run_timestamp_seconds gauge\n"
+               "sluice_sentinel_last_run_timestamp_seconds %.3f\n",
+               (double)sentinel_last_run_ms() / 1000.0);
+    static const char *const states[] = {"uploaded",  "staging",   "validating", "transforming",
+                                         "inserting", "upserting", "completed",  "failed"};
+    json_t *bs = NULL;
+    buf_appends(o, "# HELP sluice_batches Batches, by state.\n# TYPE sluice_batches gauge\n");
+    if (up && store_batch_states(st, &bs) == 0)
+        for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+            buf_printf(o, "sluice_batches{state=\"%s\"} %lld\n", states[i],
+                       (long long)json_integer_value(json_object_get(bs, states[i])));
+    json_decref(bs);
+    struct rollup_sum *v = NULL;
+    size_t n = 0;
+    if (up && store_rollup_window(st, clock_wall_ms() - 3600000LL, &v, &n) < 0)
+        n = 0;
+    buf_appends(o, "# HELP sluice_data_quality_ratio Rows accepted / rows received over the last "
+                   "hour, per dataset (1 with nothing received).\n"
+                   "# TYPE sluice_data_quality_ratio gauge\n");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(o, "sluice_data_quality_ratio{dataset=\"%s\"} %.6f\n", v[i].dataset,
+                   v[i].received ? (double)v[i].accepted / (double)v[i].received : 1.0);
+    buf_appends(o, "# HELP sluice_last_error_timestamp_seconds When a row of the dataset was "
+                   "last rejected.\n# TYPE sluice_last_error_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < n; i++)
+        if (v[i].last_error_ms)
+            buf_printf(o, "sluice_last_error_timestamp_seconds{dataset=\"%s\"} %.3f\n",
+                       v[i].dataset, (double)v[i].last_error_ms / 1000.0);
+    free(v);
+}
+
 static void auth_metric(const char *reason, unsigned long long n, void *arg)
 {
     buf_printf(arg, "sluice_auth_failures_total{reason=\"%s\"} %llu\n", reason, n);
@@ -164,6 +208,8 @@ void h_metrics(struct http_conn *c, struct http_request *r)
     struct buf out;
     buf_init(&out, 64 << 20);
     metrics_render(&out, &g);
+    scrape_gauges(&out, st);
+    alerts_metrics(&out);
     buf_appends(&out, "# HELP sluice_auth_failures_total Requests refused by authentication or "
                       "authorization, by reason.\n# TYPE sluice_auth_failures_total counter\n");
     auth_failures_foreach(auth_metric, &out);

@@ -27,6 +27,7 @@
 
 #include "auth/audit.h"
 #include "http/router.h"
+#include "ops/latency.h"
 #include "ops/metrics.h"
 #include "service/service.h"
 #include "store/store.h"
@@ -494,6 +495,8 @@ void http_reply(struct http_conn *c, int status, const char *ctype, char *body, 
                          c->req.method ? c->req.method : "OTHER", status, secs);
     if (s->o.log_requests)
         log_request(c, status, secs);
+    if (c->req.route && c->req.route->perm == PERM_INGEST)
+        latency_note(secs);
     audit(c, status);
     set_busy(c, CONN_WRITING);
     /* A client that does not read its answer is dropped after request_timeout. */

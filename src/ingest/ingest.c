@@ -234,6 +234,37 @@ static char *build_response(struct ingest *in)
     return txt;
 }
 
+/* The request's counts and error codes into the rollups (the same transaction). */
+static int add_rollup(struct ingest *in, struct store *st)
+{
+    struct rollup_code codes[ERR__COUNT];
+    int64_t count[ERR__COUNT] = {0};
+    const char *sample[ERR__COUNT] = {0};
+    size_t n = 0;
+    for (size_t i = 0; i < in->nrows; i++) {
+        struct ingest_row *r = &in->rows[i];
+        if (r->outcome != ROW_REJECTED)
+            continue;
+        for (size_t k = 0; k < r->errs.n; k++) {
+            enum sluice_err c = r->errs.v[k].code;
+            if (!count[c]++)
+                sample[c] = r->errs.v[k].message;
+        }
+    }
+    for (int c = 0; c < ERR__COUNT; c++)
+        if (count[c])
+            codes[n++] = (struct rollup_code){err_name((enum sluice_err)c), count[c], sample[c]};
+    struct rollup_delta d = {.dataset = in->ds->name,
+                             .at_ms = in->received_ms,
+                             .received = (int64_t)in->nrows,
+                             .accepted = (int64_t)in->accepted,
+                             .rejected = (int64_t)in->rejected,
+                             .duplicate = (int64_t)in->duplicates,
+                             .codes = codes,
+                             .ncodes = n};
+    return store_rollup_add(st, &d);
+}
+
 int ingest_apply(struct wjob *job, struct store *st)
 {
     struct ingest *in = (struct ingest *)job;
@@ -317,6 +348,8 @@ int ingest_apply(struct wjob *job, struct store *st)
         if (rc < 0)
             return -1;
     }
+    if (add_rollup(in, st) < 0)
+        return -1;
     in->status = in->rejected == 0 ? 200 : in->rejected == in->nrows ? 422 : 207;
     in->response = build_response(in);
     if (!in->response)

@@ -5,9 +5,13 @@
  */
 #include "ops/metrics.h"
 
+#include <dirent.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "http/router.h"
 
@@ -28,9 +32,14 @@ struct hist {
     unsigned long long n;
 };
 
+static const double batch_buckets[] = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
+#define NBB (sizeof batch_buckets / sizeof batch_buckets[0])
+
 struct ds_series {
     char *name;
     unsigned long long accepted, duplicates, rejected[ERR__COUNT];
+    unsigned long long batch_counts[NBB + 1], batch_n; /* batch durations */
+    double batch_sum;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -136,6 +145,80 @@ void metrics_rows(const char *dataset, unsigned long long accepted, unsigned lon
     pthread_mutex_unlock(&mu);
 }
 
+void metrics_batch_done(const char *dataset, double seconds)
+{
+    pthread_mutex_lock(&mu);
+    struct ds_series *d = ds_get(dataset);
+    if (d) {
+        size_t b = 0;
+        while (b < NBB && seconds > batch_buckets[b])
+            b++;
+        d->batch_counts[b]++;
+        d->batch_n++;
+        d->batch_sum += seconds;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+/* process_* from /proc/self (Linux). */
+static void render_process(struct buf *o)
+{
+    long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/stat", "r");
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    long rss = 0;
+    unsigned long long start = 0;
+    if (f) {
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+        if (p && sscanf(p + 2,
+                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d "
+                        "%*d %llu %lu %ld",
+                        &utime, &stime, &start, &vsize, &rss) != 5)
+            utime = stime = 0;
+    }
+    double boot = 0;
+    f = fopen("/proc/stat", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "btime %lf", &boot) == 1)
+                break;
+        fclose(f);
+    }
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        fds--; /* the directory stream itself */
+    }
+    struct rlimit rl = {0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    buf_printf(o,
+               "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+               "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
+               "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+               "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
+               "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+               "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %lu\n"
+               "# HELP process_open_fds Number of open file descriptors.\n"
+               "# TYPE process_open_fds gauge\nprocess_open_fds %d\n"
+               "# HELP process_max_fds Maximum number of open file descriptors.\n"
+               "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n"
+               "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+               "seconds.\n# TYPE process_start_time_seconds gauge\n"
+               "process_start_time_seconds %.2f\n",
+               tck > 0 ? (double)(utime + stime) / (double)tck : 0.0, rss * page, vsize, fds,
+               (unsigned long long)rl.rlim_cur,
+               boot + (tck > 0 ? (double)start / (double)tck : 0.0));
+}
+
 static const char *route_label(size_t i)
 {
     return i < http_nroutes ? http_routes[i].pattern : "unmatched";
@@ -148,8 +231,9 @@ void metrics_render(struct buf *o, const struct metrics_gauges *g)
         ds_get(g->datasets[i]);
 
     buf_appends(o, "# HELP sluice_build_info Build information.\n# TYPE sluice_build_info gauge\n");
-    buf_printf(o, "sluice_build_info{version=\"%s\",git_sha=\"%s\"} 1\n", SLUICE_VERSION,
+    buf_printf(o, "sluice_build_info{version=\"%s\",revision=\"%s\"} 1\n", SLUICE_VERSION,
                SLUICE_GIT_SHA);
+    render_process(o);
     buf_appends(o, "# HELP sluice_uptime_seconds Seconds since the server started.\n"
                    "# TYPE sluice_uptime_seconds gauge\n");
     buf_printf(o, "sluice_uptime_seconds %.3f\n", g->uptime_s);
@@ -180,6 +264,26 @@ void metrics_render(struct buf *o, const struct metrics_gauges *g)
     for (size_t i = 0; i < ndss; i++)
         buf_printf(o, "sluice_rows_duplicate_total{dataset=\"%s\"} %llu\n", dss[i].name,
                    dss[i].duplicates);
+
+    buf_appends(o, "# HELP sluice_batch_duration_seconds Time from a batch's claim to its end "
+                   "(completed or failed), per dataset.\n"
+                   "# TYPE sluice_batch_duration_seconds histogram\n");
+    for (size_t i = 0; i < ndss; i++) {
+        if (!dss[i].batch_n)
+            continue;
+        unsigned long long cum = 0;
+        for (size_t b = 0; b < NBB; b++) {
+            cum += dss[i].batch_counts[b];
+            buf_printf(o, "sluice_batch_duration_seconds_bucket{dataset=\"%s\",le=\"%g\"} %llu\n",
+                       dss[i].name, batch_buckets[b], cum);
+        }
+        buf_printf(o,
+                   "sluice_batch_duration_seconds_bucket{dataset=\"%s\",le=\"+Inf\"} %llu\n"
+                   "sluice_batch_duration_seconds_sum{dataset=\"%s\"} %.6f\n"
+                   "sluice_batch_duration_seconds_count{dataset=\"%s\"} %llu\n",
+                   dss[i].name, dss[i].batch_n, dss[i].name, dss[i].batch_sum, dss[i].name,
+                   dss[i].batch_n);
+    }
 
     buf_appends(o, "# HELP sluice_http_requests_total HTTP requests answered.\n"
                    "# TYPE sluice_http_requests_total counter\n");

@@ -24,6 +24,8 @@ void metrics_http_request(size_t route, const char *method, int status, double s
 void metrics_rows(const char *dataset, unsigned long long accepted, unsigned long long duplicates,
                   const unsigned long long rejected_by_code[ERR__COUNT]);
 
+/* A batch ended (completed or failed) seconds after it was claimed. */
+void metrics_batch_done(const char *dataset, double seconds);
 /* Gauges that are read at scrape time. */
 struct metrics_gauges {
     json_t *dlq_depth; /* {"dataset": n}, borrowed; may be NULL */

@@ -15,7 +15,9 @@
 #include "batch/batch.h"
 #include "http/server.h"
 #include "ingest/writer.h"
+#include "ops/alerts.h"
 #include "ops/metrics.h"
+#include "ops/sentinel.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -169,6 +171,9 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     if (!s->http)
         return -1;
     s->batches = batch_pool_start(s, c->batches.workers);
+    alerts_notifier_start();
+    if (c->sentinel.interval_s > 0)
+        s->sentinel = sentinel_start(s);
     char addr[256];
     log_info("service", "listening",
              "\"listen\":\"%s\",\"storage\":\"%s\",\"datasets\":%zu,\"io_threads\":%d,"
@@ -238,12 +243,15 @@ void service_stop(struct service *s, uint64_t timeout_ms)
         while (http_server_busy(s->http) > 0 && clock_mono_ns() < deadline)
             usleep(20000);
     }
+    sentinel_stop(s->sentinel);
+    s->sentinel = NULL;
     /* Workers finish the batch step they are in (its transaction commits or not). */
     batch_pool_stop(s->batches);
     s->batches = NULL;
     /* Finish every queued job; their answers go to the loops, still running. */
     writer_stop(s->writer);
     s->writer = NULL;
+    alerts_notifier_stop(); /* deliveries still waiting for a retry are given up */
     http_server_stop(s->http);
     s->http = NULL;
     catalog_release(s->cat);

@@ -18,6 +18,7 @@
 struct writer;
 struct http_server;
 struct batch_pool;
+struct sentinel;
 
 struct catalog {
     int refs; /* atomic */
@@ -30,6 +31,7 @@ struct service {
     struct writer *writer;
     struct http_server *http;
     struct batch_pool *batches; /* NULL when batches.workers is 0 */
+    struct sentinel *sentinel;  /* NULL when sentinel.interval_s is 0 */
     int64_t started_ms;
     uint64_t started_ns;
     char *config_path;                         /* owned; NULL when started without a file */

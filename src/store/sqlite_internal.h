@@ -22,6 +22,7 @@ struct sqlite_store {
     struct ds_stmt *stmts;
     sqlite3_stmt *dlq_add_q;    /* prepared on first use */
     sqlite3_stmt *errors_add_q; /* prepared on first use */
+    sqlite3_stmt *roll_q[4];    /* rollup upserts, prepared on first use */
     /*
      * The rowids this transaction inserted with one batch id, written to the
      * batch's rows_first/rows_last before COMMIT (sqlite_batch_range_flush): a
@@ -77,6 +78,28 @@ int sqlite_key_revoke(struct store *st, const char *id, int64_t now_ms);
 int sqlite_key_touch(struct store *st, const char *id, int64_t now_ms);
 int sqlite_audit_add(struct store *st, const struct audit_new *e);
 int sqlite_audit_list(struct store *st, const struct audit_filter *f, json_t **out);
+/* Rollups, stats and sentinel queries (store_sqlite_stats.c); see store.h. */
+int sqlite_rollup_add(struct store *st, const struct rollup_delta *d);
+int sqlite_rollup_window(struct store *st, int64_t from_ms, struct rollup_sum **out, size_t *n);
+int sqlite_stats_kpis(struct store *st, int64_t now_ms, json_t **out);
+int sqlite_stats_series(struct store *st, int monthly, int64_t from_ms, const char *dataset,
+                        json_t **out);
+int sqlite_stats_errors(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
+int sqlite_rollup_rebuild(struct store *st);
+int sqlite_batch_stuck(struct store *st, int64_t before_ms, json_t **out);
+int sqlite_dlq_new_since(struct store *st, int64_t since_ms, json_t **out);
+int sqlite_batch_states(struct store *st, json_t **out);
+/* Alerts (store_sqlite_alerts.c). */
+int sqlite_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
+int sqlite_alert_firing(struct store *st, struct alert **out, size_t *n);
+int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int limit,
+                      json_t **out);
+int sqlite_alert_get(struct store *st, int64_t id, json_t **out);
+int sqlite_alert_put(struct store *st, struct alert *a);
+int sqlite_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
+                       const char *detail);
+/* Take a finished batch's counts out of the rollups (before its rows are cleared). */
+int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id);
 /* Whether ds_<dataset> has the _batch_id index (upsert datasets). */
 int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset);
 int sqlite_batch_delete(struct store *st, const char *id);

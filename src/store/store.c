@@ -26,6 +26,20 @@ void store_close(struct store *st)
         st->ops->close(st);
 }
 
+void alert_release(struct alert *a)
+{
+    if (!a)
+        return;
+    free(a->fingerprint);
+    free(a->rule);
+    free(a->severity);
+    free(a->labels_json);
+    free(a->summary);
+    free(a->details_json);
+    free(a->state);
+    memset(a, 0, sizeof *a);
+}
+
 void api_key_release(struct api_key *k)
 {
     if (!k)

@@ -128,6 +128,37 @@ struct audit_filter {
     int limit;
 };
 
+/* What one ingest request or one batch added, for the rollups (same transaction). */
+struct rollup_code {
+    const char *code;   /* "OUT_OF_RANGE" */
+    int64_t count;      /* occurrences (every error of every row) */
+    const char *sample; /* one message, may be NULL */
+};
+struct rollup_delta {
+    const char *dataset;
+    int64_t at_ms;
+    int64_t received, accepted, rejected, duplicate;
+    int batches, batches_failed; /* 1/0 for a batch, 0 for events */
+    const struct rollup_code *codes;
+    size_t ncodes;
+};
+
+/* Sums over a time range, per dataset (sentinel windows, KPIs). */
+struct rollup_sum {
+    char dataset[72];
+    int64_t received, accepted, rejected, duplicate, batches, batches_failed;
+    int64_t last_received_ms, last_error_ms;
+};
+
+/* An alert: one finding (rule + labels) through its life. Strings owned (alert_release). */
+struct alert {
+    int64_t id; /* 0: new */
+    char *fingerprint, *rule, *severity, *labels_json, *summary, *details_json, *state;
+    int64_t started_ms, updated_ms, resolved_ms, last_notified_ms;
+    int notifications;
+};
+void alert_release(struct alert *a);
+
 struct store_ops {
     const char *scheme; /* "sqlite" */
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
@@ -209,6 +240,38 @@ struct store_ops {
     int (*audit_add)(struct store *st, const struct audit_new *e);
     /* Records after f->after_id (oldest first), as JSON objects. */
     int (*audit_list)(struct store *st, const struct audit_filter *f, json_t **out);
+
+    /* Rollups, kept in the same transaction as the rows they count. */
+    int (*rollup_add)(struct store *st, const struct rollup_delta *d);
+    /* Per dataset, rows in [from_ms, now] (minute resolution), plus each dataset's last
+     * received and last error time. *out is malloc'd, *n entries. */
+    int (*rollup_window)(struct store *st, int64_t from_ms, struct rollup_sum **out, size_t *n);
+    /* The KPI / stats / error views as JSON (see docs/api.md). */
+    int (*stats_kpis)(struct store *st, int64_t now_ms, json_t **out);
+    int (*stats_series)(struct store *st, int monthly, int64_t from_ms, const char *dataset,
+                        json_t **out);
+    int (*stats_errors)(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
+    /* Recompute every rollup from the stored rows, DLQ and batches. */
+    int (*rollup_rebuild)(struct store *st);
+    /* Batches in a non-terminal state whose last progress is before before_ms. */
+    int (*batch_stuck)(struct store *st, int64_t before_ms, json_t **out);
+    /* Open DLQ entries received since since_ms, per dataset: {"ds": n}. */
+    int (*dlq_new_since)(struct store *st, int64_t since_ms, json_t **out);
+    /* Batches by state: {"uploaded": n, ...}. */
+    int (*batch_states)(struct store *st, json_t **out);
+    /* Send a stuck batch back to `uploaded` unless the sentinel did so max times already.
+     * 1 = reset, 0 = limit reached, -1 = error. */
+    int (*batch_auto_reset)(struct store *st, const char *id, int max, int64_t now_ms);
+
+    /* Alerts: the firing ones (all), a page of them by state (NULL = any), one with its
+     * history, insert (a->id == 0; sets it) or update, and a history event. */
+    int (*alert_firing)(struct store *st, struct alert **out, size_t *n);
+    int (*alert_list)(struct store *st, const char *state, int64_t after_id, int limit,
+                      json_t **out);
+    int (*alert_get)(struct store *st, int64_t id, json_t **out); /* 1 = not found */
+    int (*alert_put)(struct store *st, struct alert *a);
+    int (*alert_event)(struct store *st, int64_t id, int64_t at_ms, const char *event,
+                       const char *detail);
 };
 
 /* The base every backend's handle starts with. */
@@ -274,6 +337,24 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_key_touch(st, id, now) ((st)->ops->key_touch((st), (id), (now)))
 #define store_audit_add(st, e) ((st)->ops->audit_add((st), (e)))
 #define store_audit_list(st, f, out) ((st)->ops->audit_list((st), (f), (out)))
+#define store_rollup_add(st, d) ((st)->ops->rollup_add((st), (d)))
+#define store_rollup_window(st, from, out, n) ((st)->ops->rollup_window((st), (from), (out), (n)))
+#define store_stats_kpis(st, now, out) ((st)->ops->stats_kpis((st), (now), (out)))
+#define store_stats_series(st, m, from, ds, out)                                                   \
+    ((st)->ops->stats_series((st), (m), (from), (ds), (out)))
+#define store_stats_errors(st, from, ds, out) ((st)->ops->stats_errors((st), (from), (ds), (out)))
+#define store_rollup_rebuild(st) ((st)->ops->rollup_rebuild(st))
+#define store_batch_stuck(st, before, out) ((st)->ops->batch_stuck((st), (before), (out)))
+#define store_dlq_new_since(st, since, out) ((st)->ops->dlq_new_since((st), (since), (out)))
+#define store_batch_states(st, out) ((st)->ops->batch_states((st), (out)))
+#define store_batch_auto_reset(st, id, max, now)                                                   \
+    ((st)->ops->batch_auto_reset((st), (id), (max), (now)))
+#define store_alert_firing(st, out, n) ((st)->ops->alert_firing((st), (out), (n)))
+#define store_alert_list(st, state, after, lim, out)                                               \
+    ((st)->ops->alert_list((st), (state), (after), (lim), (out)))
+#define store_alert_get(st, id, out) ((st)->ops->alert_get((st), (id), (out)))
+#define store_alert_put(st, a) ((st)->ops->alert_put((st), (a)))
+#define store_alert_event(st, id, at, ev, d) ((st)->ops->alert_event((st), (id), (at), (ev), (d)))
 #define store_batch_clear(st, ds, id, c, rows)                                                     \
     ((st)->ops->batch_clear((st), (ds), (id), (c), (rows)))
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))

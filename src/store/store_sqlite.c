@@ -67,6 +67,34 @@ static const char *migrations[] = {
     " role TEXT, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, remote TEXT,"
     " request_id TEXT);"
     "CREATE INDEX audit_at ON audit(at_ms);",
+    /* 5: rollups (minute and hour buckets since the epoch), error views, activity */
+    "CREATE TABLE rollup_minute (dataset TEXT NOT NULL, minute INTEGER NOT NULL,"
+    " received INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
+    " rejected INTEGER NOT NULL DEFAULT 0, duplicate INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (dataset, minute)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_hour (dataset TEXT NOT NULL, hour INTEGER NOT NULL,"
+    " received INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
+    " rejected INTEGER NOT NULL DEFAULT 0, duplicate INTEGER NOT NULL DEFAULT 0,"
+    " batches INTEGER NOT NULL DEFAULT 0, batches_failed INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (dataset, hour)) WITHOUT ROWID;"
+    "CREATE INDEX rollup_hour_hour ON rollup_hour(hour);"
+    "CREATE TABLE rollup_errors (hour INTEGER NOT NULL, dataset TEXT NOT NULL,"
+    " code TEXT NOT NULL, occurrences INTEGER NOT NULL DEFAULT 0,"
+    " batches INTEGER NOT NULL DEFAULT 0, sample TEXT, last_seen_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (hour, dataset, code)) WITHOUT ROWID;"
+    "CREATE TABLE dataset_activity (dataset TEXT PRIMARY KEY, last_received_ms INTEGER,"
+    " last_error_ms INTEGER);"
+    "CREATE INDEX batches_finished ON batches(finished_ms);",
+    /* 6: alerts and their history */
+    "CREATE TABLE alerts (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, rule TEXT NOT NULL,"
+    " severity TEXT NOT NULL, labels TEXT NOT NULL, summary TEXT NOT NULL, details TEXT,"
+    " state TEXT NOT NULL, started_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " resolved_ms INTEGER, last_notified_ms INTEGER, notifications INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX alerts_firing ON alerts(fingerprint) WHERE state = 'firing';"
+    "CREATE INDEX alerts_state ON alerts(state, id);"
+    "CREATE TABLE alert_events (seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,"
+    " at_ms INTEGER NOT NULL, event TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX alert_events_alert ON alert_events(alert_id, seq);",
 };
 
 int sqlite_fail(struct sqlite_store *s, const char *what)
@@ -100,6 +128,8 @@ static void sq_close(struct store *st)
     sqlite_ckpt_stop(s->ckpt);
     sqlite3_finalize(s->dlq_add_q);
     sqlite3_finalize(s->errors_add_q);
+    for (size_t i = 0; i < sizeof s->roll_q / sizeof s->roll_q[0]; i++)
+        sqlite3_finalize(s->roll_q[i]);
     for (size_t i = 0; i < sizeof s->tx / sizeof s->tx[0]; i++)
         sqlite3_finalize(s->tx[i]);
     for (struct ds_stmt *d = s->stmts, *n; d; d = n) {
@@ -881,5 +911,20 @@ const struct store_ops store_sqlite_ops = {
     .key_touch = sqlite_key_touch,
     .audit_add = sqlite_audit_add,
     .audit_list = sqlite_audit_list,
+    .rollup_add = sqlite_rollup_add,
+    .rollup_window = sqlite_rollup_window,
+    .stats_kpis = sqlite_stats_kpis,
+    .stats_series = sqlite_stats_series,
+    .stats_errors = sqlite_stats_errors,
+    .rollup_rebuild = sqlite_rollup_rebuild,
+    .batch_stuck = sqlite_batch_stuck,
+    .dlq_new_since = sqlite_dlq_new_since,
+    .batch_states = sqlite_batch_states,
+    .batch_auto_reset = sqlite_batch_auto_reset,
+    .alert_firing = sqlite_alert_firing,
+    .alert_list = sqlite_alert_list,
+    .alert_get = sqlite_alert_get,
+    .alert_put = sqlite_alert_put,
+    .alert_event = sqlite_alert_event,
     .batch_delete = sqlite_batch_delete,
 };

@@ -248,6 +248,10 @@ int sqlite_batch_set_status(struct store *st, const char *id, const char *status
     sqlite3_stmt *q;
     int final = !strcmp(status, "completed") || !strcmp(status, "failed");
     int fresh = !strcmp(status, "uploaded");
+    /* A finished batch sent back (reset, reprocess): its counts leave the rollups now, while
+     * the record still says when it finished; the next run counts it again. */
+    if (fresh && sqlite_rollup_undo_batch(s, id) < 0)
+        return -1;
     if (sqlite3_prepare_v2(
             s->db,
             "UPDATE batches SET status = ?2, updated_ms = ?3,"
@@ -495,6 +499,8 @@ int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_
 {
     struct sqlite_store *s = SQ(st);
     int64_t n;
+    if (!count_only && sqlite_rollup_undo_batch(s, batch_id) < 0)
+        return -1;
     if (clear_rows(s, dataset, batch_id, count_only, &n) < 0)
         return -1;
     if (rows)

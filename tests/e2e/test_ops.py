@@ -217,7 +217,7 @@ def test_metrics_lint_and_no_duplicate_series(server):
     builds = series(samples, "sluice_build_info")
     assert len(builds) == 1, builds
     lb, v = builds[0]
-    assert v == 1 and lb.get("version") == VERSION and lb.get("git_sha"), builds
+    assert v == 1 and lb.get("version") == VERSION and lb.get("revision"), builds
     assert value(samples, "sluice_uptime_seconds", default=-1) >= 0
     assert len(series(samples, "sluice_writer_queue_depth")) == 1
     assert value(samples, "sluice_writer_commits_total", default=-1) >= 1

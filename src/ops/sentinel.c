@@ -1,0 +1,298 @@
+/*
+ * sentinel.c - the rules (see sentinel.h) and the server's thread that runs them.
+ */
+#include "ops/sentinel.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "config/config.h"
+#include "ops/alerts.h"
+#include "ops/latency.h"
+#include "service/service.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+static const char *const sev_names[] = {"warning", "critical"};
+
+static void add(json_t *findings, const char *rule, const char *severity, json_t *labels,
+                json_t *details, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void add(json_t *findings, const char *rule, const char *severity, json_t *labels,
+                json_t *details, const char *fmt, ...)
+{
+    char summary[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(summary, sizeof summary, fmt, ap);
+    va_end(ap);
+    json_array_append_new(findings,
+                          json_pack("{s:s,s:s,s:s,s:o,s:o}", "rule", rule, "severity", severity,
+                                    "summary", summary, "labels", labels ? labels : json_object(),
+                                    "details", details ? details : json_object()));
+}
+
+static void fmt_duration(char *out, size_t cap, int64_t s)
+{
+    if (s % 86400 == 0)
+        snprintf(out, cap, "%lldd", (long long)(s / 86400));
+    else if (s % 3600 == 0)
+        snprintf(out, cap, "%lldh", (long long)(s / 3600));
+    else if (s % 60 == 0)
+        snprintf(out, cap, "%lldm", (long long)(s / 60));
+    else
+        snprintf(out, cap, "%llds", (long long)s);
+}
+
+static void rule_stuck(const struct sentinel_input *in, json_t *f)
+{
+    const struct sluice_config *c = in->cfg;
+    json_t *stuck = NULL;
+    if (store_batch_stuck(in->st, in->now_ms - (int64_t)c->sentinel.stuck_batches.after_s * 1000,
+                          &stuck) < 0)
+        return;
+    size_t n = json_array_size(stuck);
+    if (n) {
+        char d[32];
+        fmt_duration(d, sizeof d, c->sentinel.stuck_batches.after_s);
+        add(f, "stuck_batches", sev_names[c->sentinel.stuck_batches.severity], NULL,
+            json_pack("{s:O}", "batches", stuck), "%zu batch%s stuck > %s", n, n == 1 ? "" : "es",
+            d);
+    }
+    json_decref(stuck);
+}
+
+static void rule_rates(const struct sentinel_input *in, json_t *f)
+{
+    const struct sluice_config *c = in->cfg;
+    struct rollup_sum *v = NULL;
+    size_t n = 0;
+    if (store_rollup_window(in->st, in->now_ms - (int64_t)c->sentinel.error_rate.window_s * 1000,
+                            &v, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        int64_t r = v[i].received, j = v[i].rejected;
+        if (r < c->sentinel.error_rate.min_rows || r == 0)
+            continue;
+        double pct = 100.0 * (double)j / (double)r;
+        const char *sev = pct > c->sentinel.error_rate.critical_pct  ? "critical"
+                          : pct > c->sentinel.error_rate.warning_pct ? "warning"
+                                                                     : NULL;
+        if (!sev)
+            continue;
+        double thr = !strcmp(sev, "critical") ? c->sentinel.error_rate.critical_pct
+                                              : c->sentinel.error_rate.warning_pct;
+        add(f, "error_rate", sev, json_pack("{s:s}", "dataset", v[i].dataset),
+            json_pack("{s:I,s:I,s:f,s:i}", "received", (json_int_t)r, "rejected", (json_int_t)j,
+                      "error_rate_pct", pct, "window_s", c->sentinel.error_rate.window_s),
+            "Error rate %.1f%% > %.1f%% threshold (%s, %lld of %lld rows)", pct, thr, v[i].dataset,
+            (long long)j, (long long)r);
+    }
+    /* stalled sources: datasets with expected_every */
+    for (size_t k = 0; k < c->ndatasets; k++) {
+        const struct dataset_config *ds = &c->datasets[k];
+        if (!ds->expected_every_ms)
+            continue;
+        int64_t last = in->started_ms;
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(v[i].dataset, ds->name) && v[i].last_received_ms > last)
+                last = v[i].last_received_ms;
+        if (in->now_ms - last <= (int64_t)ds->expected_every_ms)
+            continue;
+        char d[32], t[32];
+        fmt_duration(d, sizeof d, (int64_t)(ds->expected_every_ms / 1000));
+        add(f, "source_stalled", "warning", json_pack("{s:s}", "dataset", ds->name),
+            json_pack("{s:s,s:I}", "last_received_at", clock_rfc3339(last, t, sizeof t),
+                      "expected_every_s", (json_int_t)(ds->expected_every_ms / 1000)),
+            "%s received nothing for more than %s", ds->name, d);
+    }
+    free(v);
+}
+
+static void rule_dlq(const struct sentinel_input *in, json_t *f)
+{
+    const struct sluice_config *c = in->cfg;
+    json_t *by = NULL;
+    if (store_dlq_new_since(in->st, in->now_ms - (int64_t)c->sentinel.dlq_growth.window_s * 1000,
+                            &by) < 0)
+        return;
+    const char *ds;
+    json_t *v;
+    json_object_foreach(by, ds, v)
+    {
+        json_int_t n = json_integer_value(v);
+        if (n <= c->sentinel.dlq_growth.warning_count)
+            continue;
+        char d[32];
+        fmt_duration(d, sizeof d, c->sentinel.dlq_growth.window_s);
+        add(f, "dlq_growth", "warning", json_pack("{s:s}", "dataset", ds),
+            json_pack("{s:I,s:i}", "new_open_entries", n, "window_s",
+                      c->sentinel.dlq_growth.window_s),
+            "DLQ of %s grew by %lld entries in %s (> %d)", ds, (long long)n, d,
+            c->sentinel.dlq_growth.warning_count);
+    }
+    json_decref(by);
+}
+
+static void rule_latency(const struct sentinel_input *in, json_t *f)
+{
+    const struct sluice_config *c = in->cfg;
+    uint64_t count = 0;
+    double p95 = latency_quantile_ms(0.95, c->sentinel.ingest_latency.window_s, &count);
+    if (p95 < 0 || p95 <= c->sentinel.ingest_latency.p95_ms)
+        return;
+    add(f, "ingest_latency", "warning", NULL,
+        json_pack("{s:f,s:I,s:i}", "p95_ms", p95, "requests", (json_int_t)count, "window_s",
+                  c->sentinel.ingest_latency.window_s),
+        "ingest p95 %.0f ms > %d ms over %d s", p95, c->sentinel.ingest_latency.p95_ms,
+        c->sentinel.ingest_latency.window_s);
+}
+
+static void rule_disk(const struct sentinel_input *in, json_t *f)
+{
+    const struct sluice_config *c = in->cfg;
+    struct statvfs sv;
+    if (statvfs(c->data_dir, &sv) != 0 || !sv.f_blocks) {
+        add(f, "disk_low", "critical", NULL, NULL, "cannot read the free space of %s", c->data_dir);
+        return;
+    }
+    double pct = 100.0 * (double)sv.f_bavail / (double)sv.f_blocks;
+    uint64_t free_b = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (pct >= c->sentinel.disk_low.min_free_pct &&
+        (!c->sentinel.disk_low.min_free_bytes || free_b >= c->sentinel.disk_low.min_free_bytes))
+        return;
+    add(f, "disk_low", "critical", json_pack("{s:s}", "path", c->data_dir),
+        json_pack("{s:f,s:I}", "free_pct", pct, "free_bytes", (json_int_t)free_b),
+        "%.1f%% free (%llu MiB) in %s", pct, (unsigned long long)(free_b >> 20), c->data_dir);
+}
+
+json_t *sentinel_evaluate(const struct sentinel_input *in)
+{
+    json_t *f = json_array();
+    int store_ok = in->st && store_ping(in->st) == 0;
+    if (!store_ok) {
+        add(f, "store_unavailable", "critical", NULL, NULL, "the store does not answer: %s",
+            in->st ? store_errmsg(in->st) : "it cannot be opened");
+    } else {
+        rule_stuck(in, f);
+        rule_rates(in, f);
+        rule_dlq(in, f);
+    }
+    if (in->with_latency)
+        rule_latency(in, f);
+    rule_disk(in, f);
+    if (in->server_down)
+        add(f, "server_unavailable", "critical", NULL, NULL, "the server is not ready: %s",
+            in->server_down);
+    const char *status = "ok";
+    size_t i;
+    json_t *e;
+    json_array_foreach(f, i, e)
+    {
+        const char *s = json_string_value(json_object_get(e, "severity"));
+        if (!strcmp(s, "critical"))
+            status = "critical";
+        else if (strcmp(status, "critical"))
+            status = "warning";
+    }
+    char t[32];
+    return json_pack("{s:s,s:s,s:o}", "status", status, "checked_at",
+                     clock_rfc3339(in->now_ms, t, sizeof t), "findings", f);
+}
+
+int sentinel_exit_code(const json_t *report)
+{
+    const char *s = json_string_value(json_object_get(report, "status"));
+    return !s || !strcmp(s, "ok") ? 0 : !strcmp(s, "warning") ? 1 : 2;
+}
+
+/* ---- the server's thread ---------------------------------------------------------- */
+
+static int64_t last_run;
+
+int64_t sentinel_last_run_ms(void)
+{
+    return __atomic_load_n(&last_run, __ATOMIC_RELAXED);
+}
+
+struct sentinel {
+    struct service *svc;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    struct store *st;
+};
+
+static void *sentinel_main(void *arg)
+{
+    struct sentinel *s = arg;
+    for (;;) {
+        struct catalog *cat = service_catalog(s->svc);
+        int interval = cat->cfg.sentinel.interval_s;
+        if (!s->st) {
+            char err[256];
+            s->st = store_open(s->svc->store_uri, 1, err, sizeof err);
+        }
+        struct sentinel_input in = {.cfg = &cat->cfg,
+                                    .st = s->st,
+                                    .now_ms = clock_wall_ms(),
+                                    .started_ms = s->svc->started_ms,
+                                    .with_latency = 1};
+        json_t *report = sentinel_evaluate(&in);
+        __atomic_store_n(&last_run, in.now_ms, __ATOMIC_RELAXED);
+        alerts_submit(s->svc, cat, report, in.now_ms);
+        json_decref(report);
+        catalog_release(cat);
+        if (in.st && store_ping(in.st) != 0) { /* reopen next time */
+            store_close(s->st);
+            s->st = NULL;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += interval > 0 ? interval : 30;
+        pthread_mutex_lock(&s->mu);
+        while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
+            ;
+        int stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+struct sentinel *sentinel_start(struct service *svc)
+{
+    struct sentinel *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->svc = svc;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->thread, NULL, sentinel_main, s) != 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void sentinel_stop(struct sentinel *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    store_close(s->st);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

@@ -1,0 +1,43 @@
+/*
+ * sentinel.h - the rules that notice trouble: stuck batches, error rates,
+ * DLQ growth, slow ingest, stalled sources, an unavailable store, a full disk.
+ *
+ * sentinel_evaluate() reads the store (a read connection) and returns a report
+ *   {"status": "ok|warning|critical", "checked_at", "findings": [{"rule",
+ *    "severity", "summary", "labels", "details"}]}
+ * The server runs it every sentinel.interval_s on its own thread and turns the
+ * findings into alerts (alerts.h); `sluice sentinel` runs it once (or in a loop)
+ * against the same store.
+ */
+#ifndef SLUICE_OPS_SENTINEL_H
+#define SLUICE_OPS_SENTINEL_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct sluice_config;
+struct store;
+struct service;
+
+struct sentinel_input {
+    const struct sluice_config *cfg;
+    struct store *st; /* NULL or failing: store_unavailable */
+    int64_t now_ms;
+    int64_t started_ms;      /* when watching began (stalled sources count from here) */
+    int with_latency;        /* the server: ingest latency is known (latency.h) */
+    const char *server_down; /* the CLI: why the server's /health/ready failed, else NULL */
+};
+
+/* The report (new reference). */
+json_t *sentinel_evaluate(const struct sentinel_input *in);
+/* 0 ok, 1 warning, 2 critical: the report's status as an exit code. */
+int sentinel_exit_code(const json_t *report);
+
+/* The server's sentinel thread: evaluates, then hands the findings to the alerts. */
+struct sentinel;
+struct sentinel *sentinel_start(struct service *svc);
+void sentinel_stop(struct sentinel *s); /* accepts NULL */
+/* When it last ran (ms since the epoch, 0 = never), for the metrics. */
+int64_t sentinel_last_run_ms(void);
+
+#endif

@@ -8,7 +8,8 @@ pkgs=(
   build-essential pkg-config
   libuv1-dev node-llhttp libjansson-dev libsqlite3-dev sqlite3 libfyaml-dev
   libpcre2-dev libcurl4-openssl-dev libssl-dev libpq-dev
-  libcriterion-dev python3-pytest python3-requests prometheus curl
+  libcriterion-dev python3-pytest python3-requests python3-jwt python3-cryptography
+  prometheus prometheus-alertmanager curl
   clang libclang-rt-14-dev clang-format
 )
 if [ "${1:-}" = "--bench" ]; then

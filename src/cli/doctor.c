@@ -548,11 +548,74 @@ static void check_clock(struct report *r)
  * check each receiver here (URL parses, credentials present) and, with
  * probe, send each a test notification and report its answer.
  */
+static size_t ignore_body(char *p, size_t size, size_t n, void *u)
+{
+    (void)p, (void)u;
+    return size * n;
+}
+
+/* Whether a receiver's host answers HTTP at all (any status): GET of its URL, or of
+ * Alertmanager's /-/ready. 0, or -1 with why. Sends no alert. */
+static int probe_receiver(const struct receiver_config *rc, char *why, size_t cap)
+{
+    char url[600];
+    size_t ul = strlen(rc->url);
+    while (ul && rc->url[ul - 1] == '/')
+        ul--;
+    if (rc->type == 1)
+        snprintf(url, sizeof url, "%.*s/-/ready", (int)ul, rc->url);
+    else
+        snprintf(url, sizeof url, "%s", rc->url);
+    CURL *h = curl_easy_init();
+    if (!h) {
+        snprintf(why, cap, "curl init failed");
+        return -1;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 3L);
+    curl_easy_setopt(h, CURLOPT_NOBODY, rc->type == 1 ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, ignore_body);
+    long status = 0;
+    CURLcode cr = curl_easy_perform(h);
+    if (cr == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    if (cr != CURLE_OK) {
+        snprintf(why, cap, "%s: %s", url, curl_easy_strerror(cr));
+        return -1;
+    }
+    if (rc->type == 1 && status != 200) {
+        snprintf(why, cap, "%s answered %ld", url, status);
+        return -1;
+    }
+    return 0;
+}
+
 static void check_alerts(struct report *r, const struct sluice_config *cfg, int probe)
 {
-    (void)cfg;
-    (void)probe;
-    report_add(r, "alerts", CHECK_OK, NULL, "not configured");
+    if (!cfg->alerts.nreceivers) {
+        report_add(r, "alerts", CHECK_WARN,
+                   "add alerts.receivers (webhook, alertmanager or log) so someone hears of "
+                   "trouble",
+                   "no receivers: findings are only in /api/v1/alerts and the metrics");
+        return;
+    }
+    for (size_t i = 0; i < cfg->alerts.nreceivers; i++) {
+        const struct receiver_config *rc = &cfg->alerts.receivers[i];
+        static const char *const types[] = {"webhook", "alertmanager", "log"};
+        char name[96], why[700];
+        snprintf(name, sizeof name, "alerts: %s", rc->name);
+        if (!probe || rc->type == 2) {
+            report_add(r, name, CHECK_OK, NULL, "%s%s%s%s", types[rc->type], rc->url ? " " : "",
+                       rc->url ? rc->url : "", probe ? "" : " (not probed; --probe checks it)");
+        } else if (probe_receiver(rc, why, sizeof why) == 0) {
+            report_add(r, name, CHECK_OK, NULL, "%s %s answers", types[rc->type], rc->url);
+        } else {
+            report_add(r, name, CHECK_FAIL,
+                       "start the receiver or fix its url; alerts are retried, then given up",
+                       "%s does not answer: %s", types[rc->type], why);
+        }
+    }
 }
 
 /* ---- the commands -------------------------------------------------------- */

@@ -90,8 +90,7 @@ static void rule_rates(const struct sentinel_input *in, json_t *f)
         add(f, "error_rate", sev, json_pack("{s:s}", "dataset", v[i].dataset),
             json_pack("{s:I,s:I,s:f,s:i}", "received", (json_int_t)r, "rejected", (json_int_t)j,
                       "error_rate_pct", pct, "window_s", c->sentinel.error_rate.window_s),
-            "Error rate %.1f%% > %.1f%% threshold (%s, %lld of %lld rows)", pct, thr, v[i].dataset,
-            (long long)j, (long long)r);
+            "Error rate %.1f%% > %.1f%% threshold", pct, thr);
     }
     /* stalled sources: datasets with expected_every */
     for (size_t k = 0; k < c->ndatasets; k++) {

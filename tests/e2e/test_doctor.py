@@ -50,7 +50,7 @@ def test_doctor_healthy_with_server_running(server):
     # the conftest config turns dev_bypass on: a warning with its remedy, not a failure
     assert line(out, "auth").startswith("[warn]")
     assert "dev_bypass" in remedy_after(out, "auth")
-    assert "not configured" in line(out, "alerts")
+    assert line(out, "alerts").startswith("[warn]") and "no receivers" in line(out, "alerts")
 
 
 def test_doctor_yaml_error_names_file_and_line(tmp_path):
@@ -130,7 +130,7 @@ def test_doctor_json(tmp_path):
     assert checks["listen"]["status"] == "ok"
     assert checks["database"]["status"] == "warn"
     assert "sluice serve" in checks["database"]["remedy"]
-    assert checks["alerts"]["detail"] == "not configured"
+    assert checks["alerts"]["status"] == "warn" and "no receivers" in checks["alerts"]["detail"]
     for c in doc["checks"]:
         assert set(c) == {"name", "status", "detail", "remedy"}
         assert c["status"] in ("ok", "warn", "fail")
@@ -168,3 +168,42 @@ def test_ready(server):
     rc, out = run("ready", "--url", f"http://127.0.0.1:{closed}", "--timeout", "2")
     assert rc == 1
     assert "not ready" in out and str(closed) in out
+
+
+def test_doctor_probes_alert_receivers(tmp_path):
+    import http.server
+    import threading
+    from conftest import free_port
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(405)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    up = free_port()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", up), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    dead = free_port()
+    try:
+        s = offline(tmp_path, extra_yaml=f"""
+alerts:
+  receivers:
+    - {{name: hook, type: webhook, url: "http://127.0.0.1:{up}/hook"}}
+    - {{name: am, type: alertmanager, url: "http://127.0.0.1:{dead}"}}
+    - {{name: lg, type: log}}
+""")
+        rc, out = run("doctor", "--config", s.config_path)
+        assert rc == 0 and "not probed" in out, out
+        rc, out = run("doctor", "--json", "--probe", "--config", s.config_path)
+        checks = {c["name"]: c for c in json.loads(out)["checks"]}
+        assert rc == 1
+        assert checks["alerts: hook"]["status"] == "ok"
+        assert checks["alerts: am"]["status"] == "fail"
+        assert f"127.0.0.1:{dead}/-/ready" in checks["alerts: am"]["detail"]
+        assert checks["alerts: am"]["remedy"]
+        assert checks["alerts: lg"]["status"] == "ok"
+    finally:
+        srv.shutdown()

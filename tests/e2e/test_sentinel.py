@@ -211,7 +211,7 @@ sentinel:
     code, rep = run_sentinel(server)
     assert code == 1 and rules(rep) == {("error_rate", "warning")}, rep
     f = rep["findings"][0]
-    assert f["labels"] == {"dataset": "ev"} and f["summary"].startswith("Error rate 20.0% > 10.0%")
+    assert f["labels"] == {"dataset": "ev"} and f["summary"] == "Error rate 20.0% > 10.0% threshold"
     # many more rejected: critical, and the DLQ grew by more than 3
     server.post_events("ev", '{"id":"b"}\n' * 12)
     code, rep = run_sentinel(server)

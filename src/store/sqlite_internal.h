@@ -20,9 +20,10 @@ struct sqlite_store {
     struct store base;
     sqlite3 *db;
     struct ds_stmt *stmts;
-    sqlite3_stmt *dlq_add_q;    /* prepared on first use */
-    sqlite3_stmt *errors_add_q; /* prepared on first use */
-    sqlite3_stmt *roll_q[4];    /* rollup upserts, prepared on first use */
+    sqlite3_stmt *dlq_add_q;     /* prepared on first use */
+    sqlite3_stmt *errors_add_q;  /* prepared on first use */
+    sqlite3_stmt *roll_q[4];     /* rollup upserts, prepared on first use */
+    unsigned long long dev, ino; /* the database file when it was opened (ping checks it) */
     /*
      * The rowids this transaction inserted with one batch id, written to the
      * batch's rows_first/rows_last before COMMIT (sqlite_batch_range_flush): a

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "store/sqlite_ckpt.h"
 #include "util/buf.h"
@@ -179,9 +180,33 @@ static int sq_migrate(struct store *st)
     return 0;
 }
 
+/* The file the connection was opened on, as (device, inode); 0 when unknown. */
+static void file_id(sqlite3 *db, unsigned long long *dev, unsigned long long *ino)
+{
+    const char *fn = sqlite3_db_filename(db, "main");
+    struct stat sb;
+    *dev = *ino = 0;
+    if (fn && *fn && stat(fn, &sb) == 0) {
+        *dev = (unsigned long long)sb.st_dev;
+        *ino = (unsigned long long)sb.st_ino;
+    }
+}
+
 static int sq_ping(struct store *st)
 {
-    return exec(SQ(st), "SELECT 1 FROM schema_migrations LIMIT 1");
+    struct sqlite_store *s = SQ(st);
+    /* A deleted or replaced database file still answers through the open descriptor, and
+     * everything written to it would vanish at the next start: that is not available. */
+    if (s->ino) {
+        unsigned long long dev, ino;
+        file_id(s->db, &dev, &ino);
+        if (dev != s->dev || ino != s->ino) {
+            snprintf(s->err, sizeof s->err, "the database file %s was %s",
+                     sqlite3_db_filename(s->db, "main"), ino ? "replaced" : "deleted");
+            return -1;
+        }
+    }
+    return exec(s, "SELECT 1 FROM schema_migrations LIMIT 1");
 }
 
 /* ---- datasets ---------------------------------------------------------- */
@@ -848,6 +873,7 @@ static struct store *sq_open(const char *path, int readonly, char *err, size_t e
     }
     sqlite3_busy_timeout(s->db, 5000);
     sqlite3_extended_result_codes(s->db, 1);
+    file_id(s->db, &s->dev, &s->ino);
     /* WAL + synchronous=FULL: a COMMIT fsyncs the WAL before it returns, which
      * is what makes a 2xx mean "on disk". */
     const char *pragmas = readonly ? "PRAGMA journal_mode=WAL; PRAGMA query_only=1;"

@@ -271,3 +271,48 @@ def test_kpis_and_error_views_count_what_was_stored(make_server):
     # deleting the batch takes it out
     assert server.delete(f"/api/v1/batches/{bid}").status_code == 200
     assert server.get("/api/v1/stats/kpis").json()["today"]["rows_received"] == 1
+
+
+def test_deleted_database_is_noticed(make_server, hook):
+    extra = f"""
+sentinel: {{interval_s: 1}}
+alerts:
+  receivers:
+    - {{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/hook"}}
+"""
+    server = make_server(extra_yaml=extra, datasets_yaml=EVENTS)
+    assert server.get("/health/ready").status_code == 200
+    os.remove(server.db_path)  # the open descriptors keep answering: it must still be noticed
+    r = wait_for(lambda: [b for b in hook.bodies if b["alert"]["rule"] == "store_unavailable"],
+                 what="a store_unavailable alert")
+    assert r[0]["alert"]["severity"] == "critical" and "deleted" in r[0]["alert"]["summary"]
+    assert server.get("/health/ready").status_code == 503
+    assert "sluice_store_up 0" in server.get("/metrics").text
+
+
+def test_stuck_batch_auto_reset_is_limited(make_server):
+    extra = """
+batches: {workers: 0}
+sentinel:
+  interval_s: 1
+  rules:
+    stuck_batches: {after_s: 1, auto_reset: true, max_resets: 2}
+"""
+    server = make_server(extra_yaml=extra)
+    r = requests.post(server.url + "/api/v1/datasets/judgments/batches",
+                      data=b"case_number,amount,filed_date\nCASE-0000001,1,2024-01-01\n",
+                      headers={"Content-Type": "text/csv"}, timeout=30)
+    bid = r.json()["batch_id"]
+    con = sqlite3.connect(server.db_path, timeout=30)
+    con.execute("UPDATE batches SET status = 'staging', updated_ms = updated_ms - 3600000"
+                " WHERE id = ?", (bid,))
+    con.commit()
+    con.close()
+
+    def resets():
+        h = server.get(f"/api/v1/batches/{bid}").json()["history"]
+        return [x for x in h if x["detail"] == "sentinel auto-reset"]
+    wait_for(lambda: len(resets()) == 2, timeout=30, what="two automatic resets")
+    time.sleep(3)  # stuck again (no worker), but the limit is reached
+    assert len(resets()) == 2
+    assert server.get(f"/api/v1/batches/{bid}").json()["status"] == "uploaded"

@@ -129,14 +129,15 @@ struct sluice_config {
             int min_rows;
         } error_rate;
         struct {
-            int window_s, warning_count;
+            int window_s, warning_count, severity;
         } dlq_growth;
         struct {
-            int window_s, p95_ms;
+            int window_s, p95_ms, severity;
         } ingest_latency;
         struct {
             double min_free_pct;
             uint64_t min_free_bytes;
+            int severity;
         } disk_low;
     } sentinel;
 

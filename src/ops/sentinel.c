@@ -129,7 +129,8 @@ static void rule_dlq(const struct sentinel_input *in, json_t *f)
             continue;
         char d[32];
         fmt_duration(d, sizeof d, c->sentinel.dlq_growth.window_s);
-        add(f, "dlq_growth", "warning", json_pack("{s:s}", "dataset", ds),
+        add(f, "dlq_growth", sev_names[c->sentinel.dlq_growth.severity],
+            json_pack("{s:s}", "dataset", ds),
             json_pack("{s:I,s:i}", "new_open_entries", n, "window_s",
                       c->sentinel.dlq_growth.window_s),
             "DLQ of %s grew by %lld entries in %s (> %d)", ds, (long long)n, d,
@@ -145,7 +146,7 @@ static void rule_latency(const struct sentinel_input *in, json_t *f)
     double p95 = latency_quantile_ms(0.95, c->sentinel.ingest_latency.window_s, &count);
     if (p95 < 0 || p95 <= c->sentinel.ingest_latency.p95_ms)
         return;
-    add(f, "ingest_latency", "warning", NULL,
+    add(f, "ingest_latency", sev_names[c->sentinel.ingest_latency.severity], NULL,
         json_pack("{s:f,s:I,s:i}", "p95_ms", p95, "requests", (json_int_t)count, "window_s",
                   c->sentinel.ingest_latency.window_s),
         "ingest p95 %.0f ms > %d ms over %d s", p95, c->sentinel.ingest_latency.p95_ms,
@@ -165,7 +166,8 @@ static void rule_disk(const struct sentinel_input *in, json_t *f)
     if (pct >= c->sentinel.disk_low.min_free_pct &&
         (!c->sentinel.disk_low.min_free_bytes || free_b >= c->sentinel.disk_low.min_free_bytes))
         return;
-    add(f, "disk_low", "critical", json_pack("{s:s}", "path", c->data_dir),
+    add(f, "disk_low", sev_names[c->sentinel.disk_low.severity],
+        json_pack("{s:s}", "path", c->data_dir),
         json_pack("{s:f,s:I}", "free_pct", pct, "free_bytes", (json_int_t)free_b),
         "%.1f%% free (%llu MiB) in %s", pct, (unsigned long long)(free_b >> 20), c->data_dir);
 }

@@ -22,10 +22,13 @@ static void reply(struct http_conn *c, struct store *st, int rc, json_t *j)
 
 void h_stats_kpis(struct http_conn *c, struct http_request *r)
 {
-    (void)r;
+    char dataset[128];
+    const char *ds = NULL;
+    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
+        ds = dataset;
     struct store *st = http_conn_store(c);
     json_t *j = NULL;
-    int rc = store_stats_kpis(st, clock_wall_ms(), &j);
+    int rc = store_stats_kpis(st, clock_wall_ms(), ds, &j);
     reply(c, st, rc, j);
 }
 

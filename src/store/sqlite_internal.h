@@ -22,7 +22,7 @@ struct sqlite_store {
     struct ds_stmt *stmts;
     sqlite3_stmt *dlq_add_q;     /* prepared on first use */
     sqlite3_stmt *errors_add_q;  /* prepared on first use */
-    sqlite3_stmt *roll_q[4];     /* rollup upserts, prepared on first use */
+    sqlite3_stmt *roll_q[5];     /* rollup upserts, prepared on first use */
     unsigned long long dev, ino; /* the database file when it was opened (ping checks it) */
     /*
      * The rowids this transaction inserted with one batch id, written to the
@@ -82,7 +82,7 @@ int sqlite_audit_list(struct store *st, const struct audit_filter *f, json_t **o
 /* Rollups, stats and sentinel queries (store_sqlite_stats.c); see store.h. */
 int sqlite_rollup_add(struct store *st, const struct rollup_delta *d);
 int sqlite_rollup_window(struct store *st, int64_t from_ms, struct rollup_sum **out, size_t *n);
-int sqlite_stats_kpis(struct store *st, int64_t now_ms, json_t **out);
+int sqlite_stats_kpis(struct store *st, int64_t now_ms, const char *dataset, json_t **out);
 int sqlite_stats_series(struct store *st, int monthly, int64_t from_ms, const char *dataset,
                         json_t **out);
 int sqlite_stats_errors(struct store *st, int64_t from_ms, const char *dataset, json_t **out);

@@ -247,7 +247,7 @@ struct store_ops {
      * received and last error time. *out is malloc'd, *n entries. */
     int (*rollup_window)(struct store *st, int64_t from_ms, struct rollup_sum **out, size_t *n);
     /* The KPI / stats / error views as JSON (see docs/api.md). */
-    int (*stats_kpis)(struct store *st, int64_t now_ms, json_t **out);
+    int (*stats_kpis)(struct store *st, int64_t now_ms, const char *dataset, json_t **out);
     int (*stats_series)(struct store *st, int monthly, int64_t from_ms, const char *dataset,
                         json_t **out);
     int (*stats_errors)(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
@@ -339,7 +339,7 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_audit_list(st, f, out) ((st)->ops->audit_list((st), (f), (out)))
 #define store_rollup_add(st, d) ((st)->ops->rollup_add((st), (d)))
 #define store_rollup_window(st, from, out, n) ((st)->ops->rollup_window((st), (from), (out), (n)))
-#define store_stats_kpis(st, now, out) ((st)->ops->stats_kpis((st), (now), (out)))
+#define store_stats_kpis(st, now, ds, out) ((st)->ops->stats_kpis((st), (now), (ds), (out)))
 #define store_stats_series(st, m, from, ds, out)                                                   \
     ((st)->ops->stats_series((st), (m), (from), (ds), (out)))
 #define store_stats_errors(st, from, ds, out) ((st)->ops->stats_errors((st), (from), (ds), (out)))

@@ -96,6 +96,17 @@ static const char *migrations[] = {
     "CREATE TABLE alert_events (seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,"
     " at_ms INTEGER NOT NULL, event TEXT NOT NULL, detail TEXT);"
     "CREATE INDEX alert_events_alert ON alert_events(alert_id, seq);",
+    /* 7: day buckets (monthly series and all-time totals read a few thousand rows, not every
+     * hour), batches by creation time */
+    "CREATE TABLE rollup_day (dataset TEXT NOT NULL, day INTEGER NOT NULL,"
+    " received INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
+    " rejected INTEGER NOT NULL DEFAULT 0, duplicate INTEGER NOT NULL DEFAULT 0,"
+    " batches INTEGER NOT NULL DEFAULT 0, batches_failed INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (dataset, day)) WITHOUT ROWID;"
+    "INSERT INTO rollup_day SELECT dataset, hour / 24, sum(received), sum(accepted),"
+    " sum(rejected), sum(duplicate), sum(batches), sum(batches_failed) FROM rollup_hour"
+    " GROUP BY dataset, hour / 24;"
+    "CREATE INDEX batches_created ON batches(created_ms);",
 };
 
 int sqlite_fail(struct sqlite_store *s, const char *what)

@@ -78,6 +78,25 @@ static int rollup_apply(struct sqlite_store *s, const struct rollup_delta *d, in
     sqlite3_bind_int64(q, 8, sign * d->batches_failed);
     if (run(s, q) < 0)
         return -1;
+    q = kept(s, 4,
+             "INSERT INTO rollup_day(dataset, day, received, accepted, rejected, duplicate,"
+             " batches, batches_failed) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
+             " ON CONFLICT(dataset, day) DO UPDATE SET received = received + excluded.received,"
+             " accepted = accepted + excluded.accepted, rejected = rejected + excluded.rejected,"
+             " duplicate = duplicate + excluded.duplicate, batches = batches + excluded.batches,"
+             " batches_failed = batches_failed + excluded.batches_failed");
+    if (!q)
+        return -1;
+    sqlite3_bind_text(q, 1, d->dataset, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, d->at_ms / (24 * HOUR_MS));
+    sqlite3_bind_int64(q, 3, sign * d->received);
+    sqlite3_bind_int64(q, 4, sign * d->accepted);
+    sqlite3_bind_int64(q, 5, sign * d->rejected);
+    sqlite3_bind_int64(q, 6, sign * d->duplicate);
+    sqlite3_bind_int64(q, 7, sign * d->batches);
+    sqlite3_bind_int64(q, 8, sign * d->batches_failed);
+    if (run(s, q) < 0)
+        return -1;
     for (size_t i = 0; i < d->ncodes; i++) {
         q = kept(s, 2,
                  "INSERT INTO rollup_errors(hour, dataset, code, occurrences, batches, sample,"
@@ -212,18 +231,35 @@ static double pct(int64_t part, int64_t whole)
     return whole ? (double)(int64_t)(10000.0 * (double)part / (double)whole + 0.5) / 100.0 : 0.0;
 }
 
-/* One period of the KPIs: rows from rollup_minute/hour from `from`, batches by status. */
-static json_t *period(struct sqlite_store *s, int64_t from_ms)
+/* One period of the KPIs from from_ms (0: all time, from the day buckets), for one dataset
+ * or all (dataset NULL): rows from the rollups, batches by status by creation time. Each
+ * query has a variant per case so that SQLite uses the key that fits. */
+static json_t *period(struct sqlite_store *s, int64_t from_ms, const char *dataset)
 {
+    static const char *const rows_sql[2][2] = {
+        {"SELECT coalesce(sum(received),0), coalesce(sum(accepted),0), coalesce(sum(rejected),0),"
+         " coalesce(sum(duplicate),0) FROM rollup_hour WHERE hour >= ?1",
+         "SELECT coalesce(sum(received),0), coalesce(sum(accepted),0), coalesce(sum(rejected),0),"
+         " coalesce(sum(duplicate),0) FROM rollup_hour WHERE dataset = ?2 AND hour >= ?1"},
+        {"SELECT coalesce(sum(received),0), coalesce(sum(accepted),0), coalesce(sum(rejected),0),"
+         " coalesce(sum(duplicate),0) FROM rollup_day",
+         "SELECT coalesce(sum(received),0), coalesce(sum(accepted),0), coalesce(sum(rejected),0),"
+         " coalesce(sum(duplicate),0) FROM rollup_day WHERE dataset = ?2"}};
+    static const char *const batch_sql[2][2] = {
+        {"SELECT status, count(*) FROM batches WHERE created_ms >= ?1 GROUP BY status",
+         "SELECT status, count(*) FROM batches WHERE created_ms >= ?1 AND dataset = ?2"
+         " GROUP BY status"},
+        {"SELECT status, count(*) FROM batches GROUP BY status",
+         "SELECT status, count(*) FROM batches WHERE dataset = ?2 GROUP BY status"}};
+    int all = from_ms == 0, one = dataset != NULL;
     sqlite3_stmt *q;
     int64_t r = 0, a = 0, j = 0, d = 0;
-    if (prep(s,
-             "SELECT coalesce(sum(received),0), coalesce(sum(accepted),0),"
-             " coalesce(sum(rejected),0), coalesce(sum(duplicate),0) FROM rollup_hour"
-             " WHERE hour >= ?1",
-             &q, "kpis") < 0)
+    if (prep(s, rows_sql[all][one], &q, "kpis") < 0)
         return NULL;
-    sqlite3_bind_int64(q, 1, from_ms / HOUR_MS);
+    if (!all)
+        sqlite3_bind_int64(q, 1, from_ms / HOUR_MS);
+    if (one)
+        sqlite3_bind_text(q, 2, dataset, -1, SQLITE_STATIC);
     if (sqlite3_step(q) == SQLITE_ROW) {
         r = sqlite3_column_int64(q, 0);
         a = sqlite3_column_int64(q, 1);
@@ -232,12 +268,14 @@ static json_t *period(struct sqlite_store *s, int64_t from_ms)
     }
     sqlite3_finalize(q);
     json_t *b = json_object();
-    if (prep(s, "SELECT status, count(*) FROM batches WHERE created_ms >= ?1 GROUP BY status", &q,
-             "kpis") < 0) {
+    if (prep(s, batch_sql[all][one], &q, "kpis") < 0) {
         json_decref(b);
         return NULL;
     }
-    sqlite3_bind_int64(q, 1, from_ms);
+    if (!all)
+        sqlite3_bind_int64(q, 1, from_ms);
+    if (one)
+        sqlite3_bind_text(q, 2, dataset, -1, SQLITE_STATIC);
     while (sqlite3_step(q) == SQLITE_ROW)
         json_object_set_new(b, (const char *)sqlite3_column_text(q, 0),
                             json_integer(sqlite3_column_int64(q, 1)));
@@ -247,20 +285,30 @@ static json_t *period(struct sqlite_store *s, int64_t from_ms)
                      "rows_duplicate", (json_int_t)d, "error_rate_pct", pct(j, r));
 }
 
-int sqlite_stats_kpis(struct store *st, int64_t now_ms, json_t **out)
+int sqlite_stats_kpis(struct store *st, int64_t now_ms, const char *dataset, json_t **out)
 {
     struct sqlite_store *s = SQ(st);
     int64_t day = now_ms - now_ms % (24 * HOUR_MS);
-    json_t *today = period(s, day), *last24 = period(s, now_ms - 23 * HOUR_MS), *all = period(s, 0);
+    json_t *today = period(s, day ? day : 1, dataset),
+           *last24 = period(s, now_ms - 23 * HOUR_MS, dataset), *all = period(s, 0, dataset);
     sqlite3_stmt *q;
     int64_t open = 0, last = 0;
-    if (prep(s, "SELECT count(*) FROM dlq WHERE status = 'open'", &q, "kpis") == 0) {
+    if (prep(s,
+             dataset ? "SELECT count(*) FROM dlq WHERE status = 'open' AND dataset = ?1"
+                     : "SELECT count(*) FROM dlq WHERE status = 'open'",
+             &q, "kpis") == 0) {
+        if (dataset)
+            sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
         if (sqlite3_step(q) == SQLITE_ROW)
             open = sqlite3_column_int64(q, 0);
         sqlite3_finalize(q);
     }
-    if (prep(s, "SELECT coalesce(max(last_received_ms), 0) FROM dataset_activity", &q, "kpis") ==
-        0) {
+    if (prep(s,
+             "SELECT coalesce(max(last_received_ms), 0) FROM dataset_activity"
+             " WHERE ?1 IS NULL OR dataset = ?1",
+             &q, "kpis") == 0) {
+        if (dataset)
+            sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
         if (sqlite3_step(q) == SQLITE_ROW)
             last = sqlite3_column_int64(q, 0);
         sqlite3_finalize(q);
@@ -283,15 +331,20 @@ int sqlite_stats_series(struct store *st, int monthly, int64_t from_ms, const ch
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
-    const char *sql =
-        monthly ? "SELECT dataset, strftime('%Y-%m', hour * 3600, 'unixepoch') m, sum(batches),"
-                  " sum(received), sum(rejected) FROM rollup_hour WHERE hour >= ?1"
-                  " AND (?2 IS NULL OR dataset = ?2) GROUP BY m, dataset ORDER BY m, dataset"
-                : "SELECT dataset, hour, batches, received, rejected FROM rollup_hour"
-                  " WHERE hour >= ?1 AND (?2 IS NULL OR dataset = ?2) ORDER BY hour, dataset";
-    if (prep(s, sql, &q, "stats") < 0)
+    static const char *const sql[2][2] = {
+        {"SELECT dataset, hour, batches, received, rejected FROM rollup_hour WHERE hour >= ?1"
+         " ORDER BY hour, dataset",
+         "SELECT dataset, hour, batches, received, rejected FROM rollup_hour WHERE dataset = ?2"
+         " AND hour >= ?1 ORDER BY hour"},
+        {"SELECT dataset, strftime('%Y-%m', day * 86400, 'unixepoch') m, sum(batches),"
+         " sum(received), sum(rejected) FROM rollup_day WHERE day >= ?1 GROUP BY m, dataset"
+         " ORDER BY m, dataset",
+         "SELECT dataset, strftime('%Y-%m', day * 86400, 'unixepoch') m, sum(batches),"
+         " sum(received), sum(rejected) FROM rollup_day WHERE dataset = ?2 AND day >= ?1"
+         " GROUP BY m ORDER BY m"}};
+    if (prep(s, sql[monthly != 0][dataset != NULL], &q, "stats") < 0)
         return -1;
-    sqlite3_bind_int64(q, 1, from_ms / HOUR_MS);
+    sqlite3_bind_int64(q, 1, monthly ? from_ms / (24 * HOUR_MS) : from_ms / HOUR_MS);
     if (dataset)
         sqlite3_bind_text(q, 2, dataset, -1, SQLITE_STATIC);
     json_t *a = json_array();
@@ -418,7 +471,7 @@ int sqlite_rollup_rebuild(struct store *st)
 {
     struct sqlite_store *s = SQ(st);
     if (exec_sql(s, "DELETE FROM rollup_minute; DELETE FROM rollup_hour; DELETE FROM rollup_errors;"
-                    " DELETE FROM dataset_activity;") < 0)
+                    " DELETE FROM dataset_activity; DELETE FROM rollup_day;") < 0)
         return -1;
     /* accepted rows: every dataset table, by _received_at */
     sqlite3_stmt *q;
@@ -479,5 +532,7 @@ int sqlite_rollup_rebuild(struct store *st)
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
         if (exec_sql(s, more[i]) < 0)
             return -1;
-    return 0;
+    return exec_sql(s, "INSERT INTO rollup_day SELECT dataset, hour / 24, sum(received),"
+                       " sum(accepted), sum(rejected), sum(duplicate), sum(batches),"
+                       " sum(batches_failed) FROM rollup_hour GROUP BY dataset, hour / 24");
 }

@@ -287,13 +287,17 @@ INSERT INTO rollup_minute(dataset, minute, received, accepted, rejected, duplica
 INSERT INTO dataset_activity(dataset, last_received_ms, last_error_ms)
   SELECT name, (SELECT now_ms FROM p) - k * 7000, (SELECT now_ms FROM p) - k * 60000 FROM ds WHERE k > 0
   ON CONFLICT(dataset) DO NOTHING;
+-- the day buckets (monthly series, all-time totals) follow the hours, as the server keeps them
+DELETE FROM rollup_day;
+INSERT INTO rollup_day SELECT dataset, hour / 24, sum(received), sum(accepted), sum(rejected),
+  sum(duplicate), sum(batches), sum(batches_failed) FROM rollup_hour GROUP BY dataset, hour / 24;
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 EOF
 SEED_S=$(awk -v a="$T_SEED0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
 sqlite3 -cmd ".timeout 10000" -json "$DB" "
 SELECT (SELECT count(*) FROM ds_bench) ds_bench, (SELECT count(*) FROM dlq) dlq,
- (SELECT count(*) FROM batches) batches, (SELECT count(*) FROM rollup_hour) rollup_hour,
+ (SELECT count(*) FROM batches) batches, (SELECT count(*) FROM rollup_hour) rollup_hour, (SELECT count(*) FROM rollup_day) rollup_day,
  (SELECT count(*) FROM rollup_minute) rollup_minute, (SELECT count(*) FROM rollup_errors) rollup_errors,
  (SELECT count(*) FROM dataset_activity) dataset_activity,
  (SELECT count(DISTINCT dataset) FROM rollup_hour) datasets,
@@ -394,7 +398,7 @@ w(f"| real rows | bench/csv_gen.py --rows {m['chunk']:,} --seed {m['seed']} ({m[
   f" row_count_inserted), {invalid:,} rejected into the DLQ ({t['dlq']:,} entries); {load_s:.0f} s |")
 w(f"| synthetic rollups | {m['days']} days × 24 hours for {t['datasets']} datasets (bench, hist1..hist{m['hist']}),"
   f" 8 error codes each; seeded with sqlite3 in {seed_s:.1f} s |")
-w(f"| rollup rows | rollup_hour {t['rollup_hour']:,}; rollup_errors {t['rollup_errors']:,};"
+w(f"| rollup rows | rollup_hour {t['rollup_hour']:,}; rollup_day {t['rollup_day']:,}; rollup_errors {t['rollup_errors']:,};"
   f" rollup_minute {t['rollup_minute']:,}; dataset_activity {t['dataset_activity']:,}"
   f" (all-time rows_received {t['rows_received_all_time']:,}) |")
 w(f"| other tables | batches {t['batches']:,}; dlq {t['dlq']:,}; database {t['db_bytes'] / 2**20:,.0f} MiB |")
@@ -413,7 +417,7 @@ for r in lat:
       f" {statistics.median(r['curl_ms']):.2f} ms |")
 w("")
 w(f"*met?* asks every one of the {m['reqs']} requests (the max) to stay under {target} ms."
-  f" `kpis` takes no `dataset` parameter: `?dataset=bench` is ignored and it answers for all datasets."
+  f" With `?dataset=` every view answers for that dataset only."
   f" `monthly` without `?months=` covers 12 × 31 days, so the whole year of history."
   f" During the {meas_s:.0f} s of measuring the server used {server_cpu:.1f} s of CPU and the whole machine"
   f" {machine_cpu:.1f} s (the client and curl included; others' work on this shared machine too).")

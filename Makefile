@@ -6,10 +6,10 @@ LLHTTP_INC := /usr/share/include/llhttp
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_SHA  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-CFLAGS_COMMON := -std=c17 -Wall -Wextra -Werror -Wno-format-truncation -g -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 \
+CFLAGS_COMMON := -std=c17 -Wall -Wextra -Werror -Wno-format-truncation -g -D_GNU_SOURCE -Isrc -I/usr/include/postgresql -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 \
                  -DSLUICE_VERSION='"$(VERSION)"' -DSLUICE_GIT_SHA='"$(GIT_SHA)"'
 CFLAGS   ?= -O2
-LIBS     := -luv -ljansson -lsqlite3 -lfyaml -lpcre2-8 -lcurl -lssl -lcrypto -lpthread -lm
+LIBS     := -luv -ljansson -lsqlite3 -lpq -lfyaml -lpcre2-8 -lcurl -lssl -lcrypto -lpthread -lm
 
 SRCS     := $(shell find src -name '*.c' | sort)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))

@@ -1,0 +1,94 @@
+/*
+ * pg_internal.h - the PostgreSQL backend's shared parts (internal to
+ * src/store/store_pg*.c). The backend implements every operation of store.h
+ * (the contracts are there) against the schema in store_pg_schema.c, with
+ * libpq, one connection per struct store, like the SQLite backend: the writer
+ * owns one for all writes, each HTTP loop one for reads.
+ *
+ * Parameters are passed as text with PQexecParams (NULL = SQL NULL); integers
+ * are formatted with pg_int(). Every function returns what store.h says, and
+ * on failure records "what: PostgreSQL's message" with pg_fail().
+ */
+#ifndef SLUICE_STORE_PG_INTERNAL_H
+#define SLUICE_STORE_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct pg_store {
+    struct store base;
+    PGconn *conn;
+    int readonly;
+    char *conninfo; /* owned: to reconnect */
+    char err[512];
+};
+
+#define PG(st) ((struct pg_store *)(st))
+
+/* Record "what: message" as the store's error; returns -1. */
+int pg_fail(struct pg_store *s, const char *what);
+/* Run sql with n text parameters. Returns the result (caller PQclear()s) when its status is
+ * PGRES_COMMAND_OK or PGRES_TUPLES_OK, else NULL with the error recorded. */
+PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
+                  const char *const *params);
+/* The same for a statement whose rows are not wanted: 0 or -1. */
+int pg_cmd(struct pg_store *s, const char *what, const char *sql, int n, const char *const *params);
+/* v as decimal text in buf (at least 24 bytes); returns buf. */
+const char *pg_int(char *buf, int64_t v);
+/* Column c of row r as int64 (0 when NULL) / as a malloc'd string (NULL when NULL). */
+int64_t pg_get_int(const PGresult *r, int row, int col);
+char *pg_get_str(const PGresult *r, int row, int col);
+
+/* The connection (store_pg_conn.c). uri is the whole postgres:// URL or a conninfo string. */
+struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen);
+void pg_close(struct store *st);
+const char *pg_errmsg(struct store *st);
+int pg_ping(struct store *st);    /* reconnects when the connection was lost */
+int pg_migrate(struct store *st); /* under an advisory lock; makes the key pepper once */
+
+/* Every other operation of store.h, same contract, prefixed pg_ (store_pg*.c). */
+int pg_dataset_sync(struct store *st, const struct dataset_config *ds, char *why, size_t whylen);
+int pg_dataset_check(struct store *st, const struct dataset_config *ds, char *why, size_t whylen);
+int pg_begin(struct store *st);
+int pg_commit(struct store *st);
+int pg_rollback(struct store *st);
+int pg_savepoint(struct store *st);
+int pg_savepoint_release(struct store *st);
+int pg_savepoint_rollback(struct store *st);
+int pg_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+               json_t *row, json_t *extra, enum row_result *res);
+int pg_row_put_values(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+                      const struct row_value *v, const char *extra_json, enum row_result *res);
+int64_t pg_row_count(struct store *st, const char *dataset);
+int pg_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id);
+int pg_dlq_get(struct store *st, int64_t id, struct dlq_entry *out);
+int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out, size_t *n);
+int pg_dlq_set(struct store *st, int64_t id, const char *status, int attempts,
+               const char *errors_json, const char *codes, int64_t now_ms);
+int pg_dlq_depth(struct store *st, json_t **by_dataset);
+int pg_idem_get(struct store *st, const char *dataset, const char *key, struct idem_record *out);
+int pg_idem_put(struct store *st, const char *dataset, const char *key, const char *sha256,
+                int status, const char *response, int64_t now_ms);
+int pg_idem_purge(struct store *st, int64_t older_than_ms);
+int pg_batch_add(struct store *st, const struct batch *b);
+int pg_batch_get(struct store *st, const char *id, struct batch *out);
+int pg_batch_list(struct store *st, const struct batch_filter *f, struct batch **out, size_t *n);
+int pg_batch_claim(struct store *st, const char *worker, int64_t now_ms, int64_t lease_ms,
+                   struct batch *out);
+int pg_batch_set_status(struct store *st, const char *id, const char *status, const char *reason,
+                        int64_t now_ms);
+int pg_batch_heartbeat(struct store *st, const char *id, const char *worker, int64_t now_ms,
+                       int64_t lease_ms);
+int pg_batch_set_counts(struct store *st, const struct batch *b);
+int pg_batch_set_threshold(struct store *st, const char *id, double pct, int64_t now_ms);
+int pg_batch_history(struct store *st, const char *id, json_t **out);
+int pg_batch_errors_add(struct store *st, const char *batch_id, const struct batch_error_new *e,
+                        size_t n, int64_t now_ms);
+
+/* The schema migrations (store_pg_schema.c): statements of version i+1. */
+extern const char *const pg_migrations[];
+extern const int pg_nmigrations;
+
+#endif

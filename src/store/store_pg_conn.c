@@ -1,0 +1,174 @@
+/*
+ * store_pg_conn.c - the PostgreSQL backend's connection, its helpers and its
+ * migrations (see pg_internal.h).
+ */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/pg_internal.h"
+
+int pg_fail(struct pg_store *s, const char *what)
+{
+    const char *m = s->conn ? PQerrorMessage(s->conn) : "no connection";
+    size_t n = strlen(m);
+    while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
+        n--;
+    snprintf(s->err, sizeof s->err, "%s: %.*s", what, (int)n, m);
+    return -1;
+}
+
+PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
+                  const char *const *params)
+{
+    PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    const char *m = PQresultErrorMessage(r);
+    size_t len = strlen(m ? m : "");
+    while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
+        len--;
+    snprintf(s->err, sizeof s->err, "%s: %.*s", what, (int)len, m ? m : "");
+    PQclear(r);
+    return NULL;
+}
+
+int pg_cmd(struct pg_store *s, const char *what, const char *sql, int n,
+           const char *const *params)
+{
+    PGresult *r = pg_exec(s, what, sql, n, params);
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
+const char *pg_int(char *buf, int64_t v)
+{
+    snprintf(buf, 24, "%lld", (long long)v);
+    return buf;
+}
+
+int64_t pg_get_int(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+char *pg_get_str(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen)
+{
+    struct pg_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->readonly = readonly;
+    s->conninfo = strdup(uri);
+    s->conn = PQconnectdb(uri);
+    if (!s->conninfo || PQstatus(s->conn) != CONNECTION_OK) {
+        const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+        size_t n = strlen(m);
+        while (n && m[n - 1] == '\n')
+            n--;
+        snprintf(err, errlen, "cannot connect to PostgreSQL: %.*s", (int)n, m);
+        PQfinish(s->conn);
+        free(s->conninfo);
+        free(s);
+        return NULL;
+    }
+    /* Durability as the issue wants it: COMMIT returns after the WAL is flushed. */
+    PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
+    if (readonly)
+        PQclear(PQexec(s->conn, "SET default_transaction_read_only = on"));
+    return &s->base;
+}
+
+void pg_close(struct store *st)
+{
+    struct pg_store *s = PG(st);
+    PQfinish(s->conn);
+    free(s->conninfo);
+    free(s);
+}
+
+const char *pg_errmsg(struct store *st)
+{
+    return PG(st)->err;
+}
+
+int pg_ping(struct store *st)
+{
+    struct pg_store *s = PG(st);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        PQreset(s->conn); /* reconnect; the caller retries later if it fails */
+        if (PQstatus(s->conn) != CONNECTION_OK)
+            return pg_fail(s, "ping");
+    }
+    return pg_cmd(s, "ping", "SELECT 1", 0, NULL);
+}
+
+/* Versioned migrations under an advisory lock, so nodes starting together do not race. */
+int pg_migrate(struct store *st)
+{
+    struct pg_store *s = PG(st);
+    const char *lock = "SELECT pg_advisory_lock(7415962301)";
+    if (pg_cmd(s, "migrate lock", lock, 0, NULL) < 0)
+        return -1;
+    int rc = pg_cmd(s, "migrate",
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                    " applied_ms BIGINT NOT NULL)",
+                    0, NULL);
+    PGresult *r = rc == 0 ? pg_exec(s, "migrate",
+                                    "SELECT coalesce(max(version), 0) FROM schema_migrations", 0,
+                                    NULL)
+                          : NULL;
+    int have = r ? (int)pg_get_int(r, 0, 0) : 0;
+    PQclear(r);
+    if (!r)
+        rc = -1;
+    for (int v = have; rc == 0 && v < pg_nmigrations; v++) {
+        char ver[24];
+        const char *p[1] = {pg_int(ver, v + 1)};
+        rc = pg_cmd(s, "migrate", "BEGIN", 0, NULL);
+        if (rc == 0)
+            rc = pg_cmd(s, "migrate", pg_migrations[v], 0, NULL) < 0 ||
+                         pg_cmd(s, "migrate",
+                                "INSERT INTO schema_migrations VALUES ($1::int,"
+                                " (extract(epoch from clock_timestamp()) * 1000)::bigint)",
+                                1, p) < 0
+                     ? -1
+                     : pg_cmd(s, "migrate", "COMMIT", 0, NULL);
+        if (rc < 0) {
+            char keep[512];
+            memcpy(keep, s->err, sizeof keep);
+            PQclear(PQexec(s->conn, "ROLLBACK"));
+            memcpy(s->err, keep, sizeof keep);
+        }
+    }
+    if (rc == 0) { /* the API keys' pepper, made once here, never by SQL's random() */
+        unsigned char pep[32];
+        char hex[2 * 32 + 3] = "\\x";
+        if (RAND_bytes(pep, sizeof pep) != 1) {
+            rc = -1;
+            snprintf(s->err, sizeof s->err, "migrate: no randomness for the key pepper");
+        } else {
+            for (size_t i = 0; i < sizeof pep; i++)
+                snprintf(hex + 2 + 2 * i, 3, "%02x", pep[i]);
+            const char *p[1] = {hex};
+            rc = pg_cmd(s, "migrate",
+                        "INSERT INTO settings VALUES ('api_key_pepper', $1::bytea)"
+                        " ON CONFLICT (name) DO NOTHING",
+                        1, p);
+        }
+    }
+    PQclear(PQexec(s->conn, "SELECT pg_advisory_unlock(7415962301)"));
+    return rc;
+}

@@ -87,6 +87,39 @@ int pg_batch_history(struct store *st, const char *id, json_t **out);
 int pg_batch_errors_add(struct store *st, const char *batch_id, const struct batch_error_new *e,
                         size_t n, int64_t now_ms);
 
+int pg_batch_errors_list(struct store *st, const char *batch_id, int64_t after_row,
+                         int64_t after_seq, int limit, json_t **out);
+int pg_batch_clear(struct store *st, const char *dataset, const char *batch_id, int count_only,
+                   int64_t *rows);
+int pg_batch_delete(struct store *st, const char *id);
+int pg_key_pepper(struct store *st, unsigned char out[32]);
+int pg_key_add(struct store *st, const struct api_key *k);
+int pg_key_get(struct store *st, const char *id, struct api_key *out);
+int pg_key_list(struct store *st, struct api_key **out, size_t *n);
+int pg_key_revoke(struct store *st, const char *id, int64_t now_ms);
+int pg_key_touch(struct store *st, const char *id, int64_t now_ms);
+int pg_audit_add(struct store *st, const struct audit_new *e);
+int pg_audit_list(struct store *st, const struct audit_filter *f, json_t **out);
+int pg_rollup_add(struct store *st, const struct rollup_delta *d);
+int pg_rollup_window(struct store *st, int64_t from_ms, struct rollup_sum **out, size_t *n);
+int pg_stats_kpis(struct store *st, int64_t now_ms, const char *dataset, json_t **out);
+int pg_stats_series(struct store *st, int monthly, int64_t from_ms, const char *dataset,
+                    json_t **out);
+int pg_stats_errors(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
+int pg_rollup_rebuild(struct store *st);
+int pg_batch_stuck(struct store *st, int64_t before_ms, json_t **out);
+int pg_dlq_new_since(struct store *st, int64_t since_ms, json_t **out);
+int pg_batch_states(struct store *st, json_t **out);
+int pg_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
+int pg_alert_firing(struct store *st, struct alert **out, size_t *n);
+int pg_alert_list(struct store *st, const char *state, int64_t after_id, int limit, json_t **out);
+int pg_alert_get(struct store *st, int64_t id, json_t **out);
+int pg_alert_put(struct store *st, struct alert *a);
+int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
+                   const char *detail);
+/* Take a finished batch's counts out of the rollups (batch_clear and a fresh set_status). */
+int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id);
+
 /* The schema migrations (store_pg_schema.c): statements of version i+1. */
 extern const char *const pg_migrations[];
 extern const int pg_nmigrations;

@@ -386,7 +386,7 @@ static int add_rollup(struct pass *p, int failed, int64_t done_ms)
     for (int c = 0; c < ERR__COUNT; c++)
         if (p->code_count[c])
             codes[n++] = (struct rollup_code){err_name((enum sluice_err)c), p->code_count[c],
-                                              p->code_sample[c]};
+                                              p->code_sample[c], 1};
     struct rollup_delta d = {.dataset = p->ds->name,
                              .at_ms = done_ms,
                              .received = p->b->total,

@@ -16,6 +16,25 @@ struct ds_stmt {
     sqlite3_stmt *put;
 };
 
+/* Rollup deltas of one group commit, summed per (dataset, minute) before they are written
+ * (store_sqlite_stats.c): one upsert per bucket per group instead of per request. */
+struct roll_code {
+    char code[48];
+    int64_t count, batches;
+    char *sample; /* owned */
+};
+struct roll_entry {
+    char dataset[72];
+    int64_t minute, at_ms; /* at_ms: the latest time added */
+    int64_t received, accepted, rejected, duplicate, batches, batches_failed;
+    struct roll_code *codes; /* owned */
+    size_t ncodes;
+};
+struct roll_acc {
+    struct roll_entry *v;
+    size_t n, cap;
+};
+
 struct sqlite_store {
     struct store base;
     sqlite3 *db;
@@ -24,6 +43,7 @@ struct sqlite_store {
     sqlite3_stmt *errors_add_q;  /* prepared on first use */
     sqlite3_stmt *roll_q[5];     /* rollup upserts, prepared on first use */
     unsigned long long dev, ino; /* the database file when it was opened (ping checks it) */
+    struct roll_acc roll_job, roll_group; /* this job's / this group's rollups, unwritten */
     /*
      * The rowids this transaction inserted with one batch id, written to the
      * batch's rows_first/rows_last before COMMIT (sqlite_batch_range_flush): a
@@ -99,6 +119,12 @@ int sqlite_alert_get(struct store *st, int64_t id, json_t **out);
 int sqlite_alert_put(struct store *st, struct alert *a);
 int sqlite_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                        const char *detail);
+/* The group's rollups: a job's deltas are kept (savepoint released), dropped (rolled back),
+ * written before COMMIT, or all dropped (ROLLBACK); freed at close. */
+void sqlite_roll_keep_job(struct sqlite_store *s);
+void sqlite_roll_drop_job(struct sqlite_store *s);
+int sqlite_roll_flush(struct sqlite_store *s);
+void sqlite_roll_drop_all(struct sqlite_store *s);
 /* Take a finished batch's counts out of the rollups (before its rows are cleared). */
 int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id);
 /* Whether ds_<dataset> has the _batch_id index (upsert datasets). */

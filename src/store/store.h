@@ -133,6 +133,7 @@ struct rollup_code {
     const char *code;   /* "OUT_OF_RANGE" */
     int64_t count;      /* occurrences (every error of every row) */
     const char *sample; /* one message, may be NULL */
+    int64_t batches;    /* batches it was seen in (the store fills it from the delta) */
 };
 struct rollup_delta {
     const char *dataset;

@@ -35,8 +35,7 @@ PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
     return NULL;
 }
 
-int pg_cmd(struct pg_store *s, const char *what, const char *sql, int n,
-           const char *const *params)
+int pg_cmd(struct pg_store *s, const char *what, const char *sql, int n, const char *const *params)
 {
     PGresult *r = pg_exec(s, what, sql, n, params);
     if (!r)
@@ -115,6 +114,22 @@ int pg_ping(struct store *st)
     return pg_cmd(s, "ping", "SELECT 1", 0, NULL);
 }
 
+/* Several statements without parameters (a migration): PQexec, which allows them. */
+static int pg_script(struct pg_store *s, const char *what, const char *sql)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) {
+        const char *m = PQresultErrorMessage(r);
+        size_t len = strlen(m ? m : "");
+        while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
+            len--;
+        snprintf(s->err, sizeof s->err, "%s: %.*s", what, (int)len, m ? m : "");
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
 /* Versioned migrations under an advisory lock, so nodes starting together do not race. */
 int pg_migrate(struct store *st)
 {
@@ -126,10 +141,10 @@ int pg_migrate(struct store *st)
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
                     " applied_ms BIGINT NOT NULL)",
                     0, NULL);
-    PGresult *r = rc == 0 ? pg_exec(s, "migrate",
-                                    "SELECT coalesce(max(version), 0) FROM schema_migrations", 0,
-                                    NULL)
-                          : NULL;
+    PGresult *r = rc == 0
+                      ? pg_exec(s, "migrate",
+                                "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL)
+                      : NULL;
     int have = r ? (int)pg_get_int(r, 0, 0) : 0;
     PQclear(r);
     if (!r)
@@ -139,7 +154,7 @@ int pg_migrate(struct store *st)
         const char *p[1] = {pg_int(ver, v + 1)};
         rc = pg_cmd(s, "migrate", "BEGIN", 0, NULL);
         if (rc == 0)
-            rc = pg_cmd(s, "migrate", pg_migrations[v], 0, NULL) < 0 ||
+            rc = pg_script(s, "migrate", pg_migrations[v]) < 0 ||
                          pg_cmd(s, "migrate",
                                 "INSERT INTO schema_migrations VALUES ($1::int,"
                                 " (extract(epoch from clock_timestamp()) * 1000)::bigint)",

@@ -142,6 +142,7 @@ static void sq_close(struct store *st)
     sqlite3_finalize(s->errors_add_q);
     for (size_t i = 0; i < sizeof s->roll_q / sizeof s->roll_q[0]; i++)
         sqlite3_finalize(s->roll_q[i]);
+    sqlite_roll_drop_all(s);
     for (size_t i = 0; i < sizeof s->tx / sizeof s->tx[0]; i++)
         sqlite3_finalize(s->tx[i]);
     for (struct ds_stmt *d = s->stmts, *n; d; d = n) {
@@ -439,13 +440,14 @@ static int sq_begin(struct store *st)
 }
 static int sq_commit(struct store *st)
 {
-    if (sqlite_batch_range_flush(SQ(st)) < 0)
+    if (sqlite_batch_range_flush(SQ(st)) < 0 || sqlite_roll_flush(SQ(st)) < 0)
         return -1;
     return tx(SQ(st), TX_COMMIT);
 }
 static int sq_rollback(struct store *st)
 {
     SQ(st)->range.used = 0; /* its rows are gone with the rest */
+    sqlite_roll_drop_all(SQ(st));
     return tx(SQ(st), TX_ROLLBACK);
 }
 static int sq_savepoint(struct store *st)
@@ -457,11 +459,13 @@ static int sq_savepoint(struct store *st)
 }
 static int sq_savepoint_release(struct store *st)
 {
+    sqlite_roll_keep_job(SQ(st));
     return tx(SQ(st), TX_RELEASE);
 }
 static int sq_savepoint_rollback(struct store *st)
 {
     SQ(st)->range.used = 0; /* noted inside the savepoint: those rows are undone */
+    sqlite_roll_drop_job(SQ(st));
     return tx(SQ(st), TX_ROLLBACK_TO) < 0 ? -1 : tx(SQ(st), TX_RELEASE);
 }
 

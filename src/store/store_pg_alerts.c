@@ -1,0 +1,192 @@
+/*
+ * store_pg_alerts.c - alerts and their history in PostgreSQL (see store.h);
+ * the same JSON as store_sqlite_alerts.c. At most one firing alert per
+ * fingerprint is the schema's partial unique index (alerts_firing).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/pg_internal.h"
+#include "util/clock.h"
+
+#define ALERT_COLS                                                                                 \
+    "id, fingerprint, rule, severity, labels, summary, details, state, started_ms, updated_ms,"    \
+    " resolved_ms, last_notified_ms, notifications"
+
+/* Column c of row i, borrowed; NULL for SQL NULL. */
+static const char *val(const PGresult *r, int i, int c)
+{
+    return PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
+}
+
+int pg_alert_firing(struct store *st, struct alert **out, size_t *n)
+{
+    struct pg_store *s = PG(st);
+    *out = NULL;
+    *n = 0;
+    PGresult *r =
+        pg_exec(s, "alerts", "SELECT " ALERT_COLS " FROM alerts WHERE state = 'firing' ORDER BY id",
+                0, NULL);
+    if (!r)
+        return -1;
+    int rows = PQntuples(r);
+    if (rows > 0 && !(*out = calloc((size_t)rows, sizeof **out))) {
+        PQclear(r);
+        snprintf(s->err, sizeof s->err, "alerts: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < rows; i++) {
+        struct alert *a = &(*out)[i];
+        a->id = pg_get_int(r, i, 0);
+        a->fingerprint = pg_get_str(r, i, 1);
+        a->rule = pg_get_str(r, i, 2);
+        a->severity = pg_get_str(r, i, 3);
+        a->labels_json = pg_get_str(r, i, 4);
+        a->summary = pg_get_str(r, i, 5);
+        a->details_json = pg_get_str(r, i, 6);
+        a->state = pg_get_str(r, i, 7);
+        a->started_ms = pg_get_int(r, i, 8);
+        a->updated_ms = pg_get_int(r, i, 9);
+        a->resolved_ms = pg_get_int(r, i, 10);
+        a->last_notified_ms = pg_get_int(r, i, 11);
+        a->notifications = (int)pg_get_int(r, i, 12);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return 0;
+}
+
+static json_t *ms_json(int64_t ms)
+{
+    char t[32];
+    return ms ? json_string(clock_rfc3339(ms, t, sizeof t)) : json_null();
+}
+
+static json_t *parsed(const char *txt)
+{
+    json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
+    return j ? j : json_null();
+}
+
+/* Row i of a SELECT ALERT_COLS as the API's JSON object. */
+static json_t *alert_row(const PGresult *r, int i)
+{
+    return json_pack("{s:I,s:s,s:s,s:o,s:s,s:o,s:s,s:o,s:o,s:o,s:o,s:i}", "id",
+                     (json_int_t)pg_get_int(r, i, 0), "rule", PQgetvalue(r, i, 2), "severity",
+                     PQgetvalue(r, i, 3), "labels", parsed(val(r, i, 4)), "summary",
+                     PQgetvalue(r, i, 5), "details", parsed(val(r, i, 6)), "state",
+                     PQgetvalue(r, i, 7), "started_at", ms_json(pg_get_int(r, i, 8)), "updated_at",
+                     ms_json(pg_get_int(r, i, 9)), "resolved_at", ms_json(pg_get_int(r, i, 10)),
+                     "last_notified_at", ms_json(pg_get_int(r, i, 11)), "notifications",
+                     (int)pg_get_int(r, i, 12));
+}
+
+int pg_alert_list(struct store *st, const char *state, int64_t after_id, int limit, json_t **out)
+{
+    struct pg_store *s = PG(st);
+    char ab[24], lb[24];
+    const char *p[3] = {state, pg_int(ab, after_id), pg_int(lb, limit)};
+    PGresult *r = pg_exec(s, "alerts",
+                          "SELECT " ALERT_COLS " FROM alerts WHERE ($1::text IS NULL OR"
+                          " state = $1::text) AND id > $2::bigint ORDER BY id LIMIT $3::bigint",
+                          3, p);
+    if (!r)
+        return -1;
+    json_t *a = json_array();
+    for (int i = 0; a && i < PQntuples(r); i++)
+        json_array_append_new(a, alert_row(r, i));
+    PQclear(r);
+    if (!a)
+        snprintf(s->err, sizeof s->err, "alerts: out of memory");
+    *out = a;
+    return a ? 0 : -1;
+}
+
+int pg_alert_get(struct store *st, int64_t id, json_t **out)
+{
+    struct pg_store *s = PG(st);
+    char ib[24];
+    const char *p[1] = {pg_int(ib, id)};
+    PGresult *r =
+        pg_exec(s, "alert", "SELECT " ALERT_COLS " FROM alerts WHERE id = $1::bigint", 1, p);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 1;
+    }
+    json_t *a = alert_row(r, 0);
+    PQclear(r);
+    r = pg_exec(s, "alert",
+                "SELECT at_ms, event, detail FROM alert_events WHERE alert_id = $1::bigint"
+                " ORDER BY seq",
+                1, p);
+    if (!r) {
+        json_decref(a);
+        return -1;
+    }
+    json_t *h = json_array();
+    for (int i = 0; h && i < PQntuples(r); i++)
+        json_array_append_new(h, json_pack("{s:o,s:s,s:s?}", "at", ms_json(pg_get_int(r, i, 0)),
+                                           "event", PQgetvalue(r, i, 1), "detail", val(r, i, 2)));
+    PQclear(r);
+    if (!a || !h || json_object_set_new(a, "history", h) < 0) {
+        json_decref(a);
+        snprintf(s->err, sizeof s->err, "alert: out of memory");
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+int pg_alert_put(struct store *st, struct alert *a)
+{
+    struct pg_store *s = PG(st);
+    char b[7][24];
+    const char *p[13] = {a->id ? pg_int(b[0], a->id) : NULL,
+                         a->fingerprint,
+                         a->rule,
+                         a->severity,
+                         a->labels_json ? a->labels_json : "{}",
+                         a->summary ? a->summary : "",
+                         a->details_json,
+                         a->state,
+                         pg_int(b[1], a->started_ms),
+                         pg_int(b[2], a->updated_ms),
+                         a->resolved_ms ? pg_int(b[3], a->resolved_ms) : NULL,
+                         a->last_notified_ms ? pg_int(b[4], a->last_notified_ms) : NULL,
+                         pg_int(b[5], a->notifications)};
+    if (a->id)
+        return pg_cmd(s, "alert put",
+                      "UPDATE alerts SET fingerprint = $2, rule = $3, severity = $4, labels = $5,"
+                      " summary = $6, details = $7, state = $8, started_ms = $9::bigint,"
+                      " updated_ms = $10::bigint, resolved_ms = $11::bigint,"
+                      " last_notified_ms = $12::bigint, notifications = $13::int"
+                      " WHERE id = $1::bigint",
+                      13, p);
+    PGresult *r =
+        pg_exec(s, "alert put",
+                "INSERT INTO alerts(fingerprint, rule, severity, labels, summary, details,"
+                " state, started_ms, updated_ms, resolved_ms, last_notified_ms,"
+                " notifications) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::bigint,"
+                " $9::bigint, $10::bigint, $11::bigint, $12::int) RETURNING id",
+                12, p + 1);
+    if (!r)
+        return -1;
+    a->id = pg_get_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
+                   const char *detail)
+{
+    struct pg_store *s = PG(st);
+    char ib[24], tb[24];
+    const char *p[4] = {pg_int(ib, id), pg_int(tb, at_ms), event, detail};
+    return pg_cmd(s, "alert event",
+                  "INSERT INTO alert_events(alert_id, at_ms, event, detail)"
+                  " VALUES ($1::bigint, $2::bigint, $3, $4)",
+                  4, p);
+}

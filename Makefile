@@ -40,7 +40,7 @@ $(eval $(call flavour,build/asan,$(ASAN_FLAGS)))
 UNIT_BINS      := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS))
 UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test unit unit-asan e2e e2e-asan asan docs bench clean format-check fuzz fuzz-smoke
+.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-asan asan docs bench clean format-check fuzz fuzz-smoke
 all: build/sluice
 
 deps:
@@ -58,6 +58,13 @@ unit: $(UNIT_BINS)
 unit-asan: $(UNIT_BINS_ASAN)
 	@set -e; for t in $(UNIT_BINS_ASAN); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t --jobs 2; done
 
+# The PostgreSQL backend's unit tests, against a throwaway cluster that pg_virtualenv
+# (postgresql-common) creates and removes around the command.
+PG_UNIT_BINS := $(filter build/tests/test_store_pg%,$(UNIT_BINS))
+unit-pg: $(PG_UNIT_BINS)
+	pg_virtualenv -t sh -c 'set -e; for t in $(PG_UNIT_BINS); do echo "== $$t (PostgreSQL)"; \
+	  SLUICE_TEST_PG="" $$t --jobs 2; done'
+
 e2e: build/sluice
 	SLUICE_BIN=$(CURDIR)/build/sluice $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
@@ -72,6 +79,7 @@ test: deps
 	$(MAKE) format-check
 	$(MAKE) build/sluice build/asan/sluice
 	$(MAKE) unit unit-asan
+	$(MAKE) unit-pg
 	$(MAKE) fuzz-smoke
 	$(MAKE) e2e
 	$(MAKE) e2e-asan

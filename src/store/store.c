@@ -11,12 +11,16 @@ static const struct store_ops *backends[] = {&store_sqlite_ops};
 
 struct store *store_open(const char *uri, int readonly, char *err, size_t errlen)
 {
+    /* PostgreSQL takes the whole URL (libpq parses it). */
+    if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0)
+        return store_pg_ops.open(uri, readonly, err, errlen);
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
         size_t n = strlen(backends[i]->scheme);
         if (strncmp(uri, backends[i]->scheme, n) == 0 && uri[n] == ':')
             return backends[i]->open(uri + n + 1, readonly, err, errlen);
     }
-    snprintf(err, errlen, "storage '%s': unsupported scheme (supported: sqlite:PATH)", uri);
+    snprintf(err, errlen,
+             "storage '%s': unsupported scheme (supported: sqlite:PATH, postgres://...)", uri);
     return NULL;
 }
 

@@ -361,5 +361,6 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
 #endif

@@ -69,6 +69,7 @@ struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    s->base.ops = &store_pg_ops;
     s->readonly = readonly;
     s->conninfo = strdup(uri);
     s->conn = PQconnectdb(uri);

@@ -115,8 +115,9 @@ static const struct opt opts[] = {
     {OPT("data_dir", OT_STRING, "./var", CFG(data_dir),
          "Directory for sluice's own files; the default storage lives in it.")},
     {OPT("storage", OT_STORAGE, "sqlite:<data_dir>/sluice.db", CFG(storage),
-         "Where rows are stored: `sqlite:PATH`. `postgres://` and `postgresql://` URLs are "
-         "reserved for the PostgreSQL backend. When not set, it follows `data_dir`."),
+         "Where rows are stored: `sqlite:PATH`, or a PostgreSQL URL `postgres://user:pass@host/db` "
+         "(also `postgresql://`; libpq fills in what it leaves out from the `PG*` environment "
+         "variables; see [scaling.md](scaling.md)). When not set, it follows `data_dir`."),
      .flags = OPT_DERIVED},
     {OPT("io_threads", OT_INT, "2", CFG(io_threads),
          "Number of I/O threads, each with its own event loop."),

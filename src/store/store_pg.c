@@ -240,7 +240,16 @@ out:
 
 int pg_begin(struct store *st)
 {
-    return pg_cmd(PG(st), "BEGIN", "BEGIN", 0, NULL);
+    struct pg_store *s = PG(st);
+    /* A connection lost since the last transaction is opened again here, so the writer
+     * recovers by itself once the database is back (the jobs in between fail with 503). */
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        PQreset(s->conn);
+        if (PQstatus(s->conn) != CONNECTION_OK)
+            return pg_fail(s, "BEGIN (reconnecting)");
+        PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
+    }
+    return pg_cmd(s, "BEGIN", "BEGIN", 0, NULL);
 }
 
 int pg_commit(struct store *st)

@@ -22,8 +22,22 @@ int pg_fail(struct pg_store *s, const char *what)
 PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
                   const char *const *params)
 {
+    int idle = PQtransactionStatus(s->conn) == PQTRANS_IDLE ||
+               PQtransactionStatus(s->conn) == PQTRANS_UNKNOWN;
     PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && idle && s->readonly &&
+        PQstatus(s->conn) == CONNECTION_BAD) {
+        /* A read connection lost between statements: the read is sent again once the
+         * connection is back. Writes are never resent here (the first may have committed);
+         * the writer reconnects at its next BEGIN. */
+        PQclear(r);
+        PQreset(s->conn);
+        if (PQstatus(s->conn) == CONNECTION_OK)
+            PQclear(PQexec(s->conn, "SET default_transaction_read_only = on"));
+        r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        st = PQresultStatus(r);
+    }
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;
     const char *m = PQresultErrorMessage(r);

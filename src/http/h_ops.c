@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "auth/audit.h"
 #include "auth/auth.h"
@@ -129,11 +130,19 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
                                         "request is admin"));
         overall = worst(overall, "warn");
     }
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    json_t *roles = json_array();
+    if (svc->sentinel && sentinel_is_leader())
+        json_array_append_new(roles, json_string("sentinel"));
+    if (svc->batches)
+        json_array_append_new(roles, json_string("batch_worker"));
     double up = (double)(clock_mono_ns() - svc->started_ns) / 1e9;
     catalog_release(cat);
     http_reply_json(c, strcmp(overall, "fail") ? 200 : 503,
-                    json_pack("{s:s,s:s,s:f,s:o}", "status", overall, "version", SLUICE_VERSION,
-                              "uptime_s", up, "checks", checks),
+                    json_pack("{s:s,s:s,s:f,s:{s:s,s:o},s:o}", "status", overall, "version",
+                              SLUICE_VERSION, "uptime_s", up, "node", "name", host, "roles", roles,
+                              "checks", checks),
                     NULL);
 }
 

@@ -215,6 +215,12 @@ int sentinel_exit_code(const json_t *report)
 /* ---- the server's thread ---------------------------------------------------------- */
 
 static int64_t last_run;
+static int holds_role;
+
+int sentinel_is_leader(void)
+{
+    return __atomic_load_n(&holds_role, __ATOMIC_RELAXED);
+}
 
 int64_t sentinel_last_run_ms(void)
 {
@@ -245,10 +251,23 @@ static void *sentinel_main(void *arg)
                                     .now_ms = clock_wall_ms(),
                                     .started_ms = s->svc->started_ms,
                                     .with_latency = 1};
-        json_t *report = sentinel_evaluate(&in);
-        __atomic_store_n(&last_run, in.now_ms, __ATOMIC_RELAXED);
-        alerts_submit(s->svc, cat, report, in.now_ms);
-        json_decref(report);
+        /* One node at a time evaluates and notifies (several nodes on one database): the
+         * role is held by this node's sentinel connection; when it dies, another takes it.
+         * Without a store the node evaluates alone (store_unavailable). */
+        int leader = !s->st || store_singleton(s->st, "sentinel") != 0;
+        int was = __atomic_exchange_n(&holds_role, leader, __ATOMIC_RELAXED);
+        if (leader != was)
+            log_info("sentinel",
+                     leader ? "this node runs the sentinel"
+                            : "another node runs "
+                              "the sentinel",
+                     NULL);
+        if (leader) {
+            json_t *report = sentinel_evaluate(&in);
+            __atomic_store_n(&last_run, in.now_ms, __ATOMIC_RELAXED);
+            alerts_submit(s->svc, cat, report, in.now_ms);
+            json_decref(report);
+        }
         catalog_release(cat);
         if (in.st && store_ping(in.st) != 0) { /* reopen next time */
             store_close(s->st);

@@ -37,6 +37,8 @@ int sentinel_exit_code(const json_t *report);
 struct sentinel;
 struct sentinel *sentinel_start(struct service *svc);
 void sentinel_stop(struct sentinel *s); /* accepts NULL */
+/* Whether this node holds the sentinel's role (one node at a time on a shared database). */
+int sentinel_is_leader(void);
 /* When it last ran (ms since the epoch, 0 = never), for the metrics. */
 int64_t sentinel_last_run_ms(void);
 

@@ -47,6 +47,7 @@ void pg_close(struct store *st);
 const char *pg_errmsg(struct store *st);
 int pg_ping(struct store *st);    /* reconnects when the connection was lost */
 int pg_migrate(struct store *st); /* under an advisory lock; makes the key pepper once */
+int pg_singleton(struct store *st, const char *name);
 
 /* Every other operation of store.h, same contract, prefixed pg_ (store_pg*.c). */
 int pg_dataset_sync(struct store *st, const struct dataset_config *ds, char *why, size_t whylen);

@@ -273,6 +273,11 @@ struct store_ops {
     int (*alert_put)(struct store *st, struct alert *a);
     int (*alert_event)(struct store *st, int64_t id, int64_t at_ms, const char *event,
                        const char *detail);
+
+    /* Work that must run on one node at a time (the sentinel): 1 when this connection holds
+     * the role `name` (taken now or held already), 0 when another node holds it, -1 on
+     * error. Held until the connection closes, so a node that dies frees it. */
+    int (*singleton)(struct store *st, const char *name);
 };
 
 /* The base every backend's handle starts with. */
@@ -356,6 +361,7 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_alert_get(st, id, out) ((st)->ops->alert_get((st), (id), (out)))
 #define store_alert_put(st, a) ((st)->ops->alert_put((st), (a)))
 #define store_alert_event(st, id, at, ev, d) ((st)->ops->alert_event((st), (id), (at), (ev), (d)))
+#define store_singleton(st, name) ((st)->ops->singleton((st), (name)))
 #define store_batch_clear(st, ds, id, c, rows)                                                     \
     ((st)->ops->batch_clear((st), (ds), (id), (c), (rows)))
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))

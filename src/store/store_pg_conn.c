@@ -129,6 +129,21 @@ int pg_ping(struct store *st)
     return pg_cmd(s, "ping", "SELECT 1", 0, NULL);
 }
 
+/* A session-level advisory lock per role name: the node whose connection holds it has the
+ * role; when that node dies its session ends and another node's next try takes it. */
+int pg_singleton(struct store *st, const char *name)
+{
+    struct pg_store *s = PG(st);
+    const char *p[1] = {name};
+    PGresult *r = pg_exec(
+        s, "singleton", "SELECT pg_try_advisory_lock(hashtextextended('sluice:' || $1, 0))", 1, p);
+    if (!r)
+        return -1;
+    int held = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return held;
+}
+
 /* Several statements without parameters (a migration): PQexec, which allows them. */
 static int pg_script(struct pg_store *s, const char *what, const char *sql)
 {

@@ -12,6 +12,7 @@ const struct store_ops store_pg_ops = {
     .errmsg = pg_errmsg,
     .migrate = pg_migrate,
     .ping = pg_ping,
+    .singleton = pg_singleton,
     .dataset_sync = pg_dataset_sync,
     .dataset_check = pg_dataset_check,
     .begin = pg_begin,

@@ -221,6 +221,14 @@ static int sq_ping(struct store *st)
     return exec(s, "SELECT 1 FROM schema_migrations LIMIT 1");
 }
 
+/* One process owns an SQLite store: it holds every singleton role. */
+static int sq_singleton(struct store *st, const char *name)
+{
+    (void)st;
+    (void)name;
+    return 1;
+}
+
 /* ---- datasets ---------------------------------------------------------- */
 
 static const char *sql_type(enum field_type t)
@@ -967,5 +975,6 @@ const struct store_ops store_sqlite_ops = {
     .alert_get = sqlite_alert_get,
     .alert_put = sqlite_alert_put,
     .alert_event = sqlite_alert_event,
+    .singleton = sq_singleton,
     .batch_delete = sqlite_batch_delete,
 };

@@ -1,12 +1,24 @@
 """Fixtures that start the real sluice binary on a free loopback port with a fresh
-data directory. SLUICE_BIN names the binary (set by `make e2e` / `make e2e-asan`)."""
+data directory. SLUICE_BIN names the binary (set by `make e2e` / `make e2e-asan`).
+
+SLUICE_TEST_STORE picks the storage backend the servers use: "sqlite" (the default; the
+database is <data_dir>/sluice.db) or "postgres" (each Server gets a fresh database
+sluice_<hex>, created through the PG* environment variables - as `pg_virtualenv` sets
+them - and dropped when the test ends). Tests read the stored data only through
+`server.db()` (class DB below), never with sqlite3 or psycopg2 directly; a test that can
+only hold on SQLite is marked `@pytest.mark.sqlite_only("why")` and skipped otherwise."""
+import decimal
 import json
 import os
+import re
+import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -15,6 +27,40 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build", "sluice"))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 SANITIZED = os.environ.get("SLUICE_SANITIZED") == "1"
+STORE = os.environ.get("SLUICE_TEST_STORE", "sqlite")
+if STORE not in ("sqlite", "postgres"):
+    raise pytest.UsageError(f"SLUICE_TEST_STORE={STORE!r}: expected sqlite or postgres")
+
+# The names each store gives the column types of a dataset's fields (as DB.columns()
+# reports them, lower-cased) and the types of stored values (as DB.typeof() reports them).
+# Booleans are stored as integers 0/1 in both.
+COLUMN_TYPES = {
+    "sqlite": {"string": "text", "integer": "integer", "boolean": "integer", "number": "real"},
+    "postgres": {"string": "text", "integer": "bigint", "boolean": "bigint",
+                 "number": "double precision"},
+}[STORE]
+VALUE_TYPES = {
+    "sqlite": {"string": "text", "integer": "integer", "boolean": "integer", "number": "real"},
+    "postgres": {"string": "text", "integer": "bigint", "boolean": "bigint",
+                 "number": "double precision"},
+}[STORE]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): the test can only hold on the SQLite store; "
+                   "skipped when SLUICE_TEST_STORE is not sqlite")
+
+
+def pytest_collection_modifyitems(config, items):
+    if STORE == "sqlite":
+        return
+    for item in items:
+        m = item.get_closest_marker("sqlite_only")
+        if m is not None:
+            why = m.args[0] if m.args else "SQLite-specific"
+            item.add_marker(pytest.mark.skip(reason=f"sqlite_only ({STORE} store): {why}"))
+
 
 JUDGMENTS = """
   - name: judgments
@@ -68,9 +114,205 @@ def free_port():
     return port
 
 
+# ---------------------------------------------------------------- PostgreSQL databases
+
+def _pg_params():
+    """libpq connection parameters from the PG* environment variables (pg_virtualenv
+    sets PGHOST, PGPORT, PGUSER and PGPASSWORD); absent ones are left to libpq."""
+    out = {}
+    for var, key in (("PGHOST", "host"), ("PGPORT", "port"), ("PGUSER", "user"),
+                     ("PGPASSWORD", "password")):
+        if os.environ.get(var):
+            out[key] = os.environ[var]
+    return out
+
+
+def pg_url(dbname):
+    """postgresql:///<dbname>?host=...&port=...&user=...&password=... (libpq URL query
+    parameters, percent-encoded: a socket directory or a password may hold any byte)."""
+    q = "&".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in _pg_params().items())
+    return f"postgresql:///{dbname}" + (f"?{q}" if q else "")
+
+
+def _pg_connect(dbname, readonly=False):
+    import psycopg2
+    con = psycopg2.connect(dbname=dbname, connect_timeout=10, **_pg_params())
+    # autocommit also for reads: no transaction of the test's may hold a lock the
+    # server's DDL (CREATE / ALTER / DROP INDEX) would wait for
+    con.set_session(readonly=readonly, autocommit=True)
+    return con
+
+
+def pg_create_database():
+    """A fresh, empty database sluice_<random hex>; returns its name."""
+    name = "sluice_" + secrets.token_hex(8)
+    con = _pg_connect("postgres")
+    try:
+        with con.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        con.close()
+    return name
+
+
+def pg_drop_database(name):
+    """Drop database `name` (if it exists) after ending every session still using it."""
+    import psycopg2
+    con = _pg_connect("postgres")
+    try:
+        with con.cursor() as cur:
+            for attempt in range(50):
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                try:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                    return
+                except psycopg2.errors.ObjectInUse:  # a session came back in between
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+    finally:
+        con.close()
+
+
+def pg_database_exists(name):
+    con = _pg_connect("postgres")
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            return cur.fetchone() is not None
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------- reading the store
+
+_PLACEHOLDER = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|\?|%""")
+
+
+def _to_pyformat(sql):
+    """SQL written with `?` placeholders -> psycopg2's `%s`. A `?` inside a quoted string
+    or identifier stays; every literal % is doubled (psycopg2 formats the whole text)."""
+    def sub(m):
+        t = m.group(0)
+        return "%s" if t == "?" else t.replace("%", "%%")
+    return _PLACEHOLDER.sub(sub, sql)
+
+
+def _py(v):
+    """Values as sqlite3 gives them: bytes for a blob, int / float for a number."""
+    if isinstance(v, memoryview):
+        return bytes(v)
+    if isinstance(v, decimal.Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
+
+
+class DB:
+    """The store of one server, for the tests to look at (and, rarely, to change).
+    SQL is written with `?` placeholders in the dialect both stores share; what differs
+    (catalogs, types) has its own method. Every statement commits on its own.
+    Use as `with server.db() as db: ...` or call close()."""
+
+    def __init__(self, store, target, readonly=True):
+        self.store = store
+        self.readonly = readonly
+        if store == "sqlite":
+            if readonly:
+                self.con = sqlite3.connect(f"file:{target}?mode=ro", uri=True, timeout=30)
+            else:
+                self.con = sqlite3.connect(target, timeout=30, isolation_level=None)
+        elif store == "postgres":
+            self.con = _pg_connect(target, readonly=readonly)
+        else:
+            raise ValueError(f"unknown store {store!r}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+    def _run(self, sql, args):
+        if self.store == "sqlite":
+            cur = self.con.execute(sql, tuple(args))
+            return cur, cur.fetchall() if cur.description else []
+        cur = self.con.cursor()
+        cur.execute(_to_pyformat(sql), tuple(args))
+        return cur, cur.fetchall() if cur.description else []
+
+    def query(self, sql, args=()):
+        """Rows as a list of tuples."""
+        _, rows = self._run(sql, args)
+        return [tuple(_py(v) for v in r) for r in rows]
+
+    def dicts(self, sql, args=()):
+        """Rows as a list of {column: value}."""
+        cur, rows = self._run(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, (_py(v) for v in r))) for r in rows]
+
+    def execute(self, sql, args=()):
+        """A statement that changes data (committed at once); returns the rows changed."""
+        if self.readonly:
+            raise RuntimeError("DB opened read-only: server.db(readonly=False) to write")
+        cur, _ = self._run(sql, args)
+        return cur.rowcount
+
+    def table_exists(self, name):
+        if self.store == "sqlite":
+            q = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        else:
+            q = ("SELECT 1 FROM pg_catalog.pg_tables"
+                 " WHERE schemaname = current_schema() AND tablename = ?")
+        return bool(self.query(q, (name,)))
+
+    def index_exists(self, name):
+        if self.store == "sqlite":
+            q = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
+        else:
+            q = ("SELECT 1 FROM pg_catalog.pg_indexes"
+                 " WHERE schemaname = current_schema() AND indexname = ?")
+        return bool(self.query(q, (name,)))
+
+    def columns(self, table):
+        """{column name: type name as the store reports it} ({} when no such table).
+        Compare lower-cased with COLUMN_TYPES."""
+        if self.store == "sqlite":
+            return {r[1]: r[2] for r in self.query(f'PRAGMA table_info("{table}")')}
+        return dict(self.query(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ?"
+            " ORDER BY ordinal_position", (table,)))
+
+    def typeof(self, expr):
+        """A SQL expression naming the type of the value of expr (see VALUE_TYPES)."""
+        return f"typeof({expr})" if self.store == "sqlite" else f"pg_typeof({expr})::text"
+
+    def dataset_rows(self, dataset):
+        """Every stored row of ds_<dataset> as dicts, oldest first ([] if no table)."""
+        if not self.table_exists(f"ds_{dataset}"):
+            return []
+        return self.dicts(f'SELECT * FROM "ds_{dataset}" ORDER BY _id')
+
+
+def sqlite_db(path, readonly=True):
+    """DB on a SQLite file named by path (a server whose storage is the default one)."""
+    return DB("sqlite", str(path), readonly)
+
+
+# ---------------------------------------------------------------- the server
+
 class Server:
     """One sluice process. `extra_yaml` is appended to the generated config;
-    `datasets_yaml` replaces the default datasets block."""
+    `datasets_yaml` replaces the default datasets block. With SLUICE_TEST_STORE=postgres
+    it owns a fresh database (pg_dbname), dropped by destroy_store() - which the fixtures
+    call when the test ends."""
 
     def __init__(self, tmpdir, extra_yaml="", datasets_yaml=JUDGMENTS, env=None):
         self.dir = tmpdir
@@ -82,13 +324,24 @@ class Server:
         self.log_path = os.path.join(tmpdir, "sluice.log")
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
+        self.store = STORE
+        self.pg_dbname = None
+        if STORE == "postgres":
+            self.pg_dbname = pg_create_database()
+            _PG_SERVERS.append(self)
         self.write_config(extra_yaml, datasets_yaml)
+
+    @property
+    def storage_url(self):
+        if self.store == "postgres":
+            return pg_url(self.pg_dbname)
+        return f"sqlite:{self.data_dir}/sluice.db"
 
     def write_config(self, extra_yaml="", datasets_yaml=JUDGMENTS):
         with open(self.config_path, "w") as f:
             f.write(f"listen: 127.0.0.1:{self.port}\n")
             f.write(f"data_dir: {self.data_dir}\n")
-            f.write(f"storage: sqlite:{self.data_dir}/sluice.db\n")
+            f.write(f"storage: {self.storage_url}\n")
             f.write(extra_yaml)
             if "auth:" not in extra_yaml:  # the tests of access control set their own
                 f.write("\nauth: {dev_bypass: true}\n")
@@ -96,7 +349,35 @@ class Server:
 
     @property
     def db_path(self):
+        """The SQLite file (SQLite store only)."""
+        if self.store != "sqlite":
+            raise RuntimeError(f"db_path: the {self.store} store has no file "
+                               "(use server.db(), or mark the test sqlite_only)")
         return os.path.join(self.data_dir, "sluice.db")
+
+    def db(self, readonly=True):
+        """A DB on this server's store: read-only unless readonly=False."""
+        if self.store == "postgres":
+            return DB("postgres", self.pg_dbname, readonly)
+        return DB("sqlite", self.db_path, readonly)
+
+    def remove_store(self):
+        """Make the store disappear (SQLite: the file and its -wal / -shm; PostgreSQL:
+        the database, its sessions ended first)."""
+        if self.store == "postgres":
+            pg_drop_database(self.pg_dbname)
+            return
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.db_path + suffix):
+                os.remove(self.db_path + suffix)
+
+    def destroy_store(self):
+        """At the end of the test: drop this server's PostgreSQL database (no-op for
+        SQLite, whose file goes with tmp_path)."""
+        if self.store == "postgres" and self.pg_dbname is not None:
+            pg_drop_database(self.pg_dbname)
+            if self in _PG_SERVERS:
+                _PG_SERVERS.remove(self)
 
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")
@@ -171,6 +452,31 @@ class Server:
         return requests.delete(self.url + path, timeout=kw.pop("timeout", 30), **kw)
 
 
+# Servers owning a PostgreSQL database not dropped yet (also those a test made with
+# Server(...) itself, without make_server).
+_PG_SERVERS = []
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """Drops the databases of the Servers a test made that are still there."""
+    yield
+    while _PG_SERVERS:
+        s = _PG_SERVERS[-1]
+        if s.proc is not None and s.proc.poll() is None:
+            s.kill9()
+        s.destroy_store()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Also after an interrupted run: no database of ours outlives the session."""
+    while _PG_SERVERS:
+        s = _PG_SERVERS[-1]
+        if s.proc is not None and s.proc.poll() is None:
+            s.kill9()
+        s.destroy_store()
+
+
 @pytest.fixture
 def make_server(tmp_path):
     """Factory: make_server(extra_yaml=..., datasets_yaml=...) -> started Server."""
@@ -186,7 +492,10 @@ def make_server(tmp_path):
 
     yield _make
     for s in servers:
-        s.stop()
+        try:
+            s.stop()
+        finally:
+            s.destroy_store()
         if SANITIZED:
             logs = s.logs()
             for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):

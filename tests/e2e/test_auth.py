@@ -84,14 +84,10 @@ ROW = {"case_number": "CASE-0000001", "amount": 1, "filed_date": "2024-01-01"}
 
 
 def rows(server):
-    import sqlite3
-    con = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        if not con.execute("SELECT 1 FROM sqlite_master WHERE name='ds_judgments'").fetchall():
+    with server.db() as db:
+        if not db.table_exists("ds_judgments"):
             return 0
-        return con.execute("SELECT COUNT(*) FROM ds_judgments").fetchone()[0]
-    finally:
-        con.close()
+        return db.query("SELECT COUNT(*) FROM ds_judgments")[0][0]
 
 
 def cli_key(server, name, role, *extra):

@@ -5,7 +5,6 @@ import base64
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -50,15 +49,8 @@ def ingest(server, dataset, rows, **kw):
 
 
 def db_rows(server, dataset):
-    con = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        if not con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                           (f"ds_{dataset}",)).fetchone():
-            return []
-        return [dict(r) for r in con.execute(f"SELECT * FROM ds_{dataset} ORDER BY _id")]
-    finally:
-        con.close()
+    with server.db() as db:
+        return db.dataset_rows(dataset)
 
 
 def list_page(server, **params):

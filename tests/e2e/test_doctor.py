@@ -5,7 +5,9 @@ import os
 import socket
 import subprocess
 
-from conftest import BIN, Server, free_port
+import pytest
+
+from conftest import BIN, STORE, Server, free_port
 
 
 def run(*args, env=None, timeout=30):
@@ -70,8 +72,9 @@ def test_doctor_data_dir_cannot_be_created(tmp_path):
     s = offline(tmp_path)
     text = open(s.config_path).read()
     text = text.replace(f"data_dir: {s.data_dir}", f"data_dir: {afile}/data")
-    text = text.replace(f"storage: sqlite:{s.data_dir}/sluice.db",
-                        f"storage: sqlite:{afile}/data/sluice.db")
+    if STORE == "sqlite":  # the file follows data_dir (a PostgreSQL URL has no path)
+        text = text.replace(f"storage: sqlite:{s.data_dir}/sluice.db",
+                            f"storage: sqlite:{afile}/data/sluice.db")
     open(s.config_path, "w").write(text)
     rc, out = run("doctor", "--config", s.config_path)
     assert rc == 1, out
@@ -80,6 +83,7 @@ def test_doctor_data_dir_cannot_be_created(tmp_path):
     assert f"mkdir -p {afile}/data" in remedy_after(out, "data_dir")
 
 
+@pytest.mark.sqlite_only("overwrites the pages of the SQLite file")
 def test_doctor_corrupt_database(tmp_path):
     s = offline(tmp_path)
     # the CLI makes and migrates the store, then leaves a checkpointed file

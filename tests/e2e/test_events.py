@@ -1,12 +1,13 @@
 """POST /api/v1/datasets/{name}/events - ingest, validation, storage, duplicates,
-sources and idempotency, checked through the API answer, the stored SQLite rows and
-the DLQ (docs/api-contract-draft.md, "Events" and "Stored data")."""
+sources and idempotency, checked through the API answer, the stored rows (SQLite or
+PostgreSQL: conftest's server.db()) and the DLQ (docs/api-contract-draft.md, "Events" and "Stored data")."""
 import datetime
 import json
 import re
-import sqlite3
 
 import pytest
+
+from conftest import COLUMN_TYPES, VALUE_TYPES
 
 EVENTS_PATH = "/api/v1/datasets/{}/events"
 INGEST_KEYS = {"ingest_id", "received", "accepted", "rejected", "duplicates", "errors",
@@ -30,23 +31,13 @@ def ndjson(*rows):
 
 def db_rows(server, dataset):
     """All stored rows of ds_<dataset> as dicts, oldest first ([] if the table is absent)."""
-    con = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        if not con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                           (f"ds_{dataset}",)).fetchone():
-            return []
-        return [dict(r) for r in con.execute(f"SELECT * FROM ds_{dataset} ORDER BY _id")]
-    finally:
-        con.close()
+    with server.db() as db:
+        return db.dataset_rows(dataset)
 
 
 def db_query(server, sql, args=()):
-    con = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    with server.db() as db:
+        return db.query(sql, args)
 
 
 def dlq_items(server, **params):
@@ -109,11 +100,14 @@ def test_single_object_is_stored_with_typed_columns(server):
     assert body["errors"] == []
     assert body["errors_truncated"] is False
 
-    cols = {c[1]: c[2].upper() for c in db_query(server, "PRAGMA table_info(ds_judgments)")}
-    for name, typ in {"case_number": "TEXT", "amount": "REAL", "filed_date": "TEXT",
-                      "status": "TEXT", "notes": "TEXT", "_id": "INTEGER",
-                      "_ingest_id": "TEXT", "_source": "TEXT", "_received_at": "TEXT",
-                      "_extra": "TEXT"}.items():
+    with server.db() as db:
+        cols = {k: v.lower() for k, v in db.columns("ds_judgments").items()}
+    # SQLite: TEXT / INTEGER / REAL; PostgreSQL: text / bigint / double precision
+    T = COLUMN_TYPES
+    for name, typ in {"case_number": T["string"], "amount": T["number"],
+                      "filed_date": T["string"], "status": T["string"], "notes": T["string"],
+                      "_id": T["integer"], "_ingest_id": T["string"], "_source": T["string"],
+                      "_received_at": T["string"], "_extra": T["string"]}.items():
         assert cols.get(name) == typ, (name, cols)
 
     stored = db_rows(server, "judgments")
@@ -121,7 +115,9 @@ def test_single_object_is_stored_with_typed_columns(server):
     s = stored[0]
     assert s["case_number"] == "CASE-0000001"
     assert s["amount"] == 100.0 and isinstance(s["amount"], float)
-    assert db_query(server, "SELECT typeof(amount) FROM ds_judgments") == [("real",)]
+    with server.db() as db:  # SQLite: typeof() 'real'; PostgreSQL: 'double precision'
+        assert db.query(f"SELECT {db.typeof('amount')} FROM ds_judgments") == \
+            [(VALUE_TYPES["number"],)]
     assert s["filed_date"] == "2023-01-15"
     assert s["status"] == "open"
     assert s["notes"] == "première note"
@@ -150,10 +146,14 @@ def test_integer_and_boolean_columns(make_server):
                                {"n": 3.0, "ok": False, "x": 2, "s": "b"}])
     assert r.status_code == 200, r.text
     assert_ingest_body(r.json(), 2, 2, 0)
-    got = db_query(server, "SELECT n, typeof(n), ok, typeof(ok), x, typeof(x), s "
-                           "FROM ds_typed ORDER BY _id")
-    assert got == [(7, "integer", 1, "integer", 1.25, "real", "a"),
-                   (3, "integer", 0, "integer", 2.0, "real", "b")]
+    with server.db() as db:
+        t = db.typeof
+        got = db.query(f"SELECT n, {t('n')}, ok, {t('ok')}, x, {t('x')}, s "
+                       "FROM ds_typed ORDER BY _id")
+    # SQLite: integer / real; PostgreSQL: bigint / double precision (booleans are 0/1 integers)
+    i, b, f = VALUE_TYPES["integer"], VALUE_TYPES["boolean"], VALUE_TYPES["number"]
+    assert got == [(7, i, 1, b, 1.25, f, "a"),
+                   (3, i, 0, b, 2.0, f, "b")]
 
 
 def test_json_array(server):

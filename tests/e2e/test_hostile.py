@@ -6,7 +6,6 @@ import json
 import random
 import re
 import socket
-import sqlite3
 import threading
 import time
 
@@ -39,11 +38,8 @@ def post(server, body, ctype="application/x-ndjson", headers=None, path=EVENTS, 
 
 
 def ids(server):
-    con = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        return sorted(r[0] for r in con.execute("SELECT id FROM ds_events"))
-    finally:
-        con.close()
+    with server.db() as db:
+        return sorted(r[0] for r in db.query("SELECT id FROM ds_events"))
 
 
 def assert_intact(server, also=()):

@@ -5,7 +5,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 import time
 
@@ -166,16 +165,10 @@ def error_code(resp):
 
 
 def db_ids(server, table="ds_events"):
-    try:
-        con = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=10)
-        try:
-            return sorted(r[0] for r in con.execute(f"SELECT id FROM {table}"))
-        finally:
-            con.close()
-    except sqlite3.OperationalError as e:
-        if "no such table" in str(e):
+    with server.db() as db:
+        if not db.table_exists(table):
             return []
-        raise
+        return sorted(r[0] for r in db.query(f"SELECT id FROM {table}"))
 
 
 # ---------------------------------------------------------------------------- llhttp suite

@@ -21,7 +21,6 @@ The whole category runs in one server over one requests.Session.
 import glob
 import json
 import os
-import sqlite3
 
 import requests
 
@@ -179,20 +178,15 @@ def outcome(status, parsed):
 
 
 def db_query(server, sql, args=()):
-    con = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    with server.db() as db:
+        return db.query(sql, args)
 
 
 def stored_count(server):
-    try:
-        return db_query(server, "SELECT COUNT(*) FROM ds_anything")[0][0]
-    except sqlite3.OperationalError as e:
-        if "no such table" in str(e):
+    with server.db() as db:
+        if not db.table_exists("ds_anything"):
             return 0
-        raise
+        return db.query("SELECT COUNT(*) FROM ds_anything")[0][0]
 
 
 def stored_extras(server, ingest_id):

@@ -7,14 +7,13 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 
 import pytest
 import requests
 
-from conftest import BIN, JUDGMENTS, ROOT, SANITIZED, free_port
+from conftest import BIN, JUDGMENTS, ROOT, SANITIZED, free_port, sqlite_db
 
 PROMTOOL = "/usr/bin/promtool"
 with open(os.path.join(ROOT, "VERSION")) as _f:
@@ -29,16 +28,16 @@ def jrow(n, **kw):
     return row
 
 
-def db_rows(db_path, dataset):
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        if not con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                           (f"ds_{dataset}",)).fetchone():
-            return []
-        return [dict(r) for r in con.execute(f"SELECT * FROM ds_{dataset} ORDER BY _id")]
-    finally:
-        con.close()
+def db_rows(server, dataset):
+    with server.db() as db:
+        return db.dataset_rows(dataset)
+
+
+def file_rows(db_path, dataset):
+    """The rows of a server started by hand (Proc) with no `storage:` in its config: the
+    default store, the SQLite file <data_dir>/sluice.db, whatever SLUICE_TEST_STORE says."""
+    with sqlite_db(db_path) as db:
+        return db.dataset_rows(dataset)
 
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$")
@@ -403,8 +402,8 @@ def test_sighup_adds_dataset_without_dropping_keepalive(server):
     assert pool.num_connections == conns_before, "the keep-alive connection was dropped"
     s.close()
 
-    assert [x["k"] for x in db_rows(server.db_path, "added")] == ["a"]
-    ev = db_rows(server.db_path, "events")
+    assert [x["k"] for x in db_rows(server, "added")] == ["a"]
+    ev = db_rows(server, "events")
     assert [(x["id"], x.get("tag"), x["_extra"]) for x in ev] == [(1, None, None), (2, "t", None)]
     assert server.proc.poll() is None
 
@@ -446,7 +445,7 @@ def test_sighup_incompatible_change_is_refused(server, case):
     r = server.post_events("events", [{"id": "x"}], ctype="application/json")
     assert r.status_code == 422, r.text
     assert [e["code"] for e in r.json()["errors"]] == ["INVALID_TYPE"]
-    assert [(x["id"], x["name"]) for x in db_rows(server.db_path, "events")] == [(5, "n")]
+    assert [(x["id"], x["name"]) for x in db_rows(server, "events")] == [(5, "n")]
 
 
 # ---------------------------------------------------------------- config
@@ -643,7 +642,7 @@ def test_listen_and_data_dir_flags(procs):
     url = p.wait_ready(flag_port)
     assert not listening(file_port)
     ingest_one(url)
-    assert [x["id"] for x in db_rows(flag_data / "sluice.db", "events")] == [7]
+    assert [x["id"] for x in file_rows(flag_data / "sluice.db", "events")] == [7]
     assert not (file_data / "sluice.db").exists()
     assert p.stop() == 0
 
@@ -658,7 +657,7 @@ def test_env_overrides_and_flag_beats_env(procs):
     url = p.wait_ready(env_port)
     assert not listening(file_port)
     ingest_one(url)
-    assert [x["id"] for x in db_rows(env_data / "sluice.db", "events")] == [7]
+    assert [x["id"] for x in file_rows(env_data / "sluice.db", "events")] == [7]
     assert not (p.dir / "file-data" / "sluice.db").exists()
     assert p.stop() == 0
 

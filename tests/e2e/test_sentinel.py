@@ -7,7 +7,6 @@ import http.server
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import threading
 import time
@@ -121,11 +120,9 @@ alerts:
                       headers={"Content-Type": "text/csv"}, timeout=30)
     bid = r.json()["batch_id"]
     # made to look stuck: in `validating` for an hour, its worker gone
-    con = sqlite3.connect(server.db_path, timeout=30)
-    con.execute("UPDATE batches SET status = 'validating', updated_ms = updated_ms - 3600000,"
-                " lease_until_ms = 0, worker = 'ghost/w1' WHERE id = ?", (bid,))
-    con.commit()
-    con.close()
+    with server.db(readonly=False) as db:
+        db.execute("UPDATE batches SET status = 'validating', updated_ms = updated_ms - 3600000,"
+                   " lease_until_ms = 0, worker = 'ghost/w1' WHERE id = ?", (bid,))
     firing = wait_for(lambda: [b for b in hook.bodies if b["status"] == "firing"],
                       what="the webhook's firing notification")
     a = firing[0]["alert"]
@@ -221,11 +218,9 @@ sentinel:
     time.sleep(2.5)
     code, rep = run_sentinel(server)
     assert ("source_stalled", "warning") in rules(rep), rep
-    # a stopped server and a missing database
+    # a stopped server and a missing database (SQLite: the file removed; PostgreSQL: dropped)
     server.stop()
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(server.db_path + suffix):
-            os.remove(server.db_path + suffix)
+    server.remove_store()
     code, rep = run_sentinel(server)
     assert code == 2, rep
     assert {"store_unavailable", "server_unavailable"} <= {r for r, _ in rules(rep)}, rep
@@ -273,6 +268,7 @@ def test_kpis_and_error_views_count_what_was_stored(make_server):
     assert server.get("/api/v1/stats/kpis").json()["today"]["rows_received"] == 1
 
 
+@pytest.mark.sqlite_only("deletes the SQLite file under the running server")
 def test_deleted_database_is_noticed(make_server, hook):
     extra = f"""
 sentinel: {{interval_s: 1}}
@@ -303,11 +299,9 @@ sentinel:
                       data=b"case_number,amount,filed_date\nCASE-0000001,1,2024-01-01\n",
                       headers={"Content-Type": "text/csv"}, timeout=30)
     bid = r.json()["batch_id"]
-    con = sqlite3.connect(server.db_path, timeout=30)
-    con.execute("UPDATE batches SET status = 'staging', updated_ms = updated_ms - 3600000"
-                " WHERE id = ?", (bid,))
-    con.commit()
-    con.close()
+    with server.db(readonly=False) as db:
+        db.execute("UPDATE batches SET status = 'staging', updated_ms = updated_ms - 3600000"
+                   " WHERE id = ?", (bid,))
 
     def resets():
         h = server.get(f"/api/v1/batches/{bid}").json()["history"]

@@ -40,7 +40,7 @@ $(eval $(call flavour,build/asan,$(ASAN_FLAGS)))
 UNIT_BINS      := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS))
 UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-asan asan docs bench clean format-check fuzz fuzz-smoke
+.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format-check fuzz fuzz-smoke
 all: build/sluice
 
 deps:
@@ -68,6 +68,12 @@ unit-pg: $(PG_UNIT_BINS)
 e2e: build/sluice
 	SLUICE_BIN=$(CURDIR)/build/sluice $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
+# The same integration suite against PostgreSQL: a throwaway cluster (pg_virtualenv), a fresh
+# database per test server (tests/e2e/conftest.py, SLUICE_TEST_STORE=postgres).
+e2e-pg: build/sluice
+	pg_virtualenv -t sh -c 'SLUICE_TEST_STORE=postgres SLUICE_BIN=$(CURDIR)/build/sluice \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)'
+
 e2e-asan: build/asan/sluice
 	SLUICE_BIN=$(CURDIR)/build/asan/sluice SLUICE_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -83,6 +89,7 @@ test: deps
 	$(MAKE) fuzz-smoke
 	$(MAKE) e2e
 	$(MAKE) e2e-asan
+	$(MAKE) e2e-pg
 
 docs: build/sluice
 	./build/sluice config-docs > docs/configuration.md

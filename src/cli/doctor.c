@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "config/config.h"
+#include "store/pg_internal.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -55,6 +56,7 @@ struct report {
 /* What the database check learned, for the checks after it. */
 struct db_facts {
     int opened;     /* the file exists and passed quick_check */
+    int want;       /* PostgreSQL: the schema version this binary expects (0: ask SQLite) */
     int version;    /* max(schema_migrations.version), 0 when none */
     long long keys; /* active API keys; 0 when there is no api_keys table, -1 unknown */
 };
@@ -310,14 +312,55 @@ static int quick_check(sqlite3 *db, char *why, size_t whylen)
     return bad ? -1 : 0;
 }
 
+/* PostgreSQL: connects (read-only), reads the schema version and the active keys. */
+static void check_database_pg(struct report *r, const struct sluice_config *cfg, struct db_facts *f)
+{
+    char err[1024];
+    struct store *st = store_open(cfg->storage, 1, err, sizeof err);
+    if (!st) {
+        report_add(r, "database", CHECK_FAIL,
+                   "check the URL, that PostgreSQL runs and accepts this user (PG* variables "
+                   "fill in what the URL leaves out)",
+                   "%s", err);
+        return;
+    }
+    struct pg_store *s = PG(st);
+    PGresult *v = PQexec(s->conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    if (PQresultStatus(v) != PGRES_TUPLES_OK) {
+        PQclear(v);
+        store_close(st);
+        f->keys = 0;
+        report_add(r, "database", CHECK_WARN, "run sluice serve once to create and migrate it",
+                   "PostgreSQL answers; no sluice tables yet");
+        return;
+    }
+    f->opened = 1;
+    f->want = pg_nmigrations;
+    f->version = atoi(PQgetvalue(v, 0, 0));
+    PQclear(v);
+    PGresult *k = PQexec(s->conn, "SELECT count(*) FROM api_keys WHERE revoked_ms IS NULL AND"
+                                  " (expires_ms IS NULL OR expires_ms = 0 OR expires_ms >"
+                                  " (extract(epoch FROM now()) * 1000)::bigint)");
+    f->keys = PQresultStatus(k) == PGRES_TUPLES_OK ? atoll(PQgetvalue(k, 0, 0)) : 0;
+    PQclear(k);
+    report_add(r, "database", CHECK_OK, NULL, "PostgreSQL %d answers (%s)",
+               PQserverVersion(s->conn) / 10000, PQdb(s->conn));
+    store_close(st);
+}
+
 static void check_database(struct report *r, const struct sluice_config *cfg, struct db_facts *f)
 {
     const char *restore = "stop sluice and restore the database from a backup "
                           "(or salvage it: sqlite3 FILE .recover)";
     char err[1024], why[512];
     struct stat sb;
+    if (strncmp(cfg->storage, "postgres://", 11) == 0 ||
+        strncmp(cfg->storage, "postgresql://", 13) == 0) {
+        check_database_pg(r, cfg, f);
+        return;
+    }
     if (strncmp(cfg->storage, "sqlite:", 7) != 0) {
-        report_add(r, "database", CHECK_FAIL, "use storage: sqlite:PATH",
+        report_add(r, "database", CHECK_FAIL, "use storage: sqlite:PATH or a postgres:// URL",
                    "storage %s: unsupported scheme", cfg->storage);
         return;
     }
@@ -364,7 +407,7 @@ static void check_migrations(struct report *r, const struct db_facts *f)
     char err[1024];
     if (!f->opened)
         return;
-    int want = expected_version(err, sizeof err);
+    int want = f->want ? f->want : expected_version(err, sizeof err);
     if (want < 0)
         report_add(r, "migrations", CHECK_WARN, "check TMPDIR is writable",
                    "the database is at %d; cannot tell what this binary expects: %s", f->version,

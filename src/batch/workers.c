@@ -206,11 +206,18 @@ struct batch_pool *batch_pool_start(struct service *svc, int workers)
     p->w = calloc((size_t)workers, sizeof *p->w);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    /* host:port/wN: unique per node (several nodes may share a host), and the same after a
+     * restart, so a restarted node takes back what it held at once. */
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
+    struct catalog *cat = service_catalog(svc);
+    const char *colon = strrchr(cat->cfg.listen, ':');
+    char port[16];
+    snprintf(port, sizeof port, "%s", colon ? colon + 1 : "0");
+    catalog_release(cat);
     for (int i = 0; i < workers; i++) {
         p->w[i].pool = p;
-        snprintf(p->w[i].id, sizeof p->w[i].id, "%s/w%d", host, i + 1);
+        snprintf(p->w[i].id, sizeof p->w[i].id, "%s:%s/w%d", host, port, i + 1);
         if (pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]) == 0)
             p->n = i + 1;
         else

@@ -1,0 +1,110 @@
+"""Several nodes on one PostgreSQL (issue 7): batches uploaded to either node are each
+processed once; a node killed while it holds a batch loses it to the other after the lease;
+the sentinel runs on one node at a time and moves when that node dies."""
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import STORE
+
+pytestmark = pytest.mark.skipif(STORE != "postgres", reason="several nodes need PostgreSQL")
+
+EXTRA = "batches: {workers: 1, lease_s: 3}\nsentinel: {interval_s: 1}\n"
+
+
+def two_nodes(make_server):
+    a = make_server(extra_yaml=EXTRA)
+    b = make_server(start=False, extra_yaml=EXTRA)
+    b.pg_dbname, b.data_dir = a.pg_dbname, a.data_dir  # one database, one shared batch volume
+    b.write_config(extra_yaml=EXTRA)
+    b.start()
+    return a, b
+
+
+def upload(node, n, base):
+    body = b"case_number,amount,filed_date\n" + b"".join(
+        b"CASE-%07d,1,2024-01-01\n" % (base + i) for i in range(n))
+    r = requests.post(node.url + "/api/v1/datasets/judgments/batches", data=body,
+                      headers={"Content-Type": "text/csv"}, timeout=60)
+    assert r.status_code == 202, r.text
+    return r.json()["batch_id"]
+
+
+def wait_done(node, bid, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        b = node.get(f"/api/v1/batches/{bid}").json()
+        if b["status"] in ("completed", "failed"):
+            return b
+        time.sleep(0.1)
+    pytest.fail(f"batch {bid} did not finish: {b}")
+
+
+def test_each_batch_processed_once_on_either_node(make_server):
+    a, b = two_nodes(make_server)
+    ids, lock = [], threading.Lock()
+
+    def send(node, k):
+        bid = upload(node, 200, k * 1000)
+        with lock:
+            ids.append(bid)
+    ts = [threading.Thread(target=send, args=((a, b)[k % 2], k)) for k in range(12)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for bid in ids:
+        d = wait_done(a, bid)
+        assert (d["status"], d["row_count_inserted"], d["attempts"]) == ("completed", 200, 1), d
+    with a.db() as db:
+        assert db.query("SELECT count(*), count(DISTINCT case_number) FROM ds_judgments") == \
+            [(2400, 2400)]
+
+
+def test_killed_node_loses_its_batch_to_the_other(make_server):
+    a, b = two_nodes(make_server)
+    bid = upload(a, 60000, 500000)
+    deadline = time.time() + 30
+    holder = None
+    while time.time() < deadline and not holder:
+        d = a.get(f"/api/v1/batches/{bid}").json()
+        if d["status"] in ("staging", "validating", "transforming", "inserting") and d["worker"]:
+            holder = d["worker"]
+        elif d["status"] in ("completed", "failed"):
+            pytest.skip("the batch finished before it could be interrupted")
+        time.sleep(0.02)
+    assert holder, "no node took the batch"
+    victim, other = (a, b) if holder.split("/")[0].endswith(f":{a.port}") else (b, a)
+    victim.kill9()
+    d = wait_done(other, bid, timeout=90)
+    assert d["status"] == "completed" and d["row_count_inserted"] == 60000, d
+    assert d["attempts"] >= 2, d
+    with other.db() as db:
+        assert db.query("SELECT count(*), count(DISTINCT case_number) FROM ds_judgments") == \
+            [(60000, 60000)]
+
+
+def test_sentinel_runs_on_one_node_and_moves(make_server):
+    a, b = two_nodes(make_server)
+
+    def roles():
+        out = {}
+        for n in (a, b):
+            try:
+                out[n] = n.get("/health/detailed", timeout=2).json()["node"]["roles"]
+            except requests.RequestException:
+                out[n] = None
+        return out
+    deadline = time.time() + 10
+    while sum("sentinel" in (r or []) for r in roles().values()) != 1:
+        assert time.time() < deadline, roles()
+        time.sleep(0.1)
+    leader = next(n for n, r in roles().items() if "sentinel" in r)
+    follower = b if leader is a else a
+    leader.kill9()
+    deadline = time.time() + 15
+    while "sentinel" not in (follower.get("/health/detailed").json()["node"]["roles"]):
+        assert time.time() < deadline, "the sentinel's role did not move"
+        time.sleep(0.1)

@@ -14,6 +14,7 @@
 #include "ingest/writer.h"
 #include "ops/metrics.h"
 #include "service/service.h"
+#include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -31,6 +32,8 @@ struct batch_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop, kicked;
+    pthread_t listener; /* wakes the workers on other nodes' uploads (PostgreSQL) */
+    int listening;
 };
 
 /* One small writer job: an operation on one batch. */
@@ -195,6 +198,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static void *listener_main(void *arg);
+
 struct batch_pool *batch_pool_start(struct service *svc, int workers)
 {
     if (workers <= 0)
@@ -223,7 +228,32 @@ struct batch_pool *batch_pool_start(struct service *svc, int workers)
         else
             break;
     }
+    p->listening = pthread_create(&p->listener, NULL, listener_main, p) == 0;
     return p;
+}
+
+/* Wakes the workers when any node records a batch to process (LISTEN/NOTIFY on PostgreSQL),
+ * so they need not poll; ends at once where the store cannot tell (SQLite: one process,
+ * kicked directly). */
+static void *listener_main(void *arg)
+{
+    struct batch_pool *p = arg;
+    char err[256];
+    struct store *st = store_open(p->svc->store_uri, 0, err, sizeof err);
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop || !st)
+            break;
+        int r = store_wait_work(st, 500);
+        if (r < 0)
+            break;
+        if (r == 1)
+            batch_pool_kick(p);
+    }
+    store_close(st);
+    return NULL;
 }
 
 void batch_pool_kick(struct batch_pool *p)
@@ -246,6 +276,8 @@ void batch_pool_stop(struct batch_pool *p)
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n; i++)
         pthread_join(p->w[i].thread, NULL);
+    if (p->listening)
+        pthread_join(p->listener, NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->w);

@@ -22,6 +22,7 @@ struct pg_store {
     PGconn *conn;
     int readonly;
     char *conninfo; /* owned: to reconnect */
+    int listening;  /* LISTEN sluice_batches was sent on this connection */
     char err[512];
 };
 
@@ -48,6 +49,7 @@ const char *pg_errmsg(struct store *st);
 int pg_ping(struct store *st);    /* reconnects when the connection was lost */
 int pg_migrate(struct store *st); /* under an advisory lock; makes the key pepper once */
 int pg_singleton(struct store *st, const char *name);
+int pg_wait_work(struct store *st, int timeout_ms);
 
 /* Every other operation of store.h, same contract, prefixed pg_ (store_pg*.c). */
 int pg_dataset_sync(struct store *st, const struct dataset_config *ds, char *why, size_t whylen);

@@ -278,6 +278,9 @@ struct store_ops {
      * the role `name` (taken now or held already), 0 when another node holds it, -1 on
      * error. Held until the connection closes, so a node that dies frees it. */
     int (*singleton)(struct store *st, const char *name);
+    /* Wait up to timeout_ms for news of a batch to process from any node: 1 = some came,
+     * 0 = none, -1 = this backend cannot tell (workers then poll). Uses its own connection. */
+    int (*wait_work)(struct store *st, int timeout_ms);
 };
 
 /* The base every backend's handle starts with. */
@@ -362,6 +365,7 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_alert_put(st, a) ((st)->ops->alert_put((st), (a)))
 #define store_alert_event(st, id, at, ev, d) ((st)->ops->alert_event((st), (id), (at), (ev), (d)))
 #define store_singleton(st, name) ((st)->ops->singleton((st), (name)))
+#define store_wait_work(st, ms) ((st)->ops->wait_work((st), (ms)))
 #define store_batch_clear(st, ds, id, c, rows)                                                     \
     ((st)->ops->batch_clear((st), (ds), (id), (c), (rows)))
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))

@@ -87,15 +87,17 @@ int pg_batch_add(struct store *st, const struct batch *b)
     const char *p[9] = {b->id,       b->dataset, b->source,
                         b->filename, b->path,    pg_int(bytes, b->bytes),
                         b->sha256,   pct,        pg_int(created, b->created_ms)};
-    /* The record and its first event in one statement. */
-    return pg_cmd(s, "batch add",
-                  "WITH b AS (INSERT INTO batches(id, dataset, source, filename, path, bytes,"
-                  " sha256, status, error_threshold_percent, created_ms, updated_ms)"
-                  " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, 'uploaded', $8::float8,"
-                  " $9::bigint, $9::bigint) RETURNING id)"
-                  " INSERT INTO batch_events(batch_id, status, at_ms)"
-                  " SELECT id, 'uploaded', $9::bigint FROM b",
-                  9, p);
+    /* The record and its first event in one statement; then wake the workers of every node
+     * (the notification is delivered when the transaction commits). */
+    int rc = pg_cmd(s, "batch add",
+                    "WITH b AS (INSERT INTO batches(id, dataset, source, filename, path, bytes,"
+                    " sha256, status, error_threshold_percent, created_ms, updated_ms)"
+                    " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, 'uploaded', $8::float8,"
+                    " $9::bigint, $9::bigint) RETURNING id)"
+                    " INSERT INTO batch_events(batch_id, status, at_ms)"
+                    " SELECT id, 'uploaded', $9::bigint FROM b",
+                    9, p);
+    return rc < 0 ? -1 : pg_cmd(s, "batch notify", "NOTIFY sluice_batches", 0, NULL);
 }
 
 int pg_batch_get(struct store *st, const char *id, struct batch *out)
@@ -226,6 +228,8 @@ int pg_batch_set_status(struct store *st, const char *id, const char *status, co
                     " INSERT INTO batch_events(batch_id, status, at_ms, detail)"
                     " SELECT id, $2, $3::bigint, $4::text FROM u",
                     6, p);
+    if (rc == 0 && fresh) /* wake the workers of every node (delivered at commit) */
+        rc = pg_cmd(s, "batch notify", "NOTIFY sluice_batches", 0, NULL);
     return tx_end(s, own, rc);
 }
 

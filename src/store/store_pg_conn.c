@@ -3,6 +3,7 @@
  * migrations (see pg_internal.h).
  */
 #include <openssl/rand.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,44 @@ int pg_singleton(struct store *st, const char *name)
     int held = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     return held;
+}
+
+/* LISTEN on this connection (the first time), then wait for a notification. */
+int pg_wait_work(struct store *st, int timeout_ms)
+{
+    struct pg_store *s = PG(st);
+    if (!s->listening) {
+        if (pg_cmd(s, "listen", "LISTEN sluice_batches", 0, NULL) < 0)
+            return 0; /* the database is away: the caller waits and tries again */
+        s->listening = 1;
+    }
+    PGnotify *n;
+    int got = 0;
+    PQconsumeInput(s->conn);
+    while ((n = PQnotifies(s->conn))) {
+        got = 1;
+        PQfreemem(n);
+    }
+    if (got)
+        return 1;
+    struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
+    if (pfd.fd < 0 || poll(&pfd, 1, timeout_ms) < 0) {
+        if (PQstatus(s->conn) != CONNECTION_OK) { /* listen again once it is back */
+            PQreset(s->conn);
+            s->listening = 0;
+        }
+        return 0;
+    }
+    if (!PQconsumeInput(s->conn)) {
+        PQreset(s->conn);
+        s->listening = 0;
+        return 0;
+    }
+    while ((n = PQnotifies(s->conn))) {
+        got = 1;
+        PQfreemem(n);
+    }
+    return got;
 }
 
 /* Several statements without parameters (a migration): PQexec, which allows them. */

@@ -13,6 +13,7 @@ const struct store_ops store_pg_ops = {
     .migrate = pg_migrate,
     .ping = pg_ping,
     .singleton = pg_singleton,
+    .wait_work = pg_wait_work,
     .dataset_sync = pg_dataset_sync,
     .dataset_check = pg_dataset_check,
     .begin = pg_begin,

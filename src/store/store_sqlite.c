@@ -229,6 +229,14 @@ static int sq_singleton(struct store *st, const char *name)
     return 1;
 }
 
+/* One process: its workers are woken directly (batch_pool_kick). */
+static int sq_wait_work(struct store *st, int timeout_ms)
+{
+    (void)st;
+    (void)timeout_ms;
+    return -1;
+}
+
 /* ---- datasets ---------------------------------------------------------- */
 
 static const char *sql_type(enum field_type t)
@@ -976,5 +984,6 @@ const struct store_ops store_sqlite_ops = {
     .alert_put = sqlite_alert_put,
     .alert_event = sqlite_alert_event,
     .singleton = sq_singleton,
+    .wait_work = sq_wait_work,
     .batch_delete = sqlite_batch_delete,
 };

@@ -152,7 +152,12 @@ alerts:
 
 
 def test_slack_format_and_failing_receiver_do_not_block(make_server, hook):
-    dead = free_port()
+    import socket
+    # a receiver that accepts connections and never answers: each POST waits for its 5 s
+    # timeout, so a notifier that blocked anything would show here
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(16)
     extra = f"""
 sentinel:
   interval_s: 1
@@ -161,20 +166,24 @@ sentinel:
 alerts:
   receivers:
     - {{name: chat, type: webhook, format: slack, url: "http://127.0.0.1:{hook.port}/x"}}
-    - {{name: dead, type: webhook, url: "http://127.0.0.1:{dead}/nobody"}}
+    - {{name: hang, type: webhook, url: "http://127.0.0.1:{hang.getsockname()[1]}/nobody"}}
 """
-    server = make_server(extra_yaml=extra, datasets_yaml=EVENTS)
-    r = server.post_events("ev", '{"id":1}\n{"id":"x"}\n{"id":"y"}\n')
-    assert r.status_code == 207
-    body = wait_for(lambda: hook.bodies, what="the slack message")[0]
-    assert body == {"text": body["text"]} and body["text"].startswith("[FIRING] critical "
-                                                                      "error_rate: Error rate")
-    # the dead receiver is retried in the background; ingestion goes on
-    t0 = time.time()
-    assert server.post_events("ev", '{"id":2}\n').status_code == 200
-    assert time.time() - t0 < 1
-    wait_for(lambda: 'sluice_alert_delivery_failures_total{receiver="dead"} 2' in
-             server.get("/metrics").text, timeout=15, what="two failed attempts (1 s backoff)")
+    try:
+        server = make_server(extra_yaml=extra, datasets_yaml=EVENTS)
+        r = server.post_events("ev", '{"id":1}\n{"id":"x"}\n{"id":"y"}\n')
+        assert r.status_code == 207
+        body = wait_for(lambda: hook.bodies, what="the slack message")[0]
+        assert body == {"text": body["text"]} and body["text"].startswith(
+            "[FIRING] critical error_rate: Error rate")
+        # the hanging receiver is being tried in the background; ingestion goes on
+        for i in range(5):
+            t0 = time.time()
+            assert server.post_events("ev", '{"id":%d}\n' % (i + 2)).status_code == 200
+            assert time.time() - t0 < 3, "an ingest request waited for the notifier"
+        wait_for(lambda: 'sluice_alert_delivery_failures_total{receiver="hang"} 1' in
+                 server.get("/metrics").text, timeout=20, what="a failed attempt (5 s timeout)")
+    finally:
+        hang.close()
 
 
 def run_sentinel(server):

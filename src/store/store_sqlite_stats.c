@@ -38,65 +38,52 @@ static int run(struct sqlite_store *s, sqlite3_stmt *q)
     return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "rollup");
 }
 
+/* The bucket tables, each upserted the same way: (dataset, bucket) and the counts; the hour
+ * and day tables also count batches. slot: its kept statement. */
+#define COUNTS_SET                                                                                 \
+    " received = received + excluded.received, accepted = accepted + excluded.accepted,"           \
+    " rejected = rejected + excluded.rejected, duplicate = duplicate + excluded.duplicate"
+static const struct {
+    int slot;
+    int64_t per_ms;
+    int batches;
+    const char *sql;
+} bucket_tables[] = {
+    {0, MINUTE_MS, 0,
+     "INSERT INTO rollup_minute(dataset, minute, received, accepted, rejected, duplicate)"
+     " VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(dataset, minute) DO UPDATE SET" COUNTS_SET},
+    {1, HOUR_MS, 1,
+     "INSERT INTO rollup_hour(dataset, hour, received, accepted, rejected, duplicate, batches,"
+     " batches_failed) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(dataset, hour) DO UPDATE"
+     " SET" COUNTS_SET ", batches = batches + excluded.batches,"
+     " batches_failed = batches_failed + excluded.batches_failed"},
+    {4, 24 * HOUR_MS, 1,
+     "INSERT INTO rollup_day(dataset, day, received, accepted, rejected, duplicate, batches,"
+     " batches_failed) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(dataset, day) DO UPDATE"
+     " SET" COUNTS_SET ", batches = batches + excluded.batches,"
+     " batches_failed = batches_failed + excluded.batches_failed"},
+};
+
 /* Add d (or subtract it: sign -1). */
 static int rollup_apply(struct sqlite_store *s, const struct rollup_delta *d, int sign)
 {
-    sqlite3_stmt *q =
-        kept(s, 0,
-             "INSERT INTO rollup_minute(dataset, minute, received, accepted, rejected,"
-             " duplicate) VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(dataset, minute) DO"
-             " UPDATE SET received = received + excluded.received,"
-             " accepted = accepted + excluded.accepted,"
-             " rejected = rejected + excluded.rejected,"
-             " duplicate = duplicate + excluded.duplicate");
-    if (!q)
-        return -1;
-    sqlite3_bind_text(q, 1, d->dataset, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, d->at_ms / MINUTE_MS);
-    sqlite3_bind_int64(q, 3, sign * d->received);
-    sqlite3_bind_int64(q, 4, sign * d->accepted);
-    sqlite3_bind_int64(q, 5, sign * d->rejected);
-    sqlite3_bind_int64(q, 6, sign * d->duplicate);
-    if (run(s, q) < 0)
-        return -1;
-    q = kept(s, 1,
-             "INSERT INTO rollup_hour(dataset, hour, received, accepted, rejected, duplicate,"
-             " batches, batches_failed) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
-             " ON CONFLICT(dataset, hour) DO UPDATE SET received = received + excluded.received,"
-             " accepted = accepted + excluded.accepted, rejected = rejected + excluded.rejected,"
-             " duplicate = duplicate + excluded.duplicate, batches = batches + excluded.batches,"
-             " batches_failed = batches_failed + excluded.batches_failed");
-    if (!q)
-        return -1;
-    sqlite3_bind_text(q, 1, d->dataset, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, d->at_ms / HOUR_MS);
-    sqlite3_bind_int64(q, 3, sign * d->received);
-    sqlite3_bind_int64(q, 4, sign * d->accepted);
-    sqlite3_bind_int64(q, 5, sign * d->rejected);
-    sqlite3_bind_int64(q, 6, sign * d->duplicate);
-    sqlite3_bind_int64(q, 7, sign * d->batches);
-    sqlite3_bind_int64(q, 8, sign * d->batches_failed);
-    if (run(s, q) < 0)
-        return -1;
-    q = kept(s, 4,
-             "INSERT INTO rollup_day(dataset, day, received, accepted, rejected, duplicate,"
-             " batches, batches_failed) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
-             " ON CONFLICT(dataset, day) DO UPDATE SET received = received + excluded.received,"
-             " accepted = accepted + excluded.accepted, rejected = rejected + excluded.rejected,"
-             " duplicate = duplicate + excluded.duplicate, batches = batches + excluded.batches,"
-             " batches_failed = batches_failed + excluded.batches_failed");
-    if (!q)
-        return -1;
-    sqlite3_bind_text(q, 1, d->dataset, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, d->at_ms / (24 * HOUR_MS));
-    sqlite3_bind_int64(q, 3, sign * d->received);
-    sqlite3_bind_int64(q, 4, sign * d->accepted);
-    sqlite3_bind_int64(q, 5, sign * d->rejected);
-    sqlite3_bind_int64(q, 6, sign * d->duplicate);
-    sqlite3_bind_int64(q, 7, sign * d->batches);
-    sqlite3_bind_int64(q, 8, sign * d->batches_failed);
-    if (run(s, q) < 0)
-        return -1;
+    sqlite3_stmt *q;
+    for (size_t t = 0; t < sizeof bucket_tables / sizeof bucket_tables[0]; t++) {
+        if (!(q = kept(s, bucket_tables[t].slot, bucket_tables[t].sql)))
+            return -1;
+        sqlite3_bind_text(q, 1, d->dataset, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, d->at_ms / bucket_tables[t].per_ms);
+        sqlite3_bind_int64(q, 3, sign * d->received);
+        sqlite3_bind_int64(q, 4, sign * d->accepted);
+        sqlite3_bind_int64(q, 5, sign * d->rejected);
+        sqlite3_bind_int64(q, 6, sign * d->duplicate);
+        if (bucket_tables[t].batches) {
+            sqlite3_bind_int64(q, 7, sign * d->batches);
+            sqlite3_bind_int64(q, 8, sign * d->batches_failed);
+        }
+        if (run(s, q) < 0)
+            return -1;
+    }
     for (size_t i = 0; i < d->ncodes; i++) {
         q = kept(s, 2,
                  "INSERT INTO rollup_errors(hour, dataset, code, occurrences, batches, sample,"

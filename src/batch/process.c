@@ -333,17 +333,15 @@ static int stream_record(struct pass *p, const struct csv_record *rec, int64_t r
 static int fail_record(struct pass *p, const struct csv_record *rec, int64_t rowno)
 {
     struct row_errors errs = {0};
-    json_t *extra;
-    json_t *row = to_row(p, rec, &errs, &extra);
+    char *extra;
     int rc = 0;
     p->total++;
-    if (!row) {
+    if (to_values(p, rec, &errs, &extra)) {
         p->invalid++;
         if (add_errors(p, rowno, &errs) < 0)
             rc = 2;
     }
-    json_decref(row);
-    json_decref(extra);
+    free(extra);
     row_errors_release(&errs);
     return rc;
 }
@@ -572,6 +570,11 @@ struct pass *batch_pass_new(const struct sluice_config *cfg, const struct datase
     p->cfg = cfg;
     p->ds = ds;
     p->b = b;
+    size_t nf = schema_nfields(ds->schema);
+    if (!(p->vals = calloc(nf ? nf : 1, sizeof *p->vals))) {
+        free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -592,6 +595,7 @@ void batch_pass_destroy(struct pass *p)
         return;
     colmap_release(&p->map);
     free(p->unknown);
+    free(p->vals);
     codes_reset(p);
     free(p);
 }
@@ -621,10 +625,9 @@ int batch_pass_run(struct pass *p, struct writer *w)
     p->reason[0] = p->job_reason[0] = 0;
     memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
     size_t nf = schema_nfields(p->ds->schema);
-    p->vals = calloc(nf ? nf : 1, sizeof *p->vals);
     p->rq = rowqueue_new(nf);
     int rc = -1;
-    if (!p->vals || !p->rq) {
+    if (!p->rq) {
         snprintf(p->reason, sizeof p->reason, "out of memory");
     } else {
         struct stream_job j = {.job = {.nrows = 1, .apply = stream_apply}, .p = p};
@@ -639,8 +642,6 @@ int batch_pass_run(struct pass *p, struct writer *w)
     }
     rowqueue_free(p->rq);
     p->rq = NULL;
-    free(p->vals);
-    p->vals = NULL;
     return rc;
 }
 

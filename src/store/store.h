@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -231,6 +232,23 @@ struct store_ops {
                        int64_t *rows);
     int (*batch_delete)(struct store *st, const char *id); /* the record and its history */
 
+    /* Batch files. Where a batch's raw file is kept is the store's business: SQLite keeps
+     * it under data_dir/batches (the batch's `path` names it); PostgreSQL keeps it in the
+     * database in chunks (`path` is NULL), so that nodes share nothing but the database.
+     *
+     * file_keep: make spool (a complete file the caller has fsynced) batch_id's file,
+     * durably, BEFORE the batch record is added. Runs in its own transaction (never inside
+     * begin/commit); spool is gone afterwards. *path gets what to record as the batch's
+     * path (malloc'd, or NULL). data_dir is sluice's data directory. */
+    int (*file_keep)(struct store *st, const char *batch_id, const char *spool,
+                     const char *data_dir, char **path);
+    /* Batch b's file, open for reading from its first byte (the caller fcloses it, and
+     * must not use st for anything else while a read is under way). NULL: errmsg says. */
+    FILE *(*file_open)(struct store *st, const struct batch *b);
+    /* Remove a batch's file (its record is deleted, or was never added). path as recorded
+     * (may be NULL). A file already gone is not an error. */
+    int (*file_drop)(struct store *st, const char *batch_id, const char *path);
+
     /* The pepper API keys are hashed with (32 bytes, made once with the store). */
     int (*key_pepper)(struct store *st, unsigned char out[32]);
     int (*key_add)(struct store *st, const struct api_key *k);
@@ -369,6 +387,10 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_batch_clear(st, ds, id, c, rows)                                                     \
     ((st)->ops->batch_clear((st), (ds), (id), (c), (rows)))
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))
+#define store_file_keep(st, id, spool, dir, path)                                                  \
+    ((st)->ops->file_keep((st), (id), (spool), (dir), (path)))
+#define store_file_open(st, b) ((st)->ops->file_open((st), (b)))
+#define store_file_drop(st, id, path) ((st)->ops->file_drop((st), (id), (path)))
 
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;

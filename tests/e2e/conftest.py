@@ -361,6 +361,27 @@ class Server:
             return DB("postgres", self.pg_dbname, readonly)
         return DB("sqlite", self.db_path, readonly)
 
+    def batch_file(self, bid, size_only=False):
+        """The file the store keeps for batch bid (bytes; its size with size_only), or
+        None when it keeps none. SQLite: <data_dir>/batches/<id>.csv; PostgreSQL: the
+        chunks of table batch_files, in order."""
+        if self.store == "sqlite":
+            path = os.path.join(self.data_dir, "batches", bid + ".csv")
+            if not os.path.exists(path):
+                return None
+            if size_only:
+                return os.path.getsize(path)
+            with open(path, "rb") as f:
+                return f.read()
+        with self.db() as db:
+            if size_only:
+                n, size = db.query("SELECT count(*), sum(length(data)) FROM batch_files"
+                                   " WHERE batch_id = ?", (bid,))[0]
+                return size if n else None
+            chunks = db.query("SELECT data FROM batch_files WHERE batch_id = ? ORDER BY seq",
+                              (bid,))
+            return b"".join(c[0] for c in chunks) if chunks else None
+
     def remove_store(self):
         """Make the store disappear (SQLite: the file and its -wal / -shm; PostgreSQL:
         the database, its sessions ended first)."""

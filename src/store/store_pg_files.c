@@ -147,6 +147,7 @@ struct reader {
     struct pg_store *s;
     char *batch_id;
     int seq;         /* the chunk the next slice comes from */
+    int last;        /* the file's last chunk (-1 until the first slice tells) */
     int64_t off;     /* where in it */
     int want;        /* the next slice's size */
     PGresult *slice; /* the slice being read (binary), or NULL */
@@ -161,29 +162,45 @@ static int64_t bin_int4(const PGresult *r, int col)
     return (int64_t)((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3]);
 }
 
-/* Fetch the next slice: 1, 0 when there is none (the end), -1 on error. */
+/* Fetch the next slice: 1, 0 when there is none (the end), -1 on error. A file dropped
+ * (or kept anew) while it is read is an error, never a shorter file. */
 static int fetch(struct reader *r)
 {
     PQclear(r->slice);
     r->slice = NULL;
     r->pos = r->len = 0;
+    if (r->last >= 0 && r->seq > r->last)
+        return 0;
     char seq[24], from[24], len[24];
     const char *v[4] = {r->batch_id, pg_int(seq, r->seq), pg_int(from, r->off + 1),
                         pg_int(len, r->want)};
     PGresult *res = exec_file(r->s, "reading the batch file",
-                              "SELECT substring(data from $3::int for $4::int), length(data)"
+                              "SELECT substring(data from $3::int for $4::int), length(data),"
+                              " (SELECT max(seq) FROM batch_files WHERE batch_id = $1)"
                               " FROM batch_files WHERE batch_id = $1 AND seq = $2::int",
                               4, v, NULL, NULL, 1);
     if (!res)
         return -1;
-    if (PQntuples(res) == 0) {
+    int found = PQntuples(res) == 1;
+    int64_t chunk_len = found ? bin_int4(res, 1) : 0;
+    if (found && r->last < 0)
+        r->last = (int)bin_int4(res, 2);
+    if (!found || bin_int4(res, 2) != r->last ||
+        (PQgetlength(res, 0, 0) == 0 && r->off < chunk_len)) {
+        if (r->last < 0)
+            snprintf(r->s->err, sizeof r->s->err, "the file of batch %s is not in the database",
+                     r->batch_id);
+        else
+            snprintf(r->s->err, sizeof r->s->err,
+                     "reading the batch file: the file of batch %s changed while it was read",
+                     r->batch_id);
         PQclear(res);
-        return 0;
+        return -1;
     }
     r->slice = res;
     r->len = (size_t)PQgetlength(res, 0, 0);
     r->off += (int64_t)r->len;
-    if (r->off >= bin_int4(res, 1)) { /* the chunk is read: the next one */
+    if (r->off >= chunk_len) { /* the chunk is read: the next one */
         r->seq++;
         r->off = 0;
     }
@@ -231,10 +248,9 @@ FILE *pg_file_open(struct store *st, const struct batch *b)
     }
     r->s = s;
     r->want = FIRST_SLICE;
+    r->last = -1;
     /* The first slice now: a batch whose file is not in the database fails here, not later. */
     int got = fetch(r);
-    if (got == 0)
-        snprintf(s->err, sizeof s->err, "the file of batch %s is not in the database", b->id);
     FILE *f = got == 1
                   ? fopencookie(r, "rb",
                                 (cookie_io_functions_t){.read = reader_read, .close = reader_close})

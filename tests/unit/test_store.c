@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 #include "config/config.h"
 #include "store/store.h"
+#include "util/clock.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -893,4 +896,136 @@ Test(store, batch_rows_by_range_across_savepoints, .fini = cleanup)
     cr_assert_eq(store_batch_clear(st, "judgments", "bat_B", 1, &n), 0);
     cr_expect_eq(n, 1);
     free_cfg(cfg);
+}
+
+/* ---- batch files: kept under data_dir/batches ------------------------------------------ */
+
+/* A spool of n bytes in <dir>/batches, in a pattern that shows a misplaced byte; its bytes
+ * (caller frees). */
+static char *make_spool(const char *id, size_t n, char *spool, size_t cap)
+{
+    char bdir[128];
+    snprintf(bdir, sizeof bdir, "%s/batches", dir);
+    mkdir(bdir, 0755);
+    snprintf(spool, cap, "%s/%s.csv.part", bdir, id);
+    char *data = malloc(n ? n : 1);
+    cr_assert_not_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)(i * 7 + i / 251);
+    FILE *f = fopen(spool, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+    return data;
+}
+
+/* Everything f gives, read in odd steps (caller frees); closes f. */
+static char *read_all(FILE *f, size_t *n)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    size_t got;
+    while ((got = fread(out + len, 1, 7001 < cap - len ? 7001 : cap - len, f)) > 0) {
+        len += got;
+        if (cap - len < 7001)
+            out = realloc(out, cap *= 2);
+    }
+    cr_assert_eq(ferror(f), 0, "read error");
+    fclose(f);
+    *n = len;
+    return out;
+}
+
+static void remove_batches_dir(void)
+{
+    char bdir[128];
+    snprintf(bdir, sizeof bdir, "%s/batches", dir);
+    DIR *d = opendir(bdir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/%s", bdir, e->d_name);
+        if (e->d_name[0] != '.')
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(bdir);
+}
+
+static void cleanup_files(void)
+{
+    remove_batches_dir();
+    cleanup();
+}
+
+Test(store, batch_file_keep_read_drop, .fini = cleanup_files)
+{
+    open_fresh();
+    const size_t sizes[] = {0, 1, 3 * 1024 * 1024 + 123};
+    for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+        char id[32], spool[256], want[256], *path = NULL;
+        snprintf(id, sizeof id, "bat_%zu", k);
+        char *data = make_spool(id, sizes[k], spool, sizeof spool);
+        cr_assert_eq(store_file_keep(st, id, spool, dir, &path), 0, "%s", store_errmsg(st));
+        snprintf(want, sizeof want, "%s/batches/%s.csv", dir, id);
+        cr_assert_str_eq(path, want);
+        cr_expect_neq(access(spool, F_OK), 0, "the spool is still there");
+
+        struct batch b = {.id = id, .path = path};
+        FILE *f = store_file_open(st, &b);
+        cr_assert_not_null(f, "%s", store_errmsg(st));
+        size_t n;
+        char *back = read_all(f, &n);
+        cr_expect_eq(n, sizes[k]);
+        cr_expect(n == sizes[k] && memcmp(back, data, n) == 0, "the bytes differ (size %zu)", n);
+        free(back);
+
+        cr_assert_eq(store_file_drop(st, id, path), 0, "%s", store_errmsg(st));
+        cr_expect_neq(access(path, F_OK), 0, "the file is still there");
+        cr_expect_eq(store_file_drop(st, id, path), 0, "a file already gone is no error");
+        cr_expect_null(store_file_open(st, &b));
+        cr_expect(strstr(store_errmsg(st), "cannot be read") != NULL, "%s", store_errmsg(st));
+        free(path);
+        free(data);
+    }
+}
+
+Test(store, batch_file_keep_fails_without_spool, .fini = cleanup_files)
+{
+    open_fresh();
+    char *path = (char *)"unchanged";
+    char spool[256];
+    snprintf(spool, sizeof spool, "%s/batches/none.csv.part", dir);
+    cr_expect_eq(store_file_keep(st, "bat_x", spool, dir, &path), -1);
+    cr_expect_null(path);
+    cr_expect(strstr(store_errmsg(st), "bat_x.csv") != NULL, "%s", store_errmsg(st));
+}
+
+Test(store, batch_file_sweep_removes_only_orphans, .fini = cleanup_files)
+{
+    open_fresh();
+    char spool[256], *kept = NULL, *orphan = NULL;
+    free(make_spool("bat_kept", 10, spool, sizeof spool));
+    cr_assert_eq(store_file_keep(st, "bat_kept", spool, dir, &kept), 0, "%s", store_errmsg(st));
+    free(make_spool("bat_orphan", 10, spool, sizeof spool));
+    cr_assert_eq(store_file_keep(st, "bat_orphan", spool, dir, &orphan), 0, "%s", store_errmsg(st));
+    free(make_spool("bat_spool", 10, spool, sizeof spool)); /* an upload's, not the store's */
+    struct batch b = {.id = "bat_kept",
+                      .dataset = "d",
+                      .path = kept,
+                      .sha256 = "0",
+                      .status = "uploaded",
+                      .created_ms = 1000};
+    cr_assert_eq(store_batch_add(st, &b), 0, "%s", store_errmsg(st));
+
+    int64_t now = clock_wall_ms();
+    cr_expect_eq(store_file_sweep(st, now - 3600 * 1000, dir), 0, "a fresh orphan is kept");
+    cr_expect_eq(access(orphan, F_OK), 0);
+    cr_expect_eq(store_file_sweep(st, now + 60 * 1000, dir), 1, "%s", store_errmsg(st));
+    cr_expect_neq(access(orphan, F_OK), 0, "the orphan is still there");
+    cr_expect_eq(access(kept, F_OK), 0, "the batch's file was removed");
+    cr_expect_eq(access(spool, F_OK), 0, "the spool was removed");
+    free(kept);
+    free(orphan);
 }

@@ -382,6 +382,16 @@ class Server:
                               (bid,))
             return b"".join(c[0] for c in chunks) if chunks else None
 
+    def batch_file_ids(self):
+        """The ids of the batches whose file the store keeps, sorted."""
+        if self.store == "sqlite":
+            d = os.path.join(self.data_dir, "batches")
+            names = os.listdir(d) if os.path.isdir(d) else []
+            return sorted(n[:-4] for n in names if n.endswith(".csv"))
+        with self.db() as db:
+            return [r[0] for r in db.query(
+                "SELECT DISTINCT batch_id FROM batch_files ORDER BY batch_id")]
+
     def remove_store(self):
         """Make the store disappear (SQLite: the file and its -wal / -shm; PostgreSQL:
         the database, its sessions ended first)."""

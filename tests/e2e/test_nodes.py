@@ -17,7 +17,7 @@ EXTRA = "batches: {workers: 1, lease_s: 3}\nsentinel: {interval_s: 1}\n"
 def two_nodes(make_server):
     a = make_server(extra_yaml=EXTRA)
     b = make_server(start=False, extra_yaml=EXTRA)
-    b.pg_dbname, b.data_dir = a.pg_dbname, a.data_dir  # one database, one shared batch volume
+    b.pg_dbname = a.pg_dbname  # one database; each node its own data_dir (nothing else shared)
     b.write_config(extra_yaml=EXTRA)
     b.start()
     return a, b

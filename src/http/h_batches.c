@@ -691,16 +691,24 @@ struct bop_req {
     uv_work_t work;
 };
 
-static void bop_destroy(struct bop_req *q)
+/* Forget the files noted for removal (an apply that runs again notes them again). */
+static void drops_release(struct bop_req *q)
 {
-    free(q->f_contains);
-    free(q->f_status);
-    free(q->f_dataset);
     for (size_t i = 0; i < q->ndrops; i++) {
         free((char *)q->drops[i].id);
         free((char *)q->drops[i].path);
     }
     free(q->drops);
+    q->drops = NULL;
+    q->ndrops = 0;
+}
+
+static void bop_destroy(struct bop_req *q)
+{
+    free(q->f_contains);
+    free(q->f_status);
+    free(q->f_dataset);
+    drops_release(q);
     free(q->id);
     free(q->reason);
     json_decref(q->result);
@@ -777,6 +785,7 @@ static int bop_apply(struct wjob *job, struct store *st)
     struct bop_req *q = (struct bop_req *)job;
     struct batch b;
     int64_t now = clock_wall_ms();
+    drops_release(q);
     if (q->op == BOP_DELETE_BULK)
         return bulk_delete(q, st);
     int rc = store_batch_get(st, q->id, &b);

@@ -4,8 +4,9 @@
  * (seq 0, 1, ...; an empty file is one empty chunk, so a kept file always has chunk
  * 0), so that any node can process, re-ingest or delete a batch another node
  * received. The chunks go in as binary parameters (no hex text doubling them), in one
- * transaction, before the batch record; a reader is a FILE* that fetches one chunk at
- * a time, so memory stays bounded by a chunk whatever the file's size.
+ * transaction, before the batch record; a reader is a FILE* (fopencookie) that fetches
+ * a slice of at most one chunk at a time, so memory stays bounded by a chunk whatever
+ * the file's size. Orphans (a file whose record never came) are swept by age.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +18,7 @@
 #include "store/pg_internal.h"
 #include "util/clock.h"
 
-/* The size of a chunk: large enough that a file is a few round trips per GB, small
+/* The size of a chunk: large enough that a GB is a thousand round trips, not more, small
  * enough that a reader and a writer hold little. */
 #define FILE_CHUNK (1024 * 1024)
 

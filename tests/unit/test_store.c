@@ -2,19 +2,23 @@
  * test_store.c - the SQLite store (src/store/store.h, store_sqlite.c) on a
  * fresh file per test: migrations, dataset tables and their evolution, rows
  * (duplicates, upserts, typed columns, _extra), the DLQ and its filters,
- * idempotency records, transactions and savepoints. What the store wrote is
+ * idempotency records, transactions and savepoints, batch files (kept, read,
+ * dropped, swept) and upload spools. What the store wrote is
  * checked by reading the file with sqlite3 directly, not only through the store.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <utime.h>
 
+#include "batch/batch.h"
+#include "batch_file_test.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -900,40 +904,14 @@ Test(store, batch_rows_by_range_across_savepoints, .fini = cleanup)
 
 /* ---- batch files: kept under data_dir/batches ------------------------------------------ */
 
-/* A spool of n bytes in <dir>/batches, in a pattern that shows a misplaced byte; its bytes
- * (caller frees). */
+/* A spool of n bytes in <dir>/batches; its bytes (caller frees). */
 static char *make_spool(const char *id, size_t n, char *spool, size_t cap)
 {
     char bdir[128];
     snprintf(bdir, sizeof bdir, "%s/batches", dir);
     mkdir(bdir, 0755);
     snprintf(spool, cap, "%s/%s.csv.part", bdir, id);
-    char *data = malloc(n ? n : 1);
-    cr_assert_not_null(data);
-    for (size_t i = 0; i < n; i++)
-        data[i] = (char)(i * 7 + i / 251);
-    FILE *f = fopen(spool, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-    return data;
-}
-
-/* Everything f gives, read in odd steps (caller frees); closes f. */
-static char *read_all(FILE *f, size_t *n)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    size_t got;
-    while ((got = fread(out + len, 1, 7001 < cap - len ? 7001 : cap - len, f)) > 0) {
-        len += got;
-        if (cap - len < 7001)
-            out = realloc(out, cap *= 2);
-    }
-    cr_assert_eq(ferror(f), 0, "read error");
-    fclose(f);
-    *n = len;
-    return out;
+    return spool_write(spool, n);
 }
 
 static void remove_batches_dir(void)
@@ -975,11 +953,7 @@ Test(store, batch_file_keep_read_drop, .fini = cleanup_files)
         struct batch b = {.id = id, .path = path};
         FILE *f = store_file_open(st, &b);
         cr_assert_not_null(f, "%s", store_errmsg(st));
-        size_t n;
-        char *back = read_all(f, &n);
-        cr_expect_eq(n, sizes[k]);
-        cr_expect(n == sizes[k] && memcmp(back, data, n) == 0, "the bytes differ (size %zu)", n);
-        free(back);
+        expect_file(f, data, sizes[k], id);
 
         cr_assert_eq(store_file_drop(st, id, path), 0, "%s", store_errmsg(st));
         cr_expect_neq(access(path, F_OK), 0, "the file is still there");
@@ -1028,4 +1002,25 @@ Test(store, batch_file_sweep_removes_only_orphans, .fini = cleanup_files)
     cr_expect_eq(access(spool, F_OK), 0, "the spool was removed");
     free(kept);
     free(orphan);
+}
+
+/* The other half of the hourly sweep (service_purge): upload spools a crash interrupted. */
+Test(store, batch_spool_sweep_removes_only_old_spools, .fini = cleanup_files)
+{
+    open_fresh();
+    char old_spool[256], fresh_spool[256], path[256];
+    free(make_spool("bat_old", 10, old_spool, sizeof old_spool));
+    free(make_spool("bat_fresh", 10, fresh_spool, sizeof fresh_spool));
+    free(make_spool("bat_kept", 10, path, sizeof path));
+    char *kept = NULL;
+    cr_assert_eq(store_file_keep(st, "bat_kept", path, dir, &kept), 0, "%s", store_errmsg(st));
+    int64_t now = clock_wall_ms();
+    struct utimbuf two_hours_ago = {.actime = now / 1000 - 7200, .modtime = now / 1000 - 7200};
+    cr_assert_eq(utime(old_spool, &two_hours_ago), 0);
+    cr_assert_eq(utime(kept, &two_hours_ago), 0);
+    cr_expect_eq(batch_spool_sweep(dir, now - 3600 * 1000), 1);
+    cr_expect_neq(access(old_spool, F_OK), 0, "the old spool is still there");
+    cr_expect_eq(access(fresh_spool, F_OK), 0, "a live upload's spool was removed");
+    cr_expect_eq(access(kept, F_OK), 0, "a kept file is not a spool");
+    free(kept);
 }

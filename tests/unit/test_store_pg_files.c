@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "batch_file_test.h"
 #include "store/pg_internal.h"
 #include "util/clock.h"
 
@@ -84,20 +85,11 @@ static void finish(void)
 
 TestSuite(pg_files, .fini = finish);
 
-/* A spool of n bytes (NULs and bytes over 0x7f among them, in a pattern that shows a
- * misplaced byte) in dir; its bytes (caller frees). */
+/* A spool of n bytes in dir; its bytes (caller frees). */
 static char *make_spool(const char *id, size_t n, char *spool, size_t cap)
 {
     snprintf(spool, cap, "%s/%s.csv.part", dir, id);
-    char *data = malloc(n ? n : 1);
-    cr_assert_not_null(data);
-    for (size_t i = 0; i < n; i++)
-        data[i] = (char)(i * 7 + i / 251);
-    FILE *f = fopen(spool, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-    return data;
+    return spool_write(spool, n);
 }
 
 static void keep(const char *id, size_t n, char **data)
@@ -109,23 +101,13 @@ static void keep(const char *id, size_t n, char **data)
     cr_expect_neq(access(spool, F_OK), 0, "the spool is still there");
 }
 
-/* Everything x gives for batch id, read in odd steps, equal to want (n bytes). */
+/* Batch id's file, read through x, is exactly want (n bytes). */
 static void expect_reads(struct store *x, const char *id, const char *want, size_t n)
 {
     struct batch b = {.id = (char *)id};
     FILE *f = pg_file_open(x, &b);
     cr_assert_not_null(f, "open %s: %s", id, pg_errmsg(x));
-    char *buf = malloc(n + 8000);
-    size_t len = 0, got;
-    while ((got = fread(buf + len, 1, 7001, f)) > 0) {
-        len += got;
-        cr_assert_leq(len, n, "more bytes than were kept");
-    }
-    cr_expect_eq(ferror(f), 0, "read error: %s", pg_errmsg(x));
-    cr_expect_eq(len, n, "%s: %zu bytes read, %zu kept", id, len, n);
-    cr_expect(len == n && memcmp(buf, want, n) == 0, "%s: the bytes differ", id);
-    cr_expect_eq(fclose(f), 0);
-    free(buf);
+    expect_file(f, want, n, id);
 }
 
 Test(pg_files, keep_and_read_back_byte_equal)

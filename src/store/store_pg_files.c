@@ -6,7 +6,9 @@
  * received. The chunks go in as binary parameters (no hex text doubling them), in one
  * transaction, before the batch record; a reader is a FILE* (fopencookie) that fetches
  * a slice of at most one chunk at a time, so memory stays bounded by a chunk whatever
- * the file's size. Orphans (a file whose record never came) are swept by age.
+ * the file's size. Orphans (a file whose record never came) are swept by age. A batch
+ * recorded before migration 2 has a `path` and no chunks: its file is still read and
+ * removed there, on the node that received it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -184,17 +186,17 @@ static int fetch(struct reader *r)
         return -1;
     int found = PQntuples(res) == 1;
     int64_t chunk_len = found ? bin_int4(res, 1) : 0;
+    if (!found && r->last < 0) {
+        PQclear(res);
+        return 0; /* no file at all (pg_file_open says so) */
+    }
     if (found && r->last < 0)
         r->last = (int)bin_int4(res, 2);
     if (!found || bin_int4(res, 2) != r->last ||
         (PQgetlength(res, 0, 0) == 0 && r->off < chunk_len)) {
-        if (r->last < 0)
-            snprintf(r->s->err, sizeof r->s->err, "the file of batch %s is not in the database",
-                     r->batch_id);
-        else
-            snprintf(r->s->err, sizeof r->s->err,
-                     "reading the batch file: the file of batch %s changed while it was read",
-                     r->batch_id);
+        snprintf(r->s->err, sizeof r->s->err,
+                 "reading the batch file: the file of batch %s changed while it was read",
+                 r->batch_id);
         PQclear(res);
         return -1;
     }
@@ -252,6 +254,20 @@ FILE *pg_file_open(struct store *st, const struct batch *b)
     r->last = -1;
     /* The first slice now: a batch whose file is not in the database fails here, not later. */
     int got = fetch(r);
+    if (got == 0 && b->path) {
+        /* Recorded before the files moved into the database (migration 2): its file is still
+         * where the node that received it kept it. */
+        reader_close(r);
+        FILE *f = fopen(b->path, "rb");
+        if (!f)
+            snprintf(s->err, sizeof s->err, "the file of batch %s (%s) cannot be read: %s", b->id,
+                     b->path, strerror(errno));
+        else
+            s->err[0] = 0;
+        return f;
+    }
+    if (got == 0)
+        snprintf(s->err, sizeof s->err, "the file of batch %s is not in the database", b->id);
     FILE *f = got == 1
                   ? fopencookie(r, "rb",
                                 (cookie_io_functions_t){.read = reader_read, .close = reader_close})
@@ -268,10 +284,17 @@ FILE *pg_file_open(struct store *st, const struct batch *b)
 
 int pg_file_drop(struct store *st, const char *batch_id, const char *path)
 {
-    (void)path; /* always NULL here */
+    struct pg_store *s = PG(st);
     const char *v[1] = {batch_id};
-    return cmd_file(PG(st), "removing the batch file",
-                    "DELETE FROM batch_files WHERE batch_id = $1", 1, v);
+    if (cmd_file(s, "removing the batch file", "DELETE FROM batch_files WHERE batch_id = $1", 1,
+                 v) < 0)
+        return -1;
+    if (path && unlink(path) < 0 && errno != ENOENT) { /* recorded before migration 2 */
+        snprintf(s->err, sizeof s->err, "removing the file of batch %s (%s): %s", batch_id, path,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 int pg_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir)

@@ -274,3 +274,20 @@ Test(pg_files, a_file_dropped_while_read_is_an_error_not_a_short_file)
     pg_close(reader);
     free(data);
 }
+
+Test(pg_files, a_batch_recorded_before_migration_2_keeps_its_local_file)
+{
+    start();
+    char path[256];
+    snprintf(path, sizeof path, "%s/bat_old.csv", dir);
+    char *data = spool_write(path, 5000);
+    struct batch b = {.id = "bat_old", .path = path};
+    FILE *f = pg_file_open(st, &b);
+    cr_assert_not_null(f, "%s", pg_errmsg(st));
+    expect_file(f, data, 5000, "bat_old");
+    cr_assert_eq(pg_file_drop(st, "bat_old", path), 0, "%s", pg_errmsg(st));
+    cr_expect_neq(access(path, F_OK), 0, "the old file is still there");
+    cr_expect_null(pg_file_open(st, &b));
+    cr_expect(strstr(pg_errmsg(st), "cannot be read") != NULL, "%s", pg_errmsg(st));
+    free(data);
+}

@@ -112,5 +112,11 @@ int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id);
 /* Whether ds_<dataset> has the _batch_id index (upsert datasets). */
 int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset);
 int sqlite_batch_delete(struct store *st, const char *id);
+/* Batch files (store_sqlite_files.c); see store.h. */
+int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
+                     const char *data_dir, char **path);
+FILE *sqlite_file_open(struct store *st, const struct batch *b);
+int sqlite_file_drop(struct store *st, const char *batch_id, const char *path);
+int sqlite_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir);
 
 #endif

@@ -986,4 +986,8 @@ const struct store_ops store_sqlite_ops = {
     .singleton = sq_singleton,
     .wait_work = sq_wait_work,
     .batch_delete = sqlite_batch_delete,
+    .file_keep = sqlite_file_keep,
+    .file_open = sqlite_file_open,
+    .file_drop = sqlite_file_drop,
+    .file_sweep = sqlite_file_sweep,
 };

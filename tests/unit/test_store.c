@@ -846,6 +846,20 @@ static void add_batch(const char *id, const char *dataset)
     cr_assert_eq(store_batch_add(st, &b), 0, "%s", store_errmsg(st));
 }
 
+Test(store, heartbeat_renews_only_the_holders_lease, .fini = cleanup)
+{
+    open_fresh();
+    add_batch("bat_H", "judgments");
+    struct batch b = {0};
+    cr_assert_eq(store_batch_claim(st, "n1/w1", 1000, 60000, &b), 0, "%s", store_errmsg(st));
+    batch_release(&b);
+    cr_expect_eq(store_batch_heartbeat(st, "bat_H", "n2/w1", 5000, 60000), 1, "not n2's batch");
+    cr_expect_eq(raw_int("SELECT lease_until_ms FROM batches WHERE id = 'bat_H'"), 61000);
+    cr_expect_eq(store_batch_heartbeat(st, "bat_H", "n1/w1", 5000, 30000), 0, "%s",
+                 store_errmsg(st));
+    cr_expect_eq(raw_int("SELECT lease_until_ms FROM batches WHERE id = 'bat_H'"), 35000);
+}
+
 Test(store, batch_rows_by_range_across_savepoints, .fini = cleanup)
 {
     open_fresh();

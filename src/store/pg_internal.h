@@ -23,6 +23,8 @@ struct pg_store {
     int readonly;
     char *conninfo; /* owned: to reconnect */
     int listening;  /* LISTEN sluice_batches was sent on this connection */
+    /* table_load's COPY in progress into this table (migrate) */
+    char load_table[80];
     char err[512];
 };
 
@@ -122,6 +124,14 @@ int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *even
                    const char *detail);
 /* Take a finished batch's counts out of the rollups (batch_clear and a fresh set_status). */
 int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id);
+
+/* Whole tables (store_pg_dump.c); see store.h. */
+int pg_snapshot(struct store *st);
+int pg_table_count(struct store *st, const struct table_def *t, int64_t *n);
+int pg_table_dump(struct store *st, const struct table_def *t,
+                  int (*fn)(void *arg, const struct cell *row), void *arg);
+int pg_table_load(struct store *st, const struct table_def *t, const struct cell *row);
+int pg_dataset_drop(struct store *st, const char *name);
 
 /* The schema migrations (store_pg_schema.c): statements of version i+1. */
 extern const char *const pg_migrations[];

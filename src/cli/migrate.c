@@ -346,54 +346,64 @@ static int target_content(struct job *j, char *out, size_t cap)
 
 /* ---- batch files ------------------------------------------------------------------------- */
 
-/* Read in to its end into out (when not NULL), hashing it: hex gets the sha256. */
-static int copy_hash(FILE *in, FILE *out, char hex[65], int64_t *bytes, struct progress *p)
+/* Read in to its end into out (when not NULL), hashing it: hex gets the sha256.
+ * 0, -1 when reading failed, -2 when writing did. */
+static int copy_hash(FILE *in, FILE *out, char hex[65], struct progress *p)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char buf[1 << 16], sum[32];
+    unsigned int len = 0;
     size_t n;
-    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
-    *bytes = 0;
-    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) {
-        ok = EVP_DigestUpdate(md, buf, n) == 1 && (!out || fwrite(buf, 1, n, out) == n);
-        *bytes += (int64_t)n;
+    int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0) {
+        if (EVP_DigestUpdate(md, buf, n) != 1)
+            rc = -1;
+        else if (out && fwrite(buf, 1, n, out) != n)
+            rc = -2;
         progress_add(p, (int64_t)n);
     }
-    unsigned int len = 0;
-    ok = ok && !ferror(in) && EVP_DigestFinal_ex(md, sum, &len) == 1;
+    if (rc == 0 && (ferror(in) || EVP_DigestFinal_ex(md, sum, &len) != 1))
+        rc = -1;
     EVP_MD_CTX_free(md);
-    for (unsigned int i = 0; ok && i < len; i++)
+    for (unsigned int i = 0; rc == 0 && i < len; i++)
         snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-    return ok ? 0 : -1;
+    return rc;
 }
 
-/* Where spool files are written: the target's batches directory (so that keeping one is a
- * rename), else the temporary directory. */
+/* A spool file for batch id: in the target's data_dir/batches, where the store renames it
+ * from (store.h), named like an upload's spool (.csv.part) so that the server's sweep
+ * removes one a crash left behind; in the temporary directory when there is no data_dir. */
 static FILE *spool_create(const struct job *j, const char *id, char *path, size_t cap)
 {
     const char *tmp = getenv("TMPDIR");
     if (j->data_dir) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s/batches", j->data_dir);
+        snprintf(path, cap, "%s/batches", j->data_dir);
         mkdir(j->data_dir, 0755);
-        mkdir(dir, 0755);
-        snprintf(path, cap, "%s/.migrate-%s-XXXXXX", dir, id);
+        mkdir(path, 0755);
+        snprintf(path, cap, "%s/batches/%s.migrate-XXXXXX.csv.part", j->data_dir, id);
     } else {
-        snprintf(path, cap, "%s/sluice-migrate-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", id);
+        snprintf(path, cap, "%s/sluice-migrate-%s-XXXXXX.csv.part", tmp && *tmp ? tmp : "/tmp", id);
     }
-    int fd = mkstemp(path);
+    int fd = mkstemps(path, (int)strlen(".csv.part"));
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (fd >= 0 && !f)
         close(fd);
     return f;
 }
 
-/* Copy one batch's file from the source into the target (file_keep). */
+/* Why reading st's file failed: the store's message when it has one (store.h), else errno's. */
+static const char *read_error(struct store *st)
+{
+    const char *m = store_errmsg(st);
+    return m && *m ? m : strerror(errno);
+}
+
+/* Copy one batch's file from the source into the target (file_keep), checking it against
+ * its record's sha256 on the way. */
 static int keep_file(struct job *j, struct bfile *f)
 {
     struct batch b = {.id = f->id, .path = f->path, .sha256 = f->sha256, .bytes = f->bytes};
     char spool[4200], hex[65] = "";
-    int64_t bytes = 0;
     FILE *in = store_file_open(j->src, &b);
     if (!in) {
         snprintf(j->err, sizeof j->err, "batch %s: the source's file cannot be read: %s", f->id,
@@ -407,25 +417,28 @@ static int keep_file(struct job *j, struct bfile *f)
         fclose(in);
         return -1;
     }
-    int rc = copy_hash(in, out, hex, &bytes, &j->prog);
+    int rc = copy_hash(in, out, hex, &j->prog);
+    if (rc == -1)
+        snprintf(j->err, sizeof j->err, "batch %s: reading the source's file: %s", f->id,
+                 read_error(j->src));
     fclose(in);
-    if (rc < 0 || fflush(out) != 0 || fsync(fileno(out)) != 0) {
-        snprintf(j->err, sizeof j->err, "batch %s: copying its file to %s: %s", f->id, spool,
-                 strerror(errno));
-        rc = -1;
-    } else if (strcmp(hex, f->sha256) != 0) {
+    if (rc == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
+        rc = -2;
+    if (fclose(out) != 0 && rc == 0)
+        rc = -2;
+    if (rc == -2)
+        snprintf(j->err, sizeof j->err, "batch %s: writing %s: %s", f->id, spool, strerror(errno));
+    if (rc == 0 && strcmp(hex, f->sha256) != 0) {
         snprintf(j->err, sizeof j->err,
-                 "batch %s: the source's file does not match its record (sha256 %s, recorded "
-                 "%s)",
+                 "batch %s: the source's file does not match its record (sha256 %s, recorded %s)",
                  f->id, hex, f->sha256);
         rc = -1;
     }
-    if (fclose(out) != 0 && rc == 0) {
-        snprintf(j->err, sizeof j->err, "batch %s: writing %s: %s", f->id, spool, strerror(errno));
-        rc = -1;
-    }
+    /* What the target holds for this id goes first: a file an interrupted run left, or with
+     * --force the target's own batch's (PostgreSQL adds chunks, it does not replace them). */
     if (rc == 0 &&
-        store_file_keep(j->dst, f->id, spool, j->data_dir ? j->data_dir : ".", &f->kept) < 0) {
+        (store_file_drop(j->dst, f->id, NULL) < 0 ||
+         store_file_keep(j->dst, f->id, spool, j->data_dir ? j->data_dir : ".", &f->kept) < 0)) {
         snprintf(j->err, sizeof j->err, "batch %s: the target cannot keep its file: %s", f->id,
                  store_errmsg(j->dst));
         rc = -1;
@@ -434,7 +447,7 @@ static int keep_file(struct job *j, struct bfile *f)
         unlink(spool);
     else
         f->have_kept = 1;
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 static int copy_files(struct job *j)
@@ -475,10 +488,9 @@ static int verify_files(struct job *j)
         struct bfile *f = &j->tfiles[i];
         struct batch b = {.id = f->id, .path = f->path, .sha256 = f->sha256, .bytes = f->bytes};
         char hex[65] = "";
-        int64_t bytes;
         progress_item(&j->prog, f->id, f->bytes);
         FILE *in = j->dst->ops->file_open ? store_file_open(j->dst, &b) : NULL;
-        int rc = in ? copy_hash(in, NULL, hex, &bytes, &j->prog) : -1;
+        int rc = in ? copy_hash(in, NULL, hex, &j->prog) : -1;
         if (in)
             fclose(in);
         if (rc < 0 || strcmp(hex, f->sha256) != 0) {

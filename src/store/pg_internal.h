@@ -23,6 +23,7 @@ struct pg_store {
     int readonly;
     char *conninfo; /* owned: to reconnect */
     int listening;  /* LISTEN sluice_batches was sent on this connection */
+    struct pg_copy *copy; /* rows queued for COPY (store_pg_copy.c); NULL until the first */
     /* table_load's COPY in progress into this table (migrate) */
     char load_table[80];
     char err[512];
@@ -32,6 +33,8 @@ struct pg_store {
 
 /* Record "what: message" as the store's error; returns -1. */
 int pg_fail(struct pg_store *s, const char *what);
+/* The same with the message of result r (which may be NULL: then the connection's). */
+int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r);
 /* Run sql with n text parameters. Returns the result (caller PQclear()s) when its status is
  * PGRES_COMMAND_OK or PGRES_TUPLES_OK, else NULL with the error recorded. */
 PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
@@ -43,6 +46,24 @@ const char *pg_int(char *buf, int64_t v);
 /* Column c of row r as int64 (0 when NULL) / as a malloc'd string (NULL when NULL). */
 int64_t pg_get_int(const PGresult *r, int row, int col);
 char *pg_get_str(const PGresult *r, int row, int col);
+
+/* pg_exec with per-parameter lengths and formats (1 = binary, for BYTEA values) and a
+ * result format (1 = binary). */
+PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int n,
+                      const char *const *params, const int *lengths, const int *formats,
+                      int result_format);
+
+/* Rows sent with COPY (store_pg_copy.c). pg_copy_put queues one row of table (a quoted
+ * name) with columns cols ("a, b"; ncols of them, bytea: bit i set when column i is
+ * BYTEA): v[i] is the value as text (NULL = SQL NULL), len[i] bytes. The queue is sent by
+ * pg_copy_flush(), which every other statement on the connection runs first (pg_exec does),
+ * and dropped by pg_copy_discard() (a rollback). 0 or -1 (error recorded). */
+#define PG_COPY_SLOTS 8
+int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols,
+                unsigned bytea, const char *const *v, const size_t *len);
+int pg_copy_flush(struct pg_store *s);
+void pg_copy_discard(struct pg_store *s);
+void pg_copy_free(struct pg_store *s);
 
 /* The connection (store_pg_conn.c). uri is the whole postgres:// URL or a conninfo string. */
 struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen);

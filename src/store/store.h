@@ -5,6 +5,11 @@
  *
  * A struct store is one connection: not shared between threads. The writer
  * thread owns one for all writes; each HTTP loop owns one for reads.
+ *
+ * Inside a transaction a backend may hold rows back and send them together
+ * before its next statement (PostgreSQL's COPY). The failure of such a row is
+ * then reported by that statement: at the latest the savepoint release or
+ * COMMIT that ends the job, which the caller must check.
  * All functions return 0 on success and -1 on failure (message in
  * store_errmsg()), unless said otherwise.
  */

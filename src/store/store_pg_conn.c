@@ -10,9 +10,11 @@
 
 #include "store/pg_internal.h"
 
-int pg_fail(struct pg_store *s, const char *what)
+int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r)
 {
-    const char *m = s->conn ? PQerrorMessage(s->conn) : "no connection";
+    const char *m = r ? PQresultErrorMessage(r) : s->conn ? PQerrorMessage(s->conn) : "";
+    if (!m || !*m)
+        m = s->conn ? PQerrorMessage(s->conn) : "no connection";
     size_t n = strlen(m);
     while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
         n--;
@@ -20,12 +22,22 @@ int pg_fail(struct pg_store *s, const char *what)
     return -1;
 }
 
-PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
-                  const char *const *params)
+int pg_fail(struct pg_store *s, const char *what)
 {
+    return pg_result_fail(s, what, NULL);
+}
+
+PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int n,
+                      const char *const *params, const int *lengths, const int *formats,
+                      int result_format)
+{
+    /* Rows queued for COPY go first: this statement may read them, end their job or their
+     * transaction (store_pg_copy.c). */
+    if (pg_copy_flush(s) < 0)
+        return NULL;
     int idle = PQtransactionStatus(s->conn) == PQTRANS_IDLE ||
                PQtransactionStatus(s->conn) == PQTRANS_UNKNOWN;
-    PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, result_format);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && idle && s->readonly &&
         PQstatus(s->conn) == CONNECTION_BAD) {
@@ -36,18 +48,20 @@ PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
         PQreset(s->conn);
         if (PQstatus(s->conn) == CONNECTION_OK)
             PQclear(PQexec(s->conn, "SET default_transaction_read_only = on"));
-        r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        r = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, result_format);
         st = PQresultStatus(r);
     }
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;
-    const char *m = PQresultErrorMessage(r);
-    size_t len = strlen(m ? m : "");
-    while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
-        len--;
-    snprintf(s->err, sizeof s->err, "%s: %.*s", what, (int)len, m ? m : "");
+    pg_result_fail(s, what, r);
     PQclear(r);
     return NULL;
+}
+
+PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
+                  const char *const *params)
+{
+    return pg_exec_bin(s, what, sql, n, params, NULL, NULL, 0);
 }
 
 int pg_cmd(struct pg_store *s, const char *what, const char *sql, int n, const char *const *params)
@@ -109,6 +123,7 @@ struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen)
 void pg_close(struct store *st)
 {
     struct pg_store *s = PG(st);
+    pg_copy_free(s);
     PQfinish(s->conn);
     free(s->conninfo);
     free(s);

@@ -6,7 +6,7 @@
  * any size passes through a row at a time and every value arrives in its exact
  * binary form (no text parsing of reals). Text keys are ordered COLLATE "C" (byte
  * order, as SQLite orders them), so both stores dump rows in the same order.
- * Loads use COPY ... FROM STDIN in text format, one row per call, then move the
+ * Loads go through the backend's COPY queue (store_pg_copy.c), then move the
  * table's sequence past the copied ids (setval), so new rows get new ids.
  */
 #include <stdio.h>
@@ -118,6 +118,8 @@ int pg_table_dump(struct store *st, const struct table_def *t,
                   int (*fn)(void *arg, const struct cell *row), void *arg)
 {
     struct pg_store *s = PG(st);
+    if (pg_copy_flush(s) < 0) /* rows still queued are part of what is read */
+        return -1;
     struct buf sql;
     buf_init(&sql, 1 << 20);
     struct cell *row = calloc(t->ncols, sizeof *row);
@@ -167,47 +169,10 @@ int pg_table_dump(struct store *st, const struct table_def *t,
 
 /* ---- loading ---------------------------------------------------------------------- */
 
-static int load_begin(struct pg_store *s, const struct table_def *t)
+/* Move the serial columns' sequences of t past the largest id. */
+static int sequences_follow(struct pg_store *s, const struct table_def *t)
 {
-    struct buf sql;
-    buf_init(&sql, 1 << 20);
-    int bad = buf_printf(&sql, "DELETE FROM \"%s\"", t->name) < 0;
-    if (bad || pg_cmd(s, t->name, sql.data, 0, NULL) < 0) {
-        buf_release(&sql);
-        return bad ? fail_msg(s, t->name, "out of memory") : -1;
-    }
-    buf_reset(&sql);
-    bad |= buf_printf(&sql, "COPY \"%s\" (", t->name);
-    for (size_t c = 0; c < t->ncols; c++)
-        bad |= buf_printf(&sql, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
-    bad |= buf_appends(&sql, ") FROM STDIN");
-    PGresult *r = bad ? NULL : PQexec(s->conn, sql.data);
-    buf_release(&sql);
-    int ok = r && PQresultStatus(r) == PGRES_COPY_IN;
-    if (!ok)
-        bad ? fail_msg(s, t->name, "out of memory")
-            : fail_msg(s, t->name, r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn));
-    PQclear(r);
-    if (!ok)
-        return -1;
-    snprintf(s->load_table, sizeof s->load_table, "%s", t->name);
-    return 0;
-}
-
-/* End the COPY, then move the serial column's sequence past the largest id. */
-static int load_end(struct pg_store *s, const struct table_def *t)
-{
-    s->load_table[0] = 0;
-    int rc = 0;
-    if (PQputCopyEnd(s->conn, NULL) != 1)
-        rc = pg_fail(s, t->name);
-    PGresult *r;
-    while ((r = PQgetResult(s->conn))) {
-        if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = fail_msg(s, t->name, PQresultErrorMessage(r));
-        PQclear(r);
-    }
-    for (size_t c = 0; rc == 0 && c < t->ncols; c++) {
+    for (size_t c = 0; c < t->ncols; c++) {
         if (!(t->cols[c].flags & COL_SERIAL))
             continue;
         char sql[400];
@@ -215,75 +180,77 @@ static int load_end(struct pg_store *s, const struct table_def *t)
                  "SELECT setval(pg_get_serial_sequence('\"%s\"', '%s'),"
                  " coalesce(max(\"%s\"), 0) + 1, false) FROM \"%s\"",
                  t->name, t->cols[c].name, t->cols[c].name, t->name);
-        rc = pg_cmd(s, t->name, sql, 0, NULL);
+        if (pg_cmd(s, t->name, sql, 0, NULL) < 0)
+            return -1;
     }
-    return rc;
+    return 0;
 }
 
-/* A value in COPY's text format: \N for NULL, text with \ TAB LF CR escaped, bytes as
- * \\x and hex digits. */
-static int copy_value(struct pg_store *s, const struct table_def *t, size_t c, const struct cell *v,
-                      struct buf *out)
+/* A row as text values for pg_copy_put: integers and reals written into arena (32 bytes
+ * each), text and bytes where they are. -1 with the error recorded for a text holding a
+ * NUL byte, which PostgreSQL's text cannot store. */
+static int row_text(struct pg_store *s, const struct table_def *t, const struct cell *row,
+                    char *arena, const char **v, size_t *len, unsigned *bytea)
 {
-    switch (v->type) {
-    case CELL_NULL:
-        return buf_appends(out, "\\N");
-    case CELL_INT:
-        return buf_printf(out, "%lld", (long long)v->i);
-    case CELL_REAL:
-        return buf_printf(out, "%.17g", v->d); /* round-trips exactly */
-    case CELL_TEXT:
-        if (memchr(v->p, 0, v->n)) {
+    *bytea = 0;
+    for (size_t c = 0; c < t->ncols; c++, arena += 32) {
+        const struct cell *x = &row[c];
+        v[c] = x->p ? x->p : "";
+        len[c] = x->n;
+        if (x->type == CELL_NULL) {
+            v[c] = NULL;
+        } else if (x->type == CELL_INT || x->type == CELL_REAL) {
+            len[c] = (size_t)(x->type == CELL_INT ? snprintf(arena, 32, "%lld", (long long)x->i)
+                                                  : snprintf(arena, 32, "%.17g", x->d));
+            v[c] = arena; /* %.17g round-trips exactly */
+        } else if (x->type == CELL_BYTES) {
+            *bytea |= 1u << c; /* the catalog's bytes columns all come before the 32nd */
+        } else if (memchr(x->p, 0, x->n)) {
             snprintf(s->err, sizeof s->err,
                      "%s.%s: a text holds a NUL byte, which PostgreSQL cannot store", t->name,
                      t->cols[c].name);
-            return -2;
-        }
-        for (size_t i = 0; i < v->n; i++) {
-            char ch = v->p[i];
-            const char *esc = ch == '\\'   ? "\\\\"
-                              : ch == '\t' ? "\\t"
-                              : ch == '\n' ? "\\n"
-                              : ch == '\r' ? "\\r"
-                                           : NULL;
-            if (esc ? buf_appends(out, esc) < 0 : buf_append(out, &ch, 1) < 0)
-                return -1;
-        }
-        return 0;
-    case CELL_BYTES:
-        if (buf_appends(out, "\\\\x") < 0)
             return -1;
-        for (size_t i = 0; i < v->n; i++)
-            if (buf_printf(out, "%02x", (unsigned char)v->p[i]) < 0)
-                return -1;
-        return 0;
+        }
     }
-    return -1;
+    return 0;
 }
 
+/* Rows go through the COPY queue (store_pg_copy.c), sent when it fills and when the
+ * table ends. */
 int pg_table_load(struct store *st, const struct table_def *t, const struct cell *row)
 {
     struct pg_store *s = PG(st);
-    if (strcmp(s->load_table, t->name) != 0 && load_begin(s, t) < 0)
-        return -1;
-    if (!row)
-        return load_end(s, t);
-    struct buf line;
-    buf_init(&line, (size_t)1 << 32);
-    int rc = 0;
-    for (size_t c = 0; rc == 0 && c < t->ncols; c++) {
-        rc = c ? buf_append(&line, "\t", 1) : 0;
-        if (rc == 0)
-            rc = copy_value(s, t, c, &row[c], &line);
+    char sql[160];
+    if (strcmp(s->load_table, t->name) != 0) { /* a table's first call: it is emptied */
+        snprintf(sql, sizeof sql, "DELETE FROM \"%s\"", t->name);
+        if (pg_cmd(s, t->name, sql, 0, NULL) < 0)
+            return -1;
+        snprintf(s->load_table, sizeof s->load_table, "%s", t->name);
     }
-    if (rc == 0)
-        rc = buf_append(&line, "\n", 1);
-    if (rc == -1)
+    if (!row) {
+        s->load_table[0] = 0;
+        return pg_copy_flush(s) < 0 ? -1 : sequences_follow(s, t);
+    }
+    struct buf cols;
+    buf_init(&cols, 1 << 20);
+    const char **v = calloc(t->ncols, sizeof *v);
+    size_t *len = calloc(t->ncols, sizeof *len);
+    char *arena = malloc(32 * t->ncols);
+    int bad = !v || !len || !arena;
+    for (size_t c = 0; c < t->ncols; c++)
+        bad |= buf_printf(&cols, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+    unsigned bytea;
+    int rc = -1;
+    snprintf(sql, sizeof sql, "\"%s\"", t->name);
+    if (bad)
         fail_msg(s, t->name, "out of memory");
-    else if (rc == 0 && PQputCopyData(s->conn, line.data, (int)line.len) != 1)
-        rc = pg_fail(s, t->name);
-    buf_release(&line);
-    return rc < 0 ? -1 : 0;
+    else if (row_text(s, t, row, arena, v, len, &bytea) == 0)
+        rc = pg_copy_put(s, sql, cols.data, (int)t->ncols, bytea, v, len);
+    free(arena);
+    free(len);
+    free(v);
+    buf_release(&cols);
+    return rc;
 }
 
 int pg_dataset_drop(struct store *st, const char *name)

@@ -40,7 +40,7 @@ $(eval $(call flavour,build/asan,$(ASAN_FLAGS)))
 UNIT_BINS      := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS))
 UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format-check fuzz fuzz-smoke
+.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format format-check fuzz fuzz-smoke
 all: build/sluice
 
 deps:
@@ -107,6 +107,9 @@ bench: build/sluice
 format-check:
 	@clang-format --dry-run --Werror $(SRCS) $(shell find src -name '*.h') $(UNIT_SRCS) tests/fuzz/*.c
 	@echo "format: ok"
+
+format:
+	clang-format -i $(SRCS) $(shell find src -name '*.h') $(UNIT_SRCS) tests/fuzz/*.c
 
 clean:
 	rm -rf build

@@ -21,8 +21,8 @@ struct pg_store {
     struct store base;
     PGconn *conn;
     int readonly;
-    char *conninfo; /* owned: to reconnect */
-    int listening;  /* LISTEN sluice_batches was sent on this connection */
+    char *conninfo;       /* owned: to reconnect */
+    int listening;        /* LISTEN sluice_batches was sent on this connection */
     struct pg_copy *copy; /* rows queued for COPY (store_pg_copy.c); NULL until the first */
     /* table_load's COPY in progress into this table (migrate) */
     char load_table[80];
@@ -59,8 +59,8 @@ PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int
  * pg_copy_flush(), which every other statement on the connection runs first (pg_exec does),
  * and dropped by pg_copy_discard() (a rollback). 0 or -1 (error recorded). */
 #define PG_COPY_SLOTS 8
-int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols,
-                unsigned bytea, const char *const *v, const size_t *len);
+int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols, unsigned bytea,
+                const char *const *v, const size_t *len);
 int pg_copy_flush(struct pg_store *s);
 void pg_copy_discard(struct pg_store *s);
 void pg_copy_free(struct pg_store *s);

@@ -111,8 +111,7 @@ void roll_acc_merge(struct roll_acc *into, struct roll_acc *from)
     roll_acc_clear(from);
 }
 
-void roll_entry_delta(const struct roll_entry *e, struct rollup_code *codes,
-                      struct rollup_delta *d)
+void roll_entry_delta(const struct roll_entry *e, struct rollup_code *codes, struct rollup_delta *d)
 {
     size_t n = e->ncodes < ROLL_MAX_CODES ? e->ncodes : ROLL_MAX_CODES;
     for (size_t k = 0; k < n; k++)

@@ -12,8 +12,9 @@
 int pg_key_pepper(struct store *st, unsigned char out[32])
 {
     struct pg_store *s = PG(st);
-    PGresult *r = pg_exec_bin(s, "pepper", "SELECT value FROM settings WHERE name = 'api_key_pepper'",
-                           0, NULL, NULL, NULL, 1);
+    PGresult *r =
+        pg_exec_bin(s, "pepper", "SELECT value FROM settings WHERE name = 'api_key_pepper'", 0,
+                    NULL, NULL, NULL, 1);
     if (!r)
         return -1;
     int ok = PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 32;
@@ -39,9 +40,9 @@ int pg_key_add(struct store *st, const struct api_key *k)
     const int fmt[7] = {0, 0, 0, 0, 1, 0, 0};
     PGresult *r =
         pg_exec_bin(PG(st), "key add",
-                 "INSERT INTO api_keys(id, name, role, prefix, hash, created_ms,"
-                 " expires_ms) VALUES ($1, $2, $3, $4, $5::bytea, $6::bigint, $7::bigint)",
-                 7, p, len, fmt, 0);
+                    "INSERT INTO api_keys(id, name, role, prefix, hash, created_ms,"
+                    " expires_ms) VALUES ($1, $2, $3, $4, $5::bytea, $6::bigint, $7::bigint)",
+                    7, p, len, fmt, 0);
     PQclear(r);
     return r ? 0 : -1;
 }

@@ -295,13 +295,13 @@ int pg_batch_errors_add(struct store *st, const char *batch_id, const struct bat
     if (!n)
         return 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *p[6] = {batch_id, pg_int(row, e[i].row), e[i].code, e[i].field, e[i].message,
-                            now};
+        const char *p[6] = {batch_id,   pg_int(row, e[i].row), e[i].code,
+                            e[i].field, e[i].message,          now};
         size_t len[6];
         for (int k = 0; k < 6; k++)
             len[k] = p[k] ? strlen(p[k]) : 0;
-        rc = pg_copy_put(s, "batch_errors", "batch_id, row_no, code, field, message, created_ms",
-                         6, 0, p, len);
+        rc = pg_copy_put(s, "batch_errors", "batch_id, row_no, code, field, message, created_ms", 6,
+                         0, p, len);
     }
     return tx_end(s, own, rc);
 }

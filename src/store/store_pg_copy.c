@@ -27,8 +27,8 @@
 
 /* The rows queued for one table. */
 struct pg_pending {
-    char *table;  /* quoted name, the slot's key */
-    char *cols;   /* "a, b, c" */
+    char *table; /* quoted name, the slot's key */
+    char *cols;  /* "a, b, c" */
     int ncols;
     unsigned bytea;  /* bit i: column i is BYTEA (hex in COPY, binary in the INSERT) */
     struct buf data; /* COPY text lines */
@@ -161,8 +161,8 @@ static int send_insert(struct pg_store *s, struct pg_pending *p)
     if (bad) {
         snprintf(s->err, sizeof s->err, "insert %s: out of memory", p->table);
     } else {
-        PGresult *r = PQexecParams(s->conn, sql.data, p->ncols, NULL,
-                                   (const char *const *)p->first, p->first_len, formats, 0);
+        PGresult *r = PQexecParams(s->conn, sql.data, p->ncols, NULL, (const char *const *)p->first,
+                                   p->first_len, formats, 0);
         char what[96];
         snprintf(what, sizeof what, "insert %s", p->table);
         rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_result_fail(s, what, r);
@@ -229,8 +229,8 @@ static int keep_first(struct pg_pending *p, const char *const *v, const size_t *
     return 0;
 }
 
-int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols,
-                unsigned bytea, const char *const *v, const size_t *len)
+int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols, unsigned bytea,
+                const char *const *v, const size_t *len)
 {
     if (!s->copy && !(s->copy = calloc(1, sizeof *s->copy))) {
         snprintf(s->err, sizeof s->err, "COPY %s: out of memory", table);

@@ -596,7 +596,8 @@ Test(store_pg, copy_keeps_every_value_as_given, .fini = cleanup)
     cr_assert_eq(pg_begin(st), 0);
     /* the four characters COPY's text format gives a meaning, and what looks like its
      * escapes, must arrive as written */
-    put(ds, &META1, "{\"s\":\"tab\\there\\nnl\\rcr\\\\bs \\\\N \\\\. end\",\"n\":0.1,\"i\":-7,\"b\":true}",
+    put(ds, &META1,
+        "{\"s\":\"tab\\there\\nnl\\rcr\\\\bs \\\\N \\\\. end\",\"n\":0.1,\"i\":-7,\"b\":true}",
         "{\"x\":\"a\\tb\"}");
     put(ds, &META2, "{\"s\":\"\",\"n\":1e300,\"i\":9007199254740993,\"b\":false}", NULL);
     put(ds, &META1, "{\"s\":\"\\\\N\"}", NULL);
@@ -605,7 +606,8 @@ Test(store_pg, copy_keeps_every_value_as_given, .fini = cleanup)
     static const struct {
         const char *sql, *want;
     } checks[] = {
-        {"SELECT s = E'tab\\there\\nnl\\rcr\\\\bs \\\\N \\\\. end' FROM ds_plain WHERE i = -7", "t"},
+        {"SELECT s = E'tab\\there\\nnl\\rcr\\\\bs \\\\N \\\\. end' FROM ds_plain WHERE i = -7",
+         "t"},
         {"SELECT n = 0.1::float8 AND b = 1 FROM ds_plain WHERE i = -7", "t"},
         {"SELECT _extra FROM ds_plain WHERE i = -7", "{\"x\":\"a\\tb\"}"},
         /* an empty text is not NULL; absent fields are */
@@ -665,9 +667,15 @@ Test(store_pg, copy_carries_dlq_bytes_and_row_errors_in_order, .fini = cleanup)
             put(ds, &META1, row, NULL);
             continue;
         }
-        struct dlq_new e = {.dataset = "plain", .ingest_id = "ing_b", .source = NULL, .row = r,
-                            .payload = every, .payload_len = sizeof every,
-                            .errors_json = "[]", .codes = ",TYPE,", .batch_id = "bat_c",
+        struct dlq_new e = {.dataset = "plain",
+                            .ingest_id = "ing_b",
+                            .source = NULL,
+                            .row = r,
+                            .payload = every,
+                            .payload_len = sizeof every,
+                            .errors_json = "[]",
+                            .codes = ",TYPE,",
+                            .batch_id = "bat_c",
                             .received_ms = 5};
         cr_assert_eq(pg_dlq_add(st, &e, NULL), 0, "%s", pg_errmsg(st));
         struct batch_error_new be[2] = {{r, "TYPE", "i", "first\tmessage"},

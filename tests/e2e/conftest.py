@@ -311,10 +311,10 @@ def sqlite_db(path, readonly=True):
 class Server:
     """One sluice process. `extra_yaml` is appended to the generated config;
     `datasets_yaml` replaces the default datasets block. With SLUICE_TEST_STORE=postgres
-    it owns a fresh database (pg_dbname), dropped by destroy_store() - which the fixtures
-    call when the test ends."""
+    (or store="postgres") it owns a fresh database (pg_dbname), dropped by destroy_store() -
+    which the fixtures call when the test ends."""
 
-    def __init__(self, tmpdir, extra_yaml="", datasets_yaml=JUDGMENTS, env=None):
+    def __init__(self, tmpdir, extra_yaml="", datasets_yaml=JUDGMENTS, env=None, store=None):
         self.dir = tmpdir
         self.data_dir = os.path.join(tmpdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -324,9 +324,9 @@ class Server:
         self.log_path = os.path.join(tmpdir, "sluice.log")
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
-        self.store = STORE
+        self.store = store or STORE  # a test may pick one, e.g. an SQLite source to migrate
         self.pg_dbname = None
-        if STORE == "postgres":
+        if self.store == "postgres":
             self.pg_dbname = pg_create_database()
             _PG_SERVERS.append(self)
         self.write_config(extra_yaml, datasets_yaml)

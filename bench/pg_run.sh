@@ -65,7 +65,7 @@ for c in wrk curl psql pg_virtualenv; do command -v $c >/dev/null || die "no $c"
 # A throwaway cluster unless the environment names one (pg_virtualenv sets PGHOST).
 if [ -z "${PGHOST:-}" ]; then
     port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    exec pg_virtualenv -t -c "-p $port" bash "$0" "$@"
+    exec pg_virtualenv -t -c "-p $port" -o fsync=on bash "$0" "$@"
 fi
 
 CMDLINE="N=$N ROWS=$ROWS INVALID_PCT=$INVALID_PCT DURATION=$DURATION CONNS=$CONNS bash bench/pg_run.sh"

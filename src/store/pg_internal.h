@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "store/rollup_acc.h"
 #include "store/store.h"
 
 struct pg_store {
@@ -24,6 +25,8 @@ struct pg_store {
     char *conninfo;       /* owned: to reconnect */
     int listening;        /* LISTEN sluice_batches was sent on this connection */
     struct pg_copy *copy; /* rows queued for COPY (store_pg_copy.c); NULL until the first */
+    int sp;               /* the job's savepoint: PG_SP_NONE, _NOTED (not sent yet) or _SENT */
+    struct roll_acc roll_job, roll_group; /* rollups of this job / group, written at COMMIT */
     /* table_load's COPY in progress into this table (migrate) */
     char load_table[80];
     char err[512];
@@ -59,10 +62,15 @@ PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int
  * pg_copy_flush(), which every other statement on the connection runs first (pg_exec does),
  * and dropped by pg_copy_discard() (a rollback). 0 or -1 (error recorded). */
 #define PG_COPY_SLOTS 8
+enum { PG_SP_NONE, PG_SP_NOTED, PG_SP_SENT };
 int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols, unsigned bytea,
                 const char *const *v, const size_t *len);
 int pg_copy_flush(struct pg_store *s);
 void pg_copy_discard(struct pg_store *s);
+/* A savepoint noted, not sent (sent by the next flush); a rollback to it while still
+ * unsent cuts the queue back to where it was noted (pg_copy_rewind). */
+int pg_copy_savepoint(struct pg_store *s);
+void pg_copy_rewind(struct pg_store *s);
 void pg_copy_free(struct pg_store *s);
 
 /* The connection (store_pg_conn.c). uri is the whole postgres:// URL or a conninfo string. */
@@ -143,6 +151,12 @@ int pg_alert_get(struct store *st, int64_t id, json_t **out);
 int pg_alert_put(struct store *st, struct alert *a);
 int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                    const char *detail);
+/* Rollups summed per group commit (store_pg_stats.c): a job's are kept with the group when
+ * its savepoint is released, dropped when it is rolled back, written before COMMIT. */
+void pg_roll_keep_job(struct pg_store *s);
+void pg_roll_drop_job(struct pg_store *s);
+void pg_roll_drop_all(struct pg_store *s);
+int pg_roll_flush(struct pg_store *s);
 /* Take a finished batch's counts out of the rollups (batch_clear and a fresh set_status). */
 int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id);
 

@@ -233,37 +233,63 @@ int pg_begin(struct store *st)
             return pg_fail(s, "BEGIN (reconnecting)");
         PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
     }
+    pg_copy_discard(s);
+    pg_roll_drop_all(s);
+    s->sp = PG_SP_NONE;
     return pg_cmd(s, "BEGIN", "BEGIN", 0, NULL);
 }
 
 int pg_commit(struct store *st)
 {
-    return pg_cmd(PG(st), "COMMIT", "COMMIT", 0, NULL);
+    struct pg_store *s = PG(st);
+    s->sp = PG_SP_NONE;
+    /* The group's rollups, then COMMIT; pg_exec sends the queued rows before either. */
+    if (pg_roll_flush(s) < 0)
+        return -1;
+    return pg_cmd(s, "COMMIT", "COMMIT", 0, NULL);
 }
 
 int pg_rollback(struct store *st)
 {
-    pg_copy_discard(PG(st));
-    return pg_cmd(PG(st), "ROLLBACK", "ROLLBACK", 0, NULL);
+    struct pg_store *s = PG(st);
+    pg_copy_discard(s);
+    pg_roll_drop_all(s);
+    s->sp = PG_SP_NONE;
+    return pg_cmd(s, "ROLLBACK", "ROLLBACK", 0, NULL);
 }
 
+/* A job's savepoint is only noted; see store_pg_copy.c for when it is sent. */
 int pg_savepoint(struct store *st)
 {
-    return pg_cmd(PG(st), "SAVEPOINT job", "SAVEPOINT job", 0, NULL);
+    struct pg_store *s = PG(st);
+    pg_roll_keep_job(s);
+    return pg_copy_savepoint(s);
 }
 
 int pg_savepoint_release(struct store *st)
 {
-    return pg_cmd(PG(st), "RELEASE job", "RELEASE job", 0, NULL);
+    struct pg_store *s = PG(st);
+    int sent = s->sp == PG_SP_SENT;
+    s->sp = PG_SP_NONE;
+    pg_roll_keep_job(s);
+    return sent ? pg_cmd(s, "RELEASE job", "RELEASE job", 0, NULL) : 0;
 }
 
 int pg_savepoint_rollback(struct store *st)
 {
+    struct pg_store *s = PG(st);
+    pg_roll_drop_job(s);
+    if (s->sp == PG_SP_NOTED) { /* nothing of the job reached the server: drop its rows */
+        pg_copy_rewind(s);
+        s->sp = PG_SP_NONE;
+        return 0;
+    }
+    s->sp = PG_SP_NONE;
     /* Also what brings a transaction that a failed statement aborted back to life. */
-    pg_copy_discard(PG(st));
-    if (pg_cmd(PG(st), "ROLLBACK TO job", "ROLLBACK TO job", 0, NULL) < 0)
+    pg_copy_discard(s);
+    if (pg_cmd(s, "ROLLBACK TO job", "ROLLBACK TO job", 0, NULL) < 0)
         return -1;
-    return pg_cmd(PG(st), "RELEASE job", "RELEASE job", 0, NULL);
+    return pg_cmd(s, "RELEASE job", "RELEASE job", 0, NULL);
 }
 
 /* ---- rows -------------------------------------------------------------- */

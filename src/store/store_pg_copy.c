@@ -14,6 +14,15 @@
  * with a single queued row (a lone pushed event) gets the INSERT it would have
  * had. Outside a transaction a queued row is sent at once: the caller is told
  * it is stored when it is.
+ *
+ * The writer wraps each job of a group commit in a savepoint, which would cost
+ * two more round trips a job. So a savepoint is only noted (the queue's length
+ * is marked) and sent when a statement comes while it is open: the rows queued
+ * before the mark go first, then SAVEPOINT, then the job's. A job that only
+ * queued rows is undone by cutting the queue back to its mark; one whose
+ * savepoint was sent by ROLLBACK TO. Once a job's savepoint is released, its
+ * rows may travel with the next jobs' in one COPY: should that COPY fail, the
+ * COMMIT fails and every job of the group is answered 503, never 2xx.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +50,11 @@ struct pg_copy {
     struct pg_pending slot[PG_COPY_SLOTS];
     int nslots;
     size_t bytes; /* queued in every slot */
+    /* Where the queue stood when the open savepoint was noted (s->sp == PG_SP_NOTED). */
+    struct {
+        int nslots;
+        size_t len[PG_COPY_SLOTS], rows[PG_COPY_SLOTS];
+    } mark;
 };
 
 static void first_free(struct pg_pending *p)
@@ -75,6 +89,7 @@ void pg_copy_discard(struct pg_store *s)
 void pg_copy_free(struct pg_store *s)
 {
     pg_copy_discard(s);
+    pg_roll_drop_all(s);
     free(s->copy);
     s->copy = NULL;
 }
@@ -110,8 +125,8 @@ static int put_field(struct buf *b, const char *v, size_t n, int bytea)
     return buf_append(b, v + from, n - from);
 }
 
-/* COPY the queued lines of p: the command, the data, the end; 0 or -1 (error recorded). */
-static int send_copy(struct pg_store *s, struct pg_pending *p)
+/* COPY len bytes of p's lines: the command, the data, the end; 0 or -1 (error recorded). */
+static int send_copy(struct pg_store *s, const struct pg_pending *p, size_t len)
 {
     char *sql = malloc(strlen(p->table) + strlen(p->cols) + 32);
     if (!sql) {
@@ -129,8 +144,8 @@ static int send_copy(struct pg_store *s, struct pg_pending *p)
         return -1;
     }
     PQclear(r);
-    int sent = PQputCopyData(s->conn, p->data.data, (int)p->data.len) == 1 &&
-               PQputCopyEnd(s->conn, NULL) == 1;
+    int sent =
+        PQputCopyData(s->conn, p->data.data, (int)len) == 1 && PQputCopyEnd(s->conn, NULL) == 1;
     /* The command's result, then NULL; the first error is the one to tell. */
     int failed = 0;
     while ((r = PQgetResult(s->conn))) {
@@ -149,7 +164,7 @@ static int send_insert(struct pg_store *s, struct pg_pending *p)
     struct buf sql;
     int formats[32];
     if (p->ncols > 32)
-        return send_copy(s, p);
+        return send_copy(s, p, p->data.len);
     buf_init(&sql, 1 << 16);
     int bad = buf_printf(&sql, "INSERT INTO %s (%s) VALUES (", p->table, p->cols);
     for (int i = 0; i < p->ncols; i++) {
@@ -172,17 +187,88 @@ static int send_insert(struct pg_store *s, struct pg_pending *p)
     return rc;
 }
 
-int pg_copy_flush(struct pg_store *s)
+/* Send every queued line; the queue is empty afterwards, sent or not (a failure loses the
+ * transaction anyway). */
+static int send_all(struct pg_store *s)
 {
-    if (!s->copy || !s->copy->nslots)
-        return 0;
     int rc = 0;
     for (int i = 0; rc == 0 && i < s->copy->nslots; i++) {
         struct pg_pending *p = &s->copy->slot[i];
-        rc = p->rows == 1 && p->first ? send_insert(s, p) : send_copy(s, p);
+        if (p->rows)
+            rc = p->rows == 1 && p->first ? send_insert(s, p) : send_copy(s, p, p->data.len);
     }
-    pg_copy_discard(s); /* sent, or the transaction is lost anyway */
+    pg_copy_discard(s);
     return rc;
+}
+
+/* Send the lines queued before the noted savepoint, then SAVEPOINT itself; the lines after
+ * the mark stay queued (they belong to the job inside it). */
+static int send_savepoint(struct pg_store *s)
+{
+    struct pg_copy *c = s->copy;
+    s->sp = PG_SP_SENT;
+    for (int i = 0; c && i < c->mark.nslots; i++) {
+        struct pg_pending *p = &c->slot[i];
+        size_t len = c->mark.len[i];
+        if (!c->mark.rows[i])
+            continue;
+        if (send_copy(s, p, len) < 0) {
+            pg_copy_discard(s);
+            return -1;
+        }
+        memmove(p->data.data, p->data.data + len, p->data.len - len);
+        p->data.len -= len;
+        p->rows -= c->mark.rows[i];
+        c->bytes -= len;
+        first_free(p); /* its first row was sent */
+    }
+    PGresult *r = PQexec(s->conn, "SAVEPOINT job");
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_result_fail(s, "SAVEPOINT job", r);
+    PQclear(r);
+    return rc;
+}
+
+int pg_copy_flush(struct pg_store *s)
+{
+    if (s->sp == PG_SP_NOTED && send_savepoint(s) < 0)
+        return -1;
+    if (!s->copy || !s->copy->nslots)
+        return 0;
+    return send_all(s);
+}
+
+int pg_copy_savepoint(struct pg_store *s)
+{
+    if (!s->copy && !(s->copy = calloc(1, sizeof *s->copy))) {
+        snprintf(s->err, sizeof s->err, "SAVEPOINT: out of memory");
+        return -1;
+    }
+    struct pg_copy *c = s->copy;
+    c->mark.nslots = c->nslots;
+    for (int i = 0; i < c->nslots; i++) {
+        c->mark.len[i] = c->slot[i].data.len;
+        c->mark.rows[i] = c->slot[i].rows;
+    }
+    s->sp = PG_SP_NOTED;
+    return 0;
+}
+
+void pg_copy_rewind(struct pg_store *s)
+{
+    struct pg_copy *c = s->copy;
+    if (!c)
+        return;
+    while (c->nslots > c->mark.nslots)
+        slot_free(&c->slot[--c->nslots]);
+    c->bytes = 0;
+    for (int i = 0; i < c->nslots; i++) {
+        struct pg_pending *p = &c->slot[i];
+        p->data.len = c->mark.len[i];
+        p->rows = c->mark.rows[i];
+        if (!p->rows)
+            first_free(p);
+        c->bytes += p->data.len;
+    }
 }
 
 /* The slot of table (made on first use); NULL when out of memory. */

@@ -1107,20 +1107,17 @@ Test(store_pg, savepoint_rollback_recovers_from_a_failed_statement, .fini = clea
     open_fresh();
     struct sluice_config *cfg = base_synced();
     const struct dataset_config *ds = ds_of(cfg, "judgments");
-    /* a dataset that was never synced: its INSERT fails on the server */
+    /* a keyed dataset that was never synced: its INSERT fails on the server at once */
     struct sluice_config *other =
-        load_cfg("datasets:\n  - name: nosuch\n    schema: {type: object, properties: {v: {type: "
-                 "string}}}\n");
+        load_cfg("datasets:\n  - name: nosuch\n    key: v\n    schema: {type: object, properties: "
+                 "{v: {type: string}}}\n");
     cr_assert_eq(pg_begin(st), 0);
     put(ds, &META1, "{\"case_number\":\"A\"}", NULL);
     cr_assert_eq(pg_savepoint(st), 0);
     json_t *row = js("{\"v\":\"x\"}");
     enum row_result res;
-    /* a row of a key-less dataset is queued for COPY: its failure shows when the job ends */
-    cr_expect_eq(pg_row_put(st, ds_of(other, "nosuch"), &META1, row, NULL, &res), 0);
-    cr_expect_eq(pg_row_put(st, ds_of(other, "nosuch"), &META1, row, NULL, &res), 0);
-    cr_expect_eq(pg_savepoint_release(st), -1);
-    cr_expect(strstr(pg_errmsg(st), "COPY \"ds_nosuch\""), "%s", pg_errmsg(st));
+    cr_expect_eq(pg_row_put(st, ds_of(other, "nosuch"), &META1, row, NULL, &res), -1);
+    cr_expect(strstr(pg_errmsg(st), "insert"), "%s", pg_errmsg(st));
     json_decref(row);
     cr_assert_eq(pg_savepoint_rollback(st), 0, "%s", pg_errmsg(st));
     put(ds, &META1, "{\"case_number\":\"B\"}", NULL);
@@ -1128,5 +1125,68 @@ Test(store_pg, savepoint_rollback_recovers_from_a_failed_statement, .fini = clea
     expect_text("SELECT string_agg(case_number, ',' ORDER BY case_number) FROM ds_judgments",
                 "A,B");
     free_cfg(other);
+    free_cfg(cfg);
+}
+
+Test(store_pg, a_queued_row_that_fails_fails_the_commit, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    /* a key-less dataset that was never synced: its rows wait for COPY, so the failure shows
+     * at the COMMIT, and nothing of the group is stored */
+    struct sluice_config *other =
+        load_cfg("datasets:\n  - name: nosuch\n    schema: {type: object, properties: {v: {type: "
+                 "string}}}\n");
+    cr_assert_eq(pg_begin(st), 0);
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds_of(cfg, "plain"), &META1, "{\"s\":\"first job\"}", NULL);
+    cr_assert_eq(pg_savepoint_release(st), 0);
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds_of(other, "nosuch"), &META1, "{\"v\":\"x\"}", NULL);
+    cr_assert_eq(pg_savepoint_release(st), 0);
+    cr_expect_eq(pg_commit(st), -1);
+    cr_expect(strstr(pg_errmsg(st), "\"ds_nosuch\""), "%s", pg_errmsg(st));
+    cr_assert_eq(pg_rollback(st), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain"), 0);
+    free_cfg(other);
+    free_cfg(cfg);
+}
+
+Test(store_pg, savepoints_sent_or_not_undo_only_their_job, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "plain");
+    struct rollup_delta one = {.dataset = "plain", .at_ms = 120000, .received = 1, .accepted = 1};
+    cr_assert_eq(pg_begin(st), 0);
+    /* job 1 is kept */
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds, &META1, "{\"s\":\"j1\"}", NULL);
+    cr_assert_eq(pg_rollup_add(st, &one), 0);
+    cr_assert_eq(pg_savepoint_release(st), 0);
+    /* job 2 only queued rows: its rollback cuts them from the queue */
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds, &META1, "{\"s\":\"j2\"}", NULL);
+    put(ds, &META1, "{\"s\":\"j2\"}", NULL);
+    cr_assert_eq(pg_rollup_add(st, &one), 0);
+    cr_assert_eq(pg_savepoint_rollback(st), 0, "%s", pg_errmsg(st));
+    /* job 3 read in the middle: its savepoint went to the server after job 1's rows */
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds, &META1, "{\"s\":\"j3\"}", NULL);
+    cr_expect_eq(pg_row_count(st, "plain"), 2, "%s", pg_errmsg(st));
+    put(ds, &META1, "{\"s\":\"j3\"}", NULL);
+    cr_assert_eq(pg_rollup_add(st, &one), 0);
+    cr_assert_eq(pg_savepoint_rollback(st), 0, "%s", pg_errmsg(st));
+    /* job 4 read and is kept */
+    cr_assert_eq(pg_savepoint(st), 0);
+    cr_expect_eq(pg_row_count(st, "plain"), 1, "%s", pg_errmsg(st));
+    put(ds, &META1, "{\"s\":\"j4\"}", NULL);
+    cr_assert_eq(pg_rollup_add(st, &one), 0);
+    cr_assert_eq(pg_savepoint_release(st), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    expect_text("SELECT string_agg(s, ',' ORDER BY _id) FROM ds_plain", "j1,j4");
+    /* the kept jobs' rollups, summed into one bucket */
+    expect_text("SELECT received || '/' || accepted FROM rollup_minute WHERE dataset = 'plain'",
+                "2/2");
     free_cfg(cfg);
 }

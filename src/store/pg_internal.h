@@ -27,7 +27,7 @@ struct pg_store {
     struct pg_copy *copy; /* rows queued for COPY (store_pg_copy.c); NULL until the first */
     int sp;               /* the job's savepoint: PG_SP_NONE, _NOTED (not sent yet) or _SENT */
     struct roll_acc roll_job, roll_group; /* rollups of this job / group, written at COMMIT */
-    /* table_load's COPY in progress into this table (migrate) */
+    /* the table table_load is filling (migrate) */
     char load_table[80];
     char err[512];
 };

@@ -712,6 +712,10 @@ static int open_stores(struct job *j)
         const char *uri, *role;
         struct store **st;
     } side[2] = {{j->from, "source", &j->src}, {j->to, "target", &j->dst}};
+    char *dir = j->verify_only ? NULL : sqlite_dir(j->to);
+    if (dir) /* a new SQLite target's directory is made, as serve makes its data_dir */
+        mkdir(dir, 0755);
+    free(dir);
     for (int i = 0; i < 2; i++) {
         *side[i].st = store_open(side[i].uri, 0, err, sizeof err);
         if (!*side[i].st) {

@@ -179,16 +179,16 @@ def test_to_the_suite_store_and_back(make_server, tmp_path):
     # --verify-only: equal now; a changed value is found and named; equal again once undone
     p = migrate("--from", sqlite_url(src), "--to", mid.storage_url, "--verify-only")
     assert p.returncode == 0 and "hold the same content" in p.stdout, p.stdout + p.stderr
-    change = "UPDATE ds_judgments SET amount = amount + ? WHERE case_number = 'CASE-0000002'"
+    change = "UPDATE ds_judgments SET amount = ? WHERE case_number = 'CASE-0000002'"
     with mid.db(readonly=False) as db:
-        assert db.execute(change, (0.5,)) == 1
+        assert db.execute(change, (0.1000000000000001,)) == 1
     p = migrate("--from", sqlite_url(src), "--to", mid.storage_url, "--verify-only")
     assert p.returncode == 1, p.stdout + p.stderr
     differs = [ln for ln in p.stdout.splitlines() if "DIFFERS" in ln]
     assert len(differs) == 1 and differs[0].startswith("ds_judgments "), p.stdout
     assert differs[0].endswith("DIFFERS (checksum)") and "verify FAILED" in p.stdout
     with mid.db(readonly=False) as db:
-        db.execute(change, (-0.5,))
+        db.execute(change, (0.1,))
     assert migrate("--from", sqlite_url(src), "--to", mid.storage_url,
                    "--verify-only").returncode == 0
 

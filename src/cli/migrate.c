@@ -47,7 +47,7 @@
 
 struct progress {
     int tty;
-    const char *phase, *unit; /* "copy", "rows" */
+    const char *phase, *unit; /* "copy", "row" */
     int64_t done, total, ticks;
     char what[96];
     double last;
@@ -63,7 +63,7 @@ static double now_s(void)
 static void progress_draw(struct progress *p)
 {
     if (!p->tty) {
-        fprintf(stderr, "sluice migrate: %s: %lld/%lld %s (%s)\n", p->phase, (long long)p->done,
+        fprintf(stderr, "sluice migrate: %s: %lld/%lld %ss (%s)\n", p->phase, (long long)p->done,
                 (long long)p->total, p->unit, p->what);
         return;
     }
@@ -72,7 +72,7 @@ static void progress_draw(struct progress *p)
     for (int i = 0; i < 30; i++)
         bar[i] = i < (int)(frac * 30) ? '#' : '.';
     bar[30] = 0;
-    fprintf(stderr, "\r%-6s [%s] %5.1f%%  %lld/%lld %s  %.40s\033[K", p->phase, bar, frac * 100,
+    fprintf(stderr, "\r%-6s [%s] %5.1f%%  %lld/%lld %ss  %.40s\033[K", p->phase, bar, frac * 100,
             (long long)p->done, (long long)p->total, p->unit, p->what);
 }
 
@@ -94,8 +94,8 @@ static void progress_item(struct progress *p, const char *what, int64_t size)
     if (p->tty)
         progress_draw(p);
     else if (size > 0)
-        fprintf(stderr, "sluice migrate: %s %s (%lld %s)\n", p->phase, what, (long long)size,
-                p->unit);
+        fprintf(stderr, "sluice migrate: %s %s (%lld %s%s)\n", p->phase, what, (long long)size,
+                p->unit, size == 1 ? "" : "s");
 }
 
 static void progress_add(struct progress *p, int64_t n)
@@ -459,7 +459,7 @@ static int copy_files(struct job *j)
         snprintf(j->err, sizeof j->err, "this build cannot copy batch files");
         return -1;
     }
-    progress_start(&j->prog, "files", "bytes", total);
+    progress_start(&j->prog, "files", "byte", total);
     for (size_t i = 0; i < j->nfiles; i++) {
         progress_item(&j->prog, j->files[i].id, j->files[i].bytes);
         if (keep_file(j, &j->files[i]) < 0)
@@ -483,7 +483,7 @@ static int verify_files(struct job *j)
     int64_t total = 0;
     for (size_t i = 0; i < j->ntfiles; i++)
         total += j->tfiles[i].bytes;
-    progress_start(&j->prog, "check", "bytes", total);
+    progress_start(&j->prog, "check", "byte", total);
     for (size_t i = 0; i < j->ntfiles; i++) {
         struct bfile *f = &j->tfiles[i];
         struct batch b = {.id = f->id, .path = f->path, .sha256 = f->sha256, .bytes = f->bytes};
@@ -615,7 +615,7 @@ static int64_t total_rows(const struct job *j)
 /* Sum every table of the source (copying it into the target unless verify_only). */
 static int source_pass(struct job *j)
 {
-    progress_start(&j->prog, j->verify_only ? "read" : "copy", "rows", total_rows(j));
+    progress_start(&j->prog, j->verify_only ? "read" : "copy", "row", total_rows(j));
     for (size_t i = 0; i < j->ntabs; i++)
         if (pass_table(j, j->src, &j->tabs[i], &j->tabs[i].src, !j->verify_only) < 0)
             return -1;
@@ -626,7 +626,7 @@ static int source_pass(struct job *j)
 /* Sum every table of the target, and collect its batches for the file check. */
 static int target_pass(struct job *j)
 {
-    progress_start(&j->prog, "verify", "rows", total_rows(j));
+    progress_start(&j->prog, "verify", "row", total_rows(j));
     for (size_t i = 0; i < j->ntabs; i++)
         if (pass_table(j, j->dst, &j->tabs[i], &j->tabs[i].dst, 0) < 0)
             return -1;

@@ -106,6 +106,17 @@ JUDGMENTS = """
 """
 
 
+def wait_for(pred, timeout=30, what="condition"):
+    """pred()'s first true value, polled every 50 ms; fails the test after timeout s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -10,11 +10,10 @@ import os
 import pty
 import sqlite3
 import subprocess
-import time
 
 import requests
 
-from conftest import BIN, STORE
+from conftest import BIN, wait_for
 
 AUTH = """
 auth: {dev_bypass: false}
@@ -43,16 +42,6 @@ CSV = (b"case_number,amount,filed_date,status\n"
 def migrate(*args, timeout=180):
     return subprocess.run([BIN, "migrate", *args], capture_output=True, text=True,
                           timeout=timeout)
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def sqlite_url(server):
@@ -160,12 +149,14 @@ def test_to_the_suite_store_and_back(make_server, tmp_path):
     assert all(ln.endswith(" ok") for ln in lines.values()), p.stdout
     assert "sluice migrate: copy ds_judgments (12 rows)" in p.stderr, p.stderr  # not a tty
 
-    # and back to a new SQLite file: the same content as the first one
+    # and back to a new SQLite file (its batch files in another directory, --data-dir): the
+    # same content as the first one
     back = os.path.join(tmp_path, "back")
-    p = migrate("--from", mid.storage_url, "--to", f"sqlite:{back}/sluice.db")
+    p = migrate("--from", mid.storage_url, "--to", f"sqlite:{tmp_path}/db/sluice.db",
+                "--data-dir", back)
     assert p.returncode == 0, p.stdout + p.stderr
     a = sqlite_tables(os.path.join(src.data_dir, "sluice.db"), src.data_dir)
-    b = sqlite_tables(os.path.join(back, "sluice.db"), back)
+    b = sqlite_tables(os.path.join(tmp_path, "db", "sluice.db"), back)
     assert a.keys() == b.keys()
     for t in a:
         assert a[t] == b[t], f"table {t} differs after the round trip"
@@ -299,5 +290,9 @@ def test_usage_errors(tmp_path):
     assert p.returncode == 2 and "usage: sluice migrate" in p.stderr
     p = migrate("--from", db, "--to", "mysql://x")
     assert p.returncode == 1 and "unsupported scheme" in p.stderr, p.stderr
+    # a password is never printed
+    p = migrate("--from", db, "--to", "postgresql://u:s3cret@127.0.0.1:1/db?connect_timeout=5")
+    assert p.returncode == 1 and "target postgresql://u:***@127.0.0.1:1/db" in p.stderr, p.stderr
+    assert "s3cret" not in p.stderr + p.stdout
     assert "--force" in subprocess.run([BIN, "help", "migrate"], capture_output=True,
                                        text=True).stdout

@@ -10,11 +10,43 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
 #include "store/store.h"
 #include "store/tables.h"
+
+/* Two SQLite stores, a.db and another, in a fresh temporary directory dir (64 bytes). */
+static void sqlite_pair(char *dir, const char *prefix, struct store **a, const char *other,
+                        struct store **b)
+{
+    snprintf(dir, 64, "/tmp/%s-XXXXXX", prefix);
+    cr_assert_not_null(mkdtemp(dir));
+    struct store **st[2] = {a, b};
+    const char *name[2] = {"a.db", other};
+    for (int i = 0; i < 2; i++) {
+        char uri[160], err[256] = "";
+        snprintf(uri, sizeof uri, "sqlite:%s/%s", dir, name[i]);
+        *st[i] = store_open(uri, 0, err, sizeof err);
+        cr_assert_not_null(*st[i], "store_open(%s): %s", uri, err);
+        cr_assert_eq(store_migrate(*st[i]), 0, "migrate: %s", store_errmsg(*st[i]));
+    }
+}
+
+/* Close both and remove the directory (when it was made). */
+static void sqlite_pair_end(char *dir, struct store **a, struct store **b)
+{
+    store_close(*a);
+    store_close(*b);
+    *a = *b = NULL;
+    if (dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        cr_assert_eq(system(cmd), 0);
+    }
+}
 
 /* A dataset "m" with one field of each type, synced into st. */
 static struct dataset_config dataset(void)
@@ -146,6 +178,21 @@ static const struct table_def *table_named(const char *name)
             return &store_tables[i];
     cr_assert_fail("no table %s in the catalog", name);
     return NULL;
+}
+
+/* The next DLQ entry st adds gets id want (its ids follow the copied ones). */
+static void expect_next_dlq_id(struct store *st, int64_t want)
+{
+    int64_t id = 0;
+    struct dlq_new e = {.dataset = "m",
+                        .ingest_id = "i",
+                        .payload = "x",
+                        .payload_len = 1,
+                        .errors_json = "[]",
+                        .codes = ",",
+                        .received_ms = 1};
+    cr_assert_eq(store_dlq_add(st, &e, &id), 0, "%s", store_errmsg(st));
+    cr_expect_eq(id, want);
 }
 
 #endif

@@ -48,16 +48,6 @@ static const char *raw_str(const char *sql)
     return out;
 }
 
-static struct store *open_sqlite(const char *name)
-{
-    char uri[160], err[256] = "";
-    snprintf(uri, sizeof uri, "sqlite:%s/%s", dir, name);
-    struct store *st = store_open(uri, 0, err, sizeof err);
-    cr_assert_not_null(st, "store_open(%s): %s", uri, err);
-    cr_assert_eq(store_migrate(st), 0, "migrate: %s", store_errmsg(st));
-    return st;
-}
-
 static void start(void)
 {
     const char *uri = getenv("SLUICE_TEST_PG");
@@ -71,23 +61,14 @@ static void start(void)
     raw("DROP SCHEMA IF EXISTS sluice_d CASCADE; CREATE SCHEMA sluice_d;"
         " SET search_path TO sluice_d");
     cr_assert_eq(pg_migrate(pg), 0, "migrate: %s", pg_errmsg(pg));
-    snprintf(dir, sizeof dir, "/tmp/sluice-pgdump-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    a = open_sqlite("a.db");
-    c = open_sqlite("c.db");
+    sqlite_pair(dir, "sluice-pgdump", &a, "c.db", &c);
 }
 
 static void finish(void)
 {
     store_close(pg);
-    store_close(a);
-    store_close(c);
-    pg = a = c = NULL;
-    if (dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        cr_assert_eq(system(cmd), 0);
-    }
+    pg = NULL;
+    sqlite_pair_end(dir, &a, &c);
 }
 
 TestSuite(pg_dump, .init = start, .fini = finish);
@@ -194,16 +175,7 @@ Test(pg_dump, sqlite_to_postgres_and_back_keeps_everything)
                      "b|B|_a|\xc3\xa9t\xc3\xa9|a b|Z");
 
     /* the sequences follow the copied ids */
-    int64_t id = 0;
-    struct dlq_new e = {.dataset = "m",
-                        .ingest_id = "i",
-                        .payload = "x",
-                        .payload_len = 1,
-                        .errors_json = "[]",
-                        .codes = ",",
-                        .received_ms = 1};
-    cr_assert_eq(store_dlq_add(pg, &e, &id), 0, "%s", store_errmsg(pg));
-    cr_expect_eq(id, 43);
+    expect_next_dlq_id(pg, 43);
     json_t *row = json_pack("{s:s}", "s", "new");
     struct row_meta m = {"ing_9", NULL, "2024-01-01T00:00:00Z", NULL};
     enum row_result res;

@@ -27,32 +27,14 @@
 static char dir[64];
 static struct store *a, *b;
 
-static struct store *open_db(const char *name)
-{
-    char uri[160], err[256] = "";
-    snprintf(uri, sizeof uri, "sqlite:%s/%s", dir, name);
-    struct store *st = store_open(uri, 0, err, sizeof err);
-    cr_assert_not_null(st, "store_open(%s): %s", uri, err);
-    cr_assert_eq(store_migrate(st), 0, "migrate: %s", store_errmsg(st));
-    return st;
-}
-
 static void start(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/sluice-tables-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    a = open_db("a.db");
-    b = open_db("b.db");
+    sqlite_pair(dir, "sluice-tables", &a, "b.db", &b);
 }
 
 static void finish(void)
 {
-    store_close(a);
-    store_close(b);
-    a = b = NULL;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    sqlite_pair_end(dir, &a, &b);
 }
 
 TestSuite(tables, .init = start, .fini = finish);
@@ -243,16 +225,7 @@ Test(tables, sqlite_to_sqlite_keeps_every_value_and_id)
                  1);
     sqlite3_close(db);
     /* the next id follows the copied ones */
-    int64_t id = 0;
-    struct dlq_new e = {.dataset = "m",
-                        .ingest_id = "i",
-                        .payload = "x",
-                        .payload_len = 1,
-                        .errors_json = "[]",
-                        .codes = ",",
-                        .received_ms = 1};
-    cr_assert_eq(store_dlq_add(b, &e, &id), 0, "%s", store_errmsg(b));
-    cr_expect_eq(id, 43);
+    expect_next_dlq_id(b, 43);
     table_def_free(t);
     dataset_free(&ds);
 }

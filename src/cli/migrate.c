@@ -717,6 +717,14 @@ static int open_stores(struct job *j)
         mkdir(dir, 0755);
     free(dir);
     for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        /* Opening an SQLite file makes it: a mistyped source would be an empty store. */
+        if ((i == 0 || j->verify_only) && !strncmp(side[i].uri, "sqlite:", 7) &&
+            stat(side[i].uri + 7, &sb) < 0) {
+            snprintf(j->err, sizeof j->err, "%s %s: %s", side[i].role, side[i].uri,
+                     strerror(errno));
+            return -1;
+        }
         *side[i].st = store_open(side[i].uri, 0, err, sizeof err);
         if (!*side[i].st) {
             show_uri(side[i].uri, shown, sizeof shown);

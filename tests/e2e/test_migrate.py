@@ -284,6 +284,10 @@ def test_progress_bar_on_a_terminal(make_server, tmp_path):
 
 def test_usage_errors(tmp_path):
     db = f"sqlite:{tmp_path}/a.db"
+    p = migrate("--from", db, "--to", f"sqlite:{tmp_path}/b.db")
+    assert p.returncode == 1 and f"source {db}: No such file or directory" in p.stderr, p.stderr
+    assert not os.path.exists(f"{tmp_path}/a.db") and not os.path.exists(f"{tmp_path}/b.db")
+    sqlite3.connect(f"{tmp_path}/a.db").close()  # an empty file: a store once migrated
     p = migrate("--from", db, "--to", db)
     assert p.returncode == 2 and "name the same store" in p.stderr
     p = migrate("--from", db)

@@ -40,83 +40,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "config/config.h"
 #include "store/store.h"
-
-/* ---- progress on stderr: a bar on a terminal, plain lines otherwise ---------------- */
-
-struct progress {
-    int tty;
-    const char *phase, *unit; /* "copy", "row" */
-    int64_t done, total, ticks;
-    char what[96];
-    double last;
-};
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void progress_draw(struct progress *p)
-{
-    if (!p->tty) {
-        fprintf(stderr, "sluice migrate: %s: %lld/%lld %ss (%s)\n", p->phase, (long long)p->done,
-                (long long)p->total, p->unit, p->what);
-        return;
-    }
-    double frac = p->total > 0 ? (double)p->done / (double)p->total : 1;
-    char bar[31];
-    for (int i = 0; i < 30; i++)
-        bar[i] = i < (int)(frac * 30) ? '#' : '.';
-    bar[30] = 0;
-    fprintf(stderr, "\r%-6s [%s] %5.1f%%  %lld/%lld %ss  %.40s\033[K", p->phase, bar, frac * 100,
-            (long long)p->done, (long long)p->total, p->unit, p->what);
-}
-
-static void progress_start(struct progress *p, const char *phase, const char *unit, int64_t total)
-{
-    p->phase = phase;
-    p->unit = unit;
-    p->done = p->ticks = 0;
-    p->total = total;
-    p->what[0] = 0;
-    p->last = 0;
-}
-
-/* A new table or file of size units: off a terminal, a line when it is not empty. */
-static void progress_item(struct progress *p, const char *what, int64_t size)
-{
-    snprintf(p->what, sizeof p->what, "%s", what);
-    p->last = now_s();
-    if (p->tty)
-        progress_draw(p);
-    else if (size > 0)
-        fprintf(stderr, "sluice migrate: %s %s (%lld %s%s)\n", p->phase, what, (long long)size,
-                p->unit, size == 1 ? "" : "s");
-}
-
-static void progress_add(struct progress *p, int64_t n)
-{
-    p->done += n;
-    double t;
-    /* A terminal redraws ten times a second; a log gets a line every ten seconds. */
-    if (++p->ticks % 256 == 0 && (t = now_s()) - p->last >= (p->tty ? 0.1 : 10)) {
-        p->last = t;
-        progress_draw(p);
-    }
-}
-
-static void progress_end(struct progress *p)
-{
-    if (p->tty) {
-        snprintf(p->what, sizeof p->what, "done");
-        progress_draw(p);
-        fputc('\n', stderr);
-    }
-}
 
 /* ---- what is moved ------------------------------------------------------------------- */
 
@@ -184,7 +110,7 @@ static int collect_batch(void *arg, const struct cell *row)
         size_t cap = l->cap ? 2 * l->cap : 64;
         struct bfile *v = realloc(l->v, cap * sizeof *v);
         if (!v)
-            return -1;
+            return 1;
         l->v = v;
         l->cap = cap;
     }
@@ -194,7 +120,7 @@ static int collect_batch(void *arg, const struct cell *row)
     b->path = cell_str(&row[l->path]);
     b->sha256 = cell_str(&row[l->sha]);
     b->bytes = row[l->bytes].i;
-    return b->id && b->sha256 ? 0 : -1;
+    return b->id && b->sha256 ? 0 : 1;
 }
 
 static const struct table_def *def_named(const char *name)
@@ -217,7 +143,8 @@ static int list_batches(struct store *st, struct bfile **out, size_t *n, char *e
                            table_col_index(t, "bytes")};
     int rc = store_table_dump(st, t, collect_batch, &l);
     if (rc != 0) {
-        snprintf(err, errlen, "batches: %s", rc < 0 ? store_errmsg(st) : "out of memory");
+        snprintf(err, errlen, "batches: %s",
+                 rc < 0 ? store_errmsg(st) : "out of memory, or a record without id or sha256");
         bfiles_free(l.v, l.n);
         return -1;
     }
@@ -256,8 +183,10 @@ static int collect_dataset(void *arg, const struct cell *row)
 {
     struct job *j = arg;
     struct dataset_config *v = realloc(j->ds, (j->nds + 1) * sizeof *v);
-    if (!v)
-        return -1;
+    if (!v) {
+        snprintf(j->err, sizeof j->err, "out of memory");
+        return 1;
+    }
     j->ds = v;
     struct dataset_config *d = &v[j->nds++];
     memset(d, 0, sizeof *d);
@@ -378,7 +307,6 @@ static FILE *spool_create(const struct job *j, const char *id, char *path, size_
     const char *tmp = getenv("TMPDIR");
     if (j->data_dir) {
         snprintf(path, cap, "%s/batches", j->data_dir);
-        mkdir(j->data_dir, 0755);
         mkdir(path, 0755);
         snprintf(path, cap, "%s/batches/%s.migrate-XXXXXX.csv.part", j->data_dir, id);
     } else {
@@ -494,8 +422,7 @@ static int verify_files(struct job *j)
         if (in)
             fclose(in);
         if (rc < 0 || strcmp(hex, f->sha256) != 0) {
-            if (j->prog.tty)
-                fputc('\n', stderr);
+            progress_break(&j->prog);
             fprintf(stderr, "sluice migrate: batch %s: the target's file %s\n", f->id,
                     rc < 0 ? "cannot be read" : "does not match its sha256");
             j->files_bad++;
@@ -716,6 +643,16 @@ static int open_stores(struct job *j)
     if (dir) /* a new SQLite target's directory is made, as serve makes its data_dir */
         mkdir(dir, 0755);
     free(dir);
+    if (j->data_dir && !j->verify_only) {
+        /* recorded batch paths are absolute, whatever directory the server runs in */
+        char *abs = (mkdir(j->data_dir, 0755), realpath(j->data_dir, NULL));
+        if (!abs) {
+            snprintf(j->err, sizeof j->err, "--data-dir %s: %s", j->data_dir, strerror(errno));
+            return -1;
+        }
+        free(j->data_dir);
+        j->data_dir = abs;
+    }
     for (int i = 0; i < 2; i++) {
         struct stat sb;
         /* Opening an SQLite file makes it: a mistyped source would be an empty store. */
@@ -780,7 +717,7 @@ int cmd_migrate(int argc, char **argv)
         {"from", required_argument, NULL, 'f'},     {"to", required_argument, NULL, 't'},
         {"data-dir", required_argument, NULL, 'd'}, {"force", no_argument, NULL, 'F'},
         {"verify-only", no_argument, NULL, 'v'},    {NULL, 0, NULL, 0}};
-    struct job j = {.prog.tty = isatty(STDERR_FILENO)};
+    struct job j = {.prog = {.tty = isatty(STDERR_FILENO), .prefix = "sluice migrate"}};
     const char *data_dir = NULL;
     int o;
     optind = 1;
@@ -820,7 +757,7 @@ int cmd_migrate(int argc, char **argv)
     char shown_from[4096], shown_to[4096], held[2048];
     show_uri(j.from, shown_from, sizeof shown_from);
     show_uri(j.to, shown_to, sizeof shown_to);
-    double t0 = now_s();
+    double t0 = progress_now();
     int rc = 1, r;
 
     if (open_stores(&j) < 0 || store_snapshot(j.src) < 0 ||
@@ -859,14 +796,13 @@ int cmd_migrate(int argc, char **argv)
     if (r == 0)
         printf("copied and verified: %zu tables, %lld rows, %zu batch files (%lld bytes) in "
                "%.1f s\n",
-               j.ntabs, (long long)rows, j.nfiles, (long long)bytes, now_s() - t0);
+               j.ntabs, (long long)rows, j.nfiles, (long long)bytes, progress_now() - t0);
     else
         printf("verification FAILED: nothing was committed; the target is as it was\n");
     rc = r == 0 ? 0 : 1;
     goto out;
 fail:
-    if (j.prog.tty)
-        fputc('\n', stderr);
+    progress_break(&j.prog);
     fprintf(stderr, "sluice migrate: %s\n", j.err[0] ? j.err : "out of memory");
     if (!j.verify_only && j.dst)
         fprintf(stderr, "sluice migrate: nothing was committed; the target is as it was\n");

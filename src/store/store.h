@@ -220,6 +220,7 @@ struct store_ops {
     /* Record a transition (and its time in the history); reason may be NULL. */
     int (*batch_set_status)(struct store *st, const char *id, const char *status,
                             const char *reason, int64_t now_ms);
+    /* Renew worker's lease of batch id: 0, or 1 when worker does not hold it (any more). */
     int (*batch_heartbeat)(struct store *st, const char *id, const char *worker, int64_t now_ms,
                            int64_t lease_ms);
     int (*batch_set_counts)(struct store *st, const struct batch *b);

@@ -236,10 +236,16 @@ int pg_batch_heartbeat(struct store *st, const char *id, const char *worker, int
 {
     char now[24], lease[24];
     const char *p[4] = {id, worker, pg_int(now, now_ms), pg_int(lease, now_ms + lease_ms)};
-    return pg_cmd(PG(st), "batch heartbeat",
-                  "UPDATE batches SET heartbeat_ms = $3::bigint, lease_until_ms = $4::bigint"
-                  " WHERE id = $1 AND worker = $2",
-                  4, p);
+    PGresult *r =
+        pg_exec(PG(st), "batch heartbeat",
+                "UPDATE batches SET heartbeat_ms = $3::bigint, lease_until_ms = $4::bigint"
+                " WHERE id = $1 AND worker = $2",
+                4, p);
+    if (!r)
+        return -1;
+    int held = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return held ? 0 : 1;
 }
 
 int pg_batch_set_counts(struct store *st, const struct batch *b)

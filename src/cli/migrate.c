@@ -439,28 +439,31 @@ struct pass {
     const struct table_def *t;
     struct table_sum *sum;
     int load;           /* load each row into the target */
-    int path_col;       /* batches: the column whose value is the target's own */
+    int path_col;       /* batches: the column whose value is the target's own, else -1 */
     int id_col;         /* batches: id */
-    struct store *fail; /* which store failed */
+    struct cell *out;   /* batches: the row as the target gets it */
+    struct store *fail; /* the store that failed; NULL: the pass itself (memory) */
 };
 
 static int pass_row(void *arg, const struct cell *row)
 {
     struct pass *p = arg;
-    if (table_sum_row(p->sum, p->t, row) < 0)
-        return -1;
+    if (table_sum_row(p->sum, p->t, row) < 0) {
+        p->fail = NULL;
+        return 1;
+    }
     progress_add(&p->j->prog, 1);
     if (!p->load)
         return 0;
-    struct cell out[64], *v = out;
+    const struct cell *v = row;
     if (p->path_col >= 0) { /* a batch: its path is where the target kept the file */
-        memcpy(out, row, p->t->ncols * sizeof *row);
-        struct bfile *f = bfile_find(p->j->files, p->j->nfiles, row[p->id_col].p, row[p->id_col].n);
+        memcpy(p->out, row, p->t->ncols * sizeof *row);
+        const struct cell *id = &row[p->id_col];
+        struct bfile *f = bfile_find(p->j->files, p->j->nfiles, id->p, id->n);
         const char *kept = f ? f->kept : NULL;
-        out[p->path_col] = kept ? (struct cell){.type = CELL_TEXT, .p = kept, .n = strlen(kept)}
-                                : (struct cell){.type = CELL_NULL};
-    } else {
-        v = (struct cell *)row;
+        p->out[p->path_col] = kept ? (struct cell){.type = CELL_TEXT, .p = kept, .n = strlen(kept)}
+                                   : (struct cell){.type = CELL_NULL};
+        v = p->out;
     }
     if (store_table_load(p->j->dst, p->t, v) < 0) {
         p->fail = p->j->dst;
@@ -473,30 +476,31 @@ static int pass_row(void *arg, const struct cell *row)
 static int pass_table(struct job *j, struct store *st, struct tab *t, struct table_sum *sum,
                       int load)
 {
-    struct pass p = {j, t->def, sum, load, -1, -1, st};
+    struct pass p = {j, t->def, sum, load, -1, -1, NULL, st};
     if (load && !strcmp(t->def->name, "batches")) {
         p.path_col = table_col_index(t->def, "path");
         p.id_col = table_col_index(t->def, "id");
+        p.out = calloc(t->def->ncols, sizeof *p.out);
     }
-    if (table_sum_init(sum) < 0) {
+    if ((p.path_col >= 0 && !p.out) || table_sum_init(sum) < 0) {
         snprintf(j->err, sizeof j->err, "%s: out of memory", t->def->name);
+        free(p.out);
         return -1;
     }
     progress_item(&j->prog, t->def->name, t->src_rows);
     int rc = store_table_dump(st, t->def, pass_row, &p);
-    if (rc != 0) {
-        snprintf(j->err, sizeof j->err, "%s", store_errmsg(p.fail));
-        table_sum_release(sum);
-        if (load)
-            store_table_load(j->dst, t->def, NULL); /* ends the table; the rollback undoes it */
-        return -1;
-    }
-    if (load && store_table_load(j->dst, t->def, NULL) < 0) {
+    if (rc != 0) /* told before the end of the table below can say something else */
+        snprintf(j->err, sizeof j->err, "%s", p.fail ? store_errmsg(p.fail) : "out of memory");
+    /* The table ends also after a failure (store.h); the rollback undoes it then. */
+    if (load && store_table_load(j->dst, t->def, NULL) < 0 && rc == 0) {
         snprintf(j->err, sizeof j->err, "%s", store_errmsg(j->dst));
-        table_sum_release(sum);
-        return -1;
+        rc = -1;
     }
-    return table_sum_final(sum);
+    free(p.out);
+    if (rc == 0)
+        return table_sum_final(sum);
+    table_sum_release(sum);
+    return -1;
 }
 
 /* The target's datasets go (--force), the source's are made. */

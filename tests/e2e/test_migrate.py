@@ -216,25 +216,43 @@ def test_to_the_suite_store_and_back(make_server, tmp_path):
             done["row_count_invalid"]) == (10, 8, 2)
 
 
-def test_a_corrupt_batch_file_is_found(make_server):
-    src = make_server(store="sqlite")
-    h = {}
-    bid = upload(src, "judgments", CSV, h)
-    src.stop()
-    path = os.path.join(src.data_dir, "batches", f"{bid}.csv")
-    with open(path, "ab") as f:
-        f.write(b"CASE-0000200,1,2024-01-01,open\n")
-
-    mid = make_server(start=False)
-    p = migrate("--from", sqlite_url(src), "--to", mid.storage_url)
-    assert p.returncode == 1, p.stdout + p.stderr
-    assert f"batch {bid}: the source's file does not match its record" in p.stderr, p.stderr
-    assert "nothing was committed" in p.stderr
+def assert_untouched(mid):
+    """No table of the target holds a row, and no batch file (or spool) was left in it."""
     assert count(mid, "datasets") == 0 and count(mid, "batches") == 0
     if mid.store == "postgres":
         assert count(mid, "batch_files") == 0
     else:
-        assert not [n for n in os.listdir(os.path.join(mid.data_dir, "batches"))], "spool left"
+        assert os.listdir(os.path.join(mid.data_dir, "batches")) == [], "a file or spool left"
+
+
+def test_failures_leave_the_target_as_it_was_and_damage_is_found(make_server):
+    src = make_server(store="sqlite")
+    h = {}
+    bid = upload(src, "judgments", CSV, h)
+    src.stop()
+    mid = make_server(start=False)
+
+    # a value of the wrong type, met in the middle of the one transaction (the batch's file
+    # is kept by then): rolled back, the file dropped again
+    with src.db(readonly=False) as db:
+        assert db.execute("UPDATE ds_judgments SET amount = 'x' WHERE _id = 3") == 1
+    p = migrate("--from", sqlite_url(src), "--to", mid.storage_url)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "ds_judgments.amount: a text value where real is declared" in p.stderr, p.stderr
+    assert "nothing was committed" in p.stderr
+    assert_untouched(mid)
+    with src.db(readonly=False) as db:
+        db.execute("UPDATE ds_judgments SET amount = 2.25 WHERE _id = 3")
+
+    # a batch file that does not match its record stops it before any table is written
+    path = os.path.join(src.data_dir, "batches", f"{bid}.csv")
+    with open(path, "ab") as f:
+        f.write(b"CASE-0000200,1,2024-01-01,open\n")
+    p = migrate("--from", sqlite_url(src), "--to", mid.storage_url)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert f"batch {bid}: the source's file does not match its record" in p.stderr, p.stderr
+    assert "nothing was committed" in p.stderr
+    assert_untouched(mid)
 
     # with the file as it was, the copy goes through; then the target's copy is damaged
     with open(path, "r+b") as f:

@@ -694,8 +694,13 @@ static int copy(struct job *j, struct bfile *old, size_t nold)
         return 1;
     }
     if (store_commit(j->dst) < 0) {
-        snprintf(j->err, sizeof j->err, "target: COMMIT: %s", store_errmsg(j->dst));
-        goto fail_files;
+        /* A COMMIT whose answer was lost may have happened: the files stay (a server on the
+         * target sweeps them if no batch names them), and --verify-only tells. */
+        snprintf(j->err, sizeof j->err,
+                 "target: COMMIT failed (%s); if the target holds the copy after all, "
+                 "--verify-only says so",
+                 store_errmsg(j->dst));
+        return -1;
     }
     /* --force: the files of the target's former batches that no copied batch replaced */
     for (size_t i = 0; i < nold; i++) {
@@ -808,7 +813,7 @@ int cmd_migrate(int argc, char **argv)
 fail:
     progress_break(&j.prog);
     fprintf(stderr, "sluice migrate: %s\n", j.err[0] ? j.err : "out of memory");
-    if (!j.verify_only && j.dst)
+    if (!j.verify_only && j.dst && !strstr(j.err, "COMMIT failed"))
         fprintf(stderr, "sluice migrate: nothing was committed; the target is as it was\n");
 out:
     bfiles_free(old, nold);

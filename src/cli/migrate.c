@@ -75,7 +75,8 @@ struct job {
     size_t nfiles;
     struct bfile *tfiles; /* the target's batches (read when verifying) */
     size_t ntfiles;
-    int64_t files_bad; /* target files that do not match their record */
+    int64_t files_bad;  /* target files that do not match their record */
+    int commit_unknown; /* COMMIT failed: the target may hold the copy or not */
     struct progress prog;
     char err[1024];
 };
@@ -700,6 +701,7 @@ static int copy(struct job *j, struct bfile *old, size_t nold)
                  "target: COMMIT failed (%s); if the target holds the copy after all, "
                  "--verify-only says so",
                  store_errmsg(j->dst));
+        j->commit_unknown = 1;
         return -1;
     }
     /* --force: the files of the target's former batches that no copied batch replaced */
@@ -813,7 +815,7 @@ int cmd_migrate(int argc, char **argv)
 fail:
     progress_break(&j.prog);
     fprintf(stderr, "sluice migrate: %s\n", j.err[0] ? j.err : "out of memory");
-    if (!j.verify_only && j.dst && !strstr(j.err, "COMMIT failed"))
+    if (!j.verify_only && j.dst && !j.commit_unknown)
         fprintf(stderr, "sluice migrate: nothing was committed; the target is as it was\n");
 out:
     bfiles_free(old, nold);

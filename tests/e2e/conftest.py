@@ -372,6 +372,37 @@ class Server:
             return DB("postgres", self.pg_dbname, readonly)
         return DB("sqlite", self.db_path, readonly)
 
+    def batch_file(self, bid, size_only=False):
+        """The file the store keeps for batch bid (bytes; its size with size_only), or
+        None when it keeps none. SQLite: <data_dir>/batches/<id>.csv; PostgreSQL: the
+        chunks of table batch_files, in order."""
+        if self.store == "sqlite":
+            path = os.path.join(self.data_dir, "batches", bid + ".csv")
+            if not os.path.exists(path):
+                return None
+            if size_only:
+                return os.path.getsize(path)
+            with open(path, "rb") as f:
+                return f.read()
+        with self.db() as db:
+            if size_only:
+                n, size = db.query("SELECT count(*), sum(length(data)) FROM batch_files"
+                                   " WHERE batch_id = ?", (bid,))[0]
+                return size if n else None
+            chunks = db.query("SELECT data FROM batch_files WHERE batch_id = ? ORDER BY seq",
+                              (bid,))
+            return b"".join(c[0] for c in chunks) if chunks else None
+
+    def batch_file_ids(self):
+        """The ids of the batches whose file the store keeps, sorted."""
+        if self.store == "sqlite":
+            d = os.path.join(self.data_dir, "batches")
+            names = os.listdir(d) if os.path.isdir(d) else []
+            return sorted(n[:-4] for n in names if n.endswith(".csv"))
+        with self.db() as db:
+            return [r[0] for r in db.query(
+                "SELECT DISTINCT batch_id FROM batch_files ORDER BY batch_id")]
+
     def remove_store(self):
         """Make the store disappear (SQLite: the file and its -wal / -shm; PostgreSQL:
         the database, its sessions ended first)."""

@@ -384,10 +384,6 @@ static int copy_files(struct job *j)
     int64_t total = 0;
     for (size_t i = 0; i < j->nfiles; i++)
         total += j->files[i].bytes;
-    if (j->nfiles && (!j->src->ops->file_open || !j->dst->ops->file_keep)) {
-        snprintf(j->err, sizeof j->err, "this build cannot copy batch files");
-        return -1;
-    }
     progress_start(&j->prog, "files", "byte", total);
     for (size_t i = 0; i < j->nfiles; i++) {
         progress_item(&j->prog, j->files[i].id, j->files[i].bytes);
@@ -418,7 +414,7 @@ static int verify_files(struct job *j)
         struct batch b = {.id = f->id, .path = f->path, .sha256 = f->sha256, .bytes = f->bytes};
         char hex[65] = "";
         progress_item(&j->prog, f->id, f->bytes);
-        FILE *in = j->dst->ops->file_open ? store_file_open(j->dst, &b) : NULL;
+        FILE *in = store_file_open(j->dst, &b);
         int rc = in ? copy_hash(in, NULL, hex, &j->prog) : -1;
         if (in)
             fclose(in);

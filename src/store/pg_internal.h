@@ -27,6 +27,8 @@ struct pg_store {
     struct pg_copy *copy; /* rows queued for COPY (store_pg_copy.c); NULL until the first */
     int sp;               /* the job's savepoint: PG_SP_NONE, _NOTED (not sent yet) or _SENT */
     struct roll_acc roll_job, roll_group; /* rollups of this job / group, written at COMMIT */
+    /* the table table_load is filling (migrate) */
+    char load_table[80];
     char err[512];
 };
 
@@ -162,6 +164,14 @@ void pg_roll_drop_all(struct pg_store *s);
 int pg_roll_flush(struct pg_store *s);
 /* Take a finished batch's counts out of the rollups (batch_clear and a fresh set_status). */
 int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id);
+
+/* Whole tables (store_pg_dump.c); see store.h. */
+int pg_snapshot(struct store *st);
+int pg_table_count(struct store *st, const struct table_def *t, int64_t *n);
+int pg_table_dump(struct store *st, const struct table_def *t,
+                  int (*fn)(void *arg, const struct cell *row), void *arg);
+int pg_table_load(struct store *st, const struct table_def *t, const struct cell *row);
+int pg_dataset_drop(struct store *st, const char *name);
 
 /* The schema migrations (store_pg_schema.c): statements of version i+1. */
 extern const char *const pg_migrations[];

@@ -73,4 +73,9 @@ const struct store_ops store_pg_ops = {
     .alert_get = pg_alert_get,
     .alert_put = pg_alert_put,
     .alert_event = pg_alert_event,
+    .snapshot = pg_snapshot,
+    .table_count = pg_table_count,
+    .table_dump = pg_table_dump,
+    .table_load = pg_table_load,
+    .dataset_drop = pg_dataset_drop,
 };

@@ -106,6 +106,17 @@ JUDGMENTS = """
 """
 
 
+def wait_for(pred, timeout=30, what="condition"):
+    """pred()'s first true value, polled every 50 ms; fails the test after timeout s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -311,10 +322,10 @@ def sqlite_db(path, readonly=True):
 class Server:
     """One sluice process. `extra_yaml` is appended to the generated config;
     `datasets_yaml` replaces the default datasets block. With SLUICE_TEST_STORE=postgres
-    it owns a fresh database (pg_dbname), dropped by destroy_store() - which the fixtures
-    call when the test ends."""
+    (or store="postgres") it owns a fresh database (pg_dbname), dropped by destroy_store() -
+    which the fixtures call when the test ends."""
 
-    def __init__(self, tmpdir, extra_yaml="", datasets_yaml=JUDGMENTS, env=None):
+    def __init__(self, tmpdir, extra_yaml="", datasets_yaml=JUDGMENTS, env=None, store=None):
         self.dir = tmpdir
         self.data_dir = os.path.join(tmpdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -324,9 +335,9 @@ class Server:
         self.log_path = os.path.join(tmpdir, "sluice.log")
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
-        self.store = STORE
+        self.store = store or STORE  # a test may pick one, e.g. an SQLite source to migrate
         self.pg_dbname = None
-        if STORE == "postgres":
+        if self.store == "postgres":
             self.pg_dbname = pg_create_database()
             _PG_SERVERS.append(self)
         self.write_config(extra_yaml, datasets_yaml)

@@ -362,7 +362,7 @@ static void drop_files(struct service *svc, const struct kept_file *f, size_t n)
     store_pool_give(svc->files, st, ok);
 }
 
-/* Have the store keep the fsynced spool as the batch's file; the record's path from it. */
+/* Have the store keep the spool (durably) as the batch's file; the record's path from it. */
 static int keep_file(struct upload *u)
 {
     char err[256];
@@ -380,14 +380,14 @@ static int keep_file(struct upload *u)
     return rc;
 }
 
-/* On the thread pool: make the file durable, have the store keep it, then record the batch
- * (a crash in between leaves a file no record names: the sweep removes it). */
+/* On the thread pool: have the store keep the file durably, then record the batch (a crash
+ * in between leaves a file no record names: the sweep removes it). */
 static void upload_work(uv_work_t *w)
 {
     struct upload *u = w->data;
-    if (fsync(u->fd) < 0 || close(u->fd) < 0) {
+    if (close(u->fd) < 0) {
         u->fd = -1;
-        snprintf(u->err, sizeof u->err, "syncing the upload: %s", strerror(errno));
+        snprintf(u->err, sizeof u->err, "writing the upload: %s", strerror(errno));
         u->rc = -1;
         return;
     }
@@ -475,7 +475,8 @@ void h_batches_upload(struct http_conn *c, struct http_request *r)
     u->conn = c;
     u->svc = http_conn_service(c);
     u->work.data = u;
-    /* fsync and keeping the file can take a while for a large file: not on the loop. */
+    /* Keeping the file (an fsync, or a copy into the database) takes a while for a large
+     * file: not on the loop. */
     if (uv_queue_work(http_conn_uv_loop(c), &u->work, upload_work, upload_done) < 0) {
         http_reply_error(c, ERR_INTERNAL, "cannot schedule the upload's sync");
         upload_destroy(u);

@@ -243,8 +243,9 @@ struct store_ops {
      * it under data_dir/batches (the batch's `path` names it); PostgreSQL keeps it in the
      * database in chunks (`path` is NULL), so that nodes share nothing but the database.
      *
-     * file_keep: make spool (a complete file the caller has fsynced) batch_id's file,
-     * durably, BEFORE the batch record is added. Runs in its own transaction (never inside
+     * file_keep: make spool (a complete file, closed, not necessarily fsynced: the store
+     * makes what it keeps durable) batch_id's file, durably, BEFORE the batch record is
+     * added. Runs in its own transaction (never inside
      * begin/commit); spool is gone afterwards. *path gets what to record as the batch's
      * path (malloc'd, or NULL). data_dir is sluice's data directory; spool must be in
      * data_dir/batches (SQLite renames it). On failure nothing is kept and spool is

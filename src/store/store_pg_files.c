@@ -156,7 +156,40 @@ struct reader {
     PGresult *slice; /* the slice being read (binary), or NULL */
     size_t pos, len;
     int eof;
+    int pending; /* the next slice's query is sent and its answer not read yet */
 };
+
+#define SLICE_SQL                                                                                  \
+    "SELECT substring(data from $3::int for $4::int), length(data),"                               \
+    " (SELECT max(seq) FROM batch_files WHERE batch_id = $1)"                                      \
+    " FROM batch_files WHERE batch_id = $1 AND seq = $2::int"
+
+/* Ask for the next slice without waiting (read-ahead: the server reads it while the caller
+ * parses this one). Nothing is sent when the file has no more, or when the send fails:
+ * fetch() then asks the plain way. */
+static void prefetch(struct reader *r)
+{
+    if (r->last < 0 || r->seq > r->last)
+        return;
+    char seq[24], from[24], len[24];
+    const char *v[4] = {r->batch_id, pg_int(seq, r->seq), pg_int(from, r->off + 1),
+                        pg_int(len, r->want)};
+    r->pending = PQsendQueryParams(r->s->conn, SLICE_SQL, 4, NULL, v, NULL, NULL, 1) == 1;
+}
+
+/* The prefetched slice's result (NULL with the error recorded), the connection drained. */
+static PGresult *collect(struct reader *r)
+{
+    PGresult *res = PQgetResult(r->s->conn), *more;
+    while ((more = PQgetResult(r->s->conn)))
+        PQclear(more);
+    r->pending = 0;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        return res;
+    pg_result_fail(r->s, "reading the batch file", res);
+    PQclear(res);
+    return NULL;
+}
 
 /* A column of a binary result that is an int4. */
 static int64_t bin_int4(const PGresult *r, int col)
@@ -177,11 +210,9 @@ static int fetch(struct reader *r)
     char seq[24], from[24], len[24];
     const char *v[4] = {r->batch_id, pg_int(seq, r->seq), pg_int(from, r->off + 1),
                         pg_int(len, r->want)};
-    PGresult *res = exec_file(r->s, "reading the batch file",
-                              "SELECT substring(data from $3::int for $4::int), length(data),"
-                              " (SELECT max(seq) FROM batch_files WHERE batch_id = $1)"
-                              " FROM batch_files WHERE batch_id = $1 AND seq = $2::int",
-                              4, v, NULL, NULL, 1);
+    PGresult *res = r->pending
+                        ? collect(r)
+                        : exec_file(r->s, "reading the batch file", SLICE_SQL, 4, v, NULL, NULL, 1);
     if (!res)
         return -1;
     int found = PQntuples(res) == 1;
@@ -208,6 +239,8 @@ static int fetch(struct reader *r)
         r->off = 0;
     }
     r->want = FILE_CHUNK;
+    if (r->len == FILE_CHUNK) /* reading on (not a header read): ask for the next one now */
+        prefetch(r);
     return 1;
 }
 
@@ -234,6 +267,8 @@ static ssize_t reader_read(void *cookie, char *buf, size_t size)
 static int reader_close(void *cookie)
 {
     struct reader *r = cookie;
+    if (r->pending) /* the connection is the caller's again */
+        PQclear(collect(r));
     PQclear(r->slice);
     free(r->batch_id);
     free(r);

@@ -27,6 +27,16 @@ int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
         snprintf(s->err, sizeof s->err, "keeping the batch file: the path is too long");
         return -1;
     }
+    /* The bytes first, then the name (PostgreSQL needs neither: its COMMIT makes its copy
+     * durable, and the spool is thrown away). */
+    int fd = open(spool, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        snprintf(s->err, sizeof s->err, "syncing the batch file %s: %s", spool, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
     if (rename(spool, final) < 0) {
         snprintf(s->err, sizeof s->err, "keeping the batch file %s: %s", final, strerror(errno));
         return -1;

@@ -353,7 +353,10 @@ static void upload_work(uv_work_t *w)
     u->job.apply = add_apply;
     u->job.nrows = 1;
     u->b.created_ms = clock_wall_ms();
-    if (writer_run(u->svc->writer, &u->job) < 0) {
+    int rc = writer_run(u->svc->writer, &u->job);
+    if (rc == WRITER_UNKNOWN) { /* the batch may be recorded: its file stays */
+        u->rc = rc;
+    } else if (rc < 0) {
         snprintf(u->err, sizeof u->err, "recording the batch failed");
         unlink(u->final);
         u->rc = -1;
@@ -365,9 +368,13 @@ static void upload_work(uv_work_t *w)
 static void upload_done(uv_work_t *w, int status)
 {
     struct upload *u = w->data;
-    if (status < 0 || u->rc < 0) {
-        http_reply_error_status(u->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n", "%s",
-                                u->err[0] ? u->err : "the upload could not be stored");
+    if (status == 0 && u->rc == WRITER_UNKNOWN) {
+        http_reply_error(u->conn, ERR_COMMIT_UNKNOWN,
+                         "the connection to the store was lost while the batch was recorded: it "
+                         "may be recorded or not; upload again with the same Idempotency-Key");
+    } else if (status < 0 || u->rc < 0) {
+        http_reply_error(u->conn, ERR_UNAVAILABLE, "%s",
+                         u->err[0] ? u->err : "the upload could not be stored");
     } else if (u->status == 409) {
         http_reply_error(u->conn, ERR_IDEMPOTENCY_KEY_REUSED,
                          "this Idempotency-Key was used with a different file");
@@ -798,8 +805,7 @@ static void bop_answer(struct loop_msg *m)
 {
     struct bop_req *q = (struct bop_req *)((char *)m - offsetof(struct bop_req, msg));
     if (q->result_rc < 0) {
-        http_reply_error_status(q->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
-                                "the store could not be written; nothing was changed");
+        h_reply_not_committed(q->conn, q->result_rc);
     } else if (q->status != 200) {
         http_reply_error(q->conn, q->err, "%s", q->errmsg);
     } else {

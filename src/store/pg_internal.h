@@ -42,6 +42,8 @@ const char *pg_int(char *buf, int64_t v);
 int64_t pg_get_int(const PGresult *r, int row, int col);
 char *pg_get_str(const PGresult *r, int row, int col);
 
+/* Open the connection again (the session's settings too): 0, or -1 with the error recorded. */
+int pg_reconnect(struct pg_store *s);
 /* The connection (store_pg_conn.c). uri is the whole postgres:// URL or a conninfo string. */
 struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen);
 void pg_close(struct store *st);

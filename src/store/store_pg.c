@@ -243,18 +243,20 @@ int pg_begin(struct store *st)
     struct pg_store *s = PG(st);
     /* A connection lost since the last transaction is opened again here, so the writer
      * recovers by itself once the database is back (the jobs in between fail with 503). */
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        PQreset(s->conn);
-        if (PQstatus(s->conn) != CONNECTION_OK)
-            return pg_fail(s, "BEGIN (reconnecting)");
-        PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
-    }
+    if (PQstatus(s->conn) != CONNECTION_OK && pg_reconnect(s) < 0)
+        return -1;
     return pg_cmd(s, "BEGIN", "BEGIN", 0, NULL);
 }
 
 int pg_commit(struct store *st)
 {
-    return pg_cmd(PG(st), "COMMIT", "COMMIT", 0, NULL);
+    struct pg_store *s = PG(st);
+    if (PQstatus(s->conn) != CONNECTION_OK) /* lost before: the server rolled it back */
+        return pg_fail(s, "COMMIT");
+    if (pg_cmd(s, "COMMIT", "COMMIT", 0, NULL) == 0)
+        return 0;
+    /* Lost with no answer: the server may have committed before the connection went. */
+    return PQstatus(s->conn) == CONNECTION_BAD ? STORE_COMMIT_UNKNOWN : -1;
 }
 
 int pg_rollback(struct store *st)

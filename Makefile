@@ -40,7 +40,7 @@ $(eval $(call flavour,build/asan,$(ASAN_FLAGS)))
 UNIT_BINS      := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS))
 UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format-check fuzz fuzz-smoke
+.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format format-check fuzz fuzz-smoke
 all: build/sluice
 
 deps:
@@ -58,11 +58,16 @@ unit: $(UNIT_BINS)
 unit-asan: $(UNIT_BINS_ASAN)
 	@set -e; for t in $(UNIT_BINS_ASAN); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t --jobs 2; done
 
+# A throwaway PostgreSQL cluster for one command, on a free port (pg_createcluster would
+# take 5432, which another run on the same machine may hold).
+PG_VIRTUALENV = pg_virtualenv -t -c "-p $$($(PYTHON) -c 'import socket; s = socket.socket(); \
+	s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+
 # The PostgreSQL backend's unit tests, against a throwaway cluster that pg_virtualenv
 # (postgresql-common) creates and removes around the command.
 PG_UNIT_BINS := $(filter build/tests/test_store_pg%,$(UNIT_BINS))
 unit-pg: $(PG_UNIT_BINS)
-	pg_virtualenv -t sh -c 'set -e; for t in $(PG_UNIT_BINS); do echo "== $$t (PostgreSQL)"; \
+	$(PG_VIRTUALENV) sh -c 'set -e; for t in $(PG_UNIT_BINS); do echo "== $$t (PostgreSQL)"; \
 	  SLUICE_TEST_PG="" $$t --jobs 2; done'
 
 e2e: build/sluice
@@ -71,7 +76,7 @@ e2e: build/sluice
 # The same integration suite against PostgreSQL: a throwaway cluster (pg_virtualenv), a fresh
 # database per test server (tests/e2e/conftest.py, SLUICE_TEST_STORE=postgres).
 e2e-pg: build/sluice
-	pg_virtualenv -t sh -c 'SLUICE_TEST_STORE=postgres SLUICE_BIN=$(CURDIR)/build/sluice \
+	$(PG_VIRTUALENV) sh -c 'SLUICE_TEST_STORE=postgres SLUICE_BIN=$(CURDIR)/build/sluice \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)'
 
 e2e-asan: build/asan/sluice
@@ -102,6 +107,9 @@ bench: build/sluice
 format-check:
 	@clang-format --dry-run --Werror $(SRCS) $(shell find src -name '*.h') $(UNIT_SRCS) tests/fuzz/*.c
 	@echo "format: ok"
+
+format:
+	clang-format -i $(SRCS) $(shell find src -name '*.h') $(UNIT_SRCS) tests/fuzz/*.c
 
 clean:
 	rm -rf build

@@ -26,6 +26,8 @@ amount), an extra field, a missing field, a stray quote (MALFORMED_CSV) and
 invalid UTF-8. Every case number stays unique, invalid rows included, so the
 file also loads into a dataset keyed on case_number without duplicates.
 The same seed and arguments always give the same bytes (prints the SHA-256).
+--valid-only writes the same file without its invalid rows (for a peer such as
+PostgreSQL's COPY, which stops at the first bad row).
 """
 import argparse
 import datetime
@@ -68,6 +70,8 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--invalid-pct", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--valid-only", action="store_true",
+                    help="leave the invalid rows out (the same valid rows, for a peer that cannot skip them)")
     ap.add_argument("--schema", action="store_true", help="print the dataset's schema (YAML) and exit")
     ap.add_argument("--sql-columns", action="store_true", help="print the SQL column list and exit")
     a = ap.parse_args()
@@ -149,7 +153,8 @@ def main():
                 elif kind == "invalid_utf8":
                     raw = (",".join(fields[:4]) + ",").encode() + b"bad \xff\xfe bytes" + \
                         ("," + ",".join(fields[5:]) + "\n").encode()
-            out.append(raw if raw is not None else (",".join(fields) + "\n").encode())
+            if not (kind and a.valid_only):
+                out.append(raw if raw is not None else (",".join(fields) + "\n").encode())
             if len(out) >= 10000:
                 nbytes += flush(f, h, out)
         nbytes += flush(f, h, out)

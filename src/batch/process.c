@@ -66,7 +66,9 @@ struct pass {
     char *code_sample[ERR__COUNT];                   /* writer side: one message each (owned) */
     int (*tick)(void *arg); /* every TICK_RECORDS records; non-zero stops */
     void *tick_arg;
-    int stopped; /* the tick asked to stop (shutdown) */
+    int stopped;      /* the tick asked to stop (shutdown) */
+    int64_t lease_ms; /* the worker's lease, renewed at the end of the pass */
+    int lost;         /* another worker holds the batch now */
 };
 
 #define TICK_RECORDS 50000
@@ -505,7 +507,18 @@ static int stream_apply(struct wjob *job, struct store *st)
     p->b->inserted = p->inserted;
     p->b->duplicate = p->duplicate;
     int64_t done = clock_wall_ms();
-    if (store_batch_set_counts(st, p->b) < 0 || add_rollup(p, 0, done) < 0 ||
+    /* Still ours? On PostgreSQL this also locks the batch's row until COMMIT, so no other
+     * node can claim it between this check and the commit: the rows are stored once. */
+    int held = p->b->worker ? store_batch_heartbeat(st, p->b->id, p->b->worker, done,
+                                                    p->lease_ms ? p->lease_ms : 60000)
+                            : 0;
+    if (held == 1) {
+        p->lost = 1;
+        snprintf(p->job_reason, sizeof p->job_reason,
+                 "another worker took the batch over (this worker's lease expired)");
+        return -1;
+    }
+    if (held < 0 || store_batch_set_counts(st, p->b) < 0 || add_rollup(p, 0, done) < 0 ||
         store_batch_set_status(st, p->b->id, "completed", NULL, done) < 0) {
         snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
         return -1;
@@ -591,6 +604,16 @@ int batch_pass_stopped(const struct pass *p)
     return p->stopped;
 }
 
+void batch_pass_set_lease(struct pass *p, int64_t lease_ms)
+{
+    p->lease_ms = lease_ms;
+}
+
+int batch_pass_lost(const struct pass *p)
+{
+    return p->lost;
+}
+
 void batch_pass_set_tick(struct pass *p, int (*tick)(void *arg), void *arg)
 {
     p->tick = tick;
@@ -631,6 +654,7 @@ int batch_pass_run(struct pass *p, struct writer *w)
     p->st = NULL;
     p->over_threshold = 0;
     p->reason[0] = p->job_reason[0] = 0;
+    p->lost = 0;
     memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
     size_t nf = schema_nfields(p->ds->schema);
     p->rq = rowqueue_new(nf);

@@ -21,6 +21,12 @@ void batch_pass_destroy(struct pass *p);
  * job: it must not wait for the writer. */
 void batch_pass_set_tick(struct pass *p, int (*tick)(void *arg), void *arg);
 int batch_pass_stopped(const struct pass *p);
+/* The lease the worker holds the batch with (batches.lease_s): the pass checks at its end,
+ * before committing, that the batch is still the worker's (b->worker) and renews it. When
+ * another worker took it over meanwhile (the lease expired: this node stalled), the pass
+ * stores nothing and batch_pass_lost() is 1: the batch is the other worker's to finish. */
+void batch_pass_set_lease(struct pass *p, int64_t lease_ms);
+int batch_pass_lost(const struct pass *p);
 /* Read only the header and map it to the schema (staging). 0, or -1 with the reason. */
 int batch_pass_header(struct pass *p);
 /*

@@ -23,6 +23,7 @@ struct worker {
     pthread_t thread;
     char id[96];      /* host/wN: after a restart the same id takes back what it held */
     int64_t lease_ms; /* batches.lease_s when the batch was claimed */
+    char current[64]; /* the batch in its pass, "" when none (under the pool's mu) */
 };
 
 struct batch_pool {
@@ -32,7 +33,9 @@ struct batch_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop, kicked;
-    pthread_t listener; /* wakes the workers on other nodes' uploads (PostgreSQL) */
+    /* With a connection of its own (PostgreSQL): wakes the workers on other nodes' uploads
+     * and renews the leases of the batches in their pass. */
+    pthread_t listener;
     int listening;
 };
 
@@ -100,6 +103,14 @@ static int stopping(void *arg)
     return stop;
 }
 
+/* What the listener renews: the batch in w's pass. */
+static void set_current(struct worker *w, const char *id)
+{
+    pthread_mutex_lock(&w->pool->mu);
+    snprintf(w->current, sizeof w->current, "%s", id);
+    pthread_mutex_unlock(&w->pool->mu);
+}
+
 static void process(struct worker *w, struct batch *b)
 {
     struct catalog *cat = service_catalog(w->pool->svc);
@@ -124,6 +135,7 @@ static void process(struct worker *w, struct batch *b)
     if (!p)
         goto out;
     batch_pass_set_tick(p, stopping, w->pool);
+    batch_pass_set_lease(p, w->lease_ms);
     /* The claim made it `staging`: the header must name every required field. */
     if (batch_pass_header(p) < 0) {
         set_status(w, b, "failed", batch_pass_reason(p));
@@ -134,7 +146,9 @@ static void process(struct worker *w, struct batch *b)
     if (set_status(w, b, "validating", NULL) < 0 || set_status(w, b, "transforming", NULL) < 0 ||
         set_status(w, b, ds->on_duplicate == ON_DUP_UPSERT ? "upserting" : "inserting", NULL) < 0)
         goto out;
+    set_current(w, b->id);
     int rc = batch_pass_run(p, w->pool->svc->writer);
+    set_current(w, "");
     if (rc == 1) {
         snprintf(reason, sizeof reason, "%s", batch_pass_reason(p));
         struct bjob j = {.op = OP_FAIL, .b = b, .pass = p, .reason = reason};
@@ -146,6 +160,9 @@ static void process(struct worker *w, struct batch *b)
     if (rc < 0) {
         if (batch_pass_stopped(p))
             log_info("batch", "left for the next start", "\"batch_id\":\"%s\"", b->id);
+        else if (batch_pass_lost(p))
+            log_warn("batch", "taken over by another worker: its lease expired",
+                     "\"batch_id\":\"%s\",\"worker\":\"%s\"", b->id, w->id);
         else
             set_status(w, b, "failed", batch_pass_reason(p));
         goto out;
@@ -232,14 +249,42 @@ struct batch_pool *batch_pool_start(struct service *svc, int workers)
     return p;
 }
 
+/* Renew the lease of every batch in a pass on this node, every third of a lease. A pass
+ * holds the writer, whose transaction other nodes cannot see, so the renewal goes through
+ * this thread's own connection; without it another node would take a long batch over once
+ * its lease ran out. */
+static void renew_leases(struct batch_pool *p, struct store *st, int64_t *last)
+{
+    struct catalog *cat = service_catalog(p->svc);
+    int64_t every = (int64_t)cat->cfg.batches.lease_s * 1000 / 3;
+    catalog_release(cat);
+    int64_t now = clock_wall_ms();
+    if (now - *last < every)
+        return;
+    *last = now;
+    for (int i = 0; i < p->n; i++) {
+        char id[64];
+        pthread_mutex_lock(&p->mu);
+        snprintf(id, sizeof id, "%s", p->w[i].current);
+        int64_t lease = p->w[i].lease_ms;
+        pthread_mutex_unlock(&p->mu);
+        int r = id[0] ? store_batch_heartbeat(st, id, p->w[i].id, now, lease) : 0;
+        if (r)
+            log_warn("batch", "lease not renewed", "\"batch_id\":\"%s\",\"error\":\"%s\"", id,
+                     r > 0 ? "another worker holds the batch now" : store_errmsg(st));
+    }
+}
+
 /* Wakes the workers when any node records a batch to process (LISTEN/NOTIFY on PostgreSQL),
- * so they need not poll; ends at once where the store cannot tell (SQLite: one process,
- * kicked directly). */
+ * so they need not poll, and renews leases; ends at once where the store cannot tell
+ * (SQLite: one process, kicked directly, and claims wait for the writer, so a batch in its
+ * pass cannot be taken over). */
 static void *listener_main(void *arg)
 {
     struct batch_pool *p = arg;
     char err[256];
     struct store *st = store_open(p->svc->store_uri, 0, err, sizeof err);
+    int64_t renewed = clock_wall_ms();
     for (;;) {
         pthread_mutex_lock(&p->mu);
         int stop = p->stop;
@@ -251,6 +296,7 @@ static void *listener_main(void *arg)
             break;
         if (r == 1)
             batch_pool_kick(p);
+        renew_leases(p, st, &renewed);
     }
     store_close(st);
     return NULL;

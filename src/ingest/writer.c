@@ -107,13 +107,13 @@ static void run_group(struct writer *w, struct wjob *group)
             continue;
         }
         j->applied = j->apply(j, w->st);
-        failed |= j->applied < 0;
-        if (!single) {
-            if (j->applied < 0)
-                store_savepoint_rollback(w->st);
-            else
-                store_savepoint_release(w->st);
+        /* A store may send a job's rows only when the job ends (PostgreSQL's COPY), so the
+         * release can fail too: the job is then undone like one whose apply failed. */
+        if (!single && (j->applied < 0 || store_savepoint_release(w->st) < 0)) {
+            j->applied = -1;
+            store_savepoint_rollback(w->st);
         }
+        failed |= j->applied < 0;
     }
     /* What the group's jobs get: 0 committed, -1 nothing stored, or unknown. */
     int result = ok ? 0 : -1;

@@ -15,14 +15,18 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "store/rollup_acc.h"
 #include "store/store.h"
 
 struct pg_store {
     struct store base;
     PGconn *conn;
     int readonly;
-    char *conninfo; /* owned: to reconnect */
-    int listening;  /* LISTEN sluice_batches was sent on this connection */
+    char *conninfo;       /* owned: to reconnect */
+    int listening;        /* LISTEN sluice_batches was sent on this connection */
+    struct pg_copy *copy; /* rows queued for COPY (store_pg_copy.c); NULL until the first */
+    int sp;               /* the job's savepoint: PG_SP_NONE, _NOTED (not sent yet) or _SENT */
+    struct roll_acc roll_job, roll_group; /* rollups of this job / group, written at COMMIT */
     char err[512];
 };
 
@@ -30,6 +34,8 @@ struct pg_store {
 
 /* Record "what: message" as the store's error; returns -1. */
 int pg_fail(struct pg_store *s, const char *what);
+/* The same with the message of result r (which may be NULL: then the connection's). */
+int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r);
 /* Run sql with n text parameters. Returns the result (caller PQclear()s) when its status is
  * PGRES_COMMAND_OK or PGRES_TUPLES_OK, else NULL with the error recorded. */
 PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
@@ -42,7 +48,31 @@ const char *pg_int(char *buf, int64_t v);
 int64_t pg_get_int(const PGresult *r, int row, int col);
 char *pg_get_str(const PGresult *r, int row, int col);
 
-/* Open the connection again (the session's settings too): 0, or -1 with the error recorded. */
+/* pg_exec with per-parameter lengths and formats (1 = binary, for BYTEA values) and a
+ * result format (1 = binary). */
+PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int n,
+                      const char *const *params, const int *lengths, const int *formats,
+                      int result_format);
+
+/* Rows sent with COPY (store_pg_copy.c). pg_copy_put queues one row of table (a quoted
+ * name) with columns cols ("a, b"; ncols of them, bytea: bit i set when column i is
+ * BYTEA): v[i] is the value as text (NULL = SQL NULL), len[i] bytes. The queue is sent by
+ * pg_copy_flush(), which every other statement on the connection runs first (pg_exec does),
+ * and dropped by pg_copy_discard() (a rollback). 0 or -1 (error recorded). */
+#define PG_COPY_SLOTS 8
+enum { PG_SP_NONE, PG_SP_NOTED, PG_SP_SENT };
+int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols, unsigned bytea,
+                const char *const *v, const size_t *len);
+int pg_copy_flush(struct pg_store *s);
+void pg_copy_discard(struct pg_store *s);
+/* A savepoint noted, not sent (sent by the next flush); a rollback to it while still
+ * unsent cuts the queue back to where it was noted (pg_copy_rewind). */
+int pg_copy_savepoint(struct pg_store *s);
+void pg_copy_rewind(struct pg_store *s);
+void pg_copy_free(struct pg_store *s);
+
+/* Open the connection again (the session's settings too; what the lost session's transaction
+ * had queued is dropped): 0, or -1 with the error recorded. */
 int pg_reconnect(struct pg_store *s);
 /* The connection (store_pg_conn.c). uri is the whole postgres:// URL or a conninfo string. */
 struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen);
@@ -122,6 +152,12 @@ int pg_alert_get(struct store *st, int64_t id, json_t **out);
 int pg_alert_put(struct store *st, struct alert *a);
 int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                    const char *detail);
+/* Rollups summed per group commit (store_pg_stats.c): a job's are kept with the group when
+ * its savepoint is released, dropped when it is rolled back, written before COMMIT. */
+void pg_roll_keep_job(struct pg_store *s);
+void pg_roll_drop_job(struct pg_store *s);
+void pg_roll_drop_all(struct pg_store *s);
+int pg_roll_flush(struct pg_store *s);
 /* Take a finished batch's counts out of the rollups (batch_clear and a fresh set_status). */
 int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id);
 

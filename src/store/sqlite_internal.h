@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include "store/rollup_acc.h"
 #include "store/store.h"
 
 struct ds_stmt {
@@ -14,25 +15,6 @@ struct ds_stmt {
     char *name;
     const struct schema *schema; /* the schema the statement was built for (borrowed) */
     sqlite3_stmt *put;
-};
-
-/* Rollup deltas of one group commit, summed per (dataset, minute) before they are written
- * (store_sqlite_stats.c): one upsert per bucket per group instead of per request. */
-struct roll_code {
-    char code[48];
-    int64_t count, batches;
-    char *sample; /* owned */
-};
-struct roll_entry {
-    char dataset[72];
-    int64_t minute, at_ms; /* at_ms: the latest time added */
-    int64_t received, accepted, rejected, duplicate, batches, batches_failed;
-    struct roll_code *codes; /* owned */
-    size_t ncodes;
-};
-struct roll_acc {
-    struct roll_entry *v;
-    size_t n, cap;
 };
 
 struct sqlite_store {

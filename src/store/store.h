@@ -5,6 +5,11 @@
  *
  * A struct store is one connection: not shared between threads. The writer
  * thread owns one for all writes; each HTTP loop owns one for reads.
+ *
+ * Inside a transaction a backend may hold rows back and send them together
+ * before its next statement (PostgreSQL's COPY). The failure of such a row is
+ * then reported by that statement: at the latest the savepoint release or
+ * COMMIT that ends the job, which the caller must check.
  * All functions return 0 on success and -1 on failure (message in
  * store_errmsg()), unless said otherwise.
  */
@@ -221,6 +226,7 @@ struct store_ops {
     /* Record a transition (and its time in the history); reason may be NULL. */
     int (*batch_set_status)(struct store *st, const char *id, const char *status,
                             const char *reason, int64_t now_ms);
+    /* Renew worker's lease of batch id: 0, or 1 when worker does not hold it (any more). */
     int (*batch_heartbeat)(struct store *st, const char *id, const char *worker, int64_t now_ms,
                            int64_t lease_ms);
     int (*batch_set_counts)(struct store *st, const struct batch *b);

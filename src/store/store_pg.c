@@ -36,23 +36,6 @@ static int valid_name(const char *name)
     return 1;
 }
 
-/* pg_exec with per-parameter lengths and formats (1 = binary, for BYTEA values). */
-static PGresult *exec_bin(struct pg_store *s, const char *what, const char *sql, int n,
-                          const char *const *params, const int *lengths, const int *formats)
-{
-    PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return r;
-    const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn);
-    size_t len = strlen(m ? m : "");
-    while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
-        len--;
-    snprintf(s->err, sizeof s->err, "%s: %.*s", what, (int)len, m ? m : "");
-    PQclear(r);
-    return NULL;
-}
-
 /* ---- datasets ---------------------------------------------------------- */
 
 static const char *sql_type(enum field_type t)
@@ -228,6 +211,7 @@ int pg_dataset_sync(struct store *st, const struct dataset_config *ds, char *why
 fail:
     snprintf(why, whylen, "dataset '%s': %s", ds->name, s->err);
 undo:
+    pg_copy_discard(s);
     PQclear(PQexec(s->conn, alone ? "ROLLBACK" : "ROLLBACK TO ds_sync; RELEASE ds_sync"));
 out:
     free(schema_txt);
@@ -245,12 +229,19 @@ int pg_begin(struct store *st)
      * recovers by itself once the database is back (the jobs in between fail with 503). */
     if (PQstatus(s->conn) != CONNECTION_OK && pg_reconnect(s) < 0)
         return -1;
+    pg_copy_discard(s);
+    pg_roll_drop_all(s);
+    s->sp = PG_SP_NONE;
     return pg_cmd(s, "BEGIN", "BEGIN", 0, NULL);
 }
 
 int pg_commit(struct store *st)
 {
     struct pg_store *s = PG(st);
+    s->sp = PG_SP_NONE;
+    /* The group's rollups and queued rows, then COMMIT. */
+    if (pg_roll_flush(s) < 0 || pg_copy_flush(s) < 0)
+        return -1;
     if (PQstatus(s->conn) != CONNECTION_OK) /* lost before: the server rolled it back */
         return pg_fail(s, "COMMIT");
     if (pg_cmd(s, "COMMIT", "COMMIT", 0, NULL) == 0)
@@ -261,25 +252,45 @@ int pg_commit(struct store *st)
 
 int pg_rollback(struct store *st)
 {
-    return pg_cmd(PG(st), "ROLLBACK", "ROLLBACK", 0, NULL);
+    struct pg_store *s = PG(st);
+    pg_copy_discard(s);
+    pg_roll_drop_all(s);
+    s->sp = PG_SP_NONE;
+    return pg_cmd(s, "ROLLBACK", "ROLLBACK", 0, NULL);
 }
 
+/* A job's savepoint is only noted; see store_pg_copy.c for when it is sent. */
 int pg_savepoint(struct store *st)
 {
-    return pg_cmd(PG(st), "SAVEPOINT job", "SAVEPOINT job", 0, NULL);
+    struct pg_store *s = PG(st);
+    pg_roll_keep_job(s);
+    return pg_copy_savepoint(s);
 }
 
 int pg_savepoint_release(struct store *st)
 {
-    return pg_cmd(PG(st), "RELEASE job", "RELEASE job", 0, NULL);
+    struct pg_store *s = PG(st);
+    int sent = s->sp == PG_SP_SENT;
+    s->sp = PG_SP_NONE;
+    pg_roll_keep_job(s);
+    return sent ? pg_cmd(s, "RELEASE job", "RELEASE job", 0, NULL) : 0;
 }
 
 int pg_savepoint_rollback(struct store *st)
 {
+    struct pg_store *s = PG(st);
+    pg_roll_drop_job(s);
+    if (s->sp == PG_SP_NOTED) { /* nothing of the job reached the server: drop its rows */
+        pg_copy_rewind(s);
+        s->sp = PG_SP_NONE;
+        return 0;
+    }
+    s->sp = PG_SP_NONE;
     /* Also what brings a transaction that a failed statement aborted back to life. */
-    if (pg_cmd(PG(st), "ROLLBACK TO job", "ROLLBACK TO job", 0, NULL) < 0)
+    pg_copy_discard(s);
+    if (pg_cmd(s, "ROLLBACK TO job", "ROLLBACK TO job", 0, NULL) < 0)
         return -1;
-    return pg_cmd(PG(st), "RELEASE job", "RELEASE job", 0, NULL);
+    return pg_cmd(s, "RELEASE job", "RELEASE job", 0, NULL);
 }
 
 /* ---- rows -------------------------------------------------------------- */
@@ -364,6 +375,34 @@ static int values_text(struct pg_store *s, const struct schema *sc, const struct
     return 0;
 }
 
+/* A row of a dataset without a key goes in with COPY (store_pg_copy.c): it cannot be a
+ * duplicate, so nothing needs its answer before the job ends. */
+static int copy_row(struct pg_store *s, const struct dataset_config *ds, const char *const *p,
+                    size_t np)
+{
+    char table[96];
+    size_t small[64], *len = np <= 64 ? small : malloc(np * sizeof *len);
+    struct buf cols;
+    int rc = -1;
+    buf_init(&cols, 1 << 20);
+    snprintf(table, sizeof table, "\"ds_%s\"", ds->name);
+    int bad = !len || buf_appends(&cols, "_ingest_id, _source, _received_at, _extra, _batch_id");
+    for (size_t i = 0; !bad && i + 5 < np; i++)
+        bad = buf_printf(&cols, ", \"%s\"", schema_field_name(ds->schema, i));
+    if (bad) {
+        snprintf(s->err, sizeof s->err, "insert: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < np; i++)
+        len[i] = p[i] ? strlen(p[i]) : 0;
+    rc = pg_copy_put(s, table, cols.data, (int)np, 0, p, len);
+out:
+    buf_release(&cols);
+    if (len != small)
+        free(len);
+    return rc;
+}
+
 int pg_row_put_values(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
                       const struct row_value *v, const char *extra_json, enum row_result *res)
 {
@@ -374,7 +413,7 @@ int pg_row_put_values(struct store *st, const struct dataset_config *ds, const s
     buf_init(&sql, 1 << 20);
     const char **p = malloc((n + 5) * sizeof *p);
     char *arena = malloc(arena_len(v, n) + 1);
-    if (!p || !arena || insert_sql(ds, &sql) < 0) {
+    if (!p || !arena) {
         snprintf(s->err, sizeof s->err, "insert: out of memory");
         goto out;
     }
@@ -385,10 +424,19 @@ int pg_row_put_values(struct store *st, const struct dataset_config *ds, const s
     p[4] = m->batch_id;
     if (values_text(s, ds->schema, v, n, arena, p + 5) < 0)
         goto out;
+    if (!ds->key) {
+        *res = ROW_INSERTED;
+        rc = copy_row(s, ds, p, n + 5);
+        goto out;
+    }
+    if (insert_sql(ds, &sql) < 0) {
+        snprintf(s->err, sizeof s->err, "insert: out of memory");
+        goto out;
+    }
     PGresult *r = pg_exec(s, "insert", sql.data, (int)(n + 5), p);
     if (!r)
         goto out;
-    if (ds->key && ds->on_duplicate != ON_DUP_UPSERT)
+    if (ds->on_duplicate != ON_DUP_UPSERT)
         *res = PQntuples(r) > 0 ? ROW_INSERTED : ROW_DUPLICATE;
     else
         *res = ROW_INSERTED; /* an upsert's update counts as accepted, as in SQLite */
@@ -454,26 +502,35 @@ int pg_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
 {
     struct pg_store *s = PG(st);
     char row[24], ms[24];
-    const char *p[9] = {e->dataset,
-                        e->ingest_id,
-                        e->source,
-                        pg_int(row, e->row),
-                        e->payload_len ? (const char *)e->payload : "",
-                        e->errors_json,
-                        e->codes,
-                        pg_int(ms, e->received_ms),
-                        e->batch_id};
-    const int lengths[9] = {0, 0, 0, 0, (int)e->payload_len, 0, 0, 0, 0};
-    const int formats[9] = {0, 0, 0, 0, 1, 0, 0, 0, 0}; /* the payload as bytes */
-    PGresult *r = exec_bin(s, "dlq insert",
-                           "INSERT INTO dlq(dataset, ingest_id, source, row_no, payload, errors,"
-                           " codes, received_ms, updated_ms, batch_id)"
-                           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
-                           9, p, lengths, formats);
+    const char *p[10] = {e->dataset,
+                         e->ingest_id,
+                         e->source,
+                         pg_int(row, e->row),
+                         e->payload_len ? (const char *)e->payload : "",
+                         e->errors_json,
+                         e->codes,
+                         pg_int(ms, e->received_ms),
+                         ms,
+                         e->batch_id};
+    if (!id) { /* nobody waits for the id: queued for COPY with the rows (store_pg_copy.c) */
+        size_t len[10];
+        for (int i = 0; i < 10; i++)
+            len[i] = i == 4 ? e->payload_len : p[i] ? strlen(p[i]) : 0;
+        return pg_copy_put(s, "dlq",
+                           "dataset, ingest_id, source, row_no, payload, errors, codes,"
+                           " received_ms, updated_ms, batch_id",
+                           10, 1u << 4, p, len);
+    }
+    const int lengths[10] = {0, 0, 0, 0, (int)e->payload_len, 0, 0, 0, 0, 0};
+    const int formats[10] = {0, 0, 0, 0, 1, 0, 0, 0, 0, 0}; /* the payload as bytes */
+    PGresult *r = pg_exec_bin(s, "dlq insert",
+                              "INSERT INTO dlq(dataset, ingest_id, source, row_no, payload,"
+                              " errors, codes, received_ms, updated_ms, batch_id)"
+                              " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                              10, p, lengths, formats, 0);
     if (!r)
         return -1;
-    if (id)
-        *id = pg_get_int(r, 0, 0);
+    *id = pg_get_int(r, 0, 0);
     PQclear(r);
     return 0;
 }

@@ -9,29 +9,12 @@
 
 #include "store/pg_internal.h"
 
-/* pg_exec with per-parameter lengths and formats (1 = binary) and a result format. */
-static PGresult *exec_bin(struct pg_store *s, const char *what, const char *sql, int n,
-                          const char *const *params, const int *lengths, const int *formats,
-                          int result_format)
-{
-    PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, result_format);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return r;
-    const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn);
-    size_t len = strlen(m ? m : "");
-    while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
-        len--;
-    snprintf(s->err, sizeof s->err, "%s: %.*s", what, (int)len, m ? m : "");
-    PQclear(r);
-    return NULL;
-}
-
 int pg_key_pepper(struct store *st, unsigned char out[32])
 {
     struct pg_store *s = PG(st);
-    PGresult *r = exec_bin(s, "pepper", "SELECT value FROM settings WHERE name = 'api_key_pepper'",
-                           0, NULL, NULL, NULL, 1);
+    PGresult *r =
+        pg_exec_bin(s, "pepper", "SELECT value FROM settings WHERE name = 'api_key_pepper'", 0,
+                    NULL, NULL, NULL, 1);
     if (!r)
         return -1;
     int ok = PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 32;
@@ -56,10 +39,10 @@ int pg_key_add(struct store *st, const struct api_key *k)
     const int len[7] = {0, 0, 0, 0, 32, 0, 0};
     const int fmt[7] = {0, 0, 0, 0, 1, 0, 0};
     PGresult *r =
-        exec_bin(PG(st), "key add",
-                 "INSERT INTO api_keys(id, name, role, prefix, hash, created_ms,"
-                 " expires_ms) VALUES ($1, $2, $3, $4, $5::bytea, $6::bigint, $7::bigint)",
-                 7, p, len, fmt, 0);
+        pg_exec_bin(PG(st), "key add",
+                    "INSERT INTO api_keys(id, name, role, prefix, hash, created_ms,"
+                    " expires_ms) VALUES ($1, $2, $3, $4, $5::bytea, $6::bigint, $7::bigint)",
+                    7, p, len, fmt, 0);
     PQclear(r);
     return r ? 0 : -1;
 }

@@ -22,9 +22,6 @@
 /* The statuses a worker holds a batch in (a lease that can expire). */
 #define WORKING "('staging','validating','transforming','inserting','upserting')"
 
-/* Errors are inserted this many rows per statement. */
-#define ERRORS_CHUNK 256
-
 static void read_batch(const PGresult *r, int i, struct batch *b)
 {
     memset(b, 0, sizeof *b);
@@ -74,6 +71,7 @@ static int tx_end(struct pg_store *s, int own, int rc)
         return pg_cmd(s, "commit", "COMMIT", 0, NULL) < 0 ? -1 : rc;
     char keep[sizeof s->err];
     memcpy(keep, s->err, sizeof keep);
+    pg_copy_discard(s);
     PQclear(PQexec(s->conn, "ROLLBACK"));
     memcpy(s->err, keep, sizeof keep);
     return rc;
@@ -238,10 +236,16 @@ int pg_batch_heartbeat(struct store *st, const char *id, const char *worker, int
 {
     char now[24], lease[24];
     const char *p[4] = {id, worker, pg_int(now, now_ms), pg_int(lease, now_ms + lease_ms)};
-    return pg_cmd(PG(st), "batch heartbeat",
-                  "UPDATE batches SET heartbeat_ms = $3::bigint, lease_until_ms = $4::bigint"
-                  " WHERE id = $1 AND worker = $2",
-                  4, p);
+    PGresult *r =
+        pg_exec(PG(st), "batch heartbeat",
+                "UPDATE batches SET heartbeat_ms = $3::bigint, lease_until_ms = $4::bigint"
+                " WHERE id = $1 AND worker = $2",
+                4, p);
+    if (!r)
+        return -1;
+    int held = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return held ? 0 : 1;
 }
 
 int pg_batch_set_counts(struct store *st, const struct batch *b)
@@ -286,45 +290,25 @@ int pg_batch_history(struct store *st, const char *id, json_t **out)
     return 0;
 }
 
-/* One INSERT of up to ERRORS_CHUNK errors: $1 the batch, $2 the time, then 4 per error. */
-static int errors_insert(struct pg_store *s, const char *batch_id, const struct batch_error_new *e,
-                         size_t n, const char *now)
-{
-    char rows[ERRORS_CHUNK][24];
-    const char *p[2 + 4 * ERRORS_CHUNK];
-    struct buf sql;
-    buf_init(&sql, 1 << 16);
-    buf_appends(&sql, "INSERT INTO batch_errors(batch_id, row_no, code, field, message, created_ms)"
-                      " VALUES ");
-    p[0] = batch_id;
-    p[1] = now;
-    for (size_t i = 0; i < n; i++) {
-        int k = 3 + 4 * (int)i;
-        p[k - 1] = pg_int(rows[i], e[i].row);
-        p[k] = e[i].code;
-        p[k + 1] = e[i].field;
-        p[k + 2] = e[i].message;
-        buf_printf(&sql, "%s($1, $%d::bigint, $%d, $%d, $%d, $2::bigint)", i ? ", " : "", k, k + 1,
-                   k + 2, k + 3);
-    }
-    int rc = sql.data ? pg_cmd(s, "batch errors", sql.data, 2 + 4 * (int)n, p) : -1;
-    if (!sql.data)
-        snprintf(s->err, sizeof s->err, "batch errors: out of memory");
-    buf_release(&sql);
-    return rc;
-}
-
+/* Row errors are queued for COPY with the batch's rows (store_pg_copy.c). */
 int pg_batch_errors_add(struct store *st, const char *batch_id, const struct batch_error_new *e,
                         size_t n, int64_t now_ms)
 {
     struct pg_store *s = PG(st);
-    char now[24];
+    char now[24], row[24];
     pg_int(now, now_ms);
-    if (n <= ERRORS_CHUNK)
-        return n ? errors_insert(s, batch_id, e, n, now) : 0;
-    int own, rc = tx_begin(s, &own);
-    for (size_t i = 0; rc == 0 && i < n; i += ERRORS_CHUNK)
-        rc = errors_insert(s, batch_id, e + i, n - i < ERRORS_CHUNK ? n - i : ERRORS_CHUNK, now);
+    int own, rc = n ? tx_begin(s, &own) : 0;
+    if (!n)
+        return 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *p[6] = {batch_id,   pg_int(row, e[i].row), e[i].code,
+                            e[i].field, e[i].message,          now};
+        size_t len[6];
+        for (int k = 0; k < 6; k++)
+            len[k] = p[k] ? strlen(p[k]) : 0;
+        rc = pg_copy_put(s, "batch_errors", "batch_id, row_no, code, field, message, created_ms", 6,
+                         0, p, len);
+    }
     return tx_end(s, own, rc);
 }
 

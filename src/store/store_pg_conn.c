@@ -13,9 +13,11 @@
 
 #define PG_CONNECT_TIMEOUT "5"
 
-int pg_fail(struct pg_store *s, const char *what)
+int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r)
 {
-    const char *m = s->conn ? PQerrorMessage(s->conn) : "no connection";
+    const char *m = r ? PQresultErrorMessage(r) : s->conn ? PQerrorMessage(s->conn) : "";
+    if (!m || !*m)
+        m = s->conn ? PQerrorMessage(s->conn) : "no connection";
     size_t n = strlen(m);
     while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
         n--;
@@ -33,10 +35,10 @@ static void pg_notice(void *arg, const char *message)
     while (n && (message[n - 1] == '\n' || message[n - 1] == ' '))
         n--;
     log_json_str(m, sizeof m, message, n);
-    if (strncmp(message, "WARNING", 7) == 0)
-        log_warn("store", "PostgreSQL says", "\"notice\":\"%s\"", m);
-    else
+    if (strncmp(message, "NOTICE", 6) == 0 || strncmp(message, "INFO", 4) == 0)
         log_info("store", "PostgreSQL says", "\"notice\":\"%s\"", m);
+    else /* WARNING, or the FATAL that ends a session */
+        log_warn("store", "PostgreSQL says", "\"notice\":\"%s\"", m);
 }
 
 /* The session's settings, on a new connection and again after every reconnect. */
@@ -51,6 +53,10 @@ static void pg_session(struct pg_store *s)
 
 int pg_reconnect(struct pg_store *s)
 {
+    /* Whatever a transaction of the old session had queued or noted went with it. */
+    pg_copy_discard(s);
+    pg_roll_drop_all(s);
+    s->sp = PG_SP_NONE;
     PQreset(s->conn);
     if (PQstatus(s->conn) != CONNECTION_OK)
         return pg_fail(s, "reconnecting");
@@ -58,12 +64,22 @@ int pg_reconnect(struct pg_store *s)
     return 0;
 }
 
-PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
-                  const char *const *params)
+int pg_fail(struct pg_store *s, const char *what)
 {
+    return pg_result_fail(s, what, NULL);
+}
+
+PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int n,
+                      const char *const *params, const int *lengths, const int *formats,
+                      int result_format)
+{
+    /* Rows queued for COPY go first: this statement may read them, end their job or their
+     * transaction (store_pg_copy.c). */
+    if (pg_copy_flush(s) < 0)
+        return NULL;
     int idle = PQtransactionStatus(s->conn) == PQTRANS_IDLE ||
                PQtransactionStatus(s->conn) == PQTRANS_UNKNOWN;
-    PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, result_format);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && idle && s->readonly &&
         PQstatus(s->conn) == CONNECTION_BAD) {
@@ -71,21 +87,22 @@ PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
          * connection is back. Writes are never resent here (the first may have committed);
          * the writer reconnects at its next BEGIN. */
         PQclear(r);
-        r = pg_reconnect(s) == 0 ? PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0)
-                                 : NULL;
+        r = pg_reconnect(s) == 0
+                ? PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, result_format)
+                : NULL;
         st = PQresultStatus(r);
     }
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;
-    /* A lost connection leaves its message on the connection, not on a result. */
-    const char *m =
-        r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(s->conn);
-    size_t len = strlen(m ? m : "");
-    while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
-        len--;
-    snprintf(s->err, sizeof s->err, "%s: %.*s", what, (int)len, m ? m : "");
+    pg_result_fail(s, what, r);
     PQclear(r);
     return NULL;
+}
+
+PGresult *pg_exec(struct pg_store *s, const char *what, const char *sql, int n,
+                  const char *const *params)
+{
+    return pg_exec_bin(s, what, sql, n, params, NULL, NULL, 0);
 }
 
 int pg_cmd(struct pg_store *s, const char *what, const char *sql, int n, const char *const *params)
@@ -150,6 +167,7 @@ struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen)
 void pg_close(struct store *st)
 {
     struct pg_store *s = PG(st);
+    pg_copy_free(s);
     PQfinish(s->conn);
     free(s->conninfo);
     free(s);

@@ -3,7 +3,7 @@
  * per dataset, error codes per hour, each dataset's last activity), kept in
  * the same transaction as the rows they count, and the KPI, series and error
  * views that read them. Same buckets, semantics and JSON as
- * store_sqlite_stats.c; one round trip per rollup update.
+ * store_sqlite_stats.c; one statement per dataset and minute a group commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@
 #define DAY_MS (24 * HOUR_MS)
 
 /* Every rollup of one delta in one statement: $1 dataset, $2..$4 minute/hour/day, $5..$10
- * the signed counts, $11 the codes as [{code, n, sample}], $12 their last_seen_ms,
+ * the signed counts, $11 the codes as [{code, n, b (batches), sample}], $12 their last_seen_ms,
  * $13 whether to touch dataset_activity, $14 last received, $15 last error (or NULL). */
 static const char rollup_sql[] =
     "WITH m AS (INSERT INTO rollup_minute AS t (dataset, minute, received, accepted, rejected,"
@@ -40,8 +40,9 @@ static const char rollup_sql[] =
     " batches = t.batches + excluded.batches,"
     " batches_failed = t.batches_failed + excluded.batches_failed),"
     " e AS (INSERT INTO rollup_errors AS t (hour, dataset, code, occurrences, batches, sample,"
-    " last_seen_ms) SELECT $3::bigint, $1::text, c.code, sum(c.n), $9::bigint, max(c.sample),"
-    " $12::bigint FROM jsonb_to_recordset($11::jsonb) AS c(code text, n bigint, sample text)"
+    " last_seen_ms) SELECT $3::bigint, $1::text, c.code, sum(c.n), sum(c.b), max(c.sample),"
+    " $12::bigint FROM jsonb_to_recordset($11::jsonb) AS c(code text, n bigint, b bigint,"
+    " sample text)"
     " GROUP BY c.code ON CONFLICT (hour, dataset, code) DO UPDATE SET"
     " occurrences = t.occurrences + excluded.occurrences, batches = t.batches + excluded.batches,"
     " sample = coalesce(excluded.sample, t.sample),"
@@ -58,9 +59,10 @@ static int rollup_apply(struct pg_store *s, const struct rollup_delta *d, int si
     json_t *codes = json_array();
     for (size_t i = 0; codes && i < d->ncodes; i++) {
         const char *sample = sign > 0 ? d->codes[i].sample : NULL;
-        if (json_array_append_new(codes, json_pack("{s:s,s:I,s:s?}", "code", d->codes[i].code, "n",
-                                                   (json_int_t)(sign * d->codes[i].count), "sample",
-                                                   sample)) < 0) {
+        if (json_array_append_new(codes, json_pack("{s:s,s:I,s:I,s:s?}", "code", d->codes[i].code,
+                                                   "n", (json_int_t)(sign * d->codes[i].count), "b",
+                                                   (json_int_t)(sign * d->codes[i].batches),
+                                                   "sample", sample)) < 0) {
             json_decref(codes);
             codes = NULL;
         }
@@ -93,9 +95,47 @@ static int rollup_apply(struct pg_store *s, const struct rollup_delta *d, int si
     return rc;
 }
 
+/* Inside a transaction the delta is summed with the group's (written by pg_roll_flush before
+ * COMMIT: one statement per dataset and minute instead of one per request); outside one it
+ * is written now. */
 int pg_rollup_add(struct store *st, const struct rollup_delta *d)
 {
-    return rollup_apply(PG(st), d, 1);
+    struct pg_store *s = PG(st);
+    if (roll_acc_add(&s->roll_job, d) < 0) {
+        snprintf(s->err, sizeof s->err, "rollup: out of memory");
+        return -1;
+    }
+    return PQtransactionStatus(s->conn) == PQTRANS_INTRANS ? 0 : pg_roll_flush(s);
+}
+
+void pg_roll_keep_job(struct pg_store *s)
+{
+    roll_acc_merge(&s->roll_group, &s->roll_job);
+}
+
+void pg_roll_drop_job(struct pg_store *s)
+{
+    roll_acc_clear(&s->roll_job);
+}
+
+void pg_roll_drop_all(struct pg_store *s)
+{
+    roll_acc_clear(&s->roll_job);
+    roll_acc_clear(&s->roll_group);
+}
+
+int pg_roll_flush(struct pg_store *s)
+{
+    pg_roll_keep_job(s);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < s->roll_group.n; i++) {
+        struct rollup_code codes[ROLL_MAX_CODES];
+        struct rollup_delta d;
+        roll_entry_delta(&s->roll_group.v[i], codes, &d);
+        rc = rollup_apply(s, &d, 1);
+    }
+    roll_acc_clear(&s->roll_group);
+    return rc;
 }
 
 int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id)
@@ -128,7 +168,8 @@ int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id)
         goto done;
     }
     for (int i = 0; i < n; i++)
-        codes[i] = (struct rollup_code){.code = PQgetvalue(c, i, 0), .count = pg_get_int(c, i, 1)};
+        codes[i] = (struct rollup_code){
+            .code = PQgetvalue(c, i, 0), .count = pg_get_int(c, i, 1), .batches = 1};
     int failed = strcmp(PQgetvalue(b, 0, 6), "failed") == 0;
     struct rollup_delta d = {.dataset = PQgetvalue(b, 0, 0),
                              .at_ms = pg_get_int(b, 0, 1),

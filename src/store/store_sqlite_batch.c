@@ -288,7 +288,9 @@ int sqlite_batch_heartbeat(struct store *st, const char *id, const char *worker,
     sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, now_ms);
     sqlite3_bind_int64(q, 4, now_ms + lease_ms);
-    return step_done(s, q, "batch heartbeat");
+    if (step_done(s, q, "batch heartbeat") < 0)
+        return -1;
+    return sqlite3_changes(s->db) ? 0 : 1;
 }
 
 int sqlite_batch_set_counts(struct store *st, const struct batch *b)

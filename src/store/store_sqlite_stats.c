@@ -126,124 +126,28 @@ static int rollup_apply(struct sqlite_store *s, const struct rollup_delta *d, in
     return run(s, q);
 }
 
-static void acc_clear(struct roll_acc *a)
-{
-    for (size_t i = 0; i < a->n; i++) {
-        for (size_t k = 0; k < a->v[i].ncodes; k++)
-            free(a->v[i].codes[k].sample);
-        free(a->v[i].codes);
-    }
-    free(a->v);
-    memset(a, 0, sizeof *a);
-}
-
-static struct roll_entry *acc_entry(struct roll_acc *a, const char *dataset, int64_t minute)
-{
-    for (size_t i = 0; i < a->n; i++)
-        if (a->v[i].minute == minute && strcmp(a->v[i].dataset, dataset) == 0)
-            return &a->v[i];
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 8;
-        struct roll_entry *v = realloc(a->v, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        a->v = v;
-        a->cap = cap;
-    }
-    struct roll_entry *e = &a->v[a->n++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->dataset, sizeof e->dataset, "%s", dataset);
-    e->minute = minute;
-    return e;
-}
-
-/* Add code counts to e; sample copied when e has none for that code. */
-static int entry_code(struct roll_entry *e, const char *code, int64_t count, int64_t batches,
-                      const char *sample)
-{
-    for (size_t k = 0; k < e->ncodes; k++)
-        if (strcmp(e->codes[k].code, code) == 0) {
-            e->codes[k].count += count;
-            e->codes[k].batches += batches;
-            if (!e->codes[k].sample && sample)
-                e->codes[k].sample = strdup(sample);
-            return 0;
-        }
-    struct roll_code *v = realloc(e->codes, (e->ncodes + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    e->codes = v;
-    struct roll_code *c = &v[e->ncodes++];
-    snprintf(c->code, sizeof c->code, "%s", code);
-    c->count = count;
-    c->batches = batches;
-    c->sample = sample ? strdup(sample) : NULL;
-    return 0;
-}
-
-/* Merge one delta into a. */
-static int acc_add(struct roll_acc *a, const char *dataset, int64_t minute, int64_t at_ms,
-                   const struct roll_entry *d, const struct roll_code *codes, size_t ncodes)
-{
-    struct roll_entry *e = acc_entry(a, dataset, minute);
-    if (!e)
-        return -1;
-    if (at_ms > e->at_ms)
-        e->at_ms = at_ms;
-    e->received += d->received;
-    e->accepted += d->accepted;
-    e->rejected += d->rejected;
-    e->duplicate += d->duplicate;
-    e->batches += d->batches;
-    e->batches_failed += d->batches_failed;
-    for (size_t k = 0; k < ncodes; k++)
-        if (entry_code(e, codes[k].code, codes[k].count, codes[k].batches, codes[k].sample) < 0)
-            return -1;
-    return 0;
-}
-
 int sqlite_rollup_add(struct store *st, const struct rollup_delta *d)
 {
     struct sqlite_store *s = SQ(st);
-    struct roll_entry one = {.received = d->received,
-                             .accepted = d->accepted,
-                             .rejected = d->rejected,
-                             .duplicate = d->duplicate,
-                             .batches = d->batches,
-                             .batches_failed = d->batches_failed};
-    struct roll_code codes[64];
-    size_t n = 0;
-    for (size_t i = 0; i < d->ncodes && n < 64; i++, n++) {
-        snprintf(codes[n].code, sizeof codes[n].code, "%s", d->codes[i].code);
-        codes[n].count = d->codes[i].count;
-        codes[n].batches = d->batches;
-        codes[n].sample = (char *)d->codes[i].sample;
-    }
-    if (acc_add(&s->roll_job, d->dataset, d->at_ms / MINUTE_MS, d->at_ms, &one, codes, n) < 0)
+    if (roll_acc_add(&s->roll_job, d) < 0)
         return sqlite_fail(s, "rollup: out of memory");
     return 0;
 }
 
 void sqlite_roll_keep_job(struct sqlite_store *s)
 {
-    struct roll_acc *j = &s->roll_job;
-    for (size_t i = 0; i < j->n; i++) {
-        struct roll_entry *e = &j->v[i];
-        if (acc_add(&s->roll_group, e->dataset, e->minute, e->at_ms, e, e->codes, e->ncodes) < 0)
-            break; /* out of memory: these counts are lost, the rows are not */
-    }
-    acc_clear(j);
+    roll_acc_merge(&s->roll_group, &s->roll_job);
 }
 
 void sqlite_roll_drop_job(struct sqlite_store *s)
 {
-    acc_clear(&s->roll_job);
+    roll_acc_clear(&s->roll_job);
 }
 
 void sqlite_roll_drop_all(struct sqlite_store *s)
 {
-    acc_clear(&s->roll_job);
-    acc_clear(&s->roll_group);
+    roll_acc_clear(&s->roll_job);
+    roll_acc_clear(&s->roll_group);
 }
 
 int sqlite_roll_flush(struct sqlite_store *s)
@@ -252,25 +156,12 @@ int sqlite_roll_flush(struct sqlite_store *s)
     struct roll_acc *g = &s->roll_group;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < g->n; i++) {
-        struct roll_entry *e = &g->v[i];
-        struct rollup_code codes[64];
-        size_t n = 0;
-        for (size_t k = 0; k < e->ncodes && n < 64; k++, n++)
-            codes[n] = (struct rollup_code){e->codes[k].code, e->codes[k].count, e->codes[k].sample,
-                                            e->codes[k].batches};
-        struct rollup_delta d = {.dataset = e->dataset,
-                                 .at_ms = e->at_ms,
-                                 .received = e->received,
-                                 .accepted = e->accepted,
-                                 .rejected = e->rejected,
-                                 .duplicate = e->duplicate,
-                                 .batches = (int)e->batches,
-                                 .batches_failed = (int)e->batches_failed,
-                                 .codes = codes,
-                                 .ncodes = n};
+        struct rollup_code codes[ROLL_MAX_CODES];
+        struct rollup_delta d;
+        roll_entry_delta(&g->v[i], codes, &d);
         rc = rollup_apply(s, &d, 1);
     }
-    acc_clear(g);
+    roll_acc_clear(g);
     return rc;
 }
 

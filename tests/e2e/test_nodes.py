@@ -1,5 +1,6 @@
 """Several nodes on one PostgreSQL (issue 7): batches uploaded to either node are each
-processed once; a node killed while it holds a batch loses it to the other after the lease;
+processed once; a node killed while it holds a batch loses it to the other after the lease,
+and one that is slow but alive keeps it;
 the sentinel runs on one node at a time and moves when that node dies."""
 import threading
 import time
@@ -84,6 +85,27 @@ def test_killed_node_loses_its_batch_to_the_other(make_server):
     with other.db() as db:
         assert db.query("SELECT count(*), count(DISTINCT case_number) FROM ds_judgments") == \
             [(60000, 60000)]
+
+
+def test_a_pass_longer_than_the_lease_keeps_its_batch(make_server):
+    """The writer's transaction is invisible to the other node while a pass runs; the lease
+    is renewed beside it, so a batch that takes many leases to store is not taken over."""
+    extra = "batches: {workers: 1, lease_s: 1}\n"
+    a = make_server(extra_yaml=extra)
+    b = make_server(start=False, extra_yaml=extra)
+    b.pg_dbname, b.data_dir = a.pg_dbname, a.data_dir
+    b.write_config(extra_yaml=extra)
+    b.start()
+    t0 = time.time()
+    bid = upload(a, 150000, 2000000)  # judgments has a key: a row a statement, seconds
+    d = wait_done(b, bid, timeout=120)
+    took = time.time() - t0
+    assert took > 3, f"the pass took {took:.1f} s: too short to outlast the 1 s lease"
+    assert (d["status"], d["row_count_inserted"], d["attempts"]) == ("completed", 150000, 1), d
+    assert [h["status"] for h in d["history"]].count("staging") == 1, d["history"]
+    with a.db() as db:
+        assert db.query("SELECT count(*), count(DISTINCT case_number) FROM ds_judgments") == \
+            [(150000, 150000)]
 
 
 def test_sentinel_runs_on_one_node_and_moves(make_server):

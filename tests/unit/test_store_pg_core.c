@@ -164,7 +164,10 @@ static int64_t column_count(const char *table)
     "    on_duplicate: skip\n"                                                                     \
     "    schema: {type: object, properties: {id: {type: string}, v: {type: string}}}\n"            \
     "  - name: free\n"                                                                             \
-    "    schema: {type: object, properties: {v: {type: string}}}\n"
+    "    schema: {type: object, properties: {v: {type: string}}}\n"                                \
+    "  - name: plain\n"                                                                            \
+    "    schema: {type: object, properties: {s: {type: string}, n: {type: number},"                \
+    " i: {type: integer}, b: {type: boolean}}}\n"
 
 /* The judgments dataset, changed; %s are the lines after "properties:". */
 #define JUDGMENTS_YAML(key_line, required, props)                                                  \
@@ -273,7 +276,7 @@ Test(store_pg, dataset_sync_creates_typed_table, .fini = cleanup)
     }
     expect_text("SELECT key FROM datasets WHERE name = 'judgments'", "case_number");
     expect_text("SELECT key FROM datasets WHERE name = 'free'", NULL);
-    cr_expect_eq(raw_int("SELECT count(*) FROM datasets"), 4);
+    cr_expect_eq(raw_int("SELECT count(*) FROM datasets"), 5);
     cr_expect_eq(pg_row_count(st, "judgments"), 0);
 
     /* the key is unique; every dataset indexes _batch_id */
@@ -283,7 +286,7 @@ Test(store_pg, dataset_sync_creates_typed_table, .fini = cleanup)
     cr_expect_eq(raw_int("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
                          " AND indexname LIKE 'ds\\_%\\_batch' AND indexdef LIKE"
                          " '%(_batch_id) WHERE (_batch_id IS NOT NULL)'"),
-                 4);
+                 5);
     cr_expect_eq(raw_int("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
                          " AND tablename = 'ds_free'"),
                  2, "free has no key index (its primary key and _batch_id only)");
@@ -580,6 +583,144 @@ Test(store_pg, extra_fields_as_json, .fini = cleanup)
     json_decref(got);
     json_decref(want);
     free(txt);
+    free_cfg(cfg);
+}
+
+/* ---- COPY (rows of datasets without a key, DLQ entries, row errors) -------------------- */
+
+Test(store_pg, copy_keeps_every_value_as_given, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "plain");
+    cr_assert_eq(pg_begin(st), 0);
+    /* the four characters COPY's text format gives a meaning, and what looks like its
+     * escapes, must arrive as written */
+    put(ds, &META1,
+        "{\"s\":\"tab\\there\\nnl\\rcr\\\\bs \\\\N \\\\. end\",\"n\":0.1,\"i\":-7,\"b\":true}",
+        "{\"x\":\"a\\tb\"}");
+    put(ds, &META2, "{\"s\":\"\",\"n\":1e300,\"i\":9007199254740993,\"b\":false}", NULL);
+    put(ds, &META1, "{\"s\":\"\\\\N\"}", NULL);
+    put(ds, &META1, "{\"s\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", NULL);
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    static const struct {
+        const char *sql, *want;
+    } checks[] = {
+        {"SELECT s = E'tab\\there\\nnl\\rcr\\\\bs \\\\N \\\\. end' FROM ds_plain WHERE i = -7",
+         "t"},
+        {"SELECT n = 0.1::float8 AND b = 1 FROM ds_plain WHERE i = -7", "t"},
+        {"SELECT _extra FROM ds_plain WHERE i = -7", "{\"x\":\"a\\tb\"}"},
+        /* an empty text is not NULL; absent fields are */
+        {"SELECT s = '' AND s IS NOT NULL FROM ds_plain WHERE b = 0", "t"},
+        {"SELECT n = 1e300::float8 AND i = 9007199254740993 FROM ds_plain WHERE b = 0", "t"},
+        {"SELECT n IS NULL AND i IS NULL AND b IS NULL FROM ds_plain WHERE s = E'\\\\N'", "t"},
+        {"SELECT count(*) FROM ds_plain WHERE s = 'caf\xc3\xa9 \xf0\x9f\x98\x80'", "1"},
+        {"SELECT _ingest_id || '|' || _source || '|' || _received_at FROM ds_plain WHERE b = 0",
+         "ing_2|test-2|2026-01-02T03:04:06.000Z"},
+        {"SELECT count(*) FROM ds_plain", "4"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(checks); i++)
+        expect_text(checks[i].sql, checks[i].want);
+    free_cfg(cfg);
+}
+
+Test(store_pg, copy_rows_are_seen_by_the_transaction_and_undone_by_rollback, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "plain");
+    cr_assert_eq(pg_begin(st), 0);
+    put(ds, &META1, "{\"s\":\"a\"}", NULL);
+    put(ds, &META1, "{\"s\":\"b\"}", NULL);
+    cr_expect_eq(pg_row_count(st, "plain"), 2, "queued rows are sent before a read");
+    put(ds, &META1, "{\"s\":\"c\"}", NULL);
+    cr_assert_eq(pg_rollback(st), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain"), 0);
+    /* a savepoint's rollback drops only the rows queued since it */
+    cr_assert_eq(pg_begin(st), 0);
+    put(ds, &META1, "{\"s\":\"kept\"}", NULL);
+    cr_assert_eq(pg_savepoint(st), 0, "%s", pg_errmsg(st));
+    put(ds, &META1, "{\"s\":\"gone\"}", NULL);
+    put(ds, &META1, "{\"s\":\"gone\"}", NULL);
+    cr_assert_eq(pg_savepoint_rollback(st), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    expect_text("SELECT string_agg(s, ',') FROM ds_plain", "kept");
+    /* outside a transaction a row is stored when the call returns */
+    put(ds, &META1, "{\"s\":\"alone\"}", NULL);
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain WHERE s = 'alone'"), 1);
+    free_cfg(cfg);
+}
+
+Test(store_pg, copy_carries_dlq_bytes_and_row_errors_in_order, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "plain");
+    unsigned char every[256];
+    for (int i = 0; i < 256; i++)
+        every[i] = (unsigned char)i;
+    cr_assert_eq(pg_begin(st), 0);
+    for (int r = 1; r <= 300; r++) {
+        char row[64];
+        snprintf(row, sizeof row, "{\"i\":%d}", r);
+        if (r % 3) {
+            put(ds, &META1, row, NULL);
+            continue;
+        }
+        struct dlq_new e = {.dataset = "plain",
+                            .ingest_id = "ing_b",
+                            .source = NULL,
+                            .row = r,
+                            .payload = every,
+                            .payload_len = sizeof every,
+                            .errors_json = "[]",
+                            .codes = ",TYPE,",
+                            .batch_id = "bat_c",
+                            .received_ms = 5};
+        cr_assert_eq(pg_dlq_add(st, &e, NULL), 0, "%s", pg_errmsg(st));
+        struct batch_error_new be[2] = {{r, "TYPE", "i", "first\tmessage"},
+                                        {r, "REQUIRED", NULL, "second"}};
+        cr_assert_eq(pg_batch_errors_add(st, "bat_c", be, 2, 9), 0, "%s", pg_errmsg(st));
+    }
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain"), 200);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq WHERE batch_id = 'bat_c' AND source IS NULL"),
+                 100);
+    char hex[600] = "";
+    for (int i = 0; i < 256; i++)
+        snprintf(hex + 2 * i, 3, "%02x", i);
+    char sql[800];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM dlq WHERE encode(payload, 'hex') = '%s'", hex);
+    cr_expect_eq(raw_int(sql), 100, "every payload byte survives");
+    /* ids and seqs follow the order the rows came in */
+    cr_expect_eq(raw_int("SELECT count(*) FROM (SELECT row_no, lag(row_no) OVER (ORDER BY id) p"
+                         " FROM dlq) t WHERE row_no < p"),
+                 0);
+    cr_expect_eq(raw_int("SELECT count(*) FROM (SELECT code, row_no, lag(row_no) OVER (ORDER BY"
+                         " seq) p FROM batch_errors) t WHERE row_no < p"),
+                 0);
+    expect_text("SELECT string_agg(code || ':' || coalesce(field, '-') || ':' || message, '|'"
+                " ORDER BY seq) FROM batch_errors WHERE row_no = 3",
+                "TYPE:i:first\tmessage|REQUIRED:-:second");
+    free_cfg(cfg);
+}
+
+Test(store_pg, copy_sends_large_jobs_in_parts, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "plain");
+    char row[400], pad[301];
+    memset(pad, 'p', 300);
+    pad[300] = 0;
+    cr_assert_eq(pg_begin(st), 0);
+    for (int r = 0; r < 30000; r++) { /* about 10 MB of COPY text: several sends */
+        snprintf(row, sizeof row, "{\"i\":%d,\"s\":\"%s\"}", r, pad);
+        put(ds, &META1, row, NULL);
+    }
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain"), 30000);
+    cr_expect_eq(raw_int("SELECT count(DISTINCT i) FROM ds_plain WHERE length(s) = 300"), 30000);
     free_cfg(cfg);
 }
 
@@ -966,10 +1107,10 @@ Test(store_pg, savepoint_rollback_recovers_from_a_failed_statement, .fini = clea
     open_fresh();
     struct sluice_config *cfg = base_synced();
     const struct dataset_config *ds = ds_of(cfg, "judgments");
-    /* a dataset that was never synced: its INSERT fails on the server */
+    /* a keyed dataset that was never synced: its INSERT fails on the server at once */
     struct sluice_config *other =
-        load_cfg("datasets:\n  - name: nosuch\n    schema: {type: object, properties: {v: {type: "
-                 "string}}}\n");
+        load_cfg("datasets:\n  - name: nosuch\n    key: v\n    schema: {type: object, properties: "
+                 "{v: {type: string}}}\n");
     cr_assert_eq(pg_begin(st), 0);
     put(ds, &META1, "{\"case_number\":\"A\"}", NULL);
     cr_assert_eq(pg_savepoint(st), 0);
@@ -984,5 +1125,68 @@ Test(store_pg, savepoint_rollback_recovers_from_a_failed_statement, .fini = clea
     expect_text("SELECT string_agg(case_number, ',' ORDER BY case_number) FROM ds_judgments",
                 "A,B");
     free_cfg(other);
+    free_cfg(cfg);
+}
+
+Test(store_pg, a_queued_row_that_fails_fails_the_commit, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    /* a key-less dataset that was never synced: its rows wait for COPY, so the failure shows
+     * at the COMMIT, and nothing of the group is stored */
+    struct sluice_config *other =
+        load_cfg("datasets:\n  - name: nosuch\n    schema: {type: object, properties: {v: {type: "
+                 "string}}}\n");
+    cr_assert_eq(pg_begin(st), 0);
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds_of(cfg, "plain"), &META1, "{\"s\":\"first job\"}", NULL);
+    cr_assert_eq(pg_savepoint_release(st), 0);
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds_of(other, "nosuch"), &META1, "{\"v\":\"x\"}", NULL);
+    cr_assert_eq(pg_savepoint_release(st), 0);
+    cr_expect_eq(pg_commit(st), -1);
+    cr_expect(strstr(pg_errmsg(st), "\"ds_nosuch\""), "%s", pg_errmsg(st));
+    cr_assert_eq(pg_rollback(st), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain"), 0);
+    free_cfg(other);
+    free_cfg(cfg);
+}
+
+Test(store_pg, savepoints_sent_or_not_undo_only_their_job, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "plain");
+    struct rollup_delta one = {.dataset = "plain", .at_ms = 120000, .received = 1, .accepted = 1};
+    cr_assert_eq(pg_begin(st), 0);
+    /* job 1 is kept */
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds, &META1, "{\"s\":\"j1\"}", NULL);
+    cr_assert_eq(pg_rollup_add(st, &one), 0);
+    cr_assert_eq(pg_savepoint_release(st), 0);
+    /* job 2 only queued rows: its rollback cuts them from the queue */
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds, &META1, "{\"s\":\"j2\"}", NULL);
+    put(ds, &META1, "{\"s\":\"j2\"}", NULL);
+    cr_assert_eq(pg_rollup_add(st, &one), 0);
+    cr_assert_eq(pg_savepoint_rollback(st), 0, "%s", pg_errmsg(st));
+    /* job 3 read in the middle: its savepoint went to the server after job 1's rows */
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds, &META1, "{\"s\":\"j3\"}", NULL);
+    cr_expect_eq(pg_row_count(st, "plain"), 2, "%s", pg_errmsg(st));
+    put(ds, &META1, "{\"s\":\"j3\"}", NULL);
+    cr_assert_eq(pg_rollup_add(st, &one), 0);
+    cr_assert_eq(pg_savepoint_rollback(st), 0, "%s", pg_errmsg(st));
+    /* job 4 read and is kept */
+    cr_assert_eq(pg_savepoint(st), 0);
+    cr_expect_eq(pg_row_count(st, "plain"), 1, "%s", pg_errmsg(st));
+    put(ds, &META1, "{\"s\":\"j4\"}", NULL);
+    cr_assert_eq(pg_rollup_add(st, &one), 0);
+    cr_assert_eq(pg_savepoint_release(st), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    expect_text("SELECT string_agg(s, ',' ORDER BY _id) FROM ds_plain", "j1,j4");
+    /* the kept jobs' rollups, summed into one bucket */
+    expect_text("SELECT received || '/' || accepted FROM rollup_minute WHERE dataset = 'plain'",
+                "2/2");
     free_cfg(cfg);
 }

@@ -143,7 +143,7 @@ def test_push_cut_by_an_immediate_stop_is_all_or_nothing(make_server):
     # Nothing else writes (no workers, no sentinel): the node must notice by itself that the
     # database is back, not through a job that happens to succeed.
     server = make_server(extra_yaml="batches: {workers: 0}\nsentinel: {interval_s: 0}\n")
-    n = 100000
+    n = 200000
     body = "".join(json.dumps({"id": i, "name": f"n{i}"}) + "\n" for i in range(n)).encode()
     headers = {"Idempotency-Key": "push-1"}
     first = {}
@@ -186,7 +186,7 @@ def test_batch_cut_by_an_immediate_stop_completes_after_restart(make_server):
     server = make_server(extra_yaml=(
         "batches: {workers: 2, lease_s: 5}\n"
         "sentinel: {interval_s: 1, rules: {dlq_growth: {warning_count: 1}}}\n"))
-    n = 50000
+    n = 100000
     csv = b"case_number,amount,filed_date\n" + b"".join(
         b"CASE-%07d,1,2024-01-01\n" % i for i in range(n))
     up = server.post("/api/v1/datasets/judgments/batches", data=csv,

@@ -9,7 +9,8 @@
 #
 # The database: the cluster the PG* variables name, or else (the default) a
 # throwaway one that pg_virtualenv makes for the run, with Debian's default
-# settings: fsync on, synchronous_commit on, shared_buffers 128MB, on the same
+# settings (shared_buffers 128MB, synchronous_commit on) and fsync on (which
+# pg_virtualenv turns off unless told), on the same
 # disk as everything else. The report shows the settings measured.
 #
 # Each of the N runs measures, one after the other (drift on the shared

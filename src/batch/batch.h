@@ -31,18 +31,23 @@ void batch_pool_stop(struct batch_pool *p); /* accepts NULL */
 /* The API's JSON for a batch (new reference). history may be NULL. */
 json_t *batch_json(const struct batch *b, json_t *history);
 
-/* Where the file of batch id is kept: <data_dir>/batches/<id>.csv into out. */
-void batch_path(const char *data_dir, const char *id, char *out, size_t cap);
+/* Where an upload of batch id is spooled before the store keeps it (store_file_keep):
+ * <data_dir>/batches/<id>.csv.part into out. */
+void batch_spool_path(const char *data_dir, const char *id, char *out, size_t cap);
+/* Remove the spools of data_dir last written before before_ms: uploads that a crash
+ * interrupted (a live upload writes to its spool all the time). Returns how many. */
+int batch_spool_sweep(const char *data_dir, int64_t before_ms);
 
 /*
  * A DLQ retry of a batch row: parse raw (one CSV record as it was uploaded)
- * with the header of the batch file at path, convert and validate it against
- * ds as it is now. Returns the row (valid; *extra as for schema_validate), or
- * NULL with errs filled.
+ * with the header of batch b's file (read through st, which is used for
+ * nothing else meanwhile), convert and validate it against ds as it is now.
+ * Returns the row (valid; *extra as for schema_validate), or NULL with errs
+ * filled.
  */
 json_t *batch_retry_row(const struct sluice_config *cfg, const struct dataset_config *ds,
-                        const char *path, const char *raw, size_t len, struct row_errors *errs,
-                        json_t **extra);
+                        struct store *st, const struct batch *b, const char *raw, size_t len,
+                        struct row_errors *errs, json_t **extra);
 
 /* Whether status is one a worker is processing in. */
 int batch_status_active(const char *status);

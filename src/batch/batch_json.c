@@ -1,15 +1,46 @@
 /*
- * batch_json.c - the API's view of a batch, and where its file lives.
+ * batch_json.c - the API's view of a batch, and where an upload is spooled.
  */
+#include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "batch/batch.h"
 #include "util/clock.h"
 
-void batch_path(const char *data_dir, const char *id, char *out, size_t cap)
+#define SPOOL_SUFFIX ".csv.part"
+
+void batch_spool_path(const char *data_dir, const char *id, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/batches/%s.csv", data_dir, id);
+    snprintf(out, cap, "%s/batches/%s" SPOOL_SUFFIX, data_dir, id);
+}
+
+int batch_spool_sweep(const char *data_dir, int64_t before_ms)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/batches", data_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    size_t sl = strlen(SPOOL_SUFFIX);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        char path[PATH_MAX];
+        struct stat sb;
+        if (n <= sl || strcmp(e->d_name + n - sl, SPOOL_SUFFIX) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+            (int64_t)sb.st_mtime * 1000 < before_ms && unlink(path) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 int batch_status_active(const char *status)

@@ -50,6 +50,7 @@ struct pass {
     struct colmap map;
     enum pass_mode mode;
     struct store *st;       /* writer jobs: the writer's store */
+    struct store *files;    /* the batch's file is read through this one (borrowed) */
     struct rowqueue *rq;    /* PASS_STREAM: rows to the writer job */
     struct row_value *vals; /* PASS_STREAM: one row's values (schema order) */
     char **unknown;         /* the header's undeclared columns (names borrowed from map) */
@@ -545,10 +546,10 @@ static void produce(void *arg)
 /* Stream the batch's file through the CSV reader in mode. 0, or -1 with p->reason. */
 static int batch_scan(struct pass *p)
 {
-    FILE *f = fopen(p->b->path, "rb");
+    FILE *f = store_file_open(p->files, p->b);
     if (!f) {
-        snprintf(p->reason, sizeof p->reason, "the batch file %s cannot be read: %s", p->b->path,
-                 strerror(errno));
+        snprintf(p->reason, sizeof p->reason, "the batch file cannot be read: %s",
+                 store_errmsg(p->files));
         p->failed_io = 1;
         return -1;
     }
@@ -560,7 +561,9 @@ static int batch_scan(struct pass *p)
     while (rc == 0 && (n = fread(chunk, 1, CHUNK, f)) > 0)
         rc = csv_feed(r, chunk, n);
     if (rc == 0 && ferror(f)) {
-        snprintf(p->reason, sizeof p->reason, "reading %s: %s", p->b->path, strerror(errno));
+        const char *why = store_errmsg(p->files);
+        snprintf(p->reason, sizeof p->reason, "reading the batch file: %s",
+                 why[0] ? why : strerror(errno));
         p->failed_io = 1;
         rc = -1;
     }
@@ -583,7 +586,7 @@ static int batch_scan(struct pass *p)
 }
 
 struct pass *batch_pass_new(const struct sluice_config *cfg, const struct dataset_config *ds,
-                            struct batch *b)
+                            struct batch *b, struct store *files)
 {
     struct pass *p = calloc(1, sizeof *p);
     if (!p)
@@ -591,6 +594,7 @@ struct pass *batch_pass_new(const struct sluice_config *cfg, const struct datase
     p->cfg = cfg;
     p->ds = ds;
     p->b = b;
+    p->files = files;
     size_t nf = schema_nfields(ds->schema);
     if (!(p->vals = calloc(nf ? nf : 1, sizeof *p->vals))) {
         free(p);
@@ -700,11 +704,10 @@ int batch_pass_apply_fail(struct pass *p, struct store *st, const char *fail_rea
     return store_batch_set_status(st, p->b->id, "failed", fail_reason, done);
 }
 
-/* The header of the batch file at path, read into p->map. */
-static int header_only(struct pass *p, const char *path)
+/* The header of batch b's file, read into p->map (the pass only reads b). */
+static int header_only(struct pass *p, const struct batch *b)
 {
-    struct batch b = {.path = (char *)path};
-    p->b = &b;
+    p->b = (struct batch *)b;
     int rc = batch_pass_header(p);
     p->b = NULL;
     return rc;
@@ -727,15 +730,15 @@ static int on_retry_record(void *arg, const struct csv_record *rec)
 }
 
 json_t *batch_retry_row(const struct sluice_config *cfg, const struct dataset_config *ds,
-                        const char *path, const char *raw, size_t len, struct row_errors *errs,
-                        json_t **extra)
+                        struct store *st, const struct batch *b, const char *raw, size_t len,
+                        struct row_errors *errs, json_t **extra)
 {
-    struct pass *p = batch_pass_new(cfg, ds, NULL);
+    struct pass *p = batch_pass_new(cfg, ds, NULL, st);
     struct one_record o = {.p = p, .errs = errs};
     *extra = NULL;
     if (!p)
         return NULL;
-    if (header_only(p, path) < 0) {
+    if (header_only(p, b) < 0) {
         row_errors_add(errs, ERR_MALFORMED_CSV, NULL, "%s", batch_pass_reason(p));
         batch_pass_destroy(p);
         return NULL;

@@ -12,9 +12,12 @@
 struct pass;
 struct writer;
 
-/* A pass over b's file for dataset ds; all borrowed. */
+/* A pass over b's file for dataset ds, read through files (store_file_open); all borrowed.
+ * files is the worker's own connection: the pass reads on the worker's thread, and on the
+ * writer's in batch_pass_apply_fail() while the worker waits for that job, so one thread
+ * at a time uses it. */
 struct pass *batch_pass_new(const struct sluice_config *cfg, const struct dataset_config *ds,
-                            struct batch *b);
+                            struct batch *b, struct store *files);
 void batch_pass_destroy(struct pass *p);
 /* Have tick(arg) called every so many records of the pass; a non-zero return stops the
  * pass (batch_pass_stopped() is then 1). It runs while the writer is busy with the pass's

@@ -24,6 +24,7 @@ struct worker {
     char id[96];      /* host/wN: after a restart the same id takes back what it held */
     int64_t lease_ms; /* batches.lease_s when the batch was claimed */
     char current[64]; /* the batch in its pass, "" when none (under the pool's mu) */
+    struct store *st; /* its own read connection: the batch files are read through it */
 };
 
 struct batch_pool {
@@ -131,7 +132,7 @@ static void process(struct worker *w, struct batch *b)
         set_status(w, b, "failed", reason);
         goto out;
     }
-    p = batch_pass_new(cfg, ds, b);
+    p = batch_pass_new(cfg, ds, b, w->st);
     if (!p)
         goto out;
     batch_pass_set_tick(p, stopping, w->pool);
@@ -179,6 +180,17 @@ out:
     catalog_release(cat);
 }
 
+/* The worker's connection, opened when first needed (and again if that failed). */
+static struct store *open_store(struct worker *w)
+{
+    char err[256], m[600];
+    w->st = store_open(w->pool->svc->store_uri, 1, err, sizeof err);
+    if (!w->st)
+        log_warn("batch", "the worker cannot open the store", "\"worker\":\"%s\",\"error\":\"%s\"",
+                 w->id, log_json_str(m, sizeof m, err, (size_t)-1));
+    return w->st;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -189,6 +201,10 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&pool->mu);
         if (stop)
             break;
+        if (!w->st && !open_store(w)) {
+            sleep(1); /* the store is away: claim nothing that could not be read */
+            continue;
+        }
         struct catalog *cat = service_catalog(pool->svc);
         int64_t lease = (int64_t)cat->cfg.batches.lease_s * 1000;
         catalog_release(cat);
@@ -212,6 +228,8 @@ static void *worker_main(void *arg)
         pool->kicked = 0;
         pthread_mutex_unlock(&pool->mu);
     }
+    store_close(w->st);
+    w->st = NULL;
     return NULL;
 }
 

@@ -25,6 +25,7 @@ int cmd_upload(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_rollups(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 int cmd_sentinel(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);

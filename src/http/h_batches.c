@@ -23,6 +23,7 @@
 #include "ingest/writer.h"
 #include "service/service.h"
 #include "store/store.h"
+#include "store/store_pool.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -43,8 +44,9 @@ struct upload {
     int status;     /* the answer: 202, or a replay's / 409's status */
     char *response; /* its body */
     int replayed;
-    char tmp[PATH_MAX], final[PATH_MAX], dir[PATH_MAX];
-    struct batch b; /* the record to add */
+    char tmp[PATH_MAX]; /* the spool, until the store keeps it */
+    char *data_dir;     /* as it was when the upload began */
+    struct batch b;     /* the record to add */
     /* completion */
     struct wjob job;
     uv_work_t work;
@@ -68,6 +70,7 @@ static void upload_destroy(struct upload *u)
         unlink(u->tmp);
     EVP_MD_CTX_free(u->md);
     batch_release(&u->b);
+    free(u->data_dir);
     free(u);
 }
 
@@ -153,10 +156,11 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
     char id[40];
     ingest_new_id("bat", id, sizeof id);
     u->b.id = strdup(id);
-    snprintf(u->dir, sizeof u->dir, "%s/batches", cat->cfg.data_dir);
-    mkdir(u->dir, 0755);
-    batch_path(cat->cfg.data_dir, id, u->final, sizeof u->final);
-    snprintf(u->tmp, sizeof u->tmp, "%s.part", u->final);
+    u->data_dir = strdup(cat->cfg.data_dir);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/batches", cat->cfg.data_dir);
+    mkdir(dir, 0755);
+    batch_spool_path(cat->cfg.data_dir, id, u->tmp, sizeof u->tmp);
     u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     u->md = EVP_MD_CTX_new();
     if (u->fd < 0 || !u->md || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
@@ -328,7 +332,56 @@ static int add_apply(struct wjob *job, struct store *st)
     return 0;
 }
 
-/* On the thread pool: make the file durable, then record the batch. */
+/*
+ * Batch files are kept and dropped on the libuv thread pool, through a connection lent by
+ * the service (svc->files, store_pool.h): these threads own none, the writer's is busy
+ * with its group transaction, and a loop's is read-only and its loop's alone. Keeping a
+ * large file into PostgreSQL takes a while; it must hold neither the writer nor a loop.
+ */
+struct kept_file {
+    const char *id, *path; /* borrowed; path as recorded, may be NULL */
+};
+
+/* Remove kept files whose batch record is gone or never came. One that cannot be removed
+ * now is left to the sweep (service_purge): no record names it. */
+static void drop_files(struct service *svc, const struct kept_file *f, size_t n)
+{
+    char err[256], m[600];
+    struct store *st = n ? store_pool_take(svc->files, err, sizeof err) : NULL;
+    if (n && !st)
+        log_warn("batch", "batch files left for the sweep", "\"files\":%zu,\"error\":\"%s\"", n,
+                 log_json_str(m, sizeof m, err, (size_t)-1));
+    int ok = 1;
+    for (size_t i = 0; st && i < n; i++) {
+        if (store_file_drop(st, f[i].id, f[i].path) == 0)
+            continue;
+        ok = 0;
+        log_warn("batch", "batch file left for the sweep", "\"batch_id\":\"%s\",\"error\":\"%s\"",
+                 f[i].id, log_json_str(m, sizeof m, store_errmsg(st), (size_t)-1));
+    }
+    store_pool_give(svc->files, st, ok);
+}
+
+/* Have the store keep the fsynced spool as the batch's file; the record's path from it. */
+static int keep_file(struct upload *u)
+{
+    char err[256];
+    struct store *st = store_pool_take(u->svc->files, err, sizeof err);
+    if (!st) {
+        snprintf(u->err, sizeof u->err, "storing the upload: %s", err);
+        return -1;
+    }
+    int rc = store_file_keep(st, u->b.id, u->tmp, u->data_dir, &u->b.path);
+    if (rc == 0)
+        u->tmp[0] = 0; /* the store has it now */
+    else
+        snprintf(u->err, sizeof u->err, "storing the upload: %s", store_errmsg(st));
+    store_pool_give(u->svc->files, st, rc == 0);
+    return rc;
+}
+
+/* On the thread pool: make the file durable, have the store keep it, then record the batch
+ * (a crash in between leaves a file no record names: the sweep removes it). */
 static void upload_work(uv_work_t *w)
 {
     struct upload *u = w->data;
@@ -339,29 +392,23 @@ static void upload_work(uv_work_t *w)
         return;
     }
     u->fd = -1;
-    if (rename(u->tmp, u->final) < 0) {
-        snprintf(u->err, sizeof u->err, "storing the upload: %s", strerror(errno));
+    if (keep_file(u) < 0) {
         u->rc = -1;
         return;
-    }
-    u->tmp[0] = 0;
-    int dfd = open(u->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* the rename itself is durable too */
-        fsync(dfd);
-        close(dfd);
     }
     u->job.apply = add_apply;
     u->job.nrows = 1;
     u->b.created_ms = clock_wall_ms();
+    struct kept_file f = {u->b.id, u->b.path};
     int rc = writer_run(u->svc->writer, &u->job);
-    if (rc == WRITER_UNKNOWN) { /* the batch may be recorded: its file stays */
+    if (rc == WRITER_UNKNOWN) { /* the batch may be recorded: its file stays (else the sweep) */
         u->rc = rc;
     } else if (rc < 0) {
         snprintf(u->err, sizeof u->err, "recording the batch failed");
-        unlink(u->final);
+        drop_files(u->svc, &f, 1);
         u->rc = -1;
     } else if (u->replayed || u->status != 202) {
-        unlink(u->final); /* a repeat: the first upload's file is the batch's */
+        drop_files(u->svc, &f, 1); /* a repeat: the first upload's file is the batch's */
     }
 }
 
@@ -432,11 +479,10 @@ void h_batches_upload(struct http_conn *c, struct http_request *r)
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
     u->b.sha256 = strdup(hex);
-    u->b.path = strdup(u->final);
     u->conn = c;
     u->svc = http_conn_service(c);
     u->work.data = u;
-    /* fsync can take a while for a large file: not on the loop thread. */
+    /* fsync and keeping the file can take a while for a large file: not on the loop. */
     if (uv_queue_work(http_conn_uv_loop(c), &u->work, upload_work, upload_done) < 0) {
         http_reply_error(c, ERR_INTERNAL, "cannot schedule the upload's sync");
         upload_destroy(u);
@@ -642,23 +688,34 @@ struct bop_req {
     enum sluice_err err;
     char errmsg[300];
     json_t *result;
-    char path[PATH_MAX];
     int result_rc;
-    /* BOP_DELETE_BULK: the filter (strings owned) and the files to remove after the commit */
+    /* BOP_DELETE_BULK: the filter (strings owned) */
     char *f_contains, *f_status, *f_dataset;
     int64_t f_created_after;
-    char **paths;
-    size_t npaths;
+    /* deletes: the files to remove after the commit (strings owned), on the thread pool */
+    struct kept_file *drops;
+    size_t ndrops;
+    uv_work_t work;
 };
+
+/* Forget the files noted for removal (an apply that runs again notes them again). */
+static void drops_release(struct bop_req *q)
+{
+    for (size_t i = 0; i < q->ndrops; i++) {
+        free((char *)q->drops[i].id);
+        free((char *)q->drops[i].path);
+    }
+    free(q->drops);
+    q->drops = NULL;
+    q->ndrops = 0;
+}
 
 static void bop_destroy(struct bop_req *q)
 {
     free(q->f_contains);
     free(q->f_status);
     free(q->f_dataset);
-    for (size_t i = 0; i < q->npaths; i++)
-        free(q->paths[i]);
-    free(q->paths);
+    drops_release(q);
     free(q->id);
     free(q->reason);
     json_decref(q->result);
@@ -672,6 +729,16 @@ static int refuse(struct bop_req *q, int status, enum sluice_err e, const char *
     q->err = e;
     snprintf(q->errmsg, sizeof q->errmsg, fmt, a, b);
     return 0;
+}
+
+/* Note b's file for removal once the deletion is committed. */
+static void drop_after(struct bop_req *q, const struct batch *b)
+{
+    struct kept_file *f = &q->drops[q->ndrops];
+    f->id = strdup(b->id);
+    f->path = b->path ? strdup(b->path) : NULL;
+    if (f->id)
+        q->ndrops++;
 }
 
 /* Delete every batch matching the filter (a dry run only says which). */
@@ -689,7 +756,7 @@ static int bulk_delete(struct bop_req *q, struct store *st)
     int64_t now = clock_wall_ms(), rows = 0, bytes = 0;
     json_t *deleted = json_array(), *skipped = json_array();
     int rc = 0;
-    q->paths = calloc(n ? n : 1, sizeof *q->paths);
+    q->drops = calloc(n ? n : 1, sizeof *q->drops);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (batch_status_active(v[i].status) && v[i].lease_until_ms > now) {
             json_array_append_new(skipped, json_string(v[i].id));
@@ -707,8 +774,8 @@ static int bulk_delete(struct bop_req *q, struct store *st)
             continue;
         if (store_batch_delete(st, v[i].id) < 0)
             rc = -1;
-        else if (q->paths)
-            q->paths[q->npaths++] = strdup(v[i].path);
+        else if (q->drops)
+            drop_after(q, &v[i]);
     }
     q->result = json_pack("{s:b,s:I,s:o,s:o,s:I,s:I}", "dry_run", q->dry_run, "matched",
                           (json_int_t)n, "deleted", deleted, "skipped_in_progress", skipped, "rows",
@@ -725,6 +792,7 @@ static int bop_apply(struct wjob *job, struct store *st)
     struct bop_req *q = (struct bop_req *)job;
     struct batch b;
     int64_t now = clock_wall_ms();
+    drops_release(q);
     if (q->op == BOP_DELETE_BULK)
         return bulk_delete(q, st);
     int rc = store_batch_get(st, q->id, &b);
@@ -777,11 +845,14 @@ static int bop_apply(struct wjob *job, struct store *st)
             rc = -1;
             break;
         }
+        /* "file": where it is kept when that is a path (SQLite); null when the file is in
+         * the database (PostgreSQL) */
         q->result =
-            json_pack("{s:s,s:b,s:I,s:I,s:s,s:I}", "batch_id", b.id, "dry_run", q->dry_run, "rows",
+            json_pack("{s:s,s:b,s:I,s:I,s:s?,s:I}", "batch_id", b.id, "dry_run", q->dry_run, "rows",
                       (json_int_t)nrows, "row_errors_rows", (json_int_t)(b.invalid + b.duplicate),
                       "file", b.path, "file_bytes", (json_int_t)b.bytes);
-        snprintf(q->path, sizeof q->path, "%s", b.path);
+        if (!q->dry_run && (q->drops = calloc(1, sizeof *q->drops)))
+            drop_after(q, &b);
         q->status = 200;
         break;
     }
@@ -801,23 +872,42 @@ static void bop_deliver(struct wjob *job, int result)
     http_post(q->loop, &q->msg);
 }
 
-static void bop_answer(struct loop_msg *m)
+static void bop_reply(struct bop_req *q)
 {
-    struct bop_req *q = (struct bop_req *)((char *)m - offsetof(struct bop_req, msg));
     if (q->result_rc < 0) {
         h_reply_not_committed(q->conn, q->result_rc);
     } else if (q->status != 200) {
         http_reply_error(q->conn, q->err, "%s", q->errmsg);
     } else {
-        if (q->op == BOP_DELETE && !q->dry_run && q->path[0])
-            unlink(q->path); /* after the commit: the records are gone, now the file */
-        for (size_t i = 0; i < q->npaths; i++)
-            unlink(q->paths[i]);
         if (q->op == BOP_RESET || q->op == BOP_REPROCESS)
             batch_pool_kick(q->svc->batches);
         http_reply_json(q->conn, 200, json_incref(q->result), NULL);
     }
     bop_destroy(q);
+}
+
+static void drop_work(uv_work_t *w)
+{
+    struct bop_req *q = w->data;
+    drop_files(q->svc, q->drops, q->ndrops);
+}
+
+static void drop_done(uv_work_t *w, int status)
+{
+    (void)status; /* not run: the files are left to the sweep */
+    bop_reply(w->data);
+}
+
+/* On the loop, after the commit: the records are gone, now their files (the answer waits,
+ * so that a deleted batch is gone whole when it comes). */
+static void bop_answer(struct loop_msg *m)
+{
+    struct bop_req *q = (struct bop_req *)((char *)m - offsetof(struct bop_req, msg));
+    q->work.data = q;
+    if (q->result_rc == 0 && q->status == 200 && q->ndrops > 0 &&
+        uv_queue_work(http_conn_uv_loop(q->conn), &q->work, drop_work, drop_done) == 0)
+        return;
+    bop_reply(q);
 }
 
 static struct bop_req *bop_new(struct http_conn *c, struct http_request *r, enum bop op,

@@ -19,6 +19,7 @@
 #include "ops/metrics.h"
 #include "ops/sentinel.h"
 #include "store/store.h"
+#include "store/store_pool.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -140,6 +141,13 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         return -1;
     }
     store_close(st);
+    /* As many as the libuv thread pool has threads (4 unless UV_THREADPOOL_SIZE says
+     * otherwise), the threads that keep and drop batch files: one rarely waits. */
+    s->files = store_pool_create(s->store_uri, 4);
+    if (!s->files) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
 
     s->writer = writer_start(s->store_uri, cfg->writer.queue_max_jobs, cfg->writer.max_group_rows,
                              err, errlen);
@@ -226,13 +234,45 @@ static int purge_apply(struct wjob *job, struct store *st)
     return store_idem_purge(st, ((struct purge_job *)job)->before_ms);
 }
 
+/* A batch file kept this long ago that no record names is an orphan: keeping the file and
+ * recording the batch are normally milliseconds apart, and only a crash between them leaves
+ * one. An upload's spool this old is one a crash interrupted (a live upload writes to it).
+ * The sweep runs this often, so an orphan lives at most twice as long. */
+#define FILE_GRACE_MS (60 * 60 * 1000LL)
+#define FILE_SWEEP_EVERY_MS (60 * 60 * 1000LL)
+
+/* Through a lent connection, on this (the main) thread: the writer stays free. */
+static void sweep_files(struct service *s, const char *data_dir, int64_t now)
+{
+    char err[256], m[600];
+    s->files_swept_ms = now;
+    int spools = batch_spool_sweep(data_dir, now - FILE_GRACE_MS), files = -1;
+    struct store *st = store_pool_take(s->files, err, sizeof err);
+    if (st) {
+        files = store_file_sweep(st, now - FILE_GRACE_MS, data_dir);
+        if (files < 0)
+            snprintf(err, sizeof err, "%s", store_errmsg(st));
+        store_pool_give(s->files, st, files >= 0);
+    }
+    if (files < 0)
+        log_warn("service", "batch file sweep failed", "\"error\":\"%s\"",
+                 log_json_str(m, sizeof m, err, (size_t)-1));
+    if (files > 0 || spools > 0)
+        log_info("service", "orphaned batch files removed", "\"files\":%d,\"spools\":%d",
+                 files > 0 ? files : 0, spools);
+}
+
 int service_purge(struct service *s)
 {
     struct catalog *cat = service_catalog(s);
+    int64_t now = clock_wall_ms();
     struct purge_job j = {.job = {.nrows = 1, .apply = purge_apply},
-                          .before_ms = clock_wall_ms() - (int64_t)cat->cfg.idempotency_ttl_ms};
+                          .before_ms = now - (int64_t)cat->cfg.idempotency_ttl_ms};
+    int rc = writer_run(s->writer, &j.job);
+    if (now - s->files_swept_ms >= FILE_SWEEP_EVERY_MS)
+        sweep_files(s, cat->cfg.data_dir, now);
     catalog_release(cat);
-    return writer_run(s->writer, &j.job);
+    return rc;
 }
 
 void service_stop(struct service *s, uint64_t timeout_ms)
@@ -254,6 +294,8 @@ void service_stop(struct service *s, uint64_t timeout_ms)
     alerts_notifier_stop(); /* deliveries still waiting for a retry are given up */
     http_server_stop(s->http);
     s->http = NULL;
+    store_pool_destroy(s->files); /* after the loops: their thread-pool work is done */
+    s->files = NULL;
     catalog_release(s->cat);
     s->cat = NULL;
     metrics_shutdown();

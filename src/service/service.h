@@ -16,6 +16,7 @@
 #include "config/config.h"
 
 struct writer;
+struct store_pool;
 struct http_server;
 struct batch_pool;
 struct sentinel;
@@ -29,6 +30,7 @@ struct service {
     pthread_mutex_t mu;
     struct catalog *cat; /* under mu */
     struct writer *writer;
+    struct store_pool *files; /* connections lent to threads that own none (store_pool.h) */
     struct http_server *http;
     struct batch_pool *batches; /* NULL when batches.workers is 0 */
     struct sentinel *sentinel;  /* NULL when sentinel.interval_s is 0 */
@@ -37,6 +39,7 @@ struct service {
     char *config_path;                         /* owned; NULL when started without a file */
     char *listen_override, *data_dir_override; /* owned; from the command line */
     char *store_uri;                           /* owned; fixed at start */
+    int64_t files_swept_ms;                    /* the last sweep of orphaned batch files */
 };
 
 /* A new reference to the catalog in force. Release with catalog_release(). */
@@ -63,7 +66,9 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
  */
 int service_reload(struct service *s, char *why, size_t whylen);
 
-/* Forget idempotency keys older than idempotency.ttl. Returns 0 or -1. */
+/* Forget idempotency keys older than idempotency.ttl; and, once an hour, remove batch
+ * files no batch record names and upload spools, older than an hour (a crash left them).
+ * Returns 0 or -1 (the key purge failed). */
 int service_purge(struct service *s);
 
 /* Stop accepting, finish what is in flight (at most timeout_ms), stop everything. */

@@ -27,6 +27,8 @@ struct pg_store {
     struct pg_copy *copy; /* rows queued for COPY (store_pg_copy.c); NULL until the first */
     int sp;               /* the job's savepoint: PG_SP_NONE, _NOTED (not sent yet) or _SENT */
     struct roll_acc roll_job, roll_group; /* rollups of this job / group, written at COMMIT */
+    /* the table table_load is filling (migrate) */
+    char load_table[80];
     char err[512];
 };
 
@@ -127,6 +129,11 @@ int pg_batch_errors_list(struct store *st, const char *batch_id, int64_t after_r
 int pg_batch_clear(struct store *st, const char *dataset, const char *batch_id, int count_only,
                    int64_t *rows);
 int pg_batch_delete(struct store *st, const char *id);
+int pg_file_keep(struct store *st, const char *batch_id, const char *spool, const char *data_dir,
+                 char **path);
+FILE *pg_file_open(struct store *st, const struct batch *b);
+int pg_file_drop(struct store *st, const char *batch_id, const char *path);
+int pg_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir);
 int pg_key_pepper(struct store *st, unsigned char out[32]);
 int pg_key_add(struct store *st, const struct api_key *k);
 int pg_key_get(struct store *st, const char *id, struct api_key *out);
@@ -160,6 +167,14 @@ void pg_roll_drop_all(struct pg_store *s);
 int pg_roll_flush(struct pg_store *s);
 /* Take a finished batch's counts out of the rollups (batch_clear and a fresh set_status). */
 int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id);
+
+/* Whole tables (store_pg_dump.c); see store.h. */
+int pg_snapshot(struct store *st);
+int pg_table_count(struct store *st, const struct table_def *t, int64_t *n);
+int pg_table_dump(struct store *st, const struct table_def *t,
+                  int (*fn)(void *arg, const struct cell *row), void *arg);
+int pg_table_load(struct store *st, const struct table_def *t, const struct cell *row);
+int pg_dataset_drop(struct store *st, const char *name);
 
 /* The schema migrations (store_pg_schema.c): statements of version i+1. */
 extern const char *const pg_migrations[];

@@ -38,6 +38,9 @@ struct sqlite_store {
         int used;
     } range;
     sqlite3_stmt *tx[6]; /* transaction control, see tx() */
+    /* table_load's INSERT for the table load_table (migrate) */
+    sqlite3_stmt *load_q;
+    char load_table[80];
     char err[512];
     struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
 };
@@ -112,5 +115,18 @@ int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id);
 /* Whether ds_<dataset> has the _batch_id index (upsert datasets). */
 int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset);
 int sqlite_batch_delete(struct store *st, const char *id);
+/* Whole tables (store_sqlite_dump.c); see store.h. */
+int sqlite_snapshot(struct store *st);
+int sqlite_table_count(struct store *st, const struct table_def *t, int64_t *n);
+int sqlite_table_dump(struct store *st, const struct table_def *t,
+                      int (*fn)(void *arg, const struct cell *row), void *arg);
+int sqlite_table_load(struct store *st, const struct table_def *t, const struct cell *row);
+int sqlite_dataset_drop(struct store *st, const char *name);
+/* Batch files (store_sqlite_files.c); see store.h. */
+int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
+                     const char *data_dir, char **path);
+FILE *sqlite_file_open(struct store *st, const struct batch *b);
+int sqlite_file_drop(struct store *st, const char *batch_id, const char *path);
+int sqlite_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir);
 
 #endif

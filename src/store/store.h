@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "store/tables.h"
 
 struct store;
 
@@ -252,15 +253,25 @@ struct store_ops {
      * file_keep: make spool (a complete file the caller has fsynced) batch_id's file,
      * durably, BEFORE the batch record is added. Runs in its own transaction (never inside
      * begin/commit); spool is gone afterwards. *path gets what to record as the batch's
-     * path (malloc'd, or NULL). data_dir is sluice's data directory. */
+     * path (malloc'd, or NULL). data_dir is sluice's data directory; spool must be in
+     * data_dir/batches (SQLite renames it). On failure nothing is kept and spool is
+     * left to the caller. */
     int (*file_keep)(struct store *st, const char *batch_id, const char *spool,
                      const char *data_dir, char **path);
     /* Batch b's file, open for reading from its first byte (the caller fcloses it, and
-     * must not use st for anything else while a read is under way). NULL: errmsg says. */
+     * must not use st for anything else while a read is under way). Memory is bounded
+     * (PostgreSQL holds one chunk at a time). NULL: errmsg says. After a successful open
+     * errmsg is empty until a read fails: a read error sets errno, and errmsg when the
+     * store knows more (PostgreSQL: EIO, and the server's message). */
     FILE *(*file_open)(struct store *st, const struct batch *b);
-    /* Remove a batch's file (its record is deleted, or was never added). path as recorded
-     * (may be NULL). A file already gone is not an error. */
+    /* Remove a batch's file (its record is deleted, or was never added), in a transaction
+     * of its own (never inside begin/commit). path as recorded (may be NULL). A file
+     * already gone is not an error. */
     int (*file_drop)(struct store *st, const char *batch_id, const char *path);
+    /* Remove the files kept before older_than_ms that no batch record names: a crash
+     * between file_keep and batch_add leaves such a file. Its own transaction, like
+     * file_keep. Returns how many files it removed, or -1. */
+    int (*file_sweep)(struct store *st, int64_t older_than_ms, const char *data_dir);
 
     /* The pepper API keys are hashed with (32 bytes, made once with the store). */
     int (*key_pepper)(struct store *st, unsigned char out[32]);
@@ -312,6 +323,26 @@ struct store_ops {
     /* Wait up to timeout_ms for news of a batch to process from any node: 1 = some came,
      * 0 = none, -1 = this backend cannot tell (workers then poll). Uses its own connection. */
     int (*wait_work)(struct store *st, int timeout_ms);
+
+    /* Whole tables, as tables.h describes them (for `sluice migrate`; tables.h says why).
+     * snapshot: a read-only transaction, so that every count and dump until
+     * store_rollback sees the store at one moment. */
+    int (*snapshot)(struct store *st);
+    int (*table_count)(struct store *st, const struct table_def *t, int64_t *n);
+    /* Every row of t in key order (text keys in byte order), as t->ncols cells in t's
+     * column order and types, to fn (cells borrowed for the call). A stored value of
+     * another type is an error naming table and column. fn returning non-zero stops the
+     * dump, which then returns that value. */
+    int (*table_dump)(struct store *st, const struct table_def *t,
+                      int (*fn)(void *arg, const struct cell *row), void *arg);
+    /* Add rows to t inside the caller's transaction, one table at a time: the first call
+     * for a table empties it; row NULL ends the table (also after a failure elsewhere,
+     * before the rollback). Ids keep their values and the table's sequence is moved past
+     * them. Dataset tables come after `datasets` (dataset_sync made them) and before
+     * `batches`, whose end also records where each batch's rows are. */
+    int (*table_load)(struct store *st, const struct table_def *t, const struct cell *row);
+    /* Drop dataset name's table and its record (inside the caller's transaction). */
+    int (*dataset_drop)(struct store *st, const char *name);
 };
 
 /* The base every backend's handle starts with. */
@@ -404,6 +435,12 @@ void store_close(struct store *st); /* accepts NULL */
     ((st)->ops->file_keep((st), (id), (spool), (dir), (path)))
 #define store_file_open(st, b) ((st)->ops->file_open((st), (b)))
 #define store_file_drop(st, id, path) ((st)->ops->file_drop((st), (id), (path)))
+#define store_snapshot(st) ((st)->ops->snapshot(st))
+#define store_table_count(st, t, n) ((st)->ops->table_count((st), (t), (n)))
+#define store_table_dump(st, t, fn, arg) ((st)->ops->table_dump((st), (t), (fn), (arg)))
+#define store_table_load(st, t, row) ((st)->ops->table_load((st), (t), (row)))
+#define store_dataset_drop(st, name) ((st)->ops->dataset_drop((st), (name)))
+#define store_file_sweep(st, before, dir) ((st)->ops->file_sweep((st), (before), (dir)))
 
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;

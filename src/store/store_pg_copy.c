@@ -329,7 +329,7 @@ int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int nco
     int bad = p->rows == 0 && keep_first(p, v, len) < 0;
     for (int i = 0; i < ncols && !bad; i++)
         bad = (i && buf_append(&p->data, "\t", 1) < 0) ||
-              put_field(&p->data, v[i], len[i], (bytea >> i) & 1) < 0;
+              put_field(&p->data, v[i], len[i], i < 32 && ((bytea >> i) & 1)) < 0;
     if (bad || buf_append(&p->data, "\n", 1) < 0) {
         pg_copy_discard(s);
         snprintf(s->err, sizeof s->err, "COPY %s: out of memory", table);

@@ -78,5 +78,12 @@ const char *const pg_migrations[] = {
     "CREATE TABLE alert_events (seq BIGSERIAL PRIMARY KEY, alert_id BIGINT NOT NULL,"
     " at_ms BIGINT NOT NULL, event TEXT NOT NULL, detail TEXT);"
     "CREATE INDEX alert_events_alert ON alert_events(alert_id, seq);",
+    /* 2: batch files in the database (store_pg_files.c), so that nodes share nothing but
+     * it: chunks of about 1 MiB, stored uncompressed (CSV compresses well, but the CPU it
+     * costs on every upload and every read buys little), and no `path` any more. */
+    "CREATE TABLE batch_files (batch_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " data BYTEA NOT NULL, created_ms BIGINT NOT NULL, PRIMARY KEY (batch_id, seq));"
+    "ALTER TABLE batch_files ALTER COLUMN data SET STORAGE EXTERNAL;"
+    "ALTER TABLE batches ALTER COLUMN path DROP NOT NULL;",
 };
 const int pg_nmigrations = sizeof pg_migrations / sizeof pg_migrations[0];

@@ -140,6 +140,7 @@ static void sq_close(struct store *st)
     sqlite_ckpt_stop(s->ckpt);
     sqlite3_finalize(s->dlq_add_q);
     sqlite3_finalize(s->errors_add_q);
+    sqlite3_finalize(s->load_q);
     for (size_t i = 0; i < sizeof s->roll_q / sizeof s->roll_q[0]; i++)
         sqlite3_finalize(s->roll_q[i]);
     sqlite_roll_drop_all(s);
@@ -986,4 +987,13 @@ const struct store_ops store_sqlite_ops = {
     .singleton = sq_singleton,
     .wait_work = sq_wait_work,
     .batch_delete = sqlite_batch_delete,
+    .snapshot = sqlite_snapshot,
+    .table_count = sqlite_table_count,
+    .table_dump = sqlite_table_dump,
+    .table_load = sqlite_table_load,
+    .dataset_drop = sqlite_dataset_drop,
+    .file_keep = sqlite_file_keep,
+    .file_open = sqlite_file_open,
+    .file_drop = sqlite_file_drop,
+    .file_sweep = sqlite_file_sweep,
 };

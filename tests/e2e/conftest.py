@@ -106,6 +106,17 @@ JUDGMENTS = """
 """
 
 
+def wait_for(pred, timeout=30, what="condition"):
+    """pred()'s first true value, polled every 50 ms; fails the test after timeout s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -311,10 +322,10 @@ def sqlite_db(path, readonly=True):
 class Server:
     """One sluice process. `extra_yaml` is appended to the generated config;
     `datasets_yaml` replaces the default datasets block. With SLUICE_TEST_STORE=postgres
-    it owns a fresh database (pg_dbname), dropped by destroy_store() - which the fixtures
-    call when the test ends."""
+    (or store="postgres") it owns a fresh database (pg_dbname), dropped by destroy_store() -
+    which the fixtures call when the test ends."""
 
-    def __init__(self, tmpdir, extra_yaml="", datasets_yaml=JUDGMENTS, env=None):
+    def __init__(self, tmpdir, extra_yaml="", datasets_yaml=JUDGMENTS, env=None, store=None):
         self.dir = tmpdir
         self.data_dir = os.path.join(tmpdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -324,9 +335,9 @@ class Server:
         self.log_path = os.path.join(tmpdir, "sluice.log")
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
-        self.store = STORE
+        self.store = store or STORE  # a test may pick one, e.g. an SQLite source to migrate
         self.pg_dbname = None
-        if STORE == "postgres":
+        if self.store == "postgres":
             self.pg_dbname = pg_create_database()
             _PG_SERVERS.append(self)
         self.write_config(extra_yaml, datasets_yaml)
@@ -360,6 +371,37 @@ class Server:
         if self.store == "postgres":
             return DB("postgres", self.pg_dbname, readonly)
         return DB("sqlite", self.db_path, readonly)
+
+    def batch_file(self, bid, size_only=False):
+        """The file the store keeps for batch bid (bytes; its size with size_only), or
+        None when it keeps none. SQLite: <data_dir>/batches/<id>.csv; PostgreSQL: the
+        chunks of table batch_files, in order."""
+        if self.store == "sqlite":
+            path = os.path.join(self.data_dir, "batches", bid + ".csv")
+            if not os.path.exists(path):
+                return None
+            if size_only:
+                return os.path.getsize(path)
+            with open(path, "rb") as f:
+                return f.read()
+        with self.db() as db:
+            if size_only:
+                n, size = db.query("SELECT count(*), sum(length(data)) FROM batch_files"
+                                   " WHERE batch_id = ?", (bid,))[0]
+                return size if n else None
+            chunks = db.query("SELECT data FROM batch_files WHERE batch_id = ? ORDER BY seq",
+                              (bid,))
+            return b"".join(c[0] for c in chunks) if chunks else None
+
+    def batch_file_ids(self):
+        """The ids of the batches whose file the store keeps, sorted."""
+        if self.store == "sqlite":
+            d = os.path.join(self.data_dir, "batches")
+            names = os.listdir(d) if os.path.isdir(d) else []
+            return sorted(n[:-4] for n in names if n.endswith(".csv"))
+        with self.db() as db:
+            return [r[0] for r in db.query(
+                "SELECT DISTINCT batch_id FROM batch_files ORDER BY batch_id")]
 
     def remove_store(self):
         """Make the store disappear (SQLite: the file and its -wal / -shm; PostgreSQL:

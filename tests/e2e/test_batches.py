@@ -492,7 +492,6 @@ LIFE_BAD = {7: with_(case_number="C7"), 40: with_(status="nope"),
 def test_reprocess_reset_fail_delete(server):
     data, expected, raws = j_file(100, LIFE_BAD)
     bid = upload_ok(server, "judgments", data)
-    path = os.path.join(server.data_dir, "batches", bid + ".csv")
     b = wait_status(server, bid)
     assert b["status"] == "completed", b
     want_errors = [(7, "PATTERN_MISMATCH", "case_number"), (40, "NOT_IN_ENUM", "status"),
@@ -511,7 +510,7 @@ def test_reprocess_reset_fail_delete(server):
             assert d["payload"].encode().rstrip(b"\r\n") == raws[d["row"]]
 
     check_once(b)
-    assert os.path.exists(path)
+    assert server.batch_file(bid) == data
 
     for _ in range(2):
         r = server.post(f"/api/v1/batches/{bid}/reprocess")
@@ -539,9 +538,12 @@ def test_reprocess_reset_fail_delete(server):
     assert ans.get("batch_id") == bid, ans
     assert ans.get("dry_run") is True, ans
     assert 97 in [v for v in ans.values() if isinstance(v, int) and not isinstance(v, bool)], ans
-    assert path in json.dumps(ans) or bid + ".csv" in json.dumps(ans), ans
+    # the file: its path where it is one (SQLite), null when it is in the database
+    want_file = os.path.join(server.data_dir, "batches", bid + ".csv") if STORE == "sqlite" \
+        else None
+    assert ans["file"] == want_file and ans["file_bytes"] == len(data), ans
     check_once(get_batch(server, bid))
-    assert os.path.exists(path)
+    assert server.batch_file(bid) == data
 
     # delete for real
     r = server.delete(f"/api/v1/batches/{bid}")
@@ -552,7 +554,7 @@ def test_reprocess_reset_fail_delete(server):
     assert sql(server, "SELECT COUNT(*) FROM ds_judgments") == [(0,)]
     assert dlq_all(server, "judgments") == []
     assert sql(server, "SELECT COUNT(*) FROM batch_errors WHERE batch_id = ?", (bid,)) == [(0,)]
-    assert not os.path.exists(path)
+    assert server.batch_file(bid) is None
     assert bid not in [x["batch_id"] for x in server.get("/api/v1/batches").json()["items"]]
     assert_error(server.delete(f"/api/v1/batches/{bid}"), 404, "NOT_FOUND")
 
@@ -698,13 +700,13 @@ def test_upload_answer(make_server):
         (len(data), body["sha256"], "uploaded", "judgments")
     assert b["filename"] == "a b.csv"
     assert b["attempts"] == 0
-    with open(os.path.join(server.data_dir, "batches", bid + ".csv"), "rb") as f:
-        assert f.read() == data
+    assert server.batch_file(bid) == data
     # an empty file is an upload too
     r = upload(server, "judgments", b"")
     assert r.status_code == 202, r.text
     assert r.json()["bytes"] == 0
     assert r.json()["sha256"] == hashlib.sha256(b"").hexdigest()
+    assert server.batch_file(r.json()["batch_id"]) == b""
 
 
 # ---------------------------------------------------------------- request errors
@@ -870,12 +872,11 @@ def test_streamed_upload_bounded_memory(make_server):
     assert r.status_code == 202, r.text[:500]
     body_ = r.json()
     bid = body_["batch_id"]
-    path = os.path.join(server.data_dir, "batches", bid + ".csv")
     try:
         assert body_["bytes"] == sent["bytes"]
         assert sent["bytes"] >= target
         assert body_["sha256"] == sent["h"].hexdigest()
-        assert os.path.getsize(path) == sent["bytes"]
+        assert server.batch_file(bid, size_only=True) == sent["bytes"]
         assert len(samples) > 5
         print(f"\nstreamed {sent['bytes']} bytes; VmRSS base {base_kb} kB, "
               f"peak {max(samples)} kB, {len(samples)} samples")
@@ -888,8 +889,6 @@ def test_streamed_upload_bounded_memory(make_server):
         assert get_batch(server, bid)["status"] == "uploaded"
     finally:
         server.delete(f"/api/v1/batches/{bid}")
-        if os.path.exists(path):
-            os.unlink(path)
 
 
 # ---------------------------------------------------------------- DLQ retry of batch rows

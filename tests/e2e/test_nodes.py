@@ -15,11 +15,11 @@ pytestmark = pytest.mark.skipif(STORE != "postgres", reason="several nodes need 
 EXTRA = "batches: {workers: 1, lease_s: 3}\nsentinel: {interval_s: 1}\n"
 
 
-def two_nodes(make_server):
-    a = make_server(extra_yaml=EXTRA)
-    b = make_server(start=False, extra_yaml=EXTRA)
-    b.pg_dbname, b.data_dir = a.pg_dbname, a.data_dir  # one database, one shared batch volume
-    b.write_config(extra_yaml=EXTRA)
+def two_nodes(make_server, extra=EXTRA):
+    a = make_server(extra_yaml=extra)
+    b = make_server(start=False, extra_yaml=extra)
+    b.pg_dbname = a.pg_dbname  # one database; each node its own data_dir (nothing else shared)
+    b.write_config(extra_yaml=extra)
     b.start()
     return a, b
 
@@ -90,12 +90,7 @@ def test_killed_node_loses_its_batch_to_the_other(make_server):
 def test_a_pass_longer_than_the_lease_keeps_its_batch(make_server):
     """The writer's transaction is invisible to the other node while a pass runs; the lease
     is renewed beside it, so a batch that takes many leases to store is not taken over."""
-    extra = "batches: {workers: 1, lease_s: 1}\n"
-    a = make_server(extra_yaml=extra)
-    b = make_server(start=False, extra_yaml=extra)
-    b.pg_dbname, b.data_dir = a.pg_dbname, a.data_dir
-    b.write_config(extra_yaml=extra)
-    b.start()
+    a, b = two_nodes(make_server, "batches: {workers: 1, lease_s: 1}\n")
     t0 = time.time()
     bid = upload(a, 150000, 2000000)  # judgments has a key: a row a statement, seconds
     d = wait_done(b, bid, timeout=120)

@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, JUDGMENTS, ROOT, SANITIZED, free_port, sqlite_db
+from conftest import BIN, JUDGMENTS, ROOT, SANITIZED, free_port, sqlite_db, wait_for
 
 PROMTOOL = "/usr/bin/promtool"
 with open(os.path.join(ROOT, "VERSION")) as _f:
@@ -95,16 +95,6 @@ def run(args, env=None, timeout=30):
     e.update(env or {})
     p = subprocess.run([BIN, *args], capture_output=True, timeout=timeout, env=e)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-
-
-def wait_for(pred, timeout=15, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---------------------------------------------------------------- health

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, free_port
+from conftest import BIN, free_port, wait_for
 
 AM_BIN = shutil.which("prometheus-alertmanager")
 
@@ -82,16 +82,6 @@ def alertmanager(tmp_path):
     yield url
     p.terminate()
     p.wait(10)
-
-
-def wait_for(pred, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def am_alerts(url):

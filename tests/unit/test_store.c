@@ -2,19 +2,26 @@
  * test_store.c - the SQLite store (src/store/store.h, store_sqlite.c) on a
  * fresh file per test: migrations, dataset tables and their evolution, rows
  * (duplicates, upserts, typed columns, _extra), the DLQ and its filters,
- * idempotency records, transactions and savepoints. What the store wrote is
+ * idempotency records, transactions and savepoints, batch files (kept, read,
+ * dropped, swept) and upload spools. What the store wrote is
  * checked by reading the file with sqlite3 directly, not only through the store.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <utime.h>
 
+#include "batch/batch.h"
+#include "batch_file_test.h"
 #include "config/config.h"
 #include "store/store.h"
+#include "util/clock.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -839,6 +846,20 @@ static void add_batch(const char *id, const char *dataset)
     cr_assert_eq(store_batch_add(st, &b), 0, "%s", store_errmsg(st));
 }
 
+Test(store, heartbeat_renews_only_the_holders_lease, .fini = cleanup)
+{
+    open_fresh();
+    add_batch("bat_H", "judgments");
+    struct batch b = {0};
+    cr_assert_eq(store_batch_claim(st, "n1/w1", 1000, 60000, &b), 0, "%s", store_errmsg(st));
+    batch_release(&b);
+    cr_expect_eq(store_batch_heartbeat(st, "bat_H", "n2/w1", 5000, 60000), 1, "not n2's batch");
+    cr_expect_eq(raw_int("SELECT lease_until_ms FROM batches WHERE id = 'bat_H'"), 61000);
+    cr_expect_eq(store_batch_heartbeat(st, "bat_H", "n1/w1", 5000, 30000), 0, "%s",
+                 store_errmsg(st));
+    cr_expect_eq(raw_int("SELECT lease_until_ms FROM batches WHERE id = 'bat_H'"), 35000);
+}
+
 Test(store, batch_rows_by_range_across_savepoints, .fini = cleanup)
 {
     open_fresh();
@@ -893,4 +914,127 @@ Test(store, batch_rows_by_range_across_savepoints, .fini = cleanup)
     cr_assert_eq(store_batch_clear(st, "judgments", "bat_B", 1, &n), 0);
     cr_expect_eq(n, 1);
     free_cfg(cfg);
+}
+
+/* ---- batch files: kept under data_dir/batches ------------------------------------------ */
+
+/* A spool of n bytes in <dir>/batches; its bytes (caller frees). */
+static char *make_spool(const char *id, size_t n, char *spool, size_t cap)
+{
+    char bdir[128];
+    snprintf(bdir, sizeof bdir, "%s/batches", dir);
+    mkdir(bdir, 0755);
+    snprintf(spool, cap, "%s/%s.csv.part", bdir, id);
+    return spool_write(spool, n);
+}
+
+static void remove_batches_dir(void)
+{
+    char bdir[128];
+    snprintf(bdir, sizeof bdir, "%s/batches", dir);
+    DIR *d = opendir(bdir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/%s", bdir, e->d_name);
+        if (e->d_name[0] != '.')
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(bdir);
+}
+
+static void cleanup_files(void)
+{
+    remove_batches_dir();
+    cleanup();
+}
+
+Test(store, batch_file_keep_read_drop, .fini = cleanup_files)
+{
+    open_fresh();
+    const size_t sizes[] = {0, 1, 3 * 1024 * 1024 + 123};
+    for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+        char id[32], spool[256], want[256], *path = NULL;
+        snprintf(id, sizeof id, "bat_%zu", k);
+        char *data = make_spool(id, sizes[k], spool, sizeof spool);
+        cr_assert_eq(store_file_keep(st, id, spool, dir, &path), 0, "%s", store_errmsg(st));
+        snprintf(want, sizeof want, "%s/batches/%s.csv", dir, id);
+        cr_assert_str_eq(path, want);
+        cr_expect_neq(access(spool, F_OK), 0, "the spool is still there");
+
+        struct batch b = {.id = id, .path = path};
+        FILE *f = store_file_open(st, &b);
+        cr_assert_not_null(f, "%s", store_errmsg(st));
+        expect_file(f, data, sizes[k], id);
+
+        cr_assert_eq(store_file_drop(st, id, path), 0, "%s", store_errmsg(st));
+        cr_expect_neq(access(path, F_OK), 0, "the file is still there");
+        cr_expect_eq(store_file_drop(st, id, path), 0, "a file already gone is no error");
+        cr_expect_null(store_file_open(st, &b));
+        cr_expect(strstr(store_errmsg(st), "cannot be read") != NULL, "%s", store_errmsg(st));
+        free(path);
+        free(data);
+    }
+}
+
+Test(store, batch_file_keep_fails_without_spool, .fini = cleanup_files)
+{
+    open_fresh();
+    char *path = (char *)"unchanged";
+    char spool[256];
+    snprintf(spool, sizeof spool, "%s/batches/none.csv.part", dir);
+    cr_expect_eq(store_file_keep(st, "bat_x", spool, dir, &path), -1);
+    cr_expect_null(path);
+    cr_expect(strstr(store_errmsg(st), "bat_x.csv") != NULL, "%s", store_errmsg(st));
+}
+
+Test(store, batch_file_sweep_removes_only_orphans, .fini = cleanup_files)
+{
+    open_fresh();
+    char spool[256], *kept = NULL, *orphan = NULL;
+    free(make_spool("bat_kept", 10, spool, sizeof spool));
+    cr_assert_eq(store_file_keep(st, "bat_kept", spool, dir, &kept), 0, "%s", store_errmsg(st));
+    free(make_spool("bat_orphan", 10, spool, sizeof spool));
+    cr_assert_eq(store_file_keep(st, "bat_orphan", spool, dir, &orphan), 0, "%s", store_errmsg(st));
+    free(make_spool("bat_spool", 10, spool, sizeof spool)); /* an upload's, not the store's */
+    struct batch b = {.id = "bat_kept",
+                      .dataset = "d",
+                      .path = kept,
+                      .sha256 = "0",
+                      .status = "uploaded",
+                      .created_ms = 1000};
+    cr_assert_eq(store_batch_add(st, &b), 0, "%s", store_errmsg(st));
+
+    int64_t now = clock_wall_ms();
+    cr_expect_eq(store_file_sweep(st, now - 3600 * 1000, dir), 0, "a fresh orphan is kept");
+    cr_expect_eq(access(orphan, F_OK), 0);
+    cr_expect_eq(store_file_sweep(st, now + 60 * 1000, dir), 1, "%s", store_errmsg(st));
+    cr_expect_neq(access(orphan, F_OK), 0, "the orphan is still there");
+    cr_expect_eq(access(kept, F_OK), 0, "the batch's file was removed");
+    cr_expect_eq(access(spool, F_OK), 0, "the spool was removed");
+    free(kept);
+    free(orphan);
+}
+
+/* The other half of the hourly sweep (service_purge): upload spools a crash interrupted. */
+Test(store, batch_spool_sweep_removes_only_old_spools, .fini = cleanup_files)
+{
+    open_fresh();
+    char old_spool[256], fresh_spool[256], path[256];
+    free(make_spool("bat_old", 10, old_spool, sizeof old_spool));
+    free(make_spool("bat_fresh", 10, fresh_spool, sizeof fresh_spool));
+    free(make_spool("bat_kept", 10, path, sizeof path));
+    char *kept = NULL;
+    cr_assert_eq(store_file_keep(st, "bat_kept", path, dir, &kept), 0, "%s", store_errmsg(st));
+    int64_t now = clock_wall_ms();
+    struct utimbuf two_hours_ago = {.actime = now / 1000 - 7200, .modtime = now / 1000 - 7200};
+    cr_assert_eq(utime(old_spool, &two_hours_ago), 0);
+    cr_assert_eq(utime(kept, &two_hours_ago), 0);
+    cr_expect_eq(batch_spool_sweep(dir, now - 3600 * 1000), 1);
+    cr_expect_neq(access(old_spool, F_OK), 0, "the old spool is still there");
+    cr_expect_eq(access(fresh_spool, F_OK), 0, "a live upload's spool was removed");
+    cr_expect_eq(access(kept, F_OK), 0, "a kept file is not a spool");
+    free(kept);
 }

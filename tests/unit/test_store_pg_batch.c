@@ -428,7 +428,7 @@ Test(pg_batch, heartbeat_counts_threshold)
     struct batch b;
     cr_assert_eq(pg_batch_claim(st, "n1/w1", 1000, 60000, &b), 0);
     batch_release(&b);
-    cr_assert_eq(pg_batch_heartbeat(st, "h1", "n2/w1", 5000, 60000), 0);
+    cr_assert_eq(pg_batch_heartbeat(st, "h1", "n2/w1", 5000, 60000), 1, "not n2's batch");
     cr_assert_eq(pg_batch_get(st, "h1", &b), 0);
     cr_assert_eq(b.heartbeat_ms, 1000, "another worker's heartbeat changes nothing");
     cr_assert_eq(b.lease_until_ms, 61000);

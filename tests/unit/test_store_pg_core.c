@@ -705,6 +705,31 @@ Test(store_pg, copy_carries_dlq_bytes_and_row_errors_in_order, .fini = cleanup)
     free_cfg(cfg);
 }
 
+Test(store_pg, copy_takes_rows_of_many_columns, .fini = cleanup)
+{
+    open_fresh();
+    char yaml[4096] = "datasets:\n  - name: wide\n    schema: {type: object, properties: {";
+    char row[2048] = "{";
+    for (int i = 0; i < 40; i++) {
+        char f[64];
+        snprintf(f, sizeof f, "%sf%02d: {type: string}", i ? ", " : "", i);
+        strcat(yaml, f);
+        snprintf(f, sizeof f, "%s\"f%02d\":\"v%d\"", i ? "," : "", i, i);
+        strcat(row, f);
+    }
+    strcat(yaml, "}}\n");
+    strcat(row, "}");
+    struct sluice_config *cfg = load_cfg(yaml);
+    const struct dataset_config *ds = ds_of(cfg, "wide");
+    sync_ok(ds);
+    cr_assert_eq(pg_begin(st), 0);
+    put(ds, &META1, row, NULL);
+    put(ds, &META2, row, NULL);
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    expect_text("SELECT count(*) FROM ds_wide WHERE f00 = 'v0' AND f39 = 'v39'", "2");
+    free_cfg(cfg);
+}
+
 Test(store_pg, copy_sends_large_jobs_in_parts, .fini = cleanup)
 {
     open_fresh();

@@ -31,8 +31,10 @@
 #include "store/pg_internal.h"
 #include "util/buf.h"
 
-/* Send the queue when a table's lines reach this: it bounds the memory of a batch. */
+/* Send the queue when it reaches this: it bounds the memory of a job. */
 #define COPY_FLUSH_BYTES (4u << 20)
+/* A table's lines stream into an open COPY in parts of this size (see pg_copy_put). */
+#define COPY_STREAM_BYTES (256u << 10)
 
 /* The rows queued for one table. */
 struct pg_pending {
@@ -41,8 +43,10 @@ struct pg_pending {
     int ncols;
     unsigned bytea;  /* bit i: column i is BYTEA (hex in COPY, binary in the INSERT) */
     struct buf data; /* COPY text lines */
-    size_t rows;
-    char **first; /* the first row's values (NULL = SQL NULL), for a lone row's INSERT */
+    size_t rows;     /* in data */
+    int streamed;    /* lines went into the open COPY already */
+    char **first;    /* the first row's values (NULL = SQL NULL), for a lone row's INSERT;
+                      * NULL once lines were streamed */
     int *first_len;
 };
 
@@ -50,12 +54,15 @@ struct pg_copy {
     struct pg_pending slot[PG_COPY_SLOTS];
     int nslots;
     size_t bytes; /* queued in every slot */
+    int open;     /* the slot whose COPY is in progress (its lines stream), -1: none */
     /* Where the queue stood when the open savepoint was noted (s->sp == PG_SP_NOTED). */
     struct {
         int nslots;
         size_t len[PG_COPY_SLOTS], rows[PG_COPY_SLOTS];
     } mark;
 };
+
+static int copy_end(struct pg_store *s, const struct pg_pending *p, int abort);
 
 static void first_free(struct pg_pending *p)
 {
@@ -80,6 +87,9 @@ void pg_copy_discard(struct pg_store *s)
 {
     if (!s->copy)
         return;
+    if (s->copy->open >= 0) /* what it sent is undone by the caller's rollback */
+        copy_end(s, &s->copy->slot[s->copy->open], 1);
+    s->copy->open = -1;
     for (int i = 0; i < s->copy->nslots; i++)
         slot_free(&s->copy->slot[i]);
     s->copy->nslots = 0;
@@ -125,8 +135,8 @@ static int put_field(struct buf *b, const char *v, size_t n, int bytea)
     return buf_append(b, v + from, n - from);
 }
 
-/* COPY len bytes of p's lines: the command, the data, the end; 0 or -1 (error recorded). */
-static int send_copy(struct pg_store *s, const struct pg_pending *p, size_t len)
+/* Start COPY into p's table: 0, or -1 with the error recorded. */
+static int copy_begin(struct pg_store *s, const struct pg_pending *p)
 {
     char *sql = malloc(strlen(p->table) + strlen(p->cols) + 32);
     if (!sql) {
@@ -134,28 +144,53 @@ static int send_copy(struct pg_store *s, const struct pg_pending *p, size_t len)
         return -1;
     }
     sprintf(sql, "COPY %s (%s) FROM STDIN", p->table, p->cols);
-    char what[96];
-    snprintf(what, sizeof what, "COPY %s", p->table);
     PGresult *r = PQexec(s->conn, sql);
     free(sql);
+    int rc = 0;
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-        pg_result_fail(s, what, r);
-        PQclear(r);
-        return -1;
+        char what[96];
+        snprintf(what, sizeof what, "COPY %s", p->table);
+        rc = pg_result_fail(s, what, r);
     }
     PQclear(r);
-    int sent =
-        PQputCopyData(s->conn, p->data.data, (int)len) == 1 && PQputCopyEnd(s->conn, NULL) == 1;
-    /* The command's result, then NULL; the first error is the one to tell. */
-    int failed = 0;
+    return rc;
+}
+
+/* Send data into the COPY in progress (libpq blocks while the server is behind). */
+static int copy_data(struct pg_store *s, const struct pg_pending *p, const char *data, size_t len)
+{
+    if (len && PQputCopyData(s->conn, data, (int)len) != 1) {
+        char what[96];
+        snprintf(what, sizeof what, "COPY %s", p->table);
+        return pg_fail(s, what);
+    }
+    return 0;
+}
+
+/* End the COPY in progress (abort: with an error, which aborts the transaction) and read its
+ * result: 0, or -1 with the first error recorded. */
+static int copy_end(struct pg_store *s, const struct pg_pending *p, int abort)
+{
+    char what[96];
+    snprintf(what, sizeof what, "COPY %s", p->table);
+    int failed = PQputCopyEnd(s->conn, abort ? "rolled back" : NULL) != 1 ? pg_fail(s, what) : 0;
+    PGresult *r;
     while ((r = PQgetResult(s->conn))) {
-        if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK)
+        if (!failed && !abort && PQresultStatus(r) != PGRES_COMMAND_OK)
             failed = pg_result_fail(s, what, r);
         PQclear(r);
     }
-    if (!sent && !failed)
-        failed = pg_fail(s, what);
-    return failed ? -1 : 0;
+    return failed;
+}
+
+/* COPY len bytes of p's lines in one go: the command, the data, the end. */
+static int send_copy(struct pg_store *s, const struct pg_pending *p, size_t len)
+{
+    if (copy_begin(s, p) < 0)
+        return -1;
+    int sent = copy_data(s, p, p->data.data, len);
+    int ended = copy_end(s, p, 0);
+    return sent < 0 || ended < 0 ? -1 : 0;
 }
 
 /* The lone row's INSERT: one round trip where COPY takes two. */
@@ -192,8 +227,16 @@ static int send_insert(struct pg_store *s, struct pg_pending *p)
 static int send_all(struct pg_store *s)
 {
     int rc = 0;
-    for (int i = 0; rc == 0 && i < s->copy->nslots; i++) {
-        struct pg_pending *p = &s->copy->slot[i];
+    struct pg_copy *c = s->copy;
+    if (c->open >= 0) { /* the streaming COPY gets its last lines and ends */
+        struct pg_pending *p = &c->slot[c->open];
+        rc = copy_data(s, p, p->data.data, p->data.len);
+        rc = copy_end(s, p, rc < 0) < 0 ? -1 : rc;
+        p->rows = 0;
+        c->open = -1;
+    }
+    for (int i = 0; rc == 0 && i < c->nslots; i++) {
+        struct pg_pending *p = &c->slot[i];
         if (p->rows)
             rc = p->rows == 1 && p->first ? send_insert(s, p) : send_copy(s, p, p->data.len);
     }
@@ -207,6 +250,15 @@ static int send_savepoint(struct pg_store *s)
 {
     struct pg_copy *c = s->copy;
     s->sp = PG_SP_SENT;
+    if (c && c->open >= 0) { /* streamed before the savepoint was noted: it goes first */
+        struct pg_pending *p = &c->slot[c->open];
+        int rc = copy_end(s, p, 0);
+        c->open = -1;
+        if (rc < 0) {
+            pg_copy_discard(s);
+            return -1;
+        }
+    }
     for (int i = 0; c && i < c->mark.nslots; i++) {
         struct pg_pending *p = &c->slot[i];
         size_t len = c->mark.len[i];
@@ -237,12 +289,20 @@ int pg_copy_flush(struct pg_store *s)
     return send_all(s);
 }
 
+/* The queue, made on first use; NULL when out of memory (error recorded). */
+static struct pg_copy *copy_state(struct pg_store *s)
+{
+    if (!s->copy && (s->copy = calloc(1, sizeof *s->copy)))
+        s->copy->open = -1;
+    if (!s->copy)
+        snprintf(s->err, sizeof s->err, "COPY: out of memory");
+    return s->copy;
+}
+
 int pg_copy_savepoint(struct pg_store *s)
 {
-    if (!s->copy && !(s->copy = calloc(1, sizeof *s->copy))) {
-        snprintf(s->err, sizeof s->err, "SAVEPOINT: out of memory");
+    if (!copy_state(s))
         return -1;
-    }
     struct pg_copy *c = s->copy;
     c->mark.nslots = c->nslots;
     for (int i = 0; i < c->nslots; i++) {
@@ -296,6 +356,29 @@ static struct pg_pending *slot_for(struct pg_store *s, const char *table, const 
     return p;
 }
 
+/* Send slot idx's lines into its open COPY (begun now if need be). */
+static int stream(struct pg_store *s, int idx)
+{
+    struct pg_copy *c = s->copy;
+    struct pg_pending *p = &c->slot[idx];
+    if (c->open < 0) {
+        if (copy_begin(s, p) < 0) {
+            pg_copy_discard(s);
+            return -1;
+        }
+        c->open = idx;
+    }
+    int rc = copy_data(s, p, p->data.data, p->data.len);
+    c->bytes -= p->data.len;
+    p->data.len = 0;
+    p->rows = 0;
+    p->streamed = 1;
+    first_free(p);
+    if (rc < 0)
+        pg_copy_discard(s);
+    return rc;
+}
+
 /* Keep row 1's values for send_insert(). */
 static int keep_first(struct pg_pending *p, const char *const *v, const size_t *len)
 {
@@ -318,15 +401,13 @@ static int keep_first(struct pg_pending *p, const char *const *v, const size_t *
 int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols, unsigned bytea,
                 const char *const *v, const size_t *len)
 {
-    if (!s->copy && !(s->copy = calloc(1, sizeof *s->copy))) {
-        snprintf(s->err, sizeof s->err, "COPY %s: out of memory", table);
+    if (!copy_state(s))
         return -1;
-    }
     struct pg_pending *p = slot_for(s, table, cols, ncols, bytea);
     if (!p)
         return -1;
     size_t before = p->data.len;
-    int bad = p->rows == 0 && keep_first(p, v, len) < 0;
+    int bad = p->rows == 0 && !p->streamed && keep_first(p, v, len) < 0;
     for (int i = 0; i < ncols && !bad; i++)
         bad = (i && buf_append(&p->data, "\t", 1) < 0) ||
               put_field(&p->data, v[i], len[i], i < 32 && ((bytea >> i) & 1)) < 0;
@@ -338,7 +419,16 @@ int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int nco
     p->rows++;
     s->copy->bytes += p->data.len - before;
     /* Outside a transaction the row is stored before the call returns. */
-    if (s->copy->bytes >= COPY_FLUSH_BYTES || PQtransactionStatus(s->conn) != PQTRANS_INTRANS)
+    if (PQtransactionStatus(s->conn) != PQTRANS_INTRANS)
+        return pg_copy_flush(s);
+    /* A big job's rows (a batch's) stream into one open COPY, so that PostgreSQL parses them
+     * while the next ones are made instead of waiting for each part; not while a savepoint
+     * is noted, whose rows must not reach the server before it. */
+    int idx = (int)(p - s->copy->slot);
+    if (p->data.len >= COPY_STREAM_BYTES && s->sp != PG_SP_NOTED &&
+        (s->copy->open < 0 || s->copy->open == idx))
+        return stream(s, idx);
+    if (s->copy->bytes >= COPY_FLUSH_BYTES)
         return pg_copy_flush(s);
     return 0;
 }

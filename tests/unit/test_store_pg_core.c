@@ -705,6 +705,36 @@ Test(store_pg, copy_carries_dlq_bytes_and_row_errors_in_order, .fini = cleanup)
     free_cfg(cfg);
 }
 
+Test(store_pg, a_streaming_copy_is_undone_by_rollback_and_ends_before_a_savepoint, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "plain");
+    char row[400], pad[301];
+    memset(pad, 'q', 300);
+    pad[300] = 0;
+    cr_assert_eq(pg_begin(st), 0);
+    for (int r = 0; r < 5000; r++) { /* ~1.7 MB: several parts into one open COPY */
+        snprintf(row, sizeof row, "{\"i\":%d,\"s\":\"%s\"}", r, pad);
+        put(ds, &META1, row, NULL);
+    }
+    cr_assert_eq(pg_rollback(st), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain"), 0);
+    cr_assert_eq(pg_begin(st), 0);
+    for (int r = 0; r < 5000; r++) {
+        snprintf(row, sizeof row, "{\"i\":%d,\"s\":\"%s\"}", r, pad);
+        put(ds, &META1, row, NULL);
+    }
+    cr_assert_eq(pg_savepoint(st), 0);
+    put(ds, &META1, "{\"i\":-1}", NULL);
+    cr_expect_eq(pg_row_count(st, "plain"), 5001, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_savepoint_rollback(st), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain"), 5000);
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain WHERE i = -1"), 0);
+    free_cfg(cfg);
+}
+
 Test(store_pg, copy_takes_rows_of_many_columns, .fini = cleanup)
 {
     open_fresh();

@@ -68,9 +68,9 @@ int auth_listen_is_loopback(const char *listen)
 
 /* ---- failure counters and used keys (shared by the I/O threads) ---- */
 
-static const char *const reasons[] = {"missing",     "not_bearer", "unknown_key", "revoked_key",
-                                      "expired_key", "bad_key",    "no_jwt_keys", "jwt_invalid",
-                                      "bad_role",    "forbidden"};
+static const char *const reasons[] = {
+    "missing",     "not_bearer",  "unknown_key", "revoked_key", "expired_key",      "bad_key",
+    "no_jwt_keys", "jwt_invalid", "bad_role",    "forbidden",   "store_unavailable"};
 #define NREASONS (sizeof reasons / sizeof reasons[0])
 static unsigned long long fail_counts[NREASONS];
 
@@ -133,6 +133,19 @@ static int get_pepper(struct store *st, unsigned char out[32])
 
 /* ---- the decision ---- */
 
+/* The key cannot be checked because the store does not answer: not the client's fault, and
+ * not a refusal it should act on (401 would tell it to drop or change its key). */
+static int unavailable(struct auth_denial *d)
+{
+    d->status = 503;
+    d->code = ERR_UNAVAILABLE;
+    d->reason = count_failure(10);
+    snprintf(d->message, sizeof d->message,
+             "the API key cannot be checked now: the store is "
+             "unavailable");
+    return -1;
+}
+
 static int deny(struct auth_denial *d, int status, size_t reason, const char *fmt, const char *arg)
 {
     d->status = status;
@@ -155,11 +168,14 @@ static int check_api_key(struct store *st, const char *tok, size_t len, int64_t 
         return deny(d, 401, 5, "the API key is malformed", NULL);
     int rc = store_key_get(st, id, &k);
     if (rc < 0)
-        return deny(d, 401, 5, "the API key cannot be checked now", NULL);
+        return unavailable(d);
     if (rc == 1)
         return deny(d, 401, 2, "unknown API key", NULL);
-    int good = get_pepper(st, pep) == 0 && apikey_hash(pep, 32, tok, len, h) == 0 &&
-               CRYPTO_memcmp(h, k.hash, 32) == 0;
+    if (get_pepper(st, pep) < 0) {
+        api_key_release(&k);
+        return unavailable(d);
+    }
+    int good = apikey_hash(pep, 32, tok, len, h) == 0 && CRYPTO_memcmp(h, k.hash, 32) == 0;
     OPENSSL_cleanse(pep, sizeof pep);
     int role = role_from_name(k.role);
     int64_t revoked = k.revoked_ms, expires = k.expires_ms;

@@ -41,10 +41,10 @@ struct principal {
 
 /* Why a request was refused. */
 struct auth_denial {
-    int status;                /* 401 or 403 */
-    enum sluice_err code;      /* ERR_UNAUTHORIZED or ERR_FORBIDDEN */
+    int status;                /* 401 or 403; 503 when the store cannot tell */
+    enum sluice_err code;      /* ERR_UNAUTHORIZED, ERR_FORBIDDEN or ERR_UNAVAILABLE */
     char message[160];         /* for the client: never the token */
-    char www_authenticate[96]; /* the header's value */
+    char www_authenticate[96]; /* the header's value ("" with 503) */
     const char *reason;        /* short, for metrics and logs: "missing", "expired", ... */
 };
 

@@ -527,6 +527,14 @@ static int stream_apply(struct wjob *job, struct store *st)
     return 0;
 }
 
+/* The writer will not run the job (the store is away): the worker stops producing. */
+static void stream_skip(struct wjob *job)
+{
+    struct pass *p = ((struct stream_job *)job)->p;
+    snprintf(p->job_reason, sizeof p->job_reason, "the store is unavailable");
+    rowqueue_abort(p->rq);
+}
+
 /* The worker's side of the pass, while the writer job runs. */
 static void produce(void *arg)
 {
@@ -658,7 +666,8 @@ int batch_pass_run(struct pass *p, struct writer *w)
     if (!p->rq) {
         snprintf(p->reason, sizeof p->reason, "out of memory");
     } else {
-        struct stream_job j = {.job = {.nrows = 1, .apply = stream_apply}, .p = p};
+        struct stream_job j = {.job = {.nrows = 1, .apply = stream_apply, .skip = stream_skip},
+                               .p = p};
         rc = writer_run_with(w, &j.job, produce, p);
         if (rc < 0 && p->over_threshold) {
             snprintf(p->reason, sizeof p->reason, "%s", p->job_reason);

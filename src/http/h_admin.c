@@ -86,8 +86,7 @@ static void key_answer(struct loop_msg *m)
 {
     struct key_req *q = (struct key_req *)((char *)m - offsetof(struct key_req, msg));
     if (q->result < 0) {
-        http_reply_error_status(q->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
-                                "the store could not be written; nothing was changed");
+        h_reply_not_committed(q->conn, q->result);
     } else if (!q->create && !q->found) {
         http_reply_error(q->conn, ERR_NOT_FOUND, "no API key '%s'", q->k.id);
     } else {

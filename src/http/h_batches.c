@@ -400,7 +400,10 @@ static void upload_work(uv_work_t *w)
     u->job.nrows = 1;
     u->b.created_ms = clock_wall_ms();
     struct kept_file f = {u->b.id, u->b.path};
-    if (writer_run(u->svc->writer, &u->job) < 0) {
+    int rc = writer_run(u->svc->writer, &u->job);
+    if (rc == WRITER_UNKNOWN) { /* the batch may be recorded: its file stays (else the sweep) */
+        u->rc = rc;
+    } else if (rc < 0) {
         snprintf(u->err, sizeof u->err, "recording the batch failed");
         drop_files(u->svc, &f, 1);
         u->rc = -1;
@@ -412,9 +415,13 @@ static void upload_work(uv_work_t *w)
 static void upload_done(uv_work_t *w, int status)
 {
     struct upload *u = w->data;
-    if (status < 0 || u->rc < 0) {
-        http_reply_error_status(u->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n", "%s",
-                                u->err[0] ? u->err : "the upload could not be stored");
+    if (status == 0 && u->rc == WRITER_UNKNOWN) {
+        http_reply_error(u->conn, ERR_COMMIT_UNKNOWN,
+                         "the connection to the store was lost while the batch was recorded: it "
+                         "may be recorded or not; upload again with the same Idempotency-Key");
+    } else if (status < 0 || u->rc < 0) {
+        http_reply_error(u->conn, ERR_UNAVAILABLE, "%s",
+                         u->err[0] ? u->err : "the upload could not be stored");
     } else if (u->status == 409) {
         http_reply_error(u->conn, ERR_IDEMPOTENCY_KEY_REUSED,
                          "this Idempotency-Key was used with a different file");
@@ -869,8 +876,7 @@ static void bop_deliver(struct wjob *job, int result)
 static void bop_reply(struct bop_req *q)
 {
     if (q->result_rc < 0) {
-        http_reply_error_status(q->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
-                                "the store could not be written; nothing was changed");
+        h_reply_not_committed(q->conn, q->result_rc);
     } else if (q->status != 200) {
         http_reply_error(q->conn, q->err, "%s", q->errmsg);
     } else {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "http/handlers.h"
+#include "ingest/writer.h"
 
 int h_query_int(struct http_conn *c, struct http_request *r, const char *name, long long def,
                 long long min, long long max, long long *out)
@@ -25,4 +26,14 @@ int h_query_int(struct http_conn *c, struct http_request *r, const char *name, l
     }
     *out = n;
     return 0;
+}
+
+void h_reply_not_committed(struct http_conn *c, int result)
+{
+    if (result == WRITER_UNKNOWN)
+        http_reply_error(c, ERR_COMMIT_UNKNOWN,
+                         "the connection to the store was lost during the commit: the change "
+                         "may be made or not");
+    else
+        http_reply_error(c, ERR_UNAVAILABLE, "the store could not be written; nothing was changed");
 }

@@ -131,8 +131,7 @@ static void dlq_answer(struct loop_msg *m)
     struct dlq_req *q = (struct dlq_req *)((char *)m - offsetof(struct dlq_req, msg));
     struct dlq_job *j = &q->dj;
     if (q->result < 0) {
-        http_reply_error_status(q->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
-                                "the store could not be written; nothing was changed");
+        h_reply_not_committed(q->conn, q->result);
     } else if (j->op == DLQ_RETRY_BULK) {
         q->matched += j->matched;
         q->resolved += j->resolved;

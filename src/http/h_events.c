@@ -35,10 +35,14 @@ static void event_answer(struct loop_msg *m)
 {
     struct event_req *er = (struct event_req *)((char *)m - offsetof(struct event_req, msg));
     struct ingest *in = &er->in;
-    if (er->result < 0) {
-        http_reply_error_status(
-            er->conn, 503, ERR_UNAVAILABLE, "Retry-After: 1\r\n",
-            "the rows could not be committed; nothing of this request was stored");
+    if (er->result == WRITER_UNKNOWN) {
+        http_reply_error(er->conn, ERR_COMMIT_UNKNOWN,
+                         "the connection to the store was lost during the commit: the rows may "
+                         "be stored or not; send the request again with the same "
+                         "Idempotency-Key to store them exactly once");
+    } else if (er->result < 0) {
+        http_reply_error(er->conn, ERR_UNAVAILABLE,
+                         "the rows could not be committed; nothing of this request was stored");
     } else {
         char *body = in->response;
         in->response = NULL;

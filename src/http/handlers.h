@@ -59,5 +59,7 @@ extern const struct body_sink batch_upload_sink;
 /* Parse a non-negative integer query parameter; -1 and a 400 answer when bad. */
 int h_query_int(struct http_conn *c, struct http_request *r, const char *name, long long def,
                 long long min, long long max, long long *out);
+/* The 503 for a writer job that was not committed (its result: -1 or WRITER_UNKNOWN). */
+void h_reply_not_committed(struct http_conn *c, int result);
 
 #endif

@@ -594,7 +594,8 @@ void http_reply_error(struct http_conn *c, enum sluice_err code, const char *fmt
 {
     va_list ap;
     va_start(ap, fmt);
-    reply_error_v(c, err_status(code), code, NULL, fmt, ap);
+    int status = err_status(code);
+    reply_error_v(c, status, code, status == 503 ? "Retry-After: 1\r\n" : NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -762,6 +763,15 @@ static int origin_allowed(const struct sluice_config *cfg, const char *origin)
     return 0;
 }
 
+/* The headers of a refusal: the challenge of a 401/403, or when to come back after a 503. */
+static void deny_headers(const struct auth_denial *d, char *out, size_t cap)
+{
+    if (d->status == 503)
+        snprintf(out, cap, "Retry-After: 1\r\n");
+    else
+        snprintf(out, cap, "WWW-Authenticate: %s\r\n", d->www_authenticate);
+}
+
 /*
  * CORS and authentication, once the headers are in and before any body is read:
  * 0 to go on, -1 when refused (r->deny says how; nothing has been done).
@@ -885,8 +895,7 @@ static int on_headers_complete(llhttp_t *p)
         c->discard_body = 1;
         c->streamed = 0;
         if (has_body) { /* answer now and close: a refused body is never read */
-            snprintf(c->err_hdr, sizeof c->err_hdr, "WWW-Authenticate: %s\r\n",
-                     r->deny.www_authenticate);
+            deny_headers(&r->deny, c->err_hdr, sizeof c->err_hdr);
             return fail_parse(c, r->deny.status, r->deny.code, r->deny.message);
         }
     }
@@ -965,7 +974,7 @@ static void dispatch(struct http_conn *c)
     struct http_request *r = &c->req;
     char allow[128], hdr[400];
     if (r->deny.status) {
-        snprintf(hdr, sizeof hdr, "WWW-Authenticate: %s\r\n", r->deny.www_authenticate);
+        deny_headers(&r->deny, hdr, sizeof hdr);
         http_reply_error_status(c, r->deny.status, r->deny.code, hdr, "%s", r->deny.message);
         return;
     }

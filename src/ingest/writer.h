@@ -9,6 +9,11 @@
  *
  * The queue is bounded (writer.queue_max_jobs): writer_submit() refuses when
  * it is full, and the caller answers 503 instead of acknowledging from memory.
+ *
+ * When the store fails and does not answer a ping (the database is away), the
+ * writer refuses every job at once (deliver(-1) without apply) and pings again
+ * after 0.1 s, then 0.2 s, ... up to every 2 s; writer_healthy() is 0 until the
+ * store answers again. A connection is reopened by the store itself.
  */
 #ifndef SLUICE_INGEST_WRITER_H
 #define SLUICE_INGEST_WRITER_H
@@ -28,12 +33,22 @@ struct wjob {
     int (*apply)(struct wjob *job, struct store *st);
     /*
      * Runs on the writer thread after the group's COMMIT returned (result 0)
-     * or failed (result -1: nothing of the job is stored). The job belongs to
-     * deliver() from here on.
+     * or failed (result -1: nothing of the job is stored; WRITER_UNKNOWN: see
+     * below). The job belongs to deliver() from here on.
      */
     void (*deliver)(struct wjob *job, int result);
+    /*
+     * Optional: runs on the writer thread, before deliver(-1), when apply() will not run
+     * (the group could not begin, or the store is away). A job whose apply() consumes what
+     * another thread produces stops that thread here.
+     */
+    void (*skip)(struct wjob *job);
     int applied; /* apply()'s result, set by the writer */
 };
+
+/* deliver()'s result when the connection was lost during the COMMIT: the job's changes
+ * may be stored or not (PostgreSQL). An idempotent retry settles it. */
+#define WRITER_UNKNOWN (-2)
 
 /* Start the writer on the store opened at uri. Returns NULL with err set. */
 struct writer *writer_start(const char *uri, int queue_max_jobs, int max_group_rows, char *err,
@@ -42,17 +57,19 @@ struct writer *writer_start(const char *uri, int queue_max_jobs, int max_group_r
  * (the job is not taken: the caller still owns it). */
 int writer_submit(struct writer *w, struct wjob *job);
 /* Queue a job and wait until it was delivered; returns the job's apply result
- * (or -1 if the commit failed). For admin work off the HTTP loops. job->deliver
- * must be NULL: the writer signals the waiter instead. */
+ * (or -1 if the commit failed, WRITER_UNKNOWN if its outcome is unknown). For admin
+ * work off the HTTP loops. job->deliver must be NULL: the writer signals the waiter
+ * instead. */
 int writer_run(struct writer *w, struct wjob *job);
 /* The same, calling meanwhile(arg) on the caller's thread once the job is queued: a job
- * whose apply() consumes what the caller produces (a batch's rows) runs this way.
- * meanwhile is not called when the job cannot be queued. */
+ * whose apply() consumes what the caller produces (a batch's rows) runs this way, with a
+ * skip() that makes meanwhile return when apply() will not run. meanwhile is not called
+ * when the job cannot be queued. */
 int writer_run_with(struct writer *w, struct wjob *job, void (*meanwhile)(void *arg), void *arg);
 /* Jobs queued now, and the bound. */
 int writer_queue_depth(struct writer *w);
 int writer_queue_max(struct writer *w);
-/* Whether the last commit succeeded (for /health/ready). */
+/* Whether the writer takes jobs: 0 while the store is away (for /health/ready). */
 int writer_healthy(struct writer *w);
 unsigned long long writer_commits(struct writer *w);
 /* Finish every queued job, then stop and free. Accepts NULL. */

@@ -73,6 +73,9 @@ int pg_copy_savepoint(struct pg_store *s);
 void pg_copy_rewind(struct pg_store *s);
 void pg_copy_free(struct pg_store *s);
 
+/* Open the connection again (the session's settings too; what the lost session's transaction
+ * had queued is dropped): 0, or -1 with the error recorded. */
+int pg_reconnect(struct pg_store *s);
 /* The connection (store_pg_conn.c). uri is the whole postgres:// URL or a conninfo string. */
 struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen);
 void pg_close(struct store *st);

@@ -167,12 +167,16 @@ struct alert {
 };
 void alert_release(struct alert *a);
 
+#define STORE_COMMIT_UNKNOWN (-2)
+
 struct store_ops {
     const char *scheme; /* "sqlite" */
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
     void (*close)(struct store *st);
     const char *(*errmsg)(struct store *st);
     int (*migrate)(struct store *st);
+    /* 0 when the store answers; a backend with a connection opens it again first when it
+     * was lost (so a failing ping is also the retry). */
     int (*ping)(struct store *st);
 
     int (*dataset_sync)(struct store *st, const struct dataset_config *ds, char *why,
@@ -181,6 +185,9 @@ struct store_ops {
                          size_t whylen);
 
     int (*begin)(struct store *st);
+    /* 0: durable. -1: not committed (the caller rolls back). STORE_COMMIT_UNKNOWN: the
+     * connection was lost while the COMMIT was under way, so it may have been applied or not
+     * (PostgreSQL); nothing to roll back. */
     int (*commit)(struct store *st);
     int (*rollback)(struct store *st);
     int (*savepoint)(struct store *st);

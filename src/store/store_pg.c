@@ -227,12 +227,8 @@ int pg_begin(struct store *st)
     struct pg_store *s = PG(st);
     /* A connection lost since the last transaction is opened again here, so the writer
      * recovers by itself once the database is back (the jobs in between fail with 503). */
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        PQreset(s->conn);
-        if (PQstatus(s->conn) != CONNECTION_OK)
-            return pg_fail(s, "BEGIN (reconnecting)");
-        PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
-    }
+    if (PQstatus(s->conn) != CONNECTION_OK && pg_reconnect(s) < 0)
+        return -1;
     pg_copy_discard(s);
     pg_roll_drop_all(s);
     s->sp = PG_SP_NONE;
@@ -243,10 +239,15 @@ int pg_commit(struct store *st)
 {
     struct pg_store *s = PG(st);
     s->sp = PG_SP_NONE;
-    /* The group's rollups, then COMMIT; pg_exec sends the queued rows before either. */
-    if (pg_roll_flush(s) < 0)
+    /* The group's rollups and queued rows, then COMMIT. */
+    if (pg_roll_flush(s) < 0 || pg_copy_flush(s) < 0)
         return -1;
-    return pg_cmd(s, "COMMIT", "COMMIT", 0, NULL);
+    if (PQstatus(s->conn) != CONNECTION_OK) /* lost before: the server rolled it back */
+        return pg_fail(s, "COMMIT");
+    if (pg_cmd(s, "COMMIT", "COMMIT", 0, NULL) == 0)
+        return 0;
+    /* Lost with no answer: the server may have committed before the connection went. */
+    return PQstatus(s->conn) == CONNECTION_BAD ? STORE_COMMIT_UNKNOWN : -1;
 }
 
 int pg_rollback(struct store *st)

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "store/pg_internal.h"
+#include "util/log.h"
+
+#define PG_CONNECT_TIMEOUT "5"
 
 int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r)
 {
@@ -20,6 +23,45 @@ int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r)
         n--;
     snprintf(s->err, sizeof s->err, "%s: %.*s", what, (int)n, m);
     return -1;
+}
+
+/* The server's notices ("terminating connection due to immediate shutdown command") as log
+ * lines, not as bare text on stderr between them. */
+static void pg_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char m[600];
+    size_t n = strlen(message);
+    while (n && (message[n - 1] == '\n' || message[n - 1] == ' '))
+        n--;
+    log_json_str(m, sizeof m, message, n);
+    if (strncmp(message, "NOTICE", 6) == 0 || strncmp(message, "INFO", 4) == 0)
+        log_info("store", "PostgreSQL says", "\"notice\":\"%s\"", m);
+    else /* WARNING, or the FATAL that ends a session */
+        log_warn("store", "PostgreSQL says", "\"notice\":\"%s\"", m);
+}
+
+/* The session's settings, on a new connection and again after every reconnect. */
+static void pg_session(struct pg_store *s)
+{
+    /* Durability as the issue wants it: COMMIT returns after the WAL is flushed. */
+    PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
+    if (s->readonly)
+        PQclear(PQexec(s->conn, "SET default_transaction_read_only = on"));
+    s->listening = 0; /* a new session listens to nothing yet */
+}
+
+int pg_reconnect(struct pg_store *s)
+{
+    /* Whatever a transaction of the old session had queued or noted went with it. */
+    pg_copy_discard(s);
+    pg_roll_drop_all(s);
+    s->sp = PG_SP_NONE;
+    PQreset(s->conn);
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return pg_fail(s, "reconnecting");
+    pg_session(s);
+    return 0;
 }
 
 int pg_fail(struct pg_store *s, const char *what)
@@ -45,10 +87,9 @@ PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int
          * connection is back. Writes are never resent here (the first may have committed);
          * the writer reconnects at its next BEGIN. */
         PQclear(r);
-        PQreset(s->conn);
-        if (PQstatus(s->conn) == CONNECTION_OK)
-            PQclear(PQexec(s->conn, "SET default_transaction_read_only = on"));
-        r = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, result_format);
+        r = pg_reconnect(s) == 0
+                ? PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, result_format)
+                : NULL;
         st = PQresultStatus(r);
     }
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -101,7 +142,12 @@ struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen)
     s->base.ops = &store_pg_ops;
     s->readonly = readonly;
     s->conninfo = strdup(uri);
-    s->conn = PQconnectdb(uri);
+    /* A database host that does not answer must not hold a thread for minutes at each
+     * (re)connect: PG_CONNECT_TIMEOUT s unless the URL or PGCONNECT_TIMEOUT says otherwise
+     * (the URL's own parameters, expanded from dbname, come later and win). */
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const vals[] = {getenv("PGCONNECT_TIMEOUT") ? NULL : PG_CONNECT_TIMEOUT, uri, NULL};
+    s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conninfo || PQstatus(s->conn) != CONNECTION_OK) {
         const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
         size_t n = strlen(m);
@@ -113,10 +159,8 @@ struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen)
         free(s);
         return NULL;
     }
-    /* Durability as the issue wants it: COMMIT returns after the WAL is flushed. */
-    PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
-    if (readonly)
-        PQclear(PQexec(s->conn, "SET default_transaction_read_only = on"));
+    PQsetNoticeProcessor(s->conn, pg_notice, NULL); /* kept across reconnects */
+    pg_session(s);
     return &s->base;
 }
 
@@ -137,11 +181,9 @@ const char *pg_errmsg(struct store *st)
 int pg_ping(struct store *st)
 {
     struct pg_store *s = PG(st);
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        PQreset(s->conn); /* reconnect; the caller retries later if it fails */
-        if (PQstatus(s->conn) != CONNECTION_OK)
-            return pg_fail(s, "ping");
-    }
+    /* reconnect; the caller retries later if it fails */
+    if (PQstatus(s->conn) != CONNECTION_OK && pg_reconnect(s) < 0)
+        return -1;
     return pg_cmd(s, "ping", "SELECT 1", 0, NULL);
 }
 
@@ -160,42 +202,43 @@ int pg_singleton(struct store *st, const char *name)
     return held;
 }
 
-/* LISTEN on this connection (the first time), then wait for a notification. */
-int pg_wait_work(struct store *st, int timeout_ms)
+/* Whether notifications came (all are taken). */
+static int drain(struct pg_store *s)
 {
-    struct pg_store *s = PG(st);
-    if (!s->listening) {
-        if (pg_cmd(s, "listen", "LISTEN sluice_batches", 0, NULL) < 0)
-            return 0; /* the database is away: the caller waits and tries again */
-        s->listening = 1;
-    }
     PGnotify *n;
     int got = 0;
-    PQconsumeInput(s->conn);
-    while ((n = PQnotifies(s->conn))) {
-        got = 1;
-        PQfreemem(n);
-    }
-    if (got)
-        return 1;
-    struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
-    if (pfd.fd < 0 || poll(&pfd, 1, timeout_ms) < 0) {
-        if (PQstatus(s->conn) != CONNECTION_OK) { /* listen again once it is back */
-            PQreset(s->conn);
-            s->listening = 0;
-        }
-        return 0;
-    }
-    if (!PQconsumeInput(s->conn)) {
-        PQreset(s->conn);
-        s->listening = 0;
-        return 0;
-    }
     while ((n = PQnotifies(s->conn))) {
         got = 1;
         PQfreemem(n);
     }
     return got;
+}
+
+/* LISTEN on this connection (again after a reconnect), then wait for a notification. While
+ * the database is away this makes one attempt to reconnect per call and sleeps out the rest
+ * of timeout_ms, so the caller's loop does not spin. */
+int pg_wait_work(struct store *st, int timeout_ms)
+{
+    struct pg_store *s = PG(st);
+    if (PQstatus(s->conn) != CONNECTION_OK && pg_reconnect(s) < 0)
+        goto away;
+    if (!s->listening) {
+        if (pg_cmd(s, "listen", "LISTEN sluice_batches", 0, NULL) < 0)
+            goto away;
+        s->listening = 1;
+        return 1; /* news sent while nobody listened is lost: have the workers look once */
+    }
+    struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
+    if (pfd.fd < 0 || !PQconsumeInput(s->conn))
+        goto away; /* lost: the next call reconnects */
+    if (drain(s))
+        return 1;
+    if (poll(&pfd, 1, timeout_ms) > 0 && !PQconsumeInput(s->conn))
+        return 0; /* lost while waiting: the next call reconnects */
+    return drain(s);
+away:
+    poll(NULL, 0, timeout_ms);
+    return 0;
 }
 
 /* Several statements without parameters (a migration): PQexec, which allows them. */

@@ -51,6 +51,8 @@
     X(CONFLICT, 409, "the resource is not in a state that allows this")                            \
     X(OVERLOADED, 503, "the write queue is full; retry later")                                     \
     X(UNAVAILABLE, 503, "the store is unavailable")                                                \
+    X(COMMIT_UNKNOWN, 503,                                                                         \
+      "the connection to the store was lost during the commit; the request may be stored or not")  \
     X(INTERNAL, 500, "internal error")
 
 enum sluice_err {

@@ -70,6 +70,7 @@ struct tjob {
     int fail;      /* apply() writes, then returns -1 */
     int blocker;   /* apply() waits for release_blocker() first */
     int delivered; /* times deliver() ran */
+    int skipped;   /* times skip() ran */
     int result;
     unsigned long long commits_at_delivery; /* which group it was in */
 };
@@ -123,6 +124,14 @@ static void t_deliver(struct wjob *job, int result)
     pthread_mutex_unlock(&mu);
 }
 
+static void t_skip(struct wjob *job)
+{
+    struct tjob *t = (struct tjob *)job;
+    pthread_mutex_lock(&mu);
+    t->skipped++;
+    pthread_mutex_unlock(&mu);
+}
+
 static void init_job(struct tjob *t, int id)
 {
     memset(t, 0, sizeof *t);
@@ -130,6 +139,7 @@ static void init_job(struct tjob *t, int id)
     t->job.nrows = 1;
     t->job.apply = t_apply;
     t->job.deliver = t_deliver;
+    t->job.skip = t_skip;
     t->result = 12345;
 }
 
@@ -368,6 +378,46 @@ Test(writer, lone_failed_job_rolled_back, .init = setup, .fini = teardown)
     cr_expect_eq(writer_run(w, &good.job), 0);
     cr_expect_eq(rows_of(2), 1);
     cr_expect(writer_healthy(w));
+}
+
+/* ---- the store away ------------------------------------------------------------------------ */
+
+/* SQLite's ping fails while its file is not where it was opened: the writer's view of a
+ * database that went away, and came back when the file is put back. */
+Test(writer, store_away_refuses_jobs_then_recovers_by_itself, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    char away[160];
+    snprintf(away, sizeof away, "%s.away", db_path);
+    cr_assert_eq(rename(db_path, away), 0);
+
+    struct tjob bad, refused;
+    init_job(&bad, 1);
+    bad.fail = 1; /* a failed job makes the writer look at the store */
+    cr_assert_eq(writer_submit(w, &bad.job), 0);
+    wait_delivered(1);
+    cr_expect_eq(bad.result, -1);
+    cr_expect_not(writer_healthy(w), "the store does not answer: not healthy");
+
+    init_job(&refused, 2);
+    cr_assert_eq(writer_submit(w, &refused.job), 0);
+    wait_delivered(2);
+    cr_expect_eq(refused.result, -1, "a job while the store is away is refused");
+    cr_expect_eq(refused.skipped, 1, "skip() tells the job it will not be applied");
+    cr_expect_eq(bad.skipped, 0, "an applied job is not skipped");
+
+    cr_assert_eq(rename(away, db_path), 0);
+    /* back without any job to run: the writer tries again by itself (at most 2 s apart) */
+    for (int i = 0; i < 100 && !writer_healthy(w); i++)
+        usleep(50 * 1000);
+    cr_assert(writer_healthy(w), "the writer did not notice that the store is back");
+
+    struct tjob good;
+    init_job(&good, 3);
+    good.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &good.job), 0);
+    cr_expect_eq(rows_of(1) + rows_of(2), 0, "nothing of the failed or refused job is stored");
+    cr_expect_eq(rows_of(3), 1);
 }
 
 /* ---- writer_run -------------------------------------------------------------------------- */

@@ -31,8 +31,8 @@ int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
      * durable, and the spool is thrown away). */
     int fd = open(spool, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) < 0) {
-        snprintf(s->err, sizeof s->err, "keeping the batch file %s: syncing %s: %s", final,
-                 spool, strerror(errno));
+        snprintf(s->err, sizeof s->err, "keeping the batch file %s: syncing %s: %s", final, spool,
+                 strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;

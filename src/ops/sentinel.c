@@ -269,9 +269,18 @@ static void *sentinel_main(void *arg)
             json_decref(report);
         }
         catalog_release(cat);
-        if (in.st && store_ping(in.st) != 0) { /* reopen next time */
-            store_close(s->st);
-            s->st = NULL;
+        if (in.st && store_ping(in.st) != 0) {
+            /* A new connection replaces the old one only once it answers: until then the
+             * old one keeps telling what is wrong (PostgreSQL away, the SQLite file
+             * deleted), which a failed open would not. */
+            char err[256];
+            struct store *fresh = store_open(s->svc->store_uri, 1, err, sizeof err);
+            if (fresh && store_ping(fresh) == 0) {
+                store_close(s->st);
+                s->st = fresh;
+            } else {
+                store_close(fresh);
+            }
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -896,7 +896,9 @@ static struct store *sq_open(const char *path, int readonly, char *err, size_t e
         return NULL;
     }
     s->base.ops = &store_sqlite_ops;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    /* A read connection never creates the database: opened after the file was deleted, it
+     * would put an empty store in its place. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (readonly ? 0 : SQLITE_OPEN_CREATE);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(s->db));
         sqlite3_close(s->db);

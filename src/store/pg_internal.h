@@ -66,6 +66,8 @@ enum { PG_SP_NONE, PG_SP_NOTED, PG_SP_SENT };
 int pg_copy_put(struct pg_store *s, const char *table, const char *cols, int ncols, unsigned bytea,
                 const char *const *v, const size_t *len);
 int pg_copy_flush(struct pg_store *s);
+/* Whether rows of table are queued already (pg_copy_put then needs no cols: NULL). */
+int pg_copy_queued(const struct pg_store *s, const char *table);
 void pg_copy_discard(struct pg_store *s);
 /* A savepoint noted, not sent (sent by the next flush); a rollback to it while still
  * unsent cuts the queue back to where it was noted (pg_copy_rewind). */

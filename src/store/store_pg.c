@@ -386,9 +386,13 @@ static int copy_row(struct pg_store *s, const struct dataset_config *ds, const c
     int rc = -1;
     buf_init(&cols, 1 << 20);
     snprintf(table, sizeof table, "\"ds_%s\"", ds->name);
-    int bad = !len || buf_appends(&cols, "_ingest_id, _source, _received_at, _extra, _batch_id");
-    for (size_t i = 0; !bad && i + 5 < np; i++)
-        bad = buf_printf(&cols, ", \"%s\"", schema_field_name(ds->schema, i));
+    /* The column list is only needed when the table's queue is made, not for every row. */
+    int bad = !len;
+    if (!bad && !pg_copy_queued(s, table)) {
+        bad = buf_appends(&cols, "_ingest_id, _source, _received_at, _extra, _batch_id");
+        for (size_t i = 0; !bad && i + 5 < np; i++)
+            bad = buf_printf(&cols, ", \"%s\"", schema_field_name(ds->schema, i));
+    }
     if (bad) {
         snprintf(s->err, sizeof s->err, "insert: out of memory");
         goto out;

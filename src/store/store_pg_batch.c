@@ -98,11 +98,9 @@ int pg_batch_add(struct store *st, const struct batch *b)
     return rc < 0 ? -1 : pg_cmd(s, "batch notify", "NOTIFY sluice_batches", 0, NULL);
 }
 
-int pg_batch_get(struct store *st, const char *id, struct batch *out)
+/* The batch in result r (consumed; NULL: the query failed) into out: 0, 1 when none, -1. */
+static int one_batch(PGresult *r, struct batch *out)
 {
-    struct pg_store *s = PG(st);
-    const char *p[1] = {id};
-    PGresult *r = pg_exec(s, "batch get", "SELECT " BATCH_COLS " FROM batches WHERE id = $1", 1, p);
     if (!r)
         return -1;
     int found = PQntuples(r) > 0;
@@ -110,6 +108,14 @@ int pg_batch_get(struct store *st, const char *id, struct batch *out)
         read_batch(r, 0, out);
     PQclear(r);
     return found ? 0 : 1;
+}
+
+int pg_batch_get(struct store *st, const char *id, struct batch *out)
+{
+    struct pg_store *s = PG(st);
+    const char *p[1] = {id};
+    PGresult *r = pg_exec(s, "batch get", "SELECT " BATCH_COLS " FROM batches WHERE id = $1", 1, p);
+    return one_batch(r, out);
 }
 
 /* Append " AND <pre>$n<post>" with v as parameter n, when v is set. */
@@ -183,13 +189,7 @@ int pg_batch_claim(struct store *st, const char *worker, int64_t now_ms, int64_t
         " SELECT id, 'staging', $2::bigint, $1 FROM c)"
         " SELECT " BATCH_COLS " FROM c",
         3, p);
-    if (!r)
-        return -1;
-    int found = PQntuples(r) > 0;
-    if (found)
-        read_batch(r, 0, out);
-    PQclear(r);
-    return found ? 0 : 1;
+    return one_batch(r, out);
 }
 
 int pg_batch_set_status(struct store *st, const char *id, const char *status, const char *reason,

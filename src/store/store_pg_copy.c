@@ -331,7 +331,15 @@ void pg_copy_rewind(struct pg_store *s)
     }
 }
 
-/* The slot of table (made on first use); NULL when out of memory. */
+int pg_copy_queued(const struct pg_store *s, const char *table)
+{
+    for (int i = 0; s->copy && i < s->copy->nslots; i++)
+        if (!strcmp(s->copy->slot[i].table, table))
+            return 1;
+    return 0;
+}
+
+/* The slot of table (made on first use, with cols); NULL when out of memory. */
 static struct pg_pending *slot_for(struct pg_store *s, const char *table, const char *cols,
                                    int ncols, unsigned bytea)
 {
@@ -343,7 +351,7 @@ static struct pg_pending *slot_for(struct pg_store *s, const char *table, const 
         return NULL;
     struct pg_pending *p = &c->slot[c->nslots];
     p->table = strdup(table);
-    p->cols = strdup(cols);
+    p->cols = cols ? strdup(cols) : NULL; /* NULL: pg_copy_queued() was wrong */
     p->ncols = ncols;
     p->bytea = bytea;
     buf_init(&p->data, 1u << 30); /* bounded by COPY_FLUSH_BYTES plus a row */

@@ -78,12 +78,7 @@ for i in $(seq 1 "$UPLOADS"); do
     id=$(curl -sS -X POST -H 'Content-Type: text/csv' --data-binary "@$WORK/all.csv" \
         "$URL/api/v1/datasets/bench/batches?filename=bench-$i.csv" |
         "$PY" -c 'import json,sys; print(json.load(sys.stdin)["batch_id"])')
-    while :; do
-        st=$(curl -sS "$URL/api/v1/batches/$id" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-        [ "$st" = completed ] && break
-        [ "$st" = failed ] && die "batch $id failed"
-        sleep 0.2
-    done
+    "$PY" "$ROOT/bench/wait_batch.py" "$URL" "$id" 0.2 >/dev/null || die "batch $id did not complete"
     log "  upload $i: $id completed"
 done
 LOAD_S=$(($(date +%s) - T0))

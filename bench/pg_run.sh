@@ -152,17 +152,12 @@ run_csv() { # RUN
     q -d "$db" -c CHECKPOINT
     wait_quiet
     t0=$(now)
-    body=$(curl -sS -X POST -H 'Content-Type: text/csv' --data-binary "@$WORK/all.csv" \
+    # -T streams the file (curl does not load it first); Expect: off, as most clients do
+    body=$(curl -sS -X POST -T "$WORK/all.csv" -H 'Content-Type: text/csv' -H 'Expect:' \
         "$URL/api/v1/datasets/bench/batches")
-    id=$(echo "$body" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["batch_id"])')
-    while :; do
-        st=$(curl -sS "$URL/api/v1/batches/$id")
-        case $(echo "$st" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["status"])') in
-        completed) break ;;
-        failed | rejected) die "batch $id: $st" ;;
-        esac
-        sleep "$POLL"
-    done
+    id=$(sed -n 's/.*"batch_id":"\([^"]*\)".*/\1/p' <<<"$body")
+    [ -n "$id" ] || die "the upload failed: $body"
+    st=$("$PY" "$ROOT/bench/wait_batch.py" "$URL" "$id" "$POLL") || die "batch $id: $st"
     t1=$(now)
     local n
     n=$(q -d "$db" -c "SELECT count(*) FROM ds_bench")

@@ -1,15 +1,13 @@
 /*
  * batch_json.c - the API's view of a batch, and where an upload is spooled.
  */
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "batch/batch.h"
 #include "util/clock.h"
+#include "util/sweep.h"
 
 #define SPOOL_SUFFIX ".csv.part"
 
@@ -22,25 +20,7 @@ int batch_spool_sweep(const char *data_dir, int64_t before_ms)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/batches", data_dir);
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int removed = 0;
-    size_t sl = strlen(SPOOL_SUFFIX);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        char path[PATH_MAX];
-        struct stat sb;
-        if (n <= sl || strcmp(e->d_name + n - sl, SPOOL_SUFFIX) != 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
-            (int64_t)sb.st_mtime * 1000 < before_ms && unlink(path) == 0)
-            removed++;
-    }
-    closedir(d);
-    return removed;
+    return dir_sweep(dir, SPOOL_SUFFIX, before_ms);
 }
 
 int batch_status_active(const char *status)

@@ -546,7 +546,7 @@ static void produce(void *arg)
 /* Stream the batch's file through the CSV reader in mode. 0, or -1 with p->reason. */
 static int batch_scan(struct pass *p)
 {
-    FILE *f = store_file_open(p->files, p->b);
+    FILE *f = store_file_open(p->files, p->b, p->cfg->data_dir);
     if (!f) {
         snprintf(p->reason, sizeof p->reason, "the batch file cannot be read: %s",
                  store_errmsg(p->files));

@@ -195,6 +195,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct batch_pool *pool = w->pool;
+    pthread_setname_np(pthread_self(), "sl-batch");
     for (;;) {
         pthread_mutex_lock(&pool->mu);
         int stop = pool->stop;
@@ -300,6 +301,7 @@ static void renew_leases(struct batch_pool *p, struct store *st, int64_t *last)
 static void *listener_main(void *arg)
 {
     struct batch_pool *p = arg;
+    pthread_setname_np(pthread_self(), "sl-listen");
     char err[256];
     struct store *st = store_open(p->svc->store_uri, 0, err, sizeof err);
     int64_t renewed = clock_wall_ms();

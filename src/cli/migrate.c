@@ -333,7 +333,7 @@ static int keep_file(struct job *j, struct bfile *f)
 {
     struct batch b = {.id = f->id, .path = f->path, .sha256 = f->sha256, .bytes = f->bytes};
     char spool[4200], hex[65] = "";
-    FILE *in = store_file_open(j->src, &b);
+    FILE *in = store_file_open(j->src, &b, NULL);
     if (!in) {
         snprintf(j->err, sizeof j->err, "batch %s: the source's file cannot be read: %s", f->id,
                  store_errmsg(j->src));
@@ -414,7 +414,7 @@ static int verify_files(struct job *j)
         struct batch b = {.id = f->id, .path = f->path, .sha256 = f->sha256, .bytes = f->bytes};
         char hex[65] = "";
         progress_item(&j->prog, f->id, f->bytes);
-        FILE *in = store_file_open(j->dst, &b);
+        FILE *in = store_file_open(j->dst, &b, NULL);
         int rc = in ? copy_hash(in, NULL, hex, &j->prog) : -1;
         if (in)
             fclose(in);

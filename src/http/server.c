@@ -1286,6 +1286,7 @@ static void on_wake(uv_async_t *a)
 static void *loop_main(void *arg)
 {
     struct http_loop *l = arg;
+    pthread_setname_np(pthread_self(), "sl-http");
     uv_run(&l->loop, UV_RUN_DEFAULT);
     return NULL;
 }

@@ -141,6 +141,7 @@ static void run_group(struct writer *w, struct wjob *group)
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
+    pthread_setname_np(pthread_self(), "sl-writer");
     for (;;) {
         pthread_mutex_lock(&w->mu);
         /* Wait for jobs; while the store is away, also for the time to try it again. */

@@ -159,6 +159,7 @@ static int post(const struct delivery *d, char *why, size_t cap)
 static void *notifier_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "sl-notify");
     pthread_mutex_lock(&qmu);
     while (!stopping || queue) {
         int64_t now = clock_wall_ms(), next = now + 1000;

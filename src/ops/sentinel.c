@@ -239,6 +239,7 @@ struct sentinel {
 static void *sentinel_main(void *arg)
 {
     struct sentinel *s = arg;
+    pthread_setname_np(pthread_self(), "sl-sentinel");
     for (;;) {
         struct catalog *cat = service_catalog(s->svc);
         int interval = cat->cfg.sentinel.interval_s;

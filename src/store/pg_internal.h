@@ -29,6 +29,13 @@ struct pg_store {
     struct roll_acc roll_job, roll_group; /* rollups of this job / group, written at COMMIT */
     /* the table table_load is filling (migrate) */
     char load_table[80];
+    /* the node's copy of a batch file whose sha256 this connection checked last
+     * (store_pg_files.c): opened again unchanged, it is not hashed again */
+    struct {
+        char batch_id[64];
+        unsigned long long dev, ino, size;
+        long long mtime_ns;
+    } copy_checked;
     char err[512];
 };
 
@@ -133,7 +140,7 @@ int pg_batch_clear(struct store *st, const char *dataset, const char *batch_id, 
 int pg_batch_delete(struct store *st, const char *id);
 int pg_file_keep(struct store *st, const char *batch_id, const char *spool, const char *data_dir,
                  char **path);
-FILE *pg_file_open(struct store *st, const struct batch *b);
+FILE *pg_file_open(struct store *st, const struct batch *b, const char *data_dir);
 int pg_file_drop(struct store *st, const char *batch_id, const char *path);
 int pg_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir);
 int pg_key_pepper(struct store *st, unsigned char out[32]);

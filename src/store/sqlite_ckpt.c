@@ -52,6 +52,7 @@ static void checkpoint(struct sqlite_ckpt *c)
 static void *ckpt_main(void *arg)
 {
     struct sqlite_ckpt *c = arg;
+    pthread_setname_np(pthread_self(), "sl-checkpoint");
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->pending && !c->stop)

@@ -125,7 +125,7 @@ int sqlite_dataset_drop(struct store *st, const char *name);
 /* Batch files (store_sqlite_files.c); see store.h. */
 int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
                      const char *data_dir, char **path);
-FILE *sqlite_file_open(struct store *st, const struct batch *b);
+FILE *sqlite_file_open(struct store *st, const struct batch *b, const char *data_dir);
 int sqlite_file_drop(struct store *st, const char *batch_id, const char *path);
 int sqlite_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir);
 

@@ -263,8 +263,11 @@ struct store_ops {
      * must not use st for anything else while a read is under way). Memory is bounded
      * (PostgreSQL holds one chunk at a time). NULL: errmsg says. After a successful open
      * errmsg is empty until a read fails: a read error sets errno, and errmsg when the
-     * store knows more (PostgreSQL: EIO, and the server's message). */
-    FILE *(*file_open)(struct store *st, const struct batch *b);
+     * store knows more (PostgreSQL: EIO, and the server's message). data_dir (may be
+     * NULL: read the store's own copy only) is this node's data directory: PostgreSQL
+     * reads the copy the node that received the upload keeps there, when its sha256 is
+     * the record's, instead of the database's (store_pg_files.c). */
+    FILE *(*file_open)(struct store *st, const struct batch *b, const char *data_dir);
     /* Remove a batch's file (its record is deleted, or was never added), in a transaction
      * of its own (never inside begin/commit). path as recorded (may be NULL). A file
      * already gone is not an error. */
@@ -434,7 +437,7 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_batch_delete(st, id) ((st)->ops->batch_delete((st), (id)))
 #define store_file_keep(st, id, spool, dir, path)                                                  \
     ((st)->ops->file_keep((st), (id), (spool), (dir), (path)))
-#define store_file_open(st, b) ((st)->ops->file_open((st), (b)))
+#define store_file_open(st, b, dir) ((st)->ops->file_open((st), (b), (dir)))
 #define store_file_drop(st, id, path) ((st)->ops->file_drop((st), (id), (path)))
 #define store_snapshot(st) ((st)->ops->snapshot(st))
 #define store_table_count(st, t, n) ((st)->ops->table_count((st), (t), (n)))

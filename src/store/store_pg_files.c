@@ -9,16 +9,32 @@
  * the file's size. Orphans (a file whose record never came) are swept by age. A batch
  * recorded before migration 2 has a `path` and no chunks: its file is still read and
  * removed there, on the node that received it.
+ *
+ * The node's copy. Reading a 100 MB file back out of the database costs its backend
+ * about a second of CPU (TOAST hands it out in 2 KB pieces) on the machine that also
+ * runs the pass's inserts. So the node that received an upload keeps its spool, once
+ * the database has the file, as data_dir/batches/ID.csv.copy; a pass on that node reads
+ * it instead when its sha256 is the batch record's (checked at open, before a byte is
+ * handed out; a copy that differs is removed and the database read). A copy is removed
+ * when it has been read to its end (the pass is the one reader that reads a file to its
+ * end; a retry or re-ingest reads the database), and by the hourly sweep after an hour
+ * (a batch another node processed, or one deleted first). Nothing depends on the copy:
+ * the database's is the file.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/pg_internal.h"
 #include "util/clock.h"
+#include "util/log.h"
+#include "util/sweep.h"
 
 /* The size of a chunk: large enough that a GB is a thousand round trips, not more, small
  * enough that a reader and a writer hold little. */
@@ -64,6 +80,22 @@ static void rollback_keep_error(struct pg_store *s)
     memcpy(s->err, keep, sizeof keep);
 }
 
+#define COPY_SUFFIX ".csv.copy"
+
+/* Where this node keeps its copy of batch_id's file: 0, or -1 when there is no place for
+ * one (no data_dir, or an id that is not a plain file name). */
+static int copy_path(const char *data_dir, const char *batch_id, char *out, size_t cap)
+{
+    if (!data_dir || !batch_id[0] || strlen(batch_id) >= 64)
+        return -1;
+    for (const char *c = batch_id; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '-'))
+            return -1;
+    int n = snprintf(out, cap, "%s/batches/%s" COPY_SUFFIX, data_dir, batch_id);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
 /* Up to cap bytes of fd (fewer only at the end of the file); -1 on error. */
 static ssize_t read_full(int fd, char *buf, size_t cap)
 {
@@ -85,8 +117,7 @@ int pg_file_keep(struct store *st, const char *batch_id, const char *spool, cons
                  char **path)
 {
     struct pg_store *s = PG(st);
-    (void)data_dir; /* nothing of the file stays on this node */
-    *path = NULL;
+    *path = NULL; /* the database has the file; this node's copy is only a copy */
     if (PQtransactionStatus(s->conn) == PQTRANS_INTRANS ||
         PQtransactionStatus(s->conn) == PQTRANS_INERROR) {
         snprintf(s->err, sizeof s->err, "keeping the batch file: a transaction is open");
@@ -133,8 +164,9 @@ int pg_file_keep(struct store *st, const char *batch_id, const char *spool, cons
         rc = cmd_file(s, "keeping the batch file", "COMMIT", 0, NULL);
     else if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         rollback_keep_error(s);
-    if (rc == 0)
-        unlink(spool); /* the database has it now */
+    char copy[PATH_MAX];
+    if (rc == 0 && (copy_path(data_dir, batch_id, copy, sizeof copy) < 0 || rename(spool, copy) < 0))
+        unlink(spool); /* the database has it now; the node keeps no copy */
     return rc;
 }
 
@@ -275,9 +307,118 @@ static int reader_close(void *cookie)
     return 0;
 }
 
-FILE *pg_file_open(struct store *st, const struct batch *b)
+/* ---- reading the node's copy ---------------------------------------------------------- */
+
+struct copy_reader {
+    int fd;
+    char path[PATH_MAX];
+};
+
+static ssize_t copy_read(void *cookie, char *buf, size_t size)
+{
+    struct copy_reader *c = cookie;
+    ssize_t n;
+    do
+        n = read(c->fd, buf, size);
+    while (n < 0 && errno == EINTR);
+    if (n == 0 && size > 0 && c->path[0]) {
+        unlink(c->path); /* read to its end: its pass has what it needs (see the top) */
+        c->path[0] = 0;
+    }
+    return n;
+}
+
+static int copy_close(void *cookie)
+{
+    struct copy_reader *c = cookie;
+    close(c->fd);
+    free(c);
+    return 0;
+}
+
+/* fd's content hashed with SHA-256, as lowercase hex; 0 or -1 (a read error). */
+static int sha256_fd(int fd, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    char *buf = malloc(FILE_CHUNK);
+    int rc = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+    ssize_t n;
+    while (rc == 0 && (n = read(fd, buf, FILE_CHUNK)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || EVP_DigestUpdate(md, buf, (size_t)n) != 1)
+            rc = -1;
+    }
+    unsigned char d[32];
+    unsigned int dl = 0;
+    if (rc == 0 && EVP_DigestFinal_ex(md, d, &dl) != 1)
+        rc = -1;
+    for (unsigned i = 0; rc == 0 && i < dl; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    free(buf);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* The node's copy of b's file, open at its first byte, when there is one and its sha256 is
+ * the record's; else NULL (the database is read). A copy that differs is removed. */
+static FILE *copy_open(struct pg_store *s, const struct batch *b, const char *data_dir)
+{
+    char path[PATH_MAX];
+    if (!b->sha256 || copy_path(data_dir, b->id, path, sizeof path) < 0)
+        return NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    long long mtime = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+    int checked = !strcmp(s->copy_checked.batch_id, b->id) &&
+                  s->copy_checked.dev == (unsigned long long)sb.st_dev &&
+                  s->copy_checked.ino == (unsigned long long)sb.st_ino &&
+                  s->copy_checked.size == (unsigned long long)sb.st_size &&
+                  s->copy_checked.mtime_ns == mtime;
+    if (!checked) {
+        char hex[65] = "";
+        if (sha256_fd(fd, hex) < 0 || strcmp(hex, b->sha256) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+            char m[PATH_MAX + 32];
+            log_warn("store", "this node's copy of a batch file differs from the database's:"
+                              " removed, the database's is read",
+                     "\"batch_id\":\"%s\",\"path\":\"%s\"", b->id,
+                     log_json_str(m, sizeof m, path, (size_t)-1));
+            close(fd);
+            unlink(path);
+            return NULL;
+        }
+        snprintf(s->copy_checked.batch_id, sizeof s->copy_checked.batch_id, "%s", b->id);
+        s->copy_checked.dev = (unsigned long long)sb.st_dev;
+        s->copy_checked.ino = (unsigned long long)sb.st_ino;
+        s->copy_checked.size = (unsigned long long)sb.st_size;
+        s->copy_checked.mtime_ns = mtime;
+    }
+    struct copy_reader *c = calloc(1, sizeof *c);
+    FILE *f = c ? fopencookie(c, "rb", (cookie_io_functions_t){.read = copy_read,
+                                                               .close = copy_close})
+                : NULL;
+    if (!f) {
+        free(c);
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    snprintf(c->path, sizeof c->path, "%s", path);
+    s->err[0] = 0;
+    return f;
+}
+
+FILE *pg_file_open(struct store *st, const struct batch *b, const char *data_dir)
 {
     struct pg_store *s = PG(st);
+    FILE *copy = copy_open(s, b, data_dir);
+    if (copy)
+        return copy;
     struct reader *r = calloc(1, sizeof *r);
     if (!r || !(r->batch_id = strdup(b->id))) {
         free(r);
@@ -335,8 +476,11 @@ int pg_file_drop(struct store *st, const char *batch_id, const char *path)
 int pg_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir)
 {
     struct pg_store *s = PG(st);
-    (void)data_dir;
-    char before[24];
+    char before[24], dir[PATH_MAX];
+    if (data_dir) { /* this node's copies of files it received more than that long ago */
+        snprintf(dir, sizeof dir, "%s/batches", data_dir);
+        dir_sweep(dir, COPY_SUFFIX, older_than_ms);
+    }
     const char *v[1] = {pg_int(before, older_than_ms)};
     PGresult *r =
         exec_file(s, "file sweep",

@@ -55,9 +55,10 @@ int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
     return 0;
 }
 
-FILE *sqlite_file_open(struct store *st, const struct batch *b)
+FILE *sqlite_file_open(struct store *st, const struct batch *b, const char *data_dir)
 {
     struct sqlite_store *s = SQ(st);
+    (void)data_dir; /* b->path is where the file is */
     FILE *f = b->path ? fopen(b->path, "rb") : NULL;
     if (!f)
         snprintf(s->err, sizeof s->err, "the file of batch %s (%s) cannot be read: %s", b->id,

@@ -735,6 +735,49 @@ Test(store_pg, a_streaming_copy_is_undone_by_rollback_and_ends_before_a_savepoin
     free_cfg(cfg);
 }
 
+/* A batch's rows stream into one COPY that stays open while DLQ entries and row errors
+ * queue beside it: ending it for them (or after every part) makes the writer and the server
+ * wait for each other at every part. Seen from a second connection, the one COPY in progress
+ * has taken nearly every row before the job ends. */
+Test(store_pg, a_big_jobs_rows_stay_in_one_open_copy_while_dlq_entries_queue, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "plain");
+    char row[400], pad[201], sql[200];
+    memset(pad, 'z', 200);
+    pad[200] = 0;
+    cr_assert_eq(pg_begin(st), 0);
+    for (int r = 1; r <= 20000; r++) { /* about 5 MB: twenty parts */
+        snprintf(row, sizeof row, "{\"i\":%d,\"s\":\"%s\"}", r, pad);
+        put(ds, &META1, row, NULL);
+        if (r % 50)
+            continue;
+        struct dlq_new e = {.dataset = "plain", .ingest_id = "ing_s", .row = r,
+                            .payload = (const unsigned char *)row, .payload_len = strlen(row),
+                            .errors_json = "[]", .codes = ",TYPE,", .batch_id = "bat_s",
+                            .received_ms = 5};
+        cr_assert_eq(pg_dlq_add(st, &e, NULL), 0, "%s", pg_errmsg(st));
+        struct batch_error_new be = {r, "TYPE", "i", "a message"};
+        cr_assert_eq(pg_batch_errors_add(st, "bat_s", &be, 1, 9), 0, "%s", pg_errmsg(st));
+    }
+    snprintf(sql, sizeof sql,
+             "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %d",
+             PQbackendPID(PG(st)->conn));
+    int64_t seen = raw_int(sql);
+    for (int i = 0; i < 100 && seen >= 0 && seen < 19000; i++) { /* the server catching up */
+        usleep(50 * 1000);
+        seen = raw_int(sql);
+    }
+    cr_expect_geq(seen, 19000, "the open COPY has %lld of 20000 rows (-999: none is open)",
+                  (long long)seen);
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_plain"), 20000);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq WHERE batch_id = 'bat_s'"), 400);
+    cr_expect_eq(raw_int("SELECT count(*) FROM batch_errors WHERE batch_id = 'bat_s'"), 400);
+    free_cfg(cfg);
+}
+
 Test(store_pg, copy_takes_rows_of_many_columns, .fini = cleanup)
 {
     open_fresh();

@@ -8,9 +8,11 @@
  * on the same connection, not only by reading it back.
  */
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "batch_file_test.h"
@@ -105,7 +107,7 @@ static void keep(const char *id, size_t n, char **data)
 static void expect_reads(struct store *x, const char *id, const char *want, size_t n)
 {
     struct batch b = {.id = (char *)id};
-    FILE *f = pg_file_open(x, &b);
+    FILE *f = pg_file_open(x, &b, NULL);
     cr_assert_not_null(f, "open %s: %s", id, pg_errmsg(x));
     expect_file(f, want, n, id);
 }
@@ -199,7 +201,7 @@ Test(pg_files, drop_removes_every_chunk)
     cr_expect_eq(raw_int("SELECT count(*) FROM batch_files WHERE batch_id = '%s'", "bat_a"), 0);
     cr_expect_eq(pg_file_drop(st, "bat_a", NULL), 0, "a file already gone is no error");
     struct batch gone = {.id = "bat_a"};
-    cr_expect_null(pg_file_open(st, &gone));
+    cr_expect_null(pg_file_open(st, &gone, NULL));
     cr_expect(strstr(pg_errmsg(st), "not in the database") != NULL, "%s", pg_errmsg(st));
     expect_reads(st, "bat_b", b, 10); /* the other file is untouched */
     free(a);
@@ -256,7 +258,7 @@ Test(pg_files, a_file_dropped_while_read_is_an_error_not_a_short_file)
     keep("bat_going", 3 * MIB, &data);
     struct store *reader = open_more();
     struct batch b = {.id = "bat_going"};
-    FILE *f = pg_file_open(reader, &b);
+    FILE *f = pg_file_open(reader, &b, NULL);
     cr_assert_not_null(f, "%s", pg_errmsg(reader));
     char *buf = malloc(MIB);
     size_t got = fread(buf, 1, MIB, f); /* into the second chunk */
@@ -282,12 +284,123 @@ Test(pg_files, a_batch_recorded_before_migration_2_keeps_its_local_file)
     snprintf(path, sizeof path, "%s/bat_old.csv", dir);
     char *data = spool_write(path, 5000);
     struct batch b = {.id = "bat_old", .path = path};
-    FILE *f = pg_file_open(st, &b);
+    FILE *f = pg_file_open(st, &b, NULL);
     cr_assert_not_null(f, "%s", pg_errmsg(st));
     expect_file(f, data, 5000, "bat_old");
     cr_assert_eq(pg_file_drop(st, "bat_old", path), 0, "%s", pg_errmsg(st));
     cr_expect_neq(access(path, F_OK), 0, "the old file is still there");
-    cr_expect_null(pg_file_open(st, &b));
+    cr_expect_null(pg_file_open(st, &b, NULL));
     cr_expect(strstr(pg_errmsg(st), "cannot be read") != NULL, "%s", pg_errmsg(st));
     free(data);
+}
+
+/* ---- the node's copy of a file it received ------------------------------------------ */
+
+/* The sha256 of n bytes, as lowercase hex (what an upload records). */
+static void sha256_hex(const char *data, size_t n, char hex[65])
+{
+    unsigned char d[32];
+    unsigned int dl = 0;
+    cr_assert_eq(EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL), 1);
+    for (unsigned i = 0; i < dl; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Keep id's n-byte file the way an upload does: spooled in data_dir/batches. */
+static char *keep_received(const char *id, size_t n, char *copy, size_t cap)
+{
+    char spool[256], batches[128], *path = NULL;
+    snprintf(batches, sizeof batches, "%s/batches", dir);
+    mkdir(batches, 0700);
+    snprintf(spool, sizeof spool, "%s/%s.csv.part", batches, id);
+    char *data = spool_write(spool, n);
+    cr_assert_eq(pg_file_keep(st, id, spool, dir, &path), 0, "keep %s: %s", id, pg_errmsg(st));
+    cr_expect_null(path);
+    cr_expect_neq(access(spool, F_OK), 0, "the spool is still there");
+    snprintf(copy, cap, "%s/%s.csv.copy", batches, id);
+    cr_expect_eq(access(copy, F_OK), 0, "the node keeps no copy of the file it received");
+    return data;
+}
+
+Test(pg_files, the_receiving_node_reads_its_copy_once_then_the_database)
+{
+    start();
+    char copy[256], hex[65];
+    char *data = keep_received("bat_local", 2 * MIB + 3, copy, sizeof copy);
+    sha256_hex(data, 2 * MIB + 3, hex);
+    struct batch b = {.id = "bat_local", .sha256 = hex};
+    /* Proof the copy is read: the database's chunks are changed behind the store's back. */
+    raw(st, "UPDATE batch_files SET data = overlay(data placing '\\x00'::bytea from 1 for 1)"
+            " WHERE batch_id = 'bat_local' AND seq = 0");
+    /* A header read (the pass's first) leaves the copy in place. */
+    FILE *f = pg_file_open(st, &b, dir);
+    cr_assert_not_null(f, "%s", pg_errmsg(st));
+    char head[100];
+    cr_expect_eq(fread(head, 1, sizeof head, f), sizeof head);
+    cr_expect(memcmp(head, data, sizeof head) == 0, "the header read is not the copy's");
+    fclose(f);
+    cr_expect_eq(access(copy, F_OK), 0, "a header read removed the copy");
+    /* The whole read is the copy's bytes, and the copy goes when read to its end. */
+    expect_file(pg_file_open(st, &b, dir), data, 2 * MIB + 3, "bat_local (the copy)");
+    cr_expect_neq(access(copy, F_OK), 0, "the copy read to its end is still there");
+    /* From then on the database is read: its (changed) first byte shows it. */
+    f = pg_file_open(st, &b, dir);
+    cr_assert_not_null(f, "%s", pg_errmsg(st));
+    cr_expect_eq(fgetc(f), 0, "the database's copy was not the one read");
+    fclose(f);
+    free(data);
+}
+
+Test(pg_files, a_copy_that_differs_from_the_record_is_removed_and_the_database_read)
+{
+    start();
+    char copy[256], hex[65];
+    char *data = keep_received("bat_bent", MIB + 17, copy, sizeof copy);
+    sha256_hex(data, MIB + 17, hex);
+    FILE *c = fopen(copy, "r+b"); /* one byte of the copy changes on this node's disk */
+    cr_assert_not_null(c);
+    fseek(c, MIB, SEEK_SET);
+    fputc(data[MIB] ^ 1, c);
+    fclose(c);
+    struct batch b = {.id = "bat_bent", .sha256 = hex};
+    expect_file(pg_file_open(st, &b, dir), data, MIB + 17, "bat_bent (the database's)");
+    cr_expect_neq(access(copy, F_OK), 0, "the bent copy is still there");
+    free(data);
+}
+
+Test(pg_files, no_copy_is_read_without_a_sha256_or_a_data_dir)
+{
+    start();
+    char copy[256], hex[65];
+    char *data = keep_received("bat_nosum", 1000, copy, sizeof copy);
+    sha256_hex(data, 1000, hex);
+    raw(st, "UPDATE batch_files SET data = overlay(data placing '\\x00'::bytea from 1 for 1)"
+            " WHERE batch_id = 'bat_nosum'");
+    struct batch nosum = {.id = "bat_nosum"}, withsum = {.id = "bat_nosum", .sha256 = hex};
+    FILE *f = pg_file_open(st, &nosum, dir);
+    cr_assert_not_null(f, "%s", pg_errmsg(st));
+    cr_expect_eq(fgetc(f), 0, "no sha256 to check it against, yet the copy was read");
+    fclose(f);
+    f = pg_file_open(st, &withsum, NULL);
+    cr_assert_not_null(f, "%s", pg_errmsg(st));
+    cr_expect_eq(fgetc(f), 0, "no data_dir given, yet the copy was read");
+    fclose(f);
+    cr_expect_eq(access(copy, F_OK), 0);
+    free(data);
+}
+
+Test(pg_files, the_sweep_removes_old_copies)
+{
+    start();
+    char copy[256];
+    free(keep_received("bat_kept", 10, copy, sizeof copy));
+    struct batch rec = {.id = "bat_kept", .dataset = "d", .sha256 = "0", .created_ms = 1};
+    cr_assert_eq(pg_batch_add(st, &rec), 0, "%s", pg_errmsg(st));
+    int64_t now = clock_wall_ms();
+    pg_file_sweep(st, now - 3600 * 1000, dir);
+    cr_expect_eq(access(copy, F_OK), 0, "a fresh copy was swept");
+    pg_file_sweep(st, now + 60 * 1000, dir);
+    cr_expect_neq(access(copy, F_OK), 0, "an old copy is still there");
+    cr_expect_eq(raw_int("SELECT count(*) FROM batch_files WHERE batch_id = '%s'", "bat_kept"), 1,
+                 "the database's file of a recorded batch was swept with the copy");
 }

@@ -300,6 +300,13 @@ static int copy_hash(FILE *in, FILE *out, char hex[65], struct progress *p)
     return rc;
 }
 
+/* file_keep's data_dir: a SQLite target's directory; none for PostgreSQL, which would keep
+ * a node's copy of the file there and no node reads this one's. */
+static const char *keep_dir(const struct job *j)
+{
+    return strncmp(j->to, "sqlite:", 7) ? NULL : j->data_dir ? j->data_dir : ".";
+}
+
 /* A spool file for batch id: in the target's data_dir/batches, where the store renames it
  * from (store.h), named like an upload's spool (.csv.part) so that the server's sweep
  * removes one a crash left behind; in the temporary directory when there is no data_dir. */
@@ -365,9 +372,8 @@ static int keep_file(struct job *j, struct bfile *f)
     }
     /* What the target holds for this id goes first: a file an interrupted run left, or with
      * --force the target's own batch's (PostgreSQL adds chunks, it does not replace them). */
-    if (rc == 0 &&
-        (store_file_drop(j->dst, f->id, NULL) < 0 ||
-         store_file_keep(j->dst, f->id, spool, j->data_dir ? j->data_dir : ".", &f->kept) < 0)) {
+    if (rc == 0 && (store_file_drop(j->dst, f->id, NULL, NULL) < 0 ||
+                    store_file_keep(j->dst, f->id, spool, keep_dir(j), &f->kept) < 0)) {
         snprintf(j->err, sizeof j->err, "batch %s: the target cannot keep its file: %s", f->id,
                  store_errmsg(j->dst));
         rc = -1;
@@ -399,7 +405,7 @@ static void drop_kept(struct job *j)
 {
     for (size_t i = 0; i < j->nfiles; i++)
         if (j->files[i].have_kept)
-            store_file_drop(j->dst, j->files[i].id, j->files[i].kept);
+            store_file_drop(j->dst, j->files[i].id, j->files[i].kept, NULL);
 }
 
 /* Read every target batch's file back against its record's sha256. */
@@ -704,7 +710,7 @@ static int copy(struct job *j, struct bfile *old, size_t nold)
     for (size_t i = 0; i < nold; i++) {
         struct bfile *f = bfile_find(j->files, j->nfiles, old[i].id, strlen(old[i].id));
         if (!f || (old[i].path && (!f->kept || strcmp(f->kept, old[i].path) != 0)))
-            store_file_drop(j->dst, old[i].id, old[i].path);
+            store_file_drop(j->dst, old[i].id, old[i].path, NULL);
     }
     return 0;
 fail_tx:

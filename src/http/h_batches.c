@@ -348,17 +348,20 @@ static void drop_files(struct service *svc, const struct kept_file *f, size_t n)
 {
     char err[256], m[600];
     struct store *st = n ? store_pool_take(svc->files, err, sizeof err) : NULL;
+    struct catalog *cat = st ? service_catalog(svc) : NULL;
     if (n && !st)
         log_warn("batch", "batch files left for the sweep", "\"files\":%zu,\"error\":\"%s\"", n,
                  log_json_str(m, sizeof m, err, (size_t)-1));
     int ok = 1;
     for (size_t i = 0; st && i < n; i++) {
-        if (store_file_drop(st, f[i].id, f[i].path) == 0)
+        if (store_file_drop(st, f[i].id, f[i].path, cat->cfg.data_dir) == 0)
             continue;
         ok = 0;
         log_warn("batch", "batch file left for the sweep", "\"batch_id\":\"%s\",\"error\":\"%s\"",
                  f[i].id, log_json_str(m, sizeof m, store_errmsg(st), (size_t)-1));
     }
+    if (cat)
+        catalog_release(cat);
     store_pool_give(svc->files, st, ok);
 }
 

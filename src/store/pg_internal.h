@@ -141,7 +141,7 @@ int pg_batch_delete(struct store *st, const char *id);
 int pg_file_keep(struct store *st, const char *batch_id, const char *spool, const char *data_dir,
                  char **path);
 FILE *pg_file_open(struct store *st, const struct batch *b, const char *data_dir);
-int pg_file_drop(struct store *st, const char *batch_id, const char *path);
+int pg_file_drop(struct store *st, const char *batch_id, const char *path, const char *data_dir);
 int pg_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir);
 int pg_key_pepper(struct store *st, unsigned char out[32]);
 int pg_key_add(struct store *st, const struct api_key *k);

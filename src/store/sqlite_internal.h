@@ -126,7 +126,8 @@ int sqlite_dataset_drop(struct store *st, const char *name);
 int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
                      const char *data_dir, char **path);
 FILE *sqlite_file_open(struct store *st, const struct batch *b, const char *data_dir);
-int sqlite_file_drop(struct store *st, const char *batch_id, const char *path);
+int sqlite_file_drop(struct store *st, const char *batch_id, const char *path,
+                     const char *data_dir);
 int sqlite_file_sweep(struct store *st, int64_t older_than_ms, const char *data_dir);
 
 #endif

@@ -255,8 +255,9 @@ struct store_ops {
      * added. Runs in its own transaction (never inside
      * begin/commit); spool is gone afterwards. *path gets what to record as the batch's
      * path (malloc'd, or NULL). data_dir is sluice's data directory; spool must be in
-     * data_dir/batches (SQLite renames it). On failure nothing is kept and spool is
-     * left to the caller. */
+     * data_dir/batches (SQLite renames it; PostgreSQL keeps it there as this node's copy,
+     * see file_open, and keeps none when data_dir is NULL). On failure nothing is kept and
+     * spool is left to the caller. */
     int (*file_keep)(struct store *st, const char *batch_id, const char *spool,
                      const char *data_dir, char **path);
     /* Batch b's file, open for reading from its first byte (the caller fcloses it, and
@@ -270,8 +271,10 @@ struct store_ops {
     FILE *(*file_open)(struct store *st, const struct batch *b, const char *data_dir);
     /* Remove a batch's file (its record is deleted, or was never added), in a transaction
      * of its own (never inside begin/commit). path as recorded (may be NULL). A file
-     * already gone is not an error. */
-    int (*file_drop)(struct store *st, const char *batch_id, const char *path);
+     * already gone is not an error. data_dir (may be NULL): this node's, whose copy of
+     * the file goes too. */
+    int (*file_drop)(struct store *st, const char *batch_id, const char *path,
+                     const char *data_dir);
     /* Remove the files kept before older_than_ms that no batch record names: a crash
      * between file_keep and batch_add leaves such a file. Its own transaction, like
      * file_keep. Returns how many files it removed, or -1. */
@@ -438,7 +441,7 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_file_keep(st, id, spool, dir, path)                                                  \
     ((st)->ops->file_keep((st), (id), (spool), (dir), (path)))
 #define store_file_open(st, b, dir) ((st)->ops->file_open((st), (b), (dir)))
-#define store_file_drop(st, id, path) ((st)->ops->file_drop((st), (id), (path)))
+#define store_file_drop(st, id, path, dir) ((st)->ops->file_drop((st), (id), (path), (dir)))
 #define store_snapshot(st) ((st)->ops->snapshot(st))
 #define store_table_count(st, t, n) ((st)->ops->table_count((st), (t), (n)))
 #define store_table_dump(st, t, fn, arg) ((st)->ops->table_dump((st), (t), (fn), (arg)))

@@ -165,7 +165,8 @@ int pg_file_keep(struct store *st, const char *batch_id, const char *spool, cons
     else if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         rollback_keep_error(s);
     char copy[PATH_MAX];
-    if (rc == 0 && (copy_path(data_dir, batch_id, copy, sizeof copy) < 0 || rename(spool, copy) < 0))
+    if (rc == 0 &&
+        (copy_path(data_dir, batch_id, copy, sizeof copy) < 0 || rename(spool, copy) < 0))
         unlink(spool); /* the database has it now; the node keeps no copy */
     return rc;
 }
@@ -384,8 +385,9 @@ static FILE *copy_open(struct pg_store *s, const struct batch *b, const char *da
         char hex[65] = "";
         if (sha256_fd(fd, hex) < 0 || strcmp(hex, b->sha256) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
             char m[PATH_MAX + 32];
-            log_warn("store", "this node's copy of a batch file differs from the database's:"
-                              " removed, the database's is read",
+            log_warn("store",
+                     "this node's copy of a batch file differs from the database's:"
+                     " removed, the database's is read",
                      "\"batch_id\":\"%s\",\"path\":\"%s\"", b->id,
                      log_json_str(m, sizeof m, path, (size_t)-1));
             close(fd);
@@ -399,9 +401,9 @@ static FILE *copy_open(struct pg_store *s, const struct batch *b, const char *da
         s->copy_checked.mtime_ns = mtime;
     }
     struct copy_reader *c = calloc(1, sizeof *c);
-    FILE *f = c ? fopencookie(c, "rb", (cookie_io_functions_t){.read = copy_read,
-                                                               .close = copy_close})
-                : NULL;
+    FILE *f =
+        c ? fopencookie(c, "rb", (cookie_io_functions_t){.read = copy_read, .close = copy_close})
+          : NULL;
     if (!f) {
         free(c);
         close(fd);
@@ -458,9 +460,12 @@ FILE *pg_file_open(struct store *st, const struct batch *b, const char *data_dir
     return f;
 }
 
-int pg_file_drop(struct store *st, const char *batch_id, const char *path)
+int pg_file_drop(struct store *st, const char *batch_id, const char *path, const char *data_dir)
 {
     struct pg_store *s = PG(st);
+    char copy[PATH_MAX];
+    if (copy_path(data_dir, batch_id, copy, sizeof copy) == 0)
+        unlink(copy); /* this node's copy, if it has one */
     const char *v[1] = {batch_id};
     if (cmd_file(s, "removing the batch file", "DELETE FROM batch_files WHERE batch_id = $1", 1,
                  v) < 0)

@@ -68,9 +68,10 @@ FILE *sqlite_file_open(struct store *st, const struct batch *b, const char *data
     return f;
 }
 
-int sqlite_file_drop(struct store *st, const char *batch_id, const char *path)
+int sqlite_file_drop(struct store *st, const char *batch_id, const char *path, const char *data_dir)
 {
     struct sqlite_store *s = SQ(st);
+    (void)data_dir; /* path is the file */
     if (path && unlink(path) < 0 && errno != ENOENT) {
         snprintf(s->err, sizeof s->err, "removing the file of batch %s (%s): %s", batch_id, path,
                  strerror(errno));

@@ -15,12 +15,13 @@ from conftest import STORE, pg_drop_database
 FINAL = ("completed", "failed")
 
 
-def csv_body(n, bad=()):
-    """n judgments rows CASE-0000001.., with status `nope` (not in the enum) in rows bad."""
+def csv_body(n, bad=(), first=1):
+    """n judgments rows CASE-<first>.., with status `nope` (not in the enum) in rows bad
+    (row numbers, 1 = the first row)."""
     rows = [b"case_number,amount,filed_date,status"]
     for i in range(1, n + 1):
         rows.append(b"CASE-%07d,%d.5,2024-01-%02d,%s" %
-                    (i, i, 1 + i % 28, b"nope" if i in bad else b"open"))
+                    (first + i - 1, i, 1 + i % 28, b"nope" if i in bad else b"open"))
     return b"\n".join(rows) + b"\n"
 
 
@@ -137,4 +138,35 @@ def test_repeated_upload_and_deletes_leave_no_file(make_server):
     assert r.status_code == 200 and len(r.json()["deleted"]) == 3, r.text
     assert s.batch_file_ids() == []
     bdir = os.path.join(s.data_dir, "batches")
-    assert [f for f in os.listdir(bdir) if f.endswith(".part")] == [], "a spool was left"
+    assert os.listdir(bdir) == [], "a spool, a file or a node's copy of a deleted batch was left"
+
+
+@pytest.mark.skipif(STORE != "postgres", reason="the node's copy of an upload is PostgreSQL's")
+def test_the_receiving_node_reads_its_own_copy_once_and_never_a_bent_one(make_server):
+    """The node that received an upload keeps a copy of the file in its data_dir, reads it
+    instead of the database's when its sha256 is the batch's, and removes it once read;
+    a copy that differs (a bad disk, a hand) is removed and the database's file read."""
+    s = make_server(extra_yaml="batches: {workers: 0}\n")  # nothing processed yet
+    good, bent = csv_body(3000, bad={5}), csv_body(2000, bad={9}, first=5001)
+    first, second = upload(s, good), upload(s, bent)
+    bdir = os.path.join(s.data_dir, "batches")
+    assert sorted(os.listdir(bdir)) == sorted([first + ".csv.copy", second + ".csv.copy"])
+    path = os.path.join(bdir, second + ".csv.copy")
+    with open(path, "r+b") as f:  # row 1's case number changes on this node's disk only
+        f.seek(len(b"case_number,amount,filed_date,status\nCASE-000"))
+        f.write(b"9")  # CASE-0005001 -> CASE-0009001
+    s.stop()
+    s.write_config(extra_yaml="batches: {workers: 1}\n")
+    s.start()
+    for bid, n in ((first, 3000), (second, 2000)):
+        d = wait_done(s, bid)
+        assert (d["status"], d["row_count_inserted"], d["row_count_invalid"]) == \
+            ("completed", n - 1, 1), d
+    with s.db() as db:
+        assert db.query("SELECT count(*) FROM ds_judgments WHERE case_number = 'CASE-0009001'") \
+            == [(0,)], "the bent copy's row was stored"
+        assert db.query("SELECT count(*) FROM ds_judgments WHERE case_number IN"
+                        " ('CASE-0000001', 'CASE-0005001')") == [(2,)], "row 1 of each file"
+    assert os.listdir(bdir) == [], "a copy was left after its batch was read"
+    warned = [ln for ln in s.log_lines() if "copy of a batch file differs" in ln.get("msg", "")]
+    assert [w["batch_id"] for w in warned] == [second], warned

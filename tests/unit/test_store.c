@@ -969,9 +969,9 @@ Test(store, batch_file_keep_read_drop, .fini = cleanup_files)
         cr_assert_not_null(f, "%s", store_errmsg(st));
         expect_file(f, data, sizes[k], id);
 
-        cr_assert_eq(store_file_drop(st, id, path), 0, "%s", store_errmsg(st));
+        cr_assert_eq(store_file_drop(st, id, path, NULL), 0, "%s", store_errmsg(st));
         cr_expect_neq(access(path, F_OK), 0, "the file is still there");
-        cr_expect_eq(store_file_drop(st, id, path), 0, "a file already gone is no error");
+        cr_expect_eq(store_file_drop(st, id, path, NULL), 0, "a file already gone is no error");
         cr_expect_null(store_file_open(st, &b, NULL));
         cr_expect(strstr(store_errmsg(st), "cannot be read") != NULL, "%s", store_errmsg(st));
         free(path);

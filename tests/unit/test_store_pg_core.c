@@ -753,16 +753,20 @@ Test(store_pg, a_big_jobs_rows_stay_in_one_open_copy_while_dlq_entries_queue, .f
         put(ds, &META1, row, NULL);
         if (r % 50)
             continue;
-        struct dlq_new e = {.dataset = "plain", .ingest_id = "ing_s", .row = r,
-                            .payload = (const unsigned char *)row, .payload_len = strlen(row),
-                            .errors_json = "[]", .codes = ",TYPE,", .batch_id = "bat_s",
+        struct dlq_new e = {.dataset = "plain",
+                            .ingest_id = "ing_s",
+                            .row = r,
+                            .payload = (const unsigned char *)row,
+                            .payload_len = strlen(row),
+                            .errors_json = "[]",
+                            .codes = ",TYPE,",
+                            .batch_id = "bat_s",
                             .received_ms = 5};
         cr_assert_eq(pg_dlq_add(st, &e, NULL), 0, "%s", pg_errmsg(st));
         struct batch_error_new be = {r, "TYPE", "i", "a message"};
         cr_assert_eq(pg_batch_errors_add(st, "bat_s", &be, 1, 9), 0, "%s", pg_errmsg(st));
     }
-    snprintf(sql, sizeof sql,
-             "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %d",
+    snprintf(sql, sizeof sql, "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %d",
              PQbackendPID(PG(st)->conn));
     int64_t seen = raw_int(sql);
     for (int i = 0; i < 100 && seen >= 0 && seen < 19000; i++) { /* the server catching up */

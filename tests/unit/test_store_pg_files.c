@@ -197,9 +197,9 @@ Test(pg_files, drop_removes_every_chunk)
     char *a, *b;
     keep("bat_a", 2 * MIB + 1, &a);
     keep("bat_b", 10, &b);
-    cr_assert_eq(pg_file_drop(st, "bat_a", NULL), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_file_drop(st, "bat_a", NULL, NULL), 0, "%s", pg_errmsg(st));
     cr_expect_eq(raw_int("SELECT count(*) FROM batch_files WHERE batch_id = '%s'", "bat_a"), 0);
-    cr_expect_eq(pg_file_drop(st, "bat_a", NULL), 0, "a file already gone is no error");
+    cr_expect_eq(pg_file_drop(st, "bat_a", NULL, NULL), 0, "a file already gone is no error");
     struct batch gone = {.id = "bat_a"};
     cr_expect_null(pg_file_open(st, &gone, NULL));
     cr_expect(strstr(pg_errmsg(st), "not in the database") != NULL, "%s", pg_errmsg(st));
@@ -263,7 +263,7 @@ Test(pg_files, a_file_dropped_while_read_is_an_error_not_a_short_file)
     char *buf = malloc(MIB);
     size_t got = fread(buf, 1, MIB, f); /* into the second chunk */
     cr_expect_eq(got, (size_t)MIB);
-    cr_assert_eq(pg_file_drop(st, "bat_going", NULL), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_file_drop(st, "bat_going", NULL, NULL), 0, "%s", pg_errmsg(st));
     size_t total = got;
     while ((got = fread(buf, 1, MIB, f)) > 0)
         total += got;
@@ -287,7 +287,7 @@ Test(pg_files, a_batch_recorded_before_migration_2_keeps_its_local_file)
     FILE *f = pg_file_open(st, &b, NULL);
     cr_assert_not_null(f, "%s", pg_errmsg(st));
     expect_file(f, data, 5000, "bat_old");
-    cr_assert_eq(pg_file_drop(st, "bat_old", path), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_file_drop(st, "bat_old", path, NULL), 0, "%s", pg_errmsg(st));
     cr_expect_neq(access(path, F_OK), 0, "the old file is still there");
     cr_expect_null(pg_file_open(st, &b, NULL));
     cr_expect(strstr(pg_errmsg(st), "cannot be read") != NULL, "%s", pg_errmsg(st));

@@ -326,9 +326,16 @@ static int add_apply(struct wjob *job, struct store *st)
     u->response = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(j);
     u->status = 202;
-    if (u->idem_key &&
-        store_idem_put(st, u->b.dataset, key, u->b.sha256, 202, u->response, u->b.created_ms) < 0)
-        return -1;
+    if (u->idem_key) {
+        /* every record of the key is live here: an upload's key never expires */
+        int r = store_idem_put(st, u->b.dataset, key, u->b.sha256, 202, u->response,
+                               u->b.created_ms, INT64_MIN);
+        if (r != 0) { /* 1: another node's upload with this key was recorded first */
+            free(u->response);
+            u->response = NULL;
+            return r < 0 ? -1 : WJOB_AGAIN;
+        }
+    }
     return 0;
 }
 

@@ -354,9 +354,15 @@ int ingest_apply(struct wjob *job, struct store *st)
     in->response = build_response(in);
     if (!in->response)
         return -1;
-    if (in->idem_key && store_idem_put(st, ds->name, in->idem_key, in->body_sha256, in->status,
-                                       in->response, in->received_ms) < 0)
-        return -1;
+    if (in->idem_key) {
+        int r = store_idem_put(st, ds->name, in->idem_key, in->body_sha256, in->status,
+                               in->response, in->received_ms, in->received_ms - in->idem_ttl_ms);
+        if (r != 0) { /* 1: another node's request with this key committed first */
+            free(in->response);
+            in->response = NULL;
+            return r < 0 ? -1 : WJOB_AGAIN;
+        }
+    }
     return 0;
 }
 

@@ -92,6 +92,15 @@ static void deliver_all(struct wjob *group, int result)
     }
 }
 
+/* Undo what a job that asked to run again did: its savepoint (a new one for the second
+ * run), or the transaction of a lone job. */
+static int undo_for_again(struct writer *w, int single)
+{
+    if (single)
+        return store_rollback(w->st) < 0 ? -1 : store_begin(w->st);
+    return store_savepoint_rollback(w->st) < 0 ? -1 : store_savepoint(w->st);
+}
+
 static void run_group(struct writer *w, struct wjob *group)
 {
     int single = group->next == NULL, failed = 0;
@@ -107,6 +116,10 @@ static void run_group(struct writer *w, struct wjob *group)
             continue;
         }
         j->applied = j->apply(j, w->st);
+        if (j->applied == WJOB_AGAIN) /* undone, and once more (writer.h) */
+            j->applied = undo_for_again(w, single) < 0 ? -1 : j->apply(j, w->st);
+        if (j->applied == WJOB_AGAIN)
+            j->applied = -1;
         /* A store may send a job's rows only when the job ends (PostgreSQL's COPY), so the
          * release can fail too: the job is then undone like one whose apply failed. */
         if (!single && (j->applied < 0 || store_savepoint_release(w->st) < 0)) {

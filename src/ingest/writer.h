@@ -28,7 +28,10 @@ struct wjob {
     size_t nrows;      /* weight of the job for group sizing (>= 1) */
     /*
      * Runs on the writer thread inside the group's transaction. Returns 0, or
-     * -1 to have this job's changes rolled back (the others still commit).
+     * -1 to have this job's changes rolled back (the others still commit), or
+     * WJOB_AGAIN to have them rolled back and apply() run once more: another
+     * transaction committed something the job must see first (an idempotency
+     * key, store.h idem_put); a second WJOB_AGAIN counts as -1.
      */
     int (*apply)(struct wjob *job, struct store *st);
     /*
@@ -45,6 +48,8 @@ struct wjob {
     void (*skip)(struct wjob *job);
     int applied; /* apply()'s result, set by the writer */
 };
+
+#define WJOB_AGAIN 1
 
 /* deliver()'s result when the connection was lost during the COMMIT: the job's changes
  * may be stored or not (PostgreSQL). An idempotent retry settles it. */

@@ -116,7 +116,7 @@ int pg_dlq_set(struct store *st, int64_t id, const char *status, int attempts,
 int pg_dlq_depth(struct store *st, json_t **by_dataset);
 int pg_idem_get(struct store *st, const char *dataset, const char *key, struct idem_record *out);
 int pg_idem_put(struct store *st, const char *dataset, const char *key, const char *sha256,
-                int status, const char *response, int64_t now_ms);
+                int status, const char *response, int64_t now_ms, int64_t live_after_ms);
 int pg_idem_purge(struct store *st, int64_t older_than_ms);
 int pg_batch_add(struct store *st, const struct batch *b);
 int pg_batch_get(struct store *st, const char *id, struct batch *out);

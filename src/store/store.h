@@ -212,8 +212,13 @@ struct store_ops {
 
     int (*idem_get)(struct store *st, const char *dataset, const char *key,
                     struct idem_record *out); /* 1 = not found */
+    /* Record key's answer, made at now_ms. A record of the key made at or after
+     * live_after_ms is left as it is and 1 returned: another transaction stored it since
+     * the caller's idem_get (on PostgreSQL the INSERT waits for that transaction to end),
+     * and the caller must undo its work and look again (writer.h: WJOB_AGAIN). An older
+     * record (expired) is replaced. 0 recorded, -1 error. */
     int (*idem_put)(struct store *st, const char *dataset, const char *key, const char *sha256,
-                    int status, const char *response, int64_t now_ms);
+                    int status, const char *response, int64_t now_ms, int64_t live_after_ms);
     int (*idem_purge)(struct store *st, int64_t older_than_ms);
 
     int (*batch_add)(struct store *st, const struct batch *b);
@@ -387,8 +392,8 @@ void store_close(struct store *st); /* accepts NULL */
     ((st)->ops->dlq_set((st), (id), (s), (a), (e), (c), (now)))
 #define store_dlq_depth(st, out) ((st)->ops->dlq_depth((st), (out)))
 #define store_idem_get(st, ds, k, out) ((st)->ops->idem_get((st), (ds), (k), (out)))
-#define store_idem_put(st, ds, k, sha, s, r, now)                                                  \
-    ((st)->ops->idem_put((st), (ds), (k), (sha), (s), (r), (now)))
+#define store_idem_put(st, ds, k, sha, s, r, now, live)                                            \
+    ((st)->ops->idem_put((st), (ds), (k), (sha), (s), (r), (now), (live)))
 #define store_idem_purge(st, t) ((st)->ops->idem_purge((st), (t)))
 #define store_batch_add(st, b) ((st)->ops->batch_add((st), (b)))
 #define store_batch_get(st, id, out) ((st)->ops->batch_get((st), (id), (out)))

@@ -713,17 +713,34 @@ int pg_idem_get(struct store *st, const char *dataset, const char *key, struct i
     return rc;
 }
 
+/* Another node's transaction that inserted the same key and has not ended makes this
+ * INSERT wait for it; once it commits, ON CONFLICT sees its record (live: nothing is
+ * updated, 1) and the caller's job is undone and run again, so that a retry racing the
+ * first request's COMMIT answers with the first one's result instead of storing its rows
+ * a second time. */
 int pg_idem_put(struct store *st, const char *dataset, const char *key, const char *sha256,
-                int status, const char *response, int64_t now_ms)
+                int status, const char *response, int64_t now_ms, int64_t live_after_ms)
 {
-    char stt[24], now[24];
-    const char *p[6] = {dataset, key, sha256, pg_int(stt, status), response, pg_int(now, now_ms)};
-    return pg_cmd(PG(st), "idempotency",
-                  "INSERT INTO idempotency(dataset, key, sha256, status, response, created_ms)"
-                  " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dataset, key) DO UPDATE"
-                  " SET sha256 = EXCLUDED.sha256, status = EXCLUDED.status,"
-                  " response = EXCLUDED.response, created_ms = EXCLUDED.created_ms",
-                  6, p);
+    char stt[24], now[24], live[24];
+    const char *p[7] = {dataset,
+                        key,
+                        sha256,
+                        pg_int(stt, status),
+                        response,
+                        pg_int(now, now_ms),
+                        pg_int(live, live_after_ms)};
+    PGresult *r = pg_exec(PG(st), "idempotency",
+                          "INSERT INTO idempotency(dataset, key, sha256, status, response,"
+                          " created_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dataset, key)"
+                          " DO UPDATE SET sha256 = EXCLUDED.sha256, status = EXCLUDED.status,"
+                          " response = EXCLUDED.response, created_ms = EXCLUDED.created_ms"
+                          " WHERE idempotency.created_ms < $7::bigint",
+                          7, p);
+    if (!r)
+        return -1;
+    int changed = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return changed == 0 ? 1 : 0;
 }
 
 int pg_idem_purge(struct store *st, int64_t older_than_ms)

@@ -853,15 +853,18 @@ static int sq_idem_get(struct store *st, const char *dataset, const char *key,
 }
 
 static int sq_idem_put(struct store *st, const char *dataset, const char *key, const char *sha256,
-                       int status, const char *response, int64_t now_ms)
+                       int status, const char *response, int64_t now_ms, int64_t live_after_ms)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR REPLACE INTO idempotency(dataset, key, sha256, status,"
-                           " response, created_ms) VALUES (?,?,?,?,?,?)",
+                           "INSERT INTO idempotency(dataset, key, sha256, status, response,"
+                           " created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (dataset, key)"
+                           " DO UPDATE SET sha256 = ?3, status = ?4, response = ?5,"
+                           " created_ms = ?6 WHERE created_ms < ?7",
                            -1, &q, NULL) != SQLITE_OK)
         return fail(s, "idempotency");
+    sqlite3_bind_int64(q, 7, live_after_ms);
     sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, sha256, -1, SQLITE_STATIC);
@@ -870,7 +873,9 @@ static int sq_idem_put(struct store *st, const char *dataset, const char *key, c
     sqlite3_bind_int64(q, 6, now_ms);
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? 0 : fail(s, "idempotency");
+    if (rc != SQLITE_DONE)
+        return fail(s, "idempotency");
+    return sqlite3_changes(s->db) == 0 ? 1 : 0; /* a live record: left as it is */
 }
 
 static int sq_idem_purge(struct store *st, int64_t older_than_ms)

@@ -1,7 +1,8 @@
 """Several nodes on one PostgreSQL (issue 7): batches uploaded to either node are each
 processed once; a node killed while it holds a batch loses it to the other after the lease,
-and one that is slow but alive keeps it;
-the sentinel runs on one node at a time and moves when that node dies."""
+and one that is slow but alive keeps it; the same Idempotency-Key sent to both nodes at once
+stores its rows once; the sentinel runs on one node at a time and moves when that node
+dies."""
 import threading
 import time
 
@@ -62,6 +63,40 @@ def test_each_batch_processed_once_on_either_node(make_server):
     with a.db() as db:
         assert db.query("SELECT count(*), count(DISTINCT case_number) FROM ds_judgments") == \
             [(2400, 2400)]
+
+
+def test_one_key_sent_to_both_nodes_at_once_stores_its_rows_once(make_server):
+    """A client that retries on another node while its first request is still committing:
+    both answers are the first request's, and the rows (of a dataset without a key, where
+    nothing else would catch a second copy) are stored once, for every key."""
+    a, b = two_nodes(make_server)
+    keys = 40
+    answers, lock = {}, threading.Lock()
+
+    def send(node, k, start):
+        body = "\n".join('{"id": %d, "name": "k%d"}' % (k * 10 + i, k) for i in range(10))
+        start.wait()
+        r = requests.post(node.url + "/api/v1/datasets/events/events", data=body,
+                          headers={"Content-Type": "application/x-ndjson",
+                                   "Idempotency-Key": "both-%d" % k}, timeout=30)
+        with lock:
+            answers.setdefault(k, []).append((r.status_code, r.json()))
+
+    for k in range(keys):
+        start = threading.Barrier(2)
+        ts = [threading.Thread(target=send, args=(n, k, start)) for n in (a, b)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    for k in range(keys):
+        (s1, j1), (s2, j2) = answers[k]
+        assert (s1, s2) == (200, 200), answers[k]
+        assert j1["ingest_id"] == j2["ingest_id"], "key %d answered twice differently: %s" % (
+            k, answers[k])
+    with a.db() as db:
+        assert db.query("SELECT count(*), count(DISTINCT id) FROM ds_events") == \
+            [(keys * 10, keys * 10)]
 
 
 def test_killed_node_loses_its_batch_to_the_other(make_server):

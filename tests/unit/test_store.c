@@ -727,10 +727,12 @@ Test(store, idempotency_put_get_purge, .fini = cleanup)
     struct idem_record r;
     cr_expect_eq(store_idem_get(st, "judgments", "k1", &r), 1, "nothing stored yet");
 
-    cr_assert_eq(store_idem_put(st, "judgments", "k1", SHA_A, 200, "{\"accepted\":1}", 1000), 0,
+    cr_assert_eq(store_idem_put(st, "judgments", "k1", SHA_A, 200, "{\"accepted\":1}", 1000, 0), 0,
                  "%s", store_errmsg(st));
-    cr_assert_eq(store_idem_put(st, "judgments", "k2", SHA_B, 207, "{\"accepted\":0}", 2000), 0);
-    cr_assert_eq(store_idem_put(st, "events", "k1", SHA_B, 422, "{}", 3000), 0);
+    cr_assert_eq(store_idem_put(st, "judgments", "k2", SHA_B, 207, "{\"accepted\":0}", 2000, 0), 0);
+    cr_assert_eq(store_idem_put(st, "events", "k1", SHA_B, 422, "{}", 3000, 0), 0);
+    /* a live record (made at or after live_after_ms) stays as it is: 1 */
+    cr_expect_eq(store_idem_put(st, "judgments", "k1", SHA_B, 500, "{}", 4000, 1000), 1);
 
     memset(&r, 0, sizeof r);
     cr_assert_eq(store_idem_get(st, "judgments", "k1", &r), 0, "%s", store_errmsg(st));
@@ -745,13 +747,19 @@ Test(store, idempotency_put_get_purge, .fini = cleanup)
     cr_expect_eq(r.status, 422);
     free(r.response);
     cr_expect_eq(store_idem_get(st, "judgments", "K1", &r), 1, "keys are case-sensitive");
+    /* an expired one (made before live_after_ms) is replaced */
+    cr_assert_eq(store_idem_put(st, "events", "k1", SHA_A, 201, "{\"again\":1}", 3500, 3001), 0);
+    cr_assert_eq(store_idem_get(st, "events", "k1", &r), 0);
+    cr_expect(r.status == 201 && r.created_ms == 3500, "%d %lld", r.status,
+              (long long)r.created_ms);
+    free(r.response);
 
     /* purge: strictly older than the cutoff */
     cr_assert_eq(store_idem_purge(st, 2000), 0, "%s", store_errmsg(st));
     cr_expect_eq(store_idem_get(st, "judgments", "k1", &r), 1, "k1 (1000) purged");
     cr_assert_eq(store_idem_get(st, "judgments", "k2", &r), 0, "k2 (2000) kept");
     free(r.response);
-    cr_assert_eq(store_idem_get(st, "events", "k1", &r), 0, "events k1 (3000) kept");
+    cr_assert_eq(store_idem_get(st, "events", "k1", &r), 0, "events k1 (3500) kept");
     free(r.response);
     cr_expect_eq(raw_int("SELECT count(*) FROM idempotency"), 2);
 
@@ -770,7 +778,7 @@ Test(store, rollback_leaves_nothing, .fini = cleanup)
     put(ds, &META1, "{\"case_number\":\"T1\"}", NULL);
     put(ds, &META1, "{\"case_number\":\"T2\"}", NULL);
     dlq_add("judgments", ",INVALID_TYPE,", 1, 1000);
-    cr_assert_eq(store_idem_put(st, "judgments", "k", SHA_A, 200, "{}", 1000), 0);
+    cr_assert_eq(store_idem_put(st, "judgments", "k", SHA_A, 200, "{}", 1000, 0), 0);
     cr_expect_eq(store_row_count(st, "judgments"), 2, "visible inside the transaction");
     cr_expect_eq(raw_int("SELECT count(*) FROM ds_judgments"), 0, "not visible outside");
     cr_assert_eq(store_rollback(st), 0, "%s", store_errmsg(st));

@@ -11,6 +11,7 @@
  * the end; what the store wrote is read back over a second connection.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "config/config.h"
 #include "store/pg_internal.h"
+#include "util/clock.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1089,10 +1091,10 @@ Test(store_pg, idempotency_put_get_purge, .fini = cleanup)
     struct idem_record r;
     cr_expect_eq(pg_idem_get(st, "judgments", "k1", &r), 1, "nothing stored yet");
 
-    cr_assert_eq(pg_idem_put(st, "judgments", "k1", SHA_A, 200, "{\"accepted\":1}", 1000), 0, "%s",
-                 pg_errmsg(st));
-    cr_assert_eq(pg_idem_put(st, "judgments", "k2", SHA_B, 207, "{\"accepted\":0}", 2000), 0);
-    cr_assert_eq(pg_idem_put(st, "events", "k1", SHA_B, 422, "{}", 3000), 0);
+    cr_assert_eq(pg_idem_put(st, "judgments", "k1", SHA_A, 200, "{\"accepted\":1}", 1000, 0), 0,
+                 "%s", pg_errmsg(st));
+    cr_assert_eq(pg_idem_put(st, "judgments", "k2", SHA_B, 207, "{\"accepted\":0}", 2000, 0), 0);
+    cr_assert_eq(pg_idem_put(st, "events", "k1", SHA_B, 422, "{}", 3000, 0), 0);
 
     memset(&r, 0, sizeof r);
     cr_assert_eq(pg_idem_get(st, "judgments", "k1", &r), 0, "%s", pg_errmsg(st));
@@ -1107,16 +1109,21 @@ Test(store_pg, idempotency_put_get_purge, .fini = cleanup)
     free(r.response);
     cr_expect_eq(pg_idem_get(st, "judgments", "K1", &r), 1, "keys are case-sensitive");
 
-    /* put again replaces the record (INSERT OR REPLACE in SQLite) */
-    cr_assert_eq(pg_idem_put(st, "judgments", "k2", SHA_A, 201, "{\"again\":1}", 2500), 0, "%s",
-                 pg_errmsg(st));
+    /* a live record (made at or after live_after_ms) stays as it is: 1 */
+    cr_expect_eq(pg_idem_put(st, "judgments", "k1", SHA_B, 500, "{\"no\":1}", 4000, 1000), 1);
+    cr_assert_eq(pg_idem_get(st, "judgments", "k1", &r), 0);
+    cr_expect_str_eq(r.response, "{\"accepted\":1}");
+    free(r.response);
+    /* an expired one (made before live_after_ms) is replaced */
+    cr_assert_eq(pg_idem_put(st, "judgments", "k2", SHA_A, 201, "{\"again\":1}", 2500, 2001), 0,
+                 "%s", pg_errmsg(st));
     cr_assert_eq(pg_idem_get(st, "judgments", "k2", &r), 0);
     cr_expect_str_eq(r.sha256, SHA_A);
     cr_expect_eq(r.status, 201);
     cr_expect_str_eq(r.response, "{\"again\":1}");
     cr_expect_eq(r.created_ms, 2500);
     free(r.response);
-    cr_assert_eq(pg_idem_put(st, "judgments", "k2", SHA_B, 207, "{\"accepted\":0}", 2000), 0);
+    cr_assert_eq(pg_idem_put(st, "judgments", "k2", SHA_B, 207, "{\"accepted\":0}", 2000, 2501), 0);
 
     /* purge: strictly older than the cutoff */
     cr_assert_eq(pg_idem_purge(st, 2000), 0, "%s", pg_errmsg(st));
@@ -1131,6 +1138,50 @@ Test(store_pg, idempotency_put_get_purge, .fini = cleanup)
     cr_expect_eq(raw_int("SELECT count(*) FROM idempotency"), 0);
 }
 
+/* Two nodes with the same key at once: a retry reaching node B while node A's first request
+ * is still committing. B's INSERT waits for A's transaction; once A commits, B is told the
+ * key is taken (1) instead of overwriting A's record beside a second copy of the rows. */
+struct idem_race {
+    struct store *b;
+    int rc;
+    int64_t waited_ms;
+};
+
+static void *race_put(void *arg)
+{
+    struct idem_race *x = arg;
+    int64_t t0 = clock_wall_ms();
+    x->rc = pg_begin(x->b) < 0
+                ? -1
+                : pg_idem_put(x->b, "judgments", "race", SHA_B, 200, "{\"second\":1}", 5000, 4000);
+    x->waited_ms = clock_wall_ms() - t0;
+    pg_rollback(x->b);
+    return NULL;
+}
+
+Test(store_pg, a_key_committed_by_another_transaction_meanwhile_is_reported_taken, .fini = cleanup)
+{
+    open_fresh();
+    char err[512] = "", sql[128];
+    struct idem_race x = {.rc = 99};
+    x.b = pg_open(getenv("SLUICE_TEST_PG"), 0, err, sizeof err);
+    cr_assert_not_null(x.b, "%s", err);
+    snprintf(sql, sizeof sql, "SET search_path TO %s", schema);
+    run_on(PG(x.b)->conn, sql);
+    cr_assert_eq(pg_begin(st), 0);
+    cr_assert_eq(pg_idem_put(st, "judgments", "race", SHA_A, 200, "{\"first\":1}", 5000, 4000), 0,
+                 "%s", pg_errmsg(st));
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, race_put, &x), 0);
+    usleep(300 * 1000); /* B is waiting on A's uncommitted record */
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    pthread_join(t, NULL);
+    pg_close(x.b);
+    cr_expect_eq(x.rc, 1, "B's put: %d (0 would have overwritten A's record)", x.rc);
+    cr_expect_geq(x.waited_ms, 250, "B did not wait for A");
+    expect_text("SELECT response FROM idempotency WHERE key = 'race'", "{\"first\":1}");
+}
+
 /* ---- transactions ---------------------------------------------------------------------- */
 
 Test(store_pg, rollback_leaves_nothing, .fini = cleanup)
@@ -1142,7 +1193,7 @@ Test(store_pg, rollback_leaves_nothing, .fini = cleanup)
     put(ds, &META1, "{\"case_number\":\"T1\"}", NULL);
     put(ds, &META1, "{\"case_number\":\"T2\"}", NULL);
     dlq_add("judgments", ",INVALID_TYPE,", 1, 1000);
-    cr_assert_eq(pg_idem_put(st, "judgments", "k", SHA_A, 200, "{}", 1000), 0);
+    cr_assert_eq(pg_idem_put(st, "judgments", "k", SHA_A, 200, "{}", 1000, 0), 0);
     cr_expect_eq(pg_row_count(st, "judgments"), 2, "visible inside the transaction");
     cr_expect_eq(raw_int("SELECT count(*) FROM ds_judgments"), 0, "not visible outside");
     cr_assert_eq(pg_rollback(st), 0, "%s", pg_errmsg(st));

@@ -201,7 +201,7 @@ Test(pg_dump, a_text_with_a_nul_byte_is_refused_by_name)
 Test(pg_dump, load_empties_the_table_first)
 {
     const struct table_def *idem = table_named("idempotency");
-    cr_assert_eq(store_idem_put(pg, "m", "old", "h", 200, "{}", 1), 0, "%s", store_errmsg(pg));
+    cr_assert_eq(store_idem_put(pg, "m", "old", "h", 200, "{}", 1, 0), 0, "%s", store_errmsg(pg));
     cr_assert_eq(store_begin(pg), 0);
     load(pg, idem, idem_rows, 2);
     cr_assert_eq(store_commit(pg), 0, "%s", store_errmsg(pg));

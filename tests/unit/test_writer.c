@@ -69,6 +69,8 @@ struct tjob {
     int id;
     int fail;      /* apply() writes, then returns -1 */
     int blocker;   /* apply() waits for release_blocker() first */
+    int again;     /* apply() writes, then returns WJOB_AGAIN this many times */
+    int runs;      /* times apply() ran */
     int delivered; /* times deliver() ran */
     int skipped;   /* times skip() ran */
     int result;
@@ -108,6 +110,9 @@ static int t_apply(struct wjob *job, struct store *st)
         pthread_mutex_unlock(&mu);
         return -1;
     }
+    t->runs++;
+    if (t->again && t->again-- > 0)
+        return WJOB_AGAIN;
     return t->fail ? -1 : 0;
 }
 
@@ -377,6 +382,41 @@ Test(writer, lone_failed_job_rolled_back, .init = setup, .fini = teardown)
     good.job.deliver = NULL;
     cr_expect_eq(writer_run(w, &good.job), 0);
     cr_expect_eq(rows_of(2), 1);
+    cr_expect(writer_healthy(w));
+}
+
+/* A job that asks to run again (an idempotency key another node committed meanwhile) has
+ * its first run's writes undone and runs once more; asking twice fails it alone. */
+Test(writer, a_job_asking_to_run_again_is_undone_and_run_once_more, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob blocker;
+    submit_blocker(&blocker, 1000);
+    struct tjob *jobs = new_jobs(4, 0);
+    jobs[0].again = 1;
+    jobs[1].again = 2;
+    jobs[3].again = 1;
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(writer_submit(w, &jobs[i].job), 0);
+    release_blocker();
+    wait_delivered(5);
+    const int runs[4] = {2, 2, 1, 2}, result[4] = {0, -1, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(jobs[i].runs, runs[i], "job %d ran %d times", i, jobs[i].runs);
+        cr_expect_eq(jobs[i].result, result[i], "job %d: result %d", i, jobs[i].result);
+        cr_expect_eq(rows_of(i), result[i] ? 0 : 1, "job %d: %lld rows (a first run's kept?)", i,
+                     (long long)rows_of(i));
+        cr_expect_eq(jobs[i].commits_at_delivery, 2, "job %d not in the same group", i);
+    }
+    free(jobs);
+
+    struct tjob lone; /* a lone job runs without a savepoint: its transaction is begun again */
+    init_job(&lone, 7);
+    lone.again = 1;
+    lone.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &lone.job), 0);
+    cr_expect_eq(lone.runs, 2);
+    cr_expect_eq(rows_of(7), 1);
     cr_expect(writer_healthy(w));
 }
 

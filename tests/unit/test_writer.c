@@ -341,18 +341,24 @@ Test(writer, group_size_bounded_by_max_group_rows, .init = setup, .fini = teardo
 
 /* ---- failures ------------------------------------------------------------------------- */
 
+/* Run jobs[0..n) as one group: they queue behind a blocker job, then go together. */
+static void run_as_one_group(struct tjob *jobs, int n)
+{
+    static struct tjob blocker;
+    submit_blocker(&blocker, 1000);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(writer_submit(w, &jobs[i].job), 0);
+    release_blocker();
+    wait_delivered(n + 1);
+}
+
 Test(writer, failed_job_rolled_back_others_commit, .init = setup, .fini = teardown)
 {
     start(1024, 50000);
-    struct tjob blocker;
-    submit_blocker(&blocker, 1000);
     struct tjob *jobs = new_jobs(5, 0);
     jobs[1].fail = 1;
     jobs[3].fail = 1;
-    for (int i = 0; i < 5; i++)
-        cr_assert_eq(writer_submit(w, &jobs[i].job), 0);
-    release_blocker();
-    wait_delivered(6);
+    run_as_one_group(jobs, 5);
 
     for (int i = 0; i < 5; i++) {
         int bad = jobs[i].fail;
@@ -390,16 +396,11 @@ Test(writer, lone_failed_job_rolled_back, .init = setup, .fini = teardown)
 Test(writer, a_job_asking_to_run_again_is_undone_and_run_once_more, .init = setup, .fini = teardown)
 {
     start(1024, 50000);
-    struct tjob blocker;
-    submit_blocker(&blocker, 1000);
     struct tjob *jobs = new_jobs(4, 0);
     jobs[0].again = 1;
     jobs[1].again = 2;
     jobs[3].again = 1;
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(writer_submit(w, &jobs[i].job), 0);
-    release_blocker();
-    wait_delivered(5);
+    run_as_one_group(jobs, 4);
     const int runs[4] = {2, 2, 1, 2}, result[4] = {0, -1, 0, 0};
     for (int i = 0; i < 4; i++) {
         cr_expect_eq(jobs[i].runs, runs[i], "job %d ran %d times", i, jobs[i].runs);

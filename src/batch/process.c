@@ -70,6 +70,7 @@ struct pass {
     int stopped;      /* the tick asked to stop (shutdown) */
     int64_t lease_ms; /* the worker's lease, renewed at the end of the pass */
     int lost;         /* another worker holds the batch now */
+    int store_failed; /* the store failed under the pass (batch_pass_store_failed) */
 };
 
 #define TICK_RECORDS 50000
@@ -490,6 +491,7 @@ static int stream_apply(struct wjob *job, struct store *st)
     }
     if (rc < 0) {
         snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
+        p->store_failed = store_conn_lost(st);
         rowqueue_abort(p->rq);
         return -1;
     }
@@ -522,6 +524,7 @@ static int stream_apply(struct wjob *job, struct store *st)
     if (held < 0 || store_batch_set_counts(st, p->b) < 0 || add_rollup(p, 0, done) < 0 ||
         store_batch_set_status(st, p->b->id, "completed", NULL, done) < 0) {
         snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
+        p->store_failed = store_conn_lost(st);
         return -1;
     }
     return 0;
@@ -532,6 +535,7 @@ static void stream_skip(struct wjob *job)
 {
     struct pass *p = ((struct stream_job *)job)->p;
     snprintf(p->job_reason, sizeof p->job_reason, "the store is unavailable");
+    p->store_failed = 1;
     rowqueue_abort(p->rq);
 }
 
@@ -565,6 +569,7 @@ static int batch_scan(struct pass *p)
         snprintf(p->reason, sizeof p->reason, "reading the batch file: %s",
                  why[0] ? why : strerror(errno));
         p->failed_io = 1;
+        p->store_failed = store_conn_lost(p->files);
         rc = -1;
     }
     if (rc == 0)
@@ -618,6 +623,11 @@ int batch_pass_lost(const struct pass *p)
     return p->lost;
 }
 
+int batch_pass_store_failed(const struct pass *p)
+{
+    return p->store_failed;
+}
+
 void batch_pass_set_tick(struct pass *p, int (*tick)(void *arg), void *arg)
 {
     p->tick = tick;
@@ -658,7 +668,7 @@ int batch_pass_run(struct pass *p, struct writer *w)
     p->st = NULL;
     p->over_threshold = 0;
     p->reason[0] = p->job_reason[0] = 0;
-    p->lost = 0;
+    p->lost = p->store_failed = 0;
     memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
     size_t nf = schema_nfields(p->ds->schema);
     p->rq = rowqueue_new(nf);
@@ -669,6 +679,9 @@ int batch_pass_run(struct pass *p, struct writer *w)
         struct stream_job j = {.job = {.nrows = 1, .apply = stream_apply, .skip = stream_skip},
                                .p = p};
         rc = writer_run_with(w, &j.job, produce, p);
+        /* The job's work was done but its COMMIT failed, or may have committed. */
+        if (rc == WRITER_UNKNOWN || (rc < 0 && j.job.applied == 0))
+            p->store_failed = 1;
         if (rc < 0 && p->over_threshold) {
             snprintf(p->reason, sizeof p->reason, "%s", p->job_reason);
             rc = 1;

@@ -30,6 +30,11 @@ int batch_pass_stopped(const struct pass *p);
  * stores nothing and batch_pass_lost() is 1: the batch is the other worker's to finish. */
 void batch_pass_set_lease(struct pass *p, int64_t lease_ms);
 int batch_pass_lost(const struct pass *p);
+/* After a pass that failed (-1): 1 when the store failed under it, not the batch: a
+ * connection lost (the writer's or the file's), the store away, a COMMIT that failed or
+ * whose outcome is unknown. Nothing of the pass may be stored, or all of it (the batch is
+ * then `completed`): the batch is to be taken up again, not marked failed. */
+int batch_pass_store_failed(const struct pass *p);
 /* Read only the header and map it to the schema (staging). 0, or -1 with the reason. */
 int batch_pass_header(struct pass *p);
 /*

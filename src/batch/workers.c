@@ -117,7 +117,7 @@ static void process(struct worker *w, struct batch *b)
     struct catalog *cat = service_catalog(w->pool->svc);
     const struct sluice_config *cfg = &cat->cfg;
     const struct dataset_config *ds = config_dataset(cfg, b->dataset);
-    char reason[600];
+    char reason[600], m[1200];
     struct pass *p = NULL;
 
     if (b->attempts > cfg->batches.max_attempts) {
@@ -164,6 +164,10 @@ static void process(struct worker *w, struct batch *b)
         else if (batch_pass_lost(p))
             log_warn("batch", "taken over by another worker: its lease expired",
                      "\"batch_id\":\"%s\",\"worker\":\"%s\"", b->id, w->id);
+        else if (batch_pass_store_failed(p)) /* this worker claims it again (its own) */
+            log_warn("batch", "the store failed under the pass: the batch is taken up again",
+                     "\"batch_id\":\"%s\",\"attempt\":%d,\"error\":\"%s\"", b->id, b->attempts,
+                     log_json_str(m, sizeof m, batch_pass_reason(p), (size_t)-1));
         else
             set_status(w, b, "failed", batch_pass_reason(p));
         goto out;

@@ -174,6 +174,11 @@ struct store_ops {
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
     void (*close)(struct store *st);
     const char *(*errmsg)(struct store *st);
+    /* Asked right after a failure: 1 when it was the connection's, not the statement's (the
+     * session ended under it: PostgreSQL killed it, a pooler restarted, the server went
+     * away), so the same work may succeed on a new connection. 0 otherwise, and always for
+     * SQLite. */
+    int (*conn_lost)(struct store *st);
     int (*migrate)(struct store *st);
     /* 0 when the store answers; a backend with a connection opens it again first when it
      * was lost (so a failing ping is also the retry). */
@@ -371,6 +376,7 @@ void store_close(struct store *st); /* accepts NULL */
 
 /* Thin dispatchers, so callers read as store_dlq_get(st, ...). */
 #define store_errmsg(st) ((st)->ops->errmsg(st))
+#define store_conn_lost(st) ((st)->ops->conn_lost(st))
 #define store_migrate(st) ((st)->ops->migrate(st))
 #define store_ping(st) ((st)->ops->ping(st))
 #define store_dataset_sync(st, ds, w, n) ((st)->ops->dataset_sync((st), (ds), (w), (n)))

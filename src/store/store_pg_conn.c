@@ -178,6 +178,13 @@ const char *pg_errmsg(struct store *st)
     return PG(st)->err;
 }
 
+/* Asked right after a failure, before anything reconnects: a session that ended under the
+ * statement leaves the connection bad until then. */
+int pg_conn_lost(struct store *st)
+{
+    return !PG(st)->conn || PQstatus(PG(st)->conn) == CONNECTION_BAD;
+}
+
 int pg_ping(struct store *st)
 {
     struct pg_store *s = PG(st);

@@ -10,6 +10,7 @@ const struct store_ops store_pg_ops = {
     .open = pg_open,
     .close = pg_close,
     .errmsg = pg_errmsg,
+    .conn_lost = pg_conn_lost,
     .migrate = pg_migrate,
     .ping = pg_ping,
     .singleton = pg_singleton,

@@ -134,6 +134,12 @@ static const char *sq_errmsg(struct store *st)
     return SQ(st)->err;
 }
 
+static int sq_conn_lost(struct store *st)
+{
+    (void)st; /* a file, no connection to lose */
+    return 0;
+}
+
 static void sq_close(struct store *st)
 {
     struct sqlite_store *s = SQ(st);
@@ -935,6 +941,7 @@ const struct store_ops store_sqlite_ops = {
     .open = sq_open,
     .close = sq_close,
     .errmsg = sq_errmsg,
+    .conn_lost = sq_conn_lost,
     .migrate = sq_migrate,
     .ping = sq_ping,
     .dataset_sync = sq_dataset_sync,

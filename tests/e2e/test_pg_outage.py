@@ -233,6 +233,39 @@ def test_batch_cut_by_an_immediate_stop_completes_after_restart(make_server):
     assert "sentinel" in server.get("/health/detailed").json()["node"]["roles"]
 
 
+# ---------------------------------------------------------------- a session killed, the server up
+
+def test_a_session_killed_under_a_batch_is_taken_up_again(make_server):
+    """The writer's session is terminated (pg_terminate_backend: a DBA, a pooler restart)
+    while a batch's rows stream in, and PostgreSQL stays up: the batch is not marked failed
+    but taken up again at once, and completes with every row once; pushes work meanwhile."""
+    server = make_server(extra_yaml="batches: {workers: 1}\n")
+    n = 100000
+    csv = b"case_number,amount,filed_date\n" + b"".join(
+        b"CASE-%07d,1,2024-01-01\n" % i for i in range(n))
+    up = server.post("/api/v1/datasets/judgments/batches", data=csv,
+                     headers={"Content-Type": "text/csv"}, timeout=60)
+    assert up.status_code == 202, up.text
+    bid = up.json()["batch_id"]
+    wait_writing(server, "ds_judgments")
+    with server.db() as db:
+        killed = db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                          " AND backend_xid IS NOT NULL AND query LIKE ?", ("%ds_judgments%",))
+    assert killed == [(True,)], killed
+    deadline = time.monotonic() + 60
+    while (b := server.get(f"/api/v1/batches/{bid}").json())["status"] not in ("completed",
+                                                                               "failed"):
+        assert time.monotonic() < deadline, b
+        time.sleep(0.2)
+    assert (b["status"], b["row_count_inserted"], b["attempts"]) == ("completed", n, 2), b
+    assert count_rows(server, "ds_judgments", "case_number") == (n, n)
+    again = [ln for ln in server.log_lines() if ln.get("msg", "").startswith(
+        "the store failed under the pass")]
+    assert [ln["batch_id"] for ln in again] == [bid], again
+    assert server.post_events("events", '{"id": 1}\n').status_code == 200
+
+
 # ---------------------------------------------------------------- a COMMIT without an answer
 
 class CommitCutter:

@@ -85,7 +85,8 @@ int cmd_serve(int argc, char **argv)
         int sig = sigtimedwait(&set, NULL, &minute);
         if (sig < 0) {
             if (service_purge(&svc) < 0)
-                log_warn("service", "idempotency purge failed", NULL);
+                log_warn("service", "purge failed (expired idempotency keys, old minute rollups)",
+                         NULL);
             audit_flush_key_use(svc.writer, clock_wall_ms());
             continue;
         }

@@ -226,12 +226,19 @@ int service_reload(struct service *s, char *why, size_t whylen)
 
 struct purge_job {
     struct wjob job;
-    int64_t before_ms;
+    int64_t before_ms;         /* idempotency records made before this */
+    int64_t minutes_before_ms; /* minute rollups before this */
 };
+
+/* Minute rollups are read only for recent windows (the sentinel's, the last hour of
+ * /health/detailed): they are kept this long, or twice the longest window if longer. */
+#define MINUTE_ROLLUPS_KEPT_MS (48 * 3600 * 1000LL)
 
 static int purge_apply(struct wjob *job, struct store *st)
 {
-    return store_idem_purge(st, ((struct purge_job *)job)->before_ms);
+    struct purge_job *j = (struct purge_job *)job;
+    return store_idem_purge(st, j->before_ms) < 0 ? -1
+                                                  : store_rollup_purge(st, j->minutes_before_ms);
 }
 
 /* A batch file kept this long ago that no record names is an orphan: keeping the file and
@@ -266,8 +273,15 @@ int service_purge(struct service *s)
 {
     struct catalog *cat = service_catalog(s);
     int64_t now = clock_wall_ms();
-    struct purge_job j = {.job = {.nrows = 1, .apply = purge_apply},
-                          .before_ms = now - (int64_t)cat->cfg.idempotency_ttl_ms};
+    int64_t window_ms =
+        2000LL * (cat->cfg.sentinel.error_rate.window_s > cat->cfg.sentinel.ingest_latency.window_s
+                      ? cat->cfg.sentinel.error_rate.window_s
+                      : cat->cfg.sentinel.ingest_latency.window_s);
+    struct purge_job j = {
+        .job = {.nrows = 1, .apply = purge_apply},
+        .before_ms = now - (int64_t)cat->cfg.idempotency_ttl_ms,
+        .minutes_before_ms =
+            now - (window_ms > MINUTE_ROLLUPS_KEPT_MS ? window_ms : MINUTE_ROLLUPS_KEPT_MS)};
     int rc = writer_run(s->writer, &j.job);
     if (now - s->files_swept_ms >= FILE_SWEEP_EVERY_MS)
         sweep_files(s, cat->cfg.data_dir, now);

@@ -92,6 +92,7 @@ int sqlite_stats_series(struct store *st, int monthly, int64_t from_ms, const ch
                         json_t **out);
 int sqlite_stats_errors(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
 int sqlite_rollup_rebuild(struct store *st);
+int sqlite_rollup_purge(struct store *st, int64_t before_ms);
 int sqlite_batch_stuck(struct store *st, int64_t before_ms, json_t **out);
 int sqlite_dlq_new_since(struct store *st, int64_t since_ms, json_t **out);
 int sqlite_batch_states(struct store *st, json_t **out);

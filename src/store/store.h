@@ -313,6 +313,9 @@ struct store_ops {
     int (*stats_errors)(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
     /* Recompute every rollup from the stored rows, DLQ and batches. */
     int (*rollup_rebuild)(struct store *st);
+    /* Remove the minute rollups of minutes that began before before_ms (only the recent
+     * windows read them; the hour and day rollups stay). */
+    int (*rollup_purge)(struct store *st, int64_t before_ms);
     /* Batches in a non-terminal state whose last progress is before before_ms. */
     int (*batch_stuck)(struct store *st, int64_t before_ms, json_t **out);
     /* Open DLQ entries received since since_ms, per dataset: {"ds": n}. */
@@ -433,6 +436,7 @@ void store_close(struct store *st); /* accepts NULL */
     ((st)->ops->stats_series((st), (m), (from), (ds), (out)))
 #define store_stats_errors(st, from, ds, out) ((st)->ops->stats_errors((st), (from), (ds), (out)))
 #define store_rollup_rebuild(st) ((st)->ops->rollup_rebuild(st))
+#define store_rollup_purge(st, before) ((st)->ops->rollup_purge((st), (before)))
 #define store_batch_stuck(st, before, out) ((st)->ops->batch_stuck((st), (before), (out)))
 #define store_dlq_new_since(st, since, out) ((st)->ops->dlq_new_since((st), (since), (out)))
 #define store_batch_states(st, out) ((st)->ops->batch_states((st), (out)))

@@ -65,6 +65,7 @@ const struct store_ops store_pg_ops = {
     .stats_series = pg_stats_series,
     .stats_errors = pg_stats_errors,
     .rollup_rebuild = pg_rollup_rebuild,
+    .rollup_purge = pg_rollup_purge,
     .batch_stuck = pg_batch_stuck,
     .dlq_new_since = pg_dlq_new_since,
     .batch_states = pg_batch_states,

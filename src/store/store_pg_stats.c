@@ -451,6 +451,14 @@ done:
     return rc;
 }
 
+int pg_rollup_purge(struct store *st, int64_t before_ms)
+{
+    char b[24];
+    const char *p[1] = {pg_int(b, before_ms / ROLL_MINUTE_MS)};
+    return pg_cmd(PG(st), "rollup purge", "DELETE FROM rollup_minute WHERE minute < $1::bigint", 1,
+                  p);
+}
+
 int pg_rollup_rebuild(struct store *st)
 {
     struct pg_store *s = PG(st);

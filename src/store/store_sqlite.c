@@ -989,6 +989,7 @@ const struct store_ops store_sqlite_ops = {
     .stats_series = sqlite_stats_series,
     .stats_errors = sqlite_stats_errors,
     .rollup_rebuild = sqlite_rollup_rebuild,
+    .rollup_purge = sqlite_rollup_purge,
     .batch_stuck = sqlite_batch_stuck,
     .dlq_new_since = sqlite_dlq_new_since,
     .batch_states = sqlite_batch_states,

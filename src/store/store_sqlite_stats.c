@@ -481,7 +481,19 @@ int sqlite_batch_states(struct store *st, json_t **out)
     return 0;
 }
 
-/* ---- rebuild ---------------------------------------------------------------------- */
+/* ---- purge and rebuild ------------------------------------------------------------- */
+
+int sqlite_rollup_purge(struct store *st, int64_t before_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (prep(s, "DELETE FROM rollup_minute WHERE minute < ?", &q, "rollup purge") < 0)
+        return -1;
+    sqlite3_bind_int64(q, 1, before_ms / MINUTE_MS);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "rollup purge");
+}
 
 static int exec_sql(struct sqlite_store *s, const char *sql)
 {

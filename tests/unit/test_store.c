@@ -767,6 +767,36 @@ Test(store, idempotency_put_get_purge, .fini = cleanup)
     cr_expect_eq(raw_int("SELECT count(*) FROM idempotency"), 0);
 }
 
+/* ---- rollups ---------------------------------------------------------------------------- */
+
+/* The purge takes the old minutes only: a window over them is empty, the hour rollups (the
+ * KPIs) still count them. */
+Test(store, rollup_purge_removes_old_minutes_only, .fini = cleanup)
+{
+    open_fresh();
+    const int64_t t0 = 1700000000000LL; /* a minute's start */
+    struct rollup_delta d = {.dataset = "a", .at_ms = t0, .received = 10, .accepted = 10};
+    cr_assert_eq(store_begin(st), 0);
+    cr_assert_eq(store_rollup_add(st, &d), 0, "%s", store_errmsg(st));
+    d.at_ms = t0 + 60000;
+    d.received = d.accepted = 5;
+    cr_assert_eq(store_rollup_add(st, &d), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_rollup_purge(st, t0 + 60000), 0, "%s", store_errmsg(st));
+    struct rollup_sum *w;
+    size_t n;
+    cr_assert_eq(store_rollup_window(st, 0, &w, &n), 0, "%s", store_errmsg(st));
+    cr_assert_eq(n, 1);
+    cr_expect_eq(w[0].received, 5, "the first minute's 10 rows are still in the window");
+    free(w);
+    json_t *k;
+    cr_assert_eq(store_stats_kpis(st, t0 + 120000, NULL, &k), 0, "%s", store_errmsg(st));
+    cr_expect_eq(
+        json_integer_value(json_object_get(json_object_get(k, "all_time"), "rows_received")), 15,
+        "the hours lost rows too");
+    json_decref(k);
+}
+
 /* ---- transactions ---------------------------------------------------------------------- */
 
 Test(store, rollback_leaves_nothing, .fini = cleanup)

@@ -265,6 +265,29 @@ Test(pg_stats, rollup_add_then_views, .init = open_fresh, .fini = close_store)
 }
 
 /* The sample of a code is the message of its most recent bucket, across hours and datasets. */
+/* The purge takes the old minutes only: a window over them is empty, the hour rollups
+ * (the series) still count them. */
+Test(pg_stats, rollup_purge_removes_old_minutes_only, .init = open_fresh, .fini = close_store)
+{
+    cr_assert_eq(pg_rollup_add(st, &delta1), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_rollup_add(st, &delta2), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_rollup_purge(st, T0 + 60000 - T0 % 60000), 0, "%s", pg_errmsg(st));
+    struct rollup_sum *w;
+    size_t n;
+    cr_assert_eq(pg_rollup_window(st, 0, &w, &n), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(n, 1);
+    cr_expect_eq(w[0].received, 5, "the first minute's 10 rows are still in the window");
+    free(w);
+    cr_assert_eq(pg_rollup_purge(st, T0 + 10 * 60000), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_rollup_window(st, 0, &w, &n), 0);
+    cr_expect_eq(w[0].received, 0);
+    free(w);
+    json_t *k;
+    cr_assert_eq(pg_stats_kpis(st, T0 + 120000, NULL, &k), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(num(at(k, "all_time", NULL), "rows_received"), 15, "the hours lost rows too");
+    json_decref(k);
+}
+
 Test(pg_stats, errors_sample_is_most_recent, .init = open_fresh, .fini = close_store)
 {
     static const struct rollup_code

@@ -12,6 +12,7 @@
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "auth/jwk.h"
+#include "util/errors.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -120,18 +121,6 @@ static const char *kind_name(enum jwk_kind kind)
     return names[kind];
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The shortest HMAC secret each HS* accepts: the hash output (RFC 7518 section 3.2). */
 static size_t hmac_min_len(unsigned alg)
 {
@@ -143,23 +132,23 @@ static int check_algs(enum jwk_kind kind, unsigned algs, size_t secret_len, cons
                       char *err, size_t errlen)
 {
     if (algs == 0) {
-        set_err(err, errlen, "%s: no algorithm allowed for the key", who);
+        err_set(err, errlen, "%s: no algorithm allowed for the key", who);
         return -1;
     }
     if (algs & ~JWT_ALGS_ALL) {
-        set_err(err, errlen, "%s: unknown algorithm bits 0x%x", who, algs & ~JWT_ALGS_ALL);
+        err_set(err, errlen, "%s: unknown algorithm bits 0x%x", who, algs & ~JWT_ALGS_ALL);
         return -1;
     }
     unsigned bad = algs & ~jwk_kind_algs(kind);
     if (bad) {
-        set_err(err, errlen, "%s: an %s cannot be used for %s", who, kind_name(kind),
+        err_set(err, errlen, "%s: an %s cannot be used for %s", who, kind_name(kind),
                 jwt_alg_name(bad & -bad));
         return -1;
     }
     if (kind == JWK_OCT) {
         for (unsigned a = JWT_HS256; a <= JWT_HS512; a <<= 1) {
             if ((algs & a) && secret_len < hmac_min_len(a)) {
-                set_err(err, errlen, "%s: HMAC secret is %zu bytes, %s needs at least %zu", who,
+                err_set(err, errlen, "%s: HMAC secret is %zu bytes, %s needs at least %zu", who,
                         secret_len, jwt_alg_name(a), hmac_min_len(a));
                 return -1;
             }
@@ -175,7 +164,7 @@ static int pkey_kind(EVP_PKEY *pk, enum jwk_kind *kind, const char *who, char *e
     case EVP_PKEY_RSA: {
         int bits = EVP_PKEY_get_bits(pk);
         if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
-            set_err(err, errlen, "%s: RSA key of %d bits (must be %d..%d)", who, bits, RSA_MIN_BITS,
+            err_set(err, errlen, "%s: RSA key of %d bits (must be %d..%d)", who, bits, RSA_MIN_BITS,
                     RSA_MAX_BITS);
             return -1;
         }
@@ -187,7 +176,7 @@ static int pkey_kind(EVP_PKEY *pk, enum jwk_kind *kind, const char *who, char *e
         size_t glen = 0;
         if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
                                            &glen) != 1) {
-            set_err(err, errlen, "%s: EC key without a named curve", who);
+            err_set(err, errlen, "%s: EC key without a named curve", who);
             return -1;
         }
         int nid = OBJ_sn2nid(group);
@@ -198,7 +187,7 @@ static int pkey_kind(EVP_PKEY *pk, enum jwk_kind *kind, const char *who, char *e
         else if (nid == NID_secp521r1)
             *kind = JWK_P521;
         else {
-            set_err(err, errlen, "%s: EC curve %s is not P-256, P-384 or P-521", who, group);
+            err_set(err, errlen, "%s: EC curve %s is not P-256, P-384 or P-521", who, group);
             return -1;
         }
         return 0;
@@ -210,11 +199,11 @@ static int pkey_kind(EVP_PKEY *pk, enum jwk_kind *kind, const char *who, char *e
         *kind = JWK_ED448;
         return 0;
     case EVP_PKEY_RSA_PSS:
-        set_err(err, errlen, "%s: RSASSA-PSS-only keys are not supported (use an RSA key)", who);
+        err_set(err, errlen, "%s: RSASSA-PSS-only keys are not supported (use an RSA key)", who);
         return -1;
     default: {
         const char *t = EVP_PKEY_get0_type_name(pk);
-        set_err(err, errlen, "%s: unsupported key type %s", who, t ? t : "(unknown)");
+        err_set(err, errlen, "%s: unsupported key type %s", who, t ? t : "(unknown)");
         return -1;
     }
     }
@@ -250,7 +239,7 @@ static int keyset_push(struct jwt_keyset *ks, const char *kid, unsigned algs, en
     if (kid) {
         for (size_t i = 0; i < ks->n; i++) {
             if (ks->keys[i].kid && strcmp(ks->keys[i].kid, kid) == 0) {
-                set_err(err, errlen, "%s: kid \"%s\" is already in the keyset", who, kid);
+                err_set(err, errlen, "%s: kid \"%s\" is already in the keyset", who, kid);
                 goto fail;
             }
         }
@@ -268,7 +257,7 @@ static int keyset_push(struct jwt_keyset *ks, const char *kid, unsigned algs, en
     ks->keys[ks->n++] = k;
     return 0;
 oom:
-    set_err(err, errlen, "%s: out of memory", who);
+    err_set(err, errlen, "%s: out of memory", who);
 fail:
     jwk_release(&k);
     return -1;
@@ -309,14 +298,14 @@ int jwt_keyset_add_hmac(struct jwt_keyset *ks, const char *kid, unsigned algs,
     char who[96];
     describe_kid(who, sizeof who, kid);
     if (!secret || len == 0) {
-        set_err(err, errlen, "%s: empty HMAC secret", who);
+        err_set(err, errlen, "%s: empty HMAC secret", who);
         return -1;
     }
     if (check_algs(JWK_OCT, algs, len, who, err, errlen) != 0)
         return -1;
     unsigned char *copy = malloc(len);
     if (!copy) {
-        set_err(err, errlen, "%s: out of memory", who);
+        err_set(err, errlen, "%s: out of memory", who);
         return -1;
     }
     memcpy(copy, secret, len);
@@ -330,13 +319,13 @@ static char *read_file(const char *path, size_t max, size_t *len, char *err, siz
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = malloc(max + 2);
     if (!buf) {
         fclose(f);
-        set_err(err, errlen, "%s: out of memory", path);
+        err_set(err, errlen, "%s: out of memory", path);
         return NULL;
     }
     size_t n = fread(buf, 1, max + 1, f);
@@ -344,12 +333,12 @@ static char *read_file(const char *path, size_t max, size_t *len, char *err, siz
     int bad = ferror(f);
     fclose(f);
     if (bad) {
-        set_err(err, errlen, "%s: %s", path, strerror(rd_errno));
+        err_set(err, errlen, "%s: %s", path, strerror(rd_errno));
         free(buf);
         return NULL;
     }
     if (n > max) {
-        set_err(err, errlen, "%s: larger than %zu bytes", path, max);
+        err_set(err, errlen, "%s: larger than %zu bytes", path, max);
         free(buf);
         return NULL;
     }
@@ -394,7 +383,7 @@ int jwt_keyset_add_pem(struct jwt_keyset *ks, const char *kid, unsigned algs, co
     free_secret_text(text, len);
     ERR_clear_error();
     if (!pk) {
-        set_err(err, errlen, "%s: no PEM public key (BEGIN PUBLIC KEY) found", who);
+        err_set(err, errlen, "%s: no PEM public key (BEGIN PUBLIC KEY) found", who);
         return -1;
     }
     enum jwk_kind kind;
@@ -402,7 +391,7 @@ int jwt_keyset_add_pem(struct jwt_keyset *ks, const char *kid, unsigned algs, co
         goto fail;
     if (!pkey_public_ok(pk)) {
         ERR_clear_error();
-        set_err(err, errlen, "%s: the public key fails validation", who);
+        err_set(err, errlen, "%s: the public key fails validation", who);
         goto fail;
     }
     if (check_algs(kind, algs, 0, who, err, errlen) != 0)
@@ -422,18 +411,18 @@ static unsigned char *jwk_bytes(json_t *jwk, const char *name, size_t max_len, s
     json_t *v = json_object_get(jwk, name);
     unsigned char *out = NULL;
     if (!json_is_string(v)) {
-        set_err(err, errlen, "%s: \"%s\" missing or not a string", who, name);
+        err_set(err, errlen, "%s: \"%s\" missing or not a string", who, name);
         return NULL;
     }
     if (jwk_b64url_decode(json_string_value(v), json_string_length(v), &out, len) != 0) {
-        set_err(err, errlen, "%s: \"%s\" is not unpadded base64url", who, name);
+        err_set(err, errlen, "%s: \"%s\" is not unpadded base64url", who, name);
         return NULL;
     }
     if (*len == 0 || (max_len && *len > max_len)) {
         if (*len == 0)
-            set_err(err, errlen, "%s: \"%s\" is empty", who, name);
+            err_set(err, errlen, "%s: \"%s\" is empty", who, name);
         else
-            set_err(err, errlen, "%s: \"%s\" has %zu bytes, at most %zu expected", who, name, *len,
+            err_set(err, errlen, "%s: \"%s\" has %zu bytes, at most %zu expected", who, name, *len,
                     max_len);
         OPENSSL_cleanse(out, *len);
         free(out);
@@ -465,7 +454,7 @@ static EVP_PKEY *jwk_rsa(json_t *jwk, const char *who, char *err, size_t errlen)
     if (!e)
         goto out;
     if (elen > 8) { /* a sane exponent is small; refuse oddities before OpenSSL sees them */
-        set_err(err, errlen, "%s: RSA exponent \"e\" is %zu bytes", who, elen);
+        err_set(err, errlen, "%s: RSA exponent \"e\" is %zu bytes", who, elen);
         goto out;
     }
     bn = BN_bin2bn(n, (int)nlen, NULL);
@@ -474,7 +463,7 @@ static EVP_PKEY *jwk_rsa(json_t *jwk, const char *who, char *err, size_t errlen)
     if (!bn || !be || !bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
         !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
         !(params = OSSL_PARAM_BLD_to_param(bld)) || !(pk = pkey_from_params("RSA", params)))
-        set_err(err, errlen, "%s: not a usable RSA public key", who);
+        err_set(err, errlen, "%s: not a usable RSA public key", who);
 out:
     OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(bld);
@@ -499,7 +488,7 @@ static EVP_PKEY *jwk_ec(json_t *jwk, enum jwk_kind *kind, const char *who, char 
     while (c < ARRAY_LEN(curves) && !(crv && strcmp(crv, curves[c].crv) == 0))
         c++;
     if (c == ARRAY_LEN(curves)) {
-        set_err(err, errlen, "%s: EC \"crv\" must be P-256, P-384 or P-521", who);
+        err_set(err, errlen, "%s: EC \"crv\" must be P-256, P-384 or P-521", who);
         return NULL;
     }
     size_t xlen = 0, ylen = 0, sz = curves[c].bytes;
@@ -521,7 +510,7 @@ static EVP_PKEY *jwk_ec(json_t *jwk, enum jwk_kind *kind, const char *who, char 
             OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * sz),
             OSSL_PARAM_construct_end()};
         if (!(pk = pkey_from_params("EC", params)))
-            set_err(err, errlen, "%s: the point (x, y) is not on %s", who, curves[c].crv);
+            err_set(err, errlen, "%s: the point (x, y) is not on %s", who, curves[c].crv);
         *kind = curves[c].kind;
     }
     free(x);
@@ -535,7 +524,7 @@ static EVP_PKEY *jwk_okp(json_t *jwk, enum jwk_kind *kind, const char *who, char
     const char *crv = json_string_value(json_object_get(jwk, "crv"));
     int ed25519 = crv && strcmp(crv, "Ed25519") == 0;
     if (!ed25519 && !(crv && strcmp(crv, "Ed448") == 0)) {
-        set_err(err, errlen, "%s: OKP \"crv\" must be Ed25519 or Ed448", who);
+        err_set(err, errlen, "%s: OKP \"crv\" must be Ed25519 or Ed448", who);
         return NULL;
     }
     size_t xlen = 0, want = ed25519 ? 32 : 57;
@@ -543,7 +532,7 @@ static EVP_PKEY *jwk_okp(json_t *jwk, enum jwk_kind *kind, const char *who, char
     if (!x)
         return NULL;
     if (xlen != want) { /* an encoded point, not a number: no leading zeros to drop */
-        set_err(err, errlen, "%s: \"x\" has %zu bytes, expected %zu", who, xlen, want);
+        err_set(err, errlen, "%s: \"x\" has %zu bytes, expected %zu", who, xlen, want);
         free(x);
         return NULL;
     }
@@ -551,7 +540,7 @@ static EVP_PKEY *jwk_okp(json_t *jwk, enum jwk_kind *kind, const char *who, char
         EVP_PKEY_new_raw_public_key(ed25519 ? EVP_PKEY_ED25519 : EVP_PKEY_ED448, NULL, x, xlen);
     free(x);
     if (!pk)
-        set_err(err, errlen, "%s: not a usable %s public key", who, crv);
+        err_set(err, errlen, "%s: not a usable %s public key", who, crv);
     *kind = ed25519 ? JWK_ED25519 : JWK_ED448;
     return pk;
 }
@@ -564,12 +553,12 @@ static int add_jwk(struct jwt_keyset *ks, const char *path, size_t index, json_t
     char who[512];
     snprintf(who, sizeof who, "%.400s: keys[%zu]", path, index);
     if (!json_is_object(jwk)) {
-        set_err(err, errlen, "%s: not an object", who);
+        err_set(err, errlen, "%s: not an object", who);
         return -1;
     }
     json_t *jkid = json_object_get(jwk, "kid");
     if (jkid && !json_is_string(jkid)) {
-        set_err(err, errlen, "%s: \"kid\" is not a string", who);
+        err_set(err, errlen, "%s: \"kid\" is not a string", who);
         return -1;
     }
     const char *kid = json_string_value(jkid);
@@ -578,13 +567,13 @@ static int add_jwk(struct jwt_keyset *ks, const char *path, size_t index, json_t
 
     const char *kty = json_string_value(json_object_get(jwk, "kty"));
     if (!kty) {
-        set_err(err, errlen, "%s: \"kty\" missing or not a string", who);
+        err_set(err, errlen, "%s: \"kty\" missing or not a string", who);
         return -1;
     }
     /* a private key in the file is an error even if the key would be skipped */
     for (size_t i = 0; strcmp(kty, "oct") != 0 && i < ARRAY_LEN(private_members); i++) {
         if (json_object_get(jwk, private_members[i])) {
-            set_err(err, errlen, "%s: private key member \"%s\" in a public JWKS", who,
+            err_set(err, errlen, "%s: private key member \"%s\" in a public JWKS", who,
                     private_members[i]);
             return -1;
         }
@@ -592,13 +581,13 @@ static int add_jwk(struct jwt_keyset *ks, const char *path, size_t index, json_t
 
     json_t *use = json_object_get(jwk, "use");
     if (use && !json_is_string(use)) {
-        set_err(err, errlen, "%s: \"use\" is not a string", who);
+        err_set(err, errlen, "%s: \"use\" is not a string", who);
         return -1;
     }
     if (use && strcmp(json_string_value(use), "enc") == 0)
         return 0;
     if (use && strcmp(json_string_value(use), "sig") != 0) {
-        set_err(err, errlen, "%s: \"use\" must be \"sig\" or \"enc\"", who);
+        err_set(err, errlen, "%s: \"use\" must be \"sig\" or \"enc\"", who);
         return -1;
     }
 
@@ -606,7 +595,7 @@ static int add_jwk(struct jwt_keyset *ks, const char *path, size_t index, json_t
     json_t *jalg = json_object_get(jwk, "alg");
     if (jalg) {
         if (!json_is_string(jalg) || !(algs = jwt_alg_from_name(json_string_value(jalg)))) {
-            set_err(err, errlen, "%s: \"alg\" is not a supported signature algorithm", who);
+            err_set(err, errlen, "%s: \"alg\" is not a supported signature algorithm", who);
             return -1;
         }
     }
@@ -640,7 +629,7 @@ static int add_jwk(struct jwt_keyset *ks, const char *path, size_t index, json_t
     else if (strcmp(kty, "OKP") == 0)
         pk = jwk_okp(jwk, &kind, who, err, errlen);
     else {
-        set_err(err, errlen, "%s: \"kty\" must be RSA, EC, OKP or oct", who);
+        err_set(err, errlen, "%s: \"kty\" must be RSA, EC, OKP or oct", who);
         return -1;
     }
     ERR_clear_error();
@@ -649,12 +638,12 @@ static int add_jwk(struct jwt_keyset *ks, const char *path, size_t index, json_t
     if (pkey_kind(pk, &actual, who, err, errlen) != 0)
         goto fail;
     if (actual != kind) { /* cannot happen: the constructors above fix the type */
-        set_err(err, errlen, "%s: key type mismatch", who);
+        err_set(err, errlen, "%s: key type mismatch", who);
         goto fail;
     }
     if (!pkey_public_ok(pk)) {
         ERR_clear_error();
-        set_err(err, errlen, "%s: the public key fails validation", who);
+        err_set(err, errlen, "%s: the public key fails validation", who);
         goto fail;
     }
     if (!algs)
@@ -677,19 +666,19 @@ int jwt_keyset_add_jwks(struct jwt_keyset *ks, const char *jwks_path, char *err,
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     free_secret_text(text, len);
     if (!root) {
-        set_err(err, errlen, "%.400s: line %d: %s", jwks_path, jerr.line, jerr.text);
+        err_set(err, errlen, "%.400s: line %d: %s", jwks_path, jerr.line, jerr.text);
         return -1;
     }
     json_t *keys = json_object_get(root, "keys");
     if (!json_is_array(keys)) {
-        set_err(err, errlen, "%.400s: not a JWK Set ({\"keys\": [...]})", jwks_path);
+        err_set(err, errlen, "%.400s: not a JWK Set ({\"keys\": [...]})", jwks_path);
         goto fail;
     }
     for (size_t i = 0; i < json_array_size(keys); i++)
         if (add_jwk(ks, jwks_path, i, json_array_get(keys, i), err, errlen) != 0)
             goto fail;
     if (ks->n == start) {
-        set_err(err, errlen, "%.400s: no signature key in the set", jwks_path);
+        err_set(err, errlen, "%.400s: no signature key in the set", jwks_path);
         goto fail;
     }
     json_decref(root);

@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/jwt.h"
+#include "util/errors.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -407,19 +408,6 @@ static const struct {
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A short, printable copy of text from the file for an error message. */
 static const char *echo(char *buf, size_t cap, const char *s)
 {
@@ -677,11 +665,11 @@ static const char *expected(const struct opt *o, char *buf, size_t cap)
 static int out_of_range(const struct opt *o, double v, char *why, size_t whylen)
 {
     if ((o->flags & OPT_MIN) && (o->flags & OPT_MAX) && (v < o->min || v > o->max)) {
-        set_err(why, whylen, "must be between %.15g and %.15g, got %.15g", o->min, o->max, v);
+        err_set(why, whylen, "must be between %.15g and %.15g, got %.15g", o->min, o->max, v);
         return 1;
     }
     if ((o->flags & OPT_MIN) && v < o->min) {
-        set_err(why, whylen, "must be at least %.15g, got %.15g", o->min, v);
+        err_set(why, whylen, "must be at least %.15g, got %.15g", o->min, v);
         return 1;
     }
     return 0;
@@ -831,15 +819,15 @@ static int opt_set_text(const struct opt *o, void *base, const char *s, char *wh
     case OT_JWTKEYS:
     case OT_RECEIVERS:
     case OT_ROUTES:
-        set_err(why, whylen, "can only be set in the configuration file");
+        err_set(why, whylen, "can only be set in the configuration file");
         return -1;
     }
 bad:
-    set_err(why, whylen, "expected %s, got '%s'", expected(o, ebuf, sizeof ebuf),
+    err_set(why, whylen, "expected %s, got '%s'", expected(o, ebuf, sizeof ebuf),
             echo(sbuf, sizeof sbuf, s));
     return -1;
 oom:
-    set_err(why, whylen, "out of memory");
+    err_set(why, whylen, "out of memory");
     return -1;
 }
 
@@ -877,7 +865,7 @@ static int derive_storage(struct sluice_config *cfg, char *why, size_t whylen)
     if (asprintf(&text, "%.*s%.*s%s", (int)(mark - o->def), o->def, (int)dlen, cfg->data_dir,
                  mark + strlen("<data_dir>")) < 0) {
         text = NULL;
-        set_err(why, whylen, "out of memory");
+        err_set(why, whylen, "out of memory");
         goto fail;
     }
     if (opt_set_text(o, cfg, text, why, whylen) < 0)
@@ -908,7 +896,7 @@ static int fail_at(struct loader *ld, int line, const char *option, const char *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    set_err(ld->err, ld->errlen, "%s:%d: %s: %s", ld->file, line > 0 ? line : 1, option, msg);
+    err_set(ld->err, ld->errlen, "%s:%d: %s: %s", ld->file, line > 0 ? line : 1, option, msg);
     return -1;
 }
 
@@ -1517,7 +1505,7 @@ static unsigned char *read_secret(const char *path, size_t *len, char *why, size
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(why, whylen, "cannot read %s: %s", path, strerror(errno));
+        err_set(why, whylen, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
     unsigned char *buf = malloc(65536);
@@ -1525,7 +1513,7 @@ static unsigned char *read_secret(const char *path, size_t *len, char *why, size
     int big = buf && n == 65536;
     fclose(f);
     if (!buf || big) {
-        set_err(why, whylen, "%s: %s", path, buf ? "larger than 64 KiB" : "out of memory");
+        err_set(why, whylen, "%s: %s", path, buf ? "larger than 64 KiB" : "out of memory");
         free(buf);
         return NULL;
     }
@@ -1567,7 +1555,7 @@ static int build_keyset(struct loader *ld)
             } else {
                 const char *e = getenv(k->secret_env);
                 if (!e || !*e)
-                    set_err(why, sizeof why, "the environment variable %s is not set",
+                    err_set(why, sizeof why, "the environment variable %s is not set",
                             k->secret_env);
                 else if ((secret = (unsigned char *)strdup(e)))
                     len = strlen(e);
@@ -1618,23 +1606,23 @@ int config_load(const char *path, struct sluice_config *cfg, char *err, size_t e
     int rc = -1;
 
     memset(cfg, 0, sizeof *cfg);
-    set_err(err, errlen, "%s", "");
+    err_set(err, errlen, "%s", "");
     if (apply_defaults(opts, ARRAY_SIZE(opts), cfg, why, sizeof why) < 0) {
-        set_err(err, errlen, "%s: %s", path ? path : "(defaults)", why);
+        err_set(err, errlen, "%s: %s", path ? path : "(defaults)", why);
         goto fail;
     }
     if (!path)
         goto derive;
     if (!(cfg->path = strdup(path))) {
-        set_err(err, errlen, "%s: out of memory", path);
+        err_set(err, errlen, "%s: out of memory", path);
         goto fail;
     }
     if (!(fp = fopen(path, "r"))) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         goto fail;
     }
     if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(EISDIR));
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(EISDIR));
         goto fail;
     }
     /* errors are collected, never printed: they come back through err */
@@ -1646,17 +1634,17 @@ int config_load(const char *path, struct sluice_config *cfg, char *err, size_t e
     memset(&pcfg, 0, sizeof pcfg);
     pcfg.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT;
     if (!(pcfg.diag = diag = fy_diag_create(&dcfg)) || !(fyp = fy_parser_create(&pcfg))) {
-        set_err(err, errlen, "%s: out of memory", path);
+        err_set(err, errlen, "%s: out of memory", path);
         goto fail;
     }
     fy_diag_set_collect_errors(diag, true);
     if (fy_parser_set_input_fp(fyp, path, fp) != 0) {
-        set_err(err, errlen, "%s: cannot read", path);
+        err_set(err, errlen, "%s: cannot read", path);
         goto fail;
     }
     fyd = fy_parse_load_document(fyp);
     if (ferror(fp)) {
-        set_err(err, errlen, "%s: cannot read", path);
+        err_set(err, errlen, "%s: cannot read", path);
         goto fail;
     }
     if (fy_parser_get_stream_error(fyp)) {
@@ -1685,7 +1673,7 @@ int config_load(const char *path, struct sluice_config *cfg, char *err, size_t e
     cfg->storage_explicit = lines[find_opt(opts, ARRAY_SIZE(opts), "storage") - opts] != 0;
 derive:
     if (!cfg->storage_explicit && derive_storage(cfg, why, sizeof why) < 0) {
-        set_err(err, errlen, "%s: storage: %s", path ? path : "(defaults)", why);
+        err_set(err, errlen, "%s: storage: %s", path ? path : "(defaults)", why);
         goto fail;
     }
     if (build_keyset(&ld) < 0 || check_routes(&ld) < 0)
@@ -1716,13 +1704,13 @@ int config_set(struct sluice_config *cfg, const char *name, const char *value, c
     char why[400];
 
     if (!o) {
-        set_err(err, errlen, "%s: unknown option", name);
+        err_set(err, errlen, "%s: unknown option", name);
         return -1;
     }
     char *old_dir = cfg->data_dir ? strdup(cfg->data_dir) : NULL;
     if (opt_set_text(o, cfg, value, why, sizeof why) < 0) {
         free(old_dir);
-        set_err(err, errlen, "%s: %s", name, why);
+        err_set(err, errlen, "%s: %s", name, why);
         return -1;
     }
     if (o->off == CFG(storage)) {
@@ -1736,7 +1724,7 @@ int config_set(struct sluice_config *cfg, const char *name, const char *value, c
             char *st = malloc(n);
             if (!st) {
                 free(old_dir);
-                set_err(err, errlen, "storage: out of memory");
+                err_set(err, errlen, "storage: out of memory");
                 return -1;
             }
             snprintf(st, n, "sqlite:%s%s", cfg->data_dir, cfg->storage + 7 + ol);
@@ -1744,7 +1732,7 @@ int config_set(struct sluice_config *cfg, const char *name, const char *value, c
             cfg->storage = st;
         } else if (!cfg->storage_explicit && derive_storage(cfg, why, sizeof why) < 0) {
             free(old_dir);
-            set_err(err, errlen, "storage: %s", why);
+            err_set(err, errlen, "storage: %s", why);
             return -1;
         }
     }
@@ -1761,7 +1749,7 @@ int config_apply_env(struct sluice_config *cfg, char *err, size_t errlen)
         if (!v || !*v)
             continue;
         if (config_set(cfg, env_opts[i].option, v, msg, sizeof msg) < 0) {
-            set_err(err, errlen, "%s: %s", env_opts[i].var, msg);
+            err_set(err, errlen, "%s: %s", env_opts[i].var, msg);
             return -1;
         }
     }

@@ -46,6 +46,7 @@
  *   - error messages count parts from 1 and give 0-based body byte offsets.
  */
 #include "http/multipart.h"
+#include "util/errors.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -122,18 +123,6 @@ static int is_bchar(char ch)
 static int span_is(const char *p, size_t n, const char *word)
 {
     return n == strlen(word) && strncasecmp(p, word, n) == 0;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* A syntax error at body offset `at`. */
@@ -257,14 +246,14 @@ static int next_param(const char **pp, enum esc_mode esc, const char **name, siz
 static int parse_content_type(const char *ct, char *b, size_t *blen, char *err, size_t errlen)
 {
     if (!ct || *skip_ows(ct) == '\0') {
-        set_err(err, errlen, "no Content-Type: multipart/form-data; boundary=... header");
+        err_set(err, errlen, "no Content-Type: multipart/form-data; boundary=... header");
         return -1;
     }
     const char *p = skip_ows(ct), *t = p;
     while (*p != '\0' && *p != ';' && !is_ows(*p))
         p++;
     if (!span_is(t, (size_t)(p - t), "multipart/form-data")) {
-        set_err(err, errlen, "Content-Type is not multipart/form-data");
+        err_set(err, errlen, "Content-Type is not multipart/form-data");
         return -1;
     }
     int found = 0, rc;
@@ -275,12 +264,12 @@ static int parse_content_type(const char *ct, char *b, size_t *blen, char *err, 
         if (!span_is(name, nlen, "boundary"))
             continue;
         if (found) {
-            set_err(err, errlen, "Content-Type has two boundary parameters");
+            err_set(err, errlen, "Content-Type has two boundary parameters");
             return -1;
         }
         found = 1;
         if (vlen > MP_BOUNDARY_MAX) {
-            set_err(err, errlen, "multipart boundary is longer than %d characters",
+            err_set(err, errlen, "multipart boundary is longer than %d characters",
                     MP_BOUNDARY_MAX);
             return -1;
         }
@@ -288,27 +277,27 @@ static int parse_content_type(const char *ct, char *b, size_t *blen, char *err, 
         *blen = vlen;
     }
     if (rc < 0) {
-        set_err(err, errlen, "Content-Type has a malformed parameter list");
+        err_set(err, errlen, "Content-Type has a malformed parameter list");
         return -1;
     }
     if (!found) {
-        set_err(err, errlen, "Content-Type multipart/form-data has no boundary parameter");
+        err_set(err, errlen, "Content-Type multipart/form-data has no boundary parameter");
         return -1;
     }
     if (*blen == 0) {
-        set_err(err, errlen, "multipart boundary is empty");
+        err_set(err, errlen, "multipart boundary is empty");
         return -1;
     }
     for (size_t i = 0; i < *blen; i++) {
         if (!is_bchar(b[i])) {
-            set_err(err, errlen,
+            err_set(err, errlen,
                     "multipart boundary has a character RFC 2046 does not allow (0x%02x)",
                     (unsigned char)b[i]);
             return -1;
         }
     }
     if (b[*blen - 1] == ' ') {
-        set_err(err, errlen, "multipart boundary ends with a space");
+        err_set(err, errlen, "multipart boundary ends with a space");
         return -1;
     }
     return 0;
@@ -322,17 +311,17 @@ struct multipart *multipart_create(const char *content_type, size_t max_header_b
 {
     char b[MP_BOUNDARY_MAX + 1];
     size_t blen = 0;
-    set_err(err, errlen, "%s", "");
+    err_set(err, errlen, "%s", "");
     if (parse_content_type(content_type, b, &blen, err, errlen) != 0)
         return NULL;
     if (max_header_bytes == 0 || max_header_bytes > SIZE_MAX / 4) {
-        set_err(err, errlen, "multipart: max_header_bytes must be between 1 and SIZE_MAX / 4");
+        err_set(err, errlen, "multipart: max_header_bytes must be between 1 and SIZE_MAX / 4");
         return NULL;
     }
     size_t dlen = blen + 4;
     struct multipart *m = calloc(1, sizeof(*m) + (dlen + 1) + 2 * (max_header_bytes + 1));
     if (!m) {
-        set_err(err, errlen, "multipart: out of memory");
+        err_set(err, errlen, "multipart: out of memory");
         return NULL;
     }
     if (cb)

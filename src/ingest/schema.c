@@ -10,6 +10,7 @@
  * error list are in formats.c.
  */
 #include "ingest/schema.h"
+#include "util/errors.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -153,18 +154,6 @@ static const char *json_kind(const json_t *v)
     struct row_value rv;
     value_of_json(v, &rv);
     return value_kind_name(&rv);
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* At most ECHO_MAX bytes of s, cut on a UTF-8 character boundary, "..." when cut. */
@@ -328,7 +317,7 @@ static int compile_enum(struct field *f, const json_t *arr, char *err, size_t er
 {
     const char *name = f->name;
     if (!json_is_array(arr) || json_array_size(arr) == 0) {
-        set_err(err, errlen, "properties.%s: 'enum' must be a non-empty array", name);
+        err_set(err, errlen, "properties.%s: 'enum' must be a non-empty array", name);
         return -1;
     }
     size_t n = json_array_size(arr);
@@ -339,7 +328,7 @@ static int compile_enum(struct field *f, const json_t *arr, char *err, size_t er
         f->enum_nums = calloc(n, sizeof *f->enum_nums);
     if (!f->enum_text || (f->type == FT_STRING && !f->enum_strs) ||
         ((f->type == FT_INTEGER || f->type == FT_NUMBER) && !f->enum_nums)) {
-        set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     f->enum_text[0] = '\0';
@@ -362,7 +351,7 @@ static int compile_enum(struct field *f, const json_t *arr, char *err, size_t er
             break;
         }
         if (!ok) {
-            set_err(err, errlen, "properties.%s: enum[%zu]: expected %s, got %s", name, i,
+            err_set(err, errlen, "properties.%s: enum[%zu]: expected %s, got %s", name, i,
                     field_type_name(f->type), json_kind(v));
             return -1;
         }
@@ -371,7 +360,7 @@ static int compile_enum(struct field *f, const json_t *arr, char *err, size_t er
             f->enum_strs[i].s = malloc(len + 1);
             if (!f->enum_strs[i].s) {
                 f->nenum = i; /* what field_free must release */
-                set_err(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
                 return -1;
             }
             memcpy(f->enum_strs[i].s, json_string_value(v), len + 1);
@@ -393,7 +382,7 @@ static int compile_enum(struct field *f, const json_t *arr, char *err, size_t er
 static int compile_pattern(struct field *f, const json_t *v, char *err, size_t errlen)
 {
     if (!json_is_string(v)) {
-        set_err(err, errlen, "properties.%s: 'pattern' must be a string", f->name);
+        err_set(err, errlen, "properties.%s: 'pattern' must be a string", f->name);
         return -1;
     }
     int code;
@@ -404,14 +393,14 @@ static int compile_pattern(struct field *f, const json_t *v, char *err, size_t e
         PCRE2_UCHAR msg[256];
         if (pcre2_get_error_message(code, msg, sizeof msg) < 0)
             strcpy((char *)msg, "unknown error");
-        set_err(err, errlen, "properties.%s: invalid pattern: %s at offset %zu", f->name,
+        err_set(err, errlen, "properties.%s: invalid pattern: %s at offset %zu", f->name,
                 (const char *)msg, (size_t)off);
         return -1;
     }
     (void)pcre2_jit_compile(f->re, PCRE2_JIT_COMPLETE); /* interpreter when JIT is missing */
     f->pattern = strdup(json_string_value(v));
     if (!f->pattern) {
-        set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -435,17 +424,17 @@ static int compile_field(struct field *f, const json_t *spec, char *err, size_t 
     const char *name = f->name;
     f->minlen = f->maxlen = -1;
     if (!json_is_object(spec)) {
-        set_err(err, errlen, "properties.%s: must be an object", name);
+        err_set(err, errlen, "properties.%s: must be an object", name);
         return -1;
     }
     const json_t *t = json_object_get(spec, "type");
     if (!t) {
-        set_err(err, errlen, "properties.%s: 'type' is required", name);
+        err_set(err, errlen, "properties.%s: 'type' is required", name);
         return -1;
     }
     if (parse_type(t, &f->type) != 0) {
         char e[ECHO_BUF];
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "properties.%s: 'type' must be one of string, integer, number, boolean, got %s%s%s",
                 name, json_is_string(t) ? "'" : "",
                 json_is_string(t) ? echo(e, json_string_value(t), json_string_length(t))
@@ -476,26 +465,26 @@ static int compile_field(struct field *f, const json_t *spec, char *err, size_t 
             len = &f->maxlen;
         else if (strcmp(key, "pattern") && strcmp(key, "enum") && strcmp(key, "format")) {
             char e[ECHO_BUF];
-            set_err(err, errlen, "properties.%s: unknown keyword '%s'", name,
+            err_set(err, errlen, "properties.%s: unknown keyword '%s'", name,
                     echo(e, key, strlen(key)));
             return -1;
         }
         int string_only = len || !strcmp(key, "pattern") || !strcmp(key, "format");
         if ((b && !numeric) || (string_only && f->type != FT_STRING)) {
-            set_err(err, errlen, "properties.%s: '%s' does not apply to type %s", name, key,
+            err_set(err, errlen, "properties.%s: '%s' does not apply to type %s", name, key,
                     field_type_name(f->type));
             return -1;
         }
         if (b) {
             if (!json_is_number(v)) {
-                set_err(err, errlen, "properties.%s: '%s' must be a number", name, key);
+                err_set(err, errlen, "properties.%s: '%s' must be a number", name, key);
                 return -1;
             }
             set_bound(b, v);
             f->has_range = 1;
         } else if (len) {
             if (!json_is_integer(v) || json_integer_value(v) < 0) {
-                set_err(err, errlen, "properties.%s: '%s' must be a non-negative integer", name,
+                err_set(err, errlen, "properties.%s: '%s' must be a non-negative integer", name,
                         key);
                 return -1;
             }
@@ -514,7 +503,7 @@ static int compile_field(struct field *f, const json_t *spec, char *err, size_t 
                 f->format = FMT_DATETIME;
             else {
                 char e[ECHO_BUF];
-                set_err(err, errlen,
+                err_set(err, errlen,
                         "properties.%s: unknown format '%s' (supported: date, date-time)", name,
                         fs ? echo(e, fs, json_string_length(v)) : json_kind(v));
                 return -1;
@@ -522,12 +511,12 @@ static int compile_field(struct field *f, const json_t *spec, char *err, size_t 
         }
     }
     if (f->min.set && f->max.set && f->min.v > f->max.v) {
-        set_err(err, errlen, "properties.%s: minimum %s is greater than maximum %s", name,
+        err_set(err, errlen, "properties.%s: minimum %s is greater than maximum %s", name,
                 f->min.text, f->max.text);
         return -1;
     }
     if (f->minlen >= 0 && f->maxlen >= 0 && f->minlen > f->maxlen) {
-        set_err(err, errlen, "properties.%s: minLength %lld is greater than maxLength %lld", name,
+        err_set(err, errlen, "properties.%s: minLength %lld is greater than maxLength %lld", name,
                 f->minlen, f->maxlen);
         return -1;
     }
@@ -537,14 +526,14 @@ static int compile_field(struct field *f, const json_t *spec, char *err, size_t 
 static int compile_properties(struct schema *s, json_t *props, char *err, size_t errlen)
 {
     if (!json_is_object(props)) {
-        set_err(err, errlen, "'properties' must be an object");
+        err_set(err, errlen, "'properties' must be an object");
         return -1;
     }
     size_t n = json_object_size(props);
     if (n == 0)
         return 0;
     if (n > INT_MAX / 4) {
-        set_err(err, errlen, "too many properties");
+        err_set(err, errlen, "too many properties");
         return -1;
     }
     size_t nslots = 8;
@@ -553,7 +542,7 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
     s->f = calloc(n, sizeof *s->f);
     s->slots = malloc(nslots * sizeof *s->slots);
     if (!s->f || !s->slots) {
-        set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return -1;
     }
     s->mask = nslots - 1;
@@ -565,7 +554,7 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
         size_t klen = json_object_iter_key_len(it);
         if (!valid_name(key, klen)) {
             char e[ECHO_BUF];
-            set_err(err, errlen,
+            err_set(err, errlen,
                     "properties.%s: invalid property name (must match "
                     "^[A-Za-z][A-Za-z0-9_]{0,62}$)",
                     echo(e, key, strlen(key)));
@@ -575,7 +564,7 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
         f->name = strdup(key);
         f->namelen = klen;
         if (!f->name) {
-            set_err(err, errlen, "out of memory");
+            err_set(err, errlen, "out of memory");
             return -1;
         }
         if (compile_field(f, json_object_iter_value(it), err, errlen) != 0)
@@ -591,19 +580,19 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
 static int compile_required(struct schema *s, const json_t *req, char *err, size_t errlen)
 {
     if (!json_is_array(req)) {
-        set_err(err, errlen, "'required' must be an array of property names");
+        err_set(err, errlen, "'required' must be an array of property names");
         return -1;
     }
     for (size_t i = 0; i < json_array_size(req); i++) {
         const json_t *v = json_array_get(req, i);
         if (!json_is_string(v)) {
-            set_err(err, errlen, "required[%zu] must be a string, got %s", i, json_kind(v));
+            err_set(err, errlen, "required[%zu] must be a string, got %s", i, json_kind(v));
             return -1;
         }
         int k = lookup(s, json_string_value(v), json_string_length(v));
         if (k < 0) {
             char e[ECHO_BUF];
-            set_err(err, errlen, "required: '%s' is not declared in properties",
+            err_set(err, errlen, "required: '%s' is not declared in properties",
                     echo(e, json_string_value(v), json_string_length(v)));
             return -1;
         }
@@ -616,14 +605,14 @@ static int compile_required(struct schema *s, const json_t *req, char *err, size
 
 struct schema *schema_compile(json_t *spec, char *err, size_t errlen)
 {
-    set_err(err, errlen, "%s", "");
+    err_set(err, errlen, "%s", "");
     if (!json_is_object(spec)) {
-        set_err(err, errlen, "a schema must be a JSON object");
+        err_set(err, errlen, "a schema must be a JSON object");
         return NULL;
     }
     struct schema *s = calloc(1, sizeof *s);
     if (!s) {
-        set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return NULL;
     }
     s->allow_extra = 1;
@@ -633,19 +622,19 @@ struct schema *schema_compile(json_t *spec, char *err, size_t errlen)
     {
         if (!strcmp(key, "type")) {
             if (!json_is_string(v) || strcmp(json_string_value(v), "object") != 0) {
-                set_err(err, errlen, "'type' must be \"object\"");
+                err_set(err, errlen, "'type' must be \"object\"");
                 goto fail;
             }
         } else if (!strcmp(key, "additionalProperties")) {
             if (!json_is_boolean(v)) {
-                set_err(err, errlen, "'additionalProperties' must be a boolean");
+                err_set(err, errlen, "'additionalProperties' must be a boolean");
                 goto fail;
             }
             s->allow_extra = json_is_true(v);
         } else if (strcmp(key, "properties") && strcmp(key, "required") &&
                    strcmp(key, "description") && strcmp(key, "title")) {
             char e[ECHO_BUF];
-            set_err(err, errlen, "unknown keyword '%s'", echo(e, key, strlen(key)));
+            err_set(err, errlen, "unknown keyword '%s'", echo(e, key, strlen(key)));
             goto fail;
         }
     }
@@ -964,29 +953,29 @@ size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *e
 
 int schema_compatible(const struct schema *old, const struct schema *next, char *why, size_t whylen)
 {
-    set_err(why, whylen, "%s", "");
+    err_set(why, whylen, "%s", "");
     for (size_t i = 0; i < old->n; i++) {
         const struct field *o = &old->f[i];
         int k = lookup(next, o->name, o->namelen);
         if (k < 0) {
-            set_err(why, whylen, "field '%s' was removed", o->name);
+            err_set(why, whylen, "field '%s' was removed", o->name);
             return -1;
         }
         const struct field *n = &next->f[k];
         if (n->type != o->type) {
-            set_err(why, whylen, "field '%s' changed type from %s to %s", o->name,
+            err_set(why, whylen, "field '%s' changed type from %s to %s", o->name,
                     field_type_name(o->type), field_type_name(n->type));
             return -1;
         }
         if (n->required && !o->required) {
-            set_err(why, whylen, "field '%s' became required; stored rows may lack it", o->name);
+            err_set(why, whylen, "field '%s' became required; stored rows may lack it", o->name);
             return -1;
         }
     }
     for (size_t i = 0; i < next->n; i++) {
         const struct field *n = &next->f[i];
         if (n->required && lookup(old, n->name, n->namelen) < 0) {
-            set_err(why, whylen, "new field '%s' is required; stored rows lack it", n->name);
+            err_set(why, whylen, "new field '%s' is required; stored rows lack it", n->name);
             return -1;
         }
     }

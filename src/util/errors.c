@@ -3,6 +3,8 @@
  */
 #include "util/errors.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -36,4 +38,14 @@ enum sluice_err err_from_name(const char *name)
         if (strcmp(err_table[i].name, name) == 0)
             return (enum sluice_err)i;
     return SLUICE_OK;
+}
+
+void err_set(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -9,6 +9,8 @@
 #ifndef SLUICE_UTIL_ERRORS_H
 #define SLUICE_UTIL_ERRORS_H
 
+#include <stddef.h>
+
 #define SLUICE_ERRORS(X)                                                                           \
     /* row validation (reported per row, per field) */                                             \
     X(MISSING_REQUIRED_FIELD, 422, "a required field is missing")                                  \
@@ -71,5 +73,9 @@ int err_status(enum sluice_err e);
 const char *err_message(enum sluice_err e);
 /* Lookup by name; returns SLUICE_OK when unknown. */
 enum sluice_err err_from_name(const char *name);
+
+/* printf into err (errlen bytes, truncated); nothing when err is NULL or errlen 0. The
+ * "explain why into the caller's buffer" of functions that return -1. */
+void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -31,7 +31,6 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "config/config.h"
-#include "store/pg_internal.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -56,7 +55,7 @@ struct report {
 /* What the database check learned, for the checks after it. */
 struct db_facts {
     int opened;     /* the file exists and passed quick_check */
-    int want;       /* PostgreSQL: the schema version this binary expects (0: ask SQLite) */
+    int want;       /* the schema version this binary expects (0: unknown) */
     int version;    /* max(schema_migrations.version), 0 when none */
     long long keys; /* active API keys; 0 when there is no api_keys table, -1 unknown */
 };
@@ -244,48 +243,23 @@ static void check_disk(struct report *r, const char *where)
 
 /* ---- database ------------------------------------------------------------ */
 
-/* One integer from a query on db, or dflt when the query fails or has no row. */
-static long long query_int(sqlite3 *db, const char *sql, long long dflt)
+/* The store's schema version, what this binary wants, and its API keys in force. */
+static void store_facts(struct store *st, struct db_facts *f)
 {
-    sqlite3_stmt *q;
-    long long v = dflt;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
-        return dflt;
-    if (sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    return v;
-}
-
-/* The schema version this binary migrates to: migrates a throw-away store in a
- * temporary directory and reads it back. -1 on failure (message in err). */
-static int expected_version(char *err, size_t errlen)
-{
-    const char *tmpdir = getenv("TMPDIR");
-    char dir[4096], path[4200], side[4300];
-    snprintf(dir, sizeof dir, "%s/sluice-doctor-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir)) {
-        snprintf(err, errlen, "cannot make a temporary directory: %s", strerror(errno));
-        return -1;
+    struct api_key *keys = NULL;
+    size_t n = 0;
+    f->opened = 1;
+    if (store_schema_version(st, &f->version, &f->want) < 0)
+        f->want = 0;
+    f->keys = 0;
+    if (store_key_list(st, &keys, &n) == 0) {
+        int64_t now = (int64_t)time(NULL) * 1000;
+        for (size_t i = 0; i < n; i++)
+            f->keys += !keys[i].revoked_ms && (!keys[i].expires_ms || keys[i].expires_ms > now);
     }
-    snprintf(path, sizeof path, "sqlite:%s/expected.db", dir);
-    int version = -1;
-    struct store *st = store_open(path, 0, err, errlen);
-    if (st && store_migrate(st) < 0)
-        snprintf(err, errlen, "%s", store_errmsg(st));
-    else if (st)
-        version = 0;
-    store_close(st);
-    sqlite3 *db = NULL;
-    if (version == 0 && sqlite3_open_v2(path + 7, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK)
-        version = (int)query_int(db, "SELECT coalesce(max(version),0) FROM schema_migrations", -1);
-    sqlite3_close(db);
-    for (const char *const *sfx = (const char *const[]){"", "-wal", "-shm", NULL}; *sfx; sfx++) {
-        snprintf(side, sizeof side, "%s%s", path + 7, *sfx);
-        unlink(side);
-    }
-    rmdir(dir);
-    return version;
+    for (size_t i = 0; i < n; i++)
+        api_key_release(&keys[i]);
+    free(keys);
 }
 
 /* quick_check's verdict: 0 when "ok", else -1 with its first complaint in why. */
@@ -324,27 +298,16 @@ static void check_database_pg(struct report *r, const struct sluice_config *cfg,
                    "%s", err);
         return;
     }
-    struct pg_store *s = PG(st);
-    PGresult *v = PQexec(s->conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-    if (PQresultStatus(v) != PGRES_TUPLES_OK) {
-        PQclear(v);
+    int have, want;
+    if (store_schema_version(st, &have, &want) < 0) {
         store_close(st);
         f->keys = 0;
         report_add(r, "database", CHECK_WARN, "run sluice serve once to create and migrate it",
                    "PostgreSQL answers; no sluice tables yet");
         return;
     }
-    f->opened = 1;
-    f->want = pg_nmigrations;
-    f->version = atoi(PQgetvalue(v, 0, 0));
-    PQclear(v);
-    PGresult *k = PQexec(s->conn, "SELECT count(*) FROM api_keys WHERE revoked_ms IS NULL AND"
-                                  " (expires_ms IS NULL OR expires_ms = 0 OR expires_ms >"
-                                  " (extract(epoch FROM now()) * 1000)::bigint)");
-    f->keys = PQresultStatus(k) == PGRES_TUPLES_OK ? atoll(PQgetvalue(k, 0, 0)) : 0;
-    PQclear(k);
-    report_add(r, "database", CHECK_OK, NULL, "PostgreSQL %d answers (%s)",
-               PQserverVersion(s->conn) / 10000, PQdb(s->conn));
+    store_facts(st, f);
+    report_add(r, "database", CHECK_OK, NULL, "PostgreSQL answers (schema version %d)", have);
     store_close(st);
 }
 
@@ -376,6 +339,8 @@ static void check_database(struct report *r, const struct sluice_config *cfg, st
         report_add(r, "database", CHECK_FAIL, restore, "%s", err);
         return;
     }
+    struct db_facts got = {0};
+    store_facts(st, &got);
     store_close(st);
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
@@ -390,13 +355,7 @@ static void check_database(struct report *r, const struct sluice_config *cfg, st
         sqlite3_close(db);
         return;
     }
-    f->opened = 1;
-    f->version = (int)query_int(db, "SELECT coalesce(max(version),0) FROM schema_migrations", 0);
-    f->keys = query_int(db,
-                        "SELECT count(*) FROM api_keys WHERE revoked_ms IS NULL AND"
-                        " (expires_ms IS NULL OR expires_ms = 0 OR expires_ms >"
-                        " CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER))",
-                        0);
+    *f = got;
     sqlite3_close(db);
     report_add(r, "database", CHECK_OK, NULL, "%s opens, quick_check ok (%.1f MiB)", path,
                (double)sb.st_size / 1048576.0);
@@ -404,14 +363,12 @@ static void check_database(struct report *r, const struct sluice_config *cfg, st
 
 static void check_migrations(struct report *r, const struct db_facts *f)
 {
-    char err[1024];
     if (!f->opened)
         return;
-    int want = f->want ? f->want : expected_version(err, sizeof err);
-    if (want < 0)
-        report_add(r, "migrations", CHECK_WARN, "check TMPDIR is writable",
-                   "the database is at %d; cannot tell what this binary expects: %s", f->version,
-                   err);
+    int want = f->want;
+    if (want <= 0)
+        report_add(r, "migrations", CHECK_WARN, "run sluice serve once to create its tables",
+                   "the database has no schema_migrations table");
     else if (f->version == want)
         report_add(r, "migrations", CHECK_OK, NULL, "migrations current (%d)", want);
     else if (f->version < want)

@@ -90,6 +90,7 @@ struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen);
 void pg_close(struct store *st);
 const char *pg_errmsg(struct store *st);
 int pg_conn_lost(struct store *st);
+int pg_schema_version(struct store *st, int *have, int *want);
 int pg_ping(struct store *st);    /* reconnects when the connection was lost */
 int pg_migrate(struct store *st); /* under an advisory lock; makes the key pepper once */
 int pg_singleton(struct store *st, const char *name);

@@ -180,6 +180,9 @@ struct store_ops {
      * SQLite. */
     int (*conn_lost)(struct store *st);
     int (*migrate)(struct store *st);
+    /* The schema version the store is at (*have: 0 when never migrated) and the one this
+     * binary migrates it to (*want). 0, or -1 (no sluice tables at all: errmsg says). */
+    int (*schema_version)(struct store *st, int *have, int *want);
     /* 0 when the store answers; a backend with a connection opens it again first when it
      * was lost (so a failing ping is also the retry). */
     int (*ping)(struct store *st);
@@ -380,6 +383,7 @@ void store_close(struct store *st); /* accepts NULL */
 /* Thin dispatchers, so callers read as store_dlq_get(st, ...). */
 #define store_errmsg(st) ((st)->ops->errmsg(st))
 #define store_conn_lost(st) ((st)->ops->conn_lost(st))
+#define store_schema_version(st, have, want) ((st)->ops->schema_version((st), (have), (want)))
 #define store_migrate(st) ((st)->ops->migrate(st))
 #define store_ping(st) ((st)->ops->ping(st))
 #define store_dataset_sync(st, ds, w, n) ((st)->ops->dataset_sync((st), (ds), (w), (n)))

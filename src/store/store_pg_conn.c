@@ -180,6 +180,19 @@ const char *pg_errmsg(struct store *st)
 
 /* Asked right after a failure, before anything reconnects: a session that ended under the
  * statement leaves the connection bad until then. */
+int pg_schema_version(struct store *st, int *have, int *want)
+{
+    *want = pg_nmigrations;
+    *have = 0;
+    PGresult *r = pg_exec(PG(st), "schema version",
+                          "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL);
+    if (!r)
+        return -1;
+    *have = (int)pg_get_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
 int pg_conn_lost(struct store *st)
 {
     return !PG(st)->conn || PQstatus(PG(st)->conn) == CONNECTION_BAD;

@@ -12,6 +12,7 @@ const struct store_ops store_pg_ops = {
     .errmsg = pg_errmsg,
     .conn_lost = pg_conn_lost,
     .migrate = pg_migrate,
+    .schema_version = pg_schema_version,
     .ping = pg_ping,
     .singleton = pg_singleton,
     .wait_work = pg_wait_work,

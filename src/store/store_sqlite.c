@@ -164,6 +164,24 @@ static void sq_close(struct store *st)
 
 static struct store *sq_open(const char *path, int readonly, char *err, size_t errlen);
 
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+static int sq_schema_version(struct store *st, int *have, int *want)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    *want = NMIGRATIONS;
+    *have = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM schema_migrations", -1, &q,
+                           NULL) != SQLITE_OK)
+        return fail(s, "schema version");
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *have = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? 0 : fail(s, "schema version");
+}
+
 static int sq_migrate(struct store *st)
 {
     struct sqlite_store *s = SQ(st);
@@ -178,7 +196,7 @@ static int sq_migrate(struct store *st)
     if (sqlite3_step(q) == SQLITE_ROW)
         have = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
-    for (int v = have; v < (int)(sizeof migrations / sizeof migrations[0]); v++) {
+    for (int v = have; v < NMIGRATIONS; v++) {
         char sql[128];
         if (exec(s, "BEGIN IMMEDIATE") < 0)
             return -1;
@@ -943,6 +961,7 @@ const struct store_ops store_sqlite_ops = {
     .errmsg = sq_errmsg,
     .conn_lost = sq_conn_lost,
     .migrate = sq_migrate,
+    .schema_version = sq_schema_version,
     .ping = sq_ping,
     .dataset_sync = sq_dataset_sync,
     .dataset_check = sq_dataset_check,

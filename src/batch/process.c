@@ -134,31 +134,52 @@ static int read_header(struct pass *p, const struct csv_record *rec)
     return 0;
 }
 
-/* A CSV value as the JSON value its field's type wants (a string when it does
- * not convert, so the validator reports INVALID_TYPE); NULL for "absent". */
-static json_t *convert(enum field_type t, int typed, const char *v, size_t len)
+/* A CSV value as its field's type wants it (text when it does not convert, so the
+ * validator reports INVALID_TYPE); VAL_ABSENT for an empty non-string field. The
+ * record's fields are NUL-terminated. */
+static void convert_value(enum field_type t, const char *v, size_t len, struct row_value *out)
 {
-    if (!typed || t == FT_STRING)
-        return json_stringn(v, len);
-    if (len == 0)
-        return NULL; /* an empty field is absent for any type but string */
+    out->kind = VAL_TEXT;
+    out->u.s.p = v;
+    out->u.s.n = len;
+    if (t == FT_STRING)
+        return;
+    if (len == 0) {
+        out->kind = VAL_ABSENT;
+        return;
+    }
     char *end;
     errno = 0;
     if (t == FT_INTEGER) {
         long long n = strtoll(v, &end, 10);
-        if (!errno && end == v + len)
-            return json_integer(n);
+        if (!errno && end == v + len) {
+            out->kind = VAL_INT;
+            out->u.i = n;
+        }
     } else if (t == FT_NUMBER) {
         double d = strtod(v, &end);
-        if (!errno && end == v + len && d == d && d - d == 0)
-            return json_real(d);
+        if (!errno && end == v + len && d == d && d - d == 0) {
+            out->kind = VAL_REAL;
+            out->u.d = d;
+        }
     } else if (t == FT_BOOLEAN) {
-        if ((len == 4 && !strncasecmp(v, "true", 4)) || (len == 1 && v[0] == '1'))
-            return json_true();
-        if ((len == 5 && !strncasecmp(v, "false", 5)) || (len == 1 && v[0] == '0'))
-            return json_false();
+        int yes = (len == 4 && !strncasecmp(v, "true", 4)) || (len == 1 && v[0] == '1');
+        int no = (len == 5 && !strncasecmp(v, "false", 5)) || (len == 1 && v[0] == '0');
+        if (yes || no) {
+            out->kind = VAL_BOOL;
+            out->u.b = yes;
+        }
     }
-    return json_stringn(v, len);
+}
+
+/* A CSV value as the JSON value its field's type wants (a string when it does not convert,
+ * so the validator reports INVALID_TYPE); NULL for "absent". typed: the column is a declared
+ * field (an undeclared one stays text). */
+static json_t *convert(enum field_type t, int typed, const char *v, size_t len)
+{
+    struct row_value x;
+    convert_value(typed ? t : FT_STRING, v, len, &x);
+    return row_value_json(&x);
 }
 
 /* Validate one data record; returns the row (valid) or NULL with errs filled. */
@@ -231,44 +252,6 @@ static int add_errors(struct pass *p, int64_t rowno, const struct row_errors *er
             return -1;
     }
     return 0;
-}
-
-/* A CSV value as its field's type wants it (text when it does not convert, so the
- * validator reports INVALID_TYPE); VAL_ABSENT for an empty non-string field. The
- * record's fields are NUL-terminated. */
-static void convert_value(enum field_type t, const char *v, size_t len, struct row_value *out)
-{
-    out->kind = VAL_TEXT;
-    out->u.s.p = v;
-    out->u.s.n = len;
-    if (t == FT_STRING)
-        return;
-    if (len == 0) {
-        out->kind = VAL_ABSENT;
-        return;
-    }
-    char *end;
-    errno = 0;
-    if (t == FT_INTEGER) {
-        long long n = strtoll(v, &end, 10);
-        if (!errno && end == v + len) {
-            out->kind = VAL_INT;
-            out->u.i = n;
-        }
-    } else if (t == FT_NUMBER) {
-        double d = strtod(v, &end);
-        if (!errno && end == v + len && d == d && d - d == 0) {
-            out->kind = VAL_REAL;
-            out->u.d = d;
-        }
-    } else if (t == FT_BOOLEAN) {
-        int yes = (len == 4 && !strncasecmp(v, "true", 4)) || (len == 1 && v[0] == '1');
-        int no = (len == 5 && !strncasecmp(v, "false", 5)) || (len == 1 && v[0] == '0');
-        if (yes || no) {
-            out->kind = VAL_BOOL;
-            out->u.b = yes;
-        }
-    }
 }
 
 /* The streamed pass's to_row(): the record as values in p->vals, validated without
@@ -408,25 +391,9 @@ static char *key_text(struct pass *p, const struct rq_row *r)
     int k = schema_field_index(p->ds->schema, p->ds->key);
     if (k < 0)
         return strdup("?");
-    const struct row_value *v = &r->vals[k];
-    json_t *j = NULL;
-    switch (v->kind) {
-    case VAL_TEXT:
-        j = json_stringn(v->u.s.p, v->u.s.n);
-        break;
-    case VAL_INT:
-        j = json_integer(v->u.i);
-        break;
-    case VAL_REAL:
-        j = json_real(v->u.d);
-        break;
-    case VAL_BOOL:
-        j = json_boolean(v->u.b);
-        break;
-    default:
+    json_t *j = row_value_json(&r->vals[k]);
+    if (!j)
         j = json_null();
-        break;
-    }
     char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
     json_decref(j);
     return t ? t : strdup("?");

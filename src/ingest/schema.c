@@ -115,6 +115,24 @@ static const char *value_kind_name(const struct row_value *v)
     return "nothing";
 }
 
+json_t *row_value_json(const struct row_value *v)
+{
+    switch (v->kind) {
+    case VAL_TEXT:
+        return json_stringn(v->u.s.p, v->u.s.n);
+    case VAL_INT:
+        return json_integer(v->u.i);
+    case VAL_REAL:
+        return json_real(v->u.d);
+    case VAL_BOOL:
+        return json_boolean(v->u.b);
+    case VAL_NULL:
+        return json_null();
+    default:
+        return NULL;
+    }
+}
+
 /* A JSON value as a row value (borrowed: text points into j). */
 static void value_of_json(const json_t *j, struct row_value *v)
 {

@@ -55,6 +55,9 @@ struct row_value {
         } s;
     } u;
 };
+/* A scalar value as JSON (a new reference); VAL_NULL gives null; NULL for VAL_ABSENT,
+ * VAL_ARRAY and VAL_OBJECT (which carry no JSON). */
+json_t *row_value_json(const struct row_value *v);
 
 /*
  * Compile a schema from its JSON form (borrowed, not kept). Property names must

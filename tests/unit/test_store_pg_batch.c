@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pg_test.h"
 #include "store/pg_internal.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -25,48 +26,24 @@ static struct store *st;
 
 static void raw(struct store *x, const char *sql)
 {
-    PGresult *r = PQexec(PG(x)->conn, sql);
-    ExecStatusType s = PQresultStatus(r);
-    cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    PQclear(r);
+    pg_test_exec(x, sql);
 }
 
-/* The first column of the first row as an integer; -999 when no row or NULL. */
 static int64_t raw_int(const char *sql)
 {
-    PGresult *r = PQexec(PG(st)->conn, sql);
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-    int64_t v =
-        PQntuples(r) && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -999;
-    PQclear(r);
-    return v;
+    return pg_test_int(st, sql);
 }
 
 /* Another connection to the same schema. */
 static struct store *open_more(void)
 {
-    char err[256] = "";
-    struct store *x = pg_open(getenv("SLUICE_TEST_PG"), 0, err, sizeof err);
-    cr_assert_not_null(x, "pg_open: %s", err);
-    raw(x, "SET search_path TO sluice_b");
-    return x;
+    return pg_test_connect("sluice_b");
 }
 
 /* Every test starts here: skip without a server, else an empty, migrated schema. */
 static void start(void)
 {
-    const char *uri = getenv("SLUICE_TEST_PG");
-    if (!uri)
-        cr_skip_test("SLUICE_TEST_PG is not set");
-    char err[256] = "";
-    st = pg_open(uri, 0, err, sizeof err);
-    cr_assert_not_null(st, "pg_open: %s", err);
-    raw(st, "SET client_min_messages = warning");
-    raw(st, "SELECT pg_advisory_lock(5118802)"); /* held until this connection closes */
-    raw(st, "DROP SCHEMA IF EXISTS sluice_b CASCADE; CREATE SCHEMA sluice_b;"
-            " SET search_path TO sluice_b");
-    cr_assert_eq(pg_migrate(st), 0, "migrate: %s", pg_errmsg(st));
+    st = pg_test_fresh("sluice_b", 5118802);
 }
 
 static void finish(void)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pg_test.h"
 #include "store/pg_internal.h"
 #include "tables_rows.h"
 
@@ -30,11 +31,7 @@ static char dir[64];
 
 static void raw(const char *sql)
 {
-    PGresult *r = PQexec(PG(pg)->conn, sql);
-    ExecStatusType s = PQresultStatus(r);
-    cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    PQclear(r);
+    pg_test_exec(pg, sql);
 }
 
 /* The first column of the first row as text (static buffer); "(none)" when no row. */
@@ -50,17 +47,7 @@ static const char *raw_str(const char *sql)
 
 static void start(void)
 {
-    const char *uri = getenv("SLUICE_TEST_PG");
-    if (!uri)
-        cr_skip_test("SLUICE_TEST_PG is not set");
-    char err[256] = "";
-    pg = pg_open(uri, 0, err, sizeof err);
-    cr_assert_not_null(pg, "pg_open: %s", err);
-    raw("SET client_min_messages = warning");
-    raw("SELECT pg_advisory_lock(5118803)"); /* held until this connection closes */
-    raw("DROP SCHEMA IF EXISTS sluice_d CASCADE; CREATE SCHEMA sluice_d;"
-        " SET search_path TO sluice_d");
-    cr_assert_eq(pg_migrate(pg), 0, "migrate: %s", pg_errmsg(pg));
+    pg = pg_test_fresh("sluice_d", 5118804);
     sqlite_pair(dir, "sluice-pgdump", &a, "c.db", &c);
 }
 

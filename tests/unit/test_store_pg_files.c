@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "batch_file_test.h"
+#include "pg_test.h"
 #include "store/pg_internal.h"
 #include "util/clock.h"
 
@@ -26,11 +27,7 @@ static char dir[64]; /* spools live here */
 
 static void raw(struct store *x, const char *sql)
 {
-    PGresult *r = PQexec(PG(x)->conn, sql);
-    ExecStatusType s = PQresultStatus(r);
-    cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    PQclear(r);
+    pg_test_exec(x, sql);
 }
 
 /* The first column of the first row as an integer; -999 when no row or NULL. */
@@ -38,36 +35,17 @@ static int64_t raw_int(const char *fmt, const char *arg)
 {
     char sql[512];
     snprintf(sql, sizeof sql, fmt, arg);
-    PGresult *r = PQexec(PG(st)->conn, sql);
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-    int64_t v =
-        PQntuples(r) && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -999;
-    PQclear(r);
-    return v;
+    return pg_test_int(st, sql);
 }
 
 static struct store *open_more(void)
 {
-    char err[256] = "";
-    struct store *x = pg_open(getenv("SLUICE_TEST_PG"), 0, err, sizeof err);
-    cr_assert_not_null(x, "pg_open: %s", err);
-    raw(x, "SET search_path TO sluice_f");
-    return x;
+    return pg_test_connect("sluice_f");
 }
 
 static void start(void)
 {
-    const char *uri = getenv("SLUICE_TEST_PG");
-    if (!uri)
-        cr_skip_test("SLUICE_TEST_PG is not set");
-    char err[256] = "";
-    st = pg_open(uri, 0, err, sizeof err);
-    cr_assert_not_null(st, "pg_open: %s", err);
-    raw(st, "SET client_min_messages = warning");
-    raw(st, "SELECT pg_advisory_lock(5118803)"); /* held until this connection closes */
-    raw(st, "DROP SCHEMA IF EXISTS sluice_f CASCADE; CREATE SCHEMA sluice_f;"
-            " SET search_path TO sluice_f");
-    cr_assert_eq(pg_migrate(st), 0, "migrate: %s", pg_errmsg(st));
+    st = pg_test_fresh("sluice_f", 5118803);
     snprintf(dir, sizeof dir, "/tmp/sluice-pgfiles-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
 }

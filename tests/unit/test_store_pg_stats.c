@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg_test.h"
 #include "store/pg_internal.h"
 #include "util/clock.h"
 
@@ -36,36 +37,18 @@ static void sql(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(q, sizeof q, fmt, ap);
     va_end(ap);
-    PGresult *r = PQexec(PG(st)->conn, q);
-    ExecStatusType s = PQresultStatus(r);
-    cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK, "%s: %s", q, PQresultErrorMessage(r));
-    PQclear(r);
+    pg_test_exec(st, q);
 }
 
 /* The first column of the first row of q as an integer (-999: no row). */
 static int64_t sql_int(const char *q)
 {
-    PGresult *r = PQexec(PG(st)->conn, q);
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", q, PQresultErrorMessage(r));
-    int64_t v = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -999;
-    PQclear(r);
-    return v;
+    return pg_test_int(st, q);
 }
 
 static void open_fresh(void)
 {
-    const char *uri = getenv("SLUICE_TEST_PG");
-    if (!uri)
-        cr_skip_test("SLUICE_TEST_PG is not set");
-    char err[512] = "";
-    st = pg_open(uri, 0, err, sizeof err);
-    cr_assert_not_null(st, "pg_open: %s", err);
-    sql("SET client_min_messages = warning");
-    sql("SELECT pg_advisory_lock(7415962399)"); /* held until this process's connection ends */
-    sql("DROP SCHEMA IF EXISTS sluice_s CASCADE");
-    sql("CREATE SCHEMA sluice_s");
-    sql("SET search_path TO sluice_s");
-    cr_assert_eq(pg_migrate(st), 0, "migrate: %s", pg_errmsg(st));
+    st = pg_test_fresh("sluice_s", 7415962399);
 }
 
 static void close_store(void)

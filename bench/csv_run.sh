@@ -71,12 +71,12 @@ KEEP=${KEEP:-0}
 QUIET_PCT=${QUIET_PCT:-15}
 QUIET_WAIT=${QUIET_WAIT:-120}
 PY=/usr/bin/python3
+. "$ROOT/bench/lib.sh"
 SLUICE=$ROOT/build/sluice
 CMDLINE="N=$N ROWS=$ROWS INVALID_PCT=$INVALID_PCT KEYED=$KEYED"
 if [ "$PERF" = 1 ]; then CMDLINE+=" PERF=1"; fi
 CMDLINE+=" bash bench/csv_run.sh"
 
-die() { echo "csv_run.sh: $*" >&2; exit 1; }
 [ -x "$SLUICE" ] || die "no $SLUICE: run 'make build/sluice' first"
 command -v sqlite3 >/dev/null || die "no sqlite3: apt-get install -y sqlite3"
 command -v curl >/dev/null || die "no curl: apt-get install -y curl"
@@ -90,27 +90,8 @@ SLUICE=$WORK/sluice
 RESULTS=$WORK/results.jsonl
 CSV=$WORK/bench.csv
 URL=http://127.0.0.1:$PORT
-SERVER_PID=""
-SAMPLER_PID=""
 PEER_PID=""
-CLK_TCK=$(getconf CLK_TCK)
 
-stop_sampler() {
-    if [ -n "$SAMPLER_PID" ]; then
-        kill "$SAMPLER_PID" 2>/dev/null || true
-        wait "$SAMPLER_PID" 2>/dev/null || true
-        SAMPLER_PID=""
-    fi
-}
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
 cleanup() {
     stop_sampler
     stop_server
@@ -121,18 +102,12 @@ trap cleanup EXIT
 trap 'echo "csv_run.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 now() { echo "$EPOCHREALTIME"; } # seconds, microsecond resolution (bash 5)
 
 # ---- the machine and the file -----------------------------------------------
 log "machine facts and the cost of one fdatasync in $WORK"
 FSYNC_JSON=$("$PY" "$ROOT/bench/fdatasync_cost.py" "$WORK" 2000)
-DATA_DEV=$(df --output=source "$WORK" | tail -1)
-DATA_FS=$(df --output=fstype "$WORK" | tail -1)
-DISK_NAME=$(lsblk -no PKNAME "$DATA_DEV" 2>/dev/null | head -1)
-[ -n "$DISK_NAME" ] || DISK_NAME=$(basename "$DATA_DEV")
-ROTA=$(cat "/sys/block/$DISK_NAME/queue/rotational" 2>/dev/null || echo "?")
-DISK_MODEL=$(cat "/sys/block/$DISK_NAME/device/model" 2>/dev/null | xargs || true)
+disk_facts "$WORK"
 
 log "generating $CSV ($ROWS rows, $INVALID_PCT% invalid, seed $SEED)"
 GEN_MSG=$("$PY" "$ROOT/bench/csv_gen.py" "$CSV" --rows "$ROWS" --invalid-pct "$INVALID_PCT" --seed "$SEED" 2>&1)
@@ -185,14 +160,6 @@ $SCHEMA
     schema: {type: object}
 EOF
 }
-wait_http() { # URL: wait until it answers (at most 20 s)
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
 start_sluice() { # DIR
     mkdir -p "$1"
     write_config "$1/bench.yaml"
@@ -208,30 +175,6 @@ sampler() { # OUTFILE PID: VmRSS (kB) every 0.1 s, one "time kB" line each
             if [ "$k" = "VmRSS:" ]; then echo "$EPOCHREALTIME $v" >>"$out"; break; fi
         done 2>/dev/null <"/proc/$pid/status" || true
         sleep 0.1
-    done
-}
-cpu_ticks() { # PID: utime+stime (all threads)
-    local f
-    read -r -a f <"/proc/$1/stat" 2>/dev/null || { echo 0; return; }
-    echo $((f[13] + f[14]))
-}
-machine_ticks() { # busy CPU ticks of the whole machine so far (all cores)
-    local _c u n s _i _w q sq st _r
-    read -r _c u n s _i _w q sq st _r </proc/stat
-    echo $((u + n + s + q + sq + st))
-}
-wait_quiet() { # wait (at most QUIET_WAIT s) until the machine is idle enough
-    local t0 t1 busy waited=0
-    while :; do
-        t0=$(machine_ticks); sleep 1; t1=$(machine_ticks)
-        busy=$(((t1 - t0) * 100 / CLK_TCK)) # % of one core
-        [ "$busy" -le "$QUIET_PCT" ] && return 0
-        if [ "$waited" -ge "$QUIET_WAIT" ]; then
-            log "  the machine is still busy (${busy}% of a core used by others); measuring anyway"
-            return 0
-        fi
-        [ "$waited" = 0 ] && log "  waiting for the machine to go quiet (${busy}% of a core busy; limit ${QUIET_WAIT}s)"
-        waited=$((waited + 1))
     done
 }
 max_rss() { awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m}' "$1" 2>/dev/null || echo 0; }

@@ -5,16 +5,31 @@
 #   . "$ROOT/bench/lib.sh"   # after setting ROOT, PY, QUIET_PCT, QUIET_WAIT
 #
 # A script that sources it sets SERVER_PID when it starts a server and calls
-# stop_server; CLK_TCK is set here.
+# stop_server (SAMPLER_PID and stop_sampler the same for a background sampler);
+# CLK_TCK and EVENTS_SCHEMA are set here.
 
 CLK_TCK=$(getconf CLK_TCK)
 SERVER_PID=""
+SAMPLER_PID=""
+
+# The schema of the pushed-events scenarios (judgments-like rows, bench/load.lua), indented
+# for a dataset entry of a generated configuration.
+EVENTS_SCHEMA='    schema:
+      type: object
+      required: [case_number, amount, filed_date]
+      additionalProperties: false
+      properties:
+        case_number: {type: string, pattern: "^CASE-[0-9]{7}$"}
+        amount:      {type: number, minimum: 0}
+        filed_date:  {type: string, format: date}
+        status:      {type: string, enum: [open, closed, pending]}
+        notes:       {type: string, maxLength: 2000}'
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
-wait_http() { # URL: wait until it answers (at most 20 s) while SERVER_PID lives
-    for _ in $(seq 1 200); do
+wait_http() { # URL: wait until it answers (at most 30 s) while SERVER_PID lives
+    for _ in $(seq 1 300); do
         curl -s -o /dev/null --max-time 1 "$1" && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || return 1
         sleep 0.1
@@ -22,14 +37,41 @@ wait_http() { # URL: wait until it answers (at most 20 s) while SERVER_PID lives
     return 1
 }
 
-stop_server() { # SIGTERM, then SIGKILL after 15 s
+stop_server() { # SIGTERM, then SIGKILL after 30 s (a large batch may be committing)
     if [ -n "$SERVER_PID" ]; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
         SERVER_PID=""
     fi
+}
+
+stop_sampler() { # the background sampler SAMPLER_PID, if one runs
+    if [ -n "$SAMPLER_PID" ]; then
+        kill "$SAMPLER_PID" 2>/dev/null || true
+        wait "$SAMPLER_PID" 2>/dev/null || true
+        SAMPLER_PID=""
+    fi
+}
+
+cpu_ticks() { # PID...: utime+stime of these processes (all threads), in clock ticks
+    local t=0 p f
+    for p in "$@"; do
+        read -r -a f <"/proc/$p/stat" 2>/dev/null || continue
+        # after "(comm)": utime is f[13], stime f[14] (no spaces in these processes' comms)
+        t=$((t + f[13] + f[14]))
+    done
+    echo "$t"
+}
+
+disk_facts() { # DIR: sets DATA_DEV, DATA_FS, DISK_NAME, ROTA (rotational 0/1/?), DISK_MODEL
+    DATA_DEV=$(df --output=source "$1" | tail -1)
+    DATA_FS=$(df --output=fstype "$1" | tail -1)
+    DISK_NAME=$(lsblk -no PKNAME "$DATA_DEV" 2>/dev/null | head -1)
+    [ -n "$DISK_NAME" ] || DISK_NAME=$(basename "$DATA_DEV")
+    ROTA=$(cat "/sys/block/$DISK_NAME/queue/rotational" 2>/dev/null || echo "?")
+    DISK_MODEL=$(cat "/sys/block/$DISK_NAME/device/model" 2>/dev/null | xargs || true)
 }
 
 machine_ticks() { # busy CPU ticks of the whole machine so far (all cores)
@@ -48,6 +90,7 @@ wait_quiet() { # wait (at most QUIET_WAIT s) until others use at most QUIET_PCT%
             log "  the machine is still busy (${busy}% of a core used by others); measuring anyway"
             return 0
         fi
+        [ "$waited" = 0 ] && log "  waiting for the machine to go quiet (${busy}% of a core busy; limit ${QUIET_WAIT}s)"
         waited=$((waited + 1))
     done
 }

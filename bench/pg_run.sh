@@ -94,16 +94,6 @@ PG_SETTINGS=$(q -d postgres -c "SELECT 'PostgreSQL ' || current_setting('server_
 log "$PG_SETTINGS"
 
 # ---- sluice -------------------------------------------------------------------
-EVENTS_SCHEMA='    schema:
-      type: object
-      required: [case_number, amount, filed_date]
-      additionalProperties: false
-      properties:
-        case_number: {type: string, pattern: "^CASE-[0-9]{7}$"}
-        amount:      {type: number, minimum: 0}
-        filed_date:  {type: string, format: date}
-        status:      {type: string, enum: [open, closed, pending]}
-        notes:       {type: string, maxLength: 2000}'
 
 start_sluice() { # DB DIR: a fresh database and data directory
     dropdb --if-exists "$1" && createdb "$1"

@@ -27,6 +27,7 @@ command -v perf >/dev/null || { echo "profile.sh: needs perf (apt-get install li
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-profile.XXXXXX")
 cp "$ROOT/build/sluice" "$WORK/sluice"
 SLUICE=$WORK/sluice
+. "$ROOT/bench/lib.sh" # EVENTS_SCHEMA
 LIBSQLITE=$(ldd "$SLUICE" | awk '/libsqlite3/ {print $3}')
 PID=""
 PROBES=0
@@ -37,21 +38,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-SCHEMA='    schema:
-      type: object
-      required: [case_number, amount, filed_date]
-      additionalProperties: false
-      properties:
-        case_number: {type: string, pattern: "^CASE-[0-9]{7}$"}
-        amount:      {type: number, minimum: 0}
-        filed_date:  {type: string, format: date}
-        status:      {type: string, enum: [open, closed, pending]}
-        notes:       {type: string, maxLength: 2000}'
 cat >"$WORK/bench.yaml" <<EOF
 log: {requests: false}
 datasets:
   - name: bench
-$SCHEMA
+$EVENTS_SCHEMA
 EOF
 mkdir "$WORK/data"
 "$SLUICE" serve --config "$WORK/bench.yaml" --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &

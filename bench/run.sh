@@ -47,10 +47,10 @@ KEEP=${KEEP:-0}
 QUIET_PCT=${QUIET_PCT:-15}
 QUIET_WAIT=${QUIET_WAIT:-120}
 PY=/usr/bin/python3
+. "$ROOT/bench/lib.sh"
 SLUICE=$ROOT/build/sluice
 CMDLINE="N=$N DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS CONNS=$CONNS KEYED=$KEYED PEER=$PEER bash bench/run.sh"
 
-die() { echo "run.sh: $*" >&2; exit 1; }
 [ -x "$SLUICE" ] || die "no $SLUICE: run 'make build/sluice' first"
 command -v wrk >/dev/null || die "no wrk: apt-get install -y wrk (or make bench)"
 command -v sqlite3 >/dev/null || die "no sqlite3: apt-get install -y sqlite3"
@@ -67,26 +67,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
 cp "$SLUICE" "$WORK/sluice"
 SLUICE=$WORK/sluice
 RESULTS=$WORK/results.jsonl
-SERVER_PID=""
-SAMPLER_PID=""
-CLK_TCK=$(getconf CLK_TCK)
 
-stop_sampler() {
-    if [ -n "$SAMPLER_PID" ]; then
-        kill "$SAMPLER_PID" 2>/dev/null || true
-        wait "$SAMPLER_PID" 2>/dev/null || true
-        SAMPLER_PID=""
-    fi
-}
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
 cleanup() {
     stop_sampler
     stop_server
@@ -96,17 +77,11 @@ trap cleanup EXIT
 trap 'echo "run.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # ---- the machine -------------------------------------------------------------
 log "machine facts and the cost of one fdatasync in $WORK"
 FSYNC_JSON=$("$PY" "$ROOT/bench/fdatasync_cost.py" "$WORK" 2000)
-DATA_DEV=$(df --output=source "$WORK" | tail -1)
-DATA_FS=$(df --output=fstype "$WORK" | tail -1)
-DISK_NAME=$(lsblk -no PKNAME "$DATA_DEV" 2>/dev/null | head -1)
-[ -n "$DISK_NAME" ] || DISK_NAME=$(basename "$DATA_DEV")
-ROTA=$(cat "/sys/block/$DISK_NAME/queue/rotational" 2>/dev/null || echo "?")
-DISK_MODEL=$(cat "/sys/block/$DISK_NAME/device/model" 2>/dev/null | xargs || true)
+disk_facts "$WORK"
 "$PY" - "$WORK/machine.json" <<EOF
 import json, sys
 json.dump({
@@ -130,16 +105,6 @@ json.dump({
 EOF
 
 # ---- servers -----------------------------------------------------------------
-SCHEMA='    schema:
-      type: object
-      required: [case_number, amount, filed_date]
-      additionalProperties: false
-      properties:
-        case_number: {type: string, pattern: "^CASE-[0-9]{7}$"}
-        amount:      {type: number, minimum: 0}
-        filed_date:  {type: string, format: date}
-        status:      {type: string, enum: [open, closed, pending]}
-        notes:       {type: string, maxLength: 2000}'
 
 write_config() { # the judgments dataset of examples/sluice.yaml, and `bench`: the same schema, no key
     cat >"$1" <<EOF
@@ -152,20 +117,12 @@ datasets:
   - name: judgments
     key: case_number
     on_duplicate: reject
-$SCHEMA
+$EVENTS_SCHEMA
   - name: bench
-$SCHEMA
+$EVENTS_SCHEMA
 EOF
 }
 
-wait_http() { # URL: wait until it answers (at most 20 s)
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
 
 DB=""
 start_sluice() { # DIR
@@ -194,15 +151,6 @@ server_pids() { # the server and its children (uvicorn's workers)
     echo "$SERVER_PID"
     pgrep -P "$SERVER_PID" 2>/dev/null || true
 }
-cpu_ticks() { # utime+stime of the server's processes
-    local t=0 p f
-    for p in $(server_pids); do
-        read -r -a f <"/proc/$p/stat" 2>/dev/null || continue
-        # fields after the "(comm)": state is f[2]; utime f[13], stime f[14] (no spaces in our comms)
-        t=$((t + f[13] + f[14]))
-    done
-    echo "$t"
-}
 sampler() { # OUTFILE PIDS...: the largest sum of VmRSS (kB), every 0.2 s
     local out=$1 max=0 tot k v _ p
     shift
@@ -215,25 +163,6 @@ sampler() { # OUTFILE PIDS...: the largest sum of VmRSS (kB), every 0.2 s
         done
         if [ "$tot" -gt "$max" ]; then max=$tot; echo "$max" >"$out"; fi
         sleep 0.2
-    done
-}
-machine_ticks() { # busy CPU ticks of the whole machine so far (all cores)
-    local _c u n s i w q sq st _r
-    read -r _c u n s i w q sq st _r </proc/stat
-    echo $((u + n + s + q + sq + st))
-}
-wait_quiet() { # wait (at most QUIET_WAIT s) until the machine is idle enough: other work skews the numbers
-    local t0 t1 busy waited=0
-    while :; do
-        t0=$(machine_ticks); sleep 1; t1=$(machine_ticks)
-        busy=$(((t1 - t0) * 100 / CLK_TCK)) # % of one core
-        [ "$busy" -le "$QUIET_PCT" ] && return 0
-        if [ "$waited" -ge "$QUIET_WAIT" ]; then
-            log "  the machine is still busy (${busy}% of a core used by others); measuring anyway"
-            return 0
-        fi
-        [ "$waited" = 0 ] && log "  waiting for the machine to go quiet (${busy}% of a core busy; limit ${QUIET_WAIT}s)"
-        waited=$((waited + 1))
     done
 }
 row_count() { # DATASET
@@ -255,13 +184,13 @@ run_wrk() {
     # shellcheck disable=SC2046
     sampler "$WORK/rss" $(server_pids) &
     SAMPLER_PID=$!
-    c0=$(cpu_ticks)
+    c0=$(cpu_ticks $(server_pids))
     m0=$(machine_ticks)
     local TIMEFORMAT='%U %S'
     { time ROWS=$rows DATASET=$ds CASE_BASE=$base THREADS=$THREADS \
         wrk -t"$THREADS" -c"$CONNS" -d"$dur" --timeout 10s --latency -s "$ROOT/bench/load.lua" "$URL" \
         >"$out" 2>"$out.err"; } 2>"$out.time"
-    c1=$(cpu_ticks)
+    c1=$(cpu_ticks $(server_pids))
     m1=$(machine_ticks)
     stop_sampler
     rss=$(cat "$WORK/rss")

@@ -61,12 +61,12 @@ POLL=${POLL:-0.2}
 DOC=${DOC-$ROOT/docs/performance.md}
 KEEP=${KEEP:-0}
 PY=/usr/bin/python3
+. "$ROOT/bench/lib.sh"
 SLUICE=$ROOT/build/sluice
 [ "$CHUNK" -le "$ROWS" ] || CHUNK=$ROWS
 UPLOADS=$(((ROWS + CHUNK - 1) / CHUNK))
 CMDLINE="ROWS=$ROWS CHUNK=$CHUNK INVALID_PCT=$INVALID_PCT DAYS=$DAYS HIST=$HIST REQS=$REQS bash bench/stats_run.sh"
 
-die() { echo "stats_run.sh: $*" >&2; exit 1; }
 [ -x "$SLUICE" ] || die "no $SLUICE: run 'make build/sluice' first"
 command -v sqlite3 >/dev/null || die "no sqlite3: apt-get install -y sqlite3"
 command -v curl >/dev/null || die "no curl: apt-get install -y curl"
@@ -88,18 +88,7 @@ CSV=$WORK/bench.csv
 DIR=$WORK/data
 DB=$DIR/sluice.db
 URL=http://127.0.0.1:$PORT
-SERVER_PID=""
-CLK_TCK=$(getconf CLK_TCK)
 
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
 cleanup() {
     stop_server
     if [ "$KEEP" = 1 ]; then echo "stats_run.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
@@ -108,26 +97,10 @@ trap cleanup EXIT
 trap 'echo "stats_run.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-machine_ticks() { # busy CPU ticks of the whole machine so far (all cores)
-    local _c u n s _i _w q sq st _r
-    read -r _c u n s _i _w q sq st _r </proc/stat
-    echo $((u + n + s + q + sq + st))
-}
-cpu_ticks() { # PID: utime+stime (all threads)
-    local f
-    read -r -a f <"/proc/$1/stat" 2>/dev/null || { echo 0; return; }
-    echo $((f[13] + f[14]))
-}
 T_START=$EPOCHREALTIME
 
 # ---- the machine and the file ---------------------------------------------------
-DATA_DEV=$(df --output=source "$WORK" | tail -1)
-DATA_FS=$(df --output=fstype "$WORK" | tail -1)
-DISK_NAME=$(lsblk -no PKNAME "$DATA_DEV" 2>/dev/null | head -1)
-[ -n "$DISK_NAME" ] || DISK_NAME=$(basename "$DATA_DEV")
-ROTA=$(cat "/sys/block/$DISK_NAME/queue/rotational" 2>/dev/null || echo "?")
-DISK_MODEL=$(cat "/sys/block/$DISK_NAME/device/model" 2>/dev/null | xargs || true)
+disk_facts "$WORK"
 
 log "generating $CSV ($CHUNK rows, $INVALID_PCT% invalid, seed $SEED)"
 GEN_MSG=$("$PY" "$ROOT/bench/csv_gen.py" "$CSV" --rows "$CHUNK" --invalid-pct "$INVALID_PCT" --seed "$SEED" 2>&1)
@@ -175,14 +148,6 @@ EOF
             printf '  - name: hist%d\n    schema: {type: object}\n' "$i"
         done
     } >"$1"
-}
-wait_http() { # URL: wait until it answers (at most 30 s)
-    for _ in $(seq 1 300); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
 }
 start_sluice() {
     mkdir -p "$DIR"

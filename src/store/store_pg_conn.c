@@ -143,10 +143,15 @@ struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen)
     s->readonly = readonly;
     s->conninfo = strdup(uri);
     /* A database host that does not answer must not hold a thread for minutes at each
-     * (re)connect: PG_CONNECT_TIMEOUT s unless the URL or PGCONNECT_TIMEOUT says otherwise
-     * (the URL's own parameters, expanded from dbname, come later and win). */
-    const char *const keys[] = {"connect_timeout", "dbname", NULL};
-    const char *const vals[] = {getenv("PGCONNECT_TIMEOUT") ? NULL : PG_CONNECT_TIMEOUT, uri, NULL};
+     * (re)connect: PG_CONNECT_TIMEOUT s unless the URL or PGCONNECT_TIMEOUT says otherwise.
+     * And a host that vanishes (no RST: a VM gone, a network cut) is noticed on an idle
+     * connection (the LISTEN one, a pooled one) within about a minute by TCP keepalives,
+     * instead of the kernel's two hours. The URL's own parameters, expanded from dbname,
+     * come later and win. */
+    const char *const keys[] = {"connect_timeout",  "keepalives_idle", "keepalives_interval",
+                                "keepalives_count", "dbname",          NULL};
+    const char *const vals[] = {
+        getenv("PGCONNECT_TIMEOUT") ? NULL : PG_CONNECT_TIMEOUT, "30", "10", "3", uri, NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conninfo || PQstatus(s->conn) != CONNECTION_OK) {
         const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";

@@ -116,6 +116,7 @@ EOF
 }
 
 now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; } # JSON-ready: 0.33, not bc's .33
 result() { echo "$1" >>"$RESULTS"; log "  $1"; }
 
 run_copy() { # RUN
@@ -133,7 +134,7 @@ run_copy() { # RUN
     local n
     n=$(q -d postgres -c "SELECT count(*) FROM peer")
     [ "$n" = "$VALID" ] || die "copy stored $n rows, expected $VALID"
-    result "{\"side\":\"copy\",\"run\":$1,\"rows\":$VALID,\"s\":$(echo "$t1 - $t0" | bc -l)}"
+    result "{\"side\":\"copy\",\"run\":$1,\"rows\":$VALID,\"s\":$(elapsed "$t0" "$t1")}"
 }
 
 run_csv() { # RUN
@@ -153,7 +154,7 @@ run_csv() { # RUN
     n=$(q -d "$db" -c "SELECT count(*) FROM ds_bench")
     [ "$n" = "$VALID" ] || die "sluice stored $n rows of batch $id, expected $VALID"
     stop_server
-    result "{\"side\":\"csv\",\"run\":$1,\"rows\":$ROWS,\"stored\":$n,\"s\":$(echo "$t1 - $t0" | bc -l)}"
+    result "{\"side\":\"csv\",\"run\":$1,\"rows\":$ROWS,\"stored\":$n,\"s\":$(elapsed "$t0" "$t1")}"
 }
 
 run_ndjson() { # RUN

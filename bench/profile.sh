@@ -40,6 +40,7 @@ trap cleanup EXIT
 
 cat >"$WORK/bench.yaml" <<EOF
 log: {requests: false}
+auth: {dev_bypass: true}   # loopback only, as in bench/run.sh
 datasets:
   - name: bench
 $EVENTS_SCHEMA

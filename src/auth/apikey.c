@@ -3,6 +3,7 @@
  * OpenSSL's RAND_bytes and HMAC.
  */
 #include "auth/apikey.h"
+#include "util/hex.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -17,8 +18,7 @@ int apikey_generate(char key[APIKEY_LEN + 1], char id[APIKEY_ID_LEN + 1])
     unsigned char idb[APIKEY_ID_LEN / 2], sec[33];
     if (RAND_bytes(idb, sizeof idb) != 1 || RAND_bytes(sec, sizeof sec) != 1)
         return -1;
-    for (size_t i = 0; i < sizeof idb; i++)
-        snprintf(id + 2 * i, 3, "%02x", idb[i]);
+    hex_encode(idb, sizeof idb, id);
     char *p = key + snprintf(key, APIKEY_LEN + 1, "slk_%s_", id);
     /* 43 characters of 6 bits each from the 33 random bytes */
     for (size_t i = 0; i < 43; i++) {

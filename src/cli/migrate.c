@@ -43,6 +43,7 @@
 #include "cli/progress.h"
 #include "config/config.h"
 #include "store/store.h"
+#include "util/hex.h"
 
 /* ---- what is moved ------------------------------------------------------------------- */
 
@@ -295,8 +296,8 @@ static int copy_hash(FILE *in, FILE *out, char hex[65], struct progress *p)
     if (rc == 0 && (ferror(in) || EVP_DigestFinal_ex(md, sum, &len) != 1))
         rc = -1;
     EVP_MD_CTX_free(md);
-    for (unsigned int i = 0; rc == 0 && i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+    if (rc == 0)
+        hex_encode(sum, len, hex);
     return rc;
 }
 

@@ -26,6 +26,7 @@
 #include "store/store_pool.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/hex.h"
 
 /* ---- upload ------------------------------------------------------------- */
 
@@ -486,8 +487,7 @@ void h_batches_upload(struct http_conn *c, struct http_request *r)
     unsigned int n = 0;
     char hex[65];
     EVP_DigestFinal_ex(u->md, md, &n);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex_encode(md, 32, hex);
     u->b.sha256 = strdup(hex);
     u->conn = c;
     u->svc = http_conn_service(c);

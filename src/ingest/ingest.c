@@ -14,6 +14,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/utf8.h"
+#include "util/hex.h"
 
 /* 80 random bits for an id: a per-thread xorshift generator seeded once from
  * OpenSSL (ids must be unique, not secret; RAND_bytes per request was ~6% of
@@ -71,8 +72,7 @@ static void sha256_hex(const void *p, size_t n, char out[65])
     unsigned char md[32];
     unsigned int len = 0;
     EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    hex_encode(md, 32, out);
 }
 
 char *ingest_codes(const struct row_errors *e)

@@ -10,6 +10,7 @@
 
 #include "store/pg_internal.h"
 #include "util/log.h"
+#include "util/hex.h"
 
 #define PG_CONNECT_TIMEOUT "5"
 
@@ -327,8 +328,7 @@ int pg_migrate(struct store *st)
             rc = -1;
             snprintf(s->err, sizeof s->err, "migrate: no randomness for the key pepper");
         } else {
-            for (size_t i = 0; i < sizeof pep; i++)
-                snprintf(hex + 2 + 2 * i, 3, "%02x", pep[i]);
+            hex_encode(pep, sizeof pep, hex + 2);
             const char *p[1] = {hex};
             rc = pg_cmd(s, "migrate",
                         "INSERT INTO settings VALUES ('api_key_pepper', $1::bytea)"

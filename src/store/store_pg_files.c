@@ -35,6 +35,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/sweep.h"
+#include "util/hex.h"
 
 /* The size of a chunk: large enough that a GB is a thousand round trips, not more, small
  * enough that a reader and a writer hold little. */
@@ -354,8 +355,8 @@ static int sha256_fd(int fd, char hex[65])
     unsigned int dl = 0;
     if (rc == 0 && EVP_DigestFinal_ex(md, d, &dl) != 1)
         rc = -1;
-    for (unsigned i = 0; rc == 0 && i < dl; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (rc == 0)
+        hex_encode(d, dl, hex);
     free(buf);
     EVP_MD_CTX_free(md);
     return rc;

@@ -6,6 +6,7 @@
  * freshly migrated SQLite store.
  */
 #include "store/tables.h"
+#include "util/hex.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -258,6 +259,5 @@ void table_sum_release(struct table_sum *s)
 
 void table_sum_hex(const struct table_sum *s, size_t n, char *out)
 {
-    for (size_t i = 0; i < n && i < sizeof s->sha256; i++)
-        snprintf(out + 2 * i, 3, "%02x", s->sha256[i]);
+    hex_encode(s->sha256, n < sizeof s->sha256 ? n : sizeof s->sha256, out);
 }

@@ -1,0 +1,12 @@
+/*
+ * hex.h - bytes as lowercase hex (digests, ids, a bytea literal).
+ */
+#ifndef SLUICE_UTIL_HEX_H
+#define SLUICE_UTIL_HEX_H
+
+#include <stddef.h>
+
+/* The n bytes of b as 2n lowercase hex digits in out, NUL-terminated (2n + 1 bytes). */
+void hex_encode(const void *b, size_t n, char *out);
+
+#endif

@@ -118,7 +118,9 @@ static const struct opt opts[] = {
     {OPT("storage", OT_STORAGE, "sqlite:<data_dir>/sluice.db", CFG(storage),
          "Where rows are stored: `sqlite:PATH`, or a PostgreSQL URL `postgres://user:pass@host/db` "
          "(also `postgresql://`; libpq fills in what it leaves out from the `PG*` environment "
-         "variables; see [scaling.md](scaling.md)). When not set, it follows `data_dir`."),
+         "variables; sluice adds `connect_timeout=5` and TCP keepalives `keepalives_idle=30`, "
+         "`keepalives_interval=10`, `keepalives_count=3` unless the URL or the environment sets "
+         "them; see [scaling.md](scaling.md)). When not set, it follows `data_dir`."),
      .flags = OPT_DERIVED},
     {OPT("io_threads", OT_INT, "2", CFG(io_threads),
          "Number of I/O threads, each with its own event loop."),

@@ -385,20 +385,6 @@ static int add_rollup(struct pass *p, int failed, int64_t done_ms)
     return store_rollup_add(p->st, &d);
 }
 
-/* The key's value of a row as JSON text, for DUPLICATE_KEY's message (owned). */
-static char *key_text(struct pass *p, const struct rq_row *r)
-{
-    int k = schema_field_index(p->ds->schema, p->ds->key);
-    if (k < 0)
-        return strdup("?");
-    json_t *j = row_value_json(&r->vals[k]);
-    if (!j)
-        j = json_null();
-    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    json_decref(j);
-    return t ? t : strdup("?");
-}
-
 /* On the writer: store one row that came through the queue. */
 static int store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
 {
@@ -420,10 +406,7 @@ static int store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
     p->duplicate++;
     if (p->ds->on_duplicate != ON_DUP_REJECT)
         return 0;
-    char *kt = key_text(p, r);
-    row_errors_add(&r->errs, ERR_DUPLICATE_KEY, p->ds->key, "a row with %s = %s is already stored",
-                   p->ds->key, kt ? kt : "?");
-    free(kt);
+    schema_key_duplicate(p->ds->schema, &p->ds->key_fields, p->ds->key, NULL, r->vals, &r->errs);
     return add_errors(p, r->rowno, &r->errs) < 0 ||
                    add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs, NULL, NULL) < 0
                ? -1

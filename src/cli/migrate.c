@@ -200,7 +200,8 @@ static int collect_dataset(void *arg, const struct cell *row)
     d->schema_json = schema ? json_loads(schema, 0, &jerr) : NULL;
     d->schema = d->schema_json ? schema_compile(d->schema_json, cerr, sizeof cerr) : NULL;
     free(schema);
-    if (!valid_dataset_name(d->name) || !d->schema) {
+    if (!valid_dataset_name(d->name) || !d->schema ||
+        schema_key_parse(d->schema, d->key, &d->key_fields, cerr, sizeof cerr) < 0) {
         snprintf(j->err, sizeof j->err, "the source's dataset '%s' cannot be read%s%s",
                  d->name ? d->name : "?", cerr[0] ? ": " : "", cerr);
         return 1;

@@ -51,6 +51,7 @@ enum opt_type {
     OT_JWTKEYS,   /* struct jwt_key_config * + count, from a list */
     OT_RECEIVERS, /* struct receiver_config * + count, from a list */
     OT_ROUTES,    /* struct route_config * + count, from a list */
+    OT_KEY,       /* char *, a dataset's key in its text form (schema.h), from a name or a list */
 };
 
 /* Each type's name in the docs and what errors say a value should look like. */
@@ -74,6 +75,7 @@ static const struct {
     [OT_JWTKEYS] = {"list", "a list of keys"},
     [OT_RECEIVERS] = {"list", "a list of receivers"},
     [OT_ROUTES] = {"list", "a list of routes"},
+    [OT_KEY] = {"name or list of names", "a property name or a list of them"},
 };
 
 enum {
@@ -343,9 +345,14 @@ static const struct opt ds_opts[] = {
     {OPT("name", OT_NAME, NULL, DS(name),
          "The dataset's name, used in URLs: `^[a-z][a-z0-9_]{0,62}$`, unique."),
      .flags = OPT_REQUIRED},
-    {OPT("key", OT_STRING, NULL, DS(key),
-         "A property of the schema, of type string or integer, whose value is unique among the "
-         "stored rows.")},
+    {OPT("key", OT_KEY, NULL, DS(key),
+         "The properties whose values, together, are unique among the stored rows: one name "
+         "(`key: case_number`) or a list of up to 8 (`key: [source, case_number]`), each "
+         "declared, of type string or integer, named once. The order is the unique index's "
+         "and the order of the values in a `DUPLICATE_KEY` message. Every field of a key of "
+         "several must be in the schema's `required`; a key of one field may be optional (a "
+         "row without it is stored and is never a duplicate). `[case_number]` is the same key "
+         "as `case_number`. A stored dataset's key cannot change.")},
     {OPT("on_duplicate", OT_CHOICE, "reject", DS(on_duplicate),
          "What to do with a row whose key is already stored: `reject` it (DUPLICATE_KEY), "
          "`upsert` it (replace the stored row) or `skip` it. Anything but `reject` needs a `key`."),
@@ -821,6 +828,7 @@ static int opt_set_text(const struct opt *o, void *base, const char *s, char *wh
     case OT_JWTKEYS:
     case OT_RECEIVERS:
     case OT_ROUTES:
+    case OT_KEY:
         err_set(why, whylen, "can only be set in the configuration file");
         return -1;
     }
@@ -1174,6 +1182,49 @@ static int load_strlist(struct loader *ld, char ***out, struct fy_node *seq, int
     return 0;
 }
 
+/* A dataset's key, a name or a list of names, into *out in its text form (schema.h); the
+ * names are checked against the schema once the whole dataset is read. */
+static int load_key(struct loader *ld, char **out, struct fy_node *v, int line, const char *option)
+{
+    char **names = NULL;
+    size_t n = 0;
+    free(*out);
+    *out = NULL;
+    if (!v)
+        return 0; /* left empty: no key */
+    if (node_line(v))
+        line = node_line(v);
+    if (fy_node_is_scalar(v)) {
+        const char *s = scalar_text(ld, v, line, option);
+        if (!s)
+            return -1;
+        if (scalar_kind(v, s) == SK_NULL)
+            return 0;
+        if (scalar_kind(v, s) == SK_BAD_TAG)
+            return fail_at(ld, line, option, "unsupported YAML tag on the key");
+        if (!*s)
+            return fail_at(ld, line, option, "expected a property name or a list of them, got ''");
+        if (!(*out = strdup(s)))
+            return fail_at(ld, line, option, "out of memory");
+        return 0;
+    }
+    if (!fy_node_is_sequence(v))
+        return fail_at(ld, line, option, "expected a property name or a list of them, got %s",
+                       node_kind_name(v));
+    int rc = load_strlist(ld, &names, v, line, option);
+    while (rc == 0 && names[n])
+        n++;
+    if (rc == 0 && n == 0)
+        rc = fail_at(ld, line, option,
+                     "expected a property name or a list of them, got an empty list");
+    else if (rc == 0 && n > SCHEMA_KEY_MAX)
+        rc = fail_at(ld, line, option, "a key has at most %d fields, got %zu", SCHEMA_KEY_MAX, n);
+    else if (rc == 0 && !(*out = schema_key_text((const char *const *)names, n)))
+        rc = fail_at(ld, line, option, "out of memory");
+    strlist_free(names);
+    return rc;
+}
+
 /* Turn the schema mapping into JSON and compile it into the dataset at base. */
 static int load_schema(struct loader *ld, struct dataset_config *ds, struct fy_node *v, int line,
                        const char *option)
@@ -1209,6 +1260,8 @@ static int opt_set_node(struct loader *ld, const struct opt *o, void *base, stru
         return load_jwt_keys(ld, v, line, option);
     if (o->type == OT_RECEIVERS || o->type == OT_ROUTES)
         return load_alert_list(ld, o->type, v, line, option);
+    if (o->type == OT_KEY)
+        return load_key(ld, (char **)((char *)base + o->off), v, line, option);
     if (v && !fy_node_is_scalar(v))
         return fail_at(ld, line, option, "expected %s, got %s", expected(o, ebuf, sizeof ebuf),
                        node_kind_name(v));
@@ -1323,16 +1376,10 @@ static int load_dataset(struct loader *ld, struct fy_node *item, size_t i, int l
         }
     }
     if (ds->key) {
-        int f = schema_field_index(ds->schema, ds->key);
-        enum field_type t;
+        char kwhy[200];
         snprintf(option, sizeof option, "%s%s", prefix, ds_opts[ki].name);
-        if (f < 0)
-            return fail_at(ld, lines[ki], option, "'%s' is not a property of the schema", ds->key);
-        t = schema_field_type(ds->schema, (size_t)f);
-        if (t != FT_STRING && t != FT_INTEGER)
-            return fail_at(ld, lines[ki], option,
-                           "'%s' is of type %s; a key must be a string or an integer", ds->key,
-                           field_type_name(t));
+        if (schema_key_parse(ds->schema, ds->key, &ds->key_fields, kwhy, sizeof kwhy) < 0)
+            return fail_at(ld, lines[ki], option, "%s", kwhy);
     } else if (ds->on_duplicate != ON_DUP_REJECT) {
         snprintf(option, sizeof option, "%s%s", prefix, ds_opts[oi].name);
         return fail_at(ld, lines[oi], option, "'%s' needs a key",

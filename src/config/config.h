@@ -20,7 +20,9 @@ const char *on_duplicate_name(enum on_duplicate d); /* "reject" | "upsert" | "sk
 
 struct dataset_config {
     char *name;                     /* ^[a-z][a-z0-9_]{0,62}$ */
-    char *key;                      /* NULL or a declared property name */
+    char *key;                      /* NULL, or the key's text form (schema.h): "case_number",
+                                     * "[\"source\",\"case_number\"]" */
+    struct schema_key key_fields;   /* the key resolved against schema; n = 0: no key */
     enum on_duplicate on_duplicate; /* default reject */
     double error_threshold_percent; /* default 10 */
     uint64_t expected_every_ms;     /* 0: none; else a source_stalled finding after this */

@@ -6,7 +6,9 @@
 
 static json_t *dataset_json(const struct dataset_config *d)
 {
-    return json_pack("{s:s,s:s?,s:s,s:f,s:O}", "name", d->name, "key", d->key, "on_duplicate",
+    /* the key as configured: a name, or an array of names for a key of several fields */
+    return json_pack("{s:s,s:o?,s:s,s:f,s:O}", "name", d->name, "key",
+                     schema_key_json(d->schema, &d->key_fields), "on_duplicate",
                      on_duplicate_name(d->on_duplicate), "error_threshold_percent",
                      d->error_threshold_percent, "schema", d->schema_json);
 }

@@ -92,11 +92,7 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
         if (store_row_put(st, ds, &m, obj, extra, &res) < 0)
             goto out;
         if (res == ROW_DUPLICATE && ds->on_duplicate == ON_DUP_REJECT) {
-            json_t *kv = json_object_get(obj, ds->key);
-            char *kt = kv ? json_dumps(kv, JSON_ENCODE_ANY) : NULL;
-            row_errors_add(&errs, ERR_DUPLICATE_KEY, ds->key,
-                           "a row with %s = %s is already stored", ds->key, kt ? kt : "?");
-            free(kt);
+            schema_key_duplicate(ds->schema, &ds->key_fields, ds->key, obj, NULL, &errs);
         } else {
             stored = 1; /* stored, replaced, or skipped as a known duplicate */
         }

@@ -316,11 +316,7 @@ int ingest_apply(struct wjob *job, struct store *st)
             r->outcome = ROW_SKIPPED;
             in->duplicates++;
         } else {
-            json_t *kv = json_object_get(r->obj, ds->key);
-            char *kt = kv ? json_dumps(kv, JSON_ENCODE_ANY) : NULL;
-            row_errors_add(&r->errs, ERR_DUPLICATE_KEY, ds->key,
-                           "a row with %s = %s is already stored", ds->key, kt ? kt : "?");
-            free(kt);
+            schema_key_duplicate(ds->schema, &ds->key_fields, ds->key, r->obj, NULL, &r->errs);
             r->outcome = ROW_REJECTED;
             count_rejected(in, r);
         }

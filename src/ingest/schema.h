@@ -134,4 +134,55 @@ int schema_compatible(const struct schema *old, const struct schema *next, char 
 int schema_is_date(const char *s, size_t len);
 int schema_is_datetime(const char *s, size_t len);
 
+/*
+ * A dataset's key: the declared fields whose values, taken together, are unique
+ * among the stored rows. One field or several (at most SCHEMA_KEY_MAX), in the
+ * order written: the order of the unique index's columns and of the values in a
+ * DUPLICATE_KEY message. Each is of type string or integer. A key of several
+ * fields needs each of them in `required` (SQL would let rows that lack one of
+ * them all in, as never equal to another); a key of one field may be optional, as
+ * it always could: a row without it is stored and is never a duplicate.
+ *
+ * Its text form, stored with the dataset's table and compared when the
+ * configuration is loaded again, is the field's name for a key of one field
+ * ("case_number") and a JSON array of the names for several
+ * ("[\"source\",\"case_number\"]"). A property name never starts with '[', so
+ * the two cannot be confused, and `[case_number]` is the same key as
+ * `case_number`.
+ */
+#define SCHEMA_KEY_MAX 8
+struct schema_key {
+    size_t n;                     /* 0: no key */
+    size_t field[SCHEMA_KEY_MAX]; /* indices of the schema's fields */
+};
+
+/* The text form of the key names[0..n), 1 <= n (caller frees); NULL when out of memory. */
+char *schema_key_text(const char *const *names, size_t n);
+
+/*
+ * Resolve a key's text form against s into k (NULL text: no key). Returns 0, or -1
+ * with the reason in why, naming the field: "'source' is not a property of the
+ * schema", "'x' is of type number; a key must be a string or an integer", "'id'
+ * is named twice", "'source' is not in required (every field of a key of several
+ * fields must be)", "a key has at most 8 fields, got 9".
+ */
+int schema_key_parse(const struct schema *s, const char *text, struct schema_key *k, char *why,
+                     size_t whylen);
+
+/* The key as JSON: its name (a string) for one field, an array of names for several
+ * (a new reference; NULL for no key or out of memory). */
+json_t *schema_key_json(const struct schema *s, const struct schema_key *k);
+
+/*
+ * Add to errs the DUPLICATE_KEY error of a row whose key k (text form key_text) is
+ * already stored: field is key_text, the message shows the row's values of the key,
+ * one as JSON, several as a JSON array in the key's order:
+ *   a row with case_number = "CASE-0000001" is already stored
+ *   a row with ["source","case_number"] = ["api","CASE-0000001"] is already stored
+ * The values come from row (a JSON object) when it is not NULL, else from vals (one
+ * per field, schema order); a missing one shows as null.
+ */
+void schema_key_duplicate(const struct schema *s, const struct schema_key *k, const char *key_text,
+                          json_t *row, const struct row_value *vals, struct row_errors *errs);
+
 #endif

@@ -139,11 +139,14 @@ static int sync_ddl(struct pg_store *s, const struct dataset_config *ds, int fou
             buf_printf(&sql, ", \"%s\" %s", schema_field_name(ds->schema, i),
                        sql_type(schema_field_type(ds->schema, i)));
         rc = buf_appends(&sql, ")") < 0 ? -1 : pg_cmd(s, "dataset", sql.data, 0, NULL);
-        if (rc == 0 && ds->key) {
+        if (rc == 0 && ds->key_fields.n) {
             buf_reset(&sql);
-            buf_printf(&sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(\"%s\")",
-                       ds->name, ds->name, ds->key);
-            rc = pg_cmd(s, "dataset", sql.data, 0, NULL);
+            int bad =
+                buf_printf(&sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(",
+                           ds->name, ds->name);
+            bad |= table_key_columns(&sql, ds->schema, &ds->key_fields);
+            bad |= buf_appends(&sql, ")");
+            rc = bad ? -1 : pg_cmd(s, "dataset", sql.data, 0, NULL);
         }
         if (rc == 0) {
             buf_reset(&sql);
@@ -311,17 +314,19 @@ static int insert_sql(const struct dataset_config *ds, struct buf *sql)
     for (size_t i = 0; i < n; i++)
         bad |= buf_printf(sql, ", $%zu", i + 6);
     bad |= buf_appends(sql, ")");
-    if (ds->key && ds->on_duplicate == ON_DUP_UPSERT) {
-        bad |= buf_printf(sql,
-                          " ON CONFLICT (\"%s\") DO UPDATE SET _ingest_id = EXCLUDED._ingest_id,"
-                          " _source = EXCLUDED._source, _received_at = EXCLUDED._received_at,"
-                          " _extra = EXCLUDED._extra, _batch_id = EXCLUDED._batch_id",
-                          ds->key);
+    if (ds->key_fields.n) {
+        bad |= buf_appends(sql, " ON CONFLICT (");
+        bad |= table_key_columns(sql, ds->schema, &ds->key_fields);
+    }
+    if (ds->key_fields.n && ds->on_duplicate == ON_DUP_UPSERT) {
+        bad |= buf_appends(sql, ") DO UPDATE SET _ingest_id = EXCLUDED._ingest_id,"
+                                " _source = EXCLUDED._source, _received_at = EXCLUDED._received_at,"
+                                " _extra = EXCLUDED._extra, _batch_id = EXCLUDED._batch_id");
         for (size_t i = 0; i < n; i++)
             bad |= buf_printf(sql, ", \"%s\" = EXCLUDED.\"%s\"", schema_field_name(ds->schema, i),
                               schema_field_name(ds->schema, i));
-    } else if (ds->key) {
-        bad |= buf_printf(sql, " ON CONFLICT (\"%s\") DO NOTHING RETURNING _id", ds->key);
+    } else if (ds->key_fields.n) {
+        bad |= buf_appends(sql, ") DO NOTHING RETURNING _id");
     }
     return bad ? -1 : 0;
 }
@@ -428,7 +433,7 @@ int pg_row_put_values(struct store *st, const struct dataset_config *ds, const s
     p[4] = m->batch_id;
     if (values_text(s, ds->schema, v, n, arena, p + 5) < 0)
         goto out;
-    if (!ds->key) {
+    if (!ds->key_fields.n) {
         *res = ROW_INSERTED;
         rc = copy_row(s, ds, p, n + 5);
         goto out;

@@ -389,10 +389,12 @@ static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, ch
             buf_printf(&sql, ", \"%s\" %s", schema_field_name(ds->schema, i),
                        sql_type(schema_field_type(ds->schema, i)));
         buf_appends(&sql, ");");
-        if (ds->key)
-            buf_printf(&sql,
-                       "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(\"%s\");",
-                       ds->name, ds->name, ds->key);
+        if (ds->key_fields.n) {
+            buf_printf(&sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(",
+                       ds->name, ds->name);
+            table_key_columns(&sql, ds->schema, &ds->key_fields);
+            buf_appends(&sql, ");");
+        }
     } else {
         for (size_t i = 0; i < schema_nfields(ds->schema); i++) {
             const char *f = schema_field_name(ds->schema, i);
@@ -532,18 +534,18 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
     for (size_t i = 0; i < n; i++)
         buf_appends(&sql, ",?");
     buf_appends(&sql, ")");
-    if (ds->key) {
+    if (ds->key_fields.n) {
+        buf_appends(&sql, " ON CONFLICT(");
+        table_key_columns(&sql, ds->schema, &ds->key_fields);
         if (ds->on_duplicate == ON_DUP_UPSERT) {
-            buf_printf(&sql,
-                       " ON CONFLICT(\"%s\") DO UPDATE SET _ingest_id = excluded._ingest_id,"
-                       " _source = excluded._source, _received_at = excluded._received_at,"
-                       " _extra = excluded._extra, _batch_id = excluded._batch_id",
-                       ds->key);
+            buf_appends(&sql, ") DO UPDATE SET _ingest_id = excluded._ingest_id,"
+                              " _source = excluded._source, _received_at = excluded._received_at,"
+                              " _extra = excluded._extra, _batch_id = excluded._batch_id");
             for (size_t i = 0; i < n; i++)
                 buf_printf(&sql, ", \"%s\" = excluded.\"%s\"", schema_field_name(ds->schema, i),
                            schema_field_name(ds->schema, i));
         } else {
-            buf_printf(&sql, " ON CONFLICT(\"%s\") DO NOTHING", ds->key);
+            buf_appends(&sql, ") DO NOTHING");
         }
     }
     struct ds_stmt *d = calloc(1, sizeof *d);
@@ -618,7 +620,7 @@ static int sq_row_put_values(struct store *st, const struct dataset_config *ds,
     if (m->batch_id && changes && ds->on_duplicate != ON_DUP_UPSERT &&
         sqlite_batch_range_note(s, m->batch_id, sqlite3_last_insert_rowid(s->db)) < 0)
         return -1;
-    if (!ds->key)
+    if (!ds->key_fields.n)
         *res = ROW_INSERTED;
     else if (ds->on_duplicate == ON_DUP_UPSERT)
         /* SQLite reports 1 change for both paths of an upsert; the caller

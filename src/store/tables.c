@@ -6,6 +6,7 @@
  * freshly migrated SQLite store.
  */
 #include "store/tables.h"
+#include "util/buf.h"
 #include "util/hex.h"
 
 #include <openssl/evp.h>
@@ -177,6 +178,14 @@ struct table_def *table_def_dataset(const char *name, const struct schema *s)
 void table_def_free(struct table_def *t)
 {
     free(t);
+}
+
+int table_key_columns(struct buf *b, const struct schema *s, const struct schema_key *k)
+{
+    int bad = 0;
+    for (size_t i = 0; i < k->n; i++)
+        bad |= buf_printf(b, "%s\"%s\"", i ? ", " : "", schema_field_name(s, k->field[i]));
+    return bad ? -1 : 0;
 }
 
 int table_col_index(const struct table_def *t, const char *name)

@@ -63,6 +63,12 @@ extern const size_t store_ntables;
 struct table_def *table_def_dataset(const char *name, const struct schema *s);
 void table_def_free(struct table_def *t); /* accepts NULL */
 
+/* The columns of key k of a dataset whose schema is s, quoted and comma-separated in the
+ * key's order ("\"source\", \"case_number\""), appended to b: what both backends write
+ * as the unique index's columns and as the ON CONFLICT target. 0; -1 when b is full. */
+struct buf;
+int table_key_columns(struct buf *b, const struct schema *s, const struct schema_key *k);
+
 /* The index of column name in t, or -1. */
 int table_col_index(const struct table_def *t, const char *name);
 

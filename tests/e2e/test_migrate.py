@@ -225,6 +225,54 @@ def assert_untouched(mid):
         assert os.listdir(os.path.join(mid.data_dir, "batches")) == [], "a file or spool left"
 
 
+COMPOSITE = """
+  - name: cases
+    key: [source, case_number]
+    schema:
+      type: object
+      required: [source, case_number]
+      properties:
+        case_number: {type: string}
+        source: {type: string}
+        v: {type: string}
+"""
+
+
+def test_composite_key_round_trip(make_server, tmp_path):
+    """A key of several fields goes with its dataset: the target builds the same unique
+    index, in the key's order, so a duplicate is still found there; the way back holds
+    what the source held."""
+    src = make_server(store="sqlite", datasets_yaml=COMPOSITE)
+    rows = [{"source": s, "case_number": c} for s, c in (("a", "C-1"), ("b", "C-1"), ("a", "C-1"))]
+    assert src.post_events("cases", rows, ctype="application/json").status_code == 207
+    src.stop()
+    mid = make_server(datasets_yaml=COMPOSITE, start=False)
+    p = migrate("--from", sqlite_url(src), "--to", mid.storage_url)
+    assert p.returncode == 0, p.stdout + p.stderr
+    back = os.path.join(tmp_path, "back")
+    p = migrate("--from", mid.storage_url, "--to", f"sqlite:{tmp_path}/db/sluice.db",
+                "--data-dir", back)
+    assert p.returncode == 0, p.stdout + p.stderr
+    a = sqlite_tables(os.path.join(src.data_dir, "sluice.db"), src.data_dir)
+    b = sqlite_tables(os.path.join(tmp_path, "db", "sluice.db"), back)
+    for t in ("datasets", "ds_cases", "dlq"):
+        assert a[t] == b[t], f"table {t} differs after the round trip"
+    con = sqlite3.connect(f"file:{tmp_path}/db/sluice.db?mode=ro", uri=True)
+    assert [r[2] for r in con.execute("PRAGMA index_info('ds_cases_key')")] == \
+        ["source", "case_number"]
+    con.close()
+
+    mid.start()
+    with mid.db() as db:
+        assert db.query("SELECT key FROM datasets") == [('["source","case_number"]',)]
+        assert db.index_exists("ds_cases_key")
+    r = mid.post_events("cases", '{"source":"b","case_number":"C-1"}\n'
+                        '{"source":"b","case_number":"C-2"}\n')
+    assert r.status_code == 207 and (r.json()["accepted"], r.json()["rejected"]) == (1, 1), r.text
+    assert r.json()["errors"][0]["message"] == \
+        'a row with ["source","case_number"] = ["b","C-1"] is already stored'
+
+
 def test_failures_leave_the_target_as_it_was_and_damage_is_found(make_server):
     src = make_server(store="sqlite")
     h = {}

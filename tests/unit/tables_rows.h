@@ -48,18 +48,23 @@ static void sqlite_pair_end(char *dir, struct store **a, struct store **b)
     }
 }
 
-/* A dataset "m" with one field of each type, synced into st. */
-static struct dataset_config dataset(void)
+/* A dataset called name (static) whose schema is the JSON text schema, without a key. */
+static struct dataset_config dataset_with(const char *name, const char *schema)
 {
-    struct dataset_config ds = {.name = "m", .key = NULL};
+    struct dataset_config ds = {.name = (char *)name, .key = NULL};
     char err[256];
-    ds.schema_json = json_loads("{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\"},"
-                                "\"i\":{\"type\":\"integer\"},\"n\":{\"type\":\"number\"},"
-                                "\"b\":{\"type\":\"boolean\"}}}",
-                                0, NULL);
+    ds.schema_json = json_loads(schema, 0, NULL);
     ds.schema = schema_compile(ds.schema_json, err, sizeof err);
     cr_assert_not_null(ds.schema, "%s", err);
     return ds;
+}
+
+/* A dataset "m" with one field of each type, synced into st. */
+static struct dataset_config dataset(void)
+{
+    return dataset_with("m", "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\"},"
+                             "\"i\":{\"type\":\"integer\"},\"n\":{\"type\":\"number\"},"
+                             "\"b\":{\"type\":\"boolean\"}}}");
 }
 
 static void dataset_free(struct dataset_config *ds)

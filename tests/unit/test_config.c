@@ -320,6 +320,29 @@ static const struct {
      "datasets:\n  - name: a\n    key: amount\n    schema:\n      properties:\n        amount: "
      "{type: number}\n",
      "3: datasets[0].key: 'amount' is of type number; a key must be a string or an integer"},
+#define KEY_DS(key)                                                                                \
+    "datasets:\n  - name: a\n    schema:\n      required: [source, id]\n      properties:\n"       \
+    "        source: {type: string}\n        id: {type: integer}\n        n: {type: number}\n"     \
+    "        opt: {type: string}\n    key: " key "\n"
+    {"composite key: a field not declared", KEY_DS("[source, ID]"),
+     "10: datasets[0].key: 'ID' is not a property of the schema"},
+    {"composite key: a field of the wrong type", KEY_DS("[source, n]"),
+     "10: datasets[0].key: 'n' is of type number; a key must be a string or an integer"},
+    {"composite key: a field named twice", KEY_DS("[id, source, id]"),
+     "10: datasets[0].key: 'id' is named twice"},
+    {"composite key: an optional field", KEY_DS("[source, opt]"),
+     "10: datasets[0].key: 'opt' is not in required (every field of a key of several fields "
+     "must be)"},
+    {"composite key: too many fields", KEY_DS("[a, b, c, d, e, f, g, h, i]"),
+     "10: datasets[0].key: a key has at most 8 fields, got 9"},
+    {"composite key: empty list", KEY_DS("[]"),
+     "10: datasets[0].key: expected a property name or a list of them, got an empty list"},
+    {"composite key: an empty entry", KEY_DS("[source, '']"),
+     "10: datasets[0].key: an entry is empty"},
+    {"composite key: a nested list", KEY_DS("[source, [id]]"),
+     "10: datasets[0].key: expected a string, got a list"},
+    {"key: a mapping", KEY_DS("{source: id}"),
+     "10: datasets[0].key: expected a property name or a list of them, got a mapping"},
     {"upsert without key", "datasets:\n  - name: a\n    on_duplicate: upsert\n    schema: {}\n",
      "3: datasets[0].on_duplicate: 'upsert' needs a key"},
     {"bad on_duplicate", "datasets:\n  - name: a\n    on_duplicate: replace\n    schema: {}\n",
@@ -516,6 +539,52 @@ Test(config, flow_mappings)
     cr_expect_str_eq(on_duplicate_name(cfg.datasets[1].on_duplicate), "skip");
     cr_expect_str_eq(on_duplicate_name(ON_DUP_REJECT), "reject");
     cr_expect_str_eq(on_duplicate_name(ON_DUP_UPSERT), "upsert");
+    config_release(&cfg);
+    free(path);
+}
+
+/* A key of several fields keeps its order; its text form is a JSON array; a list of one is
+ * the same key as the bare name; an empty key is none. */
+Test(config, composite_key)
+{
+    struct sluice_config cfg;
+    char err[512], *path;
+    int rc = load_text("datasets:\n"
+                       "  - name: cases\n"
+                       "    key: [source, case_number]\n"
+                       "    on_duplicate: upsert\n"
+                       "    schema:\n"
+                       "      required: [case_number, source]\n"
+                       "      properties:\n"
+                       "        case_number: {type: string}\n"
+                       "        v: {type: number}\n"
+                       "        source: {type: integer}\n"
+                       "  - name: one\n"
+                       "    key: [id]\n"
+                       "    schema: {properties: {id: {type: string}}}\n"
+                       "  - name: none\n"
+                       "    key:\n"
+                       "    schema: {properties: {id: {type: string}}}\n",
+                       &cfg, err, sizeof err, &path);
+    cr_assert_eq(rc, 0, "%s", err);
+    const struct dataset_config *d = config_dataset(&cfg, "cases");
+    cr_assert_not_null(d);
+    cr_expect_str_eq(d->key, "[\"source\",\"case_number\"]");
+    cr_assert_eq(d->key_fields.n, 2);
+    cr_expect_eq(d->key_fields.field[0], 2); /* source: the order written, not the schema's */
+    cr_expect_eq(d->key_fields.field[1], 0);
+    json_t *kj = schema_key_json(d->schema, &d->key_fields);
+    char *kt = json_dumps(kj, JSON_COMPACT);
+    cr_expect_str_eq(kt, "[\"source\",\"case_number\"]");
+    free(kt);
+    json_decref(kj);
+    d = config_dataset(&cfg, "one");
+    cr_expect_str_eq(d->key, "id");
+    cr_expect_eq(d->key_fields.n, 1);
+    cr_expect_eq(d->key_fields.field[0], 0);
+    d = config_dataset(&cfg, "none");
+    cr_expect_null(d->key);
+    cr_expect_eq(d->key_fields.n, 0);
     config_release(&cfg);
     free(path);
 }

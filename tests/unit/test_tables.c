@@ -19,6 +19,7 @@
 #include "store/store.h"
 #include "store/tables.h"
 #include "tables_rows.h"
+#include "util/buf.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -304,5 +305,150 @@ Test(tables, dataset_drop_removes_table_and_record)
     cr_expect_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'ds_m'"), 0);
     cr_expect_eq(raw_int(db, "SELECT count(*) FROM datasets"), 0);
     sqlite3_close(db);
+    dataset_free(&ds);
+}
+
+/* ---- a key of several fields ---------------------------------------------------------- */
+
+/* Dataset "c" keyed by [s, i] (in that order, the schema's is i, s): its text form is what
+ * `datasets.key` stores and what migrate reads back. */
+static struct dataset_config composite(const char *key, enum on_duplicate mode)
+{
+    struct dataset_config ds = dataset_with(
+        "c",
+        "{\"type\":\"object\",\"required\":[\"i\",\"s\"],\"properties\":{"
+        "\"i\":{\"type\":\"integer\"},\"s\":{\"type\":\"string\"},\"v\":{\"type\":\"string\"}}}");
+    char err[256];
+    ds.on_duplicate = mode;
+    ds.key = (char *)key;
+    cr_assert_eq(schema_key_parse(ds.schema, key, &ds.key_fields, err, sizeof err), 0, "%s", err);
+    return ds;
+}
+
+static enum row_result put(const struct dataset_config *ds, const char *s, int64_t i, const char *v)
+{
+    struct row_value vals[3] = {{.kind = VAL_INT, .u.i = i},
+                                {.kind = VAL_TEXT, .u.s = {s, strlen(s)}},
+                                {.kind = VAL_TEXT, .u.s = {v, strlen(v)}}};
+    struct row_meta m = {"ing_1", "api", "2026-01-01T00:00:00Z", NULL};
+    enum row_result res;
+    cr_assert_eq(store_row_put_values(a, ds, &m, vals, NULL, &res), 0, "%s", store_errmsg(a));
+    return res;
+}
+
+Test(tables, composite_key_is_one_unique_index_in_its_order)
+{
+    struct dataset_config ds = composite("[\"s\",\"i\"]", ON_DUP_REJECT);
+    char why[256];
+    struct buf cols;
+    buf_init(&cols, 256);
+    cr_assert_eq(table_key_columns(&cols, ds.schema, &ds.key_fields), 0);
+    cr_expect_str_eq(cols.data, "\"s\", \"i\"");
+    buf_release(&cols);
+
+    cr_assert_eq(store_dataset_sync(a, &ds, why, sizeof why), 0, "%s", why);
+    sqlite3 *db = raw("a.db");
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM pragma_index_info('ds_c_key')"), 2);
+    cr_expect_eq(raw_int(db, "SELECT seqno FROM pragma_index_info('ds_c_key') WHERE name = 's'"), 0,
+                 "the key's order, not the schema's");
+    cr_expect_eq(raw_int(db, "SELECT seqno FROM pragma_index_info('ds_c_key') WHERE name = 'i'"),
+                 1);
+    cr_expect_eq(raw_int(db, "SELECT \"unique\" FROM pragma_index_list('ds_c') WHERE name = "
+                             "'ds_c_key'"),
+                 1);
+
+    cr_assert_eq(store_begin(a), 0);
+    cr_expect_eq(put(&ds, "x", 1, "a"), ROW_INSERTED);
+    cr_expect_eq(put(&ds, "x", 2, "b"), ROW_INSERTED, "one part differs: another key");
+    cr_expect_eq(put(&ds, "y", 1, "c"), ROW_INSERTED, "the other part differs: another key");
+    cr_expect_eq(put(&ds, "x", 1, "d"), ROW_DUPLICATE, "both parts equal: a duplicate");
+    cr_assert_eq(store_commit(a), 0, "%s", store_errmsg(a));
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM ds_c"), 3);
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM datasets WHERE name = 'c' AND"
+                             " key = '[\"s\",\"i\"]'"),
+                 1, "datasets.key holds the key's text form");
+    sqlite3_close(db);
+
+    /* the same fields in another order are another key: refused like any key change */
+    struct dataset_config other = composite("[\"i\",\"s\"]", ON_DUP_REJECT);
+    cr_expect_eq(store_dataset_check(a, &other, why, sizeof why), -1);
+    cr_expect(strstr(why, "the key changed from '[\"s\",\"i\"]' to '[\"i\",\"s\"]'"), "%s", why);
+    other.key_fields.n = 0; /* and so is dropping it */
+    other.key = NULL;
+    cr_expect_eq(store_dataset_check(a, &other, why, sizeof why), -1);
+    dataset_free(&other);
+    dataset_free(&ds);
+}
+
+Test(tables, composite_key_upsert_replaces_the_row_with_both_parts_equal)
+{
+    struct dataset_config ds = composite("[\"s\",\"i\"]", ON_DUP_UPSERT);
+    char why[256];
+    cr_assert_eq(store_dataset_sync(a, &ds, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(store_begin(a), 0);
+    put(&ds, "x", 1, "first");
+    put(&ds, "x", 2, "other");
+    put(&ds, "x", 1, "second");
+    cr_assert_eq(store_commit(a), 0, "%s", store_errmsg(a));
+    sqlite3 *db = raw("a.db");
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM ds_c"), 2);
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM ds_c WHERE s = 'x' AND i = 1 AND v = 'second'"),
+                 1);
+    sqlite3_close(db);
+    dataset_free(&ds);
+}
+
+/* DUPLICATE_KEY shows every part of the key, in its order, as JSON. */
+Test(tables, duplicate_key_message_shows_every_part)
+{
+    struct dataset_config ds = composite("[\"s\",\"i\"]", ON_DUP_REJECT);
+    struct row_errors e = {0};
+    json_t *row = json_pack("{s:i,s:s}", "i", 7, "s", "a\"b");
+    schema_key_duplicate(ds.schema, &ds.key_fields, ds.key, row, NULL, &e);
+    struct row_value vals[3] = {{.kind = VAL_INT, .u.i = 8}, {.kind = VAL_ABSENT}};
+    schema_key_duplicate(ds.schema, &ds.key_fields, ds.key, NULL, vals, &e);
+    cr_assert_eq(e.n, 2);
+    cr_expect_eq(e.v[0].code, ERR_DUPLICATE_KEY);
+    cr_expect_str_eq(e.v[0].field, "[\"s\",\"i\"]");
+    cr_expect_str_eq(e.v[0].message, "a row with [\"s\",\"i\"] = [\"a\\\"b\",7] is already stored");
+    cr_expect_str_eq(e.v[1].message, "a row with [\"s\",\"i\"] = [null,8] is already stored");
+    row_errors_release(&e);
+    json_decref(row);
+    dataset_free(&ds);
+
+    /* one field: as before, the name and the value */
+    struct dataset_config one = composite("s", ON_DUP_REJECT);
+    row = json_pack("{s:s}", "s", "CASE-1");
+    schema_key_duplicate(one.schema, &one.key_fields, one.key, row, NULL, &e);
+    cr_expect_str_eq(e.v[0].field, "s");
+    cr_expect_str_eq(e.v[0].message, "a row with s = \"CASE-1\" is already stored");
+    row_errors_release(&e);
+    json_decref(row);
+    dataset_free(&one);
+}
+
+/* What `datasets.key` may hold, read back as migrate does. */
+Test(tables, key_text_form_parses_back)
+{
+    struct dataset_config ds = composite("s", ON_DUP_REJECT);
+    struct schema_key k;
+    char why[200];
+    const char *names[] = {"s", "i"};
+    char *t = schema_key_text(names, 2);
+    cr_expect_str_eq(t, "[\"s\",\"i\"]");
+    cr_expect_eq(schema_key_parse(ds.schema, t, &k, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(k.n, 2);
+    free(t);
+    t = schema_key_text(names, 1);
+    cr_expect_str_eq(t, "s", "a key of one field is its bare name");
+    free(t);
+    cr_expect_eq(schema_key_parse(ds.schema, NULL, &k, why, sizeof why), 0);
+    cr_expect_eq(k.n, 0);
+    cr_expect_eq(schema_key_parse(ds.schema, "[\"s\",", &k, why, sizeof why), -1);
+    cr_expect_eq(schema_key_parse(ds.schema, "[\"s\",\"v\"]", &k, why, sizeof why), -1);
+    cr_expect_str_eq(why,
+                     "'v' is not in required (every field of a key of several fields must be)");
+    cr_expect_eq(schema_key_parse(ds.schema, "[\"s\",3]", &k, why, sizeof why), -1);
+    cr_expect_str_eq(why, "entry 2 of the key is not a name");
     dataset_free(&ds);
 }

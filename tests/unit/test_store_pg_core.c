@@ -485,6 +485,60 @@ Test(store_pg, skip_keeps_first, .fini = cleanup)
     free_cfg(cfg);
 }
 
+#define COMPOSITE_YAML(mode, key)                                                                  \
+    "datasets:\n"                                                                                  \
+    "  - name: cases\n"                                                                            \
+    "    key: " key "\n"                                                                           \
+    "    on_duplicate: " mode "\n"                                                                 \
+    "    schema:\n"                                                                                \
+    "      required: [case_number, source]\n"                                                      \
+    "      properties: {case_number: {type: string}, source: {type: integer}, v: {type: "          \
+    "string}}\n"
+
+/* A key of several fields: one unique index in the key's order; a duplicate has every part
+ * equal; each mode does what it says; the key (and its order) cannot change. */
+Test(store_pg, composite_key_in_every_mode, .fini = cleanup)
+{
+    static const char *const modes[] = {"reject", "skip", "upsert"};
+    open_fresh();
+    for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+        char yaml[1024], why[256];
+        snprintf(yaml, sizeof yaml, COMPOSITE_YAML("%s", "[source, case_number]"), modes[i]);
+        struct sluice_config *cfg = load_cfg(yaml);
+        const struct dataset_config *ds = ds_of(cfg, "cases");
+        if (i > 0) /* the table of the previous mode: start again */
+            run_on(raw, "DROP TABLE ds_cases; DELETE FROM datasets");
+        sync_ok(ds);
+        expect_text("SELECT indexdef LIKE 'CREATE UNIQUE INDEX%(source, case_number)' FROM "
+                    "pg_indexes WHERE schemaname = current_schema() AND indexname = "
+                    "'ds_cases_key'",
+                    "t");
+        expect_text("SELECT key FROM datasets WHERE name = 'cases'",
+                    "[\"source\",\"case_number\"]");
+        cr_expect_eq(put(ds, &META1, "{\"source\":1,\"case_number\":\"C1\",\"v\":\"a\"}", NULL),
+                     ROW_INSERTED);
+        cr_expect_eq(put(ds, &META1, "{\"source\":2,\"case_number\":\"C1\",\"v\":\"b\"}", NULL),
+                     ROW_INSERTED, "%s: one part differs", modes[i]);
+        cr_expect_eq(put(ds, &META1, "{\"source\":1,\"case_number\":\"C2\",\"v\":\"c\"}", NULL),
+                     ROW_INSERTED, "%s: the other part differs", modes[i]);
+        enum row_result r =
+            put(ds, &META2, "{\"source\":1,\"case_number\":\"C1\",\"v\":\"d\"}", NULL);
+        cr_expect_eq(r, i == 2 ? ROW_INSERTED : ROW_DUPLICATE, "%s", modes[i]);
+        cr_expect_eq(pg_row_count(st, "cases"), 3, "%s", modes[i]);
+        expect_text("SELECT v FROM ds_cases WHERE source = 1 AND case_number = 'C1'",
+                    i == 2 ? "d" : "a");
+        free_cfg(cfg);
+
+        snprintf(yaml, sizeof yaml, COMPOSITE_YAML("%s", "[case_number, source]"), modes[i]);
+        cfg = load_cfg(yaml);
+        cr_expect_eq(pg_dataset_check(st, ds_of(cfg, "cases"), why, sizeof why), -1);
+        cr_expect(strstr(why, "the key changed from '[\"source\",\"case_number\"]' to "
+                              "'[\"case_number\",\"source\"]'"),
+                  "%s", why);
+        free_cfg(cfg);
+    }
+}
+
 Test(store_pg, no_key_keeps_every_row, .fini = cleanup)
 {
     open_fresh();

@@ -116,6 +116,16 @@ def test_composite_key_push_reject(make_server):
     ], items
 
 
+def test_composite_key_part_missing_is_a_row_error(make_server):
+    """Every field of a key of several is required: a row without one is never stored."""
+    server = make_server(datasets_yaml=DATASETS)
+    r = server.post_events("cases_upsert", ndjson({"case_number": "C-1"}, {"source": "a"}))
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["field"], e["code"]) for e in r.json()["errors"]] == [
+        (1, "source", "MISSING_REQUIRED_FIELD"), (2, "case_number", "MISSING_REQUIRED_FIELD")]
+    assert stored(server, "upsert") == []
+
+
 def test_composite_key_push_skip(make_server):
     server = make_server(datasets_yaml=DATASETS)
     r = server.post_events("cases_skip", ndjson(row("a", "C-1"), row("b", "C-1"),

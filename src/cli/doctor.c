@@ -544,9 +544,9 @@ static void check_clock(struct report *r)
 /* ---- alert receivers ----------------------------------------------------- */
 
 /*
- * Placeholder: the configuration has no `alerts` section yet. When it does,
- * check each receiver here (URL parses, credentials present) and, with
- * probe, send each a test notification and report its answer.
+ * The alert receivers (alerts.receivers): one line each, a warning when there
+ * are none; with --probe, whether each webhook or Alertmanager answers HTTP at
+ * all (no alert is sent; a `log` receiver has nothing to probe).
  */
 static size_t ignore_body(char *p, size_t size, size_t n, void *u)
 {
@@ -612,7 +612,8 @@ static void check_alerts(struct report *r, const struct sluice_config *cfg, int 
             report_add(r, name, CHECK_OK, NULL, "%s %s answers", types[rc->type], rc->url);
         } else {
             report_add(r, name, CHECK_FAIL,
-                       "start the receiver or fix its url; alerts are retried, then given up",
+                       "start the receiver or fix its url (sluice_alert_delivery_failures_total "
+                       "counts the deliveries that failed)",
                        "%s does not answer: %s", types[rc->type], why);
         }
     }

@@ -218,26 +218,28 @@ static json_t *dataset_changes(const struct sluice_config *old, const struct slu
  * writer's, the store's and the batch workers'): they wait for a restart. */
 static json_t *restart_changes(const struct sluice_config *o, const struct sluice_config *n)
 {
+    const struct {
+        const char *name;
+        int differs;
+    } opts[] = {
+        {"listen", strcmp(o->listen, n->listen) != 0},
+        {"storage", strcmp(o->storage, n->storage) != 0},
+        {"io_threads", o->io_threads != n->io_threads},
+        {"limits.max_body_bytes", o->limits.max_body_bytes != n->limits.max_body_bytes},
+        {"limits.max_header_bytes", o->limits.max_header_bytes != n->limits.max_header_bytes},
+        {"limits.max_upload_bytes", o->limits.max_upload_bytes != n->limits.max_upload_bytes},
+        {"limits.max_inflight_bytes", o->limits.max_inflight_bytes != n->limits.max_inflight_bytes},
+        {"http.idle_timeout", o->http.idle_timeout_ms != n->http.idle_timeout_ms},
+        {"http.request_timeout", o->http.request_timeout_ms != n->http.request_timeout_ms},
+        {"http.max_connections", o->http.max_connections != n->http.max_connections},
+        {"writer.queue_max_jobs", o->writer.queue_max_jobs != n->writer.queue_max_jobs},
+        {"writer.max_group_rows", o->writer.max_group_rows != n->writer.max_group_rows},
+        {"batches.workers", o->batches.workers != n->batches.workers},
+    };
     json_t *a = json_array();
-#define DIFF(name, cond)                                                                           \
-    if (cond)                                                                                      \
-    json_array_append_new(a, json_string(name))
-#define NUM(name, field) DIFF(name, o->field != n->field)
-    DIFF("listen", strcmp(o->listen, n->listen) != 0);
-    DIFF("storage", strcmp(o->storage, n->storage) != 0);
-    NUM("io_threads", io_threads);
-    NUM("limits.max_body_bytes", limits.max_body_bytes);
-    NUM("limits.max_header_bytes", limits.max_header_bytes);
-    NUM("limits.max_upload_bytes", limits.max_upload_bytes);
-    NUM("limits.max_inflight_bytes", limits.max_inflight_bytes);
-    NUM("http.idle_timeout", http.idle_timeout_ms);
-    NUM("http.request_timeout", http.request_timeout_ms);
-    NUM("http.max_connections", http.max_connections);
-    NUM("writer.queue_max_jobs", writer.queue_max_jobs);
-    NUM("writer.max_group_rows", writer.max_group_rows);
-    NUM("batches.workers", batches.workers);
-#undef NUM
-#undef DIFF
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (opts[i].differs)
+            json_array_append_new(a, json_string(opts[i].name));
     return a;
 }
 
@@ -276,10 +278,10 @@ static int reload_locked(struct service *s, json_t **changes, char *why, size_t 
                  txt ? txt : "[]");
     free(txt);
     catalog_release(old);
-    if (changes)
+    if (changes) {
         *changes = json_pack("{s:s,s:o,s:o}", "reload", "applied", "datasets", datasets,
                              "restart_required", restart);
-    else {
+    } else {
         json_decref(datasets);
         json_decref(restart);
     }

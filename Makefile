@@ -44,7 +44,7 @@ UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 all: build/sluice
 
 deps:
-	@bash scripts/install-deps.sh
+	@sh scripts/install-deps.sh
 
 run: deps build/sluice
 	@mkdir -p var
@@ -100,7 +100,7 @@ docs: build/sluice
 	./build/sluice config-docs > docs/configuration.md
 
 bench: build/sluice
-	bash scripts/install-deps.sh --bench
+	sh scripts/install-deps.sh --bench
 	bash bench/run.sh
 
 # Style is checked, not argued: .clang-format (clang-format 14).

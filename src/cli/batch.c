@@ -93,6 +93,7 @@ static long post_file(const char *url, const char *path, struct buf *out)
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     fclose(f);
+    client_explain(status);
     return status;
 }
 
@@ -293,10 +294,19 @@ int cmd_batch(int argc, char **argv)
         free(body);
         json_decref(j);
     } else if (!strcmp(sub, "set-threshold") && arg2) {
-        char body[128];
-        snprintf(body, sizeof body, "{\"error_threshold_percent\": %s}", arg2);
-        buf_printf(&url, "/api/v1/batches/%s", id);
-        rc = client_print("PATCH", url.data, body);
+        char *end;
+        double pct = strtod(arg2, &end);
+        if (end == arg2 || *end || !(pct >= 0 && pct <= 100)) {
+            fprintf(stderr,
+                    "sluice batch set-threshold: PERCENT must be a number from 0 to 100, "
+                    "got '%s'\n",
+                    arg2);
+        } else {
+            char body[128];
+            snprintf(body, sizeof body, "{\"error_threshold_percent\": %.17g}", pct);
+            buf_printf(&url, "/api/v1/batches/%s", id);
+            rc = client_print("PATCH", url.data, body);
+        }
     } else if (!strcmp(sub, "delete")) {
         buf_printf(&url, "/api/v1/batches/%s%s", id, dry ? "?dry_run=true" : "");
         rc = client_print("DELETE", url.data, NULL);

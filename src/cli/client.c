@@ -40,6 +40,20 @@ struct curl_slist *client_auth(struct curl_slist *hdrs)
     return hdrs;
 }
 
+void client_explain(long status)
+{
+    const char *t = getenv("SLUICE_TOKEN");
+    if (status == 401 && (!t || !*t))
+        fprintf(stderr, "sluice: the server wants a token (401): set SLUICE_TOKEN to an API key "
+                        "(sluice keys create) or a JWT, e.g. SLUICE_TOKEN=slk_... sluice ...\n");
+    else if (status == 401)
+        fprintf(stderr, "sluice: the server refused the token in SLUICE_TOKEN (401): an unknown, "
+                        "revoked or expired API key, or a JWT that does not verify\n");
+    else if (status == 403)
+        fprintf(stderr, "sluice: the role of the token in SLUICE_TOKEN does not allow this (403): "
+                        "use a key of a role that does (docs/api.md, Access control)\n");
+}
+
 long client_call(const char *method, const char *url, const char *body, const char *ctype,
                  struct buf *out)
 {
@@ -69,6 +83,7 @@ long client_call(const char *method, const char *url, const char *body, const ch
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
+    client_explain(status);
     return status;
 }
 

@@ -12,10 +12,16 @@ void client_base(const char *flag, struct buf *url);
 /*
  * Send one request; the answer's body goes to out (may be NULL). body/ctype may
  * be NULL. Returns the HTTP status, or -1 when there was no answer (message on
- * stderr).
+ * stderr). A 401 or 403 is explained on stderr (client_explain).
  */
 long client_call(const char *method, const char *url, const char *body, const char *ctype,
                  struct buf *out);
+
+/*
+ * After a 401 or 403, say on stderr how to pass a token (SLUICE_TOKEN) or that
+ * its role is not enough; nothing for any other status. client_call() does it.
+ */
+void client_explain(long status);
 
 /* client_call, then print the body on stdout; exit code 0 on 2xx, 1 otherwise. */
 int client_print(const char *method, const char *url, const char *body);

@@ -44,23 +44,33 @@ const struct command cli_commands[] = {
      "       sluice batch delete ID [--dry-run]\n"
      "\n"
      "Talks to a running server (--url URL, SLUICE_URL, default http://127.0.0.1:8080)\n"
-     "and prints its JSON (or CSV) answer. Exit 0 on a 2xx, 1 otherwise, 2 on usage.\n"
+     "and prints its JSON (or CSV) answer. PERCENT is a number from 0 to 100.\n"
+     "Exit 0 on a 2xx, 1 otherwise, 2 on a usage error (checked before anything is sent).\n"
      "Commands against a server send SLUICE_TOKEN as their Bearer token.\n"},
-    {"keys", cmd_keys, "create, list and revoke API keys (on the store itself)",
-     "usage: sluice keys create --name NAME --role ROLE [--expires 90d] [--config FILE]\n"
-     "       sluice keys list [--config FILE]\n"
-     "       sluice keys revoke ID [--config FILE]\n"
+    {"keys", cmd_keys, "create, list and revoke API keys (through a server, or on the store)",
+     "usage: sluice keys create --name NAME --role ROLE [--expires 90d] [--url URL | --config "
+     "FILE]\n"
+     "       sluice keys list [--url URL | --config FILE]\n"
+     "       sluice keys revoke ID [--url URL | --config FILE]\n"
      "\n"
-     "Works on the store the configuration names (--config FILE or SLUICE_CONFIG), so\n"
-     "the first admin key needs no key; a running server sees the change at once.\n"
+     "Two ways in. Through a running server with --url URL (or SLUICE_URL, when no\n"
+     "--config is given): /api/v1/keys with an admin token in SLUICE_TOKEN, as the\n"
+     "other commands against a server. On the store itself otherwise (--config FILE\n"
+     "or SLUICE_CONFIG): no key needed, so the first admin key comes from here; a\n"
+     "running server sees the change at once. --url and --config together are refused.\n"
      "ROLE is viewer, ingest, operator or admin. `create` prints the key once (only\n"
-     "its hash is stored); `list` never shows it. The same through /api/v1/keys.\n"},
-    {"reload", cmd_reload, "make a running server re-read its configuration",
+     "its hash is stored); `list` never shows it; `revoke` prints the revoked key.\n"
+     "Exit 0 on success, 1 on a failure or an error answer, 2 on a usage error.\n"},
+    {"reload", cmd_reload, "make a running server re-read its configuration, and say the outcome",
      "usage: sluice reload [--url URL]\n"
      "\n"
-     "POST /api/v1/admin/reload (an admin token in SLUICE_TOKEN): the same as SIGHUP.\n"
-     "New datasets, schema changes that keep stored rows, and new JWT keys apply at\n"
-     "once; a bad file is refused and the old configuration stays.\n"},
+     "POST /api/v1/admin/reload (an admin token in SLUICE_TOKEN): what SIGHUP does,\n"
+     "waiting for the outcome. New datasets, schema changes that keep stored rows and\n"
+     "new JWT keys apply at once: it prints {\"reload\": \"applied\", \"datasets\":\n"
+     "{\"added\", \"removed\", \"changed\"}, \"restart_required\": [options]} and exits 0.\n"
+     "A file that does not load, or a change that would break stored rows, is\n"
+     "refused and the old configuration stays: the reason (the file, the line and\n"
+     "the option) goes to stderr and the exit code is 1; 2 on a usage error.\n"},
     {"doctor", cmd_doctor, "check the host, configuration and database, and say how to fix them",
      "usage: sluice doctor [--config FILE] [--json] [--probe]\n"
      "\n"
@@ -82,14 +92,15 @@ const struct command cli_commands[] = {
      "1 otherwise, with one line saying why (the status and body, or the connection\n"
      "error); 2 on a usage error.\n"},
     {"sentinel", cmd_sentinel, "run the sentinel's rules now and report (exit 0/1/2)",
-     "usage: sluice sentinel [--config FILE] [--json] [--loop --interval N]\n"
+     "usage: sluice sentinel [--config FILE] [--json] [--loop [--interval N]]\n"
      "\n"
      "Evaluates the sentinel's rules (stuck batches, error rate, DLQ growth, stalled\n"
      "sources, store, disk) against the store the configuration names, and whether\n"
      "the server at `listen` answers /health/ready. Prints the findings (--json: the\n"
      "report {\"status\",\"checked_at\",\"findings\"}). Exit code: 0 ok, 1 warning,\n"
      "2 critical, 3 on a usage or configuration error. --loop repeats every N seconds\n"
-     "(default 30). The ingest latency rule needs the server's own measurements: it\n"
+     "(--interval, default 30; --interval without --loop is a usage error). The\n"
+     "ingest latency rule needs the server's own measurements: it\n"
      "runs in the server's sentinel only.\n"},
     {"rollups", cmd_rollups, "recompute the KPI rollups from the stored data",
      "usage: sluice rollups rebuild [--config FILE]\n"

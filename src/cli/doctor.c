@@ -373,9 +373,7 @@ static void check_migrations(struct report *r, const struct db_facts *f)
         report_add(r, "migrations", CHECK_OK, NULL, "migrations current (%d)", want);
     else if (f->version < want)
         report_add(r, "migrations", CHECK_WARN, "run sluice serve once to migrate",
-                   "the database is at %d, this binary expects %d: run sluice serve once to "
-                   "migrate",
-                   f->version, want);
+                   "the database is at %d, this binary expects %d", f->version, want);
     else
         report_add(r, "migrations", CHECK_FAIL, "run the newer sluice that migrated it",
                    "the database is at %d, this binary knows only %d: a newer sluice migrated it",
@@ -487,11 +485,15 @@ static void check_auth(struct report *r, const struct sluice_config *cfg, const 
     if (cfg->auth.jwt.nkeys == 0 && f->keys < 0)
         report_add(r, "credentials", CHECK_WARN, "fix the database first, then run doctor again",
                    "no JWT keys; API keys not counted (the database did not pass its check)");
-    else if (cfg->auth.jwt.nkeys == 0 && f->keys == 0)
-        report_add(r, "credentials", CHECK_WARN,
-                   "sluice keys create --name admin --role admin (or configure auth.jwt.keys)",
+    else if (cfg->auth.jwt.nkeys == 0 && f->keys == 0) {
+        char remedy[600];
+        snprintf(remedy, sizeof remedy,
+                 "sluice keys create --config %s --name admin --role admin (or configure "
+                 "auth.jwt.keys)",
+                 cfg->path ? cfg->path : "FILE");
+        report_add(r, "credentials", CHECK_WARN, remedy,
                    "no JWT keys and no active API keys: no request can authenticate");
-    else
+    } else
         report_add(r, "credentials", CHECK_OK, NULL, "%zu JWT key%s, %lld active API key%s",
                    cfg->auth.jwt.nkeys, cfg->auth.jwt.nkeys == 1 ? "" : "s",
                    f->keys < 0 ? 0 : f->keys, f->keys == 1 ? "" : "s");
@@ -544,9 +546,9 @@ static void check_clock(struct report *r)
 /* ---- alert receivers ----------------------------------------------------- */
 
 /*
- * Placeholder: the configuration has no `alerts` section yet. When it does,
- * check each receiver here (URL parses, credentials present) and, with
- * probe, send each a test notification and report its answer.
+ * The alert receivers (alerts.receivers): one line each, a warning when there
+ * are none; with --probe, whether each webhook or Alertmanager answers HTTP at
+ * all (no alert is sent; a `log` receiver has nothing to probe).
  */
 static size_t ignore_body(char *p, size_t size, size_t n, void *u)
 {
@@ -612,7 +614,8 @@ static void check_alerts(struct report *r, const struct sluice_config *cfg, int 
             report_add(r, name, CHECK_OK, NULL, "%s %s answers", types[rc->type], rc->url);
         } else {
             report_add(r, name, CHECK_FAIL,
-                       "start the receiver or fix its url; alerts are retried, then given up",
+                       "start the receiver or fix its url (sluice_alert_delivery_failures_total "
+                       "counts the deliveries that failed)",
                        "%s does not answer: %s", types[rc->type], why);
         }
     }

@@ -1,7 +1,9 @@
 /*
- * keys.c - `sluice keys create|list|revoke` on the store named by the
- * configuration (the first admin key has to come from somewhere that needs no
- * key), and `sluice reload` against a running server.
+ * keys.c - `sluice keys create|list|revoke`, one of two ways in: through a
+ * running server's /api/v1/keys (--url URL or SLUICE_URL, an admin token in
+ * SLUICE_TOKEN), like the other commands that talk to a server; or on the store
+ * the configuration names (--config FILE or SLUICE_CONFIG), which needs no key,
+ * so that the first admin key can come from somewhere. Both print the same JSON.
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "auth/apikey.h"
+#include "auth/auth.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "config/config.h"
@@ -29,20 +32,72 @@ static void print_json(json_t *j)
     json_decref(j);
 }
 
+/* Print a 2xx answer's JSON indented, as the store way does; anything else as it came. */
+static int print_answer(long status, struct buf *out)
+{
+    json_error_t jerr;
+    json_t *j = status >= 200 && status < 300 ? json_loadb(out->data, out->len, 0, &jerr) : NULL;
+    if (j)
+        print_json(j);
+    else if (out->len)
+        printf("%.*s\n", (int)out->len, out->data);
+    return j ? 0 : 1;
+}
+
+/* The same three commands through the server's /api/v1/keys. */
+static int keys_via_server(const char *url_flag, const char *sub, const char *name,
+                           const char *role, const char *expires, const char *id)
+{
+    struct buf url, out;
+    buf_init(&url, 8192);
+    buf_init(&out, 64u << 20);
+    client_base(url_flag, &url);
+    buf_appends(&url, "/api/v1/keys");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    long st;
+    if (!strcmp(sub, "create")) {
+        json_t *b = json_pack("{s:s,s:s}", "name", name, "role", role);
+        if (expires)
+            json_object_set_new(b, "expires_in", json_string(expires));
+        char *body = json_dumps(b, JSON_COMPACT);
+        json_decref(b);
+        st = client_call("POST", url.data, body, NULL, &out);
+        free(body);
+    } else if (!strcmp(sub, "list")) {
+        st = client_call("GET", url.data, NULL, NULL, &out);
+    } else {
+        char *esc = curl_easy_escape(NULL, id, 0);
+        buf_printf(&url, "/%s", esc ? esc : "");
+        curl_free(esc);
+        st = client_call("DELETE", url.data, NULL, NULL, &out);
+    }
+    int rc = print_answer(st, &out);
+    if (rc == 0 && !strcmp(sub, "create"))
+        fprintf(stderr, "sluice: the key is shown this once; only its hash is stored\n");
+    if (out.data)
+        OPENSSL_cleanse(out.data, out.len);
+    buf_release(&out);
+    buf_release(&url);
+    curl_global_cleanup();
+    return rc;
+}
+
 int cmd_keys(int argc, char **argv)
 {
-    static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
-                                       {"name", required_argument, NULL, 'n'},
-                                       {"role", required_argument, NULL, 'r'},
-                                       {"expires", required_argument, NULL, 'e'},
-                                       {NULL, 0, NULL, 0}};
-    const char *config = getenv("SLUICE_CONFIG"), *name = NULL, *role = NULL, *expires = NULL;
+    static const struct option lo[] = {
+        {"config", required_argument, NULL, 'c'},  {"url", required_argument, NULL, 'u'},
+        {"name", required_argument, NULL, 'n'},    {"role", required_argument, NULL, 'r'},
+        {"expires", required_argument, NULL, 'e'}, {NULL, 0, NULL, 0}};
+    const char *config = NULL, *url = NULL, *name = NULL, *role = NULL, *expires = NULL;
     int o;
     optind = 2;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
         case 'c':
             config = optarg;
+            break;
+        case 'u':
+            url = optarg;
             break;
         case 'n':
             name = optarg;
@@ -61,11 +116,34 @@ int cmd_keys(int argc, char **argv)
     const char *sub = argc > 1 ? argv[1] : "";
     int create = !strcmp(sub, "create"), list = !strcmp(sub, "list"),
         revoke = !strcmp(sub, "revoke");
-    if ((!create && !list && !revoke) || (revoke && optind >= argc) ||
+    if ((!create && !list && !revoke) || optind + (revoke ? 1 : 0) != argc ||
         (create && (!name || !role))) {
         fputs(cli_find("keys")->usage, stderr);
         return 2;
     }
+    if (config && url) {
+        fprintf(stderr, "sluice keys: --url (through the server) and --config (on the store) "
+                        "are two ways in: give one\n");
+        return 2;
+    }
+    uint64_t d = 0;
+    if (create && role_from_name(role) <= 0) {
+        fprintf(stderr,
+                "sluice keys: --role must be one of viewer, ingest, operator, admin, "
+                "got '%s'\n",
+                role);
+        return 2;
+    }
+    if (expires && (config_parse_duration_ms(expires, &d) < 0 || d == 0)) {
+        fprintf(stderr, "sluice keys: --expires: expected a duration like 90d, got '%s'\n",
+                expires);
+        return 2;
+    }
+    const char *env_url = getenv("SLUICE_URL");
+    if (url || (!config && env_url && *env_url))
+        return keys_via_server(url, sub, name, role, expires, revoke ? argv[optind] : NULL);
+    if (!config)
+        config = getenv("SLUICE_CONFIG");
     struct sluice_config cfg;
     char err[600];
     if (config_load(config, &cfg, err, sizeof err) < 0 ||
@@ -80,17 +158,7 @@ int cmd_keys(int argc, char **argv)
         goto out;
     }
     if (create) {
-        int64_t exp_ms = 0;
-        uint64_t d;
-        if (expires) {
-            if (config_parse_duration_ms(expires, &d) < 0 || d == 0) {
-                fprintf(stderr, "sluice: --expires: expected a duration like 90d, got '%s'\n",
-                        expires);
-                rc = 2;
-                goto out;
-            }
-            exp_ms = clock_wall_ms() + (int64_t)d;
-        }
+        int64_t exp_ms = expires ? clock_wall_ms() + (int64_t)d : 0;
         struct api_key k;
         char key[APIKEY_LEN + 1];
         int m = keys_make(st, name, role, exp_ms, &k, key, err, sizeof err);
@@ -126,7 +194,7 @@ int cmd_keys(int argc, char **argv)
             api_key_release(&v[i]);
         }
         free(v);
-        print_json(json_pack("{s:o}", "items", items));
+        print_json(json_pack("{s:o,s:n}", "items", items, "next"));
         rc = 0;
     } else {
         int r = store_key_revoke(st, argv[optind], clock_wall_ms());
@@ -134,36 +202,16 @@ int cmd_keys(int argc, char **argv)
             fprintf(stderr, "sluice: %s\n", store_errmsg(st));
         else if (r == 1)
             fprintf(stderr, "sluice: no API key '%s'\n", argv[optind]);
-        else
-            printf("{\"id\": \"%s\", \"revoked\": true}\n", argv[optind]);
+        struct api_key k = {0};
+        if (r == 0 && store_key_get(st, argv[optind], &k) == 0)
+            print_json(api_key_json(&k)); /* as DELETE /api/v1/keys/{id} answers */
+        else if (r == 0)
+            fprintf(stderr, "sluice: revoked, but cannot read it back: %s\n", store_errmsg(st));
+        api_key_release(&k);
         rc = r == 0 ? 0 : 1;
     }
 out:
     store_close(st);
     config_release(&cfg);
-    return rc;
-}
-
-int cmd_reload(int argc, char **argv)
-{
-    static const struct option lo[] = {{"url", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
-    const char *url_flag = NULL;
-    int o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        if (o != 'u') {
-            fputs(cli_find("reload")->usage, stderr);
-            return 2;
-        }
-        url_flag = optarg;
-    }
-    struct buf url;
-    buf_init(&url, 8192);
-    client_base(url_flag, &url);
-    buf_appends(&url, "/api/v1/admin/reload");
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc = client_print("POST", url.data, "");
-    curl_global_cleanup();
-    buf_release(&url);
     return rc;
 }

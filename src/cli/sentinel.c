@@ -71,7 +71,7 @@ int cmd_sentinel(int argc, char **argv)
                                        {"interval", required_argument, NULL, 'i'},
                                        {NULL, 0, NULL, 0}};
     const char *config = getenv("SLUICE_CONFIG");
-    int json = 0, loop = 0, interval = 30, o;
+    int json = 0, loop = 0, interval = 30, interval_set = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -84,17 +84,33 @@ int cmd_sentinel(int argc, char **argv)
         case 'l':
             loop = 1;
             break;
-        case 'i':
-            interval = atoi(optarg);
-            if (interval <= 0) {
-                fprintf(stderr, "sluice: --interval must be a positive number of seconds\n");
+        case 'i': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v <= 0 || v > 86400) {
+                fprintf(stderr,
+                        "sluice sentinel: --interval must be a whole number of seconds from 1 "
+                        "to 86400, got '%s'\n",
+                        optarg);
                 return 3;
             }
+            interval = (int)v;
+            interval_set = 1;
             break;
+        }
         default:
             fputs(cli_find("sentinel")->usage, stderr);
             return 3;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sluice sentinel: unexpected argument '%s'\n", argv[optind]);
+        return 3;
+    }
+    if (interval_set && !loop) {
+        fprintf(stderr, "sluice sentinel: --interval needs --loop (one evaluation has no "
+                        "interval)\n");
+        return 3;
     }
     struct sluice_config cfg;
     char err[600];

@@ -4,10 +4,9 @@
  * creating and revoking a key are writer jobs like every other change.
  */
 #include <openssl/crypto.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <uv.h>
 
 #include "auth/apikey.h"
 #include "auth/auth.h"
@@ -256,13 +255,51 @@ void h_audit_list(struct http_conn *c, struct http_request *r)
     http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", rows, "next", next), NULL);
 }
 
-/* POST /api/v1/admin/reload: the same as SIGHUP, which the serve loop handles. */
+/* A reload on its way through the libuv pool (it waits for the writer) and back. */
+struct reload_req {
+    uv_work_t work;
+    struct http_conn *conn;
+    struct service *svc;
+    json_t *changes;
+    int rc;
+    char why[1024];
+};
+
+static void reload_work(uv_work_t *w)
+{
+    struct reload_req *q = w->data;
+    q->rc = service_reload(q->svc, &q->changes, q->why, sizeof q->why);
+}
+
+static void reload_done(uv_work_t *w, int status)
+{
+    struct reload_req *q = w->data;
+    if (status < 0)
+        http_reply_error(q->conn, ERR_INTERNAL, "the reload was cancelled");
+    else if (q->rc < 0)
+        http_reply_error(q->conn, ERR_CONFIG_REFUSED, "%s", q->why);
+    else
+        http_reply_json(q->conn, 200, q->changes, NULL);
+    if (status < 0 || q->rc < 0)
+        json_decref(q->changes);
+    free(q);
+}
+
+/* POST /api/v1/admin/reload: what SIGHUP does, answered with the outcome: 200 with what
+ * changed, or 422 CONFIG_REFUSED with the reason (the old configuration stays). */
 void h_admin_reload(struct http_conn *c, struct http_request *r)
 {
     (void)r;
-    if (kill(getpid(), SIGHUP) < 0) {
-        http_reply_error(c, ERR_INTERNAL, "cannot signal the server");
+    struct reload_req *q = calloc(1, sizeof *q);
+    if (!q) {
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
         return;
     }
-    http_reply_json(c, 202, json_pack("{s:s}", "reload", "requested"), NULL);
+    q->conn = c;
+    q->svc = http_conn_service(c);
+    q->work.data = q;
+    if (uv_queue_work(http_conn_uv_loop(c), &q->work, reload_work, reload_done) < 0) {
+        http_reply_error(c, ERR_INTERNAL, "cannot schedule the reload");
+        free(q);
+    }
 }

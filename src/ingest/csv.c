@@ -234,8 +234,8 @@ static int emit(struct csv_reader *r, const char *part, size_t part_len)
     }
     if (r->err == ERR_ROW_TOO_LARGE)
         snprintf(r->msg, sizeof(r->msg),
-                 "the record is %zu bytes, larger than max_record_bytes (%zu); raw is "
-                 "truncated to its first %zu bytes",
+                 "the record is %zu bytes; limits.max_row_bytes is %zu (its raw text is truncated "
+                 "to the first %zu bytes)",
                  total, r->max, raw_len);
     if (r->err == SLUICE_OK) {
         if (build_fields(r, raw, raw_len) < 0)

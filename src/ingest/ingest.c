@@ -163,8 +163,7 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
         json_t *obj = NULL;
         if (fmt == INGEST_NDJSON && r->len > cfg->limits.max_row_bytes) {
             re = ERR_ROW_TOO_LARGE;
-            snprintf(why, sizeof why, "line %lld is %zu bytes; limits.max_row_bytes is %llu",
-                     (long long)spans[i].line, r->len,
+            snprintf(why, sizeof why, "the line is %zu bytes; limits.max_row_bytes is %llu", r->len,
                      (unsigned long long)cfg->limits.max_row_bytes);
         } else {
             re = rows_parse(p, r->len, cfg->limits.max_row_bytes, cfg->limits.max_json_depth, &obj,

@@ -40,6 +40,19 @@ void catalog_release(struct catalog *c)
     }
 }
 
+/* auth.dev_bypass only where nobody else can connect. */
+static int check_bypass(const struct sluice_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->auth.dev_bypass && !auth_listen_is_loopback(cfg->listen)) {
+        snprintf(err, errlen,
+                 "auth.dev_bypass: refused: listen %s is not a loopback address; authentication "
+                 "can be turned off only on 127.0.0.1, ::1 or localhost",
+                 cfg->listen);
+        return -1;
+    }
+    return 0;
+}
+
 int service_load_config(const struct service *s, struct sluice_config *cfg, char *err,
                         size_t errlen)
 {
@@ -48,7 +61,8 @@ int service_load_config(const struct service *s, struct sluice_config *cfg, char
     if (config_apply_env(cfg, err, errlen) < 0 ||
         (s->listen_override && config_set(cfg, "listen", s->listen_override, err, errlen) < 0) ||
         (s->data_dir_override &&
-         config_set(cfg, "data_dir", s->data_dir_override, err, errlen) < 0)) {
+         config_set(cfg, "data_dir", s->data_dir_override, err, errlen) < 0) ||
+        check_bypass(cfg, err, errlen) < 0) {
         config_release(cfg);
         return -1;
     }
@@ -99,19 +113,6 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
         }
     if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "data_dir %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* auth.dev_bypass only where nobody else can connect. */
-static int check_bypass(const struct sluice_config *cfg, char *err, size_t errlen)
-{
-    if (cfg->auth.dev_bypass && !auth_listen_is_loopback(cfg->listen)) {
-        snprintf(err, errlen,
-                 "auth.dev_bypass: refused: listen %s is not a loopback address; authentication "
-                 "can be turned off only on 127.0.0.1, ::1 or localhost",
-                 cfg->listen);
         return -1;
     }
     return 0;
@@ -191,10 +192,65 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     return 0;
 }
 
-int service_reload(struct service *s, char *why, size_t whylen)
+/* What a reload changed in the datasets: names added, removed and changed (any of key,
+ * on_duplicate, threshold, expected_every, schema). */
+static json_t *dataset_changes(const struct sluice_config *old, const struct sluice_config *n)
+{
+    json_t *added = json_array(), *removed = json_array(), *changed = json_array();
+    for (size_t i = 0; i < n->ndatasets; i++) {
+        const struct dataset_config *d = &n->datasets[i], *o = config_dataset(old, d->name);
+        if (!o)
+            json_array_append_new(added, json_string(d->name));
+        else if ((o->key == NULL) != (d->key == NULL) || (o->key && strcmp(o->key, d->key)) ||
+                 o->on_duplicate != d->on_duplicate ||
+                 o->error_threshold_percent != d->error_threshold_percent ||
+                 o->expected_every_ms != d->expected_every_ms ||
+                 !json_equal(o->schema_json, d->schema_json))
+            json_array_append_new(changed, json_string(d->name));
+    }
+    for (size_t i = 0; i < old->ndatasets; i++)
+        if (!config_dataset(n, old->datasets[i].name))
+            json_array_append_new(removed, json_string(old->datasets[i].name));
+    return json_pack("{s:o,s:o,s:o}", "added", added, "removed", removed, "changed", changed);
+}
+
+/* The options the new file changes that are read only at start-up (the HTTP server's, the
+ * writer's, the store's and the batch workers'): they wait for a restart. */
+static json_t *restart_changes(const struct sluice_config *o, const struct sluice_config *n)
+{
+    const struct {
+        const char *name;
+        int differs;
+    } opts[] = {
+        {"listen", strcmp(o->listen, n->listen) != 0},
+        {"storage", strcmp(o->storage, n->storage) != 0},
+        {"io_threads", o->io_threads != n->io_threads},
+        {"limits.max_body_bytes", o->limits.max_body_bytes != n->limits.max_body_bytes},
+        {"limits.max_header_bytes", o->limits.max_header_bytes != n->limits.max_header_bytes},
+        {"limits.max_upload_bytes", o->limits.max_upload_bytes != n->limits.max_upload_bytes},
+        {"limits.max_inflight_bytes", o->limits.max_inflight_bytes != n->limits.max_inflight_bytes},
+        {"http.idle_timeout", o->http.idle_timeout_ms != n->http.idle_timeout_ms},
+        {"http.request_timeout", o->http.request_timeout_ms != n->http.request_timeout_ms},
+        {"http.max_connections", o->http.max_connections != n->http.max_connections},
+        {"writer.queue_max_jobs", o->writer.queue_max_jobs != n->writer.queue_max_jobs},
+        {"writer.max_group_rows", o->writer.max_group_rows != n->writer.max_group_rows},
+        {"batches.workers", o->batches.workers != n->batches.workers},
+    };
+    json_t *a = json_array();
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (opts[i].differs)
+            json_array_append_new(a, json_string(opts[i].name));
+    return a;
+}
+
+/* One reload at a time: SIGHUP (the main thread) and POST /api/v1/admin/reload (a thread of
+ * the libuv pool) may ask at once. */
+static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int reload_locked(struct service *s, json_t **changes, char *why, size_t whylen)
 {
     struct sluice_config cfg;
-    if (service_load_config(s, &cfg, why, whylen) < 0 || check_bypass(&cfg, why, whylen) < 0)
+    if (service_load_config(s, &cfg, why, whylen) < 0)
         return -1;
     if (sync_datasets(s, &cfg, why, whylen) < 0) {
         config_release(&cfg);
@@ -214,14 +270,38 @@ int service_reload(struct service *s, char *why, size_t whylen)
     struct catalog *old = s->cat;
     s->cat = n;
     pthread_mutex_unlock(&s->mu);
-    if (strcmp(old->cfg.listen, n->cfg.listen) != 0 ||
-        old->cfg.limits.max_body_bytes != n->cfg.limits.max_body_bytes ||
-        old->cfg.io_threads != n->cfg.io_threads)
-        log_warn("service", "some changed options apply only after a restart",
-                 "\"options\":\"listen, io_threads, limits.max_body_bytes, "
-                 "limits.max_header_bytes, http.*, writer.*\"");
+    json_t *datasets = dataset_changes(&old->cfg, &n->cfg);
+    json_t *restart = restart_changes(&old->cfg, &n->cfg);
+    char *txt = json_dumps(restart, JSON_COMPACT);
+    if (json_array_size(restart))
+        log_warn("service", "some changed options apply only after a restart", "\"options\":%s",
+                 txt ? txt : "[]");
+    free(txt);
     catalog_release(old);
+    if (changes) {
+        *changes = json_pack("{s:s,s:o,s:o}", "reload", "applied", "datasets", datasets,
+                             "restart_required", restart);
+    } else {
+        json_decref(datasets);
+        json_decref(restart);
+    }
     return 0;
+}
+
+int service_reload(struct service *s, json_t **changes, char *why, size_t whylen)
+{
+    if (changes)
+        *changes = NULL;
+    pthread_mutex_lock(&reload_mu);
+    int rc = reload_locked(s, changes, why, whylen);
+    pthread_mutex_unlock(&reload_mu);
+    char m[1100];
+    if (rc == 0)
+        log_info("service", "config reloaded", NULL);
+    else
+        log_warn("service", "config reload refused", "\"reason\":\"%s\"",
+                 log_json_str(m, sizeof m, why, (size_t)-1));
+    return rc;
 }
 
 struct purge_job {

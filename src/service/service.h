@@ -48,7 +48,9 @@ void catalog_release(struct catalog *c); /* accepts NULL */
 
 /*
  * Load the configuration the way `serve` does: file, then environment, then
- * the command-line overrides. Returns 0, or -1 with the message in err.
+ * the command-line overrides; auth.dev_bypass is refused unless listen is a
+ * loopback address. Returns 0, or -1 with the message in err (a bad
+ * configuration: `serve` exits 2).
  */
 int service_load_config(const struct service *s, struct sluice_config *cfg, char *err,
                         size_t errlen);
@@ -60,11 +62,17 @@ int service_load_config(const struct service *s, struct sluice_config *cfg, char
 int service_start(struct service *s, struct sluice_config *cfg, char *err, size_t errlen);
 
 /*
- * Re-read the configuration file. New datasets and new optional fields apply
- * at once; a change that would break stored data is refused and the old
- * configuration stays. Returns 0, or -1 with the reason in why.
+ * Re-read the configuration file (SIGHUP, POST /api/v1/admin/reload). New
+ * datasets and new optional fields apply at once; a file that does not load (the
+ * reason names the file, the line and the option, as config_load() says) or a
+ * change that would break stored data is refused and the old configuration
+ * stays. Waits for the writer (the tables are synced in one of its jobs), so not
+ * on a loop thread. One reload runs at a time; the outcome is logged.
+ * Returns 0, with *changes (when changes is not NULL; caller owns it) set to
+ * {"reload": "applied", "datasets": {"added", "removed", "changed"},
+ * "restart_required": [option names]}, or -1 with the reason in why.
  */
-int service_reload(struct service *s, char *why, size_t whylen);
+int service_reload(struct service *s, json_t **changes, char *why, size_t whylen);
 
 /* Forget idempotency keys older than idempotency.ttl; and, once an hour, remove batch
  * files no batch record names and upload spools, older than an hour (a crash left them).

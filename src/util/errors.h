@@ -51,6 +51,7 @@
     X(REQUEST_TIMEOUT, 408, "the request was not received in time")                                \
     X(IDEMPOTENCY_KEY_REUSED, 409, "the Idempotency-Key was used with a different body")           \
     X(CONFLICT, 409, "the resource is not in a state that allows this")                            \
+    X(CONFIG_REFUSED, 422, "the configuration file was refused; the one in force stays")           \
     X(OVERLOADED, 503, "the write queue is full; retry later")                                     \
     X(UNAVAILABLE, 503, "the store is unavailable")                                                \
     X(COMMIT_UNKNOWN, 503,                                                                         \

@@ -211,3 +211,19 @@ alerts:
         assert checks["alerts: lg"]["status"] == "ok"
     finally:
         srv.shutdown()
+
+
+def test_doctor_credentials_remedy_names_the_configuration(tmp_path):
+    """No key anywhere: the remedy is a command that works as written (on this store)."""
+    s = offline(tmp_path, extra_yaml="auth: {jwt: {leeway_s: 60}}\n")  # no dev_bypass, no keys
+    rc, out = run("doctor", "--config", s.config_path)
+    assert line(out, "credentials").startswith("[warn]"), out
+    remedy = remedy_after(out, "credentials")
+    assert f"sluice keys create --config {s.config_path} --name admin --role admin" in remedy, out
+    # and following it makes the warning go
+    cmd = remedy.lstrip("\u2192 ").split(" (")[0].split()
+    assert cmd[0] == "sluice"
+    rc, made = run(*cmd[1:])
+    assert rc == 0, made
+    rc, out = run("doctor", "--config", s.config_path)
+    assert line(out, "credentials").startswith("[ok]"), out

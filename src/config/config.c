@@ -160,6 +160,26 @@ static const struct opt opts[] = {
     {OPT("http.max_connections", OT_INT, "4096", CFG(http.max_connections),
          "Most client connections open at once per process."),
      RANGE(1, 1000000)},
+    {OPT("rate_limits.requests_per_s", OT_NUMBER, "0", CFG(rate_limits.requests_per_s),
+         "Requests per second each client may send on average; more is answered 429 "
+         "RATE_LIMITED with `Retry-After`, before the body is read. A client is its API key, its "
+         "JWT's `sub`, or else (no credential, `auth.dev_bypass`) its address. Health probes are "
+         "never limited. 0 turns rate limits off. See [operations.md](operations.md#rate-limits)."),
+     RANGE(0, 1e9)},
+    {OPT("rate_limits.burst", OT_INT, "0", CFG(rate_limits.burst),
+         "Requests a client may send at once above its rate (the size of its token bucket); 0: "
+         "one second's worth (`requests_per_s` rounded up, at least 1)."),
+     RANGE(0, 1000000000)},
+    {OPT("rate_limits.max_clients", OT_INT, "65536", CFG(rate_limits.max_clients),
+         "Most clients whose buckets are kept (rounded up to a multiple of 64; 24 bytes each). "
+         "Past it a new client takes the place of the least recently seen of a few, which then "
+         "starts over with a full bucket (`sluice_rate_limit_evictions_total`). Read at start-up."),
+     RANGE(64, 16777216)},
+    {OPT("rate_limits.trusted_proxies", OT_STRLIST, NULL, CFG(rate_limits.trusted_proxies),
+         "Addresses of reverse proxies (`10.0.0.5`, `::1`: as written, compared as text) whose "
+         "`X-Forwarded-For` is believed: a client without a credential that connects through one "
+         "is limited by the address the header names (the last one not itself listed). Empty: "
+         "the header is ignored and the connection's address is used.")},
     {OPT("writer.queue_max_jobs", OT_INT, "1024", CFG(writer.queue_max_jobs),
          "Length of the bounded queue in front of the writer; when it is full, ingest requests "
          "are answered 503 OVERLOADED."),
@@ -1795,6 +1815,7 @@ void config_release(struct sluice_config *cfg)
     free(cfg->auth.jwt.keys);
     jwt_keyset_free(cfg->auth.jwt.keyset);
     strlist_free(cfg->cors.allowed_origins);
+    strlist_free(cfg->rate_limits.trusted_proxies);
     for (size_t i = 0; i < cfg->alerts.nreceivers; i++) {
         free(cfg->alerts.receivers[i].name);
         free(cfg->alerts.receivers[i].url);

@@ -796,7 +796,8 @@ static int rate_limit(struct http_conn *c, struct http_request *r, const struct 
     char client[192];
     ratelimit_client(r, c->remote, cfg->rate_limits.trusted_proxies, client, sizeof client);
     int evicted = 0;
-    unsigned wait = ratelimit_take(rl, client, rate, burst, clock_mono_ns(), &evicted);
+    /* the time the request began: read once already (a clock read costs ~50 ns here) */
+    unsigned wait = ratelimit_take(rl, client, rate, burst, r->start_ns, &evicted);
     if (evicted)
         metrics_rate_limit_evicted();
     if (!wait)

@@ -5,10 +5,12 @@ A client is its API key, its JWT's sub, or its address (X-Forwarded-For only fro
 `rate_limits.trusted_proxies`)."""
 import re
 import signal
+import subprocess
 import time
 
 import pytest
 
+from conftest import BIN
 from test_auth import auth_yaml, bearer, cli_key, keys, tok  # noqa: F401 (keys: a fixture)
 from test_http_conformance import Raw, error_code, get_req, ndjson_post
 
@@ -175,6 +177,39 @@ def test_forwarded_for_only_from_trusted_proxies(make_server):
     assert plain.get("/api/v1/datasets", headers=xff("203.0.113.7")).status_code == 200
     # not trusted: the header is ignored, both are 127.0.0.1
     assert_limited(plain.get("/api/v1/datasets", headers=xff("203.0.113.8")))
+
+
+@pytest.mark.parametrize("bad, why", [
+    ("requests_per_s: -1", "rate_limits.requests_per_s"),
+    ("burst: lots", "rate_limits.burst"),
+    ("max_clients: 10", "rate_limits.max_clients"),
+    ("trusted_proxies: [proxy.internal]", "'proxy.internal' is not an IP address"),
+])
+def test_bad_options_are_refused_at_start(make_server, bad, why):
+    s = make_server(start=False)
+    s.write_config(extra_yaml=f"rate_limits: {{{bad}}}\n")
+    r = subprocess.run([BIN, "serve", "--config", s.config_path], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and why in r.stderr and "sluice.yaml:" in r.stderr, r.stderr
+
+
+def test_a_proxy_is_matched_in_any_spelling(make_server):
+    """A listed proxy is compared with the peer's address as the server prints it: on an
+    IPv6 listener, `0:0:0:0:0:0:0:1` is the peer `::1`."""
+    s = make_server(start=False)
+    s.write_config(extra_yaml="rate_limits: {requests_per_s: 0.5, burst: 1, "
+                              "trusted_proxies: ['0:0:0:0:0:0:0:1']}\n")
+    with open(s.config_path) as f:
+        text = f.read().replace("listen: 127.0.0.1:", "listen: '[::1]:")
+    text = re.sub(r"(listen: '\[::1\]:[0-9]+)", r"\1'", text)
+    with open(s.config_path, "w") as f:
+        f.write(text)
+    s.url = f"http://[::1]:{s.port}"
+    s.start()
+    xff = lambda v: {"X-Forwarded-For": v}  # noqa: E731
+    assert s.get("/api/v1/datasets", headers=xff("2001:db8::7")).status_code == 200
+    assert_limited(s.get("/api/v1/datasets", headers=xff("2001:db8::7")))
+    assert s.get("/api/v1/datasets", headers=xff("2001:db8::8")).status_code == 200
 
 
 def test_off_by_default(make_server):

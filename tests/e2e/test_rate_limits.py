@@ -3,12 +3,14 @@ RATE_LIMITED with Retry-After, decided when its headers are in (its body is neve
 nothing of it is stored), other clients go on, and the limit recovers after Retry-After.
 A client is its API key, its JWT's sub, or its address (X-Forwarded-For only from
 `rate_limits.trusted_proxies`)."""
+import os
 import re
 import signal
 import subprocess
 import time
 
 import pytest
+import requests
 
 from conftest import BIN
 from test_auth import auth_yaml, bearer, cli_key, keys, tok  # noqa: F401 (keys: a fixture)
@@ -91,16 +93,21 @@ def test_a_key_over_its_rate_is_429_stores_nothing_and_recovers(keyed):
     assert sorted(e["status"] for e in pushes) == [200] * 7, pushes
 
 
-@pytest.mark.parametrize("expect", [False, True], ids=["plain", "expect-100-continue"])
-def test_a_refused_body_is_never_read(keyed, expect):
-    """The 429 comes back while the 50 MB body has not been sent (and no 100 Continue
-    before it); the connection is then closed, since its body was not read."""
+FRAMING = {"plain": "Content-Length: 50000000\r\n",
+           "expect-100-continue": "Content-Length: 50000000\r\nExpect: 100-continue\r\n",
+           "chunked": "Transfer-Encoding: chunked\r\n"}
+
+
+@pytest.mark.parametrize("framing", list(FRAMING))
+def test_a_refused_body_is_never_read(keyed, framing):
+    """The 429 comes back while the body (50 MB announced, or chunks) has not been sent,
+    and no 100 Continue before it; the connection is then closed, since its body was not
+    read."""
     s, a, _ = keyed
     for _ in range(3):
         assert s.get("/api/v1/datasets", headers=bearer(a)).status_code == 200
     head = (f"POST {EVENTS} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {a}\r\n"
-            f"Content-Type: application/x-ndjson\r\nContent-Length: 50000000\r\n"
-            + ("Expect: 100-continue\r\n" if expect else "") + "\r\n").encode()
+            f"Content-Type: application/x-ndjson\r\n{FRAMING[framing]}\r\n").encode()
     with Raw(s, timeout=10) as c:
         c.send(head)
         r = c.response(timeout=5)  # the first answer, 1xx included
@@ -113,6 +120,22 @@ def test_a_refused_body_is_never_read(keyed, expect):
     # the same request with the body, sent after the wait, is taken
     time.sleep(int(r.header("retry-after")))
     assert s.post_events("judgments", row(1), headers=bearer(a)).status_code == 200
+
+
+def test_a_refused_upload_spools_nothing(keyed):
+    """A batch upload streams its body to a file: refused, it opens none and records none."""
+    s, a, b = keyed
+    for _ in range(3):
+        assert s.get("/api/v1/batches", headers=bearer(a)).status_code == 200
+    csv = b"case_number,amount,filed_date\n" + b"CASE-0000001,1,2024-01-01\n" * 1000
+    r = requests.post(f"{s.url}/api/v1/datasets/judgments/batches", data=csv,
+                      headers={**bearer(a), "Content-Type": "text/csv"}, timeout=30)
+    assert_limited(r)
+    assert r.headers.get("Connection") == "close", r.headers
+    assert s.get("/api/v1/batches", headers=bearer(b)).json()["items"] == []
+    assert s.batch_file_ids() == []
+    spool = os.path.join(s.data_dir, "batches")
+    assert not os.path.isdir(spool) or os.listdir(spool) == [], os.listdir(spool)
 
 
 def test_jwt_subjects_have_their_own_buckets(make_server, keys):  # noqa: F811

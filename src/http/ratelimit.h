@@ -1,8 +1,10 @@
 /*
- * ratelimit.h - per-client token buckets, one table shared by every I/O loop.
+ * ratelimit.h - per-client rate limits: token buckets in one table shared by
+ * every I/O loop, and the decision for one request (ratelimit_admit(), which
+ * server.c calls once the request is authenticated, before its body is read).
  *
- * A client (an API key, a JWT subject, or an address: the caller decides, see
- * server.c) has a bucket of at most `burst` tokens that refills at `rate`
+ * A client (an API key, a JWT subject, or an address: ratelimit_client()) has
+ * a bucket of at most `burst` tokens that refills at `rate`
  * tokens per second; each request takes one token, and a request that finds
  * less than one token is refused without taking any (so a client that keeps
  * sending gets `rate` requests per second through, never fewer).
@@ -42,6 +44,17 @@ unsigned ratelimit_take(struct ratelimit *rl, const char *client, double rate, d
                         uint64_t now_ns, int *evicted);
 
 struct http_request;
+struct sluice_config;
+
+/*
+ * The rate limit of request r, admitted (authenticated) on a route that is not
+ * open, from the connection's address peer, under cfg's rate_limits: 0 to go
+ * on (also when limits are off or rl is NULL); -1 with r->deny set to 429
+ * RATE_LIMITED and its Retry-After, counted in sluice_rate_limited_total. Any
+ * thread; r->start_ns is the time of the request.
+ */
+int ratelimit_admit(struct ratelimit *rl, const struct sluice_config *cfg, struct http_request *r,
+                    const char *peer);
 
 /*
  * Who request r counts against, into out (cap bytes): its caller's actor when

@@ -15,7 +15,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <llhttp.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -780,41 +779,6 @@ static void deny_headers(const struct auth_denial *d, char *out, size_t cap)
 }
 
 /*
- * The per-client rate limit of an admitted request (rate_limits.*): 0 to go on,
- * -1 with r->deny set to 429. The client is the credential's actor, or the
- * address (also under auth.dev_bypass, where everybody is "dev").
- */
-static int rate_limit(struct http_conn *c, struct http_request *r, const struct sluice_config *cfg)
-{
-    double rate = cfg->rate_limits.requests_per_s;
-    struct ratelimit *rl = c->loop->srv->rl;
-    if (rate <= 0 || !rl)
-        return 0;
-    double burst = cfg->rate_limits.burst > 0 ? cfg->rate_limits.burst : ceil(rate);
-    if (burst < 1)
-        burst = 1;
-    char client[192];
-    ratelimit_client(r, c->remote, cfg->rate_limits.trusted_proxies, client, sizeof client);
-    int evicted = 0;
-    /* the time the request began: read once already (a clock read costs ~50 ns here) */
-    unsigned wait = ratelimit_take(rl, client, rate, burst, r->start_ns, &evicted);
-    if (evicted)
-        metrics_rate_limit_evicted();
-    if (!wait)
-        return 0;
-    metrics_rate_limited(r->route->perm);
-    r->deny.status = 429;
-    r->deny.code = ERR_RATE_LIMITED;
-    r->deny.reason = "rate_limited";
-    r->deny.retry_after_s = wait;
-    snprintf(r->deny.message, sizeof r->deny.message,
-             "more than %g requests per second (burst %g) from this client "
-             "(rate_limits.requests_per_s); retry after %u s",
-             rate, burst, wait);
-    return -1;
-}
-
-/*
  * CORS, authentication and the client's rate limit, once the headers are in and
  * before any body is read: 0 to go on, -1 when refused (r->deny says how; nothing
  * has been done).
@@ -838,7 +802,7 @@ static int admit(struct http_conn *c, struct http_request *r, enum route_match m
                      r->deny.status, r->deny.reason, r->method,
                      log_json_str(path, sizeof path, r->path, (size_t)-1), c->remote);
         } else {
-            rc = rate_limit(c, r, &cat->cfg);
+            rc = ratelimit_admit(c->loop->srv->rl, &cat->cfg, r, c->remote);
         }
     }
     catalog_release(cat);

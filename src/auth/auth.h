@@ -46,6 +46,7 @@ struct auth_denial {
     char message[160];         /* for the client: never the token */
     char www_authenticate[96]; /* the header's value ("" with 503) */
     const char *reason;        /* short, for metrics and logs: "missing", "expired", ... */
+    unsigned retry_after_s;    /* 429 (rate limited): the Retry-After seconds */
 };
 
 /*

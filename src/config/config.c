@@ -19,6 +19,7 @@
 #include "auth/jwt.h"
 #include "util/errors.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <libfyaml.h>
@@ -162,6 +163,26 @@ static const struct opt opts[] = {
     {OPT("http.max_connections", OT_INT, "4096", CFG(http.max_connections),
          "Most client connections open at once per process."),
      RANGE(1, 1000000)},
+    {OPT("rate_limits.requests_per_s", OT_NUMBER, "0", CFG(rate_limits.requests_per_s),
+         "Requests per second each client may send on average; more is answered 429 "
+         "RATE_LIMITED with `Retry-After`, before the body is read. A client is its API key, its "
+         "JWT's `sub`, or else (no credential, `auth.dev_bypass`) its address. Health probes are "
+         "never limited. 0 turns rate limits off. See [operations.md](operations.md#rate-limits)."),
+     RANGE(0, 1e9)},
+    {OPT("rate_limits.burst", OT_INT, "0", CFG(rate_limits.burst),
+         "Most requests a client may send at once (the size of its token bucket); 0: "
+         "one second's worth (`requests_per_s` rounded up, at least 1)."),
+     RANGE(0, 1000000000)},
+    {OPT("rate_limits.max_clients", OT_INT, "65536", CFG(rate_limits.max_clients),
+         "Most clients whose buckets are kept (rounded up to a multiple of 64; 24 bytes each). "
+         "Past it a new client takes the place of the least recently seen of a few, which then "
+         "starts over with a full bucket (`sluice_rate_limit_evictions_total`). Read at start-up."),
+     RANGE(64, 16777216)},
+    {OPT("rate_limits.trusted_proxies", OT_STRLIST, NULL, CFG(rate_limits.trusted_proxies),
+         "IP addresses of reverse proxies (`10.0.0.5`, `::1`; anything else is refused at start) "
+         "whose `X-Forwarded-For` is believed: a client without a credential that connects "
+         "through one is limited by the address the header names (right to left, the first one "
+         "not itself listed). Empty: the header is ignored and the connection's address is used.")},
     {OPT("writer.queue_max_jobs", OT_INT, "1024", CFG(writer.queue_max_jobs),
          "Length of the bounded queue in front of the writer; when it is full, ingest requests "
          "are answered 503 OVERLOADED."),
@@ -1549,6 +1570,26 @@ static int check_routes(struct loader *ld)
     return 0;
 }
 
+/* Every rate_limits.trusted_proxies entry is an IP address, rewritten in the form the
+ * server prints a peer's address in (`::FFFF:10.0.0.5` -> `::ffff:10.0.0.5`): they are
+ * compared as text. */
+static int check_proxies(struct loader *ld, const int *lines)
+{
+    const char *name = "rate_limits.trusted_proxies";
+    char **p = ld->cfg->rate_limits.trusted_proxies;
+    for (size_t i = 0; p && p[i]; i++) {
+        unsigned char a[16];
+        char text[INET6_ADDRSTRLEN];
+        int af = strchr(p[i], ':') ? AF_INET6 : AF_INET;
+        if (inet_pton(af, p[i], a) != 1 || !inet_ntop(af, a, text, sizeof text))
+            return fail_at(ld, lines[find_opt(opts, ARRAY_SIZE(opts), name) - opts], name,
+                           "'%s' is not an IP address", p[i]);
+        if (set_string(&p[i], text) < 0)
+            return fail_at(ld, 1, name, "out of memory");
+    }
+    return 0;
+}
+
 /* Read an HMAC secret from a file (one trailing newline dropped); malloc'd, *len set. */
 static unsigned char *read_secret(const char *path, size_t *len, char *why, size_t whylen)
 {
@@ -1725,7 +1766,7 @@ derive:
         err_set(err, errlen, "%s: storage: %s", path ? path : "(defaults)", why);
         goto fail;
     }
-    if (build_keyset(&ld) < 0 || check_routes(&ld) < 0)
+    if (build_keyset(&ld) < 0 || check_routes(&ld) < 0 || check_proxies(&ld, lines) < 0)
         goto fail;
     rc = 0;
 fail:
@@ -1842,6 +1883,7 @@ void config_release(struct sluice_config *cfg)
     free(cfg->auth.jwt.keys);
     jwt_keyset_free(cfg->auth.jwt.keyset);
     strlist_free(cfg->cors.allowed_origins);
+    strlist_free(cfg->rate_limits.trusted_proxies);
     for (size_t i = 0; i < cfg->alerts.nreceivers; i++) {
         free(cfg->alerts.receivers[i].name);
         free(cfg->alerts.receivers[i].url);

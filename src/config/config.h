@@ -80,6 +80,13 @@ struct sluice_config {
     } http;
 
     struct {
+        double requests_per_s;  /* 0: off */
+        int burst;              /* 0: requests_per_s rounded up, at least 1 */
+        int max_clients;        /* 65536 buckets; read at start-up */
+        char **trusted_proxies; /* owned, NULL-terminated; NULL: X-Forwarded-For ignored */
+    } rate_limits;
+
+    struct {
         int queue_max_jobs; /* 1024: bounded queue to the writer; full -> 503 */
         int max_group_rows; /* 50000: most rows in one group commit */
     } writer;

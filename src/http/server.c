@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "auth/audit.h"
+#include "http/ratelimit.h"
 #include "http/router.h"
 #include "ops/latency.h"
 #include "ops/metrics.h"
@@ -72,7 +73,8 @@ struct http_server {
     struct http_loop *loops;
     int nloops;
     llhttp_settings_t settings;
-    int loopback; /* listening on a loopback address only */
+    int loopback;         /* listening on a loopback address only */
+    struct ratelimit *rl; /* every loop's clients' buckets (rate_limits) */
 };
 
 struct http_conn {
@@ -289,6 +291,8 @@ static const char *reason(int status)
         return "Expectation Failed";
     case 422:
         return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -441,8 +445,10 @@ static void log_request(struct http_conn *c, int status, double secs)
 static void audit(struct http_conn *c, int status)
 {
     struct http_request *r = &c->req;
-    /* Under auth.dev_bypass nobody is identified: there is no one to record. */
-    if (!r->who.actor[0] || !strcmp(r->who.actor, "dev") || !r->method ||
+    /* Under auth.dev_bypass nobody is identified: there is no one to record. A request
+     * refused by its rate limit is not recorded either: a flood of them would be a flood
+     * of writes (the request log and sluice_rate_limited_total have them). */
+    if (!r->who.actor[0] || !strcmp(r->who.actor, "dev") || r->deny.status == 429 || !r->method ||
         !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") || !strcmp(r->method, "OPTIONS"))
         return;
     struct audit_new e = {.at_ms = clock_wall_ms(),
@@ -763,18 +769,19 @@ static int origin_allowed(const struct sluice_config *cfg, const char *origin)
     return 0;
 }
 
-/* The headers of a refusal: the challenge of a 401/403, or when to come back after a 503. */
+/* The headers of a refusal: the challenge of a 401/403, or when to come back after a 429/503. */
 static void deny_headers(const struct auth_denial *d, char *out, size_t cap)
 {
-    if (d->status == 503)
-        snprintf(out, cap, "Retry-After: 1\r\n");
+    if (d->status == 503 || d->status == 429)
+        snprintf(out, cap, "Retry-After: %u\r\n", d->retry_after_s ? d->retry_after_s : 1);
     else
         snprintf(out, cap, "WWW-Authenticate: %s\r\n", d->www_authenticate);
 }
 
 /*
- * CORS and authentication, once the headers are in and before any body is read:
- * 0 to go on, -1 when refused (r->deny says how; nothing has been done).
+ * CORS, authentication and the client's rate limit, once the headers are in and
+ * before any body is read: 0 to go on, -1 when refused (r->deny says how; nothing
+ * has been done).
  */
 static int admit(struct http_conn *c, struct http_request *r, enum route_match m)
 {
@@ -794,6 +801,8 @@ static int admit(struct http_conn *c, struct http_request *r, enum route_match m
                      "\"remote\":\"%s\"",
                      r->deny.status, r->deny.reason, r->method,
                      log_json_str(path, sizeof path, r->path, (size_t)-1), c->remote);
+        } else {
+            rc = ratelimit_admit(c->loop->srv->rl, &cat->cfg, r, c->remote);
         }
     }
     catalog_release(cat);
@@ -894,7 +903,7 @@ static int on_headers_complete(llhttp_t *p)
             (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != UINT64_MAX);
         c->discard_body = 1;
         c->streamed = 0;
-        if (has_body) { /* answer now and close: a refused body is never read */
+        if (has_body) { /* answer now and close: a refused body is never read (nor a 100 sent) */
             deny_headers(&r->deny, c->err_hdr, sizeof c->err_hdr);
             return fail_parse(c, r->deny.status, r->deny.code, r->deny.message);
         }
@@ -1380,6 +1389,13 @@ struct http_server *http_server_start(const struct http_server_opts *o, struct s
     s->nloops = o->threads > 0 ? o->threads : 1;
     s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
     s->loopback = auth_listen_is_loopback(o->listen);
+    s->rl = ratelimit_create(o->rate_limit_clients > 0 ? (size_t)o->rate_limit_clients : 65536);
+    if (!s->rl) {
+        snprintf(err, errlen, "out of memory for rate_limits.max_clients buckets");
+        free(s->loops);
+        free(s);
+        return NULL;
+    }
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = on_message_begin;
     s->settings.on_url = on_url;
@@ -1485,6 +1501,7 @@ void http_server_stop(struct http_server *s)
             pthread_mutex_destroy(&l->mu);
         }
     }
+    ratelimit_destroy(s->rl);
     free(s->loops);
     free(s);
 }

@@ -116,7 +116,8 @@ struct http_server_opts {
     uint64_t max_inflight_bytes; /* bodies held at once over all loops */
     uint64_t idle_timeout_ms, request_timeout_ms;
     int max_connections;
-    const char *store_uri; /* each loop opens a read-only store on it */
+    int rate_limit_clients; /* buckets of the per-client rate limits (rate_limits.max_clients) */
+    const char *store_uri;  /* each loop opens a read-only store on it */
     int log_requests;
 };
 

@@ -145,6 +145,22 @@ void metrics_rows(const char *dataset, unsigned long long accepted, unsigned lon
     pthread_mutex_unlock(&mu);
 }
 
+/* Requests refused by rate limits, by the permission of their route: the class label. */
+static const char *const perm_classes[] = {"open", "metrics", "read", "ingest", "operate", "admin"};
+#define NCLASSES (sizeof perm_classes / sizeof perm_classes[0])
+static unsigned long long rate_limited[NCLASSES], rate_evicted;
+
+void metrics_rate_limited(enum perm perm)
+{
+    if ((size_t)perm < NCLASSES)
+        __atomic_add_fetch(&rate_limited[perm], 1, __ATOMIC_RELAXED);
+}
+
+void metrics_rate_limit_evicted(void)
+{
+    __atomic_add_fetch(&rate_evicted, 1, __ATOMIC_RELAXED);
+}
+
 void metrics_batch_done(const char *dataset, double seconds)
 {
     pthread_mutex_lock(&mu);
@@ -313,6 +329,18 @@ void metrics_render(struct buf *o, const struct metrics_gauges *g)
         buf_printf(o, "sluice_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
                    route_label(r), h->n);
     }
+    buf_appends(o, "# HELP sluice_rate_limited_total Requests answered 429 RATE_LIMITED, by the "
+                   "class of their route (the permission it needs).\n"
+                   "# TYPE sluice_rate_limited_total counter\n");
+    for (size_t i = 1; i < NCLASSES; i++) /* open routes (health probes) are never limited */
+        buf_printf(o, "sluice_rate_limited_total{class=\"%s\"} %llu\n", perm_classes[i],
+                   __atomic_load_n(&rate_limited[i], __ATOMIC_RELAXED));
+    buf_printf(o,
+               "# HELP sluice_rate_limit_evictions_total Clients' rate-limit buckets dropped to "
+               "make room for others (rate_limits.max_clients).\n"
+               "# TYPE sluice_rate_limit_evictions_total counter\n"
+               "sluice_rate_limit_evictions_total %llu\n",
+               __atomic_load_n(&rate_evicted, __ATOMIC_RELAXED));
     buf_appends(o, "# HELP sluice_dlq_depth Open DLQ entries, per dataset.\n"
                    "# TYPE sluice_dlq_depth gauge\n");
     for (size_t i = 0; i < ndss; i++) {

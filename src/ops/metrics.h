@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "auth/auth.h"
 #include "util/buf.h"
 #include "util/errors.h"
 
@@ -23,6 +24,11 @@ void metrics_http_request(size_t route, const char *method, int status, double s
 /* The rows of one ingest: rejected_by_code[e] rows were rejected with e as their first error. */
 void metrics_rows(const char *dataset, unsigned long long accepted, unsigned long long duplicates,
                   const unsigned long long rejected_by_code[ERR__COUNT]);
+
+/* A request refused by its client's rate limit; perm is its route's (the "class" label). */
+void metrics_rate_limited(enum perm perm);
+/* A client's rate-limit bucket was dropped to make room for another (rate_limits.max_clients). */
+void metrics_rate_limit_evicted(void);
 
 /* A batch ended (completed or failed) seconds after it was claimed. */
 void metrics_batch_done(const char *dataset, double seconds);

@@ -173,6 +173,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         .idle_timeout_ms = c->http.idle_timeout_ms,
         .request_timeout_ms = c->http.request_timeout_ms,
         .max_connections = c->http.max_connections,
+        .rate_limit_clients = c->rate_limits.max_clients,
         .store_uri = s->store_uri,
         .log_requests = c->log.requests,
     };

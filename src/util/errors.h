@@ -53,6 +53,7 @@
     X(CONFLICT, 409, "the resource is not in a state that allows this")                            \
     X(CONFIG_REFUSED, 422, "the configuration file was refused; the one in force stays")           \
     X(OVERLOADED, 503, "the write queue is full; retry later")                                     \
+    X(RATE_LIMITED, 429, "the client sent more requests than rate_limits allow; retry later")      \
     X(UNAVAILABLE, 503, "the store is unavailable")                                                \
     X(COMMIT_UNKNOWN, 503,                                                                         \
       "the connection to the store was lost during the commit; the request may be stored or not")  \

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/audit.h"
 #include "batch/batch.h"
 #include "http/server.h"
 #include "ingest/writer.h"
@@ -131,6 +132,8 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         return -1;
     s->store_uri = strdup(cfg->storage);
     metrics_init();
+    store_set_query_observer(metrics_query_duration);
+    audit_configure(cfg->audit.max_pending);
 
     struct store *st = store_open(s->store_uri, 0, err, errlen);
     if (!st)
@@ -210,6 +213,7 @@ int service_reload(struct service *s, char *why, size_t whylen)
     n->cfg = cfg;
     if (n->cfg.log.level)
         log_set_level(n->cfg.log.level);
+    audit_configure(n->cfg.audit.max_pending);
     pthread_mutex_lock(&s->mu);
     struct catalog *old = s->cat;
     s->cat = n;

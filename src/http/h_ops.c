@@ -22,7 +22,6 @@
 #include "service/service.h"
 #include "store/store.h"
 #include "util/clock.h"
-#include "util/log.h"
 
 /* Disk below this share free is a warning, below a tenth of it a failure. */
 #define DISK_WARN_FREE 0.10

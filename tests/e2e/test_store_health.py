@@ -164,7 +164,7 @@ def test_audit_records_over_the_bound_are_dropped_and_counted(make_server):
 
 
 def test_health_summary_route(make_server):
-    server = make_server(datasets_yaml=EVENTS)
+    server = make_server(extra_yaml=AUTH, datasets_yaml=EVENTS)  # open: no token needed
     r = server.get("/health")
     assert r.status_code == 200, r.text
     j = r.json()

@@ -263,3 +263,34 @@ sentinel:
         items = server.get("/api/v1/alerts", params={"state": "resolved"}).json()["items"]
         return [a for a in items if a["rule"] == "checkpoint_failing"]
     wait_for(resolved, timeout=60, what="the checkpoint_failing alert resolved")
+
+
+def test_ready_is_not_ok_on_a_full_disk(make_server):
+    """data_dir on a small tmpfs filled to its last byte: ready must say so (it said ok)."""
+    server = make_server(start=False, datasets_yaml=EVENTS)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", server.data_dir],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    fill = os.path.join(server.data_dir, "fill.bin")
+    try:
+        server.start()
+        assert server.get("/health/ready").status_code == 200
+        with open(fill, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        assert os.statvfs(server.data_dir).f_bavail == 0
+        r = server.get("/health/ready")
+        assert r.status_code == 503, r.text
+        assert "disk" in r.json()["reason"] and "(0 MiB)" in r.json()["reason"], r.text
+        assert server.get("/health").status_code == 503
+        os.remove(fill)
+        assert server.get("/health/ready").status_code == 200
+    finally:
+        if os.path.exists(fill):
+            os.remove(fill)
+        server.stop()
+        subprocess.run(["umount", "-l", server.data_dir], capture_output=True)

@@ -170,7 +170,7 @@ static const struct opt opts[] = {
     {OPT("health.min_free_bytes", OT_SIZE, "64M", CFG(health.min_free_bytes),
          "Less free space than this in `data_dir`'s file system: `/health/ready` answers 503 and "
          "the `disk` check of `/health/detailed` fails (a store cannot commit on a full disk). 0 "
-         "turns the check off.")},
+         "turns this off (the `disk` check still fails under 1% free).")},
     {OPT("audit.max_pending", OT_INT, "100000", CFG(audit.max_pending),
          "Most audit records waiting to be stored (while commits fail they wait and are retried); "
          "beyond it a record is dropped, logged and counted in `sluice_audit_dropped_total` and "

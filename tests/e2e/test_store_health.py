@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, wait_for
+from conftest import BIN, STORE, wait_for
 
 EVENTS = """  - name: ev
     schema:
@@ -294,3 +294,38 @@ def test_ready_is_not_ok_on_a_full_disk(make_server):
             os.remove(fill)
         server.stop()
         subprocess.run(["umount", "-l", server.data_dir], capture_output=True)
+
+
+@pytest.mark.skipif(STORE != "postgres", reason="stops the PostgreSQL cluster")
+def test_audit_record_noted_while_postgres_is_away_is_stored_after(make_server, tmp_path):
+    """While the store is away the writer refuses every job at once, the audit flush too:
+    its records wait and are stored once the database is back. The caller is a JWT (an API
+    key could not be looked up while the database is away)."""
+    import jwt
+    from test_pg_outage import Outage
+    secret = tmp_path / "hs.secret"
+    secret.write_bytes(b"0123456789abcdef0123456789abcdef-store-health" + b"\n")
+    server = make_server(datasets_yaml=EVENTS, extra_yaml=f"""
+batches: {{workers: 0}}
+sentinel: {{interval_s: 0}}
+auth:
+  metrics: open
+  jwt:
+    keys:
+      - {{kid: k1, algorithms: [HS256], secret_file: {secret}}}
+""")
+    token = jwt.encode({"sub": "ops", "role": "admin", "exp": int(time.time()) + 600},
+                       secret.read_bytes().strip(), algorithm="HS256", headers={"kid": "k1"})
+    hdr = {"Authorization": f"Bearer {token}"}
+    assert post(server, hdr, {"id": 1}, rid="before").status_code == 200
+    with Outage() as outage:
+        r = post(server, hdr, {"id": 2}, rid="during")
+        assert r.status_code == 503, r.text
+        time.sleep(2)  # the flush is refused (the store is away) and waits for its retry
+        outage.back()
+    wait_for(lambda: server.get("/health/ready").status_code == 200, timeout=60,
+             what="the node ready again")
+    wait_for(lambda: "during" in audit_ids(server, hdr), timeout=30,
+             what="the audit record noted while the database was away")
+    assert sorted(audit_ids(server, hdr)) == ["before", "during"]
+    assert metric(server, "sluice_audit_dropped_total") == 0

@@ -96,7 +96,7 @@ int writer_submit(struct writer *w, struct wjob *job);
 /* Queue a job after delay_ms (an owner's retry, see the contract above). Not bounded by
  * writer.queue_max_jobs: the owner bounds what it retries. Returns 0, or -1 when the
  * writer is stopping (the caller still owns the job). Jobs waiting for their time when
- * the writer stops are run then. */
+ * the writer stops are run then. Any thread, a job's deliver() included. */
 int writer_submit_later(struct writer *w, struct wjob *job, unsigned delay_ms);
 /* Queue a job and wait until it was delivered; returns the job's apply result
  * (or -1 if the commit failed, WRITER_UNKNOWN if its outcome is unknown). For admin

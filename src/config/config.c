@@ -190,6 +190,15 @@ static const struct opt opts[] = {
     {OPT("writer.max_group_rows", OT_INT, "50000", CFG(writer.max_group_rows),
          "Most rows the writer commits in one group commit."),
      RANGE(1, 10000000)},
+    {OPT("health.min_free_bytes", OT_SIZE, "64M", CFG(health.min_free_bytes),
+         "Less free space than this in `data_dir`'s file system: `/health/ready` answers 503 and "
+         "the `disk` check of `/health/detailed` fails (a store cannot commit on a full disk). 0 "
+         "turns this off (the `disk` check still fails under 1% free).")},
+    {OPT("audit.max_pending", OT_INT, "100000", CFG(audit.max_pending),
+         "Most audit records waiting to be stored (while commits fail they wait and are retried); "
+         "beyond it a record is dropped, logged and counted in `sluice_audit_dropped_total` and "
+         "`/health/detailed`."),
+     RANGE(1, 10000000)},
     {OPT("batches.workers", OT_INT, "2", CFG(batches.workers),
          "Batch workers in this process; 0 makes a node that accepts uploads and leaves "
          "processing to others."),
@@ -293,6 +302,14 @@ static const struct opt opts[] = {
          CFG(sentinel.disk_low.min_free_bytes), "Less free space than this is critical too.")},
     {OPT("sentinel.rules.disk_low.severity", OT_CHOICE, "critical", CFG(sentinel.disk_low.severity),
          "Severity of low disk space."),
+     .choices = severities},
+    {OPT("sentinel.rules.checkpoint_failing.after_failures", OT_INT, "3",
+         CFG(sentinel.checkpoint_failing.after_failures),
+         "SQLite: this many WAL checkpoints failed in a row (none succeeded since) is a finding; "
+         "the WAL then grows past its limit."),
+     RANGE(1, 1000000)},
+    {OPT("sentinel.rules.checkpoint_failing.severity", OT_CHOICE, "critical",
+         CFG(sentinel.checkpoint_failing.severity), "Severity of failing checkpoints."),
      .choices = severities},
     {OPT("alerts.repeat_interval_s", OT_INT, "14400", CFG(alerts.repeat_interval_s),
          "A firing alert is notified again after this long (webhook and log receivers; "

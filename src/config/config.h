@@ -92,6 +92,14 @@ struct sluice_config {
     } writer;
 
     struct {
+        uint64_t min_free_bytes; /* 64M: less free in data_dir -> not ready */
+    } health;
+
+    struct {
+        int max_pending; /* 100000: audit records waiting for the store; more are dropped */
+    } audit;
+
+    struct {
         int workers;      /* 2; 0: accept uploads, leave processing to other nodes */
         int lease_s;      /* 60: a worker that stops renewing loses its batch after this */
         int max_attempts; /* 3 */
@@ -148,6 +156,9 @@ struct sluice_config {
             uint64_t min_free_bytes;
             int severity;
         } disk_low;
+        struct {
+            int after_failures, severity;
+        } checkpoint_failing;
     } sentinel;
 
     struct {

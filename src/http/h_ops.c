@@ -1,5 +1,11 @@
 /*
  * h_ops.c - health endpoints and /metrics.
+ *
+ * The store is "up" when it answers a query AND the writer's transactions commit
+ * (writer.h writer_health: the last BEGIN/COMMIT did not fail, or one succeeded
+ * since): a locked database, failing fsyncs or a full disk make every write fail
+ * while reads still answer. Readiness also wants free space in data_dir
+ * (health.min_free_bytes) and room in the write queue.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,37 +37,82 @@ void h_health_live(struct http_conn *c, struct http_request *r)
     h_healthz(c, r);
 }
 
-static int db_check(struct http_conn *c, char *detail, size_t cap)
+/* Whether the store reads and commits: 0, or -1 with why in detail. */
+static int store_state(struct store *st, struct service *svc, char *detail, size_t cap)
 {
-    struct store *st = http_conn_store(c);
-    struct service *svc = http_conn_service(c);
-    if (store_ping(st) < 0) {
+    struct writer_health wh;
+    writer_health(svc->writer, &wh);
+    char t[32];
+    if (st && store_ping(st) < 0) {
         snprintf(detail, cap, "%s", store_errmsg(st));
         return -1;
     }
-    if (!writer_healthy(svc->writer)) {
-        snprintf(detail, cap, "the last commit failed");
+    if (!wh.store_answers) {
+        snprintf(detail, cap, "the store does not answer the writer: writes are refused");
         return -1;
     }
+    if (wh.commits_failing) {
+        snprintf(detail, cap, "commits are failing (last failure at %s, %llu failed so far): %s",
+                 clock_rfc3339(wh.last_failure_ms, t, sizeof t), wh.commit_failures, wh.last_error);
+        return -1;
+    }
+    if (!st)
+        return 0;
     snprintf(detail, cap, "%s", svc->store_uri);
     return 0;
+}
+
+static int db_check(struct http_conn *c, char *detail, size_t cap)
+{
+    return store_state(http_conn_store(c), http_conn_service(c), detail, cap);
+}
+
+/* Free space in data_dir: "pass", "warn" (under DISK_WARN_FREE of the file system) or
+ * "fail" (under health.min_free_bytes, or a tenth of DISK_WARN_FREE, or unknown). */
+static const char *disk_check(const struct sluice_config *cfg, char *detail, size_t cap)
+{
+    struct statvfs sv;
+    if (statvfs(cfg->data_dir, &sv) != 0 || !sv.f_blocks) {
+        snprintf(detail, cap, "cannot stat %s", cfg->data_dir);
+        return "fail";
+    }
+    double free_share = (double)sv.f_bavail / (double)sv.f_blocks;
+    unsigned long long free_b = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    int below_min = free_b < cfg->health.min_free_bytes;
+    snprintf(detail, cap, "%.1f%% free (%llu MiB) in %s%s", free_share * 100, free_b >> 20,
+             cfg->data_dir, below_min ? ", under health.min_free_bytes" : "");
+    return below_min || free_share < DISK_WARN_FREE / 10 ? "fail"
+           : free_share < DISK_WARN_FREE                 ? "warn"
+                                                         : "pass";
+}
+
+/* Why this node cannot take writes now (detail holds it), or NULL: ready. */
+static const char *not_ready(struct http_conn *c, char *detail, size_t cap)
+{
+    struct service *svc = http_conn_service(c);
+    if (db_check(c, detail, cap) < 0)
+        return detail;
+    if (writer_queue_depth(svc->writer) >= writer_queue_max(svc->writer))
+        return "the write queue is full";
+    struct catalog *cat = service_catalog(svc);
+    char d[400];
+    const char *why = NULL;
+    if (cat->cfg.health.min_free_bytes && !strcmp(disk_check(&cat->cfg, d, sizeof d), "fail")) {
+        snprintf(detail, cap, "disk: %s", d);
+        why = detail;
+    }
+    catalog_release(cat);
+    return why;
 }
 
 void h_health_ready(struct http_conn *c, struct http_request *r)
 {
     (void)r;
-    struct service *svc = http_conn_service(c);
-    char detail[256];
-    if (db_check(c, detail, sizeof detail) < 0) {
-        http_reply_json(c, 503, json_pack("{s:s,s:s}", "status", "unavailable", "reason", detail),
+    char detail[512];
+    const char *why = not_ready(c, detail, sizeof detail);
+    if (why) {
+        http_reply_json(c, 503, json_pack("{s:s,s:s}", "status", "unavailable", "reason", why),
                         NULL);
-        return;
-    }
-    if (writer_queue_depth(svc->writer) >= writer_queue_max(svc->writer)) {
-        http_reply_json(
-            c, 503,
-            json_pack("{s:s,s:s}", "status", "unavailable", "reason", "the write queue is full"),
-            NULL);
         return;
     }
     http_reply_json(c, 200, json_pack("{s:s}", "status", "ok"), NULL);
@@ -74,6 +125,20 @@ void h_health_db(struct http_conn *c, struct http_request *r)
     int ok = db_check(c, detail, sizeof detail) == 0;
     http_reply_json(c, ok ? 200 : 503,
                     json_pack("{s:s,s:s}", "status", ok ? "pass" : "fail", "detail", detail), NULL);
+}
+
+void h_health(struct http_conn *c, struct http_request *r)
+{
+    (void)r;
+    struct service *svc = http_conn_service(c);
+    char detail[512];
+    const char *why = not_ready(c, detail, sizeof detail);
+    json_t *j =
+        json_pack("{s:s,s:s,s:f}", "status", why ? "unavailable" : "ok", "version", SLUICE_VERSION,
+                  "uptime_s", (double)(clock_mono_ns() - svc->started_ns) / 1e9);
+    if (why)
+        json_object_set_new(j, "reason", json_string(why));
+    http_reply_json(c, why ? 503 : 200, j, NULL);
 }
 
 static const char *worst(const char *a, const char *b)
@@ -99,19 +164,7 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
                           json_pack("{s:s,s:s,s:s}", "name", "db", "status", db, "detail", detail));
     overall = worst(overall, db);
 
-    struct statvfs sv;
-    const char *disk = "pass";
-    if (statvfs(cat->cfg.data_dir, &sv) == 0 && sv.f_blocks) {
-        double free_share = (double)sv.f_bavail / (double)sv.f_blocks;
-        disk = free_share < DISK_WARN_FREE / 10 ? "fail"
-               : free_share < DISK_WARN_FREE    ? "warn"
-                                                : "pass";
-        snprintf(detail, sizeof detail, "%.1f%% free (%llu MiB) in %s", free_share * 100,
-                 (unsigned long long)sv.f_bavail * sv.f_frsize / (1024 * 1024), cat->cfg.data_dir);
-    } else {
-        disk = "fail";
-        snprintf(detail, sizeof detail, "cannot stat %s", cat->cfg.data_dir);
-    }
+    const char *disk = disk_check(&cat->cfg, detail, sizeof detail);
     json_array_append_new(
         checks, json_pack("{s:s,s:s,s:s}", "name", "disk", "status", disk, "detail", detail));
     overall = worst(overall, disk);
@@ -122,6 +175,39 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
     json_array_append_new(
         checks, json_pack("{s:s,s:s,s:s}", "name", "queue", "status", q, "detail", detail));
     overall = worst(overall, q);
+
+    /* audit records waiting or lost: the log must not go quiet unseen */
+    struct audit_stats as;
+    audit_stats(&as);
+    int recent_drop = as.last_drop_ms && clock_wall_ms() - as.last_drop_ms < 3600000;
+    const char *au = as.retrying || recent_drop ? "warn" : "pass";
+    snprintf(detail, sizeof detail,
+             "%llu records waiting, %llu dropped since start, %llu flushes "
+             "failed%s%s",
+             as.pending, as.dropped, as.flush_failures,
+             as.retrying ? "; the last flush failed, retrying" : "",
+             recent_drop ? "; records dropped within the hour" : "");
+    json_array_append_new(
+        checks, json_pack("{s:s,s:s,s:s}", "name", "audit", "status", au, "detail", detail));
+    overall = worst(overall, au);
+
+    /* SQLite: the WAL over its limit means checkpoints do not keep up or fail */
+    struct store_wal wal;
+    store_wal_stats(svc->store_uri, &wal);
+    if (wal.known) {
+        int over = wal.limit_bytes > 0 && wal.bytes > wal.limit_bytes;
+        const char *ws = over || wal.consecutive_failures ? "warn" : "pass";
+        int n = snprintf(detail, sizeof detail,
+                         "WAL %lld bytes (limit %lld)%s; %llu checkpoints, %llu failed",
+                         (long long)wal.bytes, (long long)wal.limit_bytes,
+                         over ? ", over its limit" : "", wal.checkpoints, wal.checkpoint_failures);
+        if (wal.consecutive_failures && n > 0 && (size_t)n < sizeof detail)
+            snprintf(detail + n, sizeof detail - (size_t)n, ", the last %u in a row: %s",
+                     wal.consecutive_failures, wal.last_error);
+        json_array_append_new(
+            checks, json_pack("{s:s,s:s,s:s}", "name", "wal", "status", ws, "detail", detail));
+        overall = worst(overall, ws);
+    }
 
     if (cat->cfg.auth.dev_bypass) {
         json_array_append_new(checks,
@@ -147,13 +233,32 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
 }
 
 /* Gauges read from the store at scrape time. */
-static void scrape_gauges(struct buf *o, struct store *st)
+static void scrape_gauges(struct buf *o, struct store *st, struct service *svc)
 {
     int up = store_ping(st) == 0;
+    char why[512];
     buf_printf(o,
-               "# HELP sluice_store_up Whether the store answers a query (1) or not (0).\n"
+               "# HELP sluice_store_up Whether the store answers a query and the writer's "
+               "commits succeed (1) or not (0).\n"
                "# TYPE sluice_store_up gauge\nsluice_store_up %d\n",
-               up);
+               up && store_state(NULL, svc, why, sizeof why) == 0);
+    struct store_wal wal;
+    store_wal_stats(svc->store_uri, &wal);
+    if (wal.known)
+        buf_printf(o,
+                   "# HELP sluice_store_wal_bytes Size of the SQLite WAL file.\n"
+                   "# TYPE sluice_store_wal_bytes gauge\nsluice_store_wal_bytes %lld\n"
+                   "# HELP sluice_store_wal_limit_bytes The size the WAL is cut back to after a "
+                   "checkpoint (journal_size_limit).\n"
+                   "# TYPE sluice_store_wal_limit_bytes gauge\nsluice_store_wal_limit_bytes %lld\n"
+                   "# HELP sluice_store_checkpoints_total WAL checkpoints run.\n"
+                   "# TYPE sluice_store_checkpoints_total counter\n"
+                   "sluice_store_checkpoints_total %llu\n"
+                   "# HELP sluice_store_checkpoint_failures_total WAL checkpoints that failed.\n"
+                   "# TYPE sluice_store_checkpoint_failures_total counter\n"
+                   "sluice_store_checkpoint_failures_total %llu\n",
+                   (long long)wal.bytes, (long long)wal.limit_bytes, wal.checkpoints,
+                   wal.checkpoint_failures);
     buf_printf(o,
                "# HELP sluice_sentinel_last_run_timestamp_seconds When the sentinel last "
                "evaluated its rules (0: never).\n"
@@ -202,6 +307,8 @@ void h_metrics(struct http_conn *c, struct http_request *r)
     struct store *st = http_conn_store(c);
     if (store_dlq_depth(st, &depth) < 0)
         depth = NULL;
+    struct writer_health wh;
+    writer_health(svc->writer, &wh);
     const char **names = calloc(cat->cfg.ndatasets + 1, sizeof *names);
     for (size_t i = 0; names && i < cat->cfg.ndatasets; i++)
         names[i] = cat->cfg.datasets[i].name;
@@ -209,7 +316,8 @@ void h_metrics(struct http_conn *c, struct http_request *r)
         .dlq_depth = depth,
         .queue_depth = writer_queue_depth(svc->writer),
         .queue_max = writer_queue_max(svc->writer),
-        .commits = writer_commits(svc->writer),
+        .commits = wh.commits,
+        .commit_failures = wh.commit_failures,
         .uptime_s = (double)(clock_mono_ns() - svc->started_ns) / 1e9,
         .datasets = names,
         .ndatasets = names ? cat->cfg.ndatasets : 0,
@@ -217,7 +325,7 @@ void h_metrics(struct http_conn *c, struct http_request *r)
     struct buf out;
     buf_init(&out, 64 << 20);
     metrics_render(&out, &g);
-    scrape_gauges(&out, st);
+    scrape_gauges(&out, st, svc);
     alerts_metrics(&out);
     buf_appends(&out, "# HELP sluice_auth_failures_total Requests refused by authentication or "
                       "authorization, by reason.\n# TYPE sluice_auth_failures_total counter\n");

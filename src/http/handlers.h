@@ -11,6 +11,7 @@
 void h_healthz(struct http_conn *c, struct http_request *r);
 void h_health_live(struct http_conn *c, struct http_request *r);
 void h_health_ready(struct http_conn *c, struct http_request *r);
+void h_health(struct http_conn *c, struct http_request *r);
 void h_health_detailed(struct http_conn *c, struct http_request *r);
 void h_health_db(struct http_conn *c, struct http_request *r);
 void h_metrics(struct http_conn *c, struct http_request *r);

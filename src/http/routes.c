@@ -12,6 +12,7 @@
 
 const struct route http_routes[] = {
     {"GET", "/healthz", h_healthz, "liveness, short form", 0, NULL, PERM_OPEN},
+    {"GET", "/health", h_health, "summary: ready or why not, version, uptime", 0, NULL, PERM_OPEN},
     {"GET", "/health/live", h_health_live, "the process answers", 0, NULL, PERM_OPEN},
     {"GET", "/health/ready", h_health_ready, "ready to take writes (store up, queue not full)", 0,
      NULL, PERM_OPEN},

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ops/metrics.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -28,11 +29,15 @@ struct writer {
     int depth, max_depth, max_group_rows;
     int stopping;
     int healthy; /* the store answered at the last try (jobs are refused while it is 0) */
-    unsigned long long commits;
+    int failing; /* the last transaction could not begin or commit, none committed since */
+    unsigned long long commits, failures;
+    int64_t last_commit_ms, last_failure_ms;
+    char last_error[256];
+    struct wjob *later; /* writer_submit_later(), by due time (wjob.due_ns) */
     struct store *st;
     /* the writer thread's own */
     int retry_ms;
-    uint64_t retry_at_ns;
+    uint64_t retry_at_ns; /* the next ping (store away) or empty transaction (failing) */
 };
 
 /* writer_run() waits on this wrapper. */
@@ -58,6 +63,43 @@ static void set_healthy(struct writer *w, int healthy)
     pthread_mutex_unlock(&w->mu);
 }
 
+static void backoff(struct writer *w, int first)
+{
+    w->retry_ms = first                            ? RETRY_FIRST_MS
+                  : w->retry_ms * 2 < RETRY_MAX_MS ? w->retry_ms * 2
+                                                   : RETRY_MAX_MS;
+    w->retry_at_ns = clock_mono_ns() + (uint64_t)w->retry_ms * 1000000u;
+}
+
+/* A transaction began and committed (a group's, or an empty one: not counted). */
+static void note_commit(struct writer *w, int group)
+{
+    pthread_mutex_lock(&w->mu);
+    int was = w->failing;
+    w->commits += group != 0;
+    w->failing = 0;
+    w->last_commit_ms = clock_wall_ms();
+    pthread_mutex_unlock(&w->mu);
+    if (was)
+        log_info("writer", "commits succeed again", NULL);
+}
+
+/* A transaction could not begin or commit (what says which, for the log). */
+static void note_failure(struct writer *w, const char *what)
+{
+    char m[600];
+    log_error("writer", what, "\"error\":\"%s\"",
+              log_json_str(m, sizeof m, store_errmsg(w->st), (size_t)-1));
+    pthread_mutex_lock(&w->mu);
+    if (!w->failing)
+        backoff(w, 1);
+    w->failing = 1;
+    w->failures++;
+    w->last_failure_ms = clock_wall_ms();
+    snprintf(w->last_error, sizeof w->last_error, "%s: %s", what, store_errmsg(w->st));
+    pthread_mutex_unlock(&w->mu);
+}
+
 /* The store failed: if it does not answer now, refuse jobs until it does. */
 static void check_store(struct writer *w)
 {
@@ -66,8 +108,7 @@ static void check_store(struct writer *w)
     char m[600];
     log_error("writer", "the store is away: jobs are refused until it answers again",
               "\"error\":\"%s\"", log_json_str(m, sizeof m, store_errmsg(w->st), (size_t)-1));
-    w->retry_ms = RETRY_FIRST_MS;
-    w->retry_at_ns = clock_mono_ns() + (uint64_t)w->retry_ms * 1000000u;
+    backoff(w, 1);
     set_healthy(w, 0);
 }
 
@@ -79,8 +120,26 @@ static void retry_store(struct writer *w)
         set_healthy(w, 1);
         return;
     }
-    w->retry_ms = w->retry_ms * 2 < RETRY_MAX_MS ? w->retry_ms * 2 : RETRY_MAX_MS;
-    w->retry_at_ns = clock_mono_ns() + (uint64_t)w->retry_ms * 1000000u;
+    backoff(w, 0);
+}
+
+/* Commits failed and no job came since: try an empty transaction, so that the health
+ * checks turn green again without waiting for traffic (writer.h). */
+static void probe_commit(struct writer *w)
+{
+    if (store_begin(w->st) < 0) {
+        note_failure(w, "begin failed");
+    } else if (store_commit(w->st) < 0) {
+        note_failure(w, "commit failed");
+        store_rollback(w->st);
+    } else {
+        note_commit(w, 0);
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    backoff(w, 0);
+    pthread_mutex_unlock(&w->mu);
+    check_store(w);
 }
 
 static void deliver_all(struct wjob *group, int result)
@@ -105,10 +164,8 @@ static void run_group(struct writer *w, struct wjob *group)
 {
     int single = group->next == NULL, failed = 0;
     int ok = store_begin(w->st) == 0;
-    char m[600];
     if (!ok)
-        log_error("writer", "begin failed", "\"error\":\"%s\"",
-                  log_json_str(m, sizeof m, store_errmsg(w->st), (size_t)-1));
+        note_failure(w, "begin failed");
     for (struct wjob *j = group; j; j = j->next) {
         if (!ok || (!single && store_savepoint(w->st) < 0)) {
             skip(j);
@@ -132,23 +189,49 @@ static void run_group(struct writer *w, struct wjob *group)
     int result = ok ? 0 : -1;
     if (ok && single && group->applied < 0) {
         store_rollback(w->st); /* a lone job that failed: undo it */
-    } else if (ok && (result = store_commit(w->st)) < 0) {
-        log_error("writer",
-                  result == STORE_COMMIT_UNKNOWN ? "commit outcome unknown" : "commit failed",
-                  "\"error\":\"%s\"", log_json_str(m, sizeof m, store_errmsg(w->st), (size_t)-1));
-        if (result != STORE_COMMIT_UNKNOWN) {
-            store_rollback(w->st);
-            result = -1;
-        }
-        failed = 1;
     } else if (ok) {
-        pthread_mutex_lock(&w->mu);
-        w->commits++;
-        pthread_mutex_unlock(&w->mu);
+        uint64_t t0 = clock_mono_ns();
+        result = store_commit(w->st);
+        metrics_commit_duration((double)(clock_mono_ns() - t0) / 1e9);
+        if (result < 0) {
+            note_failure(w, result == STORE_COMMIT_UNKNOWN ? "commit outcome unknown"
+                                                           : "commit failed");
+            if (result != STORE_COMMIT_UNKNOWN) {
+                store_rollback(w->st);
+                result = -1;
+            }
+            failed = 1;
+        } else {
+            note_commit(w, 1);
+        }
     }
     if (failed)
         check_store(w);
     deliver_all(group, result == STORE_COMMIT_UNKNOWN ? WRITER_UNKNOWN : result);
+}
+
+/* Put a job at the end of the queue. Called with mu held. */
+static void append_locked(struct writer *w, struct wjob *job)
+{
+    job->next = NULL;
+    if (w->tail)
+        w->tail->next = job;
+    else
+        w->head = job;
+    w->tail = job;
+    w->depth++;
+}
+
+/* Move the jobs submitted for later whose time came (all of them when stopping) to the
+ * queue. Called with mu held. */
+static void take_due(struct writer *w)
+{
+    uint64_t now = clock_mono_ns();
+    while (w->later && (w->stopping || w->later->due_ns <= now)) {
+        struct wjob *j = w->later;
+        w->later = j->next;
+        append_locked(w, j);
+    }
 }
 
 static void *writer_main(void *arg)
@@ -157,16 +240,28 @@ static void *writer_main(void *arg)
     pthread_setname_np(pthread_self(), "sl-writer");
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        /* Wait for jobs; while the store is away, also for the time to try it again. */
-        while (!w->head && !w->stopping) {
-            if (w->healthy) {
+        /* Wait for jobs; while the store is away or commits fail, also for the time to
+         * try it again; and for the first job submitted for later. */
+        int probe = 0;
+        for (;;) {
+            take_due(w);
+            if (w->head || w->stopping)
+                break;
+            uint64_t now = clock_mono_ns(), wake = UINT64_MAX;
+            if (!w->healthy || w->failing) {
+                if (now >= w->retry_at_ns) {
+                    probe = w->healthy; /* else retry_store() below */
+                    break;
+                }
+                wake = w->retry_at_ns;
+            }
+            if (w->later && w->later->due_ns < wake)
+                wake = w->later->due_ns;
+            if (wake == UINT64_MAX) {
                 pthread_cond_wait(&w->cv, &w->mu);
                 continue;
             }
-            if (clock_mono_ns() >= w->retry_at_ns)
-                break;
-            struct timespec ts = {(time_t)(w->retry_at_ns / 1000000000u),
-                                  (long)(w->retry_at_ns % 1000000000u)};
+            struct timespec ts = {(time_t)(wake / 1000000000u), (long)(wake % 1000000000u)};
             pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         }
         if (!w->head && w->stopping) {
@@ -190,6 +285,8 @@ static void *writer_main(void *arg)
         }
         int healthy = w->healthy;
         pthread_mutex_unlock(&w->mu);
+        if (probe && !group)
+            probe_commit(w);
         if (!healthy && clock_mono_ns() >= w->retry_at_ns) {
             retry_store(w);
             healthy = writer_healthy(w);
@@ -246,13 +343,7 @@ static int enqueue(struct writer *w, struct wjob *job, int force)
     }
     if (job->nrows == 0)
         job->nrows = 1;
-    job->next = NULL;
-    if (w->tail)
-        w->tail->next = job;
-    else
-        w->head = job;
-    w->tail = job;
-    w->depth++;
+    append_locked(w, job);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
@@ -261,6 +352,26 @@ static int enqueue(struct writer *w, struct wjob *job, int force)
 int writer_submit(struct writer *w, struct wjob *job)
 {
     return enqueue(w, job, 0);
+}
+
+int writer_submit_later(struct writer *w, struct wjob *job, unsigned delay_ms)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
+    if (job->nrows == 0)
+        job->nrows = 1;
+    job->due_ns = clock_mono_ns() + (uint64_t)delay_ms * 1000000u;
+    struct wjob **p = &w->later;
+    while (*p && (*p)->due_ns <= job->due_ns)
+        p = &(*p)->next;
+    job->next = *p;
+    *p = job;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
 }
 
 static int sync_apply(struct wjob *job, struct store *st)
@@ -328,6 +439,19 @@ int writer_healthy(struct writer *w)
     int h = w->healthy;
     pthread_mutex_unlock(&w->mu);
     return h;
+}
+
+void writer_health(struct writer *w, struct writer_health *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = (struct writer_health){.store_answers = w->healthy,
+                                  .commits_failing = w->failing,
+                                  .commits = w->commits,
+                                  .commit_failures = w->failures,
+                                  .last_commit_ms = w->last_commit_ms,
+                                  .last_failure_ms = w->last_failure_ms};
+    snprintf(out->last_error, sizeof out->last_error, "%s", w->last_error);
+    pthread_mutex_unlock(&w->mu);
 }
 
 unsigned long long writer_commits(struct writer *w)

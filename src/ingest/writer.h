@@ -14,11 +14,42 @@
  * writer refuses every job at once (deliver(-1) without apply) and pings again
  * after 0.1 s, then 0.2 s, ... up to every 2 s; writer_healthy() is 0 until the
  * store answers again. A connection is reopened by the store itself.
+ *
+ * Commits failing (writer_health): when a group's BEGIN or COMMIT fails, commits
+ * are "failing" until one succeeds. While the writer has no job it tries an empty
+ * transaction (BEGIN, COMMIT) after 0.1 s, 0.2 s, ... up to every 2 s, so the state
+ * clears without traffic; a try waits like any transaction (SQLite: the busy
+ * timeout, 5 s), and a job that arrives meanwhile waits for it. /health/ready,
+ * /health/db and sluice_store_up read this state, not only a query.
+ *
+ * THE CONTRACT, for every job kind (what its owner can rely on):
+ *  - A job taken by writer_submit() / writer_submit_later() / writer_run() is
+ *    handed back exactly once: deliver(job, result) (or writer_run()'s return),
+ *    whatever happened. No job is dropped silently.
+ *  - result 0 means committed (durable). result -1 means nothing of the job is
+ *    stored; apply() may have run (it ran, then the COMMIT failed) or NOT run at
+ *    all: the group's BEGIN failed, a savepoint failed, or the store is away.
+ *    When apply() did not run, skip() (if set) runs first, then deliver(-1).
+ *  - So an owner must not assume apply() ran: whatever apply() would have taken
+ *    from the owner (records to store, ids to stamp) must stay the owner's until
+ *    deliver(0), and go back to it on deliver(-1), to be retried. An owner that
+ *    retries on its own uses writer_submit_later(), never a resubmit at once from
+ *    deliver() (a store that fails at once would make that a busy loop).
+ *  - WRITER_UNKNOWN: the changes may be stored or not; only an idempotent retry
+ *    settles it.
+ * Job kinds and what each does with -1: ingest, DLQ, batch operations, API keys
+ * (HTTP requests): the client gets 503 and retries. Audit records and API-key
+ * last-use stamps (audit.c): kept and retried later, bounded, drops counted.
+ * Batch claims, status changes and passes (workers.c, process.c): nothing is
+ * claimed or changed; the batch is claimed again (its lease). Schema sync,
+ * idempotency and rollup purges (service.c): refused or retried at the next
+ * minute. Alerts (alerts.c): evaluated again at the next sentinel run.
  */
 #ifndef SLUICE_INGEST_WRITER_H
 #define SLUICE_INGEST_WRITER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct store;
 struct writer;
@@ -46,7 +77,8 @@ struct wjob {
      * another thread produces stops that thread here.
      */
     void (*skip)(struct wjob *job);
-    int applied; /* apply()'s result, set by the writer */
+    int applied;     /* apply()'s result, set by the writer */
+    uint64_t due_ns; /* writer_submit_later(): when it is queued, set by the writer */
 };
 
 #define WJOB_AGAIN 1
@@ -61,6 +93,11 @@ struct writer *writer_start(const char *uri, int queue_max_jobs, int max_group_r
 /* Queue a job. Returns 0, or -1 when the queue is full or the writer is stopping
  * (the job is not taken: the caller still owns it). */
 int writer_submit(struct writer *w, struct wjob *job);
+/* Queue a job after delay_ms (an owner's retry, see the contract above). Not bounded by
+ * writer.queue_max_jobs: the owner bounds what it retries. Returns 0, or -1 when the
+ * writer is stopping (the caller still owns the job). Jobs waiting for their time when
+ * the writer stops are run then. Any thread, a job's deliver() included. */
+int writer_submit_later(struct writer *w, struct wjob *job, unsigned delay_ms);
 /* Queue a job and wait until it was delivered; returns the job's apply result
  * (or -1 if the commit failed, WRITER_UNKNOWN if its outcome is unknown). For admin
  * work off the HTTP loops. job->deliver must be NULL: the writer signals the waiter
@@ -77,6 +114,15 @@ int writer_queue_max(struct writer *w);
 /* Whether the writer takes jobs: 0 while the store is away (for /health/ready). */
 int writer_healthy(struct writer *w);
 unsigned long long writer_commits(struct writer *w);
+/* What the writer saw of its recent transactions, for health checks and metrics. */
+struct writer_health {
+    int store_answers;   /* writer_healthy() */
+    int commits_failing; /* the last BEGIN or COMMIT failed and none committed since */
+    unsigned long long commits, commit_failures; /* failed BEGINs and COMMITs */
+    int64_t last_commit_ms, last_failure_ms;     /* wall clock, 0 = never */
+    char last_error[256];                        /* of the last failure */
+};
+void writer_health(struct writer *w, struct writer_health *out);
 /* Finish every queued job, then stop and free. Accepts NULL. */
 void writer_stop(struct writer *w);
 

@@ -48,6 +48,18 @@ static size_t nreqs, capreqs;
 static struct hist *hists; /* http_nroutes + 1 (unmatched) */
 static struct ds_series *dss;
 static size_t ndss;
+/* The store's time: the writer's COMMITs, and reads on the read connections. */
+static struct hist commit_hist, query_hist;
+
+static void hist_observe(struct hist *h, double seconds)
+{
+    size_t b = 0;
+    while (b < NBUCKETS && seconds > buckets[b])
+        b++;
+    h->counts[b]++;
+    h->sum += seconds;
+    h->n++;
+}
 
 void metrics_init(void)
 {
@@ -107,14 +119,35 @@ void metrics_http_request(size_t route, const char *method, int status, double s
         snprintf(r->method, sizeof r->method, "%s", method);
     }
     r->n++;
-    struct hist *h = &hists[route];
-    size_t b = 0;
-    while (b < NBUCKETS && seconds > buckets[b])
-        b++;
-    h->counts[b]++;
-    h->sum += seconds;
-    h->n++;
+    hist_observe(&hists[route], seconds);
     pthread_mutex_unlock(&mu);
+}
+
+void metrics_commit_duration(double seconds)
+{
+    pthread_mutex_lock(&mu);
+    hist_observe(&commit_hist, seconds);
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_query_duration(double seconds)
+{
+    pthread_mutex_lock(&mu);
+    hist_observe(&query_hist, seconds);
+    pthread_mutex_unlock(&mu);
+}
+
+/* A histogram without labels, HELP and TYPE included. Called with mu held. */
+static void render_hist(struct buf *o, const char *name, const char *help, const struct hist *h)
+{
+    buf_printf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    unsigned long long cum = 0;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        cum += h->counts[b];
+        buf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, buckets[b], cum);
+    }
+    buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, h->n, name,
+               h->sum, name, h->n);
 }
 
 static struct ds_series *ds_get(const char *name)
@@ -348,6 +381,14 @@ void metrics_render(struct buf *o, const struct metrics_gauges *g)
         buf_printf(o, "sluice_dlq_depth{dataset=\"%s\"} %lld\n", dss[i].name,
                    v ? (long long)json_integer_value(v) : 0LL);
     }
+    render_hist(o, "sluice_store_commit_duration_seconds",
+                "Time the writer's COMMIT of a group took (the WAL fsync on SQLite), failed ones "
+                "included.",
+                &commit_hist);
+    render_hist(o, "sluice_store_query_duration_seconds",
+                "Time a read statement took on a read connection (HTTP loops, sentinel, batch "
+                "workers).",
+                &query_hist);
     pthread_mutex_unlock(&mu);
 
     buf_appends(o, "# HELP sluice_writer_queue_depth Jobs waiting for the writer.\n"
@@ -359,4 +400,8 @@ void metrics_render(struct buf *o, const struct metrics_gauges *g)
     buf_appends(o, "# HELP sluice_writer_commits_total Group commits made by the writer.\n"
                    "# TYPE sluice_writer_commits_total counter\n");
     buf_printf(o, "sluice_writer_commits_total %llu\n", g->commits);
+    buf_appends(o, "# HELP sluice_writer_commit_failures_total Transactions of the writer that "
+                   "could not begin or commit.\n"
+                   "# TYPE sluice_writer_commit_failures_total counter\n");
+    buf_printf(o, "sluice_writer_commit_failures_total %llu\n", g->commit_failures);
 }

@@ -32,11 +32,15 @@ void metrics_rate_limit_evicted(void);
 
 /* A batch ended (completed or failed) seconds after it was claimed. */
 void metrics_batch_done(const char *dataset, double seconds);
+/* The store's time (seconds): one COMMIT of the writer (writer.c); one read statement on a
+ * read connection (the store's query observer, store.h). Any thread. */
+void metrics_commit_duration(double seconds);
+void metrics_query_duration(double seconds);
 /* Gauges that are read at scrape time. */
 struct metrics_gauges {
     json_t *dlq_depth; /* {"dataset": n}, borrowed; may be NULL */
     int queue_depth, queue_max;
-    unsigned long long commits;
+    unsigned long long commits, commit_failures;
     double uptime_s;
     const char *const *datasets; /* names to report even with zero counts */
     size_t ndatasets;

@@ -172,6 +172,27 @@ static void rule_disk(const struct sentinel_input *in, json_t *f)
         "%.1f%% free (%llu MiB) in %s", pct, (unsigned long long)(free_b >> 20), c->data_dir);
 }
 
+/* SQLite: WAL checkpoints of this process keep failing (store.h store_wal), so the WAL
+ * grows past its limit. Known only where the checkpoints run: the server. */
+static void rule_checkpoints(const struct sentinel_input *in, json_t *f)
+{
+    const struct sluice_config *c = in->cfg;
+    struct store_wal wal;
+    store_wal_stats(c->storage, &wal);
+    if (!wal.known ||
+        wal.consecutive_failures < (unsigned)c->sentinel.checkpoint_failing.after_failures)
+        return;
+    char t[32];
+    add(f, "checkpoint_failing", sev_names[c->sentinel.checkpoint_failing.severity], NULL,
+        json_pack("{s:i,s:I,s:I,s:s,s:s}", "consecutive_failures", (int)wal.consecutive_failures,
+                  "wal_bytes", (json_int_t)wal.bytes, "wal_limit_bytes",
+                  (json_int_t)wal.limit_bytes, "last_failure_at",
+                  clock_rfc3339(wal.last_failure_ms, t, sizeof t), "error", wal.last_error),
+        "%u WAL checkpoints failed in a row (WAL %lld MiB, limit %lld MiB): %s",
+        wal.consecutive_failures, (long long)(wal.bytes >> 20), (long long)(wal.limit_bytes >> 20),
+        wal.last_error);
+}
+
 json_t *sentinel_evaluate(const struct sentinel_input *in)
 {
     json_t *f = json_array();
@@ -184,8 +205,10 @@ json_t *sentinel_evaluate(const struct sentinel_input *in)
         rule_rates(in, f);
         rule_dlq(in, f);
     }
-    if (in->with_latency)
+    if (in->with_latency) {
         rule_latency(in, f);
+        rule_checkpoints(in, f);
+    }
     rule_disk(in, f);
     if (in->server_down)
         add(f, "server_unavailable", "critical", NULL, NULL, "the server is not ready: %s",

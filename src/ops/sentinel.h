@@ -1,6 +1,7 @@
 /*
  * sentinel.h - the rules that notice trouble: stuck batches, error rates,
- * DLQ growth, slow ingest, stalled sources, an unavailable store, a full disk.
+ * DLQ growth, slow ingest, stalled sources, an unavailable store, a full disk,
+ * failing WAL checkpoints (SQLite, server only).
  *
  * sentinel_evaluate() reads the store (a read connection) and returns a report
  *   {"status": "ok|warning|critical", "checked_at", "findings": [{"rule",
@@ -24,7 +25,7 @@ struct sentinel_input {
     struct store *st; /* NULL or failing: store_unavailable */
     int64_t now_ms;
     int64_t started_ms;      /* when watching began (stalled sources count from here) */
-    int with_latency;        /* the server: ingest latency is known (latency.h) */
+    int with_latency;        /* the server: ingest latency (latency.h) and checkpoints are known */
     const char *server_down; /* the CLI: why the server's /health/ready failed, else NULL */
 };
 

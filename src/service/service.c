@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/audit.h"
 #include "batch/batch.h"
 #include "http/server.h"
 #include "ingest/writer.h"
@@ -132,6 +133,8 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         return -1;
     s->store_uri = strdup(cfg->storage);
     metrics_init();
+    store_set_query_observer(metrics_query_duration);
+    audit_configure(cfg->audit.max_pending);
 
     struct store *st = store_open(s->store_uri, 0, err, errlen);
     if (!st)
@@ -267,6 +270,7 @@ static int reload_locked(struct service *s, json_t **changes, char *why, size_t 
     n->cfg = cfg;
     if (n->cfg.log.level)
         log_set_level(n->cfg.log.level);
+    audit_configure(n->cfg.audit.max_pending);
     pthread_mutex_lock(&s->mu);
     struct catalog *old = s->cat;
     s->cat = n;

@@ -6,11 +6,19 @@
  * and fsyncs it (tens of ms) while every request waits. Instead, the write
  * connection's WAL hook wakes this thread, which runs PASSIVE checkpoints on
  * its own connection, concurrently with the writer's commits.
+ *
+ * Checkpoints run and failed are counted process-wide (every write connection of
+ * the process has its checkpointer, all on the same file), for /metrics, the
+ * sentinel's checkpoint_failing rule and /health/detailed (store.h store_wal).
+ * A failure is an error other than SQLITE_BUSY (another checkpoint running); a
+ * checkpoint that readers keep from finishing is not one.
  */
 #ifndef SLUICE_STORE_SQLITE_CKPT_H
 #define SLUICE_STORE_SQLITE_CKPT_H
 
 #include <sqlite3.h>
+
+struct store_wal;
 
 struct sqlite_ckpt;
 
@@ -19,5 +27,7 @@ struct sqlite_ckpt;
 struct sqlite_ckpt *sqlite_ckpt_start(const char *path, sqlite3 *writer_db);
 /* Run a last checkpoint and stop; call before closing writer_db. Accepts NULL. */
 void sqlite_ckpt_stop(struct sqlite_ckpt *c);
+/* The counters, and the size of path's -wal file now (out zeroed by the caller). */
+void sqlite_ckpt_stats(const char *path, struct store_wal *out);
 
 #endif

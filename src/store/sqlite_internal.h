@@ -43,6 +43,10 @@ struct sqlite_store {
     char load_table[80];
     char err[512];
     struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
+    struct stmt_timing {
+        void *stmt;
+        uint64_t t0_ns;
+    } timing[4]; /* read connections: statements running, for the query observer */
 };
 
 #define SQ(st) ((struct sqlite_store *)(st))

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/sqlite_ckpt.h"
+
 static const struct store_ops *backends[] = {&store_sqlite_ops};
 
 struct store *store_open(const char *uri, int readonly, char *err, size_t errlen)
@@ -28,6 +30,27 @@ void store_close(struct store *st)
 {
     if (st)
         st->ops->close(st);
+}
+
+static void (*query_observer)(double seconds);
+
+void store_set_query_observer(void (*fn)(double seconds))
+{
+    __atomic_store_n(&query_observer, fn, __ATOMIC_RELEASE);
+}
+
+void store_observe_query(double seconds)
+{
+    void (*fn)(double) = __atomic_load_n(&query_observer, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn(seconds);
+}
+
+void store_wal_stats(const char *uri, struct store_wal *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strncmp(uri, "sqlite:", 7) == 0)
+        sqlite_ckpt_stats(uri + 7, out);
 }
 
 void alert_release(struct alert *a)

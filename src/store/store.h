@@ -380,6 +380,25 @@ struct store {
 struct store *store_open(const char *uri, int readonly, char *err, size_t errlen);
 void store_close(struct store *st); /* accepts NULL */
 
+/* Process-wide: fn(seconds) is called by the backends after each statement run on a
+ * readonly handle (any thread; fn must be thread-safe). Set once at start-up, before the
+ * first open; NULL (the default) turns it off. */
+void store_set_query_observer(void (*fn)(double seconds));
+void store_observe_query(double seconds); /* for the backends */
+
+/* The SQLite WAL and its checkpoints (process-wide, sqlite_ckpt.c), for health and
+ * metrics. On another backend known is 0 and nothing else is set. */
+struct store_wal {
+    int known;
+    int64_t bytes, limit_bytes;     /* the -wal file now; journal_size_limit */
+    unsigned long long checkpoints; /* checkpoints run */
+    unsigned long long checkpoint_failures;
+    unsigned consecutive_failures; /* since the last checkpoint that succeeded */
+    int64_t last_failure_ms;       /* wall clock, 0 = never */
+    char last_error[256];
+};
+void store_wal_stats(const char *uri, struct store_wal *out);
+
 /* Thin dispatchers, so callers read as store_dlq_get(st, ...). */
 #define store_errmsg(st) ((st)->ops->errmsg(st))
 #define store_conn_lost(st) ((st)->ops->conn_lost(st))

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store/pg_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/hex.h"
 
@@ -80,7 +81,10 @@ PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int
         return NULL;
     int idle = PQtransactionStatus(s->conn) == PQTRANS_IDLE ||
                PQtransactionStatus(s->conn) == PQTRANS_UNKNOWN;
+    uint64_t t0 = s->readonly ? clock_mono_ns() : 0;
     PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, result_format);
+    if (s->readonly) /* the query observer (store.h) */
+        store_observe_query((double)(clock_mono_ns() - t0) / 1e9);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && idle && s->readonly &&
         PQstatus(s->conn) == CONNECTION_BAD) {

@@ -17,6 +17,7 @@
 
 #include "store/sqlite_ckpt.h"
 #include "util/buf.h"
+#include "util/clock.h"
 
 #include "store/sqlite_internal.h"
 
@@ -919,6 +920,31 @@ static int sq_idem_purge(struct store *st, int64_t older_than_ms)
 
 /* ---- open ---------------------------------------------------------------- */
 
+/* A read connection's statements, timed for the query observer (store.h): from their
+ * first step (SQLITE_TRACE_STMT) to their end (SQLITE_TRACE_PROFILE, whose own time is
+ * in whole milliseconds in older SQLite). A few statements may run at once (one read
+ * while another is stepped): each has its slot. */
+static int on_trace(unsigned type, void *arg, void *stmt, void *x)
+{
+    struct sqlite_store *s = arg;
+    size_t n = sizeof s->timing / sizeof s->timing[0], i;
+    for (i = 0; i < n && s->timing[i].stmt != stmt; i++)
+        ;
+    if (type == SQLITE_TRACE_STMT) {
+        const char *sql = x;
+        if (i < n && sql && !strncmp(sql, "--", 2)) /* a trigger's subprogram */
+            return 0;
+        for (i = i < n ? i : 0; i < n && s->timing[i].stmt && s->timing[i].stmt != stmt; i++)
+            ;
+        if (i < n)
+            s->timing[i] = (struct stmt_timing){stmt, clock_mono_ns()};
+    } else if (type == SQLITE_TRACE_PROFILE && i < n) {
+        store_observe_query((double)(clock_mono_ns() - s->timing[i].t0_ns) / 1e9);
+        s->timing[i].stmt = NULL;
+    }
+    return 0;
+}
+
 static struct store *sq_open(const char *path, int readonly, char *err, size_t errlen)
 {
     struct sqlite_store *s = calloc(1, sizeof *s);
@@ -953,6 +979,8 @@ static struct store *sq_open(const char *path, int readonly, char *err, size_t e
     }
     if (!readonly)
         s->ckpt = sqlite_ckpt_start(path, s->db);
+    else
+        sqlite3_trace_v2(s->db, SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, on_trace, s);
     return &s->base;
 }
 

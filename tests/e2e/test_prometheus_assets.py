@@ -23,6 +23,9 @@ KNOWN_METRICS = {
     "sluice_rows_duplicate_total",
     "sluice_http_requests_total",
     "sluice_writer_commits_total",
+    "sluice_writer_commit_failures_total",
+    "sluice_store_checkpoints_total",
+    "sluice_store_checkpoint_failures_total",
     "sluice_auth_failures_total",
     "sluice_alert_deliveries_total",
     "sluice_alert_delivery_failures_total",
@@ -30,6 +33,8 @@ KNOWN_METRICS = {
     # histograms
     "sluice_http_request_duration_seconds",
     "sluice_batch_duration_seconds",
+    "sluice_store_commit_duration_seconds",
+    "sluice_store_query_duration_seconds",
     # gauges
     "sluice_dlq_depth",
     "sluice_writer_queue_depth",
@@ -40,6 +45,8 @@ KNOWN_METRICS = {
     "sluice_sentinel_last_run_timestamp_seconds",
     "sluice_alerts_firing",
     "sluice_store_up",
+    "sluice_store_wal_bytes",
+    "sluice_store_wal_limit_bytes",
     "sluice_uptime_seconds",
     "sluice_build_info",
     "process_resident_memory_bytes",
@@ -48,12 +55,14 @@ KNOWN_METRICS = {
     "process_max_fds",
     "process_start_time_seconds",
 }
-HISTOGRAMS = {"sluice_http_request_duration_seconds", "sluice_batch_duration_seconds"}
+HISTOGRAMS = {"sluice_http_request_duration_seconds", "sluice_batch_duration_seconds",
+              "sluice_store_commit_duration_seconds", "sluice_store_query_duration_seconds"}
 
 EXPECTED_ALERTS = {
     "SluiceDown", "SluiceStoreDown", "SluiceHighErrorRate", "SluiceVeryHighErrorRate",
     "SluiceIngestLatencyHigh", "SluiceDLQGrowing", "SluiceWriterQueueSaturated",
     "SluiceBatchesFailing", "SluiceSentinelNotRunning", "SluiceAlertDeliveryFailing",
+    "SluiceCheckpointsFailing", "SluiceWALOverLimit",
 }
 
 METRIC_RE = re.compile(r"\b(sluice_[a-z_]+|process_[a-z_]+)")
@@ -160,7 +169,8 @@ def test_unit_tests_cover_key_alerts_firing_and_quiet():
         elif re.search(r"exp_alerts:\s*\n\s*- exp_labels:", case):
             fired.add(name)
     for name in ("SluiceDown", "SluiceHighErrorRate", "SluiceVeryHighErrorRate",
-                 "SluiceIngestLatencyHigh", "SluiceDLQGrowing"):
+                 "SluiceIngestLatencyHigh", "SluiceDLQGrowing", "SluiceStoreDown",
+                 "SluiceCheckpointsFailing", "SluiceWALOverLimit"):
         assert name in fired, f"{name} is never shown to fire"
         assert name in quiet, f"{name} is never shown to stay quiet"
 

@@ -461,6 +461,111 @@ Test(writer, store_away_refuses_jobs_then_recovers_by_itself, .init = setup, .fi
     cr_expect_eq(rows_of(3), 1);
 }
 
+/* ---- commits failing (the database locked) ------------------------------------------------ */
+
+/* Another connection holds SQLite's write lock: the writer's BEGIN waits for the busy
+ * timeout (5 s), then fails while reads still answer. */
+static sqlite3 *lock_db(void)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void unlock_db(sqlite3 *db)
+{
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+}
+
+Test(writer, failed_begin_skips_and_delivers_then_recovers_by_itself, .init = setup,
+     .fini = teardown)
+{
+    start(1024, 50000);
+    struct writer_health h;
+    writer_health(w, &h);
+    cr_expect_eq(h.commits_failing, 0);
+    cr_expect_eq(h.commit_failures, 0);
+
+    sqlite3 *lock = lock_db();
+    struct tjob a, b;
+    init_job(&a, 1);
+    init_job(&b, 2);
+    cr_assert_eq(writer_submit(w, &a.job), 0);
+    cr_assert_eq(writer_submit(w, &b.job), 0);
+    wait_delivered(2);
+    /* the contract (writer.h): every job is told, apply() did not run, skip() did */
+    cr_expect_eq(a.result, -1);
+    cr_expect_eq(b.result, -1);
+    cr_expect_eq(a.runs + b.runs, 0, "apply() ran without a transaction");
+    cr_expect_eq(a.skipped, 1);
+    cr_expect_eq(b.skipped, 1);
+    writer_health(w, &h);
+    cr_expect(h.store_answers, "reads still answer: the store is not away");
+    cr_expect(h.commits_failing, "a failed BEGIN is a failing commit");
+    cr_expect_geq(h.commit_failures, 1);
+    cr_expect(strstr(h.last_error, "begin failed") != NULL, "%s", h.last_error);
+    cr_expect_gt(h.last_failure_ms, 0);
+
+    unlock_db(lock);
+    /* no job needed: the writer tries an empty transaction by itself */
+    for (int i = 0; i < 300 && (writer_health(w, &h), h.commits_failing); i++)
+        usleep(50 * 1000);
+    cr_assert_not(h.commits_failing, "commits still failing after the lock was released");
+    cr_expect_eq(h.commits, 0, "the empty transaction is not counted as a group commit");
+
+    struct tjob c;
+    init_job(&c, 3);
+    c.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &c.job), 0);
+    cr_expect_eq(rows_of(1) + rows_of(2), 0);
+    cr_expect_eq(rows_of(3), 1);
+}
+
+/* ---- writer_submit_later ------------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+Test(writer, submit_later_runs_after_the_delay_in_due_order, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob late, early;
+    init_job(&late, 1);
+    init_job(&early, 2);
+    uint64_t t0 = now_ms();
+    cr_assert_eq(writer_submit_later(w, &late.job, 600), 0);
+    cr_assert_eq(writer_submit_later(w, &early.job, 300), 0);
+    cr_expect_eq(writer_queue_depth(w), 0, "a job for later is not queued yet");
+    wait_delivered(1);
+    cr_expect_eq(early.delivered, 1, "the earlier one comes first");
+    cr_expect_eq(late.delivered, 0);
+    cr_expect_geq(now_ms() - t0, 300);
+    wait_delivered(2);
+    cr_expect_geq(now_ms() - t0, 600);
+    cr_expect_eq(late.result, 0);
+    cr_expect_eq(rows_of(1) + rows_of(2), 2);
+}
+
+Test(writer, stop_runs_the_jobs_waiting_for_later, .init = setup)
+{
+    start(1024, 50000);
+    struct tjob t;
+    init_job(&t, 1);
+    cr_assert_eq(writer_submit_later(w, &t.job, 60 * 1000), 0);
+    writer_stop(w);
+    w = NULL;
+    cr_expect_eq(t.delivered, 1, "a job for later is run when the writer stops");
+    cr_expect_eq(t.result, 0);
+    cr_expect_eq(rows_of(1), 1);
+    teardown();
+}
+
 /* ---- writer_run -------------------------------------------------------------------------- */
 
 Test(writer, run_waits_and_returns_apply_result, .init = setup, .fini = teardown)

@@ -12,13 +12,19 @@
 
 const struct route http_routes[] = {
     {"GET", "/healthz", h_healthz, "liveness, short form", 0, NULL, PERM_OPEN},
-    {"GET", "/health", h_health, "summary: ready or why not, version, uptime", 0, NULL, PERM_OPEN},
+    {"GET", "/health", h_health,
+     "summary: `{\"status\": \"ok\"}` or `503` `{\"status\": \"unavailable\", \"reason\"}`, with "
+     "`version` and `uptime_s`",
+     0, NULL, PERM_OPEN},
     {"GET", "/health/live", h_health_live, "the process answers", 0, NULL, PERM_OPEN},
-    {"GET", "/health/ready", h_health_ready, "ready to take writes (store up, queue not full)", 0,
-     NULL, PERM_OPEN},
+    {"GET", "/health/ready", h_health_ready,
+     "ready to take writes (the store answers and commits succeed, free disk, write queue not "
+     "full)",
+     0, NULL, PERM_OPEN},
     {"GET", "/health/detailed", h_health_detailed, "every check with its detail", 0, NULL,
      PERM_READ},
-    {"GET", "/health/db", h_health_db, "the store answers a query", 0, NULL, PERM_READ},
+    {"GET", "/health/db", h_health_db, "the store answers a query and the writer's commits succeed",
+     0, NULL, PERM_READ},
     {"GET", "/metrics", h_metrics, "Prometheus metrics", 0, NULL, PERM_METRICS},
     {"GET", "/api/v1/datasets", h_datasets_list, "the configured datasets", 0, NULL, PERM_READ},
     {"GET", "/api/v1/datasets/{name}", h_datasets_get, "one dataset and its schema", 0, NULL,

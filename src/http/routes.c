@@ -13,8 +13,8 @@
 const struct route http_routes[] = {
     {"GET", "/healthz", h_healthz, "liveness, short form", 0, NULL, PERM_OPEN},
     {"GET", "/health", h_health,
-     "summary: `{\"status\": \"ok\"}` or `503` `{\"status\": \"unavailable\", \"reason\"}`, with "
-     "`version` and `uptime_s`",
+     "summary: {\"status\": \"ok\"} or 503 {\"status\": \"unavailable\", \"reason\"}, with "
+     "version and uptime_s",
      0, NULL, PERM_OPEN},
     {"GET", "/health/live", h_health_live, "the process answers", 0, NULL, PERM_OPEN},
     {"GET", "/health/ready", h_health_ready,

@@ -810,7 +810,7 @@ static void alerts_deliver(struct wjob *job, int result)
 {
     struct alerts_job *j = (struct alerts_job *)job;
     const struct sluice_config *c = &j->cat->cfg;
-    if (result == 0) {
+    if (result == 0 && job->applied == 0) {
         pthread_mutex_lock(&mmu);
         firing_warning = j->warn;
         firing_critical = j->crit;

@@ -288,6 +288,47 @@ static void record_failure(struct outcome *o, const struct sluice_config *c,
              (long long)((o->next_ms - clock_wall_ms() + 999) / 1000), why);
 }
 
+/* Add row r's outcome to the job. */
+static void record(struct outcome_job *j, const struct sluice_config *c, const struct outbox_row *r,
+                   int ok, const char *why)
+{
+    struct outcome *o = &j->o[j->n++];
+    *o = (struct outcome){.id = r->id, .done_ms = ok ? clock_wall_ms() : 0};
+    if (!ok)
+        record_failure(o, c, r, why[0] ? why : "failed");
+}
+
+/* One POST to Alertmanager receiver rc with every row of take[0..nt) that is for it and not
+ * sent yet (sent[] is indexed like rows). */
+static void send_am(const struct sluice_config *c, const struct receiver_config *rc,
+                    struct outbox_row *rows, const size_t *take, size_t nt, char *sent,
+                    struct outcome_job *j)
+{
+    json_t *list = json_array();
+    for (size_t u = 0; u < nt; u++) {
+        const struct outbox_row *x = &rows[take[u]];
+        json_t *doc =
+            !sent[take[u]] && !strcmp(x->receiver, rc->name) ? json_loads(x->body, 0, NULL) : NULL;
+        if (doc)
+            json_array_append_new(list, doc);
+    }
+    char why[160] = "";
+    char *body = json_dumps(list, JSON_COMPACT);
+    char *url = am_url(rc->url ? rc->url : "");
+    int ok = body && url && post(url, body, why, sizeof why) == 0;
+    free(body);
+    free(url);
+    json_decref(list);
+    count_delivery(rc->name, ok);
+    for (size_t u = 0; u < nt; u++) {
+        const struct outbox_row *x = &rows[take[u]];
+        if (sent[take[u]] || strcmp(x->receiver, rc->name) != 0)
+            continue;
+        sent[take[u]] = 1;
+        record(j, c, x, ok, why);
+    }
+}
+
 /* Deliver the outbox rows that are due (this node runs the sentinel), then have a writer
  * job record what happened. Rows are in id order and at most one per (alert, receiver),
  * so a receiver never gets an alert's resolution before its firing. */
@@ -338,33 +379,7 @@ static int outbox_pass(struct store *st)
             continue;
         }
         if (rc->type == 1) {
-            /* one POST with every due alert for this receiver */
-            json_t *list = json_array();
-            for (size_t u = t; u < nt; u++) {
-                struct outbox_row *x = &rows[take[u]];
-                if (!sent[take[u]] && !strcmp(x->receiver, r->receiver)) {
-                    json_t *doc = json_loads(x->body, 0, NULL);
-                    if (doc)
-                        json_array_append_new(list, doc);
-                }
-            }
-            char *body = json_dumps(list, JSON_COMPACT);
-            char *url = am_url(rc->url ? rc->url : "");
-            int ok = body && url && post(url, body, why, sizeof why) == 0;
-            free(body);
-            free(url);
-            json_decref(list);
-            count_delivery(rc->name, ok);
-            for (size_t u = t; u < nt; u++) {
-                struct outbox_row *x = &rows[take[u]];
-                if (sent[take[u]] || strcmp(x->receiver, r->receiver) != 0)
-                    continue;
-                sent[take[u]] = 1;
-                struct outcome *o = &j->o[j->n++];
-                *o = (struct outcome){.id = x->id, .done_ms = ok ? clock_wall_ms() : 0};
-                if (!ok)
-                    record_failure(o, c, x, why[0] ? why : "failed");
-            }
+            send_am(c, rc, rows, take + t, nt - t, sent, j);
             continue;
         }
         sent[take[t]] = 1;
@@ -377,10 +392,7 @@ static int outbox_pass(struct store *st)
             ok = post(rc->url, r->body, why, sizeof why) == 0;
         }
         count_delivery(rc->name, ok);
-        struct outcome *o = &j->o[j->n++];
-        *o = (struct outcome){.id = r->id, .done_ms = ok ? clock_wall_ms() : 0};
-        if (!ok)
-            record_failure(o, c, r, why[0] ? why : "failed");
+        record(j, c, r, ok, why);
     }
     /* taken but not tried (stopping): no longer in flight */
     pthread_mutex_lock(&qmu);

@@ -315,6 +315,14 @@ static const struct opt opts[] = {
          "A firing alert is notified again after this long (webhook and log receivers; "
          "Alertmanager is sent every firing alert at each evaluation)."),
      RANGE(1, 2592000)},
+    {OPT("alerts.retry_initial_s", OT_INT, "1", CFG(alerts.retry_initial_s),
+         "A notification its receiver did not acknowledge (no 2xx) is tried again after this "
+         "long, then after twice as long each time, up to `alerts.retry_max_s`; it stays in the "
+         "store until delivered."),
+     RANGE(1, 3600)},
+    {OPT("alerts.retry_max_s", OT_INT, "300", CFG(alerts.retry_max_s),
+         "The longest wait between two tries of an undelivered notification."),
+     RANGE(1, 86400)},
     {OPT("alerts.receivers", OT_RECEIVERS, NULL, CFG(alerts.receivers),
          "Where alerts go; see [Alert receivers](#alert-receivers).")},
     {OPT("alerts.routes", OT_ROUTES, NULL, CFG(alerts.routes),

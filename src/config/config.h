@@ -163,6 +163,8 @@ struct sluice_config {
 
     struct {
         int repeat_interval_s;             /* 14400 */
+        int retry_initial_s;               /* 1: first retry of a failed delivery */
+        int retry_max_s;                   /* 300: the backoff's cap */
         struct receiver_config *receivers; /* owned array */
         size_t nreceivers;
         struct route_config *routes; /* owned array */

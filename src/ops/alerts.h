@@ -1,16 +1,30 @@
 /*
  * alerts.h - findings become alerts with a lifecycle (firing → resolved),
- * stored with their history, and notifications routed to receivers.
+ * stored with their history, and notifications routed to receivers, delivered
+ * at least once.
  *
  * alerts_submit() queues one writer job per sentinel evaluation: inside the
  * transaction it opens an alert for each new finding (identified by its rule
- * and labels), refreshes the firing ones, resolves those no finding matches,
- * and decides what to notify: a new alert once, again every
- * alerts.repeat_interval_s, its resolution once; Alertmanager receivers get
- * every firing alert at every evaluation (so Alertmanager never expires it) and
- * the resolution with endsAt. After the commit, the notifications go to the
- * notifier thread, which POSTs them with libcurl, retries with backoff, and
- * never blocks anything else.
+ * and labels), refreshes the firing ones, resolves those no finding matches
+ * (except those of a rule that could not decide yet: the report's "undecided"),
+ * and puts what to notify into the outbox (table alert_outbox), one row per
+ * alert event and receiver: a new alert once, again alerts.repeat_interval_s
+ * after its last delivery, its resolution once. Alertmanager receivers also
+ * get every firing alert at every evaluation, from memory (so Alertmanager
+ * never expires it; a lost refresh is sent again at the next evaluation).
+ *
+ * The notifier thread reads the outbox (its own read connection) at least every
+ * second and when kicked; on the node that runs the sentinel (sentinel_is_leader:
+ * on PostgreSQL one node at a time) it POSTs each due row with libcurl. A row
+ * stays in the outbox until its receiver answers 2xx; a writer job then deletes
+ * it and counts it on its alert (notifications, last_notified_ms), or, on a
+ * failure, records the attempt and the next try (alerts.retry_initial_s,
+ * doubling, at most alerts.retry_max_s). A receiver gets an alert's rows one
+ * at a time in order (the firing before the resolution). So a notification
+ * survives a receiver that is down, a restart, kill -9 and, on PostgreSQL,
+ * the death of the node that held the role; it may arrive twice (when the
+ * outcome of a 2xx could not be recorded), never not at all while its
+ * receiver is configured. Nothing here blocks ingestion.
  */
 #ifndef SLUICE_OPS_ALERTS_H
 #define SLUICE_OPS_ALERTS_H
@@ -24,11 +38,13 @@ struct buf;
 
 void alerts_submit(struct service *svc, struct catalog *cat, const json_t *report, int64_t now_ms);
 
-/* The notifier thread. */
-void alerts_notifier_start(void);
+/* The notifier thread. svc is borrowed until alerts_notifier_stop(), which must come before
+ * the writer stops (the notifier submits writer jobs). */
+void alerts_notifier_start(struct service *svc);
 void alerts_notifier_stop(void);
 
-/* For /metrics: alerts firing by severity, deliveries and failures by receiver. */
+/* For /metrics: alerts firing by severity, deliveries and failed attempts by receiver, the
+ * outbox's pending rows and the age of the oldest. */
 void alerts_metrics(struct buf *out);
 
 #endif

@@ -58,16 +58,40 @@ static void rule_stuck(const struct sentinel_input *in, json_t *f)
         return;
     size_t n = json_array_size(stuck);
     if (n) {
-        char d[32];
+        char d[32], ids[200] = "";
         fmt_duration(d, sizeof d, c->sentinel.stuck_batches.after_s);
+        /* the summary names the batches and their datasets (the first few) */
+        size_t len = 0, i;
+        json_t *b;
+        json_array_foreach(stuck, i, b)
+        {
+            if (i == 3) {
+                snprintf(ids + len, sizeof ids - len, " and %zu more", n - i);
+                break;
+            }
+            int w = snprintf(ids + len, sizeof ids - len, "%s%s (%s)", i ? ", " : "",
+                             json_string_value(json_object_get(b, "batch_id")),
+                             json_string_value(json_object_get(b, "dataset")));
+            if (w < 0 || (size_t)w >= sizeof ids - len)
+                break;
+            len += (size_t)w;
+        }
         add(f, "stuck_batches", sev_names[c->sentinel.stuck_batches.severity], NULL,
-            json_pack("{s:O}", "batches", stuck), "%zu batch%s stuck > %s", n, n == 1 ? "" : "es",
-            d);
+            json_pack("{s:O}", "batches", stuck), "%zu batch%s stuck > %s: %s", n,
+            n == 1 ? "" : "es", d, ids);
     }
     json_decref(stuck);
 }
 
-static void rule_rates(const struct sentinel_input *in, json_t *f)
+/* A rule that cannot decide yet (it has not seen a whole window since the start and cannot
+ * read it from the store): its alerts neither fire nor resolve (labels NULL: all of them). */
+static void undecided(json_t *u, const char *rule, json_t *labels)
+{
+    json_array_append_new(
+        u, json_pack("{s:s,s:o}", "rule", rule, "labels", labels ? labels : json_object()));
+}
+
+static void rule_rates(const struct sentinel_input *in, json_t *f, json_t *u)
 {
     const struct sluice_config *c = in->cfg;
     struct rollup_sum *v = NULL;
@@ -90,17 +114,25 @@ static void rule_rates(const struct sentinel_input *in, json_t *f)
         add(f, "error_rate", sev, json_pack("{s:s}", "dataset", v[i].dataset),
             json_pack("{s:I,s:I,s:f,s:i}", "received", (json_int_t)r, "rejected", (json_int_t)j,
                       "error_rate_pct", pct, "window_s", c->sentinel.error_rate.window_s),
-            "Error rate %.1f%% > %.1f%% threshold", pct, thr);
+            "Error rate of %s %.1f%% > %.1f%% threshold", v[i].dataset, pct, thr);
     }
-    /* stalled sources: datasets with expected_every */
+    /* stalled sources: datasets with expected_every. The last arrival is the store's
+     * (dataset_activity), so a restart changes nothing; a dataset that never received
+     * anything counts from the start, and is undecided until expected_every has passed. */
     for (size_t k = 0; k < c->ndatasets; k++) {
         const struct dataset_config *ds = &c->datasets[k];
         if (!ds->expected_every_ms)
             continue;
-        int64_t last = in->started_ms;
+        int64_t last = 0;
         for (size_t i = 0; i < n; i++)
             if (!strcmp(v[i].dataset, ds->name) && v[i].last_received_ms > last)
                 last = v[i].last_received_ms;
+        if (!last && in->now_ms - in->started_ms <= (int64_t)ds->expected_every_ms) {
+            undecided(u, "source_stalled", json_pack("{s:s}", "dataset", ds->name));
+            continue;
+        }
+        if (!last)
+            last = in->started_ms;
         if (in->now_ms - last <= (int64_t)ds->expected_every_ms)
             continue;
         char d[32], t[32];
@@ -139,9 +171,14 @@ static void rule_dlq(const struct sentinel_input *in, json_t *f)
     json_decref(by);
 }
 
-static void rule_latency(const struct sentinel_input *in, json_t *f)
+static void rule_latency(const struct sentinel_input *in, json_t *f, json_t *u)
 {
     const struct sluice_config *c = in->cfg;
+    /* the latencies are in memory only: a whole window since the start first */
+    if (in->now_ms - in->started_ms < (int64_t)c->sentinel.ingest_latency.window_s * 1000) {
+        undecided(u, "ingest_latency", NULL);
+        return;
+    }
     uint64_t count = 0;
     double p95 = latency_quantile_ms(0.95, c->sentinel.ingest_latency.window_s, &count);
     if (p95 < 0 || p95 <= c->sentinel.ingest_latency.p95_ms)
@@ -195,18 +232,18 @@ static void rule_checkpoints(const struct sentinel_input *in, json_t *f)
 
 json_t *sentinel_evaluate(const struct sentinel_input *in)
 {
-    json_t *f = json_array();
+    json_t *f = json_array(), *u = json_array();
     int store_ok = in->st && store_ping(in->st) == 0;
     if (!store_ok) {
         add(f, "store_unavailable", "critical", NULL, NULL, "the store does not answer: %s",
             in->st ? store_errmsg(in->st) : "it cannot be opened");
     } else {
         rule_stuck(in, f);
-        rule_rates(in, f);
+        rule_rates(in, f, u);
         rule_dlq(in, f);
     }
     if (in->with_latency) {
-        rule_latency(in, f);
+        rule_latency(in, f, u);
         rule_checkpoints(in, f);
     }
     rule_disk(in, f);
@@ -225,8 +262,8 @@ json_t *sentinel_evaluate(const struct sentinel_input *in)
             status = "warning";
     }
     char t[32];
-    return json_pack("{s:s,s:s,s:o}", "status", status, "checked_at",
-                     clock_rfc3339(in->now_ms, t, sizeof t), "findings", f);
+    return json_pack("{s:s,s:s,s:o,s:o}", "status", status, "checked_at",
+                     clock_rfc3339(in->now_ms, t, sizeof t), "findings", f, "undecided", u);
 }
 
 int sentinel_exit_code(const json_t *report)

@@ -5,7 +5,10 @@
  *
  * sentinel_evaluate() reads the store (a read connection) and returns a report
  *   {"status": "ok|warning|critical", "checked_at", "findings": [{"rule",
- *    "severity", "summary", "labels", "details"}]}
+ *    "severity", "summary", "labels", "details"}], "undecided": [{"rule", "labels"}]}
+ * "undecided" lists the rules (labels {}: all their alerts) that cannot decide yet: after a
+ * start, a rule whose window is not in the store decides only once it has seen a whole
+ * window; their alerts neither fire nor resolve meanwhile.
  * The server runs it every sentinel.interval_s on its own thread and turns the
  * findings into alerts (alerts.h); `sluice sentinel` runs it once (or in a loop)
  * against the same store.
@@ -24,7 +27,7 @@ struct sentinel_input {
     const struct sluice_config *cfg;
     struct store *st; /* NULL or failing: store_unavailable */
     int64_t now_ms;
-    int64_t started_ms;      /* when watching began (stalled sources count from here) */
+    int64_t started_ms;      /* when watching began (see "undecided") */
     int with_latency;        /* the server: ingest latency (latency.h) and checkpoints are known */
     const char *server_down; /* the CLI: why the server's /health/ready failed, else NULL */
 };

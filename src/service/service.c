@@ -184,7 +184,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     if (!s->http)
         return -1;
     s->batches = batch_pool_start(s, c->batches.workers);
-    alerts_notifier_start();
+    alerts_notifier_start(s);
     if (c->sentinel.interval_s > 0)
         s->sentinel = sentinel_start(s);
     char addr[256];
@@ -387,10 +387,10 @@ void service_stop(struct service *s, uint64_t timeout_ms)
     /* Workers finish the batch step they are in (its transaction commits or not). */
     batch_pool_stop(s->batches);
     s->batches = NULL;
+    alerts_notifier_stop(); /* undelivered notifications stay in the outbox for the next start */
     /* Finish every queued job; their answers go to the loops, still running. */
     writer_stop(s->writer);
     s->writer = NULL;
-    alerts_notifier_stop(); /* deliveries still waiting for a retry are given up */
     http_server_stop(s->http);
     s->http = NULL;
     store_pool_destroy(s->files); /* after the loops: their thread-pool work is done */

@@ -171,6 +171,12 @@ int pg_alert_get(struct store *st, int64_t id, json_t **out);
 int pg_alert_put(struct store *st, struct alert *a);
 int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                    const char *detail);
+int pg_outbox_add(struct store *st, struct outbox_row *r);
+int pg_outbox_due(struct store *st, int64_t now_ms, int limit, struct outbox_row **out, size_t *n);
+int pg_outbox_finish(struct store *st, int64_t id, int64_t delivered_ms);
+int pg_outbox_retry(struct store *st, int64_t id, int64_t next_ms, const char *error);
+int pg_outbox_pending(struct store *st, int64_t alert_id, const char *receiver);
+int pg_outbox_stats(struct store *st, int64_t *pending, int64_t *oldest_ms);
 /* Rollups summed per group commit (store_pg_stats.c): a job's are kept with the group when
  * its savepoint is released, dropped when it is rolled back, written before COMMIT. */
 void pg_roll_keep_job(struct pg_store *s);

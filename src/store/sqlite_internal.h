@@ -109,6 +109,13 @@ int sqlite_alert_get(struct store *st, int64_t id, json_t **out);
 int sqlite_alert_put(struct store *st, struct alert *a);
 int sqlite_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                        const char *detail);
+int sqlite_outbox_add(struct store *st, struct outbox_row *r);
+int sqlite_outbox_due(struct store *st, int64_t now_ms, int limit, struct outbox_row **out,
+                      size_t *n);
+int sqlite_outbox_finish(struct store *st, int64_t id, int64_t delivered_ms);
+int sqlite_outbox_retry(struct store *st, int64_t id, int64_t next_ms, const char *error);
+int sqlite_outbox_pending(struct store *st, int64_t alert_id, const char *receiver);
+int sqlite_outbox_stats(struct store *st, int64_t *pending, int64_t *oldest_ms);
 /* The group's rollups: a job's deltas are kept (savepoint released), dropped (rolled back),
  * written before COMMIT, or all dropped (ROLLBACK); freed at close. */
 void sqlite_roll_keep_job(struct sqlite_store *s);

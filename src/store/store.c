@@ -67,6 +67,17 @@ void alert_release(struct alert *a)
     memset(a, 0, sizeof *a);
 }
 
+void outbox_release(struct outbox_row *r)
+{
+    if (!r)
+        return;
+    free(r->receiver);
+    free(r->event);
+    free(r->body);
+    free(r->last_error);
+    memset(r, 0, sizeof *r);
+}
+
 void api_key_release(struct api_key *k)
 {
     if (!k)

@@ -167,6 +167,17 @@ struct alert {
 };
 void alert_release(struct alert *a);
 
+/* One notification waiting in the outbox (table alert_outbox) for its receiver's 2xx: an
+ * alert's event (firing, renotified, resolved) for one receiver, with the body to send.
+ * Strings owned (outbox_release). */
+struct outbox_row {
+    int64_t id, alert_id;
+    char *receiver, *event, *body, *last_error;
+    int attempts;
+    int64_t created_ms, next_ms;
+};
+void outbox_release(struct outbox_row *r);
+
 #define STORE_COMMIT_UNKNOWN (-2)
 
 struct store_ops {
@@ -338,6 +349,21 @@ struct store_ops {
     int (*alert_put)(struct store *st, struct alert *a);
     int (*alert_event)(struct store *st, int64_t id, int64_t at_ms, const char *event,
                        const char *detail);
+    /* The alert outbox (at-least-once delivery, see alerts.h). add: a row, in the caller's
+     * transaction (r->id, attempts, next_ms set by the caller; id assigned). due: up to
+     * limit rows whose next_ms <= now_ms and that are the oldest row left for their
+     * (alert, receiver), so a receiver gets an alert's events in order; id order. finish:
+     * the row is done: delete it and, when delivered_ms != 0, count it on its alert
+     * (notifications + 1, last_notified_ms). retry: attempts + 1, the next try and why.
+     * pending: 1 when (alert_id, receiver) has a row left, else 0. stats: rows left and
+     * the oldest one's created_ms (0 = none). */
+    int (*outbox_add)(struct store *st, struct outbox_row *r);
+    int (*outbox_due)(struct store *st, int64_t now_ms, int limit, struct outbox_row **out,
+                      size_t *n);
+    int (*outbox_finish)(struct store *st, int64_t id, int64_t delivered_ms);
+    int (*outbox_retry)(struct store *st, int64_t id, int64_t next_ms, const char *error);
+    int (*outbox_pending)(struct store *st, int64_t alert_id, const char *receiver);
+    int (*outbox_stats)(struct store *st, int64_t *pending, int64_t *oldest_ms);
 
     /* Work that must run on one node at a time (the sentinel): 1 when this connection holds
      * the role `name` (taken now or held already), 0 when another node holds it, -1 on
@@ -471,6 +497,13 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_alert_get(st, id, out) ((st)->ops->alert_get((st), (id), (out)))
 #define store_alert_put(st, a) ((st)->ops->alert_put((st), (a)))
 #define store_alert_event(st, id, at, ev, d) ((st)->ops->alert_event((st), (id), (at), (ev), (d)))
+#define store_outbox_add(st, r) ((st)->ops->outbox_add((st), (r)))
+#define store_outbox_due(st, now, lim, out, n)                                                     \
+    ((st)->ops->outbox_due((st), (now), (lim), (out), (n)))
+#define store_outbox_finish(st, id, at) ((st)->ops->outbox_finish((st), (id), (at)))
+#define store_outbox_retry(st, id, next, e) ((st)->ops->outbox_retry((st), (id), (next), (e)))
+#define store_outbox_pending(st, a, r) ((st)->ops->outbox_pending((st), (a), (r)))
+#define store_outbox_stats(st, n, oldest) ((st)->ops->outbox_stats((st), (n), (oldest)))
 #define store_singleton(st, name) ((st)->ops->singleton((st), (name)))
 #define store_wait_work(st, ms) ((st)->ops->wait_work((st), (ms)))
 #define store_batch_clear(st, ds, id, c, rows)                                                     \

@@ -1,5 +1,6 @@
 /*
- * store_pg_alerts.c - alerts and their history in PostgreSQL (see store.h);
+ * store_pg_alerts.c - alerts, their history and the outbox of their
+ * notifications in PostgreSQL (see store.h);
  * the same JSON as store_sqlite_alerts.c. At most one firing alert per
  * fingerprint is the schema's partial unique index (alerts_firing).
  */
@@ -189,4 +190,123 @@ int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *even
                   "INSERT INTO alert_events(alert_id, at_ms, event, detail)"
                   " VALUES ($1::bigint, $2::bigint, $3, $4)",
                   4, p);
+}
+
+/* ---- the outbox ------------------------------------------------------------- */
+
+int pg_outbox_add(struct store *st, struct outbox_row *r)
+{
+    struct pg_store *s = PG(st);
+    char b[4][24];
+    const char *p[7] = {pg_int(b[0], r->alert_id),
+                        r->receiver,
+                        r->event,
+                        r->body,
+                        pg_int(b[1], r->created_ms),
+                        pg_int(b[2], r->attempts),
+                        pg_int(b[3], r->next_ms)};
+    PGresult *res = pg_exec(s, "outbox add",
+                            "INSERT INTO alert_outbox(alert_id, receiver, event, body, created_ms,"
+                            " attempts, next_ms) VALUES ($1::bigint, $2, $3, $4, $5::bigint,"
+                            " $6::int, $7::bigint) RETURNING id",
+                            7, p);
+    if (!res)
+        return -1;
+    r->id = pg_get_int(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int pg_outbox_due(struct store *st, int64_t now_ms, int limit, struct outbox_row **out, size_t *n)
+{
+    struct pg_store *s = PG(st);
+    char nb[24], lb[24];
+    const char *p[2] = {pg_int(nb, now_ms), pg_int(lb, limit)};
+    *out = NULL;
+    *n = 0;
+    PGresult *r = pg_exec(s, "outbox due",
+                          "SELECT id, alert_id, receiver, event, body, created_ms, attempts,"
+                          " next_ms, last_error FROM alert_outbox d WHERE next_ms <= $1::bigint"
+                          " AND NOT EXISTS (SELECT 1 FROM alert_outbox e WHERE e.alert_id ="
+                          " d.alert_id AND e.receiver = d.receiver AND e.id < d.id)"
+                          " ORDER BY id LIMIT $2::bigint",
+                          2, p);
+    if (!r)
+        return -1;
+    int rows = PQntuples(r);
+    if (rows > 0 && !(*out = calloc((size_t)rows, sizeof **out))) {
+        PQclear(r);
+        snprintf(s->err, sizeof s->err, "outbox due: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < rows; i++) {
+        struct outbox_row *o = &(*out)[i];
+        o->id = pg_get_int(r, i, 0);
+        o->alert_id = pg_get_int(r, i, 1);
+        o->receiver = pg_get_str(r, i, 2);
+        o->event = pg_get_str(r, i, 3);
+        o->body = pg_get_str(r, i, 4);
+        o->created_ms = pg_get_int(r, i, 5);
+        o->attempts = (int)pg_get_int(r, i, 6);
+        o->next_ms = pg_get_int(r, i, 7);
+        o->last_error = pg_get_str(r, i, 8);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return 0;
+}
+
+int pg_outbox_finish(struct store *st, int64_t id, int64_t delivered_ms)
+{
+    struct pg_store *s = PG(st);
+    char ib[24], tb[24];
+    const char *p[2] = {pg_int(ib, id), pg_int(tb, delivered_ms)};
+    if (delivered_ms && pg_cmd(s, "outbox finish",
+                               "UPDATE alerts SET notifications = notifications + 1,"
+                               " last_notified_ms = $2::bigint WHERE id = (SELECT alert_id FROM"
+                               " alert_outbox WHERE id = $1::bigint)",
+                               2, p) < 0)
+        return -1;
+    return pg_cmd(s, "outbox finish", "DELETE FROM alert_outbox WHERE id = $1::bigint", 1, p);
+}
+
+int pg_outbox_retry(struct store *st, int64_t id, int64_t next_ms, const char *error)
+{
+    struct pg_store *s = PG(st);
+    char ib[24], nb[24];
+    const char *p[3] = {pg_int(ib, id), pg_int(nb, next_ms), error ? error : ""};
+    return pg_cmd(s, "outbox retry",
+                  "UPDATE alert_outbox SET attempts = attempts + 1, next_ms = $2::bigint,"
+                  " last_error = $3 WHERE id = $1::bigint",
+                  3, p);
+}
+
+int pg_outbox_pending(struct store *st, int64_t alert_id, const char *receiver)
+{
+    struct pg_store *s = PG(st);
+    char ab[24];
+    const char *p[2] = {pg_int(ab, alert_id), receiver};
+    PGresult *r = pg_exec(s, "outbox pending",
+                          "SELECT 1 FROM alert_outbox WHERE alert_id = $1::bigint AND"
+                          " receiver = $2 LIMIT 1",
+                          2, p);
+    if (!r)
+        return -1;
+    int any = PQntuples(r) > 0;
+    PQclear(r);
+    return any;
+}
+
+int pg_outbox_stats(struct store *st, int64_t *pending, int64_t *oldest_ms)
+{
+    struct pg_store *s = PG(st);
+    PGresult *r =
+        pg_exec(s, "outbox stats",
+                "SELECT count(*), coalesce(min(created_ms), 0) FROM alert_outbox", 0, NULL);
+    if (!r)
+        return -1;
+    *pending = pg_get_int(r, 0, 0);
+    *oldest_ms = pg_get_int(r, 0, 1);
+    PQclear(r);
+    return 0;
 }

@@ -85,5 +85,13 @@ const char *const pg_migrations[] = {
     " data BYTEA NOT NULL, created_ms BIGINT NOT NULL, PRIMARY KEY (batch_id, seq));"
     "ALTER TABLE batch_files ALTER COLUMN data SET STORAGE EXTERNAL;"
     "ALTER TABLE batches ALTER COLUMN path DROP NOT NULL;",
+    /* 3: the alert outbox: each notification (alert event x receiver) until its receiver
+     * answers 2xx (alerts.h) */
+    "CREATE TABLE alert_outbox (id BIGSERIAL PRIMARY KEY, alert_id BIGINT NOT NULL,"
+    " receiver TEXT NOT NULL, event TEXT NOT NULL, body TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ms BIGINT NOT NULL, last_error TEXT);"
+    "CREATE INDEX alert_outbox_next ON alert_outbox(next_ms);"
+    "CREATE INDEX alert_outbox_alert ON alert_outbox(alert_id, receiver, id);",
 };
 const int pg_nmigrations = sizeof pg_migrations / sizeof pg_migrations[0];

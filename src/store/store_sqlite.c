@@ -108,6 +108,14 @@ static const char *migrations[] = {
     " sum(rejected), sum(duplicate), sum(batches), sum(batches_failed) FROM rollup_hour"
     " GROUP BY dataset, hour / 24;"
     "CREATE INDEX batches_created ON batches(created_ms);",
+    /* 8: the alert outbox: each notification (alert event x receiver) until its receiver
+     * answers 2xx (alerts.h) */
+    "CREATE TABLE alert_outbox (id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,"
+    " receiver TEXT NOT NULL, event TEXT NOT NULL, body TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ms INTEGER NOT NULL, last_error TEXT);"
+    "CREATE INDEX alert_outbox_next ON alert_outbox(next_ms);"
+    "CREATE INDEX alert_outbox_alert ON alert_outbox(alert_id, receiver, id);",
 };
 
 int sqlite_fail(struct sqlite_store *s, const char *what)
@@ -1048,6 +1056,12 @@ const struct store_ops store_sqlite_ops = {
     .alert_get = sqlite_alert_get,
     .alert_put = sqlite_alert_put,
     .alert_event = sqlite_alert_event,
+    .outbox_add = sqlite_outbox_add,
+    .outbox_due = sqlite_outbox_due,
+    .outbox_finish = sqlite_outbox_finish,
+    .outbox_retry = sqlite_outbox_retry,
+    .outbox_pending = sqlite_outbox_pending,
+    .outbox_stats = sqlite_outbox_stats,
     .singleton = sq_singleton,
     .wait_work = sq_wait_work,
     .batch_delete = sqlite_batch_delete,

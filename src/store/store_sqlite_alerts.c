@@ -1,7 +1,9 @@
 /*
- * store_sqlite_alerts.c - alerts and their history, and the sentinel's
- * automatic reset of stuck batches, in SQLite (see store.h).
+ * store_sqlite_alerts.c - alerts and their history, the outbox of their
+ * notifications, and the sentinel's automatic reset of stuck batches, in SQLite
+ * (see store.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,4 +224,152 @@ int sqlite_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "alert event");
+}
+
+/* ---- the outbox ------------------------------------------------------------- */
+
+int sqlite_outbox_add(struct store *st, struct outbox_row *r)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (prep(s,
+             "INSERT INTO alert_outbox(alert_id, receiver, event, body, created_ms, attempts,"
+             " next_ms) VALUES (?,?,?,?,?,?,?)",
+             &q, "outbox add") < 0)
+        return -1;
+    sqlite3_bind_int64(q, 1, r->alert_id);
+    sqlite3_bind_text(q, 2, r->receiver, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, r->event, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, r->body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, r->created_ms);
+    sqlite3_bind_int(q, 6, r->attempts);
+    sqlite3_bind_int64(q, 7, r->next_ms);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(s, "outbox add");
+    r->id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int sqlite_outbox_due(struct store *st, int64_t now_ms, int limit, struct outbox_row **out,
+                      size_t *n)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    *out = NULL;
+    *n = 0;
+    if (prep(s,
+             "SELECT id, alert_id, receiver, event, body, created_ms, attempts, next_ms,"
+             " last_error FROM alert_outbox d WHERE next_ms <= ?1 AND NOT EXISTS (SELECT 1"
+             " FROM alert_outbox e WHERE e.alert_id = d.alert_id AND e.receiver = d.receiver"
+             " AND e.id < d.id) ORDER BY id LIMIT ?2",
+             &q, "outbox due") < 0)
+        return -1;
+    sqlite3_bind_int64(q, 1, now_ms);
+    sqlite3_bind_int(q, 2, limit);
+    struct outbox_row *v = calloc(limit > 0 ? (size_t)limit : 1, sizeof *v);
+    if (!v) {
+        sqlite3_finalize(q);
+        snprintf(s->err, sizeof s->err, "outbox due: out of memory");
+        return -1;
+    }
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW && *n < (size_t)limit) {
+        struct outbox_row *r = &v[(*n)++];
+        r->id = sqlite3_column_int64(q, 0);
+        r->alert_id = sqlite3_column_int64(q, 1);
+        r->receiver = col(q, 2);
+        r->event = col(q, 3);
+        r->body = col(q, 4);
+        r->created_ms = sqlite3_column_int64(q, 5);
+        r->attempts = sqlite3_column_int(q, 6);
+        r->next_ms = sqlite3_column_int64(q, 7);
+        r->last_error = col(q, 8);
+    }
+    sqlite3_finalize(q);
+    *out = v;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        for (size_t i = 0; i < *n; i++)
+            outbox_release(&v[i]);
+        free(v);
+        *out = NULL;
+        *n = 0;
+        return sqlite_fail(s, "outbox due");
+    }
+    return 0;
+}
+
+int sqlite_outbox_finish(struct store *st, int64_t id, int64_t delivered_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (delivered_ms) {
+        if (prep(s,
+                 "UPDATE alerts SET notifications = notifications + 1, last_notified_ms = ?2"
+                 " WHERE id = (SELECT alert_id FROM alert_outbox WHERE id = ?1)",
+                 &q, "outbox finish") < 0)
+            return -1;
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_int64(q, 2, delivered_ms);
+        int rc = sqlite3_step(q);
+        sqlite3_finalize(q);
+        if (rc != SQLITE_DONE)
+            return sqlite_fail(s, "outbox finish");
+    }
+    if (prep(s, "DELETE FROM alert_outbox WHERE id = ?", &q, "outbox finish") < 0)
+        return -1;
+    sqlite3_bind_int64(q, 1, id);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "outbox finish");
+}
+
+int sqlite_outbox_retry(struct store *st, int64_t id, int64_t next_ms, const char *error)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (prep(s,
+             "UPDATE alert_outbox SET attempts = attempts + 1, next_ms = ?2, last_error = ?3"
+             " WHERE id = ?1",
+             &q, "outbox retry") < 0)
+        return -1;
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, next_ms);
+    sqlite3_bind_text(q, 3, error ? error : "", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "outbox retry");
+}
+
+int sqlite_outbox_pending(struct store *st, int64_t alert_id, const char *receiver)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (prep(s, "SELECT 1 FROM alert_outbox WHERE alert_id = ? AND receiver = ? LIMIT 1", &q,
+             "outbox pending") < 0)
+        return -1;
+    sqlite3_bind_int64(q, 1, alert_id);
+    sqlite3_bind_text(q, 2, receiver, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sqlite_fail(s, "outbox pending");
+    return rc == SQLITE_ROW;
+}
+
+int sqlite_outbox_stats(struct store *st, int64_t *pending, int64_t *oldest_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q;
+    if (prep(s, "SELECT count(*), coalesce(min(created_ms), 0) FROM alert_outbox", &q,
+             "outbox stats") < 0)
+        return -1;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *pending = sqlite3_column_int64(q, 0);
+        *oldest_ms = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? 0 : sqlite_fail(s, "outbox stats");
 }

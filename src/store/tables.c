@@ -120,6 +120,10 @@ static const struct table_col alerts[] = {
 };
 static const struct table_col alert_events[] = {IS("seq"), I("alert_id"), I("at_ms"), T("event"),
                                                 T("detail")};
+static const struct table_col alert_outbox[] = {
+    IS("id"),        I("alert_id"), T("receiver"), T("event"),      T("body"),
+    I("created_ms"), I("attempts"), I("next_ms"),  T("last_error"),
+};
 
 /* `datasets` comes before `batches`: the dataset tables are loaded between them, so a
  * backend can work out where each batch's rows are when batches are loaded. */
@@ -140,6 +144,7 @@ const struct table_def store_tables[] = {
     TABLE("dataset_activity", dataset_activity),
     TABLE("alerts", alerts),
     TABLE("alert_events", alert_events),
+    TABLE("alert_outbox", alert_outbox),
 };
 const size_t store_ntables = ARRAY_SIZE(store_tables);
 

@@ -117,12 +117,12 @@ alerts:
                       what="the webhook's firing notification")
     a = firing[0]["alert"]
     assert a["rule"] == "stuck_batches" and a["severity"] == "critical"
-    assert a["summary"] == "1 batch stuck > 6s", a
+    assert a["summary"] == f"1 batch stuck > 6s: {bid} (judgments)", a
     assert [x["batch_id"] for x in a["details"]["batches"]] == [bid]
     am = wait_for(lambda: am_alerts(alertmanager), what="the alert in Alertmanager")
     assert am[0]["labels"]["alertname"] == "stuck_batches"
     assert am[0]["labels"]["severity"] == "critical"
-    assert am[0]["annotations"]["summary"] == "1 batch stuck > 6s"
+    assert am[0]["annotations"]["summary"] == f"1 batch stuck > 6s: {bid} (judgments)"
     alerts = server.get("/api/v1/alerts", params={"state": "firing"}).json()["items"]
     assert len(alerts) == 1 and alerts[0]["rule"] == "stuck_batches"
     time.sleep(2.5)  # more evaluations: still one notification
@@ -164,7 +164,7 @@ alerts:
         assert r.status_code == 207
         body = wait_for(lambda: hook.bodies, what="the slack message")[0]
         assert body == {"text": body["text"]} and body["text"].startswith(
-            "[FIRING] critical error_rate: Error rate")
+            "[FIRING] critical error_rate: Error rate of ev ")
         # the hanging receiver is being tried in the background; ingestion goes on
         for i in range(5):
             t0 = time.time()
@@ -207,7 +207,7 @@ sentinel:
     code, rep = run_sentinel(server)
     assert code == 1 and rules(rep) == {("error_rate", "warning")}, rep
     f = rep["findings"][0]
-    assert f["labels"] == {"dataset": "ev"} and f["summary"] == "Error rate 20.0% > 10.0% threshold"
+    assert f["labels"] == {"dataset": "ev"} and f["summary"] == "Error rate of ev 20.0% > 10.0% threshold"
     # many more rejected: critical, and the DLQ grew by more than 3
     server.post_events("ev", '{"id":"b"}\n' * 12)
     code, rep = run_sentinel(server)
@@ -309,3 +309,19 @@ sentinel:
     time.sleep(3)  # stuck again (no worker), but the limit is reached
     assert len(resets()) == 2
     assert server.get(f"/api/v1/batches/{bid}").json()["status"] == "uploaded"
+
+
+def test_text_output_names_the_dataset_of_each_finding(make_server):
+    """Two datasets with the same error rate: two lines, each naming its dataset (they were
+    two identical "Error rate ..." lines)."""
+    two = EVENTS + EVENTS.replace("name: ev", "name: ev2")
+    server = make_server(extra_yaml="sentinel:\n  interval_s: 0\n  rules:\n"
+                                    "    error_rate: {min_rows: 2}\n", datasets_yaml=two)
+    for ds in ("ev", "ev2"):
+        assert server.post_events(ds, '{"id":1}\n{"id":"x"}\n').status_code == 207
+    p = subprocess.run([BIN, "sentinel", "--config", server.config_path],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    lines = [x.strip() for x in p.stdout.splitlines() if "error_rate" in x]
+    assert lines == ["[warning] error_rate: Error rate of ev 50.0% > 10.0% threshold",
+                     "[warning] error_rate: Error rate of ev2 50.0% > 10.0% threshold"], p.stdout

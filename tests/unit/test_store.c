@@ -233,7 +233,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     open_fresh();
     cr_expect_eq(store_migrate(st), 0, "second migrate: %s", store_errmsg(st));
     cr_expect_eq(store_ping(st), 0);
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 7);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 8);
     cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                          " ('datasets', 'dlq', 'idempotency')"),
                  3);
@@ -245,7 +245,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     st = store_open(uri, 0, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     cr_expect_eq(store_migrate(st), 0, "%s", store_errmsg(st));
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 7);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 8);
 }
 
 Test(store, open_errors)
@@ -795,6 +795,78 @@ Test(store, rollup_purge_removes_old_minutes_only, .fini = cleanup)
         json_integer_value(json_object_get(json_object_get(k, "all_time"), "rows_received")), 15,
         "the hours lost rows too");
     json_decref(k);
+}
+
+/* ---- the alert outbox ------------------------------------------------------------------ */
+
+static int64_t outbox_add(int64_t alert_id, const char *receiver, const char *event, int64_t ms)
+{
+    struct outbox_row r = {.alert_id = alert_id,
+                           .receiver = (char *)receiver,
+                           .event = (char *)event,
+                           .body = "{}",
+                           .created_ms = ms,
+                           .next_ms = ms};
+    cr_assert_eq(store_outbox_add(st, &r), 0, "%s", store_errmsg(st));
+    return r.id;
+}
+
+/* The ids store_outbox_due() returns at now_ms, in order, into ids; their number. */
+static size_t due_ids(int64_t now_ms, int64_t *ids)
+{
+    struct outbox_row *rows;
+    size_t n;
+    cr_assert_eq(store_outbox_due(st, now_ms, 10, &rows, &n), 0, "%s", store_errmsg(st));
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = rows[i].id;
+        outbox_release(&rows[i]);
+    }
+    free(rows);
+    return n;
+}
+
+Test(store, outbox_delivers_in_order_and_counts_only_deliveries, .fini = cleanup)
+{
+    open_fresh();
+    struct alert a = {.fingerprint = "r{}",
+                      .rule = "r",
+                      .severity = "warning",
+                      .state = "firing",
+                      .started_ms = 1000,
+                      .updated_ms = 1000};
+    cr_assert_eq(store_alert_put(st, &a), 0, "%s", store_errmsg(st));
+    int64_t fire_h = outbox_add(a.id, "hook", "firing", 1000);
+    int64_t fire_c = outbox_add(a.id, "chat", "firing", 1000);
+    int64_t res_h = outbox_add(a.id, "hook", "resolved", 2000);
+    int64_t ids[10];
+    /* the resolution waits behind its firing for the same receiver */
+    cr_assert_eq(due_ids(5000, ids), 2);
+    cr_expect(ids[0] == fire_h && ids[1] == fire_c);
+    /* a failed firing is not due before its next try, and keeps the resolution back */
+    cr_assert_eq(store_outbox_retry(st, fire_h, 9000, "HTTP 500"), 0, "%s", store_errmsg(st));
+    cr_assert_eq(due_ids(5000, ids), 1);
+    cr_expect_eq(ids[0], fire_c);
+    expect_text("SELECT attempts || ' ' || last_error FROM alert_outbox WHERE id = 1",
+                "1 HTTP 500");
+    int64_t pending, oldest;
+    cr_assert_eq(store_outbox_stats(st, &pending, &oldest), 0, "%s", store_errmsg(st));
+    cr_expect(pending == 3 && oldest == 1000, "%lld %lld", (long long)pending, (long long)oldest);
+    cr_expect_eq(raw_int("SELECT notifications FROM alerts"), 0, "nothing delivered yet");
+    cr_expect_eq(store_outbox_pending(st, a.id, "hook"), 1);
+    /* delivered: the row goes, the alert counts it */
+    cr_assert_eq(store_outbox_finish(st, fire_h, 9500), 0, "%s", store_errmsg(st));
+    cr_assert_eq(due_ids(10000, ids), 2);
+    cr_expect(ids[0] == fire_c && ids[1] == res_h);
+    cr_expect_eq(raw_int("SELECT notifications FROM alerts"), 1);
+    cr_expect_eq(raw_int("SELECT last_notified_ms FROM alerts"), 9500);
+    /* dropped (receiver gone): the row goes, nothing counted */
+    cr_assert_eq(store_outbox_finish(st, fire_c, 0), 0, "%s", store_errmsg(st));
+    cr_expect_eq(raw_int("SELECT notifications FROM alerts"), 1);
+    cr_expect_eq(store_outbox_pending(st, a.id, "chat"), 0);
+    cr_assert_eq(store_outbox_finish(st, res_h, 11000), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_outbox_stats(st, &pending, &oldest), 0, "%s", store_errmsg(st));
+    cr_expect(pending == 0 && oldest == 0);
+    cr_expect_eq(raw_int("SELECT notifications FROM alerts"), 2);
 }
 
 /* ---- transactions ---------------------------------------------------------------------- */

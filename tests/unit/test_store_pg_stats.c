@@ -624,3 +624,62 @@ Test(pg_alerts, round_trip, .init = open_fresh, .fini = close_store)
         alert_release(&f[i]);
     free(f);
 }
+
+/* ---- the alert outbox ------------------------------------------------------------------ */
+
+static int64_t outbox_add(int64_t alert_id, char *receiver, char *event, int64_t ms)
+{
+    struct outbox_row r = {.alert_id = alert_id,
+                           .receiver = receiver,
+                           .event = event,
+                           .body = "{}",
+                           .created_ms = ms,
+                           .next_ms = ms};
+    cr_assert_eq(pg_outbox_add(st, &r), 0, "%s", pg_errmsg(st));
+    return r.id;
+}
+
+static size_t due_ids(int64_t now_ms, int64_t *ids)
+{
+    struct outbox_row *rows;
+    size_t n;
+    cr_assert_eq(pg_outbox_due(st, now_ms, 10, &rows, &n), 0, "%s", pg_errmsg(st));
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = rows[i].id;
+        outbox_release(&rows[i]);
+    }
+    free(rows);
+    return n;
+}
+
+Test(pg_alerts, outbox_in_order_and_counts_only_deliveries, .init = open_fresh, .fini = close_store)
+{
+    struct alert a = alert_new("fp1", "firing", T0);
+    cr_assert_eq(pg_alert_put(st, &a), 0, "%s", pg_errmsg(st));
+    int64_t fire_h = outbox_add(a.id, "hook", "firing", T0);
+    int64_t fire_c = outbox_add(a.id, "chat", "firing", T0);
+    int64_t res_h = outbox_add(a.id, "hook", "resolved", T0 + 1000);
+    int64_t ids[10];
+    cr_assert_eq(due_ids(T0 + 5000, ids), 2, "the resolution waits behind its firing");
+    cr_expect(ids[0] == fire_h && ids[1] == fire_c);
+    cr_assert_eq(pg_outbox_retry(st, fire_h, T0 + 9000, "HTTP 500"), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(due_ids(T0 + 5000, ids), 1);
+    cr_expect_eq(ids[0], fire_c);
+    int64_t pending, oldest;
+    cr_assert_eq(pg_outbox_stats(st, &pending, &oldest), 0, "%s", pg_errmsg(st));
+    cr_expect(pending == 3 && oldest == T0);
+    cr_expect_eq(sql_int("SELECT notifications FROM alerts"), 0);
+    cr_expect_eq(pg_outbox_pending(st, a.id, "hook"), 1);
+    cr_assert_eq(pg_outbox_finish(st, fire_h, T0 + 9500), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(due_ids(T0 + 10000, ids), 2);
+    cr_expect(ids[0] == fire_c && ids[1] == res_h);
+    cr_expect_eq(sql_int("SELECT notifications FROM alerts"), 1);
+    cr_expect_eq(sql_int("SELECT last_notified_ms FROM alerts"), T0 + 9500);
+    cr_assert_eq(pg_outbox_finish(st, fire_c, 0), 0, "%s", pg_errmsg(st));
+    cr_expect_eq(sql_int("SELECT notifications FROM alerts"), 1, "a dropped row is not counted");
+    cr_expect_eq(pg_outbox_pending(st, a.id, "chat"), 0);
+    cr_assert_eq(pg_outbox_finish(st, res_h, T0 + 11000), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_outbox_stats(st, &pending, &oldest), 0);
+    cr_expect(pending == 0 && oldest == 0);
+    cr_expect_eq(sql_int("SELECT notifications FROM alerts"), 2);
+}

@@ -392,13 +392,17 @@ static const struct {
     {"type", "top level", "if given, must be `object`"},
     {"properties", "top level",
      "a mapping from property name to its definition; names match "
-     "`^[A-Za-z][A-Za-z0-9_]{0,62}$`"},
+     "`^[A-Za-z][A-Za-z0-9_]{0,62}$`, and no two differ only in case (they become columns, "
+     "whose names the stores compare without case)"},
     {"required", "top level", "a list of property names every row must carry"},
     {"additionalProperties", "top level",
      "`false` rejects undeclared fields (UNKNOWN_FIELD); `true` (the default) keeps them"},
     {"type", "property", "`string`, `integer`, `number` or `boolean`"},
     {"minimum, maximum", "property", "inclusive bounds of a number"},
-    {"exclusiveMinimum, exclusiveMaximum", "property", "exclusive bounds of a number"},
+    {"exclusiveMinimum, exclusiveMaximum", "property",
+     "exclusive bounds of a number; bounds that no value satisfies (`exclusiveMinimum: 6` with "
+     "`exclusiveMaximum: 5`, `minimum: 5` with `exclusiveMaximum: 5`, or, for an integer, no "
+     "integer between them) are refused at load"},
     {"minLength, maxLength", "property", "bounds of a string's length in Unicode code points"},
     {"pattern", "property",
      "a PCRE2 regular expression the string must match (unanchored: use `^...$`)"},
@@ -1174,20 +1178,17 @@ static int load_strlist(struct loader *ld, char ***out, struct fy_node *seq, int
     return 0;
 }
 
-/* Turn the schema mapping into JSON and compile it into the dataset at base. */
+/* Turn the schema mapping into JSON in the dataset at base (compiled by load_dataset, once
+ * the dataset's name is known for the messages). */
 static int load_schema(struct loader *ld, struct dataset_config *ds, struct fy_node *v, int line,
                        const char *option)
 {
-    char msg[400];
-
     if (!v || !fy_node_is_mapping(v))
         return fail_at(ld, line, option, "expected a mapping (a JSON Schema object), got %s",
                        v ? node_kind_name(v) : "nothing");
+    json_decref(ds->schema_json);
     if (!(ds->schema_json = yaml_to_json(ld, v, line, option)))
         return -1;
-    msg[0] = '\0';
-    if (!(ds->schema = schema_compile(ds->schema_json, msg, sizeof msg)))
-        return fail_at(ld, line, option, "%s", msg[0] ? msg : "invalid schema");
     return 0;
 }
 
@@ -1315,6 +1316,15 @@ static int load_dataset(struct loader *ld, struct fy_node *item, size_t i, int l
     for (size_t j = 0; j < ARRAY_SIZE(ds_opts); j++)
         if ((ds_opts[j].flags & OPT_REQUIRED) && !lines[j])
             return fail_at(ld, line, option, "'%s' is required", ds_opts[j].name);
+    {
+        size_t si = (size_t)(find_opt(ds_opts, ARRAY_SIZE(ds_opts), "schema") - ds_opts);
+        char msg[400] = "";
+        if (!(ds->schema = schema_compile(ds->schema_json, msg, sizeof msg))) {
+            snprintf(option, sizeof option, "%s%s", prefix, ds_opts[si].name);
+            return fail_at(ld, lines[si], option, "%s (dataset '%s')",
+                           msg[0] ? msg : "invalid schema", ds->name);
+        }
+    }
     for (size_t j = 0; j < i; j++) {
         if (strcmp(cfg->datasets[j].name, ds->name) == 0) {
             snprintf(option, sizeof option, "%s%s", prefix, ds_opts[ni].name);

@@ -13,12 +13,14 @@
 #include "util/errors.h"
 
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -437,6 +439,50 @@ static int parse_type(const json_t *t, enum field_type *out)
     return -1;
 }
 
+/*
+ * Refuse bounds that no value can satisfy: the tightest lower bound above the tightest
+ * upper one, equal bounds of which one is exclusive, or, for an integer, no integer
+ * between them (exclusiveMinimum 5 with exclusiveMaximum 6).
+ */
+static int check_range_empty(const struct field *f, char *err, size_t errlen)
+{
+    const struct bound *lo = NULL, *hi = NULL;
+    int lox = 0, hix = 0;
+    if (f->min.set)
+        lo = &f->min;
+    if (f->xmin.set && (!lo || f->xmin.v >= lo->v)) {
+        lo = &f->xmin;
+        lox = 1;
+    }
+    if (f->max.set)
+        hi = &f->max;
+    if (f->xmax.set && (!hi || f->xmax.v <= hi->v)) {
+        hi = &f->xmax;
+        hix = 1;
+    }
+    if (!lo || !hi)
+        return 0;
+    int empty;
+    if (f->type == FT_INTEGER) {
+        long double a = lox ? floorl(lo->v) + 1 : ceill(lo->v);
+        long double b = hix ? ceill(hi->v) - 1 : floorl(hi->v);
+        empty = a > b;
+    } else {
+        empty = lo->v > hi->v || (lo->v == hi->v && (lox || hix));
+    }
+    if (!empty)
+        return 0;
+    if (!lox && !hix && lo->v > hi->v)
+        err_set(err, errlen, "properties.%s: minimum %s is greater than maximum %s", f->name,
+                lo->text, hi->text);
+    else
+        err_set(err, errlen, "properties.%s: no %s satisfies %s %s and %s %s (the range is empty)",
+                f->name, f->type == FT_INTEGER ? "integer" : "number",
+                lox ? "exclusiveMinimum" : "minimum", lo->text,
+                hix ? "exclusiveMaximum" : "maximum", hi->text);
+    return -1;
+}
+
 static int compile_field(struct field *f, const json_t *spec, char *err, size_t errlen)
 {
     const char *name = f->name;
@@ -528,11 +574,8 @@ static int compile_field(struct field *f, const json_t *spec, char *err, size_t 
             }
         }
     }
-    if (f->min.set && f->max.set && f->min.v > f->max.v) {
-        err_set(err, errlen, "properties.%s: minimum %s is greater than maximum %s", name,
-                f->min.text, f->max.text);
+    if (check_range_empty(f, err, errlen) != 0)
         return -1;
-    }
     if (f->minlen >= 0 && f->maxlen >= 0 && f->minlen > f->maxlen) {
         err_set(err, errlen, "properties.%s: minLength %lld is greater than maxLength %lld", name,
                 f->minlen, f->maxlen);
@@ -578,6 +621,15 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
                     echo(e, key, strlen(key)));
             return -1;
         }
+        for (size_t k = 0; k < s->n; k++)
+            if (strcasecmp(s->f[k].name, key) == 0) {
+                /* SQLite compares column names without case: one table cannot hold both. */
+                err_set(err, errlen,
+                        "properties.%s: differs from properties.%s only in case; column names "
+                        "are compared without case, so the two cannot both be columns",
+                        key, s->f[k].name);
+                return -1;
+            }
         struct field *f = &s->f[s->n++];
         f->name = strdup(key);
         f->namelen = klen;

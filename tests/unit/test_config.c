@@ -342,6 +342,17 @@ static const struct {
      "      properties:\n"
      "        amount: {type: number, minimun: 0}\n",
      "5: datasets[1].schema: properties.amount: unknown keyword 'minimun'"},
+    {"properties differing only in case",
+     "datasets:\n  - name: events\n    schema:\n      properties:\n        dateTime: {type: "
+     "string}\n        datetime: {type: string}\n",
+     "3: datasets[0].schema: properties.datetime: differs from properties.dateTime only in case; "
+     "column names are compared without case, so the two cannot both be columns (dataset "
+     "'events')"},
+    {"an empty exclusive range",
+     "datasets:\n  - schema:\n      properties:\n        n: {type: number, exclusiveMinimum: "
+     "6, exclusiveMaximum: 5}\n    name: readings\n",
+     "2: datasets[0].schema: properties.n: no number satisfies exclusiveMinimum 6 and "
+     "exclusiveMaximum 5 (the range is empty) (dataset 'readings')"},
     {"bad top-level schema keyword", "datasets:\n  - name: a\n    schema: {typ: object}\n",
      "3: datasets[0].schema: unknown keyword 'typ'"},
     {"infinity in a schema",

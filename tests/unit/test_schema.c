@@ -345,6 +345,58 @@ Test(compile, keyword_values)
         "minLength 5 is greater than maxLength 4");
 }
 
+/* Every empty range is refused, named by its bounds; ranges with room are accepted. */
+Test(compile, empty_ranges)
+{
+    static const struct {
+        const char *type, *bounds, *want;
+    } bad[] = {
+        {"number", "\"exclusiveMinimum\": 6, \"exclusiveMaximum\": 5",
+         "no number satisfies exclusiveMinimum 6 and exclusiveMaximum 5"},
+        {"number", "\"minimum\": 5, \"exclusiveMaximum\": 5",
+         "no number satisfies minimum 5 and exclusiveMaximum 5"},
+        {"number", "\"exclusiveMinimum\": 5, \"maximum\": 5",
+         "no number satisfies exclusiveMinimum 5 and maximum 5"},
+        {"number", "\"exclusiveMinimum\": 5, \"exclusiveMaximum\": 5",
+         "exclusiveMinimum 5 and exclusiveMaximum 5"},
+        {"integer", "\"exclusiveMinimum\": 5, \"exclusiveMaximum\": 6",
+         "no integer satisfies exclusiveMinimum 5 and exclusiveMaximum 6"},
+        {"integer", "\"minimum\": 5.2, \"maximum\": 5.8",
+         "no integer satisfies minimum 5.2 and maximum 5.8"},
+        {"integer", "\"minimum\": 1, \"exclusiveMinimum\": 4, \"maximum\": 4",
+         "no integer satisfies exclusiveMinimum 4 and maximum 4"},
+        {"number", "\"minimum\": 5, \"maximum\": 4", "minimum 5 is greater than maximum 4"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"properties\": {\"x\": {\"type\": \"%s\", %s}}}",
+                 bad[i].type, bad[i].bounds);
+        compile_fails(text, bad[i].want);
+    }
+    static const char *const good[] = {
+        "{\"properties\": {\"x\": {\"type\": \"number\", \"minimum\": 5, \"maximum\": 5}}}",
+        "{\"properties\": {\"x\": {\"type\": \"number\", \"exclusiveMinimum\": 5, "
+        "\"exclusiveMaximum\": 5.0001}}}",
+        "{\"properties\": {\"x\": {\"type\": \"integer\", \"exclusiveMinimum\": 5, "
+        "\"exclusiveMaximum\": 7}}}",
+        "{\"properties\": {\"x\": {\"type\": \"integer\", \"minimum\": 5.5, \"maximum\": 6}}}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        schema_destroy(compile(good[i]));
+}
+
+/* SQLite folds the case of column names: two properties that differ only in case cannot be
+ * two columns, so they are refused with both names. */
+Test(compile, names_differing_only_in_case)
+{
+    compile_fails("{\"properties\": {\"dateTime\": {\"type\": \"string\"}, "
+                  "\"datetime\": {\"type\": \"string\"}}}",
+                  "properties.datetime: differs from properties.dateTime only in case");
+    compile_fails("{\"properties\": {\"A\": {\"type\": \"string\"}, \"b\": {\"type\": \"string\"}, "
+                  "\"a\": {\"type\": \"integer\"}}}",
+                  "properties.a: differs from properties.A");
+}
+
 Test(compile, bad_patterns)
 {
     compile_fails("{\"properties\": {\"x\": {\"type\": \"string\", \"pattern\": \"(ab\"}}}",

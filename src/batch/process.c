@@ -84,7 +84,32 @@ static void colmap_release(struct colmap *m)
     memset(m, 0, sizeof *m);
 }
 
-/* The header: unique names; every required field present. */
+/* The field whose CSV header is exactly h (len bytes), or -1. */
+static int field_exact(const struct schema *s, const char *h, size_t len)
+{
+    for (size_t f = 0; f < schema_nfields(s); f++) {
+        const char *want = schema_field_csv(s, f)->header;
+        if (strlen(want) == len && memcmp(want, h, len) == 0)
+            return (int)f;
+    }
+    return -1;
+}
+
+/* The field whose CSV header h matches loosely (schema_csv_header_like), or -1. */
+static int field_loose(const struct schema *s, const char *h, size_t len)
+{
+    for (size_t f = 0; f < schema_nfields(s); f++)
+        if (schema_csv_header_like(h, len, schema_field_csv(s, f)->header))
+            return (int)f;
+    return -1;
+}
+
+/*
+ * The header: unique names, each column mapped to the field whose CSV header (csv_name, else
+ * its name) it is exactly, else, for the fields no column names exactly, loosely (without
+ * case or surrounding whitespace; two columns matching one field so are refused); every
+ * required field present.
+ */
 static int read_header(struct pass *p, const struct csv_record *rec)
 {
     if (rec->error) {
@@ -92,6 +117,7 @@ static int read_header(struct pass *p, const struct csv_record *rec)
                  rec->error_message ? rec->error_message : err_name(rec->error));
         return -1;
     }
+    const struct schema *s = p->ds->schema;
     struct colmap *m = &p->map;
     m->ncols = rec->nfields;
     m->names = calloc(rec->nfields ? rec->nfields : 1, sizeof *m->names);
@@ -101,13 +127,35 @@ static int read_header(struct pass *p, const struct csv_record *rec)
         return -1;
     }
     for (size_t i = 0; i < rec->nfields; i++) {
-        m->names[i] = strndup(rec->fields[i].data, rec->fields[i].len);
-        m->field[i] = schema_field_index(p->ds->schema, m->names[i]);
+        if (!(m->names[i] = strndup(rec->fields[i].data, rec->fields[i].len))) {
+            snprintf(p->reason, sizeof p->reason, "out of memory");
+            return -1;
+        }
+        m->field[i] = field_exact(s, rec->fields[i].data, rec->fields[i].len);
         for (size_t k = 0; k < i; k++)
             if (strcmp(m->names[k], m->names[i]) == 0) {
                 snprintf(p->reason, sizeof p->reason, "duplicate column %s", m->names[i]);
                 return -1;
             }
+    }
+    for (size_t i = 0; i < m->ncols; i++) {
+        if (m->field[i] >= 0)
+            continue;
+        int f = field_loose(s, rec->fields[i].data, rec->fields[i].len);
+        for (size_t k = 0; f >= 0 && k < m->ncols; k++) {
+            if (k == i || m->field[k] != f)
+                continue;
+            if (field_exact(s, rec->fields[k].data, rec->fields[k].len) == f) {
+                f = -1; /* the field has its exact column: this one is undeclared */
+            } else {
+                snprintf(p->reason, sizeof p->reason,
+                         "columns '%s' and '%s' both match field %s (header '%s')", m->names[k],
+                         m->names[i], schema_field_name(s, (size_t)f),
+                         schema_field_csv(s, (size_t)f)->header);
+                return -1;
+            }
+        }
+        m->field[i] = f;
     }
     free(p->unknown);
     p->unknown = calloc(m->ncols ? m->ncols : 1, sizeof *p->unknown);
@@ -119,34 +167,138 @@ static int read_header(struct pass *p, const struct csv_record *rec)
     for (size_t i = 0; i < m->ncols; i++)
         if (m->field[i] < 0)
             p->unknown[p->nunknown++] = m->names[i];
-    for (size_t f = 0; f < schema_nfields(p->ds->schema); f++) {
-        if (!schema_field_required(p->ds->schema, f))
+    for (size_t f = 0; f < schema_nfields(s); f++) {
+        if (!schema_field_required(s, f))
             continue;
         int found = 0;
         for (size_t i = 0; i < m->ncols && !found; i++)
             found = m->field[i] == (int)f;
-        if (!found) {
+        if (found)
+            continue;
+        const struct field_csv *c = schema_field_csv(s, f);
+        if (c->name)
+            snprintf(p->reason, sizeof p->reason, "missing required column '%s' (field %s)",
+                     c->name, schema_field_name(s, f));
+        else
             snprintf(p->reason, sizeof p->reason, "missing required column %s",
-                     schema_field_name(p->ds->schema, f));
-            return -1;
-        }
+                     schema_field_name(s, f));
+        return -1;
     }
     return 0;
 }
 
-/* A CSV value as its field's type wants it (text when it does not convert, so the
- * validator reports INVALID_TYPE); VAL_ABSENT for an empty non-string field. The
- * record's fields are NUL-terminated. */
-static void convert_value(enum field_type t, const char *v, size_t len, struct row_value *out)
+/*
+ * A number cell written with the field's decimal and group separators (struct field_csv) as
+ * C text in buf: sign, digits, '.', digits, exponent. Groups are of three digits after a first
+ * one of one to three ("1,234,567"); a number may also be written without them. 0, or -1 when
+ * the cell is not written so.
+ */
+static int normalize_number(const struct field_csv *c, int integer, const char *v, size_t len,
+                            char *buf, size_t cap)
 {
+    size_t i = 0, o = 0, run = 0, groups = 0, digits = 0;
+    if (len + 2 > cap)
+        return -1;
+    if (i < len && (v[i] == '+' || v[i] == '-'))
+        buf[o++] = v[i++];
+    for (; i < len; i++) {
+        if (v[i] >= '0' && v[i] <= '9') {
+            buf[o++] = v[i];
+            run++;
+            digits++;
+        } else if (c->group && v[i] == c->group) {
+            if (run == 0 || run > 3 || (groups && run != 3))
+                return -1;
+            groups++;
+            run = 0;
+        } else {
+            break;
+        }
+    }
+    if (!digits || (groups && run != 3))
+        return -1;
+    if (!integer && i < len && v[i] == c->decimal) {
+        size_t from = ++i;
+        buf[o++] = '.';
+        while (i < len && v[i] >= '0' && v[i] <= '9')
+            buf[o++] = v[i++];
+        if (i == from)
+            return -1;
+    }
+    if (!integer && i < len && (v[i] == 'e' || v[i] == 'E')) {
+        buf[o++] = v[i++];
+        if (i < len && (v[i] == '+' || v[i] == '-'))
+            buf[o++] = v[i++];
+        size_t from = i;
+        while (i < len && v[i] >= '0' && v[i] <= '9')
+            buf[o++] = v[i++];
+        if (i == from)
+            return -1;
+    }
+    buf[o] = '\0';
+    return i == len ? 0 : -1;
+}
+
+/* The INVALID_NUMBER_FORMAT error of a cell: what the field expects, with an example. */
+static void number_format_error(const struct field_csv *c, int integer, const char *field,
+                                const char *v, size_t len, struct row_errors *errs)
+{
+    char how[64], example[32];
+    size_t shown = len > 64 ? 64 : len;
+    while (shown < len && shown > 0 && ((unsigned char)v[shown] & 0xC0) == 0x80)
+        shown--; /* cut on a UTF-8 character boundary */
+    int n = c->group ? snprintf(example, sizeof example, "1%c234%c567", c->group, c->group)
+                     : snprintf(example, sizeof example, "1234567");
+    if (!integer)
+        snprintf(example + n, sizeof example - (size_t)n, "%c89", c->decimal);
+    if (integer)
+        snprintf(how, sizeof how, "group '%c'", c->group);
+    else if (c->group)
+        snprintf(how, sizeof how, "decimal '%c' and group '%c'", c->decimal, c->group);
+    else
+        snprintf(how, sizeof how, "decimal '%c'", c->decimal);
+    row_errors_add(
+        errs, ERR_INVALID_NUMBER_FORMAT, field, "expected %s written with %s (as %s), got '%.*s%s'",
+        integer ? "an integer" : "a number", how, example, (int)shown, v, shown < len ? "..." : "");
+}
+
+/*
+ * A CSV cell as the value its field wants (docs/api.md, "CSV cells"): trimmed unless it is a
+ * string kept as written; null (VAL_ABSENT) when equal to the dataset's null string (an empty
+ * string cell is "" when csv_empty_string says so); text when it does not convert, so the
+ * validator reports INVALID_TYPE, or an INVALID_NUMBER_FORMAT error in errs for a field that
+ * declares decimal / group. The record's fields are NUL-terminated.
+ */
+static void convert_cell(const struct dataset_config *ds, size_t fi, const char *v, size_t len,
+                         struct row_value *out, struct row_errors *errs)
+{
+    const struct schema *s = ds->schema;
+    const struct field_csv *c = schema_field_csv(s, fi);
+    enum field_type t = schema_field_type(s, fi);
+    const char *null = ds->csv_null ? ds->csv_null : "";
+    if (c->trim)
+        schema_csv_trim(&v, &len);
     out->kind = VAL_TEXT;
     out->u.s.p = v;
     out->u.s.n = len;
-    if (t == FT_STRING)
+    if (len == strlen(null) && memcmp(v, null, len) == 0) {
+        int keep = len == 0 && t == FT_STRING &&
+                   (c->empty_string >= 0 ? c->empty_string : ds->csv_empty_string);
+        if (!keep)
+            out->kind = VAL_ABSENT;
         return;
-    if (len == 0) {
-        out->kind = VAL_ABSENT;
+    }
+    if (t == FT_STRING || len == 0)
         return;
+    char buf[128];
+    if ((t == FT_INTEGER || t == FT_NUMBER) && (c->group || c->decimal != '.')) {
+        if (normalize_number(c, t == FT_INTEGER, v, len, buf, sizeof buf) < 0) {
+            number_format_error(c, t == FT_INTEGER, schema_field_name(s, fi), v, len, errs);
+            out->kind = VAL_ABSENT; /* reported: the validator skips the field */
+            return;
+        }
+        v = buf;
+        len = strlen(buf);
     }
     char *end;
     errno = 0;
@@ -172,44 +324,66 @@ static void convert_value(enum field_type t, const char *v, size_t len, struct r
     }
 }
 
-/* A CSV value as the JSON value its field's type wants (a string when it does not convert,
- * so the validator reports INVALID_TYPE); NULL for "absent". typed: the column is a declared
- * field (an undeclared one stays text). */
-static json_t *convert(enum field_type t, int typed, const char *v, size_t len)
+/* The undeclared columns of a record as a JSON object of their text as written, or NULL when
+ * there are none (new reference). */
+static json_t *extra_columns(const struct pass *p, const struct csv_record *rec)
 {
-    struct row_value x;
-    convert_value(typed ? t : FT_STRING, v, len, &x);
-    return row_value_json(&x);
+    if (!p->nunknown)
+        return NULL;
+    json_t *x = json_object();
+    for (size_t i = 0; x && i < rec->nfields; i++)
+        if (p->map.field[i] < 0)
+            json_object_set_new(x, p->map.names[i],
+                                json_stringn(rec->fields[i].data, rec->fields[i].len));
+    return x;
 }
 
-/* Validate one data record; returns the row (valid) or NULL with errs filled. */
-static json_t *to_row(struct pass *p, const struct csv_record *rec, struct row_errors *errs,
-                      json_t **extra)
+/* A record's cells as the values of p->vals (schema order), validated without building a JSON
+ * object. Returns the number of errors appended to errs (0: valid). */
+static size_t record_values(struct pass *p, const struct csv_record *rec, struct row_errors *errs)
 {
-    *extra = NULL;
+    const struct schema *s = p->ds->schema;
     if (rec->error) {
         row_errors_add(errs, rec->error, NULL, "%s",
                        rec->error_message ? rec->error_message : err_message(rec->error));
-        return NULL;
+        return errs->n;
     }
     if (rec->nfields != p->map.ncols) {
         row_errors_add(errs, ERR_COLUMN_COUNT_MISMATCH, NULL,
                        "line %lld: %zu fields, the header has %zu", (long long)rec->line,
                        rec->nfields, p->map.ncols);
-        return NULL;
+        return errs->n;
     }
-    json_t *row = json_object();
+    size_t nf = schema_nfields(s);
+    for (size_t f = 0; f < nf; f++)
+        p->vals[f].kind = VAL_ABSENT;
     for (size_t i = 0; i < rec->nfields; i++) {
         int f = p->map.field[i];
-        json_t *v = convert(f >= 0 ? schema_field_type(p->ds->schema, (size_t)f) : FT_STRING,
-                            f >= 0, rec->fields[i].data, rec->fields[i].len);
-        if (v)
-            json_object_set_new_nocheck(row, p->map.names[i], v);
+        if (f >= 0)
+            convert_cell(p->ds, (size_t)f, rec->fields[i].data, rec->fields[i].len, &p->vals[f],
+                         errs);
     }
-    if (schema_validate(p->ds->schema, row, errs, extra) > 0) {
-        json_decref(row);
+    schema_validate_values(s, p->vals, (const char *const *)p->unknown, p->nunknown, errs);
+    return errs->n;
+}
+
+/* Validate one data record; returns the row as JSON, keyed by field name (valid), or NULL
+ * with errs filled. *extra: the undeclared columns (or NULL). */
+static json_t *to_row(struct pass *p, const struct csv_record *rec, struct row_errors *errs,
+                      json_t **extra)
+{
+    *extra = NULL;
+    if (record_values(p, rec, errs) > 0)
         return NULL;
+    const struct schema *s = p->ds->schema;
+    json_t *row = json_object();
+    for (size_t f = 0; row && f < schema_nfields(s); f++) {
+        json_t *v = row_value_json(&p->vals[f]);
+        if (v)
+            json_object_set_new_nocheck(row, schema_field_name(s, f), v);
     }
+    if (schema_allows_extra(s))
+        *extra = extra_columns(p, rec);
     return row;
 }
 
@@ -254,42 +428,16 @@ static int add_errors(struct pass *p, int64_t rowno, const struct row_errors *er
     return 0;
 }
 
-/* The streamed pass's to_row(): the record as values in p->vals, validated without
- * building a JSON object. 0 when valid (*extra_txt: the undeclared columns as JSON
- * text when the schema keeps them, else NULL), else the number of errors in errs. */
+/* The streamed pass's to_row(): the record as values in p->vals. 0 when valid (*extra_txt:
+ * the undeclared columns as JSON text when the schema keeps them, else NULL), else the number
+ * of errors in errs. */
 static size_t to_values(struct pass *p, const struct csv_record *rec, struct row_errors *errs,
                         char **extra_txt)
 {
-    const struct schema *s = p->ds->schema;
     *extra_txt = NULL;
-    if (rec->error) {
-        row_errors_add(errs, rec->error, NULL, "%s",
-                       rec->error_message ? rec->error_message : err_message(rec->error));
-        return errs->n;
-    }
-    if (rec->nfields != p->map.ncols) {
-        row_errors_add(errs, ERR_COLUMN_COUNT_MISMATCH, NULL,
-                       "line %lld: %zu fields, the header has %zu", (long long)rec->line,
-                       rec->nfields, p->map.ncols);
-        return errs->n;
-    }
-    size_t nf = schema_nfields(s);
-    for (size_t f = 0; f < nf; f++)
-        p->vals[f].kind = VAL_ABSENT;
-    for (size_t i = 0; i < rec->nfields; i++) {
-        int f = p->map.field[i];
-        if (f >= 0)
-            convert_value(schema_field_type(s, (size_t)f), rec->fields[i].data, rec->fields[i].len,
-                          &p->vals[f]);
-    }
-    size_t n =
-        schema_validate_values(s, p->vals, (const char *const *)p->unknown, p->nunknown, errs);
-    if (n == 0 && p->nunknown && schema_allows_extra(s)) {
-        json_t *x = json_object();
-        for (size_t i = 0; x && i < rec->nfields; i++)
-            if (p->map.field[i] < 0)
-                json_object_set_new(x, p->map.names[i],
-                                    json_stringn(rec->fields[i].data, rec->fields[i].len));
+    size_t n = record_values(p, rec, errs);
+    if (n == 0 && schema_allows_extra(p->ds->schema)) {
+        json_t *x = extra_columns(p, rec);
         *extra_txt = x ? json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(x);
     }

@@ -356,6 +356,13 @@ static const struct opt ds_opts[] = {
     {OPT("expected_every", OT_DURATION, NULL, DS(expected_every_ms),
          "When set, receiving no row for this long is a `source_stalled` finding (warning): "
          "the volume drop users otherwise hear about from their customers.")},
+    {OPT("csv_null", OT_STRING, NULL, DS(csv_null),
+         "The null string of CSV cells (CSVW's `null`): a cell equal to it, after trimming for "
+         "types other than string, is null, so its field is absent, for every type (a required "
+         "one is MISSING_REQUIRED_FIELD). When not set, the empty cell is the null string.")},
+    {OPT("csv_empty_string", OT_BOOL, "false", DS(csv_empty_string),
+         "`true`: an empty CSV cell of a string field is the empty string `\"\"` rather than null "
+         "(when `csv_null` is not set). A string property's `csv_empty_string` overrides it.")},
     {OPT("schema", OT_SCHEMA, NULL, DS(schema_json),
          "The schema every row must match: a JSON Schema subset written as YAML (see below)."),
      .flags = OPT_REQUIRED},
@@ -408,6 +415,19 @@ static const struct {
      "a PCRE2 regular expression the string must match (unanchored: use `^...$`)"},
     {"enum", "property", "a list of the allowed values"},
     {"format", "property", "`date` (YYYY-MM-DD) or `date-time` (RFC 3339)"},
+    {"csv_name", "property",
+     "the CSV header the field comes from (any text, e.g. `On Street`); default: its name. "
+     "Matched exactly, else without case and surrounding whitespace (docs/api.md, \"CSV cells\")"},
+    {"trim", "property",
+     "`true`: a string's CSV cells lose their surrounding whitespace (cells of other types, and "
+     "date / date-time strings, always do)"},
+    {"csv_empty_string", "property",
+     "string fields: an empty CSV cell is `\"\"` (`true`) or null (`false`); overrides the "
+     "dataset's `csv_empty_string`"},
+    {"decimal", "property", "numbers: the decimal separator of CSV cells, `.` (default) or `,`"},
+    {"group", "property",
+     "integers, numbers: the digit group separator of CSV cells, `,`, `.`, a space, `'` or `_` "
+     "(`1,234.50`); a cell not written so is INVALID_NUMBER_FORMAT"},
     {"title, description", "anywhere", "free text, ignored"},
 };
 
@@ -1789,6 +1809,7 @@ void config_release(struct sluice_config *cfg)
         struct dataset_config *ds = &cfg->datasets[i];
         free(ds->name);
         free(ds->key);
+        free(ds->csv_null);
         json_decref(ds->schema_json);
         schema_destroy(ds->schema);
     }

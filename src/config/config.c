@@ -81,6 +81,7 @@ enum {
     OPT_MAX = 1 << 1,      /* max is an upper bound */
     OPT_REQUIRED = 1 << 2, /* must be given */
     OPT_DERIVED = 1 << 3,  /* default computed after loading: "<data_dir>" is replaced */
+    OPT_EMPTY_OK = 1 << 4, /* OT_STRING: "" is a value */
 };
 
 struct opt {
@@ -359,7 +360,8 @@ static const struct opt ds_opts[] = {
     {OPT("csv_null", OT_STRING, NULL, DS(csv_null),
          "The null string of CSV cells (CSVW's `null`): a cell equal to it, after trimming for "
          "types other than string, is null, so its field is absent, for every type (a required "
-         "one is MISSING_REQUIRED_FIELD). When not set, the empty cell is the null string.")},
+         "one is MISSING_REQUIRED_FIELD). When not set, the empty cell is the null string."),
+     .flags = OPT_EMPTY_OK},
     {OPT("csv_empty_string", OT_BOOL, "false", DS(csv_empty_string),
          "`true`: an empty CSV cell of a string field is the empty string `\"\"` rather than null "
          "(when `csv_null` is not set). A string property's `csv_empty_string` overrides it.")},
@@ -789,7 +791,8 @@ static int opt_set_text(const struct opt *o, void *base, const char *s, char *wh
     case OT_LISTEN:
     case OT_STORAGE:
     case OT_NAME:
-        if ((o->type == OT_STRING && *s == '\0') || (o->type == OT_LISTEN && !valid_listen(s)) ||
+        if ((o->type == OT_STRING && *s == '\0' && !(o->flags & OPT_EMPTY_OK)) ||
+            (o->type == OT_LISTEN && !valid_listen(s)) ||
             (o->type == OT_STORAGE && !valid_storage(s)) || (o->type == OT_NAME && !valid_name(s)))
             goto bad;
         if (set_string((char **)p, s) < 0)

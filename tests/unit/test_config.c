@@ -679,9 +679,13 @@ Test(config, dataset_csv_options)
                        "  - name: vendor\n"
                        "    csv_null: NA\n"
                        "    csv_empty_string: true\n"
+                       "    schema: {}\n"
+                       "  - name: spelled_out\n"
+                       "    csv_null: \"\"\n"
                        "    schema: {}\n",
                        &cfg, err, sizeof err, &path);
     cr_assert_eq(rc, 0, "%s", err);
+    cr_expect_str_eq(cfg.datasets[2].csv_null, ""); /* the default, written out */
     cr_expect_null(cfg.datasets[0].csv_null);
     cr_expect_eq(cfg.datasets[0].csv_empty_string, 0);
     cr_expect_str_eq(cfg.datasets[1].csv_null, "NA");

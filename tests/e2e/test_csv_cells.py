@@ -227,6 +227,33 @@ def test_missing_mapped_column_fails_at_staging(make_server):
     assert [h["status"] for h in b["history"]][-2:] == ["staging", "failed"]
 
 
+def test_dlq_retry_reads_the_record_as_the_batch_did(make_server):
+    """A rejected row retried from the DLQ is read with the same header mapping and cell rules
+    (csv_name, trimming, group separators) and stored under the field names."""
+    narrow = STREETS + '        kind: {type: string, csv_name: "Kind of Thing", enum: [a]}\n' \
+        '        total: {type: number, group: ","}\n'
+    server = make_server(datasets_yaml=narrow)
+    body = (b"Case #,on street,Kind of Thing,total,Other\n"
+            b'C-1,Main,a," 1,000.5 ",x\n'
+            b'C-2,Elm,b,"2,000",y\n')
+    bid, b = run_batch(server, "streets", body)
+    assert (b["row_count_inserted"], b["row_count_invalid"]) == (1, 1), b
+    assert codes(server, bid) == [(2, "NOT_IN_ENUM", "kind")]
+    server.write_config(datasets_yaml=narrow.replace("enum: [a]", "enum: [a, b]"))
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "b" not in server.get("/api/v1/datasets/streets").json()["schema"]["properties"][
+            "kind"]["enum"]:
+        assert time.time() < deadline, "the reload did not apply:\n" + server.logs()
+        time.sleep(0.05)
+    r = server.post("/api/v1/dlq/retry", json={"dataset": "streets"})
+    assert r.status_code == 200 and r.json()["resolved"] == 1, r.text
+    rows = sql(server, "SELECT case_number, on_street, kind, total, _extra FROM ds_streets "
+                       "ORDER BY case_number")
+    assert [r[:4] for r in rows] == [("C-1", "Main", "a", 1000.5), ("C-2", "Elm", "b", 2000.0)]
+    assert [json.loads(r[4]) for r in rows] == [{"Other": "x"}, {"Other": "y"}]
+
+
 # ---------------------------------------------------------------- spreadsheet numbers
 
 NUMBERS = """

@@ -18,11 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "batch/batch.h"
 #include "batch/process.h"
 #include "batch/rowqueue.h"
+#include "ingest/cells.h"
 #include "ingest/csv.h"
 #include "ingest/ingest.h"
 #include "ingest/schema.h"
@@ -84,7 +84,7 @@ static void colmap_release(struct colmap *m)
     memset(m, 0, sizeof *m);
 }
 
-/* The header: unique names; every required field present. */
+/* The header: its names kept, each column mapped to its field (cells_map_header). */
 static int read_header(struct pass *p, const struct csv_record *rec)
 {
     if (rec->error) {
@@ -100,15 +100,14 @@ static int read_header(struct pass *p, const struct csv_record *rec)
         snprintf(p->reason, sizeof p->reason, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < rec->nfields; i++) {
-        m->names[i] = strndup(rec->fields[i].data, rec->fields[i].len);
-        m->field[i] = schema_field_index(p->ds->schema, m->names[i]);
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(m->names[k], m->names[i]) == 0) {
-                snprintf(p->reason, sizeof p->reason, "duplicate column %s", m->names[i]);
-                return -1;
-            }
-    }
+    for (size_t i = 0; i < rec->nfields; i++)
+        if (!(m->names[i] = strndup(rec->fields[i].data, rec->fields[i].len))) {
+            snprintf(p->reason, sizeof p->reason, "out of memory");
+            return -1;
+        }
+    if (cells_map_header(p->ds->schema, rec->fields, rec->nfields, m->field, p->reason,
+                         sizeof p->reason) < 0)
+        return -1;
     free(p->unknown);
     p->unknown = calloc(m->ncols ? m->ncols : 1, sizeof *p->unknown);
     p->nunknown = 0;
@@ -119,97 +118,69 @@ static int read_header(struct pass *p, const struct csv_record *rec)
     for (size_t i = 0; i < m->ncols; i++)
         if (m->field[i] < 0)
             p->unknown[p->nunknown++] = m->names[i];
-    for (size_t f = 0; f < schema_nfields(p->ds->schema); f++) {
-        if (!schema_field_required(p->ds->schema, f))
-            continue;
-        int found = 0;
-        for (size_t i = 0; i < m->ncols && !found; i++)
-            found = m->field[i] == (int)f;
-        if (!found) {
-            snprintf(p->reason, sizeof p->reason, "missing required column %s",
-                     schema_field_name(p->ds->schema, f));
-            return -1;
-        }
-    }
     return 0;
 }
 
-/* A CSV value as its field's type wants it (text when it does not convert, so the
- * validator reports INVALID_TYPE); VAL_ABSENT for an empty non-string field. The
- * record's fields are NUL-terminated. */
-static void convert_value(enum field_type t, const char *v, size_t len, struct row_value *out)
+/* The undeclared columns of a record as a JSON object of their text as written, or NULL when
+ * there are none (new reference). */
+static json_t *extra_columns(const struct pass *p, const struct csv_record *rec)
 {
-    out->kind = VAL_TEXT;
-    out->u.s.p = v;
-    out->u.s.n = len;
-    if (t == FT_STRING)
-        return;
-    if (len == 0) {
-        out->kind = VAL_ABSENT;
-        return;
-    }
-    char *end;
-    errno = 0;
-    if (t == FT_INTEGER) {
-        long long n = strtoll(v, &end, 10);
-        if (!errno && end == v + len) {
-            out->kind = VAL_INT;
-            out->u.i = n;
-        }
-    } else if (t == FT_NUMBER) {
-        double d = strtod(v, &end);
-        if (!errno && end == v + len && d == d && d - d == 0) {
-            out->kind = VAL_REAL;
-            out->u.d = d;
-        }
-    } else if (t == FT_BOOLEAN) {
-        int yes = (len == 4 && !strncasecmp(v, "true", 4)) || (len == 1 && v[0] == '1');
-        int no = (len == 5 && !strncasecmp(v, "false", 5)) || (len == 1 && v[0] == '0');
-        if (yes || no) {
-            out->kind = VAL_BOOL;
-            out->u.b = yes;
-        }
-    }
+    if (!p->nunknown)
+        return NULL;
+    json_t *x = json_object();
+    for (size_t i = 0; x && i < rec->nfields; i++)
+        if (p->map.field[i] < 0)
+            json_object_set_new(x, p->map.names[i],
+                                json_stringn(rec->fields[i].data, rec->fields[i].len));
+    return x;
 }
 
-/* A CSV value as the JSON value its field's type wants (a string when it does not convert,
- * so the validator reports INVALID_TYPE); NULL for "absent". typed: the column is a declared
- * field (an undeclared one stays text). */
-static json_t *convert(enum field_type t, int typed, const char *v, size_t len)
+/* A record's cells as the values of p->vals (schema order), validated without building a JSON
+ * object. Returns the number of errors appended to errs (0: valid). */
+static size_t record_values(struct pass *p, const struct csv_record *rec, struct row_errors *errs)
 {
-    struct row_value x;
-    convert_value(typed ? t : FT_STRING, v, len, &x);
-    return row_value_json(&x);
-}
-
-/* Validate one data record; returns the row (valid) or NULL with errs filled. */
-static json_t *to_row(struct pass *p, const struct csv_record *rec, struct row_errors *errs,
-                      json_t **extra)
-{
-    *extra = NULL;
+    const struct schema *s = p->ds->schema;
     if (rec->error) {
         row_errors_add(errs, rec->error, NULL, "%s",
                        rec->error_message ? rec->error_message : err_message(rec->error));
-        return NULL;
+        return errs->n;
     }
     if (rec->nfields != p->map.ncols) {
         row_errors_add(errs, ERR_COLUMN_COUNT_MISMATCH, NULL,
                        "line %lld: %zu fields, the header has %zu", (long long)rec->line,
                        rec->nfields, p->map.ncols);
-        return NULL;
+        return errs->n;
     }
-    json_t *row = json_object();
+    size_t nf = schema_nfields(s);
+    for (size_t f = 0; f < nf; f++)
+        p->vals[f].kind = VAL_ABSENT;
     for (size_t i = 0; i < rec->nfields; i++) {
         int f = p->map.field[i];
-        json_t *v = convert(f >= 0 ? schema_field_type(p->ds->schema, (size_t)f) : FT_STRING,
-                            f >= 0, rec->fields[i].data, rec->fields[i].len);
-        if (v)
-            json_object_set_new_nocheck(row, p->map.names[i], v);
+        if (f >= 0)
+            cells_value(p->ds, (size_t)f, rec->fields[i].data, rec->fields[i].len, &p->vals[f],
+                        errs);
     }
-    if (schema_validate(p->ds->schema, row, errs, extra) > 0) {
-        json_decref(row);
+    schema_validate_values(s, p->vals, (const char *const *)p->unknown, p->nunknown, errs);
+    return errs->n;
+}
+
+/* Validate one data record; returns the row as JSON, keyed by field name (valid), or NULL
+ * with errs filled. *extra: the undeclared columns (or NULL). */
+static json_t *to_row(struct pass *p, const struct csv_record *rec, struct row_errors *errs,
+                      json_t **extra)
+{
+    *extra = NULL;
+    if (record_values(p, rec, errs) > 0)
         return NULL;
+    const struct schema *s = p->ds->schema;
+    json_t *row = json_object();
+    for (size_t f = 0; row && f < schema_nfields(s); f++) {
+        json_t *v = row_value_json(&p->vals[f]);
+        if (v)
+            json_object_set_new_nocheck(row, schema_field_name(s, f), v);
     }
+    if (schema_allows_extra(s))
+        *extra = extra_columns(p, rec);
     return row;
 }
 
@@ -254,42 +225,16 @@ static int add_errors(struct pass *p, int64_t rowno, const struct row_errors *er
     return 0;
 }
 
-/* The streamed pass's to_row(): the record as values in p->vals, validated without
- * building a JSON object. 0 when valid (*extra_txt: the undeclared columns as JSON
- * text when the schema keeps them, else NULL), else the number of errors in errs. */
+/* The streamed pass's to_row(): the record as values in p->vals. 0 when valid (*extra_txt:
+ * the undeclared columns as JSON text when the schema keeps them, else NULL), else the number
+ * of errors in errs. */
 static size_t to_values(struct pass *p, const struct csv_record *rec, struct row_errors *errs,
                         char **extra_txt)
 {
-    const struct schema *s = p->ds->schema;
     *extra_txt = NULL;
-    if (rec->error) {
-        row_errors_add(errs, rec->error, NULL, "%s",
-                       rec->error_message ? rec->error_message : err_message(rec->error));
-        return errs->n;
-    }
-    if (rec->nfields != p->map.ncols) {
-        row_errors_add(errs, ERR_COLUMN_COUNT_MISMATCH, NULL,
-                       "line %lld: %zu fields, the header has %zu", (long long)rec->line,
-                       rec->nfields, p->map.ncols);
-        return errs->n;
-    }
-    size_t nf = schema_nfields(s);
-    for (size_t f = 0; f < nf; f++)
-        p->vals[f].kind = VAL_ABSENT;
-    for (size_t i = 0; i < rec->nfields; i++) {
-        int f = p->map.field[i];
-        if (f >= 0)
-            convert_value(schema_field_type(s, (size_t)f), rec->fields[i].data, rec->fields[i].len,
-                          &p->vals[f]);
-    }
-    size_t n =
-        schema_validate_values(s, p->vals, (const char *const *)p->unknown, p->nunknown, errs);
-    if (n == 0 && p->nunknown && schema_allows_extra(s)) {
-        json_t *x = json_object();
-        for (size_t i = 0; x && i < rec->nfields; i++)
-            if (p->map.field[i] < 0)
-                json_object_set_new(x, p->map.names[i],
-                                    json_stringn(rec->fields[i].data, rec->fields[i].len));
+    size_t n = record_values(p, rec, errs);
+    if (n == 0 && schema_allows_extra(p->ds->schema)) {
+        json_t *x = extra_columns(p, rec);
         *extra_txt = x ? json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(x);
     }

@@ -84,6 +84,7 @@ enum {
     OPT_MAX = 1 << 1,      /* max is an upper bound */
     OPT_REQUIRED = 1 << 2, /* must be given */
     OPT_DERIVED = 1 << 3,  /* default computed after loading: "<data_dir>" is replaced */
+    OPT_EMPTY_OK = 1 << 4, /* OT_STRING: "" is a value */
 };
 
 struct opt {
@@ -409,6 +410,14 @@ static const struct opt ds_opts[] = {
     {OPT("expected_every", OT_DURATION, NULL, DS(expected_every_ms),
          "When set, receiving no row for this long is a `source_stalled` finding (warning): "
          "the volume drop users otherwise hear about from their customers.")},
+    {OPT("csv_null", OT_STRING, NULL, DS(csv_null),
+         "The null string of CSV cells (CSVW's `null`): a cell equal to it, after trimming for "
+         "types other than string, is null, so its field is absent, for every type (a required "
+         "one is MISSING_REQUIRED_FIELD). When not set, the empty cell is the null string."),
+     .flags = OPT_EMPTY_OK},
+    {OPT("csv_empty_string", OT_BOOL, "false", DS(csv_empty_string),
+         "`true`: an empty CSV cell of a string field is the empty string `\"\"` rather than null "
+         "(when `csv_null` is not set). A string property's `csv_empty_string` overrides it.")},
     {OPT("schema", OT_SCHEMA, NULL, DS(schema_json),
          "The schema every row must match: a JSON Schema subset written as YAML (see below)."),
      .flags = OPT_REQUIRED},
@@ -445,18 +454,35 @@ static const struct {
     {"type", "top level", "if given, must be `object`"},
     {"properties", "top level",
      "a mapping from property name to its definition; names match "
-     "`^[A-Za-z][A-Za-z0-9_]{0,62}$`"},
+     "`^[A-Za-z][A-Za-z0-9_]{0,62}$`, and no two differ only in case (they become columns, "
+     "whose names the stores compare without case)"},
     {"required", "top level", "a list of property names every row must carry"},
     {"additionalProperties", "top level",
      "`false` rejects undeclared fields (UNKNOWN_FIELD); `true` (the default) keeps them"},
     {"type", "property", "`string`, `integer`, `number` or `boolean`"},
     {"minimum, maximum", "property", "inclusive bounds of a number"},
-    {"exclusiveMinimum, exclusiveMaximum", "property", "exclusive bounds of a number"},
+    {"exclusiveMinimum, exclusiveMaximum", "property",
+     "exclusive bounds of a number; bounds that no value satisfies (`exclusiveMinimum: 6` with "
+     "`exclusiveMaximum: 5`, `minimum: 5` with `exclusiveMaximum: 5`, or, for an integer, no "
+     "integer between them) are refused at load"},
     {"minLength, maxLength", "property", "bounds of a string's length in Unicode code points"},
     {"pattern", "property",
      "a PCRE2 regular expression the string must match (unanchored: use `^...$`)"},
     {"enum", "property", "a list of the allowed values"},
     {"format", "property", "`date` (YYYY-MM-DD) or `date-time` (RFC 3339)"},
+    {"csv_name", "property",
+     "the CSV header the field comes from (any text, e.g. `On Street`); default: its name. "
+     "Matched exactly, else without case and surrounding whitespace (docs/api.md, \"CSV cells\")"},
+    {"trim", "property",
+     "`true`: a string's CSV cells lose their surrounding whitespace (cells of other types, and "
+     "date / date-time strings, always do)"},
+    {"csv_empty_string", "property",
+     "string fields: an empty CSV cell is `\"\"` (`true`) or null (`false`); overrides the "
+     "dataset's `csv_empty_string`"},
+    {"decimal", "property", "numbers: the decimal separator of CSV cells, `.` (default) or `,`"},
+    {"group", "property",
+     "integers, numbers: the digit group separator of CSV cells, `,`, `.`, a space, `'` or `_` "
+     "(`1,234.50`); a cell not written so is INVALID_NUMBER_FORMAT"},
     {"title, description", "anywhere", "free text, ignored"},
 };
 
@@ -818,7 +844,8 @@ static int opt_set_text(const struct opt *o, void *base, const char *s, char *wh
     case OT_LISTEN:
     case OT_STORAGE:
     case OT_NAME:
-        if ((o->type == OT_STRING && *s == '\0') || (o->type == OT_LISTEN && !valid_listen(s)) ||
+        if ((o->type == OT_STRING && *s == '\0' && !(o->flags & OPT_EMPTY_OK)) ||
+            (o->type == OT_LISTEN && !valid_listen(s)) ||
             (o->type == OT_STORAGE && !valid_storage(s)) || (o->type == OT_NAME && !valid_name(s)))
             goto bad;
         if (set_string((char **)p, s) < 0)
@@ -1271,20 +1298,17 @@ static int load_key(struct loader *ld, char **out, struct fy_node *v, int line, 
     return rc;
 }
 
-/* Turn the schema mapping into JSON and compile it into the dataset at base. */
+/* Turn the schema mapping into JSON in the dataset at base (compiled by load_dataset, once
+ * the dataset's name is known for the messages). */
 static int load_schema(struct loader *ld, struct dataset_config *ds, struct fy_node *v, int line,
                        const char *option)
 {
-    char msg[400];
-
     if (!v || !fy_node_is_mapping(v))
         return fail_at(ld, line, option, "expected a mapping (a JSON Schema object), got %s",
                        v ? node_kind_name(v) : "nothing");
+    json_decref(ds->schema_json);
     if (!(ds->schema_json = yaml_to_json(ld, v, line, option)))
         return -1;
-    msg[0] = '\0';
-    if (!(ds->schema = schema_compile(ds->schema_json, msg, sizeof msg)))
-        return fail_at(ld, line, option, "%s", msg[0] ? msg : "invalid schema");
     return 0;
 }
 
@@ -1414,6 +1438,15 @@ static int load_dataset(struct loader *ld, struct fy_node *item, size_t i, int l
     for (size_t j = 0; j < ARRAY_SIZE(ds_opts); j++)
         if ((ds_opts[j].flags & OPT_REQUIRED) && !lines[j])
             return fail_at(ld, line, option, "'%s' is required", ds_opts[j].name);
+    {
+        size_t si = (size_t)(find_opt(ds_opts, ARRAY_SIZE(ds_opts), "schema") - ds_opts);
+        char msg[400] = "";
+        if (!(ds->schema = schema_compile(ds->schema_json, msg, sizeof msg))) {
+            snprintf(option, sizeof option, "%s%s", prefix, ds_opts[si].name);
+            return fail_at(ld, lines[si], option, "%s (dataset '%s')",
+                           msg[0] ? msg : "invalid schema", ds->name);
+        }
+    }
     for (size_t j = 0; j < i; j++) {
         if (strcmp(cfg->datasets[j].name, ds->name) == 0) {
             snprintf(option, sizeof option, "%s%s", prefix, ds_opts[ni].name);
@@ -1892,6 +1925,7 @@ void config_release(struct sluice_config *cfg)
         struct dataset_config *ds = &cfg->datasets[i];
         free(ds->name);
         free(ds->key);
+        free(ds->csv_null);
         json_decref(ds->schema_json);
         schema_destroy(ds->schema);
     }

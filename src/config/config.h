@@ -26,6 +26,8 @@ struct dataset_config {
     enum on_duplicate on_duplicate; /* default reject */
     double error_threshold_percent; /* default 10 */
     uint64_t expected_every_ms;     /* 0: none; else a source_stalled finding after this */
+    char *csv_null;                 /* NULL: the empty CSV cell is the null string */
+    int csv_empty_string;           /* 1: an empty CSV cell of a string field is "" */
     json_t *schema_json;            /* owned; the schema as JSON */
     struct schema *schema;          /* owned; compiled */
 };

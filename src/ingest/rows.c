@@ -97,6 +97,8 @@ static int64_t line_of(const char *s, size_t off, size_t *from, int64_t *line)
     return *line;
 }
 
+static int json_syntax_ok(const char *s, size_t len);
+
 enum sluice_err rows_split_json(const char *s, size_t len, int max_depth, struct row_span **spans,
                                 size_t *n, char *msg, size_t cap)
 {
@@ -131,8 +133,20 @@ enum sluice_err rows_split_json(const char *s, size_t len, int max_depth, struct
         return SLUICE_OK;
     }
     if (s[i] != '[') {
-        snprintf(msg, cap, "the body must be a JSON object or an array of objects");
-        return ERR_MALFORMED_JSON;
+        /* A top-level scalar ("x", 1, true, null) is JSON of the wrong shape, not a syntax
+         * error: it is one row, refused as NOT_AN_OBJECT like a scalar array element. */
+        if (!json_syntax_ok(s, len)) {
+            snprintf(msg, cap, "the body is not JSON (expected an object or an array of objects)");
+            return ERR_MALFORMED_JSON;
+        }
+        size_t end = len;
+        while (end > i && is_ws(s[end - 1]))
+            end--;
+        if (push(&v, &cnt, &vcap, i, end - i, line_of(s, i, &lfrom, &line)) < 0)
+            goto oom;
+        *spans = v;
+        *n = cnt;
+        return SLUICE_OK;
     }
     i = skip_ws(s, len, i + 1);
     if (i < len && s[i] == ']') {

@@ -20,7 +20,8 @@ struct row_span {
 };
 
 /*
- * Split a JSON body into its rows (the object, or the array's elements).
+ * Split a JSON body into its rows (the object, the array's elements, or a top-level scalar
+ * as one row, which the validator refuses as NOT_AN_OBJECT).
  * Checks the top-level syntax and the nesting depth of every row (max_depth,
  * the array itself not counted). Returns SLUICE_OK with *spans (caller frees)
  * and *n >= 0, or MALFORMED_JSON / NESTING_TOO_DEEP with a message.

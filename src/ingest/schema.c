@@ -13,12 +13,14 @@
 #include "util/errors.h"
 
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -28,6 +30,7 @@
 #define ECHO_BUF (ECHO_MAX + 4)
 #define ENUM_TEXT_MAX 240 /* bytes of the allowed values listed in a message */
 #define STACK_FIELDS 64   /* schemas up to this size validate without malloc */
+#define CSV_NAME_MAX 255  /* bytes of a csv_name */
 
 enum str_format { FMT_NONE = 0, FMT_DATE, FMT_DATETIME };
 
@@ -64,6 +67,10 @@ struct field {
     long double *enum_nums;
     unsigned enum_bools; /* bit 0: false allowed, bit 1: true allowed */
     char *enum_text;
+
+    /* CSV cells (csv_name is owned by csv.name); trim_kw: the property said trim: true */
+    struct field_csv csv;
+    int trim_kw;
 };
 
 struct schema {
@@ -271,6 +278,7 @@ static void field_free(struct field *f)
     free(f->enum_strs);
     free(f->enum_nums);
     free(f->enum_text);
+    free((char *)f->csv.name);
 }
 
 void schema_destroy(struct schema *s)
@@ -437,10 +445,129 @@ static int parse_type(const json_t *t, enum field_type *out)
     return -1;
 }
 
+/* The one character of a decimal / group keyword's value, or 0 when it is not one of chars. */
+static char one_char(const json_t *v, const char *chars)
+{
+    if (!json_is_string(v) || json_string_length(v) != 1)
+        return 0;
+    char c = json_string_value(v)[0];
+    return strchr(chars, c) ? c : 0;
+}
+
+/*
+ * The CSV-only keywords of a property (csv_name, trim, csv_empty_string, decimal, group).
+ * Returns 1 when key is one of them (set in f), 0 when it is not, -1 with err on a bad value.
+ */
+static int compile_csv_keyword(struct field *f, const char *key, const json_t *v, char *err,
+                               size_t errlen)
+{
+    const char *name = f->name;
+    int numeric = f->type == FT_INTEGER || f->type == FT_NUMBER;
+    if (!strcmp(key, "csv_name")) {
+        size_t n = json_is_string(v) ? json_string_length(v) : 0;
+        const char *t = json_is_string(v) ? json_string_value(v) : "";
+        if (n == 0 || n > CSV_NAME_MAX || strlen(t) != n) {
+            err_set(err, errlen,
+                    "properties.%s: 'csv_name' must be a non-empty string of at most %d bytes",
+                    name, CSV_NAME_MAX);
+            return -1;
+        }
+        if (!(f->csv.name = strdup(t))) {
+            err_set(err, errlen, "out of memory");
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(key, "trim") || !strcmp(key, "csv_empty_string")) {
+        if (f->type != FT_STRING) {
+            err_set(err, errlen,
+                    "properties.%s: '%s' does not apply to type %s (a CSV cell of a type other "
+                    "than string is always trimmed, and empty is null)",
+                    name, key, field_type_name(f->type));
+            return -1;
+        }
+        if (!json_is_boolean(v)) {
+            err_set(err, errlen, "properties.%s: '%s' must be a boolean", name, key);
+            return -1;
+        }
+        if (key[0] == 't')
+            f->trim_kw = json_is_true(v);
+        else
+            f->csv.empty_string = json_is_true(v);
+        return 1;
+    }
+    if (!strcmp(key, "decimal") || !strcmp(key, "group")) {
+        int dec = key[0] == 'd';
+        if (!numeric || (dec && f->type != FT_NUMBER)) {
+            err_set(err, errlen, "properties.%s: '%s' does not apply to type %s", name, key,
+                    field_type_name(f->type));
+            return -1;
+        }
+        char c = one_char(v, dec ? ".," : ",. '_");
+        if (!c) {
+            err_set(err, errlen, "properties.%s: '%s' must be one of %s", name, key,
+                    dec ? "\".\" or \",\"" : "\",\", \".\", \" \", \"'\" or \"_\"");
+            return -1;
+        }
+        if (dec)
+            f->csv.decimal = c;
+        else
+            f->csv.group = c;
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Refuse bounds that no value can satisfy: the tightest lower bound above the tightest
+ * upper one, equal bounds of which one is exclusive, or, for an integer, no integer
+ * between them (exclusiveMinimum 5 with exclusiveMaximum 6).
+ */
+static int check_range_empty(const struct field *f, char *err, size_t errlen)
+{
+    const struct bound *lo = NULL, *hi = NULL;
+    int lox = 0, hix = 0;
+    if (f->min.set)
+        lo = &f->min;
+    if (f->xmin.set && (!lo || f->xmin.v >= lo->v)) {
+        lo = &f->xmin;
+        lox = 1;
+    }
+    if (f->max.set)
+        hi = &f->max;
+    if (f->xmax.set && (!hi || f->xmax.v <= hi->v)) {
+        hi = &f->xmax;
+        hix = 1;
+    }
+    if (!lo || !hi)
+        return 0;
+    int empty;
+    if (f->type == FT_INTEGER) {
+        long double a = lox ? floorl(lo->v) + 1 : ceill(lo->v);
+        long double b = hix ? ceill(hi->v) - 1 : floorl(hi->v);
+        empty = a > b;
+    } else {
+        empty = lo->v > hi->v || (lo->v == hi->v && (lox || hix));
+    }
+    if (!empty)
+        return 0;
+    if (!lox && !hix && lo->v > hi->v)
+        err_set(err, errlen, "properties.%s: minimum %s is greater than maximum %s", f->name,
+                lo->text, hi->text);
+    else
+        err_set(err, errlen, "properties.%s: no %s satisfies %s %s and %s %s (the range is empty)",
+                f->name, f->type == FT_INTEGER ? "integer" : "number",
+                lox ? "exclusiveMinimum" : "minimum", lo->text,
+                hix ? "exclusiveMaximum" : "maximum", hi->text);
+    return -1;
+}
+
 static int compile_field(struct field *f, const json_t *spec, char *err, size_t errlen)
 {
     const char *name = f->name;
     f->minlen = f->maxlen = -1;
+    f->csv.empty_string = -1;
+    f->csv.decimal = '.';
     if (!json_is_object(spec)) {
         err_set(err, errlen, "properties.%s: must be an object", name);
         return -1;
@@ -468,6 +595,11 @@ static int compile_field(struct field *f, const json_t *spec, char *err, size_t 
         struct bound *b = NULL;
         long long *len = NULL;
         if (!strcmp(key, "type") || !strcmp(key, "description") || !strcmp(key, "title"))
+            continue;
+        int csv = compile_csv_keyword(f, key, v, err, errlen);
+        if (csv < 0)
+            return -1;
+        if (csv)
             continue;
         if (!strcmp(key, "minimum"))
             b = &f->min;
@@ -528,11 +660,15 @@ static int compile_field(struct field *f, const json_t *spec, char *err, size_t 
             }
         }
     }
-    if (f->min.set && f->max.set && f->min.v > f->max.v) {
-        err_set(err, errlen, "properties.%s: minimum %s is greater than maximum %s", name,
-                f->min.text, f->max.text);
+    if (check_range_empty(f, err, errlen) != 0)
+        return -1;
+    if (f->type == FT_NUMBER && f->csv.group && f->csv.group == f->csv.decimal) {
+        err_set(err, errlen, "properties.%s: 'group' and 'decimal' are both '%c'", name,
+                f->csv.group);
         return -1;
     }
+    f->csv.trim = f->type != FT_STRING || f->format != FMT_NONE || f->trim_kw;
+    f->csv.header = f->csv.name ? f->csv.name : f->name;
     if (f->minlen >= 0 && f->maxlen >= 0 && f->minlen > f->maxlen) {
         err_set(err, errlen, "properties.%s: minLength %lld is greater than maxLength %lld", name,
                 f->minlen, f->maxlen);
@@ -578,6 +714,15 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
                     echo(e, key, strlen(key)));
             return -1;
         }
+        for (size_t k = 0; k < s->n; k++)
+            if (strcasecmp(s->f[k].name, key) == 0) {
+                /* SQLite compares column names without case: one table cannot hold both. */
+                err_set(err, errlen,
+                        "properties.%s: differs from properties.%s only in case; column names "
+                        "are compared without case, so the two cannot both be columns",
+                        key, s->f[k].name);
+                return -1;
+            }
         struct field *f = &s->f[s->n++];
         f->name = strdup(key);
         f->namelen = klen;
@@ -592,6 +737,26 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
             slot = (slot + 1) & s->mask;
         s->slots[slot] = (int)(s->n - 1);
     }
+    return 0;
+}
+
+/* A CSV header is matched exactly, then loosely: two fields whose headers match loosely could
+ * not be told apart, so they are refused. */
+static int check_csv_headers(const struct schema *s, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t k = 0; k < i; k++) {
+            const char *a = s->f[k].csv.header, *b = s->f[i].csv.header;
+            if (!schema_csv_header_like(b, strlen(b), a))
+                continue;
+            char ea[ECHO_BUF], eb[ECHO_BUF];
+            err_set(err, errlen,
+                    "properties.%s: its CSV header '%s' and the CSV header '%s' of "
+                    "properties.%s match the same column (headers are matched without case "
+                    "or surrounding whitespace)",
+                    s->f[i].name, echo(eb, b, strlen(b)), echo(ea, a, strlen(a)), s->f[k].name);
+            return -1;
+        }
     return 0;
 }
 
@@ -657,7 +822,8 @@ struct schema *schema_compile(json_t *spec, char *err, size_t errlen)
         }
     }
     json_t *props = json_object_get(spec, "properties");
-    if (props && compile_properties(s, props, err, errlen) != 0)
+    if (props &&
+        (compile_properties(s, props, err, errlen) != 0 || check_csv_headers(s, err, errlen) != 0))
         goto fail;
     json_t *req = json_object_get(spec, "required");
     if (req && compile_required(s, req, err, errlen) != 0)
@@ -698,6 +864,34 @@ int schema_field_index(const struct schema *s, const char *name)
 int schema_allows_extra(const struct schema *s)
 {
     return s->allow_extra;
+}
+
+const struct field_csv *schema_field_csv(const struct schema *s, size_t i)
+{
+    return i < s->n ? &s->f[i].csv : NULL;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+void schema_csv_trim(const char **p, size_t *len)
+{
+    while (*len && is_space(**p)) {
+        (*p)++;
+        (*len)--;
+    }
+    while (*len && is_space((*p)[*len - 1]))
+        (*len)--;
+}
+
+int schema_csv_header_like(const char *h, size_t len, const char *name)
+{
+    size_t nlen = strlen(name);
+    schema_csv_trim(&h, &len);
+    schema_csv_trim(&name, &nlen);
+    return len == nlen && strncasecmp(h, name, len) == 0;
 }
 
 /* --------------------------------------------------------------- validation */
@@ -886,6 +1080,15 @@ static void check_required(const struct schema *s, size_t i, struct row_errors *
         row_errors_add(e, ERR_MISSING_REQUIRED_FIELD, s->f[i].name, "required field is missing");
 }
 
+/* Whether one of the first n errors of e is about field f (the caller reported its value). */
+static int reported(const struct row_errors *e, size_t n, const struct field *f)
+{
+    for (size_t k = 0; k < n; k++)
+        if (e->v[k].field && strcmp(e->v[k].field, f->name) == 0)
+            return 1;
+    return 0;
+}
+
 size_t schema_validate_values(const struct schema *s, const struct row_value *vals,
                               const char *const *unknown, size_t n_unknown, struct row_errors *errs)
 {
@@ -898,7 +1101,7 @@ size_t schema_validate_values(const struct schema *s, const struct row_value *va
             unknown_field(errs, unknown[k]);
     if (s->nrequired)
         for (size_t i = 0; i < s->n; i++)
-            if (vals[i].kind == VAL_ABSENT)
+            if (vals[i].kind == VAL_ABSENT && !(before && reported(errs, before, &s->f[i])))
                 check_required(s, i, errs);
     return errs->n - before;
 }

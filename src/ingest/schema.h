@@ -7,7 +7,10 @@
  *   per property: type (string|integer|number|boolean), minimum, maximum,
  *     exclusiveMinimum, exclusiveMaximum (numbers), minLength, maxLength (in
  *     Unicode code points), pattern (PCRE2, UTF mode, unanchored as in JSON
- *     Schema), enum (list of scalars), format (date | date-time), description.
+ *     Schema), enum (list of scalars), format (date | date-time), description;
+ *     and the CSV-only keywords of struct field_csv below.
+ * Refused at compile: two property names that differ only in case (they become
+ * columns), bounds that no value satisfies, two fields matching one CSV header.
  *
  * A compiled schema is immutable and may be shared by any number of threads.
  */
@@ -80,6 +83,33 @@ int schema_field_index(const struct schema *s, const char *name);
 /* 1 unless additionalProperties is false. */
 int schema_allows_extra(const struct schema *s);
 
+/*
+ * How a CSV cell becomes a field's value: the CSV-only keywords of a property (JSON rows
+ * are typed already and ignore them). Borrowed from the schema.
+ *   csv_name: string          the header of the column the field comes from (default: the
+ *                             field's name); matched exactly, else loosely (see below)
+ *   trim: bool                (strings) drop the cell's surrounding whitespace; cells of
+ *                             every other type, and date / date-time strings, always are
+ *   csv_empty_string: bool    (strings) an empty cell is "" (true) or null (false); unset:
+ *                             the dataset's csv_empty_string decides
+ *   decimal: "." | ","        (numbers) the decimal separator
+ *   group: "," "." " " "'" "_"  (integers, numbers) the digit group separator
+ */
+struct field_csv {
+    const char *header; /* csv_name, or the field's name */
+    const char *name;   /* csv_name, NULL when not given */
+    int trim;           /* 1: surrounding whitespace is dropped */
+    int empty_string;   /* -1: unset, 0: an empty cell is null, 1: it is "" */
+    char decimal;       /* '.' unless declared */
+    char group;         /* 0: none */
+};
+const struct field_csv *schema_field_csv(const struct schema *s, size_t i);
+/* Drop the surrounding whitespace (space, \t, \r, \n, \v, \f) of the text at *p, len bytes. */
+void schema_csv_trim(const char **p, size_t *len);
+/* Whether CSV header text h (len bytes) matches name loosely: equal once the surrounding
+ * whitespace of both is dropped, ASCII letters compared without case. */
+int schema_csv_header_like(const char *h, size_t len, const char *name);
+
 /* One error of one row. field may be NULL (a row-level error); message is human text. */
 struct row_error {
     enum sluice_err code;
@@ -116,6 +146,8 @@ size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *e
  * CSV record is: the same checks, codes and messages in the same order. unknown
  * names the row's undeclared fields (n_unknown of them), refused as UNKNOWN_FIELD
  * when the schema has additionalProperties: false. No allocation for a valid row.
+ * A VAL_ABSENT field that an error already in errs names (the caller reported its value,
+ * e.g. a CSV cell that is no number in the declared format) is not reported missing.
  */
 size_t schema_validate_values(const struct schema *s, const struct row_value *vals,
                               const char *const *unknown, size_t n_unknown,

@@ -34,6 +34,8 @@
     X(MALFORMED_CSV, 422, "the CSV record is malformed (quotes)")                                  \
     X(COLUMN_COUNT_MISMATCH, 422,                                                                  \
       "the CSV record has a different number of fields than the header")                           \
+    X(INVALID_NUMBER_FORMAT, 422,                                                                  \
+      "the CSV cell is not a number written as its field's decimal / group declare")               \
     /* request level */                                                                            \
     X(BAD_REQUEST, 400, "the request is malformed")                                                \
     X(INVALID_PARAMETER, 400, "a query parameter or body field is invalid")                        \

@@ -155,7 +155,7 @@ def j_record(vals):
 
 def j_expected(vals):
     return (vals["case_number"], float(vals["amount"]), vals["filed_date"], vals["status"],
-            vals["notes"])
+            vals["notes"] or None)  # an empty cell is null
 
 
 def j_stored(server, bid=None):
@@ -207,8 +207,11 @@ def test_csv_spectrum(make_server, name):
     header = next(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     ds = "spec_" + name
     props = "\n".join(f'        "{h}": {{type: string}}' for h in header)
+    # csv-spectrum reads every cell as text, an empty one as "": csv_empty_string keeps it so
+    # (by default an empty cell is null, docs/api.md "CSV cells")
     server = make_server(datasets_yaml=f"""
   - name: {ds}
+    csv_empty_string: true
     schema:
       type: object
       properties:
@@ -267,8 +270,8 @@ def test_csv_spectrum_location_coordinates(make_server):
 
 def test_csv_dialect_bom_line_ends_types(make_server):
     """BOM skipped, CRLF / LF / CR mixed, empty lines (middle and end) ignored, columns in
-    any order, values converted to the field type, empty field: "" for a string, absent
-    otherwise."""
+    any order, values converted to the field type, empty field: null (absent) for every type
+    (docs/api.md, "CSV cells")."""
     server = make_server(datasets_yaml="""
   - name: typed
     schema:
@@ -294,7 +297,7 @@ def test_csv_dialect_bom_line_ends_types(make_server):
     assert errors_json(server, bid) == []
     rows = sql(server, "SELECT id, price, ok, label, _extra FROM ds_typed ORDER BY _id")
     assert rows == [(1, 2.5, 1, "alpha", None),
-                    (2, None, 0, "", None),
+                    (2, None, 0, None, None),
                     (3, -0.25, None, "multi\r\nline", None),
                     (4, 10.0, 1, "zeta", None)]
     assert [type(r[0]) for r in rows] == [int] * 4

@@ -339,6 +339,34 @@ def test_row_that_is_not_an_object(server):
     assert errs(b) == [(2, None, "NOT_AN_OBJECT"), (3, None, "NOT_AN_OBJECT")]
 
 
+# A top-level scalar is well-formed JSON (RFC 8259) of the wrong shape: one row refused as
+# NOT_AN_OBJECT (422, kept in the DLQ with its bytes), as a scalar array element is, so a
+# client can tell it from a syntax error (400 MALFORMED_JSON).
+@pytest.mark.parametrize("body, kind", [(b'"x"', "string"), (b"1", "integer"),
+                                        (b"true", "boolean"), (b"null", "null"),
+                                        (b'" "', "string"), (b' -2.5e3\n', "number")])
+def test_top_level_scalar_is_not_an_object(server, body, kind):
+    r = post(server, "events", body)
+    assert r.status_code == 422, r.text
+    b = r.json()
+    assert_ingest_body(b, 1, 0, 1)
+    assert errs(b) == [(1, None, "NOT_AN_OBJECT")]
+    assert b["errors"][0]["message"] == f"expected a JSON object, got {kind}", b
+    assert db_rows(server, "events") == []
+    items = dlq_items(server, status="all")
+    assert [it["payload"].encode() for it in items] == [body.strip()]
+
+
+def test_ndjson_scalar_lines_are_not_objects(server):
+    body = b'{"id": 1}\n"x"\n1\ntrue\nnull\n" "\n{"id": 7}\n'
+    r = post(server, "events", body, ctype="application/x-ndjson")
+    assert r.status_code == 207, r.text
+    b = r.json()
+    assert_ingest_body(b, 7, 2, 5)
+    assert errs(b) == [(i, None, "NOT_AN_OBJECT") for i in range(2, 7)]
+    assert [s["id"] for s in db_rows(server, "events")] == [1, 7]
+
+
 def test_errors_truncated_after_100(server):
     # 60 rows with 2 errors each = 120 errors; only the first 100 are returned.
     rows = [jrow(i, amount=-1, status="bad") for i in range(1, 61)]
@@ -373,8 +401,8 @@ DEEP = '{"id": 1, "x": ' + "[" * 100 + "]" * 100 + "}"
 REQUEST_ERRORS = {
     "malformed": (b'{"id": 1', "application/json", 400, "MALFORMED_JSON"),
     "trailing_garbage": (b'{"id": 1} x', "application/json", 400, "MALFORMED_JSON"),
-    "top_level_number": (b"42", "application/json", 400, "MALFORMED_JSON"),
-    "top_level_string": (b'"hello"', "application/json", 400, "MALFORMED_JSON"),
+    "top_level_not_json": (b"tru", "application/json", 400, "MALFORMED_JSON"),
+    "top_level_bad_scalar": (b'"a" 1', "application/json", 400, "MALFORMED_JSON"),
     "invalid_utf8": (b'{"id": 1, "name": "\xff\xfe"}', "application/json", 400,
                      "INVALID_UTF8"),
     "too_deep": (DEEP.encode(), "application/json", 400, "NESTING_TOO_DEEP"),

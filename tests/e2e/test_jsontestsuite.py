@@ -7,11 +7,11 @@ Every file of test_parsing/ is posted, unchanged, as the body of one JSON reques
       (or a 422 whose errors are all MALFORMED_JSON / INVALID_UTF8; 400 BAD_REQUEST "no rows"
       for an empty or blank body, as the contract says); never a 2xx; nothing
       stored; no crash, no hang.
-  y_  must parse: never a syntax error.  A top-level scalar is 400 MALFORMED_JSON by the
-      contract ("not an object or array"); array elements that are not objects are
-      NOT_AN_OBJECT row errors; objects are stored and read back equal.  Documented
-      exceptions (docs/json-conformance.md): duplicate keys and an escaped NUL are refused
-      with 400 MALFORMED_JSON, an empty array is 400 BAD_REQUEST ("no rows").
+  y_  must parse: never a syntax error.  A top-level scalar is one row refused with the
+      row error NOT_AN_OBJECT (422), as array elements that are not objects are; objects
+      are stored and read back equal.  Documented exceptions (docs/json-conformance.md):
+      duplicate keys and an escaped NUL are 422 row errors (DUPLICATE_FIELD,
+      NUL_CHARACTER), an empty array is 400 BAD_REQUEST ("no rows").
   i_  the decision in I_DECISIONS below (docs/json-conformance.md), the same every run.
   test_transform/  the decisions in TRANSFORM_DECISIONS: each file as-is, and its value
       wrapped in an object {"v": VALUE} so that what is stored can be read back.
@@ -310,10 +310,13 @@ def test_y_files_parse(server):
                                     f"got {status} {text}, {stored} stored")
                 continue
             if not isinstance(value, (dict, list)):
-                # top-level scalar: 400 MALFORMED_JSON by the contract
-                if (status, code) != (400, "MALFORMED_JSON") or stored:
-                    problems.append(f"{name}: top-level scalar: expected 400 MALFORMED_JSON, "
-                                    f"got {status} {text}, {stored} stored")
+                # top-level scalar: valid JSON of the wrong shape, one row refused as
+                # NOT_AN_OBJECT (422), as a scalar array element is; never a syntax error
+                got = [(e.get("row"), e.get("code"), e.get("field"))
+                       for e in (parsed or {}).get("errors") or []]
+                if status != 422 or got != [(1, "NOT_AN_OBJECT", None)] or stored:
+                    problems.append(f"{name}: top-level scalar: expected 422 with NOT_AN_OBJECT "
+                                    f"at row 1, got {status} {text}, {stored} stored")
                 continue
             if status == 400 and code in SYNTAX_CODES | {"NESTING_TOO_DEEP"}:
                 problems.append(f"{name}: valid JSON refused as a syntax error: {text}")

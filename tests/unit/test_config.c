@@ -365,6 +365,17 @@ static const struct {
      "      properties:\n"
      "        amount: {type: number, minimun: 0}\n",
      "5: datasets[1].schema: properties.amount: unknown keyword 'minimun'"},
+    {"properties differing only in case",
+     "datasets:\n  - name: events\n    schema:\n      properties:\n        dateTime: {type: "
+     "string}\n        datetime: {type: string}\n",
+     "3: datasets[0].schema: properties.datetime: differs from properties.dateTime only in case; "
+     "column names are compared without case, so the two cannot both be columns (dataset "
+     "'events')"},
+    {"an empty exclusive range",
+     "datasets:\n  - schema:\n      properties:\n        n: {type: number, exclusiveMinimum: "
+     "6, exclusiveMaximum: 5}\n    name: readings\n",
+     "2: datasets[0].schema: properties.n: no number satisfies exclusiveMinimum 6 and "
+     "exclusiveMaximum 5 (the range is empty) (dataset 'readings')"},
     {"bad top-level schema keyword", "datasets:\n  - name: a\n    schema: {typ: object}\n",
      "3: datasets[0].schema: unknown keyword 'typ'"},
     {"infinity in a schema",
@@ -716,9 +727,43 @@ Test(config, documented_schema_keywords_compile)
                        "            exclusiveMaximum: 10}\n"
                        "        i: {type: integer}\n"
                        "        b: {type: boolean}\n"
-                       "        d: {type: string, format: date-time}\n",
+                       "        d: {type: string, format: date-time}\n"
+                       "        c: {type: string, csv_name: 'On Street', trim: true,\n"
+                       "            csv_empty_string: true}\n"
+                       "        e: {type: number, decimal: ',', group: '.'}\n",
                        &cfg, err, sizeof err, &path);
     cr_expect_eq(rc, 0, "%s", err);
     config_release(&cfg);
+    free(path);
+}
+
+/* The CSV options of a dataset: the null string and empty strings (docs/api.md, "CSV cells"). */
+Test(config, dataset_csv_options)
+{
+    struct sluice_config cfg;
+    char err[512], *path;
+    int rc = load_text("datasets:\n"
+                       "  - name: plain\n"
+                       "    schema: {}\n"
+                       "  - name: vendor\n"
+                       "    csv_null: NA\n"
+                       "    csv_empty_string: true\n"
+                       "    schema: {}\n"
+                       "  - name: spelled_out\n"
+                       "    csv_null: \"\"\n"
+                       "    schema: {}\n",
+                       &cfg, err, sizeof err, &path);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect_str_eq(cfg.datasets[2].csv_null, ""); /* the default, written out */
+    cr_expect_null(cfg.datasets[0].csv_null);
+    cr_expect_eq(cfg.datasets[0].csv_empty_string, 0);
+    cr_expect_str_eq(cfg.datasets[1].csv_null, "NA");
+    cr_expect_eq(cfg.datasets[1].csv_empty_string, 1);
+    config_release(&cfg);
+    free(path);
+    rc = load_text("datasets:\n  - name: a\n    csv_empty_string: maybe\n    schema: {}\n", &cfg,
+                   err, sizeof err, &path);
+    cr_expect_eq(rc, -1);
+    cr_expect(strstr(err, "3: datasets[0].csv_empty_string: ") != NULL, "%s", err);
     free(path);
 }

@@ -213,12 +213,33 @@ static const struct {
     {"unterminated string in array", "[{\"a\":\"b}]"},
     {"unterminated string, escaped quote", "{\"a\":\"b\\\"}"},
     {"unterminated string, backslash at end", "[{\"a\":\"b\\"},
-    {"top-level number", "42"},
-    {"top-level string", "\"row\""},
-    {"top-level true", "true"},
-    {"top-level null", "null"},
     {"top-level closing bracket", "]"},
+    {"top-level word that is not JSON", "tru"},
+    {"top-level scalar and more", "\"a\" 1"},
+    {"top-level unterminated string", "\"row"},
+    {"top-level bad number", "01"},
 };
+
+/* A top-level scalar is JSON of the wrong shape, not malformed: one row, its bytes less the
+ * surrounding whitespace (the validator then refuses it as NOT_AN_OBJECT). */
+Test(split_json, top_level_scalar_is_one_row)
+{
+    static const struct {
+        const char *body;
+        size_t off, len;
+    } cases[] = {{"42", 0, 2},      {"\"row\"", 0, 5}, {"true", 0, 4},
+                 {" null\n", 1, 4}, {"\" \"", 0, 3},   {"-2.5e3", 0, 6}};
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct row_span *spans;
+        size_t n;
+        enum sluice_err e = split_json(cases[i].body, 64, &spans, &n);
+        cr_assert_eq(e, SLUICE_OK, "'%s' gave %s", cases[i].body, err_name(e));
+        cr_assert_eq(n, 1);
+        cr_expect_eq(spans[0].off, cases[i].off, "'%s'", cases[i].body);
+        cr_expect_eq(spans[0].len, cases[i].len, "'%s'", cases[i].body);
+        free(spans);
+    }
+}
 
 Test(split_json, malformed_bodies)
 {

@@ -345,6 +345,149 @@ Test(compile, keyword_values)
         "minLength 5 is greater than maxLength 4");
 }
 
+/* Every empty range is refused, named by its bounds; ranges with room are accepted. */
+Test(compile, empty_ranges)
+{
+    static const struct {
+        const char *type, *bounds, *want;
+    } bad[] = {
+        {"number", "\"exclusiveMinimum\": 6, \"exclusiveMaximum\": 5",
+         "no number satisfies exclusiveMinimum 6 and exclusiveMaximum 5"},
+        {"number", "\"minimum\": 5, \"exclusiveMaximum\": 5",
+         "no number satisfies minimum 5 and exclusiveMaximum 5"},
+        {"number", "\"exclusiveMinimum\": 5, \"maximum\": 5",
+         "no number satisfies exclusiveMinimum 5 and maximum 5"},
+        {"number", "\"exclusiveMinimum\": 5, \"exclusiveMaximum\": 5",
+         "exclusiveMinimum 5 and exclusiveMaximum 5"},
+        {"integer", "\"exclusiveMinimum\": 5, \"exclusiveMaximum\": 6",
+         "no integer satisfies exclusiveMinimum 5 and exclusiveMaximum 6"},
+        {"integer", "\"minimum\": 5.2, \"maximum\": 5.8",
+         "no integer satisfies minimum 5.2 and maximum 5.8"},
+        {"integer", "\"minimum\": 1, \"exclusiveMinimum\": 4, \"maximum\": 4",
+         "no integer satisfies exclusiveMinimum 4 and maximum 4"},
+        {"number", "\"minimum\": 5, \"maximum\": 4", "minimum 5 is greater than maximum 4"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"properties\": {\"x\": {\"type\": \"%s\", %s}}}",
+                 bad[i].type, bad[i].bounds);
+        compile_fails(text, bad[i].want);
+    }
+    static const char *const good[] = {
+        "{\"properties\": {\"x\": {\"type\": \"number\", \"minimum\": 5, \"maximum\": 5}}}",
+        "{\"properties\": {\"x\": {\"type\": \"number\", \"exclusiveMinimum\": 5, "
+        "\"exclusiveMaximum\": 5.0001}}}",
+        "{\"properties\": {\"x\": {\"type\": \"integer\", \"exclusiveMinimum\": 5, "
+        "\"exclusiveMaximum\": 7}}}",
+        "{\"properties\": {\"x\": {\"type\": \"integer\", \"minimum\": 5.5, \"maximum\": 6}}}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        schema_destroy(compile(good[i]));
+}
+
+/* SQLite folds the case of column names: two properties that differ only in case cannot be
+ * two columns, so they are refused with both names. */
+Test(compile, names_differing_only_in_case)
+{
+    compile_fails("{\"properties\": {\"dateTime\": {\"type\": \"string\"}, "
+                  "\"datetime\": {\"type\": \"string\"}}}",
+                  "properties.datetime: differs from properties.dateTime only in case");
+    compile_fails("{\"properties\": {\"A\": {\"type\": \"string\"}, \"b\": {\"type\": \"string\"}, "
+                  "\"a\": {\"type\": \"integer\"}}}",
+                  "properties.a: differs from properties.A");
+}
+
+/* The CSV-only keywords: what each field says about its cells, and what is refused. */
+Test(compile, csv_keywords)
+{
+    struct schema *s =
+        compile("{\"properties\": {"
+                " \"street\": {\"type\": \"string\", \"csv_name\": \"On Street\", \"trim\": true,"
+                "   \"csv_empty_string\": true},"
+                " \"day\": {\"type\": \"string\", \"format\": \"date\"},"
+                " \"note\": {\"type\": \"string\", \"csv_empty_string\": false},"
+                " \"eu\": {\"type\": \"number\", \"decimal\": \",\", \"group\": \".\"},"
+                " \"qty\": {\"type\": \"integer\", \"group\": \"'\"}}}");
+    const struct field_csv *c = schema_field_csv(s, 0);
+    cr_expect_str_eq(c->header, "On Street");
+    cr_expect_str_eq(c->name, "On Street");
+    cr_expect_eq(c->trim, 1);
+    cr_expect_eq(c->empty_string, 1);
+    c = schema_field_csv(s, 1); /* a date is trimmed like any non-string type */
+    cr_expect_str_eq(c->header, "day");
+    cr_expect_null(c->name);
+    cr_expect_eq(c->trim, 1);
+    cr_expect_eq(c->empty_string, -1);
+    c = schema_field_csv(s, 2);
+    cr_expect_eq(c->trim, 0);
+    cr_expect_eq(c->empty_string, 0);
+    c = schema_field_csv(s, 3);
+    cr_expect(c->trim && c->decimal == ',' && c->group == '.');
+    c = schema_field_csv(s, 4);
+    cr_expect(c->decimal == '.' && c->group == '\'');
+    cr_expect_null(schema_field_csv(s, 5));
+    schema_destroy(s);
+
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"string\", \"csv_name\": \"\"}}}",
+                  "properties.a: 'csv_name' must be a non-empty string");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"string\", \"csv_name\": 3}}}",
+                  "'csv_name' must be a non-empty string");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"string\", \"trim\": \"yes\"}}}",
+                  "properties.a: 'trim' must be a boolean");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"boolean\", \"csv_empty_string\": true}}}",
+                  "'csv_empty_string' does not apply to type boolean");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"string\", \"group\": \",\"}}}",
+                  "properties.a: 'group' does not apply to type string");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"integer\", \"decimal\": \",\"}}}",
+                  "'decimal' does not apply to type integer");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"number\", \"decimal\": \";\"}}}",
+                  "properties.a: 'decimal' must be one of");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"number\", \"group\": \",,\"}}}",
+                  "'group' must be one of");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"number\", \"group\": \".\"}}}",
+                  "'group' and 'decimal' are both '.'");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"string\", \"csv_name\": \"Case #\"},"
+                  " \"b\": {\"type\": \"string\", \"csv_name\": \" CASE # \"}}}",
+                  "properties.b: its CSV header ' CASE # ' and the CSV header 'Case #' of "
+                  "properties.a match the same column");
+    compile_fails("{\"properties\": {\"a\": {\"type\": \"string\"},"
+                  " \"b\": {\"type\": \"string\", \"csv_name\": \"A\"}}}",
+                  "properties.b: its CSV header 'A' and the CSV header 'a' of properties.a");
+}
+
+Test(csv, header_like_and_trim)
+{
+    cr_expect(schema_csv_header_like(" on street\t", 11, "On Street"));
+    cr_expect(schema_csv_header_like("CASE #", 6, " case # "));
+    cr_expect_not(schema_csv_header_like("On  Street", 10, "On Street"));
+    cr_expect_not(schema_csv_header_like("On Street2", 10, "On Street"));
+    cr_expect_not(schema_csv_header_like("", 0, "a"));
+    const char *p = " \t x y \r\n";
+    size_t n = strlen(p);
+    schema_csv_trim(&p, &n);
+    cr_expect(n == 3 && memcmp(p, "x y", 3) == 0);
+    p = "   ";
+    n = 3;
+    schema_csv_trim(&p, &n);
+    cr_expect_eq(n, 0);
+}
+
+/* A field whose value the caller already reported (a CSV cell in the wrong number format) is
+ * neither checked again nor reported missing. */
+Test(csv, reported_field_is_not_missing)
+{
+    struct schema *s = compile("{\"required\": [\"a\", \"b\"], \"properties\": {"
+                               "\"a\": {\"type\": \"number\"}, \"b\": {\"type\": \"number\"}}}");
+    struct row_value v[2] = {{.kind = VAL_ABSENT}, {.kind = VAL_ABSENT}};
+    struct row_errors e = {0};
+    row_errors_add(&e, ERR_INVALID_NUMBER_FORMAT, "a", "bad");
+    cr_expect_eq(schema_validate_values(s, v, NULL, 0, &e), 1);
+    cr_assert_eq(e.n, 2);
+    expect_err(&e, 1, ERR_MISSING_REQUIRED_FIELD, "b", "required field is missing");
+    row_errors_release(&e);
+    schema_destroy(s);
+}
+
 Test(compile, bad_patterns)
 {
     compile_fails("{\"properties\": {\"x\": {\"type\": \"string\", \"pattern\": \"(ab\"}}}",

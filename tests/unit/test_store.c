@@ -19,6 +19,7 @@
 
 #include "batch/batch.h"
 #include "batch_file_test.h"
+#include "rollup_test.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -233,7 +234,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     open_fresh();
     cr_expect_eq(store_migrate(st), 0, "second migrate: %s", store_errmsg(st));
     cr_expect_eq(store_ping(st), 0);
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 7);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 8);
     cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                          " ('datasets', 'dlq', 'idempotency')"),
                  3);
@@ -245,7 +246,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     st = store_open(uri, 0, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     cr_expect_eq(store_migrate(st), 0, "%s", store_errmsg(st));
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 7);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 8);
 }
 
 Test(store, open_errors)
@@ -795,6 +796,66 @@ Test(store, rollup_purge_removes_old_minutes_only, .fini = cleanup)
         json_integer_value(json_object_get(json_object_get(k, "all_time"), "rows_received")), 15,
         "the hours lost rows too");
     json_decref(k);
+}
+
+static void raw_exec(const char *sql)
+{
+    sqlite3 *db = raw_open();
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+/* Every rollup table as one text (the samples aside), to compare before and after. */
+static char *rollup_text(void)
+{
+    return raw_text(
+        "SELECT (SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || minute || ',' ||"
+        " received || ',' || accepted || ',' || rejected || ',' || duplicate x"
+        " FROM rollup_minute ORDER BY 1)) || '|' || (SELECT group_concat(x, ';') FROM (SELECT"
+        " dataset || ',' || hour || ',' || received || ',' || accepted || ',' || rejected || ','"
+        " || duplicate || ',' || batches || ',' || batches_failed x FROM rollup_hour ORDER BY 1))"
+        " || '|' || (SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || day || ',' ||"
+        " received || ',' || batches x FROM rollup_day ORDER BY 1)) || '|' || (SELECT"
+        " group_concat(x, ';') FROM (SELECT dataset || ',' || hour || ',' || code || ',' ||"
+        " occurrences || ',' || batches x FROM rollup_errors ORDER BY 1))");
+}
+
+/* A store from before the ledger: migrating starts the ledger from its rollups, so that a
+ * rebuild keeps what they counted; a batch counted then is taken out again exactly. */
+Test(store, rollup_ledger_started_from_older_rollups, .fini = cleanup)
+{
+    open_fresh();
+    const int64_t t0 = 1700000000000LL; /* a minute's start */
+    const struct rollup_code c[] = {{"OUT_OF_RANGE", 2, "m", 0, 0}};
+    struct rollup_delta d = {.dataset = "a",
+                             .at_ms = t0,
+                             .received = 10,
+                             .accepted = 8,
+                             .rejected = 2,
+                             .batches = 1,
+                             .codes = c,
+                             .ncodes = 1};
+    cr_assert_eq(store_begin(st), 0);
+    cr_assert_eq(store_rollup_add(st, &d), 0, "%s", store_errmsg(st));
+    d.at_ms = t0 + 3 * 3600000LL; /* a later hour, whose minutes are purged below */
+    cr_assert_eq(store_rollup_add(st, &d), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+    raw_exec("DELETE FROM rollup_minute WHERE minute > 28333333 + 60");
+    char *live = rollup_text();
+    /* back to version 7: no ledger */
+    store_close(st);
+    raw_exec("DROP TABLE rollup_ledger; DELETE FROM schema_migrations WHERE version = 8");
+    char err[256];
+    st = store_open(uri, 0, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_eq(store_migrate(st), 0, "%s", store_errmsg(st));
+    cr_expect_eq(raw_int("SELECT sum(received) FROM rollup_ledger"), 20);
+    rollup_test_rebuild(st);
+    char *rebuilt = rollup_text();
+    cr_expect_str_eq(rebuilt, live);
+    free(rebuilt);
+    free(live);
 }
 
 /* ---- transactions ---------------------------------------------------------------------- */

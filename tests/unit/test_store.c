@@ -809,16 +809,26 @@ static void raw_exec(const char *sql)
 /* Every rollup table as one text (the samples aside), to compare before and after. */
 static char *rollup_text(void)
 {
-    return raw_text(
-        "SELECT (SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || minute || ',' ||"
-        " received || ',' || accepted || ',' || rejected || ',' || duplicate x"
-        " FROM rollup_minute ORDER BY 1)) || '|' || (SELECT group_concat(x, ';') FROM (SELECT"
-        " dataset || ',' || hour || ',' || received || ',' || accepted || ',' || rejected || ','"
-        " || duplicate || ',' || batches || ',' || batches_failed x FROM rollup_hour ORDER BY 1))"
-        " || '|' || (SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || day || ',' ||"
-        " received || ',' || batches x FROM rollup_day ORDER BY 1)) || '|' || (SELECT"
-        " group_concat(x, ';') FROM (SELECT dataset || ',' || hour || ',' || code || ',' ||"
-        " occurrences || ',' || batches x FROM rollup_errors ORDER BY 1))");
+    static const char *const q[] = {
+        "SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || minute || ',' || received"
+        " || ',' || accepted || ',' || rejected || ',' || duplicate x FROM rollup_minute"
+        " ORDER BY 1)",
+        "SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || hour || ',' || received"
+        " || ',' || accepted || ',' || rejected || ',' || duplicate || ',' || batches || ','"
+        " || batches_failed x FROM rollup_hour ORDER BY 1)",
+        "SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || day || ',' || received"
+        " || ',' || batches x FROM rollup_day ORDER BY 1)",
+        "SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || hour || ',' || code || ','"
+        " || occurrences || ',' || batches x FROM rollup_errors ORDER BY 1)"};
+    char *out = strdup("");
+    for (size_t i = 0; i < ARRAY_SIZE(q); i++) {
+        char *t = raw_text(q[i]), *next;
+        cr_assert(asprintf(&next, "%s|%s", out, t ? t : "") > 0);
+        free(t);
+        free(out);
+        out = next;
+    }
+    return out;
 }
 
 /* A store from before the ledger: migrating starts the ledger from its rollups, so that a
@@ -943,6 +953,48 @@ static void add_batch(const char *id, const char *dataset)
                       .status = "uploaded",
                       .created_ms = 1000};
     cr_assert_eq(store_batch_add(st, &b), 0, "%s", store_errmsg(st));
+}
+
+/* A batch counted and sent back in one group commit, with a reset job that is undone in
+ * between: its counts leave the rollups once, its ledger row is marked undone once, and a
+ * rebuild agrees. */
+Test(store, batch_counted_and_reset_in_one_group, .fini = cleanup)
+{
+    open_fresh();
+    add_batch("bat_R", "judgments");
+    const int64_t t0 = 1700000000000LL;
+    const struct rollup_delta d = {.dataset = "judgments",
+                                   .at_ms = t0,
+                                   .received = 3,
+                                   .accepted = 3,
+                                   .batches = 1,
+                                   .batch_id = "bat_R"};
+    struct batch b = {.id = "bat_R", .total = 3, .inserted = 3};
+    cr_assert_eq(store_begin(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_savepoint(st), 0, "%s", store_errmsg(st)); /* the batch finishes */
+    cr_assert_eq(store_batch_set_counts(st, &b), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_rollup_add(st, &d), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_batch_set_status(st, "bat_R", "completed", NULL, t0), 0);
+    cr_assert_eq(store_savepoint_release(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_savepoint(st), 0, "%s", store_errmsg(st)); /* a reset, undone */
+    cr_assert_eq(store_batch_set_status(st, "bat_R", "uploaded", "reset", t0 + 1), 0);
+    cr_assert_eq(store_savepoint_rollback(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_savepoint(st), 0, "%s", store_errmsg(st)); /* a reset, kept */
+    cr_assert_eq(store_batch_set_status(st, "bat_R", "uploaded", "reset", t0 + 2), 0);
+    cr_assert_eq(store_savepoint_release(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+
+    cr_expect_eq(raw_int("SELECT count(*) FROM rollup_ledger"), 1);
+    cr_expect_eq(raw_int("SELECT undone FROM rollup_ledger"), 1);
+    cr_expect_eq(raw_int("SELECT received FROM rollup_hour"), 0);
+    cr_expect_eq(raw_int("SELECT batches FROM rollup_day"), 0);
+    cr_expect_eq(raw_int("SELECT row_count_total FROM batches WHERE id = 'bat_R'"), 0);
+    char *live = rollup_text();
+    rollup_test_rebuild(st);
+    char *rebuilt = rollup_text();
+    cr_expect_str_eq(rebuilt, live);
+    free(rebuilt);
+    free(live);
 }
 
 Test(store, heartbeat_renews_only_the_holders_lease, .fini = cleanup)

@@ -1,6 +1,6 @@
 /*
  * rollups.c - `sluice rollups rebuild`: recompute the rollups from the rollup
- * ledger, on the store the configuration names, one dataset and UTC day per
+ * ledger, on the store the configuration names, one dataset and hour per
  * transaction (a chunk), so that a running server's writer waits at most for
  * one chunk (docs/operations.md gives the bound and a measurement).
  */

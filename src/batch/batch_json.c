@@ -49,6 +49,11 @@ json_t *batch_json(const struct batch *b, json_t *history)
         b->error_threshold_percent, "row_count_total", (json_int_t)b->total, "row_count_inserted",
         (json_int_t)b->inserted, "row_count_invalid", (json_int_t)b->invalid, "row_count_duplicate",
         (json_int_t)b->duplicate, "attempts", b->attempts, "worker", b->worker);
+    /* A failed batch stores nothing: its rows without an error are "discarded", so that
+     * total = inserted + invalid + duplicate + discarded in every state (docs/api.md). */
+    int64_t rest = b->total - b->inserted - b->invalid - b->duplicate;
+    json_object_set_new(j, "row_count_discarded",
+                        json_integer(strcmp(b->status, "failed") == 0 && rest > 0 ? rest : 0));
     json_object_set_new(j, "created_at", time_or_null(b->created_ms));
     json_object_set_new(j, "updated_at", time_or_null(b->updated_ms));
     json_object_set_new(j, "started_at", time_or_null(b->started_ms));

@@ -57,6 +57,7 @@ struct pass {
     size_t nunknown;
     int over_threshold; /* the stream job found the error rate over the threshold */
     int64_t total, invalid, inserted, duplicate;
+    int64_t refused;      /* of duplicate: refused with DUPLICATE_KEY (on_duplicate: reject) */
     char reason[512];     /* the worker's: why the pass failed */
     char job_reason[512]; /* the stream job's (writer thread) */
     int failed_io;
@@ -308,7 +309,10 @@ static void codes_reset(struct pass *p)
     }
 }
 
-/* The batch's counts and error codes into the rollups, at done_ms (its finished time). */
+/* The batch's counts and error codes into the rollups, at done_ms (its finished time), as
+ * docs/api.md defines them: a duplicate refused with DUPLICATE_KEY is rejected there (it is
+ * in the DLQ, as a pushed one is); a failed batch stores nothing and counts its rows as
+ * received, its invalid rows as rejected. */
 static int add_rollup(struct pass *p, int failed, int64_t done_ms)
 {
     struct rollup_code codes[ERR__COUNT];
@@ -316,17 +320,18 @@ static int add_rollup(struct pass *p, int failed, int64_t done_ms)
     for (int c = 0; c < ERR__COUNT; c++)
         if (p->code_count[c])
             codes[n++] = (struct rollup_code){err_name((enum sluice_err)c), p->code_count[c],
-                                              p->code_sample[c], 1};
+                                              p->code_sample[c], 1, 0};
     struct rollup_delta d = {.dataset = p->ds->name,
                              .at_ms = done_ms,
                              .received = p->b->total,
                              .accepted = failed ? 0 : p->b->inserted,
-                             .rejected = p->b->invalid,
-                             .duplicate = failed ? 0 : p->b->duplicate,
+                             .rejected = p->b->invalid + (failed ? 0 : p->refused),
+                             .duplicate = failed ? 0 : p->b->duplicate - p->refused,
                              .batches = 1,
                              .batches_failed = failed,
                              .codes = codes,
-                             .ncodes = n};
+                             .ncodes = n,
+                             .batch_id = p->b->id};
     return store_rollup_add(p->st, &d);
 }
 
@@ -351,6 +356,7 @@ static int store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
     p->duplicate++;
     if (p->ds->on_duplicate != ON_DUP_REJECT)
         return 0;
+    p->refused++;
     schema_key_duplicate(p->ds->schema, &p->ds->key_fields, p->ds->key, NULL, r->vals, &r->errs);
     return add_errors(p, r->rowno, &r->errs) < 0 ||
                    add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs, NULL, NULL) < 0
@@ -371,7 +377,7 @@ static int stream_apply(struct wjob *job, struct store *st)
     p->now_ms = clock_wall_ms();
     clock_rfc3339(p->now_ms, p->received_at, sizeof p->received_at);
     int64_t total = 0;
-    p->invalid = p->inserted = p->duplicate = 0;
+    p->invalid = p->inserted = p->duplicate = p->refused = 0;
     struct row_meta m = {p->b->id, p->b->source ? p->b->source : "upload", p->received_at,
                          p->b->id};
     codes_reset(p);
@@ -596,7 +602,7 @@ int batch_pass_apply_fail(struct pass *p, struct store *st, const char *fail_rea
     p->mode = PASS_FAIL;
     p->now_ms = clock_wall_ms();
     clock_rfc3339(p->now_ms, p->received_at, sizeof p->received_at);
-    p->total = p->invalid = p->inserted = p->duplicate = 0;
+    p->total = p->invalid = p->inserted = p->duplicate = p->refused = 0;
     codes_reset(p);
     if (store_batch_clear(st, p->ds->name, p->b->id, 0, NULL) < 0)
         return -1;

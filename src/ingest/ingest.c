@@ -252,7 +252,8 @@ static int add_rollup(struct ingest *in, struct store *st)
     }
     for (int c = 0; c < ERR__COUNT; c++)
         if (count[c])
-            codes[n++] = (struct rollup_code){err_name((enum sluice_err)c), count[c], sample[c], 0};
+            codes[n++] =
+                (struct rollup_code){err_name((enum sluice_err)c), count[c], sample[c], 0, 0};
     struct rollup_delta d = {.dataset = in->ds->name,
                              .at_ms = in->received_ms,
                              .received = (int64_t)in->nrows,

@@ -159,7 +159,8 @@ int pg_stats_kpis(struct store *st, int64_t now_ms, const char *dataset, json_t 
 int pg_stats_series(struct store *st, int monthly, int64_t from_ms, const char *dataset,
                     json_t **out);
 int pg_stats_errors(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
-int pg_rollup_rebuild(struct store *st);
+int pg_rollup_chunks(struct store *st, struct rollup_chunk **out, size_t *n);
+int pg_rollup_rebuild(struct store *st, const struct rollup_chunk *c, int64_t minutes_from_ms);
 int pg_rollup_purge(struct store *st, int64_t before_ms);
 int pg_batch_stuck(struct store *st, int64_t before_ms, json_t **out);
 int pg_dlq_new_since(struct store *st, int64_t since_ms, json_t **out);

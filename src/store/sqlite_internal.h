@@ -23,7 +23,7 @@ struct sqlite_store {
     struct ds_stmt *stmts;
     sqlite3_stmt *dlq_add_q;     /* prepared on first use */
     sqlite3_stmt *errors_add_q;  /* prepared on first use */
-    sqlite3_stmt *roll_q[5];     /* rollup upserts, prepared on first use */
+    sqlite3_stmt *roll_q[6];     /* rollup upserts and the ledger insert, prepared on first use */
     unsigned long long dev, ino; /* the database file when it was opened (ping checks it) */
     struct roll_acc roll_job, roll_group; /* this job's / this group's rollups, unwritten */
     /*
@@ -95,7 +95,8 @@ int sqlite_stats_kpis(struct store *st, int64_t now_ms, const char *dataset, jso
 int sqlite_stats_series(struct store *st, int monthly, int64_t from_ms, const char *dataset,
                         json_t **out);
 int sqlite_stats_errors(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
-int sqlite_rollup_rebuild(struct store *st);
+int sqlite_rollup_chunks(struct store *st, struct rollup_chunk **out, size_t *n);
+int sqlite_rollup_rebuild(struct store *st, const struct rollup_chunk *c, int64_t minutes_from_ms);
 int sqlite_rollup_purge(struct store *st, int64_t before_ms);
 int sqlite_batch_stuck(struct store *st, int64_t before_ms, json_t **out);
 int sqlite_dlq_new_since(struct store *st, int64_t since_ms, json_t **out);

@@ -135,12 +135,15 @@ struct audit_filter {
     int limit;
 };
 
-/* What one ingest request or one batch added, for the rollups (same transaction). */
+/* What one ingest request or one batch added, for the rollups (same transaction). The
+ * counts follow docs/api.md ("What the counts mean"). Each delta is also kept as one row of
+ * the rollup ledger (rollup_ledger), which `sluice rollups rebuild` sums again. */
 struct rollup_code {
     const char *code;   /* "OUT_OF_RANGE" */
     int64_t count;      /* occurrences (every error of every row) */
     const char *sample; /* one message, may be NULL */
     int64_t batches;    /* batches it was seen in (the store fills it from the delta) */
+    int64_t at_ms;      /* the latest time it was seen (the store fills it; 0: the delta's) */
 };
 struct rollup_delta {
     const char *dataset;
@@ -149,6 +152,16 @@ struct rollup_delta {
     int batches, batches_failed; /* 1/0 for a batch, 0 for events */
     const struct rollup_code *codes;
     size_t ncodes;
+    const char *batch_id; /* the batch counted (a reset takes it out again); NULL for events */
+    int64_t error_ms;     /* the latest time with rejected rows (the store fills it) */
+};
+
+/* One piece of a rollups rebuild: the buckets of one dataset and one hour (and its day,
+ * summed again from the day's hours). */
+struct rollup_chunk {
+    char dataset[72];
+    int64_t hour; /* hours since the epoch; -1: none, only the dataset's last activity */
+    int last;     /* the dataset's last chunk: its last activity is recomputed with it */
 };
 
 /* Sums over a time range, per dataset (sentinel windows, KPIs). */
@@ -325,8 +338,14 @@ struct store_ops {
     int (*stats_series)(struct store *st, int monthly, int64_t from_ms, const char *dataset,
                         json_t **out);
     int (*stats_errors)(struct store *st, int64_t from_ms, const char *dataset, json_t **out);
-    /* Recompute every rollup from the stored rows, DLQ and batches. */
-    int (*rollup_rebuild)(struct store *st);
+    /* The pieces a rebuild works through: every (dataset, hour) that the ledger or any
+     * rollup has, ordered by dataset and hour, `last` set on each dataset's last one. *out
+     * is malloc'd, *n entries. */
+    int (*rollup_chunks)(struct store *st, struct rollup_chunk **out, size_t *n);
+    /* Recompute the rollups of chunk c from the ledger (minute buckets only from
+     * minutes_from_ms on; older ones are the purge's), and the dataset's last activity, in
+     * the caller's transaction. */
+    int (*rollup_rebuild)(struct store *st, const struct rollup_chunk *c, int64_t minutes_from_ms);
     /* Remove the minute rollups of minutes that began before before_ms (only the recent
      * windows read them; the hour and day rollups stay). */
     int (*rollup_purge)(struct store *st, int64_t before_ms);
@@ -484,7 +503,8 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_stats_series(st, m, from, ds, out)                                                   \
     ((st)->ops->stats_series((st), (m), (from), (ds), (out)))
 #define store_stats_errors(st, from, ds, out) ((st)->ops->stats_errors((st), (from), (ds), (out)))
-#define store_rollup_rebuild(st) ((st)->ops->rollup_rebuild(st))
+#define store_rollup_chunks(st, out, n) ((st)->ops->rollup_chunks((st), (out), (n)))
+#define store_rollup_rebuild(st, c, from) ((st)->ops->rollup_rebuild((st), (c), (from)))
 #define store_rollup_purge(st, before) ((st)->ops->rollup_purge((st), (before)))
 #define store_batch_stuck(st, before, out) ((st)->ops->batch_stuck((st), (before), (out)))
 #define store_dlq_new_since(st, since, out) ((st)->ops->dlq_new_since((st), (since), (out)))

@@ -221,7 +221,14 @@ int pg_batch_set_status(struct store *st, const char *id, const char *status, co
                     " worker = CASE WHEN $5::boolean OR $6::boolean THEN NULL ELSE worker END,"
                     " lease_until_ms = CASE WHEN $5::boolean OR $6::boolean THEN NULL"
                     " ELSE lease_until_ms END,"
-                    " attempts = CASE WHEN $6::boolean THEN 0 ELSE attempts END"
+                    " attempts = CASE WHEN $6::boolean THEN 0 ELSE attempts END,"
+                    /* sent back: nothing of it counts until it finishes again (docs/api.md) */
+                    " row_count_total = CASE WHEN $6::boolean THEN 0 ELSE row_count_total END,"
+                    " row_count_inserted = CASE WHEN $6::boolean THEN 0"
+                    " ELSE row_count_inserted END,"
+                    " row_count_invalid = CASE WHEN $6::boolean THEN 0 ELSE row_count_invalid END,"
+                    " row_count_duplicate = CASE WHEN $6::boolean THEN 0"
+                    " ELSE row_count_duplicate END"
                     " WHERE id = $1 RETURNING id)"
                     " INSERT INTO batch_events(batch_id, status, at_ms, detail)"
                     " SELECT id, $2, $3::bigint, $4::text FROM u",

@@ -65,6 +65,7 @@ const struct store_ops store_pg_ops = {
     .stats_kpis = pg_stats_kpis,
     .stats_series = pg_stats_series,
     .stats_errors = pg_stats_errors,
+    .rollup_chunks = pg_rollup_chunks,
     .rollup_rebuild = pg_rollup_rebuild,
     .rollup_purge = pg_rollup_purge,
     .batch_stuck = pg_batch_stuck,

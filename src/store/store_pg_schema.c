@@ -93,5 +93,30 @@ const char *const pg_migrations[] = {
     " next_ms BIGINT NOT NULL, last_error TEXT);"
     "CREATE INDEX alert_outbox_next ON alert_outbox(next_ms);"
     "CREATE INDEX alert_outbox_alert ON alert_outbox(alert_id, receiver, id);",
+    /* 4: the rollup ledger (one row per request or batch counted, which `sluice rollups
+     * rebuild` sums again), started from the rollups there are: the minutes still kept, and
+     * what the hour has beyond them with its batches and codes (batch_id '': a carried-over
+     * row, which makes no minute bucket) */
+    "CREATE TABLE rollup_ledger (id BIGSERIAL PRIMARY KEY, dataset TEXT NOT NULL,"
+    " at_ms BIGINT NOT NULL, batch_id TEXT, received BIGINT NOT NULL DEFAULT 0,"
+    " accepted BIGINT NOT NULL DEFAULT 0, rejected BIGINT NOT NULL DEFAULT 0,"
+    " duplicate BIGINT NOT NULL DEFAULT 0, batches BIGINT NOT NULL DEFAULT 0,"
+    " batches_failed BIGINT NOT NULL DEFAULT 0, codes TEXT, undone INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX rollup_ledger_at ON rollup_ledger(dataset, at_ms);"
+    "CREATE INDEX rollup_ledger_batch ON rollup_ledger(batch_id) WHERE batch_id IS NOT NULL;"
+    "CREATE INDEX rollup_ledger_error ON rollup_ledger(dataset, at_ms) WHERE rejected > 0;"
+    "INSERT INTO rollup_ledger (dataset, at_ms, received, accepted, rejected, duplicate)"
+    " SELECT dataset, minute * 60000, received, accepted, rejected, duplicate FROM rollup_minute;"
+    "INSERT INTO rollup_ledger (dataset, at_ms, batch_id, received, accepted, rejected,"
+    " duplicate, batches, batches_failed, codes) SELECT h.dataset, h.hour * 3600000, '',"
+    " h.received - coalesce(m.r, 0),"
+    " h.accepted - coalesce(m.a, 0), h.rejected - coalesce(m.j, 0),"
+    " h.duplicate - coalesce(m.d, 0), h.batches, h.batches_failed, (SELECT"
+    " json_agg(json_build_object('code', e.code, 'n', e.occurrences, 'b', e.batches,"
+    " 'sample', e.sample))::text FROM rollup_errors e WHERE e.dataset = h.dataset"
+    " AND e.hour = h.hour) FROM rollup_hour h LEFT JOIN (SELECT dataset, minute / 60 AS hr,"
+    " sum(received) AS r, sum(accepted) AS a, sum(rejected) AS j, sum(duplicate) AS d"
+    " FROM rollup_minute GROUP BY dataset, minute / 60) m ON m.dataset = h.dataset"
+    " AND m.hr = h.hour;",
 };
 const int pg_nmigrations = sizeof pg_migrations / sizeof pg_migrations[0];

@@ -17,8 +17,8 @@
 #define DAY_MS (24 * HOUR_MS)
 
 /* Every rollup of one delta in one statement: $1 dataset, $2..$4 minute/hour/day, $5..$10
- * the signed counts, $11 the codes as [{code, n, b (batches), sample}], $12 their last_seen_ms,
- * $13 whether to touch dataset_activity, $14 last received, $15 last error (or NULL). */
+ * the signed counts, $11 the codes as [{code, n, b (batches), sample, t (last seen)}], $12
+ * whether to touch dataset_activity, $13 last received, $14 last error (or NULL). */
 static const char rollup_sql[] =
     "WITH m AS (INSERT INTO rollup_minute AS t (dataset, minute, received, accepted, rejected,"
     " duplicate) VALUES ($1::text, $2::bigint, $5::bigint, $6::bigint, $7::bigint, $8::bigint)"
@@ -41,14 +41,14 @@ static const char rollup_sql[] =
     " batches_failed = t.batches_failed + excluded.batches_failed),"
     " e AS (INSERT INTO rollup_errors AS t (hour, dataset, code, occurrences, batches, sample,"
     " last_seen_ms) SELECT $3::bigint, $1::text, c.code, sum(c.n), sum(c.b), max(c.sample),"
-    " $12::bigint FROM jsonb_to_recordset($11::jsonb) AS c(code text, n bigint, b bigint,"
-    " sample text)"
+    " max(c.t) FROM jsonb_to_recordset($11::jsonb) AS c(code text, n bigint, b bigint,"
+    " sample text, t bigint)"
     " GROUP BY c.code ON CONFLICT (hour, dataset, code) DO UPDATE SET"
     " occurrences = t.occurrences + excluded.occurrences, batches = t.batches + excluded.batches,"
     " sample = coalesce(excluded.sample, t.sample),"
     " last_seen_ms = greatest(t.last_seen_ms, excluded.last_seen_ms))"
     " INSERT INTO dataset_activity AS t (dataset, last_received_ms, last_error_ms)"
-    " SELECT $1::text, $14::bigint, $15::bigint WHERE $13::boolean ON CONFLICT (dataset) DO UPDATE"
+    " SELECT $1::text, $13::bigint, $14::bigint WHERE $12::boolean ON CONFLICT (dataset) DO UPDATE"
     " SET last_received_ms = greatest(coalesce(t.last_received_ms, 0), excluded.last_received_ms),"
     " last_error_ms = CASE WHEN excluded.last_error_ms IS NULL THEN t.last_error_ms"
     " ELSE greatest(coalesce(t.last_error_ms, 0), excluded.last_error_ms) END";
@@ -59,10 +59,12 @@ static int rollup_apply(struct pg_store *s, const struct rollup_delta *d, int si
     json_t *codes = json_array();
     for (size_t i = 0; codes && i < d->ncodes; i++) {
         const char *sample = sign > 0 ? d->codes[i].sample : NULL;
-        if (json_array_append_new(codes, json_pack("{s:s,s:I,s:I,s:s?}", "code", d->codes[i].code,
-                                                   "n", (json_int_t)(sign * d->codes[i].count), "b",
-                                                   (json_int_t)(sign * d->codes[i].batches),
-                                                   "sample", sample)) < 0) {
+        int64_t seen = sign < 0 ? 0 : d->codes[i].at_ms ? d->codes[i].at_ms : d->at_ms;
+        if (json_array_append_new(codes,
+                                  json_pack("{s:s,s:I,s:I,s:s?,s:I}", "code", d->codes[i].code, "n",
+                                            (json_int_t)(sign * d->codes[i].count), "b",
+                                            (json_int_t)(sign * d->codes[i].batches), "sample",
+                                            sample, "t", (json_int_t)seen)) < 0) {
             json_decref(codes);
             codes = NULL;
         }
@@ -75,7 +77,7 @@ static int rollup_apply(struct pg_store *s, const struct rollup_delta *d, int si
     }
     char b[13][24];
     int activity = sign > 0 && (d->received || d->rejected);
-    const char *p[15] = {d->dataset,
+    const char *p[14] = {d->dataset,
                          pg_int(b[0], d->at_ms / MINUTE_MS),
                          pg_int(b[1], d->at_ms / HOUR_MS),
                          pg_int(b[2], d->at_ms / DAY_MS),
@@ -86,11 +88,10 @@ static int rollup_apply(struct pg_store *s, const struct rollup_delta *d, int si
                          pg_int(b[7], sign * d->batches),
                          pg_int(b[8], sign * d->batches_failed),
                          cj,
-                         pg_int(b[9], sign > 0 ? d->at_ms : 0),
                          activity ? "t" : "f",
                          pg_int(b[10], d->at_ms),
-                         d->rejected ? pg_int(b[11], d->at_ms) : NULL};
-    int rc = pg_cmd(s, "rollup", rollup_sql, 15, p);
+                         d->rejected ? pg_int(b[11], d->error_ms ? d->error_ms : d->at_ms) : NULL};
+    int rc = pg_cmd(s, "rollup", rollup_sql, 14, p);
     free(cj);
     return rc;
 }
@@ -108,13 +109,66 @@ int pg_rollup_add(struct store *st, const struct rollup_delta *d)
     return PQtransactionStatus(s->conn) == PQTRANS_INTRANS ? 0 : pg_roll_flush(s);
 }
 
+/* The ledger rows of a not yet in the table, in one statement, marked mark (1: inside the
+ * current job, 2: for good). */
+static int ledger_write(struct pg_store *s, struct roll_acc *a, int mark)
+{
+    json_t *rows = json_array();
+    size_t n = 0;
+    for (size_t i = 0; rows && i < a->nled; i++) {
+        const struct roll_ledger *l = &a->led[i];
+        if (l->written)
+            continue;
+        n++;
+        if (json_array_append_new(
+                rows,
+                json_pack("{s:s,s:I,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "dataset", l->dataset,
+                          "at_ms", (json_int_t)l->at_ms, "batch_id",
+                          l->batch_id[0] ? l->batch_id : NULL, "received", (json_int_t)l->received,
+                          "accepted", (json_int_t)l->accepted, "rejected", (json_int_t)l->rejected,
+                          "duplicate", (json_int_t)l->duplicate, "batches", (json_int_t)l->batches,
+                          "batches_failed", (json_int_t)l->batches_failed, "codes", l->codes)) <
+            0) {
+            json_decref(rows);
+            rows = NULL;
+        }
+    }
+    char *txt = rows && n ? json_dumps(rows, JSON_COMPACT) : NULL;
+    json_decref(rows);
+    if (!n)
+        return 0;
+    if (!txt) {
+        snprintf(s->err, sizeof s->err, "rollup ledger: out of memory");
+        return -1;
+    }
+    const char *p[1] = {txt};
+    int rc = pg_cmd(s, "rollup ledger",
+                    "INSERT INTO rollup_ledger (dataset, at_ms, batch_id, received, accepted,"
+                    " rejected, duplicate, batches, batches_failed, codes) SELECT r.dataset,"
+                    " r.at_ms, r.batch_id, r.received, r.accepted, r.rejected, r.duplicate,"
+                    " r.batches, r.batches_failed, r.codes FROM jsonb_to_recordset($1::jsonb) AS"
+                    " r(dataset text, at_ms bigint, batch_id text, received bigint, accepted"
+                    " bigint, rejected bigint, duplicate bigint, batches bigint, batches_failed"
+                    " bigint, codes text)",
+                    1, p);
+    free(txt);
+    if (rc < 0)
+        return -1;
+    for (size_t i = 0; i < a->nled; i++)
+        if (!a->led[i].written)
+            a->led[i].written = mark;
+    return 0;
+}
+
 void pg_roll_keep_job(struct pg_store *s)
 {
+    roll_acc_settle(&s->roll_group, 1);
     roll_acc_merge(&s->roll_group, &s->roll_job);
 }
 
 void pg_roll_drop_job(struct pg_store *s)
 {
+    roll_acc_settle(&s->roll_group, 0);
     roll_acc_clear(&s->roll_job);
 }
 
@@ -127,7 +181,7 @@ void pg_roll_drop_all(struct pg_store *s)
 int pg_roll_flush(struct pg_store *s)
 {
     pg_roll_keep_job(s);
-    int rc = 0;
+    int rc = ledger_write(s, &s->roll_group, 2); /* the ledger first: see rollup_acc.h */
     for (size_t i = 0; rc == 0 && i < s->roll_group.n; i++) {
         struct rollup_code codes[ROLL_MAX_CODES];
         struct rollup_delta d;
@@ -138,7 +192,10 @@ int pg_roll_flush(struct pg_store *s)
     return rc;
 }
 
-int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id)
+/* A batch counted before the ledger existed: its counts from the batches table, a ledger
+ * row of the opposite sign (so that a rebuild agrees; written first, see rollup_acc.h), and
+ * the same taken out of the buckets. */
+static int undo_unledgered(struct pg_store *s, const char *batch_id)
 {
     const char *p[1] = {batch_id};
     PGresult *b = pg_exec(s, "rollup undo",
@@ -169,7 +226,7 @@ int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id)
     }
     for (int i = 0; i < n; i++)
         codes[i] = (struct rollup_code){
-            .code = PQgetvalue(c, i, 0), .count = pg_get_int(c, i, 1), .batches = 1};
+            .code = PQgetvalue(c, i, 0), .count = -pg_get_int(c, i, 1), .batches = 1};
     int failed = strcmp(PQgetvalue(b, 0, 6), "failed") == 0;
     struct rollup_delta d = {.dataset = PQgetvalue(b, 0, 0),
                              .at_ms = pg_get_int(b, 0, 1),
@@ -181,12 +238,66 @@ int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id)
                              .batches_failed = failed,
                              .codes = codes,
                              .ncodes = (size_t)n};
-    rc = rollup_apply(s, &d, -1);
+    struct roll_acc minus = {0};
+    struct rollup_delta m = d; /* the codes are negative already */
+    m.received = -d.received;
+    m.accepted = -d.accepted;
+    m.rejected = -d.rejected;
+    m.duplicate = -d.duplicate;
+    m.batches = -d.batches;
+    m.batches_failed = -d.batches_failed;
+    if (roll_acc_add(&minus, &m) < 0) {
+        snprintf(s->err, sizeof s->err, "rollup undo: out of memory");
+    } else if (ledger_write(s, &minus, 2) == 0) {
+        for (int i = 0; i < n; i++)
+            codes[i].count = -codes[i].count;
+        rc = rollup_apply(s, &d, -1);
+    }
+    roll_acc_clear(&minus);
 done:
     free(codes);
     PQclear(c);
     PQclear(b);
     return rc;
+}
+
+int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id)
+{
+    /* The deltas not written yet go to the ledger first, so that one statement finds them
+     * all; marking them undone before the buckets change keeps the lock order. */
+    if (ledger_write(s, &s->roll_group, 1) < 0 || ledger_write(s, &s->roll_job, 1) < 0)
+        return -1;
+    const char *p[1] = {batch_id};
+    PGresult *r = pg_exec(s, "rollup undo",
+                          "UPDATE rollup_ledger SET undone = 1 WHERE batch_id = $1 AND undone = 0"
+                          " RETURNING dataset, at_ms, received, accepted, rejected,"
+                          " duplicate, batches, batches_failed, codes",
+                          1, p);
+    if (!r)
+        return -1;
+    int rc = 0, n = PQntuples(r);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        struct rollup_code codes[ROLL_MAX_CODES];
+        json_t *hold;
+        size_t nc = roll_codes_parse(PQgetisnull(r, i, 8) ? NULL : PQgetvalue(r, i, 8), codes,
+                                     ROLL_MAX_CODES, &hold);
+        struct rollup_delta d = {.dataset = PQgetvalue(r, i, 0),
+                                 .at_ms = pg_get_int(r, i, 1),
+                                 .received = pg_get_int(r, i, 2),
+                                 .accepted = pg_get_int(r, i, 3),
+                                 .rejected = pg_get_int(r, i, 4),
+                                 .duplicate = pg_get_int(r, i, 5),
+                                 .batches = (int)pg_get_int(r, i, 6),
+                                 .batches_failed = (int)pg_get_int(r, i, 7),
+                                 .codes = codes,
+                                 .ncodes = nc};
+        rc = rollup_apply(s, &d, -1);
+        json_decref(hold);
+    }
+    PQclear(r);
+    if (rc < 0)
+        return -1;
+    return n ? 0 : undo_unledgered(s, batch_id);
 }
 
 int pg_rollup_window(struct store *st, int64_t from_ms, struct rollup_sum **out, size_t *n)
@@ -403,52 +514,114 @@ int pg_stats_errors(struct store *st, int64_t from_ms, const char *dataset, json
 
 /* ---- rebuild ---------------------------------------------------------------------- */
 
-/* The accepted rows of dataset ds (its table ds_<name>), by _received_at. */
-static int rebuild_dataset(struct pg_store *s, const char *ds)
+int pg_rollup_chunks(struct store *st, struct rollup_chunk **out, size_t *n)
 {
-    static const char *const kinds[2] = {"minute", "hour"};
-    static const long long per[2] = {MINUTE_MS, HOUR_MS};
-    size_t len = strlen(ds);
-    char *table = malloc(len + 4);
-    char *lit = PQescapeLiteral(s->conn, ds, len), *ident = NULL, *sql = NULL;
-    int rc = -1;
-    if (!table || !lit) {
-        pg_fail(s, "rebuild");
-        goto done;
+    struct pg_store *s = PG(st);
+    *out = NULL;
+    *n = 0;
+    PGresult *r = pg_exec(
+        s, "rebuild",
+        "SELECT dataset, h FROM (SELECT dataset, at_ms / 3600000 AS h FROM rollup_ledger"
+        " UNION SELECT dataset, day * 24 FROM rollup_day UNION SELECT dataset, hour"
+        " FROM rollup_hour UNION SELECT dataset, hour FROM rollup_errors"
+        " UNION SELECT dataset, minute / 60 FROM rollup_minute"
+        " UNION SELECT dataset, -1 FROM dataset_activity) x ORDER BY dataset COLLATE \"C\", h",
+        0, NULL);
+    if (!r)
+        return -1;
+    int rows = PQntuples(r);
+    *out = calloc(rows ? (size_t)rows : 1, sizeof **out);
+    if (!*out) {
+        PQclear(r);
+        snprintf(s->err, sizeof s->err, "rebuild: out of memory");
+        return -1;
     }
-    snprintf(table, len + 4, "ds_%s", ds);
-    if (!(ident = PQescapeIdentifier(s->conn, table, len + 3))) {
-        pg_fail(s, "rebuild");
-        goto done;
+    for (int i = 0; i < rows; i++) {
+        snprintf((*out)[i].dataset, sizeof(*out)[i].dataset, "%s", PQgetvalue(r, i, 0));
+        (*out)[i].hour = pg_get_int(r, i, 1);
     }
-    for (int k = 0; k < 3; k++) {
-        free(sql);
-        int n = k < 2 ? asprintf(&sql,
-                                 "INSERT INTO rollup_%s(dataset, %s, received, accepted)"
-                                 " SELECT %s, b, count(*), count(*) FROM (SELECT (extract(epoch"
-                                 " FROM _received_at::timestamptz) * 1000)::bigint / %lld b"
-                                 " FROM %s) x GROUP BY b",
-                                 kinds[k], kinds[k], lit, per[k], ident)
-                      : asprintf(&sql,
-                                 "INSERT INTO dataset_activity(dataset, last_received_ms)"
-                                 " SELECT %s, (extract(epoch FROM max(_received_at::timestamptz))"
-                                 " * 1000)::bigint FROM %s HAVING count(*) > 0",
-                                 lit, ident);
-        if (n < 0) {
-            sql = NULL;
-            snprintf(s->err, sizeof s->err, "rebuild: out of memory");
-            goto done;
-        }
-        if (pg_cmd(s, "rebuild", sql, 0, NULL) < 0)
-            goto done;
-    }
-    rc = 0;
-done:
-    free(sql);
-    PQfreemem(ident);
-    PQfreemem(lit);
-    free(table);
-    return rc;
+    *n = (size_t)rows;
+    PQclear(r);
+    roll_chunks_mark_last(*out, *n);
+    return 0;
+}
+
+/* The ledger rows of the chunk's hour ($1 dataset, $2 hour), and their counts as the
+ * buckets add them (an undone row, a batch taken out again, still makes its bucket but
+ * counts nothing; a row carried over from before the ledger, batch_id '', makes no minute
+ * bucket). */
+#define LEDGER_HOUR                                                                                \
+    " FROM rollup_ledger l WHERE l.dataset = $1::text AND l.at_ms >= $2::bigint * 3600000"         \
+    " AND l.at_ms < ($2::bigint + 1) * 3600000"
+#define LEDGER_COUNTS                                                                              \
+    " sum(CASE WHEN undone <> 0 THEN 0 ELSE received END), sum(CASE WHEN undone <> 0 THEN 0 ELSE"  \
+    " accepted END), sum(CASE WHEN undone <> 0 THEN 0 ELSE rejected END), sum(CASE WHEN undone "   \
+    "<> 0"                                                                                         \
+    " THEN 0 ELSE duplicate END)"
+
+int pg_rollup_rebuild(struct store *st, const struct rollup_chunk *c, int64_t minutes_from_ms)
+{
+    struct pg_store *s = PG(st);
+    /* Each statement names all three parameters ($3 the first minute to rebuild), so that
+     * their types are known. */
+    static const char *const steps[] = {
+        "DELETE FROM rollup_minute WHERE dataset = $1::text AND minute >= greatest($2::bigint *"
+        " 60, $3::bigint) AND minute < ($2::bigint + 1) * 60",
+        "DELETE FROM rollup_hour WHERE dataset = $1::text AND hour = $2::bigint"
+        " AND $3::bigint IS NOT NULL",
+        "DELETE FROM rollup_errors WHERE hour = $2::bigint AND dataset = $1::text"
+        " AND $3::bigint IS NOT NULL",
+        "INSERT INTO rollup_minute (dataset, minute, received, accepted, rejected, duplicate)"
+        " SELECT $1::text, l.at_ms / 60000 AS b," LEDGER_COUNTS LEDGER_HOUR
+        " AND l.at_ms / 60000 >= $3::bigint AND coalesce(l.batch_id, '-') <> '' GROUP BY b",
+        "INSERT INTO rollup_hour (dataset, hour, received, accepted, rejected, duplicate,"
+        " batches, batches_failed) SELECT $1::text, $2::bigint," LEDGER_COUNTS
+        ", sum(CASE WHEN undone <> 0 THEN 0 ELSE batches END), sum(CASE WHEN undone <> 0 THEN 0 "
+        "ELSE"
+        " batches_failed END)" LEDGER_HOUR " AND $3::bigint IS NOT NULL HAVING count(*) > 0",
+        "INSERT INTO rollup_errors (hour, dataset, code, occurrences, batches, sample,"
+        " last_seen_ms) SELECT $2::bigint, $1::text, e.v ->> 'code' AS c,"
+        " sum(CASE WHEN undone <> 0 THEN 0 ELSE (e.v ->> 'n')::bigint END),"
+        " sum(CASE WHEN undone <> 0 THEN 0 ELSE (e.v ->> 'b')::bigint END),"
+        " max(CASE WHEN (e.v ->> 'n')::bigint > 0 THEN (e.v ->> 'sample') END COLLATE \"C\"),"
+        " coalesce(max(CASE WHEN (e.v ->> 'n')::bigint > 0 THEN l.at_ms END), 0)"
+        " FROM rollup_ledger l CROSS JOIN LATERAL jsonb_array_elements(l.codes::jsonb) AS e(v)"
+        " WHERE l.dataset = $1::text AND l.at_ms >= $2::bigint * 3600000"
+        " AND l.at_ms < ($2::bigint + 1) * 3600000 AND l.codes IS NOT NULL"
+        " AND $3::bigint IS NOT NULL GROUP BY c",
+        /* the day, from its hours (the live rollups add every delta to both) */
+        "DELETE FROM rollup_day WHERE dataset = $1::text AND day = $2::bigint / 24"
+        " AND $3::bigint IS NOT NULL",
+        "INSERT INTO rollup_day (dataset, day, received, accepted, rejected, duplicate, batches,"
+        " batches_failed) SELECT $1::text, $2::bigint / 24, sum(received), sum(accepted),"
+        " sum(rejected), sum(duplicate), sum(batches), sum(batches_failed) FROM rollup_hour"
+        " WHERE dataset = $1::text AND hour >= $2::bigint / 24 * 24"
+        " AND hour < ($2::bigint / 24 + 1) * 24 AND $3::bigint IS NOT NULL HAVING count(*) > 0",
+    };
+    char b[2][24];
+    const char *p[3] = {c->dataset, pg_int(b[0], c->hour),
+                        pg_int(b[1], minutes_from_ms / MINUTE_MS)};
+    /* Writers that count wait here until this chunk commits (they take the ledger first). */
+    if (pg_cmd(s, "rebuild", "LOCK TABLE rollup_ledger IN EXCLUSIVE MODE", 0, NULL) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        if (c->hour >= 0 && pg_cmd(s, "rebuild", steps[i], 3, p) < 0)
+            return -1;
+    if (!c->last)
+        return 0;
+    /* The last activity, from every row of the dataset (undone ones too: the live rollups
+     * keep the time something arrived when a batch is taken out again); each the newest
+     * row that qualifies, found through an index. */
+    return pg_cmd(s, "rebuild", "DELETE FROM dataset_activity WHERE dataset = $1::text", 1, p) < 0
+               ? -1
+               : pg_cmd(s, "rebuild",
+                        "INSERT INTO dataset_activity (dataset, last_received_ms, last_error_ms)"
+                        " SELECT $1::text, r, e FROM (SELECT (SELECT at_ms FROM rollup_ledger"
+                        " WHERE dataset = $1::text AND (received > 0 OR rejected > 0)"
+                        " ORDER BY at_ms DESC LIMIT 1) AS r, (SELECT at_ms FROM rollup_ledger"
+                        " WHERE dataset = $1::text AND rejected > 0 ORDER BY at_ms DESC"
+                        " LIMIT 1) AS e) x WHERE r IS NOT NULL",
+                        1, p);
 }
 
 int pg_rollup_purge(struct store *st, int64_t before_ms)
@@ -457,59 +630,4 @@ int pg_rollup_purge(struct store *st, int64_t before_ms)
     const char *p[1] = {pg_int(b, before_ms / ROLL_MINUTE_MS)};
     return pg_cmd(PG(st), "rollup purge", "DELETE FROM rollup_minute WHERE minute < $1::bigint", 1,
                   p);
-}
-
-int pg_rollup_rebuild(struct store *st)
-{
-    struct pg_store *s = PG(st);
-    static const char *const clear[] = {"DELETE FROM rollup_minute", "DELETE FROM rollup_hour",
-                                        "DELETE FROM rollup_errors", "DELETE FROM dataset_activity",
-                                        "DELETE FROM rollup_day"};
-    for (size_t i = 0; i < sizeof clear / sizeof clear[0]; i++)
-        if (pg_cmd(s, "rebuild", clear[i], 0, NULL) < 0)
-            return -1;
-    PGresult *r = pg_exec(s, "rebuild", "SELECT name FROM datasets ORDER BY name", 0, NULL);
-    if (!r)
-        return -1;
-    for (int i = 0; i < PQntuples(r); i++)
-        if (rebuild_dataset(s, PQgetvalue(r, i, 0)) < 0) {
-            PQclear(r);
-            return -1;
-        }
-    PQclear(r);
-    /* rejected rows: the DLQ (every status), by received_ms; their codes per hour */
-    static const char *const more[] = {
-        "INSERT INTO rollup_minute AS t (dataset, minute, received, rejected) SELECT dataset,"
-        " received_ms / 60000 b, count(*), count(*) FROM dlq GROUP BY dataset, b"
-        " ON CONFLICT (dataset, minute) DO UPDATE SET received = t.received + excluded.received,"
-        " rejected = excluded.rejected",
-        "INSERT INTO rollup_hour AS t (dataset, hour, received, rejected) SELECT dataset,"
-        " received_ms / 3600000 b, count(*), count(*) FROM dlq GROUP BY dataset, b"
-        " ON CONFLICT (dataset, hour) DO UPDATE SET received = t.received + excluded.received,"
-        " rejected = excluded.rejected",
-        "INSERT INTO rollup_errors (hour, dataset, code, occurrences, batches, sample,"
-        " last_seen_ms) SELECT d.received_ms / 3600000 h, d.dataset, e.v ->> 'code' c, count(*),"
-        " count(DISTINCT d.batch_id), max((e.v ->> 'message') COLLATE \"C\"), max(d.received_ms)"
-        " FROM dlq d CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(d.errors::jsonb)"
-        " WHEN 'array' THEN d.errors::jsonb ELSE '[]'::jsonb END) AS e(v)"
-        " WHERE e.v ->> 'code' IS NOT NULL GROUP BY h, d.dataset, c",
-        "INSERT INTO dataset_activity AS t (dataset, last_received_ms, last_error_ms)"
-        " SELECT dataset, max(received_ms), max(received_ms) FROM dlq GROUP BY dataset"
-        " ON CONFLICT (dataset) DO UPDATE SET last_error_ms = excluded.last_error_ms,"
-        " last_received_ms = greatest(coalesce(t.last_received_ms, 0), excluded.last_received_ms)",
-        /* batches, by the time they finished */
-        "INSERT INTO rollup_hour AS t (dataset, hour, batches, batches_failed) SELECT dataset,"
-        " finished_ms / 3600000 b, count(*), count(*) FILTER (WHERE status = 'failed')"
-        " FROM batches WHERE finished_ms IS NOT NULL GROUP BY dataset, b"
-        " ON CONFLICT (dataset, hour) DO UPDATE SET batches = excluded.batches,"
-        " batches_failed = excluded.batches_failed",
-        "INSERT INTO rollup_day (dataset, day, received, accepted, rejected, duplicate, batches,"
-        " batches_failed) SELECT dataset, hour / 24, sum(received), sum(accepted), sum(rejected),"
-        " sum(duplicate), sum(batches), sum(batches_failed) FROM rollup_hour"
-        " GROUP BY dataset, hour / 24",
-    };
-    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
-        if (pg_cmd(s, "rebuild", more[i], 0, NULL) < 0)
-            return -1;
-    return 0;
 }

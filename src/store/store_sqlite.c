@@ -116,6 +116,30 @@ static const char *migrations[] = {
     " next_ms INTEGER NOT NULL, last_error TEXT);"
     "CREATE INDEX alert_outbox_next ON alert_outbox(next_ms);"
     "CREATE INDEX alert_outbox_alert ON alert_outbox(alert_id, receiver, id);",
+    /* 9: the rollup ledger (one row per request or batch counted, which `sluice rollups
+     * rebuild` sums again), started from the rollups there are: the minutes still kept, and
+     * what the hour has beyond them with its batches and codes (batch_id '': a carried-over
+     * row, which makes no minute bucket) */
+    "CREATE TABLE rollup_ledger (id INTEGER PRIMARY KEY, dataset TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL, batch_id TEXT, received INTEGER NOT NULL DEFAULT 0,"
+    " accepted INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,"
+    " duplicate INTEGER NOT NULL DEFAULT 0, batches INTEGER NOT NULL DEFAULT 0,"
+    " batches_failed INTEGER NOT NULL DEFAULT 0, codes TEXT, undone INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX rollup_ledger_at ON rollup_ledger(dataset, at_ms);"
+    "CREATE INDEX rollup_ledger_batch ON rollup_ledger(batch_id) WHERE batch_id IS NOT NULL;"
+    "CREATE INDEX rollup_ledger_error ON rollup_ledger(dataset, at_ms) WHERE rejected > 0;"
+    "INSERT INTO rollup_ledger(dataset, at_ms, received, accepted, rejected, duplicate)"
+    " SELECT dataset, minute * 60000, received, accepted, rejected, duplicate FROM rollup_minute;"
+    "INSERT INTO rollup_ledger(dataset, at_ms, batch_id, received, accepted, rejected, duplicate,"
+    " batches, batches_failed, codes) SELECT h.dataset, h.hour * 3600000, '',"
+    " h.received - coalesce(m.r, 0),"
+    " h.accepted - coalesce(m.a, 0), h.rejected - coalesce(m.j, 0),"
+    " h.duplicate - coalesce(m.d, 0), h.batches, h.batches_failed, (SELECT"
+    " json_group_array(json_object('code', e.code, 'n', e.occurrences, 'b', e.batches,"
+    " 'sample', e.sample)) FROM rollup_errors e WHERE e.dataset = h.dataset AND e.hour = h.hour)"
+    " FROM rollup_hour h LEFT JOIN (SELECT dataset, minute / 60 hr, sum(received) r,"
+    " sum(accepted) a, sum(rejected) j, sum(duplicate) d FROM rollup_minute GROUP BY dataset, hr)"
+    " m ON m.dataset = h.dataset AND m.hr = h.hour;",
 };
 
 int sqlite_fail(struct sqlite_store *s, const char *what)
@@ -1045,6 +1069,7 @@ const struct store_ops store_sqlite_ops = {
     .stats_kpis = sqlite_stats_kpis,
     .stats_series = sqlite_stats_series,
     .stats_errors = sqlite_stats_errors,
+    .rollup_chunks = sqlite_rollup_chunks,
     .rollup_rebuild = sqlite_rollup_rebuild,
     .rollup_purge = sqlite_rollup_purge,
     .batch_stuck = sqlite_batch_stuck,

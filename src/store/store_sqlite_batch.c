@@ -260,7 +260,12 @@ int sqlite_batch_set_status(struct store *st, const char *id, const char *status
             " finished_ms = CASE WHEN ?5 THEN ?3 WHEN ?6 THEN NULL ELSE finished_ms END,"
             " worker = CASE WHEN ?5 OR ?6 THEN NULL ELSE worker END,"
             " lease_until_ms = CASE WHEN ?5 OR ?6 THEN NULL ELSE lease_until_ms END,"
-            " attempts = CASE WHEN ?6 THEN 0 ELSE attempts END WHERE id = ?1",
+            " attempts = CASE WHEN ?6 THEN 0 ELSE attempts END,"
+            /* sent back: nothing of it counts until it finishes again (docs/api.md) */
+            " row_count_total = CASE WHEN ?6 THEN 0 ELSE row_count_total END,"
+            " row_count_inserted = CASE WHEN ?6 THEN 0 ELSE row_count_inserted END,"
+            " row_count_invalid = CASE WHEN ?6 THEN 0 ELSE row_count_invalid END,"
+            " row_count_duplicate = CASE WHEN ?6 THEN 0 ELSE row_count_duplicate END WHERE id = ?1",
             -1, &q, NULL) != SQLITE_OK)
         return sqlite_fail(s, "batch status");
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);

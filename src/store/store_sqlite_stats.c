@@ -103,7 +103,8 @@ static int rollup_apply(struct sqlite_store *s, const struct rollup_delta *d, in
             sqlite3_bind_text(q, 6, d->codes[i].sample, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(q, 6);
-        sqlite3_bind_int64(q, 7, sign > 0 ? d->at_ms : 0);
+        int64_t seen = d->codes[i].at_ms ? d->codes[i].at_ms : d->at_ms;
+        sqlite3_bind_int64(q, 7, sign > 0 ? seen : 0);
         if (run(s, q) < 0)
             return -1;
     }
@@ -120,10 +121,45 @@ static int rollup_apply(struct sqlite_store *s, const struct rollup_delta *d, in
     sqlite3_bind_text(q, 1, d->dataset, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, d->at_ms);
     if (d->rejected)
-        sqlite3_bind_int64(q, 3, d->at_ms);
+        sqlite3_bind_int64(q, 3, d->error_ms ? d->error_ms : d->at_ms);
     else
         sqlite3_bind_null(q, 3);
     return run(s, q);
+}
+
+/* The ledger rows of a not yet in the table, written now and marked mark (1: inside the
+ * current job, 2: for good). */
+static int ledger_write(struct sqlite_store *s, struct roll_acc *a, int mark)
+{
+    for (size_t i = 0; i < a->nled; i++) {
+        struct roll_ledger *l = &a->led[i];
+        if (l->written)
+            continue;
+        sqlite3_stmt *q = kept(s, 5,
+                               "INSERT INTO rollup_ledger(dataset, at_ms, batch_id, received,"
+                               " accepted, rejected, duplicate, batches, batches_failed, codes)"
+                               " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+        if (!q)
+            return -1;
+        sqlite3_bind_text(q, 1, l->dataset, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, l->at_ms);
+        if (l->batch_id[0])
+            sqlite3_bind_text(q, 3, l->batch_id, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(q, 3);
+        const int64_t v[6] = {l->received,  l->accepted, l->rejected,
+                              l->duplicate, l->batches,  l->batches_failed};
+        for (int k = 0; k < 6; k++)
+            sqlite3_bind_int64(q, 4 + k, v[k]);
+        if (l->codes)
+            sqlite3_bind_text(q, 10, l->codes, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(q, 10);
+        if (run(s, q) < 0)
+            return -1;
+        l->written = mark;
+    }
+    return 0;
 }
 
 int sqlite_rollup_add(struct store *st, const struct rollup_delta *d)
@@ -136,11 +172,13 @@ int sqlite_rollup_add(struct store *st, const struct rollup_delta *d)
 
 void sqlite_roll_keep_job(struct sqlite_store *s)
 {
+    roll_acc_settle(&s->roll_group, 1);
     roll_acc_merge(&s->roll_group, &s->roll_job);
 }
 
 void sqlite_roll_drop_job(struct sqlite_store *s)
 {
+    roll_acc_settle(&s->roll_group, 0);
     roll_acc_clear(&s->roll_job);
 }
 
@@ -154,7 +192,7 @@ int sqlite_roll_flush(struct sqlite_store *s)
 {
     sqlite_roll_keep_job(s);
     struct roll_acc *g = &s->roll_group;
-    int rc = 0;
+    int rc = ledger_write(s, g, 2);
     for (size_t i = 0; rc == 0 && i < g->n; i++) {
         struct rollup_code codes[ROLL_MAX_CODES];
         struct rollup_delta d;
@@ -165,7 +203,9 @@ int sqlite_roll_flush(struct sqlite_store *s)
     return rc;
 }
 
-int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id)
+/* A batch counted before the ledger existed: its counts from the batches table, taken out
+ * of the buckets, and a ledger row of the opposite sign so that a rebuild agrees. */
+static int undo_unledgered(struct sqlite_store *s, const char *batch_id)
 {
     sqlite3_stmt *q;
     if (prep(s,
@@ -200,13 +240,74 @@ int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id)
     size_t n = 0;
     while (n < 64 && sqlite3_step(q) == SQLITE_ROW) {
         snprintf(names[n], sizeof names[n], "%s", (const char *)sqlite3_column_text(q, 0));
-        codes[n] = (struct rollup_code){names[n], sqlite3_column_int64(q, 1), NULL, 1};
+        codes[n] = (struct rollup_code){names[n], sqlite3_column_int64(q, 1), NULL, 1, 0};
         n++;
     }
     sqlite3_finalize(q);
     d.codes = codes;
     d.ncodes = n;
-    return rollup_apply(s, &d, -1);
+    if (rollup_apply(s, &d, -1) < 0)
+        return -1;
+    struct roll_acc minus = {0};
+    struct rollup_delta m = d;
+    m.received = -d.received;
+    m.accepted = -d.accepted;
+    m.rejected = -d.rejected;
+    m.duplicate = -d.duplicate;
+    m.batches = -d.batches;
+    m.batches_failed = -d.batches_failed;
+    for (size_t k = 0; k < n; k++)
+        codes[k].count = -codes[k].count;
+    int rc = roll_acc_add(&minus, &m) < 0 ? sqlite_fail(s, "rollup undo: out of memory")
+                                          : ledger_write(s, &minus, 2);
+    roll_acc_clear(&minus);
+    return rc;
+}
+
+int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id)
+{
+    /* The deltas not written yet go to the ledger first, so that one query finds them all. */
+    if (ledger_write(s, &s->roll_group, 1) < 0 || ledger_write(s, &s->roll_job, 1) < 0)
+        return -1;
+    sqlite3_stmt *q;
+    if (prep(s,
+             "SELECT dataset, at_ms, received, accepted, rejected, duplicate, batches,"
+             " batches_failed, codes FROM rollup_ledger WHERE batch_id = ? AND NOT undone",
+             &q, "rollup undo") < 0)
+        return -1;
+    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+    int rc = 0, found = 0;
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        struct rollup_code codes[ROLL_MAX_CODES];
+        json_t *hold;
+        size_t n =
+            roll_codes_parse((const char *)sqlite3_column_text(q, 8), codes, ROLL_MAX_CODES, &hold);
+        struct rollup_delta d = {.dataset = (const char *)sqlite3_column_text(q, 0),
+                                 .at_ms = sqlite3_column_int64(q, 1),
+                                 .received = sqlite3_column_int64(q, 2),
+                                 .accepted = sqlite3_column_int64(q, 3),
+                                 .rejected = sqlite3_column_int64(q, 4),
+                                 .duplicate = sqlite3_column_int64(q, 5),
+                                 .batches = sqlite3_column_int(q, 6),
+                                 .batches_failed = sqlite3_column_int(q, 7),
+                                 .codes = codes,
+                                 .ncodes = n};
+        rc = rollup_apply(s, &d, -1);
+        json_decref(hold);
+        found++;
+    }
+    sqlite3_finalize(q);
+    if (rc < 0)
+        return -1;
+    if (!found)
+        return undo_unledgered(s, batch_id);
+    if (prep(s, "UPDATE rollup_ledger SET undone = 1 WHERE batch_id = ? AND NOT undone", &q,
+             "rollup undo") < 0)
+        return -1;
+    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "rollup undo");
 }
 
 int sqlite_rollup_window(struct store *st, int64_t from_ms, struct rollup_sum **out, size_t *n)
@@ -495,77 +596,123 @@ int sqlite_rollup_purge(struct store *st, int64_t before_ms)
     return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "rollup purge");
 }
 
-static int exec_sql(struct sqlite_store *s, const char *sql)
-{
-    return sqlite_exec(s, sql);
-}
-
-int sqlite_rollup_rebuild(struct store *st)
+int sqlite_rollup_chunks(struct store *st, struct rollup_chunk **out, size_t *n)
 {
     struct sqlite_store *s = SQ(st);
-    if (exec_sql(s, "DELETE FROM rollup_minute; DELETE FROM rollup_hour; DELETE FROM rollup_errors;"
-                    " DELETE FROM dataset_activity; DELETE FROM rollup_day;") < 0)
-        return -1;
-    /* accepted rows: every dataset table, by _received_at */
     sqlite3_stmt *q;
-    if (prep(s, "SELECT name FROM datasets", &q, "rebuild") < 0)
+    *out = NULL;
+    *n = 0;
+    if (prep(s,
+             "SELECT dataset, h FROM (SELECT dataset, at_ms / 3600000 h FROM rollup_ledger"
+             " UNION SELECT dataset, day * 24 FROM rollup_day UNION SELECT dataset, hour"
+             " FROM rollup_hour UNION SELECT dataset, hour FROM rollup_errors"
+             " UNION SELECT dataset, minute / 60 FROM rollup_minute"
+             " UNION SELECT dataset, -1 FROM dataset_activity) ORDER BY dataset, h",
+             &q, "rebuild") < 0)
         return -1;
-    char sql[1200];
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *ds = (const char *)sqlite3_column_text(q, 0);
-        static const char *const kinds[2] = {"minute", "hour"};
-        static const long long per[2] = {MINUTE_MS, HOUR_MS};
-        for (int k = 0; k < 2; k++) {
-            snprintf(
-                sql, sizeof sql,
-                "INSERT INTO rollup_%s(dataset, %s, received, accepted)"
-                " SELECT '%s', b, count(*), count(*) FROM (SELECT CAST((julianday(_received_at)"
-                " - 2440587.5) * 86400000.0 AS INTEGER) / %lld b FROM \"ds_%s\") GROUP BY b",
-                kinds[k], kinds[k], ds, per[k], ds);
-            if (exec_sql(s, sql) < 0) {
-                sqlite3_finalize(q);
-                return -1;
+    size_t cap = 0;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct rollup_chunk *v = realloc(*out, cap * sizeof *v);
+            if (!v) {
+                rc = sqlite_fail(s, "rebuild: out of memory");
+                break;
             }
+            *out = v;
         }
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO dataset_activity(dataset, last_received_ms) SELECT '%s',"
-                 " CAST((julianday(max(_received_at)) - 2440587.5) * 86400000.0 AS INTEGER)"
-                 " FROM \"ds_%s\" HAVING count(*) > 0",
-                 ds, ds);
-        if (exec_sql(s, sql) < 0) {
-            sqlite3_finalize(q);
-            return -1;
-        }
+        struct rollup_chunk *c = &(*out)[(*n)++];
+        snprintf(c->dataset, sizeof c->dataset, "%s", (const char *)sqlite3_column_text(q, 0));
+        c->hour = sqlite3_column_int64(q, 1);
     }
     sqlite3_finalize(q);
-    /* rejected rows: the DLQ (every status), by received_ms; their codes per hour */
-    static const char *const more[] = {
-        "INSERT INTO rollup_minute(dataset, minute, received, rejected) SELECT dataset,"
-        " received_ms / 60000 b, count(*), count(*) FROM dlq GROUP BY dataset, b"
-        " ON CONFLICT(dataset, minute) DO UPDATE SET received = received + excluded.received,"
-        " rejected = excluded.rejected",
-        "INSERT INTO rollup_hour(dataset, hour, received, rejected) SELECT dataset,"
-        " received_ms / 3600000 b, count(*), count(*) FROM dlq GROUP BY dataset, b"
-        " ON CONFLICT(dataset, hour) DO UPDATE SET received = received + excluded.received,"
-        " rejected = excluded.rejected",
-        "INSERT INTO rollup_errors(hour, dataset, code, occurrences, batches, sample, last_seen_ms)"
-        " SELECT d.received_ms / 3600000 h, d.dataset, json_extract(e.value, '$.code') c,"
-        " count(*), count(DISTINCT d.batch_id), max(json_extract(e.value, '$.message')),"
-        " max(d.received_ms) FROM dlq d, json_each(d.errors) e GROUP BY h, d.dataset, c",
-        "INSERT INTO dataset_activity(dataset, last_received_ms, last_error_ms) SELECT dataset,"
-        " max(received_ms), max(received_ms) FROM dlq GROUP BY dataset"
-        " ON CONFLICT(dataset) DO UPDATE SET last_error_ms = excluded.last_error_ms,"
-        " last_received_ms = max(coalesce(last_received_ms, 0), excluded.last_received_ms)",
-        /* batches, by the time they finished */
-        "INSERT INTO rollup_hour(dataset, hour, batches, batches_failed) SELECT dataset,"
-        " finished_ms / 3600000 b, count(*), sum(status = 'failed') FROM batches"
-        " WHERE finished_ms IS NOT NULL GROUP BY dataset, b ON CONFLICT(dataset, hour) DO UPDATE"
-        " SET batches = excluded.batches, batches_failed = excluded.batches_failed",
+    if (rc == 0)
+        roll_chunks_mark_last(*out, *n);
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* One statement of a chunk: ?1 dataset, ?2 hour, ?3 the first minute to rebuild. */
+static int chunk_step(struct sqlite_store *s, const char *sql, const struct rollup_chunk *c,
+                      int64_t first_minute)
+{
+    sqlite3_stmt *q;
+    if (prep(s, sql, &q, "rebuild") < 0)
+        return -1;
+    sqlite3_bind_text(q, 1, c->dataset, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, c->hour);
+    sqlite3_bind_int64(q, 3, first_minute);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "rebuild");
+}
+
+/* The ledger rows of the chunk's hour, and their counts as the buckets add them (an undone
+ * row, a batch taken out again, still makes its bucket but counts nothing; a row carried
+ * over from before the ledger, batch_id '', makes no minute bucket). */
+#define LEDGER_HOUR                                                                                \
+    " FROM rollup_ledger l WHERE l.dataset = ?1 AND l.at_ms >= ?2 * 3600000"                       \
+    " AND l.at_ms < (?2 + 1) * 3600000"
+#define LEDGER_COUNTS                                                                              \
+    " sum(CASE WHEN undone THEN 0 ELSE received END), sum(CASE WHEN undone THEN 0 ELSE"            \
+    " accepted END), sum(CASE WHEN undone THEN 0 ELSE rejected END), sum(CASE WHEN undone"         \
+    " THEN 0 ELSE duplicate END)"
+#define HOUR_COUNTS                                                                                \
+    " sum(received), sum(accepted), sum(rejected), sum(duplicate), sum(batches),"                  \
+    " sum(batches_failed)"
+
+int sqlite_rollup_rebuild(struct store *st, const struct rollup_chunk *c, int64_t minutes_from_ms)
+{
+    struct sqlite_store *s = SQ(st);
+    static const char *const steps[] = {
+        "DELETE FROM rollup_minute WHERE dataset = ?1 AND minute >= max(?2 * 60, ?3)"
+        " AND minute < (?2 + 1) * 60",
+        "DELETE FROM rollup_hour WHERE dataset = ?1 AND hour = ?2",
+        "DELETE FROM rollup_errors WHERE hour = ?2 AND dataset = ?1",
+        "INSERT INTO rollup_minute(dataset, minute, received, accepted, rejected, duplicate)"
+        " SELECT ?1, l.at_ms / 60000 b," LEDGER_COUNTS LEDGER_HOUR
+        " AND l.at_ms / 60000 >= ?3 AND coalesce(l.batch_id, '-') <> '' GROUP BY b",
+        "INSERT INTO rollup_hour(dataset, hour, received, accepted, rejected, duplicate, batches,"
+        " batches_failed) SELECT ?1, ?2," LEDGER_COUNTS ", sum(CASE WHEN undone THEN 0 ELSE"
+        " batches END), sum(CASE WHEN undone THEN 0 ELSE batches_failed END)" LEDGER_HOUR
+        " HAVING count(*) > 0",
+        "INSERT INTO rollup_errors(hour, dataset, code, occurrences, batches, sample,"
+        " last_seen_ms) SELECT ?2, ?1, json_extract(e.value, '$.code') c,"
+        " sum(CASE WHEN undone THEN 0 ELSE json_extract(e.value, '$.n') END),"
+        " sum(CASE WHEN undone THEN 0 ELSE json_extract(e.value, '$.b') END),"
+        " max(CASE WHEN json_extract(e.value, '$.n') > 0 THEN json_extract(e.value, '$.sample')"
+        " END), coalesce(max(CASE WHEN json_extract(e.value, '$.n') > 0 THEN l.at_ms END), 0)"
+        " FROM rollup_ledger l, json_each(l.codes) e WHERE l.dataset = ?1"
+        " AND l.at_ms >= ?2 * 3600000 AND l.at_ms < (?2 + 1) * 3600000 AND l.codes IS NOT NULL"
+        " GROUP BY c",
+        /* the day, from its hours (the live rollups add every delta to both) */
+        "DELETE FROM rollup_day WHERE dataset = ?1 AND day = ?2 / 24",
+        "INSERT INTO rollup_day(dataset, day, received, accepted, rejected, duplicate, batches,"
+        " batches_failed) SELECT ?1, ?2 / 24," HOUR_COUNTS " FROM rollup_hour WHERE dataset = ?1"
+        " AND hour >= ?2 / 24 * 24 AND hour < (?2 / 24 + 1) * 24 HAVING count(*) > 0",
     };
-    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
-        if (exec_sql(s, more[i]) < 0)
+    int64_t first_minute = minutes_from_ms / MINUTE_MS;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        if (c->hour >= 0 && chunk_step(s, steps[i], c, first_minute) < 0)
             return -1;
-    return exec_sql(s, "INSERT INTO rollup_day SELECT dataset, hour / 24, sum(received),"
-                       " sum(accepted), sum(rejected), sum(duplicate), sum(batches),"
-                       " sum(batches_failed) FROM rollup_hour GROUP BY dataset, hour / 24");
+    /* The last activity, from every row of the dataset (undone ones too: the live rollups
+     * keep the time something arrived when a batch is taken out again); each the newest
+     * row that qualifies, found through an index. */
+    if (!c->last)
+        return 0;
+    if (chunk_step(s, "DELETE FROM dataset_activity WHERE dataset = ?1", c, 0) < 0)
+        return -1;
+    return chunk_step(s,
+                      "INSERT INTO dataset_activity(dataset, last_received_ms, last_error_ms)"
+                      " SELECT ?1, r, e FROM (SELECT (SELECT at_ms FROM rollup_ledger"
+                      " WHERE dataset = ?1 AND (received > 0 OR rejected > 0)"
+                      " ORDER BY at_ms DESC LIMIT 1) r, (SELECT at_ms FROM rollup_ledger"
+                      " WHERE dataset = ?1 AND rejected > 0 ORDER BY at_ms DESC LIMIT 1) e)"
+                      " WHERE r IS NOT NULL",
+                      c, 0);
 }

@@ -111,6 +111,10 @@ static const struct table_col rollup_day[] = {
 static const struct table_col rollup_errors[] = {IK("hour"),       TK("dataset"), TK("code"),
                                                  I("occurrences"), I("batches"),  T("sample"),
                                                  I("last_seen_ms")};
+static const struct table_col rollup_ledger[] = {
+    IS("id"),      T("dataset"),   I("at_ms"),   T("batch_id"),       I("received"), I("accepted"),
+    I("rejected"), I("duplicate"), I("batches"), I("batches_failed"), T("codes"),    I("undone"),
+};
 static const struct table_col dataset_activity[] = {TK("dataset"), I("last_received_ms"),
                                                     I("last_error_ms")};
 static const struct table_col alerts[] = {
@@ -142,6 +146,7 @@ const struct table_def store_tables[] = {
     TABLE("rollup_day", rollup_day),
     TABLE("rollup_errors", rollup_errors),
     TABLE("dataset_activity", dataset_activity),
+    TABLE("rollup_ledger", rollup_ledger),
     TABLE("alerts", alerts),
     TABLE("alert_events", alert_events),
     TABLE("alert_outbox", alert_outbox),

@@ -26,7 +26,8 @@ TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 FINAL = ("completed", "failed")
 BATCH_KEYS = {"batch_id", "dataset", "source", "filename", "bytes", "sha256", "status",
               "rejection_reason", "error_threshold_percent", "row_count_total",
-              "row_count_inserted", "row_count_invalid", "row_count_duplicate", "attempts",
+              "row_count_inserted", "row_count_invalid", "row_count_duplicate",
+              "row_count_discarded", "attempts",
               "worker", "created_at", "updated_at", "started_at", "finished_at", "heartbeat_at"}
 SLOW = 2 if SANITIZED else 1
 
@@ -1053,3 +1054,85 @@ def test_errors_download_is_streamed_in_row_order(server):
             s.recv(100)
     assert server.get("/healthz").status_code == 200
     assert len(errors_json(server, bid)) == 2 * n
+
+
+# ---------------------------------------------------------------- counts that add up
+
+def counts(b):
+    # (BATCH_KEYS checks that row_count_discarded is there)
+    return (b["row_count_total"], b["row_count_inserted"], b["row_count_invalid"],
+            b["row_count_duplicate"], b.get("row_count_discarded", 0))
+
+
+def assert_adds_up(b):
+    t, i, v, d, x = counts(b)
+    assert t == i + v + d + x, b
+
+
+def test_counts_add_up_in_every_state(make_server):
+    """total = inserted + invalid + duplicate + discarded, where discarded is the rows
+    without an error of a failed batch (nothing of it is stored), 0 in every other state."""
+    server = make_server(extra_yaml="batches: {workers: 1}")
+    head = b"case_number,amount,filed_date\n"
+    # failed over its threshold: 1 of 2 rows invalid; the other is discarded
+    failed = wait_status(server, upload_ok(server, "judgments", head
+                                           + b"CASE-0000001,1,2024-01-01\n"
+                                           b"CASE-0000002,-1,2024-01-01\n"))
+    assert failed["status"] == "failed", failed
+    assert_adds_up(failed)
+    assert counts(failed) == (2, 0, 1, 0, 1), failed
+    assert batch_row_count(server, "judgments", failed["batch_id"]) == 0
+    # completed, with an invalid row and a refused duplicate of a stored key
+    r = server.post_events("judgments", '{"case_number": "CASE-0000009", "amount": 1,'
+                                        ' "filed_date": "2024-01-01"}')
+    assert r.status_code == 200, r.text
+    done = wait_status(server, upload_ok(server, "judgments", head
+                                         + b"CASE-0000003,1,2024-01-01\n"
+                                         b"CASE-0000004,-1,2024-01-01\n"
+                                         b"CASE-0000009,1,2024-01-01\n",
+                                         params={"error_threshold_percent": "50"}))
+    assert done["status"] == "completed", done
+    assert counts(done) == (3, 1, 1, 1, 0), done
+    # failed at staging: no row was read
+    staged = wait_status(server, upload_ok(server, "judgments",
+                                           b"case_number,amount\nCASE-0000005,1\n"))
+    assert staged["status"] == "failed" and "filed_date" in staged["rejection_reason"], staged
+    assert counts(staged) == (0, 0, 0, 0, 0), staged
+    # a failed batch reset and processed again, with a threshold it now meets
+    bid = failed["batch_id"]
+    r = requests.patch(f"{server.url}/api/v1/batches/{bid}",
+                       json={"error_threshold_percent": 60}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert server.post(f"/api/v1/batches/{bid}/reset").status_code == 200
+    again = wait_status(server, bid)
+    assert again["status"] == "completed", again
+    assert counts(again) == (2, 1, 1, 0, 0), again
+    # re-ingested: the completed batch again, the same counts (its rows are replaced)
+    assert server.post(f"/api/v1/batches/{done['batch_id']}/reprocess").status_code == 200
+    redone = wait_status(server, done["batch_id"])
+    assert counts(redone) == counts(done), redone
+    for b in (failed, done, staged, again, redone):
+        assert_adds_up(b)
+    # the list answers the same counts
+    items = server.get("/api/v1/batches", params={"limit": 100}).json()["items"]
+    assert all(counts(x) == counts(get_batch(server, x["batch_id"])) for x in items), items
+    for x in items:
+        assert_adds_up(x)
+
+
+def test_reset_batch_counts_nothing_until_it_finishes_again(make_server):
+    """Right after a reset the batch is back to `uploaded` with every count 0 (reset with
+    no worker running, so nothing takes it up again)."""
+    server = make_server(extra_yaml="batches: {workers: 1}")
+    bid = upload_ok(server, "judgments", b"case_number,amount,filed_date\n"
+                                         b"CASE-0000001,1,2024-01-01\n"
+                                         b"CASE-0000002,-1,2024-01-01\n")
+    b = wait_status(server, bid)
+    assert counts(b) == (2, 0, 1, 0, 1), b
+    server.stop()
+    server.write_config(extra_yaml="batches: {workers: 0}")
+    server.start()
+    assert server.post(f"/api/v1/batches/{bid}/reset").status_code == 200
+    b = get_batch(server, bid)
+    assert b["status"] == "uploaded", b
+    assert counts(b) == (0, 0, 0, 0, 0), b

@@ -19,6 +19,7 @@
 
 #include "batch/batch.h"
 #include "batch_file_test.h"
+#include "rollup_test.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -233,7 +234,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     open_fresh();
     cr_expect_eq(store_migrate(st), 0, "second migrate: %s", store_errmsg(st));
     cr_expect_eq(store_ping(st), 0);
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 8);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 9);
     cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                          " ('datasets', 'dlq', 'idempotency')"),
                  3);
@@ -245,7 +246,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     st = store_open(uri, 0, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     cr_expect_eq(store_migrate(st), 0, "%s", store_errmsg(st));
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 8);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 9);
 }
 
 Test(store, open_errors)
@@ -869,6 +870,76 @@ Test(store, outbox_delivers_in_order_and_counts_only_deliveries, .fini = cleanup
     cr_expect_eq(raw_int("SELECT notifications FROM alerts"), 2);
 }
 
+static void raw_exec(const char *sql)
+{
+    sqlite3 *db = raw_open();
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+/* Every rollup table as one text (the samples aside), to compare before and after. */
+static char *rollup_text(void)
+{
+    static const char *const q[] = {
+        "SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || minute || ',' || received"
+        " || ',' || accepted || ',' || rejected || ',' || duplicate x FROM rollup_minute"
+        " ORDER BY 1)",
+        "SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || hour || ',' || received"
+        " || ',' || accepted || ',' || rejected || ',' || duplicate || ',' || batches || ','"
+        " || batches_failed x FROM rollup_hour ORDER BY 1)",
+        "SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || day || ',' || received"
+        " || ',' || batches x FROM rollup_day ORDER BY 1)",
+        "SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || hour || ',' || code || ','"
+        " || occurrences || ',' || batches x FROM rollup_errors ORDER BY 1)"};
+    char *out = strdup("");
+    for (size_t i = 0; i < ARRAY_SIZE(q); i++) {
+        char *t = raw_text(q[i]), *next;
+        cr_assert(asprintf(&next, "%s|%s", out, t ? t : "") > 0);
+        free(t);
+        free(out);
+        out = next;
+    }
+    return out;
+}
+
+/* A store from before the ledger: migrating starts the ledger from its rollups, so that a
+ * rebuild keeps what they counted; a batch counted then is taken out again exactly. */
+Test(store, rollup_ledger_started_from_older_rollups, .fini = cleanup)
+{
+    open_fresh();
+    const int64_t t0 = 1700000000000LL; /* a minute's start */
+    const struct rollup_code c[] = {{"OUT_OF_RANGE", 2, "m", 0, 0}};
+    struct rollup_delta d = {.dataset = "a",
+                             .at_ms = t0,
+                             .received = 10,
+                             .accepted = 8,
+                             .rejected = 2,
+                             .batches = 1,
+                             .codes = c,
+                             .ncodes = 1};
+    cr_assert_eq(store_begin(st), 0);
+    cr_assert_eq(store_rollup_add(st, &d), 0, "%s", store_errmsg(st));
+    d.at_ms = t0 + 3 * 3600000LL; /* a later hour, whose minutes are purged below */
+    cr_assert_eq(store_rollup_add(st, &d), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+    raw_exec("DELETE FROM rollup_minute WHERE minute > 28333333 + 60");
+    char *live = rollup_text();
+    /* back to version 7: no ledger */
+    store_close(st);
+    raw_exec("DROP TABLE rollup_ledger; DELETE FROM schema_migrations WHERE version = 9");
+    char err[256];
+    st = store_open(uri, 0, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_eq(store_migrate(st), 0, "%s", store_errmsg(st));
+    cr_expect_eq(raw_int("SELECT sum(received) FROM rollup_ledger"), 20);
+    rollup_test_rebuild(st);
+    char *rebuilt = rollup_text();
+    cr_expect_str_eq(rebuilt, live);
+    free(rebuilt);
+    free(live);
+}
+
 /* ---- transactions ---------------------------------------------------------------------- */
 
 Test(store, rollback_leaves_nothing, .fini = cleanup)
@@ -954,6 +1025,48 @@ static void add_batch(const char *id, const char *dataset)
                       .status = "uploaded",
                       .created_ms = 1000};
     cr_assert_eq(store_batch_add(st, &b), 0, "%s", store_errmsg(st));
+}
+
+/* A batch counted and sent back in one group commit, with a reset job that is undone in
+ * between: its counts leave the rollups once, its ledger row is marked undone once, and a
+ * rebuild agrees. */
+Test(store, batch_counted_and_reset_in_one_group, .fini = cleanup)
+{
+    open_fresh();
+    add_batch("bat_R", "judgments");
+    const int64_t t0 = 1700000000000LL;
+    const struct rollup_delta d = {.dataset = "judgments",
+                                   .at_ms = t0,
+                                   .received = 3,
+                                   .accepted = 3,
+                                   .batches = 1,
+                                   .batch_id = "bat_R"};
+    struct batch b = {.id = "bat_R", .total = 3, .inserted = 3};
+    cr_assert_eq(store_begin(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_savepoint(st), 0, "%s", store_errmsg(st)); /* the batch finishes */
+    cr_assert_eq(store_batch_set_counts(st, &b), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_rollup_add(st, &d), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_batch_set_status(st, "bat_R", "completed", NULL, t0), 0);
+    cr_assert_eq(store_savepoint_release(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_savepoint(st), 0, "%s", store_errmsg(st)); /* a reset, undone */
+    cr_assert_eq(store_batch_set_status(st, "bat_R", "uploaded", "reset", t0 + 1), 0);
+    cr_assert_eq(store_savepoint_rollback(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_savepoint(st), 0, "%s", store_errmsg(st)); /* a reset, kept */
+    cr_assert_eq(store_batch_set_status(st, "bat_R", "uploaded", "reset", t0 + 2), 0);
+    cr_assert_eq(store_savepoint_release(st), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+
+    cr_expect_eq(raw_int("SELECT count(*) FROM rollup_ledger"), 1);
+    cr_expect_eq(raw_int("SELECT undone FROM rollup_ledger"), 1);
+    cr_expect_eq(raw_int("SELECT received FROM rollup_hour"), 0);
+    cr_expect_eq(raw_int("SELECT batches FROM rollup_day"), 0);
+    cr_expect_eq(raw_int("SELECT row_count_total FROM batches WHERE id = 'bat_R'"), 0);
+    char *live = rollup_text();
+    rollup_test_rebuild(st);
+    char *rebuilt = rollup_text();
+    cr_expect_str_eq(rebuilt, live);
+    free(rebuilt);
+    free(live);
 }
 
 Test(store, heartbeat_renews_only_the_holders_lease, .fini = cleanup)

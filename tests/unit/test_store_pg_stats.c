@@ -3,7 +3,7 @@
  * alerts (src/store/store_pg_stats.c, store_pg_alerts.c) against a live
  * server: rollups added twice and read back through the window, KPI, series
  * and error views; a finished batch's counts taken out again; a rebuild from
- * a dataset table, DLQ entries and batches; alerts and their history.
+ * the rollup ledger, chunk by chunk; alerts and their history.
  *
  * Skipped unless SLUICE_TEST_PG names the server (a conninfo string or URL;
  * "" = the PG* environment), e.g. under a throwaway cluster:
@@ -21,6 +21,7 @@
 
 #include "pg_test.h"
 #include "store/pg_internal.h"
+#include "rollup_test.h"
 #include "util/clock.h"
 
 #define T0 1773570030000LL /* 2026-03-15T10:20:30Z */
@@ -411,100 +412,69 @@ Test(pg_stats, undo_finished_batch, .init = open_fresh, .fini = close_store)
 
 /* ---- rebuild ---------------------------------------------------------------------- */
 
-Test(pg_stats, rebuild_from_rows_dlq_and_batches, .init = open_fresh, .fini = close_store)
+/* Every rollup table as one text, to compare before and after. */
+static char *rollup_text(void)
 {
-    /* stale rollups that the rebuild must throw away */
+    static const char *const q[] = {
+        "SELECT coalesce(string_agg(format('%s', t), ';' ORDER BY t::text), '') FROM rollup_minute "
+        "t",
+        "SELECT coalesce(string_agg(format('%s', t), ';' ORDER BY t::text), '') FROM rollup_hour t",
+        "SELECT coalesce(string_agg(format('%s', t), ';' ORDER BY t::text), '') FROM rollup_day t",
+        "SELECT coalesce(string_agg(format('%s %s %s %s %s %s', t.hour, t.dataset, t.code,"
+        " t.occurrences, t.batches, t.last_seen_ms), ';' ORDER BY t::text), '')"
+        " FROM rollup_errors t",
+        "SELECT coalesce(string_agg(format('%s', t), ';' ORDER BY t::text), '')"
+        " FROM dataset_activity t"};
+    char *out = strdup("");
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        PGresult *r = PQexec(PG(st)->conn, q[i]);
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(PG(st)->conn));
+        char *next;
+        cr_assert(asprintf(&next, "%s|%s", out, PQgetvalue(r, 0, 0)) > 0);
+        free(out);
+        out = next;
+        PQclear(r);
+    }
+    return out;
+}
+
+Test(pg_stats, rebuild_from_the_ledger, .init = open_fresh, .fini = close_store)
+{
+    const struct rollup_delta batch = {.dataset = "a",
+                                       .at_ms = T0 + 120000,
+                                       .received = 3,
+                                       .accepted = 3,
+                                       .batches = 1,
+                                       .batch_id = "bat_1"};
     cr_assert_eq(pg_rollup_add(st, &delta1), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_rollup_add(st, &delta2), 0, "%s", pg_errmsg(st));
     cr_assert_eq(pg_rollup_add(st, &delta3), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_rollup_add(st, &batch), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(sql_int("SELECT count(*) FROM rollup_ledger"), 4);
+    /* the batch taken out again (a reset): its row stays, marked undone */
+    cr_assert_eq(pg_begin(st), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_rollup_undo_batch(PG(st), "bat_1"), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_commit(st), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(sql_int("SELECT count(*) FROM rollup_ledger WHERE undone = 1"), 1);
+    cr_assert_eq(sql_int("SELECT sum(received) FROM rollup_hour"), 17);
+    char *live = rollup_text();
 
-    sql("CREATE TABLE ds_t (_id BIGSERIAL PRIMARY KEY, _ingest_id TEXT NOT NULL, _source TEXT,"
-        " _received_at TEXT NOT NULL, _extra TEXT, _batch_id TEXT)");
-    sql("INSERT INTO datasets(name, key, schema, updated_ms) VALUES ('t', NULL, '{}', 1)");
-    sql("INSERT INTO ds_t(_ingest_id, _received_at) VALUES ('i1', '2026-03-15T10:20:30.000Z'),"
-        " ('i1', '2026-03-15T10:20:30.000Z'), ('i2', '2026-03-15T11:05:00.000Z')");
-    sql("INSERT INTO dlq(dataset, ingest_id, row_no, payload, errors, codes, received_ms,"
-        " updated_ms, status, batch_id) VALUES ('t', 'i1', 3, '\\x00',"
-        " '[{\"field\":\"x\",\"code\":\"BAD_TYPE\",\"message\":\"m1\"},"
-        "{\"field\":\"y\",\"code\":\"REQUIRED\",\"message\":\"m2\"}]', ',BAD_TYPE,REQUIRED,',"
-        " %lld, %lld, 'open', 'b1'), ('t', 'i1', 4, '\\x00',"
-        " '[{\"field\":\"x\",\"code\":\"BAD_TYPE\",\"message\":\"m3\"}]', ',BAD_TYPE,', %lld,"
-        " %lld, 'resolved', NULL)",
-        T0, T0, T0 + 1000, T0 + 1000);
-    sql("INSERT INTO batches(id, dataset, path, bytes, sha256, status, error_threshold_percent,"
-        " created_ms, updated_ms, finished_ms) VALUES ('b1', 't', '/p', 1, 'x', 'completed', 5,"
-        " %lld, %lld, %lld), ('b2', 't', '/p', 1, 'x', 'failed', 5, %lld, %lld, %lld),"
-        " ('b3', 't', '/p', 1, 'x', 'uploaded', 5, %lld, %lld, NULL)",
-        T0, T0, T0, T0, T0, T0 + 2000, T0, T0);
-
-    cr_assert_eq(pg_rollup_rebuild(st), 0, "%s", pg_errmsg(st));
-
-    struct rollup_sum *w;
-    size_t n;
-    cr_assert_eq(pg_rollup_window(st, 0, &w, &n), 0, "%s", pg_errmsg(st));
-    cr_assert_eq(n, 1, "only t is left");
-    cr_assert_str_eq(w[0].dataset, "t");
-    cr_assert_eq(w[0].received, 5);
-    cr_assert_eq(w[0].accepted, 3);
-    cr_assert_eq(w[0].rejected, 2);
-    cr_assert_eq(w[0].duplicate, 0);
-    cr_assert_eq(w[0].last_received_ms, T1);
-    cr_assert_eq(w[0].last_error_ms, T0 + 1000);
-    free(w);
-    cr_assert_eq(sql_int("SELECT count(*) FROM rollup_minute"), 2);
-
-    json_t *k;
-    cr_assert_eq(pg_stats_kpis(st, T1 + 1000, NULL, &k), 0, "%s", pg_errmsg(st));
-    json_t *all = json_object_get(k, "all_time");
-    cr_assert_eq(num(all, "rows_received"), 5);
-    cr_assert_eq(num(all, "rows_inserted"), 3);
-    cr_assert_eq(num(all, "rows_invalid"), 2);
-    cr_assert_float_eq(real(all, "error_rate_pct"), 40.0, 1e-9);
-    cr_assert_str_eq(str(k, "last_ingest_at"), "2026-03-15T11:05:00.000Z");
-    cr_assert_eq(num(k, "open_dlq_entries"), 1);
-    json_decref(k);
-
-    json_t *s;
-    cr_assert_eq(pg_stats_series(st, 0, 0, "t", &s), 0, "%s", pg_errmsg(st));
-    cr_assert_eq(json_array_size(s), 2);
-    json_t *h = json_array_get(s, 0);
-    cr_assert_str_eq(str(h, "hour_bucket"), "2026-03-15T10:00:00.000Z");
-    cr_assert_eq(num(h, "total_batches"), 2);
-    cr_assert_eq(num(h, "total_rows"), 4);
-    cr_assert_eq(num(h, "error_rows"), 2);
-    cr_assert_float_eq(real(h, "error_rate_pct"), 50.0, 1e-9);
-    h = json_array_get(s, 1);
-    cr_assert_str_eq(str(h, "hour_bucket"), "2026-03-15T11:00:00.000Z");
-    cr_assert_eq(num(h, "total_batches"), 0);
-    cr_assert_eq(num(h, "total_rows"), 1);
-    json_decref(s);
-    cr_assert_eq(pg_stats_series(st, 1, 0, NULL, &s), 0, "%s", pg_errmsg(st));
-    cr_assert_eq(json_array_size(s), 1);
-    cr_assert_str_eq(str(json_array_get(s, 0), "month"), "2026-03");
-    cr_assert_eq(num(json_array_get(s, 0), "total_rows"), 5);
-    cr_assert_eq(num(json_array_get(s, 0), "total_batches"), 2);
-    json_decref(s);
-    cr_assert_eq(sql_int("SELECT batches_failed FROM rollup_day WHERE dataset = 't'"), 1);
-    cr_assert_eq(sql_int("SELECT count(*) FROM rollup_day"), 1);
-
-    json_t *e;
-    cr_assert_eq(pg_stats_errors(st, 0, NULL, &e), 0, "%s", pg_errmsg(st));
-    cr_assert_eq(json_array_size(e), 2);
-    json_t *c = json_array_get(e, 0);
-    cr_assert_str_eq(str(c, "error_code"), "BAD_TYPE");
-    cr_assert_eq(num(c, "occurrence_count"), 2);
-    cr_assert_eq(num(c, "affected_batches"), 1);
-    cr_assert_str_eq(str(c, "sample_message"), "m3");
-    cr_assert_str_eq(str(c, "last_seen_at"), rfc(T0 + 1000));
-    c = json_array_get(e, 1);
-    cr_assert_str_eq(str(c, "error_code"), "REQUIRED");
-    cr_assert_eq(num(c, "occurrence_count"), 1);
-    cr_assert_str_eq(str(c, "sample_message"), "m2");
-    json_decref(e);
+    /* stale rollups that the rebuild must throw away */
+    sql("UPDATE rollup_hour SET received = received + 7");
+    sql("INSERT INTO rollup_day(dataset, day, received) VALUES ('ghost', 3, 9)");
+    sql("DELETE FROM rollup_errors");
+    cr_assert_geq(rollup_test_rebuild(st), 3);
+    char *rebuilt = rollup_text();
+    cr_assert_str_eq(rebuilt, live);
+    free(rebuilt);
+    cr_assert_eq(sql_int("SELECT count(*) FROM rollup_day WHERE dataset = 'ghost'"), 0);
 
     /* a second rebuild gives the same */
-    cr_assert_eq(pg_rollup_rebuild(st), 0, "%s", pg_errmsg(st));
-    cr_assert_eq(sql_int("SELECT sum(received) FROM rollup_hour"), 5);
-    cr_assert_eq(sql_int("SELECT sum(batches) FROM rollup_day"), 2);
+    rollup_test_rebuild(st);
+    rebuilt = rollup_text();
+    cr_assert_str_eq(rebuilt, live);
+    free(rebuilt);
+    free(live);
 }
 
 /* ---- alerts ----------------------------------------------------------------------- */

@@ -210,18 +210,14 @@ done:
 
 int cmd_batch(int argc, char **argv)
 {
-    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
-                                         {"status", required_argument, NULL, 's'},
-                                         {"dataset", required_argument, NULL, 'd'},
-                                         {"limit", required_argument, NULL, 'n'},
-                                         {"after", required_argument, NULL, 'a'},
-                                         {"csv", no_argument, NULL, 'c'},
-                                         {"dry-run", no_argument, NULL, 'r'},
-                                         {"reason", required_argument, NULL, 'R'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'},     {"status", required_argument, NULL, 's'},
+        {"dataset", required_argument, NULL, 'd'}, CLIENT_LIST_OPTIONS,
+        {"csv", no_argument, NULL, 'c'},           {"dry-run", no_argument, NULL, 'r'},
+        {"reason", required_argument, NULL, 'R'},  {NULL, 0, NULL, 0}};
     const char *usage = cli_find("batch")->usage;
-    const char *flag_url = NULL, *status = NULL, *dataset = NULL, *limit = NULL, *after = NULL,
-               *reason = NULL;
+    const char *flag_url = NULL, *status = NULL, *dataset = NULL, *reason = NULL;
+    struct list_opts lo = {0};
     int csv = 0, dry = 0, o;
     if (argc < 2) {
         fprintf(stderr, "%s", usage);
@@ -230,6 +226,8 @@ int cmd_batch(int argc, char **argv)
     const char *sub = argv[1];
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (client_list_opt(o, optarg, &lo))
+            continue;
         switch (o) {
         case 'u':
             flag_url = optarg;
@@ -239,12 +237,6 @@ int cmd_batch(int argc, char **argv)
             break;
         case 'd':
             dataset = optarg;
-            break;
-        case 'n':
-            limit = optarg;
-            break;
-        case 'a':
-            after = optarg;
             break;
         case 'c':
             csv = 1;
@@ -271,9 +263,8 @@ int cmd_batch(int argc, char **argv)
         buf_appends(&url, "/api/v1/batches");
         client_param(&url, "status", status);
         client_param(&url, "dataset", dataset);
-        client_param(&url, "limit", limit);
-        client_param(&url, "after", after);
-        rc = client_print("GET", url.data, NULL);
+        if (client_list_params(&url, &lo, "created_after", "created_before") == 0)
+            rc = client_print("GET", url.data, NULL);
     } else if (!id) {
         fprintf(stderr, "%s", usage);
     } else if (!strcmp(sub, "show")) {

@@ -22,6 +22,27 @@ int client_print(const char *method, const char *url, const char *body);
 
 /* Append ?name=value / &name=value, URL-escaped, when value is not NULL. */
 void client_param(struct buf *url, const char *name, const char *value);
+/* The options of a list command (struct option rows for getopt_long, <getopt.h>): --limit,
+ * --cursor (or its old name --after), --order, --since, --until. */
+struct list_opts {
+    const char *limit, *cursor, *order, *since, *until;
+};
+/* clang-format off */
+#define CLIENT_LIST_OPTIONS                                                                        \
+    {"limit", required_argument, NULL, 'n'}, {"cursor", required_argument, NULL, 'a'},            \
+    {"after", required_argument, NULL, 'a'}, {"order", required_argument, NULL, 'O'},             \
+    {"since", required_argument, NULL, 'S'}, {"until", required_argument, NULL, 'U'}
+/* clang-format on */
+/* Record getopt's o (with its optarg) when it is one of CLIENT_LIST_OPTIONS: 1, else 0. */
+int client_list_opt(int o, const char *arg, struct list_opts *l);
+/* Append l's parameters to url, the times (--since/--until) as since_name/until_name in
+ * epoch ms. -1 after a message on stderr for a bad time (a usage error). */
+int client_list_params(struct buf *url, const struct list_opts *l, const char *since_name,
+                       const char *until_name);
+/* client_param for a time given on the command line as --OPT (util/timeparse.h: epoch ms,
+ * RFC 3339 or a duration before now such as 24h), sent as epoch ms. -1 after a message on
+ * stderr naming the option when value is not a time (a usage error). */
+int client_time_param(struct buf *url, const char *name, const char *opt, const char *value);
 /* Append "Authorization: Bearer $SLUICE_TOKEN" to hdrs when the variable is set. */
 struct curl_slist;
 struct curl_slist *client_auth(struct curl_slist *hdrs);

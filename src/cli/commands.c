@@ -17,13 +17,16 @@ const struct command cli_commands[] = {
      "Exit codes: 0 after a clean stop, 1 on a runtime failure, 2 on a bad\n"
      "configuration (the message names the file, the line and the option).\n"},
     {"dlq", cmd_dlq, "list, show, retry and drop dead-letter entries (against a server)",
-     "usage: sluice dlq list [--dataset D] [--error-code C] [--status S] [--limit N] [--after "
-     "CUR]\n"
+     "usage: sluice dlq list [--dataset D] [--error-code C] [--status S] [--since T] [--until T]\n"
+     "                       [--order desc|asc] [--limit N] [--cursor CUR]\n"
      "       sluice dlq show ID\n"
      "       sluice dlq retry ID\n"
      "       sluice dlq retry --all [--dataset D] [--error-code C]\n"
      "       sluice dlq drop ID\n"
      "\n"
+     "Lists are newest first (--order asc for oldest first); --cursor takes the answer's\n"
+     "next_cursor. Times (--since, --until): epoch ms, RFC 3339 or a duration before now\n"
+     "(30m, 24h, 7d).\n"
      "Talks to a running server: --url URL, or SLUICE_URL, default http://127.0.0.1:8080.\n"
      "Prints the server's JSON answer. Exit 0 on a 2xx, 1 on an error answer or no\n"
      "answer, 2 on a usage error.\n"},
@@ -35,7 +38,8 @@ const struct command cli_commands[] = {
      "through its states and exits 1 if it failed. Off a terminal it prints one JSON\n"
      "line: the upload's answer, or with --wait the final batch.\n"},
     {"batch", cmd_batch, "list, show and operate on batches (against a server)",
-     "usage: sluice batch list [--status S] [--dataset D] [--limit N] [--after CURSOR]\n"
+     "usage: sluice batch list [--status S] [--dataset D] [--since T] [--until T]\n"
+     "                         [--order desc|asc] [--limit N] [--cursor CURSOR]\n"
      "       sluice batch show ID\n"
      "       sluice batch errors ID [--csv]\n"
      "       sluice batch reset ID | reprocess ID\n"
@@ -43,6 +47,9 @@ const struct command cli_commands[] = {
      "       sluice batch set-threshold ID PERCENT\n"
      "       sluice batch delete ID [--dry-run]\n"
      "\n"
+     "list is newest first (--order asc for oldest first); --cursor takes the answer's\n"
+     "next_cursor; --since/--until bound the creation time: epoch ms, RFC 3339 or a\n"
+     "duration before now (30m, 24h, 7d).\n"
      "Talks to a running server (--url URL, SLUICE_URL, default http://127.0.0.1:8080)\n"
      "and prints its JSON (or CSV) answer. Exit 0 on a 2xx, 1 otherwise, 2 on usage.\n"
      "Commands against a server send SLUICE_TOKEN as their Bearer token.\n"},

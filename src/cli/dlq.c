@@ -29,12 +29,12 @@ int cmd_dlq(int argc, char **argv)
                                          {"dataset", required_argument, NULL, 'd'},
                                          {"error-code", required_argument, NULL, 'e'},
                                          {"status", required_argument, NULL, 's'},
-                                         {"limit", required_argument, NULL, 'n'},
-                                         {"after", required_argument, NULL, 'a'},
+                                         CLIENT_LIST_OPTIONS,
                                          {"all", no_argument, NULL, 'A'},
                                          {NULL, 0, NULL, 0}};
     const char *base = NULL;
-    const char *dataset = NULL, *code = NULL, *status = NULL, *limit = NULL, *after = NULL;
+    const char *dataset = NULL, *code = NULL, *status = NULL;
+    struct list_opts lo = {0};
     int all = 0, o;
     const char *usage = cli_find("dlq")->usage;
     if (argc < 2) {
@@ -44,6 +44,8 @@ int cmd_dlq(int argc, char **argv)
     const char *sub = argv[1];
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (client_list_opt(o, optarg, &lo))
+            continue;
         switch (o) {
         case 'u':
             base = optarg;
@@ -56,12 +58,6 @@ int cmd_dlq(int argc, char **argv)
             break;
         case 's':
             status = optarg;
-            break;
-        case 'n':
-            limit = optarg;
-            break;
-        case 'a':
-            after = optarg;
             break;
         case 'A':
             all = 1;
@@ -82,9 +78,8 @@ int cmd_dlq(int argc, char **argv)
         client_param(&url, "dataset", dataset);
         client_param(&url, "error_code", code);
         client_param(&url, "status", status);
-        client_param(&url, "limit", limit);
-        client_param(&url, "after", after);
-        rc = client_print("GET", url.data, NULL);
+        if (client_list_params(&url, &lo, "since", "until") == 0)
+            rc = client_print("GET", url.data, NULL);
     } else if (!strcmp(sub, "show") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s", id);
         rc = client_print("GET", url.data, NULL);

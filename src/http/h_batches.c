@@ -18,6 +18,7 @@
 #include "batch/batch.h"
 #include "http/handlers.h"
 #include "http/multipart.h"
+#include "http/params.h"
 #include "http/router.h"
 #include "ingest/ingest.h"
 #include "ingest/writer.h"
@@ -101,6 +102,8 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
     struct upload *u = NULL;
     const struct dataset_config *ds = config_dataset(&cat->cfg, r->params[0]);
     char v[512];
+    if (http_params_check(r, code, msg, cap) < 0) /* before the body is read */
+        goto fail;
     if (!ds) {
         *code = ERR_DATASET_NOT_FOUND;
         snprintf(msg, cap, "no dataset named '%s'", r->params[0]);
@@ -525,31 +528,21 @@ void h_batches_get(struct http_conn *c, struct http_request *r)
     batch_release(&b);
 }
 
+/* GET /api/v1/batches: newest first unless order=asc (params.c declares the parameters). */
 void h_batches_list(struct http_conn *c, struct http_request *r)
 {
-    char status[32], dataset[128], source[256], after[64], created[64];
-    long long limit;
+    char status[HQ_MAX + 1], dataset[HQ_MAX + 1], source[HQ_MAX + 1], contains[HQ_MAX + 1],
+        after[HQ_MAX + 1];
+    long long limit = hq_int(r, "limit", 100);
     struct batch_filter f = {0};
-    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0)
-        return;
-    if (http_query(r, "status", status, sizeof status) == 1 && status[0])
-        f.status = status;
-    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
-        f.dataset = dataset;
-    if (http_query(r, "source", source, sizeof source) == 1 && source[0])
-        f.source = source;
-    if (http_query(r, "after", after, sizeof after) == 1 && after[0])
-        f.after_id = after;
-    if (http_query(r, "created_after", created, sizeof created) == 1 && created[0]) {
-        char *end;
-        long long ms = strtoll(created, &end, 10);
-        if (*end) {
-            http_reply_error(c, ERR_INVALID_PARAMETER,
-                             "created_after must be milliseconds since the epoch");
-            return;
-        }
-        f.created_after_ms = ms;
-    }
+    f.status = hq_str(r, "status", status, sizeof status);
+    f.dataset = hq_str(r, "dataset", dataset, sizeof dataset);
+    f.source = hq_str(r, "source", source, sizeof source);
+    f.filename_contains = hq_str(r, "filename_contains", contains, sizeof contains);
+    f.created_after_ms = hq_time(r, "created_after");
+    f.created_before_ms = hq_time(r, "created_before");
+    f.desc = hq_desc(r);
+    f.after_id = hq_cursor(r, after, sizeof after) ? after : NULL;
     f.limit = (int)limit + 1;
     struct batch *v;
     size_t n;
@@ -562,11 +555,11 @@ void h_batches_list(struct http_conn *c, struct http_request *r)
     size_t shown = n > (size_t)limit ? (size_t)limit : n;
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(items, batch_json(&v[i], NULL));
-    json_t *next = n > shown ? json_string(v[shown - 1].id) : json_null();
+    json_t *next = hq_cursor_json("batches", f.desc, n > shown ? v[shown - 1].id : NULL);
     for (size_t i = 0; i < n; i++)
         batch_release(&v[i]);
     free(v);
-    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next", next), NULL);
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next), NULL);
 }
 
 /*
@@ -654,7 +647,7 @@ static int err_stream_fill(void *arg, struct buf *out)
     if (n == ERRORS_PAGE)
         return 1;
     if (!e->csv)
-        buf_appends(out, "],\"next\":null}");
+        buf_appends(out, "],\"next_cursor\":null}");
     return 0;
 }
 
@@ -664,7 +657,7 @@ void h_batches_errors(struct http_conn *c, struct http_request *r)
     if (get_batch(c, r->params[0], &b) != 0)
         return;
     char fmt[16] = "";
-    http_query(r, "format", fmt, sizeof fmt);
+    hq_str(r, "format", fmt, sizeof fmt);
     const char *accept = http_header(r, "accept");
     struct err_stream *e = calloc(1, sizeof *e);
     if (!e || !(e->batch_id = strdup(b.id))) {
@@ -1019,32 +1012,22 @@ void h_batches_patch(struct http_conn *c, struct http_request *r)
 
 void h_batches_delete(struct http_conn *c, struct http_request *r)
 {
-    char v[16] = "";
-    http_query(r, "dry_run", v, sizeof v);
-    bop_submit(c, r, BOP_DELETE, NULL, 0, !strcmp(v, "true") || !strcmp(v, "1"));
+    bop_submit(c, r, BOP_DELETE, NULL, 0, hq_bool(r, "dry_run"));
 }
 
 /* DELETE /api/v1/batches?filename_contains=&created_after=&status=&dataset=&dry_run= */
 void h_batches_delete_bulk(struct http_conn *c, struct http_request *r)
 {
-    char v[16] = "", contains[256], status[32], dataset[128], created[32];
-    http_query(r, "dry_run", v, sizeof v);
-    int dry = !strcmp(v, "true") || !strcmp(v, "1");
-    int has_contains = http_query(r, "filename_contains", contains, sizeof contains) == 1;
-    int has_status = http_query(r, "status", status, sizeof status) == 1;
-    int has_dataset = http_query(r, "dataset", dataset, sizeof dataset) == 1;
-    int has_created = http_query(r, "created_after", created, sizeof created) == 1;
-    if (!has_contains && !has_status && !has_dataset && !has_created) {
+    char contains[HQ_MAX + 1], status[HQ_MAX + 1], dataset[HQ_MAX + 1];
+    int dry = hq_bool(r, "dry_run");
+    int has_contains = hq_str(r, "filename_contains", contains, sizeof contains) != NULL;
+    int has_status = hq_str(r, "status", status, sizeof status) != NULL;
+    int has_dataset = hq_str(r, "dataset", dataset, sizeof dataset) != NULL;
+    int64_t after = hq_time(r, "created_after");
+    if (!has_contains && !has_status && !has_dataset && !after) {
         http_reply_error(c, ERR_INVALID_PARAMETER,
                          "give at least one filter: filename_contains, created_after, status, "
                          "dataset (deleting every batch at once is not offered)");
-        return;
-    }
-    char *end = NULL;
-    long long after = has_created ? strtoll(created, &end, 10) : 0;
-    if (has_created && (!*created || *end)) {
-        http_reply_error(c, ERR_INVALID_PARAMETER,
-                         "created_after must be milliseconds since the epoch");
         return;
     }
     struct bop_req *q = bop_new(c, r, BOP_DELETE_BULK, NULL, 0, dry);

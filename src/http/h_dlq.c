@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http/handlers.h"
+#include "http/params.h"
 #include "ingest/dlq.h"
 #include "service/service.h"
 #include "store/store.h"
@@ -23,38 +24,36 @@ static int parse_id(struct http_conn *c, const char *s, int64_t *id)
     return 0;
 }
 
-static const char *valid_status(const char *s)
+/* The filter of a DLQ list or bulk drop, from the query (declared in params.c; status
+ * defaults to open; "all" is any). Strings point into the caller's buffers. */
+struct dlq_query {
+    char dataset[HQ_MAX + 1], code[HQ_MAX + 1], status[HQ_MAX + 1];
+};
+
+static void dlq_filter_from(struct http_request *r, struct dlq_query *b, struct dlq_filter *f)
 {
-    static const char *ok[] = {"open", "resolved", "dropped"};
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, ok[i]) == 0)
-            return ok[i];
-    return NULL;
+    memset(f, 0, sizeof *f);
+    f->dataset = hq_str(r, "dataset", b->dataset, sizeof b->dataset);
+    f->error_code = hq_str(r, "error_code", b->code, sizeof b->code);
+    f->status = hq_str(r, "status", b->status, sizeof b->status);
+    if (!f->status)
+        f->status = "open";
+    else if (!strcmp(f->status, "all"))
+        f->status = NULL;
+    f->received_after_ms = hq_time(r, "since");
+    f->received_before_ms = hq_time(r, "until");
 }
 
+/* GET /api/v1/dlq: newest first unless order=asc. */
 void h_dlq_list(struct http_conn *c, struct http_request *r)
 {
-    char dataset[128], code[64], status[32];
-    long long limit, after;
-    struct dlq_filter f = {0};
-    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0 ||
-        h_query_int(c, r, "after", 0, 0, INT64_MAX, &after) < 0)
-        return;
-    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
-        f.dataset = dataset;
-    if (http_query(r, "error_code", code, sizeof code) == 1 && code[0])
-        f.error_code = code;
-    if (http_query(r, "status", status, sizeof status) != 1 || !status[0])
-        snprintf(status, sizeof status, "open");
-    if (strcmp(status, "all") != 0) {
-        f.status = valid_status(status);
-        if (!f.status) {
-            http_reply_error(c, ERR_INVALID_PARAMETER,
-                             "status must be open, resolved, dropped or all");
-            return;
-        }
-    }
-    f.after_id = after;
+    struct dlq_query b;
+    struct dlq_filter f;
+    char after[32];
+    long long limit = hq_int(r, "limit", 100);
+    dlq_filter_from(r, &b, &f);
+    f.desc = hq_desc(r);
+    f.after_id = hq_cursor(r, after, sizeof after) ? strtoll(after, NULL, 10) : 0;
     f.limit = (int)limit + 1; /* one more tells whether there is a next page */
     struct dlq_entry *v;
     size_t n;
@@ -67,17 +66,13 @@ void h_dlq_list(struct http_conn *c, struct http_request *r)
     size_t shown = n > (size_t)limit ? (size_t)limit : n;
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(items, dlq_item_json(&v[i]));
-    json_t *next = json_null();
-    if (n > shown) {
-        char cur[32];
-        snprintf(cur, sizeof cur, "%lld", (long long)v[shown - 1].id);
-        json_decref(next);
-        next = json_string(cur);
-    }
+    char cur[32];
+    snprintf(cur, sizeof cur, "%lld", shown ? (long long)v[shown - 1].id : 0LL);
+    json_t *next = hq_cursor_json("dlq", f.desc, n > shown ? cur : NULL);
     for (size_t i = 0; i < n; i++)
         dlq_entry_release(&v[i]);
     free(v);
-    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next", next), NULL);
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next), NULL);
 }
 
 void h_dlq_get(struct http_conn *c, struct http_request *r)

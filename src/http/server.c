@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "auth/audit.h"
+#include "http/params.h"
 #include "http/router.h"
 #include "ops/latency.h"
 #include "ops/metrics.h"
@@ -1008,6 +1009,12 @@ static void dispatch(struct http_conn *c)
         } else {
             http_reply_error(c, ERR_NOT_FOUND, "no route for %s", r->path ? r->path : "/");
         }
+        return;
+    }
+    enum sluice_err code;
+    char msg[512];
+    if (http_params_check(r, &code, msg, sizeof msg) < 0) { /* before anything is done */
+        http_reply_error(c, code, "%s", msg);
         return;
     }
     r->route->handler(c, r);

@@ -48,8 +48,9 @@ void batch_release(struct batch *b);
 
 struct batch_filter {
     const char *status, *dataset, *source, *filename_contains; /* NULL = any */
-    int64_t created_after_ms;                                  /* 0 = any */
-    const char *after_id;                                      /* keyset cursor, NULL = start */
+    int64_t created_after_ms, created_before_ms;               /* 0 = any */
+    const char *after_id; /* keyset cursor: the last id shown, NULL = from the start */
+    int desc;             /* 1: newest (highest id) first, after_id = ids below it */
     int limit;
 };
 
@@ -99,7 +100,9 @@ struct dlq_filter {
     const char *status;     /* NULL = any; else open|resolved|dropped */
     const int64_t *ids;     /* NULL = any; else nids ids */
     size_t nids;
-    int64_t after_id; /* keyset: ids > after_id */
+    int64_t received_after_ms, received_before_ms; /* 0 = any */
+    int64_t after_id; /* keyset: ids > after_id (desc: ids < after_id); 0 = from the start */
+    int desc;         /* 1: newest (highest id) first */
     int limit;
 };
 
@@ -131,7 +134,9 @@ struct audit_new {
 struct audit_filter {
     const char *actor, *method; /* NULL = any */
     int status;                 /* 0 = any */
-    int64_t since_ms, after_id; /* 0 = from the start */
+    int64_t since_ms, until_ms; /* 0 = any: at_ms >= since_ms, at_ms < until_ms */
+    int64_t after_id;           /* keyset as dlq_filter's; 0 = from the start */
+    int desc;                   /* 1: newest first */
     int limit;
 };
 
@@ -301,7 +306,7 @@ struct store_ops {
     int (*key_revoke)(struct store *st, const char *id, int64_t now_ms);   /* 1 = not found */
     int (*key_touch)(struct store *st, const char *id, int64_t now_ms);    /* last used */
     int (*audit_add)(struct store *st, const struct audit_new *e);
-    /* Records after f->after_id (oldest first), as JSON objects. */
+    /* Records after f->after_id in f's order, as JSON objects. */
     int (*audit_list)(struct store *st, const struct audit_filter *f, json_t **out);
 
     /* Rollups, kept in the same transaction as the rows they count. */
@@ -332,8 +337,8 @@ struct store_ops {
     /* Alerts: the firing ones (all), a page of them by state (NULL = any), one with its
      * history, insert (a->id == 0; sets it) or update, and a history event. */
     int (*alert_firing)(struct store *st, struct alert **out, size_t *n);
-    int (*alert_list)(struct store *st, const char *state, int64_t after_id, int limit,
-                      json_t **out);
+    int (*alert_list)(struct store *st, const char *state, int64_t after_id, int desc, int limit,
+                      json_t **out);                              /* keyset as dlq_filter's */
     int (*alert_get)(struct store *st, int64_t id, json_t **out); /* 1 = not found */
     int (*alert_put)(struct store *st, struct alert *a);
     int (*alert_event)(struct store *st, int64_t id, int64_t at_ms, const char *event,
@@ -447,8 +452,8 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_batch_auto_reset(st, id, max, now)                                                   \
     ((st)->ops->batch_auto_reset((st), (id), (max), (now)))
 #define store_alert_firing(st, out, n) ((st)->ops->alert_firing((st), (out), (n)))
-#define store_alert_list(st, state, after, lim, out)                                               \
-    ((st)->ops->alert_list((st), (state), (after), (lim), (out)))
+#define store_alert_list(st, state, after, desc, lim, out)                                         \
+    ((st)->ops->alert_list((st), (state), (after), (desc), (lim), (out)))
 #define store_alert_get(st, id, out) ((st)->ops->alert_get((st), (id), (out)))
 #define store_alert_put(st, a) ((st)->ops->alert_put((st), (a)))
 #define store_alert_event(st, id, at, ev, d) ((st)->ops->alert_event((st), (id), (at), (ev), (d)))

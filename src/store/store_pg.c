@@ -595,8 +595,8 @@ int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry *
 {
     struct pg_store *s = PG(st);
     struct buf sql, ids;
-    char after[24], limit[24];
-    const char *p[6];
+    char after[24], limit[24], ra[24], rb[24];
+    const char *p[8];
     int np = 0, rc = -1;
     PGresult *r = NULL;
     struct dlq_entry *v = NULL;
@@ -604,8 +604,18 @@ int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry *
     buf_init(&sql, 1 << 20);
     buf_init(&ids, 64u << 20);
 
-    p[np++] = pg_int(after, f->after_id);
-    buf_appends(&sql, "SELECT " DLQ_COLS " FROM dlq WHERE id > $1");
+    /* keyset on id, either way: a range on the primary key whatever the page */
+    p[np++] = pg_int(after, f->desc && !f->after_id ? INT64_MAX : f->after_id);
+    buf_appends(&sql, f->desc ? "SELECT " DLQ_COLS " FROM dlq WHERE id < $1"
+                              : "SELECT " DLQ_COLS " FROM dlq WHERE id > $1");
+    if (f->received_after_ms) {
+        p[np++] = pg_int(ra, f->received_after_ms);
+        buf_printf(&sql, " AND received_ms >= $%d::bigint", np);
+    }
+    if (f->received_before_ms) {
+        p[np++] = pg_int(rb, f->received_before_ms);
+        buf_printf(&sql, " AND received_ms < $%d::bigint", np);
+    }
     if (f->dataset) {
         p[np++] = f->dataset;
         buf_printf(&sql, " AND dataset = $%d", np);
@@ -630,7 +640,7 @@ int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry *
         buf_printf(&sql, " AND id = ANY($%d::bigint[])", np);
     }
     p[np++] = f->limit < 0 ? NULL : pg_int(limit, f->limit); /* negative: no limit, as SQLite */
-    if (buf_printf(&sql, " ORDER BY id LIMIT $%d", np) < 0) {
+    if (buf_printf(&sql, " ORDER BY id%s LIMIT $%d", f->desc ? " DESC" : "", np) < 0) {
         snprintf(s->err, sizeof s->err, "dlq list: out of memory");
         goto out;
     }

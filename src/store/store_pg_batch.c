@@ -131,21 +131,24 @@ static void cond(struct buf *sql, const char **p, int *np, const char *pre, cons
 int pg_batch_list(struct store *st, const struct batch_filter *f, struct batch **out, size_t *n)
 {
     struct pg_store *s = PG(st);
-    const char *p[8];
+    const char *p[9];
     int np = 0;
-    char created[24], limit[24];
+    char created[24], before[24], limit[24];
     struct buf sql;
     buf_init(&sql, 4096);
     buf_appends(&sql, "SELECT " BATCH_COLS " FROM batches WHERE true");
-    cond(&sql, p, &np, "id > ", f->after_id, "");
+    cond(&sql, p, &np, f->desc ? "id < " : "id > ", f->after_id, "");
     cond(&sql, p, &np, "status = ", f->status, "");
     cond(&sql, p, &np, "dataset = ", f->dataset, "");
     cond(&sql, p, &np, "source = ", f->source, "");
     cond(&sql, p, &np, "strpos(filename, ", f->filename_contains, ") > 0");
     cond(&sql, p, &np, "created_ms > ",
          f->created_after_ms ? pg_int(created, f->created_after_ms) : NULL, "::bigint");
+    cond(&sql, p, &np, "created_ms < ",
+         f->created_before_ms ? pg_int(before, f->created_before_ms) : NULL, "::bigint");
     p[np++] = limit_param(limit, f->limit);
-    buf_printf(&sql, " ORDER BY id LIMIT $%d::bigint", np);
+    /* ids sort by creation time (ingest_new_id): the primary key serves either order */
+    buf_printf(&sql, " ORDER BY id%s LIMIT $%d::bigint", f->desc ? " DESC" : "", np);
     if (!sql.data) {
         snprintf(s->err, sizeof s->err, "batch list: out of memory");
         return -1;

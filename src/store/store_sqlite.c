@@ -750,7 +750,13 @@ static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_
     struct sqlite_store *s = SQ(st);
     struct buf sql;
     buf_init(&sql, 1 << 20);
-    buf_appends(&sql, "SELECT " DLQ_COLS " FROM dlq WHERE id > ?1");
+    /* keyset on id, either way: a range on the rowid whatever the page */
+    buf_appends(&sql, f->desc ? "SELECT " DLQ_COLS " FROM dlq WHERE id < ?1"
+                              : "SELECT " DLQ_COLS " FROM dlq WHERE id > ?1");
+    if (f->received_after_ms)
+        buf_appends(&sql, " AND received_ms >= ?6");
+    if (f->received_before_ms)
+        buf_appends(&sql, " AND received_ms < ?7");
     if (f->dataset)
         buf_appends(&sql, " AND dataset = ?2");
     if (f->error_code)
@@ -763,14 +769,18 @@ static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_
             buf_printf(&sql, "%s%lld", i ? "," : "", (long long)f->ids[i]);
         buf_appends(&sql, ")");
     }
-    buf_appends(&sql, " ORDER BY id LIMIT ?5");
+    buf_appends(&sql, f->desc ? " ORDER BY id DESC LIMIT ?5" : " ORDER BY id LIMIT ?5");
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
         buf_release(&sql);
         return fail(s, "dlq list");
     }
     buf_release(&sql);
-    sqlite3_bind_int64(q, 1, f->after_id);
+    sqlite3_bind_int64(q, 1, f->desc && !f->after_id ? INT64_MAX : f->after_id);
+    if (f->received_after_ms)
+        sqlite3_bind_int64(q, 6, f->received_after_ms);
+    if (f->received_before_ms)
+        sqlite3_bind_int64(q, 7, f->received_before_ms);
     if (f->dataset)
         sqlite3_bind_text(q, 2, f->dataset, -1, SQLITE_STATIC);
     if (f->error_code)

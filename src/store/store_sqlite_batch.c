@@ -150,7 +150,7 @@ int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct bat
     buf_init(&sql, 1 << 16);
     buf_appends(&sql, "SELECT " BATCH_COLS " FROM batches WHERE 1");
     if (f->after_id)
-        buf_appends(&sql, " AND id > ?1");
+        buf_appends(&sql, f->desc ? " AND id < ?1" : " AND id > ?1");
     if (f->status)
         buf_appends(&sql, " AND status = ?2");
     if (f->dataset)
@@ -161,7 +161,10 @@ int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct bat
         buf_appends(&sql, " AND instr(filename, ?5) > 0");
     if (f->created_after_ms)
         buf_appends(&sql, " AND created_ms > ?6");
-    buf_appends(&sql, " ORDER BY id LIMIT ?7");
+    if (f->created_before_ms)
+        buf_appends(&sql, " AND created_ms < ?8");
+    /* ids sort by creation time (ingest_new_id): the primary key serves either order */
+    buf_appends(&sql, f->desc ? " ORDER BY id DESC LIMIT ?7" : " ORDER BY id LIMIT ?7");
     sqlite3_stmt *q;
     int rc = sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL);
     buf_release(&sql);
@@ -174,6 +177,7 @@ int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct bat
     bind_text_or_null(q, 5, f->filename_contains);
     sqlite3_bind_int64(q, 6, f->created_after_ms);
     sqlite3_bind_int(q, 7, f->limit);
+    sqlite3_bind_int64(q, 8, f->created_before_ms);
     size_t cap = 16, cnt = 0;
     struct batch *v = malloc(cap * sizeof *v);
     while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {

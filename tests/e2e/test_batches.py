@@ -83,7 +83,7 @@ def errors_json(server, bid):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["batch_id"] == bid
-    assert body["next"] is None
+    assert body["next_cursor"] is None
     return body["items"]
 
 
@@ -94,14 +94,14 @@ def error_tuples(items):
 def dlq_all(server, dataset, status="all"):
     items, after = [], None
     while True:
-        params = {"dataset": dataset, "status": status, "limit": 1000}
+        params = {"dataset": dataset, "status": status, "limit": 1000, "order": "asc"}
         if after:
-            params["after"] = after
+            params["cursor"] = after
         r = server.get("/api/v1/dlq", params=params)
         assert r.status_code == 200, r.text
         body = r.json()
         items += body["items"]
-        after = body["next"]
+        after = body["next_cursor"]
         if after is None:
             return items
 
@@ -636,7 +636,7 @@ def test_list_filters_and_pagination(server):
         return r.json()
 
     body = listing()
-    assert body["next"] is None
+    assert body["next_cursor"] is None
     assert sorted(x["batch_id"] for x in body["items"]) == sorted(allids)
     for x in body["items"]:
         assert set(x) >= BATCH_KEYS, x
@@ -656,12 +656,12 @@ def test_list_filters_and_pagination(server):
         while True:
             params = {"limit": limit}
             if after:
-                params["after"] = after
+                params["cursor"] = after
             page = listing(**params)
             pages += 1
             assert len(page["items"]) <= limit
             seen += [x["batch_id"] for x in page["items"]]
-            after = page["next"]
+            after = page["next_cursor"]
             if after is None:
                 break
             assert pages < 20
@@ -671,10 +671,10 @@ def test_list_filters_and_pagination(server):
     while True:
         params = {"limit": 1, "dataset": "judgments"}
         if after:
-            params["after"] = after
+            params["cursor"] = after
         page = listing(**params)
         seen += [x["batch_id"] for x in page["items"]]
-        after = page["next"]
+        after = page["next_cursor"]
         if after is None:
             break
     assert sorted(seen) == sorted(ids["ok"] + ids["bad"])
@@ -907,7 +907,8 @@ def test_dlq_retry_of_a_batch_row_uses_the_csv_header(make_server):
     bid = upload_ok(server, "judgments", body, {"error_threshold_percent": "90"})
     b = wait_status(server, bid)
     assert (b["status"], b["row_count_inserted"], b["row_count_invalid"]) == ("completed", 1, 2)
-    items = server.get("/api/v1/dlq", params={"dataset": "judgments"}).json()["items"]
+    items = server.get("/api/v1/dlq", params={"dataset": "judgments", "order": "asc"}).json()[
+        "items"]
     assert [i["payload"] for i in items] == ['pending,CASE-0000002,"1,5",2024-01-01',
                                             "pending,CASE-0000003,7,2024-01-01"]
     server.write_config(datasets_yaml=JUDGMENTS)  # `pending` is allowed again

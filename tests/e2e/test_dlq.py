@@ -57,25 +57,26 @@ def list_page(server, **params):
     r = server.get("/api/v1/dlq", params=params)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"items", "next"}, body
+    assert set(body) == {"items", "next_cursor"}, body
     return body
 
 
 def dlq_all(server, **params):
-    """Every item matching params, following `next`; checks no item comes twice."""
+    """Every item matching params, following `next_cursor`; checks no item comes twice."""
     params.setdefault("limit", 1000)
+    params.setdefault("order", "asc")
     items, after, seen = [], None, set()
     for _ in range(1000):
         p = dict(params)
         if after is not None:
-            p["after"] = after
+            p["cursor"] = after
         body = list_page(server, **p)
         assert len(body["items"]) <= int(params["limit"])
         for it in body["items"]:
             assert it["id"] not in seen, f"item {it['id']} returned twice"
             seen.add(it["id"])
         items += body["items"]
-        after = body["next"]
+        after = body["next_cursor"]
         if after is None:
             return items
     raise AssertionError("pagination never ended")
@@ -217,13 +218,13 @@ def test_keyset_pagination(dlq_server):
                           (25, {"dataset": "judgments"})):
         pages, after = [], None
         while True:
-            p = dict(params, limit=limit)
+            p = dict(params, limit=limit, order="asc")
             if after is not None:
-                p["after"] = after
+                p["cursor"] = after
             body = list_page(s, **p)
             assert len(body["items"]) <= limit
             pages.append(body["items"])
-            after = body["next"]
+            after = body["next_cursor"]
             if after is None:
                 break
             assert len(pages) < 100
@@ -235,10 +236,10 @@ def test_keyset_pagination(dlq_server):
         assert all(len(p) == limit for p in pages[:-1]), (limit, params)
 
     # a cursor stays valid while entries are added: paging on gives the rest, then the new ones
-    first = list_page(s, dataset="judgments", limit=7)
-    assert first["next"] is not None
+    first = list_page(s, dataset="judgments", limit=7, order="asc")
+    assert first["next_cursor"] is not None
     ingest(s, "judgments", [jrow(100 + i, amount=-1) for i in range(3)])
-    rest = dlq_all(s, dataset="judgments", limit=7, after=first["next"])
+    rest = dlq_all(s, dataset="judgments", limit=7, cursor=first["next_cursor"])
     got = [i["id"] for i in first["items"] + rest]
     assert len(got) == len(set(got)) == 28
     assert got == sorted(got)
@@ -459,16 +460,17 @@ def test_cli_list_show_retry_drop(server):
     api = dlq_all(server)
 
     out = cli_json("list", "--url", url)
-    assert [i["id"] for i in out["items"]] == [i["id"] for i in api]
-    assert out["next"] is None
+    assert [i["id"] for i in out["items"]] == [i["id"] for i in reversed(api)]  # newest first
+    assert out["next_cursor"] is None
 
     out = cli_json("list", "--dataset", "judgments", "--error-code", "OUT_OF_RANGE",
-                   "--status", "open", "--limit", "1", "--url", url)
-    assert len(out["items"]) == 1 and out["next"] is not None
+                   "--status", "open", "--limit", "1", "--order", "asc", "--url", url)
+    assert len(out["items"]) == 1 and out["next_cursor"] is not None
     first = out["items"][0]
     assert key_of(first) == "CASE-0000001"
     out = cli_json("list", "--dataset", "judgments", "--error-code", "OUT_OF_RANGE",
-                   "--limit", "1", "--after", out["next"], "--url", url)
+                   "--limit", "1", "--order", "asc", "--cursor", out["next_cursor"],
+                   "--url", url)
     assert [key_of(i) for i in out["items"]] == ["CASE-0000003"]
 
     out = cli_json("show", first["id"], "--url", url)

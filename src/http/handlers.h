@@ -27,6 +27,7 @@ void h_batches_list(struct http_conn *c, struct http_request *r);
 void h_batches_get(struct http_conn *c, struct http_request *r);
 void h_batches_patch(struct http_conn *c, struct http_request *r);
 void h_batches_errors(struct http_conn *c, struct http_request *r);
+void h_batches_file(struct http_conn *c, struct http_request *r);
 void h_batches_reset(struct http_conn *c, struct http_request *r);
 void h_batches_fail(struct http_conn *c, struct http_request *r);
 void h_batches_reprocess(struct http_conn *c, struct http_request *r);

@@ -45,6 +45,8 @@ const struct route http_routes[] = {
      PERM_OPERATE},
     {"GET", "/api/v1/batches/{id}/errors", h_batches_errors, "a batch's row errors (JSON or CSV)",
      0, NULL, PERM_READ},
+    {"GET", "/api/v1/batches/{id}/file", h_batches_file,
+     "the batch's original file, with its sha256 (Repr-Digest, ETag)", 0, NULL, PERM_READ},
     {"POST", "/api/v1/batches/{id}/reset", h_batches_reset, "back to uploaded", 0, NULL,
      PERM_OPERATE},
     {"POST", "/api/v1/batches/{id}/fail", h_batches_fail, "fail a batch with a reason", 1, NULL,

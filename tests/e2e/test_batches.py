@@ -1051,3 +1051,63 @@ def test_errors_download_is_streamed_in_row_order(server):
             s.recv(100)
     assert server.get("/healthz").status_code == 200
     assert len(errors_json(server, bid)) == 2 * n
+
+
+# ---------------------------------------------------------------- the original file
+
+def test_download_file_with_its_sha256(make_server, tmp_path):
+    import subprocess
+    from conftest import BIN
+    server = make_server(extra_yaml="batches: {workers: 0}\n")
+    data = b"case_number,amount,filed_date\n" + b"".join(
+        b"CASE-%07d,%d.5,2024-01-02\r\n" % (i, i) for i in range(150_000))  # ~5 MB, many pieces
+    assert len(data) > 4 * 1024 * 1024
+    bid = upload_ok(server, "judgments", data, {"filename": 'r\u00e9sum\u00e9 "q".csv'})
+    r = server.get(f"/api/v1/batches/{bid}/file", stream=True)
+    assert r.status_code == 200, r.text
+    got = r.raw.read(decode_content=False)
+    assert got == data
+    digest = hashlib.sha256(data)
+    assert r.headers["Repr-Digest"] == "sha-256=:%s:" % base64.b64encode(digest.digest()).decode()
+    assert r.headers["ETag"] == '"%s"' % digest.hexdigest()
+    assert r.headers["Content-Type"] == "text/csv"
+    cd = r.headers["Content-Disposition"]
+    assert cd.startswith('attachment; filename="r__sum__ _q_.csv"'), cd
+    assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22q%22.csv" in cd, cd
+    assert get_batch(server, bid)["sha256"] == digest.hexdigest()
+
+    out = tmp_path / "copy.csv"
+    p = subprocess.run([BIN, "batch", "download", bid, "-o", str(out), "--url", server.url],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert json.loads(p.stdout) == {"batch_id": bid, "file": str(out), "bytes": len(data),
+                                    "sha256": digest.hexdigest(), "verified": True}
+    assert out.read_bytes() == data
+    p = subprocess.run([BIN, "batch", "download", bid, "--url", server.url], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0 and p.stdout == data, p.stderr
+
+    assert_error(server.get("/api/v1/batches/bat_nope/file"), 404, "NOT_FOUND")
+    p = subprocess.run([BIN, "batch", "download", "bat_nope", "-o", str(tmp_path / "n.csv"),
+                        "--url", server.url], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "NOT_FOUND" in p.stdout, (p.stdout, p.stderr)
+    assert not (tmp_path / "n.csv").exists() and not (tmp_path / "n.csv.part").exists()
+
+
+@pytest.mark.sqlite_only("changes the kept file on disk")
+def test_download_of_a_damaged_file_is_cut_short(make_server, tmp_path):
+    import subprocess
+    from conftest import BIN
+    server = make_server(extra_yaml="batches: {workers: 0}\n")
+    data = b"case_number,amount,filed_date\nCASE-0000001,1,2024-01-02\n"
+    bid = upload_ok(server, "judgments", data)
+    path = os.path.join(server.data_dir, "batches", bid + ".csv")
+    with open(path, "r+b") as f:
+        f.write(b"X")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        server.get(f"/api/v1/batches/{bid}/file").content
+    out = tmp_path / "d.csv"
+    p = subprocess.run([BIN, "batch", "download", bid, "-o", str(out), "--url", server.url],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert not out.exists() and not (tmp_path / "d.csv.part").exists()

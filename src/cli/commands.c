@@ -23,6 +23,8 @@ const struct command cli_commands[] = {
      "       sluice dlq retry ID\n"
      "       sluice dlq retry --all [--dataset D] [--error-code C]\n"
      "       sluice dlq drop ID\n"
+     "       sluice dlq drop [--dataset D] [--error-code C] [--since T] [--until T] [--all]\n"
+     "                       [--dry-run]\n"
      "\n"
      "Lists are newest first (--order asc for oldest first); --cursor takes the answer's\n"
      "next_cursor. Times (--since, --until): epoch ms, RFC 3339 or a duration before now\n"

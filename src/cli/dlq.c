@@ -31,11 +31,12 @@ int cmd_dlq(int argc, char **argv)
                                          {"status", required_argument, NULL, 's'},
                                          CLIENT_LIST_OPTIONS,
                                          {"all", no_argument, NULL, 'A'},
+                                         {"dry-run", no_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
     const char *base = NULL;
     const char *dataset = NULL, *code = NULL, *status = NULL;
     struct list_opts lo = {0};
-    int all = 0, o;
+    int all = 0, dry = 0, o;
     const char *usage = cli_find("dlq")->usage;
     if (argc < 2) {
         fprintf(stderr, "%s", usage);
@@ -61,6 +62,9 @@ int cmd_dlq(int argc, char **argv)
             break;
         case 'A':
             all = 1;
+            break;
+        case 'r':
+            dry = 1;
             break;
         default:
             fprintf(stderr, "%s", usage);
@@ -97,6 +101,15 @@ int cmd_dlq(int argc, char **argv)
     } else if (!strcmp(sub, "retry") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s/retry", id);
         rc = client_print("POST", url.data, "");
+    } else if (!strcmp(sub, "drop") && !id) {
+        buf_appends(&url, "/api/v1/dlq");
+        client_param(&url, "dataset", dataset);
+        client_param(&url, "error_code", code);
+        client_param(&url, "dry_run", dry ? "true" : NULL);
+        client_param(&url, "all", all ? "true" : NULL);
+        if (client_time_param(&url, "since", "since", lo.since) == 0 &&
+            client_time_param(&url, "until", "until", lo.until) == 0)
+            rc = client_print("DELETE", url.data, NULL);
     } else if (!strcmp(sub, "drop") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s", id);
         rc = client_print("DELETE", url.data, NULL);

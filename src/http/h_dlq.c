@@ -105,11 +105,13 @@ struct dlq_req {
     struct catalog *cat;
     int result;
     size_t matched, resolved, still_open; /* bulk totals */
+    json_t *sample;                       /* bulk drop: the first ids dropped */
 };
 
 static void dlq_req_destroy(struct dlq_req *q)
 {
     dlq_job_release(&q->dj);
+    json_decref(q->sample);
     catalog_release(q->cat);
     free(q);
 }
@@ -138,6 +140,18 @@ static void dlq_answer(struct loop_msg *m)
         http_reply_json(q->conn, 200,
                         json_pack("{s:I,s:I,s:I}", "matched", (json_int_t)q->matched, "resolved",
                                   (json_int_t)q->resolved, "still_open", (json_int_t)q->still_open),
+                        NULL);
+    } else if (j->op == DLQ_DROP_BULK) {
+        q->matched += j->matched;
+        for (size_t i = 0; i < j->nsample && json_array_size(q->sample) < DLQ_SAMPLE; i++)
+            json_array_append_new(q->sample, json_integer(j->sample[i]));
+        if (j->more && writer_submit(q->svc->writer, &j->job) == 0)
+            return; /* the next page */
+        log_info("dlq", "bulk drop", "\"dropped\":%zu", q->matched);
+        http_reply_json(q->conn, 200,
+                        json_pack("{s:b,s:I,s:I,s:O}", "dry_run", 0, "matched",
+                                  (json_int_t)q->matched, "dropped", (json_int_t)q->matched,
+                                  "sample_ids", q->sample),
                         NULL);
     } else if (j->status == 200) {
         http_reply_json(q->conn, 200, json_incref(j->result), NULL);
@@ -258,5 +272,56 @@ void h_dlq_retry_bulk(struct http_conn *c, struct http_request *r)
         }
     }
     json_decref(f);
+    submit(c, q);
+}
+
+/* DELETE /api/v1/dlq?dataset=&error_code=&since=&until=&dry_run=&all=: drop the open
+ * entries matching the filter (in pages, as a bulk retry); a dry run counts them on the
+ * loop's store and changes nothing. No filter at all needs all=true. */
+void h_dlq_drop_bulk(struct http_conn *c, struct http_request *r)
+{
+    struct dlq_query b;
+    struct dlq_filter f;
+    dlq_filter_from(r, &b, &f); /* status is not a parameter here: open entries only */
+    if (!f.dataset && !f.error_code && !f.received_after_ms && !f.received_before_ms &&
+        !hq_bool(r, "all")) {
+        http_reply_error(c, ERR_INVALID_PARAMETER,
+                         "give at least one filter: dataset, error_code, since, until (or "
+                         "all=true to drop every open entry)");
+        return;
+    }
+    if (hq_bool(r, "dry_run")) {
+        struct store *st = http_conn_store(c);
+        struct dlq_entry *v = NULL;
+        size_t n = 0;
+        int64_t count = 0;
+        f.limit = DLQ_SAMPLE;
+        if (store_dlq_count(st, &f, &count) < 0 || store_dlq_list(st, &f, &v, &n) < 0) {
+            http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+            return;
+        }
+        json_t *ids = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(ids, json_integer(v[i].id));
+            dlq_entry_release(&v[i]);
+        }
+        free(v);
+        http_reply_json(c, 200,
+                        json_pack("{s:b,s:I,s:I,s:o}", "dry_run", 1, "matched", (json_int_t)count,
+                                  "dropped", (json_int_t)0, "sample_ids", ids),
+                        NULL);
+        return;
+    }
+    struct dlq_req *q = dlq_req_new(c, DLQ_DROP_BULK);
+    if (!q || !(q->sample = json_array())) {
+        if (q)
+            dlq_req_destroy(q);
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    q->dj.dataset = f.dataset ? strdup(f.dataset) : NULL;
+    q->dj.error_code = f.error_code ? strdup(f.error_code) : NULL;
+    q->dj.since_ms = f.received_after_ms;
+    q->dj.until_ms = f.received_before_ms;
     submit(c, q);
 }

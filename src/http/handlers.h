@@ -22,6 +22,7 @@ void h_dlq_get(struct http_conn *c, struct http_request *r);
 void h_dlq_retry(struct http_conn *c, struct http_request *r);
 void h_dlq_retry_bulk(struct http_conn *c, struct http_request *r);
 void h_dlq_drop(struct http_conn *c, struct http_request *r);
+void h_dlq_drop_bulk(struct http_conn *c, struct http_request *r);
 void h_batches_upload(struct http_conn *c, struct http_request *r);
 void h_batches_list(struct http_conn *c, struct http_request *r);
 void h_batches_get(struct http_conn *c, struct http_request *r);

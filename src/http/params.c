@@ -74,6 +74,13 @@ static const struct qparam p_dlq_list[] = {STR("dataset"),
                                            ORDER,
                                            {"cursor", QP_CURSOR, "dlq", 1, 0},
                                            END};
+static const struct qparam p_dlq_drop_bulk[] = {STR("dataset"),
+                                                STR("error_code"),
+                                                TIME("since"),
+                                                TIME("until"),
+                                                BOOL("dry_run"),
+                                                BOOL("all"),
+                                                END};
 static const struct qparam p_dataset[] = {STR("dataset"), END};
 static const struct qparam p_hourly[] = {{"hours", QP_INT, NULL, 1, 24 * 400}, STR("dataset"), END};
 static const struct qparam p_monthly[] = {{"months", QP_INT, NULL, 1, 120}, STR("dataset"), END};
@@ -97,13 +104,13 @@ static const struct {
     http_handler handler;
     const struct qparam *params;
 } table[] = {
-    {h_events_post, p_events},         {h_batches_upload, p_upload},
-    {h_batches_list, p_batches_list},  {h_batches_delete_bulk, p_batches_delete_bulk},
-    {h_batches_delete, p_dry_run},     {h_batches_errors, p_batch_errors},
-    {h_dlq_list, p_dlq_list},          {h_stats_kpis, p_dataset},
-    {h_stats_hourly, p_hourly},        {h_stats_monthly, p_monthly},
-    {h_errors_distribution, p_hourly}, {h_alerts_list, p_alerts_list},
-    {h_audit_list, p_audit_list},
+    {h_events_post, p_events},        {h_batches_upload, p_upload},
+    {h_batches_list, p_batches_list}, {h_batches_delete_bulk, p_batches_delete_bulk},
+    {h_batches_delete, p_dry_run},    {h_batches_errors, p_batch_errors},
+    {h_dlq_list, p_dlq_list},         {h_dlq_drop_bulk, p_dlq_drop_bulk},
+    {h_stats_kpis, p_dataset},        {h_stats_hourly, p_hourly},
+    {h_stats_monthly, p_monthly},     {h_errors_distribution, p_hourly},
+    {h_alerts_list, p_alerts_list},   {h_audit_list, p_audit_list},
 };
 
 const struct qparam *http_params_of(http_handler handler)

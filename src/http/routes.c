@@ -29,6 +29,8 @@ const struct route http_routes[] = {
      PERM_OPERATE},
     {"GET", "/api/v1/dlq/{id}", h_dlq_get, "one DLQ entry", 0, NULL, PERM_READ},
     {"POST", "/api/v1/dlq/{id}/retry", h_dlq_retry, "retry one DLQ entry", 0, NULL, PERM_OPERATE},
+    {"DELETE", "/api/v1/dlq", h_dlq_drop_bulk,
+     "drop the open DLQ entries matching a filter (?dry_run=true)", 0, NULL, PERM_OPERATE},
     {"DELETE", "/api/v1/dlq/{id}", h_dlq_drop, "drop one DLQ entry (kept for audit)", 0, NULL,
      PERM_OPERATE},
     {"POST", "/api/v1/datasets/{name}/batches", h_batches_upload, "upload a CSV file as a batch", 1,

@@ -219,6 +219,8 @@ struct store_ops {
     int (*dlq_get)(struct store *st, int64_t id, struct dlq_entry *out); /* 1 = not found */
     int (*dlq_list)(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
                     size_t *n);
+    /* How many entries f matches (its order, cursor and limit aside: every page). */
+    int (*dlq_count)(struct store *st, const struct dlq_filter *f, int64_t *n);
     int (*dlq_set)(struct store *st, int64_t id, const char *status, int attempts,
                    const char *errors_json, const char *codes, int64_t now_ms);
     int (*dlq_depth)(struct store *st, json_t **by_dataset); /* {"ds": n, ...} */
@@ -406,6 +408,7 @@ void store_close(struct store *st); /* accepts NULL */
 #define store_dlq_add(st, e, id) ((st)->ops->dlq_add((st), (e), (id)))
 #define store_dlq_get(st, id, out) ((st)->ops->dlq_get((st), (id), (out)))
 #define store_dlq_list(st, f, out, n) ((st)->ops->dlq_list((st), (f), (out), (n)))
+#define store_dlq_count(st, f, n) ((st)->ops->dlq_count((st), (f), (n)))
 #define store_dlq_set(st, id, s, a, e, c, now)                                                     \
     ((st)->ops->dlq_set((st), (id), (s), (a), (e), (c), (now)))
 #define store_dlq_depth(st, out) ((st)->ops->dlq_depth((st), (out)))

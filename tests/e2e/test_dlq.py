@@ -505,3 +505,67 @@ def test_cli_exit_codes(server):
                  ("retry", "--url", url), ("list", "--no-such-flag", "--url", url), ()):
         rc, out, err = cli(*args)
         assert rc == 2, (args, rc, out, err)
+
+
+# ---------------------------------------------------------------- drop by filter
+
+def statuses(server):
+    return {i["id"]: i["status"] for i in dlq_all(server, status="all")}
+
+
+def test_drop_by_filter(dlq_server):
+    s = dlq_server
+    ingest(s, "judgments", [jrow(i, amount=-1) for i in range(450)])  # OUT_OF_RANGE, > 2 pages
+    ingest(s, "judgments", [jrow(1000 + i, status="x") for i in range(5)])  # NOT_IN_ENUM
+    ingest(s, "readings", [{"sensor": f"s{i}", "value": -1} for i in range(3)])
+    time.sleep(0.05)
+    cut = int(time.time() * 1000)
+    time.sleep(0.05)
+    ingest(s, "readings", [{"sensor": "late", "value": -1}])
+    before = statuses(s)
+    assert len(before) == 459 and set(before.values()) == {"open"}
+
+    # no filter, a bad boolean, an unknown parameter: refused, nothing dropped
+    assert_error(s.delete("/api/v1/dlq"), 400, "INVALID_PARAMETER")
+    assert_error(s.delete("/api/v1/dlq", params={"dataset": "judgments", "dry_run": "yes"}), 400,
+                 "INVALID_PARAMETER")
+    assert_error(s.delete("/api/v1/dlq", params={"dataset": "judgments", "dryrun": "true"}), 400,
+                 "UNKNOWN_PARAMETER")
+    assert_error(s.delete("/api/v1/dlq", params={"since": "soon"}), 400, "INVALID_PARAMETER")
+    assert statuses(s) == before
+
+    # a dry run says what would go and changes nothing
+    r = s.delete("/api/v1/dlq", params={"dataset": "judgments", "error_code": "OUT_OF_RANGE",
+                                        "dry_run": "true"})
+    assert r.status_code == 200, r.text
+    dry = r.json()
+    assert dry["dry_run"] is True and dry["matched"] == 450 and dry["dropped"] == 0, dry
+    oor = sorted(i for i, st in before.items() if i <= max(before) - 9)  # the first 450 ids
+    assert dry["sample_ids"] == oor[:10], dry
+    assert statuses(s) == before
+
+    r = s.delete("/api/v1/dlq", params={"dataset": "judgments", "error_code": "OUT_OF_RANGE"})
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done == {"dry_run": False, "matched": 450, "dropped": 450,
+                    "sample_ids": dry["sample_ids"]}, done
+    after = statuses(s)
+    assert [i for i, st in after.items() if st == "dropped"] == oor
+    assert sum(st == "open" for st in after.values()) == 9
+
+    # the time range: only the readings received before the cut
+    r = s.delete("/api/v1/dlq", params={"dataset": "readings", "until": cut})
+    assert r.status_code == 200 and r.json()["dropped"] == 3, r.text
+    open_left = [i for i in dlq_all(s, dataset="readings")]
+    assert [json.loads(i["payload"])["sensor"] for i in open_left] == ["late"]
+    # dropping again finds nothing
+    r = s.delete("/api/v1/dlq", params={"dataset": "readings", "until": cut})
+    assert r.json() == {"dry_run": False, "matched": 0, "dropped": 0, "sample_ids": []}, r.text
+
+    # the CLI, then all=true for what is left
+    out = cli_json("drop", "--dataset", "judgments", "--dry-run", "--url", s.url)
+    assert out["dry_run"] is True and out["matched"] == 5
+    assert cli("drop", "--since", "-1h", "--url", s.url)[0] == 2  # a bad time: a usage error
+    out = cli_json("drop", "--all", "--url", s.url)
+    assert out["dropped"] == 6
+    assert set(statuses(s).values()) == {"dropped"}

@@ -85,5 +85,7 @@ const char *const pg_migrations[] = {
     " data BYTEA NOT NULL, created_ms BIGINT NOT NULL, PRIMARY KEY (batch_id, seq));"
     "ALTER TABLE batch_files ALTER COLUMN data SET STORAGE EXTERNAL;"
     "ALTER TABLE batches ALTER COLUMN path DROP NOT NULL;",
+    /* 3: the DLQ list by status in id order, either way (as SQLite's migration 8) */
+    "CREATE INDEX dlq_status_id ON dlq(status, id);",
 };
 const int pg_nmigrations = sizeof pg_migrations / sizeof pg_migrations[0];

@@ -107,6 +107,9 @@ static const char *migrations[] = {
     " sum(rejected), sum(duplicate), sum(batches), sum(batches_failed) FROM rollup_hour"
     " GROUP BY dataset, hour / 24;"
     "CREATE INDEX batches_created ON batches(created_ms);",
+    /* 8: the DLQ list by status in id order, either way (without it, and without
+     * statistics, a page of open entries sorted the whole status in a temp B-tree) */
+    "CREATE INDEX dlq_status_id ON dlq(status, id);",
 };
 
 int sqlite_fail(struct sqlite_store *s, const char *what)

@@ -263,3 +263,29 @@ def test_cursor_checks(server):
     for junk in ("1", "abc", "djEgZGxxIGQgeA", "%00", "=="):
         error(server.get("/api/v1/dlq", params={"cursor": junk}), 400, "INVALID_CURSOR")
     assert server.get("/api/v1/batches", params={"cursor": b}).status_code == 200
+
+
+def test_cli_times_order_and_cursor(server):
+    import subprocess
+    from conftest import BIN
+
+    def cli(*args):
+        p = subprocess.run([BIN, "batch", "list", *args, "--url", server.url],
+                           capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+    ids = [upload(server, f"cli{i}.csv") for i in range(3)]
+    rc, out, err = cli("--since", "1h", "--order", "asc", "--limit", "2")
+    assert rc == 0, (out, err)
+    page = json.loads(out)
+    assert [b["batch_id"] for b in page["items"]] == ids[:2] and page["next_cursor"]
+    rc, out, err = cli("--since", "1h", "--order", "asc", "--limit", "2",
+                       "--cursor", page["next_cursor"])
+    assert rc == 0 and [b["batch_id"] for b in json.loads(out)["items"]] == ids[2:], (out, err)
+    rc, out, err = cli("--until", "1h")
+    assert rc == 0 and json.loads(out)["items"] == [], (out, err)
+    rc, out, err = cli()
+    assert [b["batch_id"] for b in json.loads(out)["items"]] == ids[::-1]
+    for bad, says in (("2024-02-30T00:00:00Z", "no day 30"), ("-1h", "negative"),
+                      ("soon", "expected")):
+        rc, out, err = cli("--since", bad)
+        assert rc == 2 and "--since" in err and says in err and out == "", (bad, rc, out, err)

@@ -92,6 +92,17 @@ static int parse_pct(const char *s, double *out)
     return 0;
 }
 
+/* A Content-Type to keep with the batch and answer its download with: printable ASCII only
+ * (it goes into a header again), at most 200 bytes; NULL otherwise. */
+static char *clean_ctype(const char *ct)
+{
+    size_t n = ct ? strlen(ct) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (ct[i] < 0x20 || ct[i] > 0x7e)
+            return NULL;
+    return n && n <= 200 ? strdup(ct) : NULL;
+}
+
 static const struct multipart_cb mp_cb; /* below */
 
 static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_err *code,
@@ -147,6 +158,8 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
     }
     u->b.dataset = strdup(ds->name);
     u->b.error_threshold_percent = ds->error_threshold_percent;
+    if (!multipart) /* multipart: the file part's, when it comes */
+        u->b.content_type = clean_ctype(ct);
     if (http_query(r, "source", v, sizeof v) == 1 && v[0])
         u->b.source = strdup(v);
     if (http_query(r, "filename", v, sizeof v) == 1 && v[0])
@@ -226,6 +239,7 @@ static int mp_begin(void *arg, const struct multipart_part *part)
         u->part = PART_FILE;
         if (part->filename && !u->b.filename)
             u->b.filename = clean_filename(part->filename);
+        u->b.content_type = clean_ctype(part->content_type);
     } else if (!strcmp(part->name, "source") || !strcmp(part->name, "error_threshold_percent") ||
                !strcmp(part->name, "filename")) {
         u->part = PART_FIELD;
@@ -801,9 +815,13 @@ void h_batches_file(struct http_conn *c, struct http_request *r)
     disposition(b.filename && *b.filename ? b.filename : b.id, dispo, sizeof dispo);
     snprintf(hdr, sizeof hdr, "Repr-Digest: sha-256=:%s:\r\nETag: \"%s\"\r\n%s", b64, b.sha256,
              dispo);
+    /* the upload's Content-Type; text/csv for a batch that does not have one (a multipart
+     * file part without one, or a batch recorded before it was kept) */
+    char ctype[256];
+    snprintf(ctype, sizeof ctype, "%s", b.content_type ? b.content_type : "text/csv");
     catalog_release(cat);
     batch_release(&b);
-    http_reply_stream(c, 200, "text/csv", hdr, file_stream_fill, file_stream_done, d);
+    http_reply_stream(c, 200, ctype, hdr, file_stream_fill, file_stream_done, d);
     return;
 fail:
     if (d)

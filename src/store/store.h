@@ -38,6 +38,7 @@ struct row_meta {
  * (batch_release). */
 struct batch {
     char *id, *dataset, *source, *filename, *path, *sha256, *status, *rejection_reason, *worker;
+    char *content_type; /* the upload's (the file part's for multipart), NULL when not known */
     int64_t bytes;
     double error_threshold_percent;
     int64_t total, inserted, invalid, duplicate;

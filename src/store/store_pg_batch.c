@@ -17,7 +17,7 @@
     "id, dataset, source, filename, path, bytes, sha256, status, rejection_reason,"                \
     " error_threshold_percent, row_count_total, row_count_inserted, row_count_invalid,"            \
     " row_count_duplicate, attempts, worker, lease_until_ms, heartbeat_ms, created_ms,"            \
-    " updated_ms, started_ms, finished_ms"
+    " updated_ms, started_ms, finished_ms, content_type"
 
 /* The statuses a worker holds a batch in (a lease that can expire). */
 #define WORKING "('staging','validating','transforming','inserting','upserting')"
@@ -47,6 +47,7 @@ static void read_batch(const PGresult *r, int i, struct batch *b)
     b->updated_ms = pg_get_int(r, i, 19);
     b->started_ms = pg_get_int(r, i, 20);
     b->finished_ms = pg_get_int(r, i, 21);
+    b->content_type = pg_get_str(r, i, 22);
 }
 
 /* A LIMIT parameter: a negative limit means none (as SQLite reads LIMIT -1). */
@@ -82,19 +83,21 @@ int pg_batch_add(struct store *st, const struct batch *b)
     struct pg_store *s = PG(st);
     char bytes[24], pct[32], created[24];
     snprintf(pct, sizeof pct, "%.17g", b->error_threshold_percent);
-    const char *p[9] = {b->id,       b->dataset, b->source,
-                        b->filename, b->path,    pg_int(bytes, b->bytes),
-                        b->sha256,   pct,        pg_int(created, b->created_ms)};
+    const char *p[10] = {b->id,          b->dataset, b->source,
+                         b->filename,    b->path,    pg_int(bytes, b->bytes),
+                         b->sha256,      pct,        pg_int(created, b->created_ms),
+                         b->content_type};
     /* The record and its first event in one statement; then wake the workers of every node
      * (the notification is delivered when the transaction commits). */
-    int rc = pg_cmd(s, "batch add",
-                    "WITH b AS (INSERT INTO batches(id, dataset, source, filename, path, bytes,"
-                    " sha256, status, error_threshold_percent, created_ms, updated_ms)"
-                    " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, 'uploaded', $8::float8,"
-                    " $9::bigint, $9::bigint) RETURNING id)"
-                    " INSERT INTO batch_events(batch_id, status, at_ms)"
-                    " SELECT id, 'uploaded', $9::bigint FROM b",
-                    9, p);
+    int rc =
+        pg_cmd(s, "batch add",
+               "WITH b AS (INSERT INTO batches(id, dataset, source, filename, path, bytes,"
+               " sha256, status, error_threshold_percent, created_ms, updated_ms, content_type)"
+               " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, 'uploaded', $8::float8,"
+               " $9::bigint, $9::bigint, $10) RETURNING id)"
+               " INSERT INTO batch_events(batch_id, status, at_ms)"
+               " SELECT id, 'uploaded', $9::bigint FROM b",
+               10, p);
     return rc < 0 ? -1 : pg_cmd(s, "batch notify", "NOTIFY sluice_batches", 0, NULL);
 }
 

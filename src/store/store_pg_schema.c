@@ -87,5 +87,7 @@ const char *const pg_migrations[] = {
     "ALTER TABLE batches ALTER COLUMN path DROP NOT NULL;",
     /* 3: the DLQ list by status in id order, either way (as SQLite's migration 8) */
     "CREATE INDEX dlq_status_id ON dlq(status, id);",
+    /* 4: the Content-Type a batch was uploaded with (as SQLite's migration 9) */
+    "ALTER TABLE batches ADD COLUMN content_type TEXT;",
 };
 const int pg_nmigrations = sizeof pg_migrations / sizeof pg_migrations[0];

@@ -110,6 +110,8 @@ static const char *migrations[] = {
     /* 8: the DLQ list by status in id order, either way (without it, and without
      * statistics, a page of open entries sorted the whole status in a temp B-tree) */
     "CREATE INDEX dlq_status_id ON dlq(status, id);",
+    /* 9: the Content-Type a batch was uploaded with, which its download answers with */
+    "ALTER TABLE batches ADD COLUMN content_type TEXT;",
 };
 
 int sqlite_fail(struct sqlite_store *s, const char *what)

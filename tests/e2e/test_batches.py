@@ -1087,6 +1087,20 @@ def test_download_file_with_its_sha256(make_server, tmp_path):
                        timeout=60)
     assert p.returncode == 0 and p.stdout == data, p.stderr
 
+    # the Content-Type of the upload: the body's, or the multipart file part's
+    small = b"case_number,amount,filed_date\nCASE-0000001,1,2024-01-02\n"
+    r = upload(server, "judgments", small, ctype="application/octet-stream")
+    assert r.status_code == 202, r.text
+    b2 = r.json()["batch_id"]
+    r = server.get(f"/api/v1/batches/{b2}/file")
+    assert r.headers["Content-Type"] == "application/octet-stream" and r.content == small
+    r = requests.post(f"{server.url}/api/v1/datasets/judgments/batches", timeout=30,
+                      files={"file": ("x.csv", small, "application/vnd.ms-excel")})
+    assert r.status_code == 202, r.text
+    r = server.get(f"/api/v1/batches/{r.json()['batch_id']}/file")
+    assert r.headers["Content-Type"] == "application/vnd.ms-excel" and r.content == small
+    assert r.headers["Content-Disposition"] == 'attachment; filename="x.csv"'
+
     assert_error(server.get("/api/v1/batches/bat_nope/file"), 404, "NOT_FOUND")
     p = subprocess.run([BIN, "batch", "download", "bat_nope", "-o", str(tmp_path / "n.csv"),
                         "--url", server.url], capture_output=True, text=True, timeout=60)

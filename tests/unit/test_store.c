@@ -233,7 +233,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     open_fresh();
     cr_expect_eq(store_migrate(st), 0, "second migrate: %s", store_errmsg(st));
     cr_expect_eq(store_ping(st), 0);
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 8);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 9);
     cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                          " ('datasets', 'dlq', 'idempotency')"),
                  3);
@@ -245,7 +245,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     st = store_open(uri, 0, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     cr_expect_eq(store_migrate(st), 0, "%s", store_errmsg(st));
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 8);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 9);
 }
 
 Test(store, open_errors)

@@ -22,18 +22,13 @@ int client_print(const char *method, const char *url, const char *body);
 
 /* Append ?name=value / &name=value, URL-escaped, when value is not NULL. */
 void client_param(struct buf *url, const char *name, const char *value);
-/* The options of a list command (struct option rows for getopt_long, <getopt.h>): --limit,
- * --cursor (or its old name --after), --order, --since, --until. */
+/* The options of a list command, rows of its getopt table (written out in each, so that the
+ * docs test sees them): {"limit", 'n'}, {"cursor", 'a'}, {"order", 'O'}, {"since", 'S'},
+ * {"until", 'U'}, all with required_argument. */
 struct list_opts {
     const char *limit, *cursor, *order, *since, *until;
 };
-/* clang-format off */
-#define CLIENT_LIST_OPTIONS                                                                        \
-    {"limit", required_argument, NULL, 'n'}, {"cursor", required_argument, NULL, 'a'},            \
-    {"after", required_argument, NULL, 'a'}, {"order", required_argument, NULL, 'O'},             \
-    {"since", required_argument, NULL, 'S'}, {"until", required_argument, NULL, 'U'}
-/* clang-format on */
-/* Record getopt's o (with its optarg) when it is one of CLIENT_LIST_OPTIONS: 1, else 0. */
+/* Record getopt's o (with its optarg) when it is one of the list options: 1, else 0. */
 int client_list_opt(int o, const char *arg, struct list_opts *l);
 /* Append l's parameters to url, the times (--since/--until) as since_name/until_name in
  * epoch ms. -1 after a message on stderr for a bad time (a usage error). */

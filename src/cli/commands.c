@@ -44,7 +44,7 @@ const struct command cli_commands[] = {
      "                         [--order desc|asc] [--limit N] [--cursor CURSOR]\n"
      "       sluice batch show ID\n"
      "       sluice batch errors ID [--csv]\n"
-     "       sluice batch download ID [-o FILE]\n"
+     "       sluice batch download ID [-o|--output FILE]\n"
      "       sluice batch reset ID | reprocess ID\n"
      "       sluice batch fail ID [--reason TEXT]\n"
      "       sluice batch set-threshold ID PERCENT\n"

@@ -25,14 +25,13 @@ static int is_id(const char *s)
 
 int cmd_dlq(int argc, char **argv)
 {
-    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
-                                         {"dataset", required_argument, NULL, 'd'},
-                                         {"error-code", required_argument, NULL, 'e'},
-                                         {"status", required_argument, NULL, 's'},
-                                         CLIENT_LIST_OPTIONS,
-                                         {"all", no_argument, NULL, 'A'},
-                                         {"dry-run", no_argument, NULL, 'r'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'},        {"dataset", required_argument, NULL, 'd'},
+        {"error-code", required_argument, NULL, 'e'}, {"status", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'n'},      {"cursor", required_argument, NULL, 'a'},
+        {"order", required_argument, NULL, 'O'},      {"since", required_argument, NULL, 'S'},
+        {"until", required_argument, NULL, 'U'},      {"all", no_argument, NULL, 'A'},
+        {"dry-run", no_argument, NULL, 'r'},          {NULL, 0, NULL, 0}};
     const char *base = NULL;
     const char *dataset = NULL, *code = NULL, *status = NULL;
     struct list_opts lo = {0};

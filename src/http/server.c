@@ -26,8 +26,8 @@
 #include <uv.h>
 
 #include "auth/audit.h"
-#include "http/params.h"
 #include "http/router.h"
+#include "http/params.h" /* after router.h: the check before a handler */
 #include "ops/latency.h"
 #include "ops/metrics.h"
 #include "service/service.h"

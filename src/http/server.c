@@ -27,7 +27,7 @@
 
 #include "auth/audit.h"
 #include "http/router.h"
-#include "http/params.h" /* after router.h: the check before a handler */
+#include "http/params.h"
 #include "ops/latency.h"
 #include "ops/metrics.h"
 #include "service/service.h"

@@ -575,6 +575,8 @@ static void expect_ids(const struct dlq_filter *f, const int64_t *want, size_t n
                      (long long)got[i], (long long)want[i]);
 }
 
+#include "dlq_list_test.h"
+
 Test(store, dlq_add_get, .fini = cleanup)
 {
     open_fresh();
@@ -1075,4 +1077,10 @@ Test(store, batch_spool_sweep_removes_only_old_spools, .fini = cleanup_files)
     cr_expect_eq(access(fresh_spool, F_OK), 0, "a live upload's spool was removed");
     cr_expect_eq(access(kept, F_OK), 0, "a kept file is not a spool");
     free(kept);
+}
+
+Test(store, dlq_list_desc_time_range_and_count, .fini = cleanup)
+{
+    open_fresh();
+    dlq_desc_range_count(st);
 }

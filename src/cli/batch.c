@@ -7,9 +7,11 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "util/buf.h"
+#include "util/hex.h"
 
 struct progress {
     int tty;
@@ -125,6 +128,136 @@ static json_t *wait_batch(const char *base, const char *id, int tty)
     }
 }
 
+/* A download under way: the file goes to out and through the hash; an error answer to err. */
+struct download {
+    CURL *h;
+    FILE *out;
+    EVP_MD_CTX *md;
+    int64_t bytes;
+    struct buf err;
+    char digest[128]; /* the Repr-Digest header's sha-256 value (base64) */
+};
+
+static size_t dl_write(char *p, size_t size, size_t n, void *arg)
+{
+    struct download *d = arg;
+    long status = 0;
+    curl_easy_getinfo(d->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200)
+        return buf_append(&d->err, p, size * n) < 0 ? 0 : size * n;
+    d->bytes += (int64_t)(size * n);
+    EVP_DigestUpdate(d->md, p, size * n);
+    return fwrite(p, size, n, d->out);
+}
+
+static size_t dl_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct download *d = arg;
+    size_t len = size * n;
+    static const char name[] = "repr-digest:";
+    if (len > sizeof name && !strncasecmp(p, name, sizeof name - 1)) {
+        const char *v = memmem(p, len, "sha-256=:", 9);
+        const char *end = v ? memchr(v + 9, ':', len - (size_t)(v + 9 - p)) : NULL;
+        if (v && end && (size_t)(end - v - 9) < sizeof d->digest)
+            snprintf(d->digest, sizeof d->digest, "%.*s", (int)(end - v - 9), v + 9);
+    }
+    return len;
+}
+
+/* `sluice batch download ID [-o FILE]`: the batch's file, its sha256 checked against the
+ * server's Repr-Digest. With -o the file is written to FILE.part and renamed when whole
+ * and verified; without, it goes to stdout (and the exit code says whether it verified). */
+static int download(const char *base, const char *id, const char *path)
+{
+    struct download d = {0};
+    char url[1024], part[4096] = "";
+    int rc = 1;
+    char *esc = curl_easy_escape(NULL, id, 0);
+    snprintf(url, sizeof url, "%s/api/v1/batches/%s/file", base, esc ? esc : id);
+    curl_free(esc);
+    buf_init(&d.err, 1 << 20);
+    if (path) {
+        snprintf(part, sizeof part, "%s.part", path);
+        if (!(d.out = fopen(part, "wb"))) {
+            fprintf(stderr, "sluice: %s: cannot write\n", part);
+            buf_release(&d.err);
+            return 1;
+        }
+    } else {
+        d.out = stdout;
+    }
+    d.h = curl_easy_init();
+    d.md = EVP_MD_CTX_new();
+    struct curl_slist *hdrs = client_auth(NULL);
+    long status = -1;
+    if (!d.h || !d.md || EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) != 1)
+        goto out;
+    curl_easy_setopt(d.h, CURLOPT_URL, url);
+    curl_easy_setopt(d.h, CURLOPT_WRITEFUNCTION, dl_write);
+    curl_easy_setopt(d.h, CURLOPT_WRITEDATA, &d);
+    curl_easy_setopt(d.h, CURLOPT_HEADERFUNCTION, dl_header);
+    curl_easy_setopt(d.h, CURLOPT_HEADERDATA, &d);
+    if (hdrs)
+        curl_easy_setopt(d.h, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode cr = curl_easy_perform(d.h);
+    curl_easy_getinfo(d.h, CURLINFO_RESPONSE_CODE, &status);
+    if (cr != CURLE_OK) {
+        fprintf(stderr, "sluice: %s: %s\n", url, curl_easy_strerror(cr));
+        goto out;
+    }
+    if (status != 200) {
+        printf("%.*s%s", (int)d.err.len, d.err.data ? d.err.data : "",
+               d.err.len && d.err.data[d.err.len - 1] == '\n' ? "" : "\n");
+        goto out;
+    }
+    unsigned char dig[32], want[48];
+    unsigned len = 0;
+    char hex[65], want_hex[65];
+    EVP_DigestFinal_ex(d.md, dig, &len);
+    hex_encode(dig, 32, hex);
+    int wl = d.digest[0] && strlen(d.digest) == 44
+                 ? EVP_DecodeBlock(want, (const unsigned char *)d.digest, 44)
+                 : -1;
+    if (wl < 32) {
+        fprintf(stderr, "sluice: %s: the answer has no Repr-Digest sha-256 to check\n", url);
+        goto out;
+    }
+    hex_encode(want, 32, want_hex);
+    if (strcmp(hex, want_hex) != 0) {
+        fprintf(stderr, "sluice: batch %s: the file's sha256 is %s, the server's %s\n", id, hex,
+                want_hex);
+        goto out;
+    }
+    if (path) {
+        FILE *f = d.out;
+        d.out = NULL;
+        if (fclose(f) != 0 || rename(part, path) != 0) {
+            fprintf(stderr, "sluice: %s: cannot write\n", path);
+            goto out;
+        }
+        part[0] = 0;
+        json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:b}", "batch_id", id, "file", path, "bytes",
+                              (json_int_t)d.bytes, "sha256", hex, "verified", 1);
+        char *line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        printf("%s\n", line ? line : "{}");
+        free(line);
+        json_decref(j);
+    } else if (fflush(stdout) != 0) {
+        goto out;
+    }
+    rc = 0;
+out:
+    if (path && d.out)
+        fclose(d.out);
+    if (part[0])
+        unlink(part);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(d.h);
+    EVP_MD_CTX_free(d.md);
+    buf_release(&d.err);
+    return rc;
+}
+
 int cmd_upload(int argc, char **argv)
 {
     static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
@@ -215,14 +348,18 @@ int cmd_batch(int argc, char **argv)
                                          {"status", required_argument, NULL, 's'},
                                          {"dataset", required_argument, NULL, 'd'},
                                          {"limit", required_argument, NULL, 'n'},
-                                         {"after", required_argument, NULL, 'a'},
+                                         {"cursor", required_argument, NULL, 'a'},
+                                         {"order", required_argument, NULL, 'O'},
+                                         {"since", required_argument, NULL, 'S'},
+                                         {"until", required_argument, NULL, 'U'},
                                          {"csv", no_argument, NULL, 'c'},
                                          {"dry-run", no_argument, NULL, 'r'},
                                          {"reason", required_argument, NULL, 'R'},
+                                         {"output", required_argument, NULL, 'o'},
                                          {NULL, 0, NULL, 0}};
     const char *usage = cli_find("batch")->usage;
-    const char *flag_url = NULL, *status = NULL, *dataset = NULL, *limit = NULL, *after = NULL,
-               *reason = NULL;
+    const char *flag_url = NULL, *status = NULL, *dataset = NULL, *reason = NULL, *output = NULL;
+    struct list_opts lo = {0};
     int csv = 0, dry = 0, o;
     if (argc < 2) {
         fprintf(stderr, "%s", usage);
@@ -230,22 +367,21 @@ int cmd_batch(int argc, char **argv)
     }
     const char *sub = argv[1];
     optind = 2;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        if (client_list_opt(o, optarg, &lo))
+            continue;
         switch (o) {
         case 'u':
             flag_url = optarg;
+            break;
+        case 'o':
+            output = optarg;
             break;
         case 's':
             status = optarg;
             break;
         case 'd':
             dataset = optarg;
-            break;
-        case 'n':
-            limit = optarg;
-            break;
-        case 'a':
-            after = optarg;
             break;
         case 'c':
             csv = 1;
@@ -272,14 +408,15 @@ int cmd_batch(int argc, char **argv)
         buf_appends(&url, "/api/v1/batches");
         client_param(&url, "status", status);
         client_param(&url, "dataset", dataset);
-        client_param(&url, "limit", limit);
-        client_param(&url, "after", after);
-        rc = client_print("GET", url.data, NULL);
+        if (client_list_params(&url, &lo, "created_after", "created_before") == 0)
+            rc = client_print("GET", url.data, NULL);
     } else if (!id) {
         fprintf(stderr, "%s", usage);
     } else if (!strcmp(sub, "show")) {
         buf_printf(&url, "/api/v1/batches/%s", id);
         rc = client_print("GET", url.data, NULL);
+    } else if (!strcmp(sub, "download")) {
+        rc = download(url.data, id, output);
     } else if (!strcmp(sub, "errors")) {
         buf_printf(&url, "/api/v1/batches/%s/errors%s", id, csv ? "?format=csv" : "");
         rc = client_print("GET", url.data, NULL);

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
+#include "util/timeparse.h"
+
 static size_t collect(char *p, size_t size, size_t n, void *userdata)
 {
     if (!userdata)
@@ -96,6 +99,46 @@ int client_print(const char *method, const char *url, const char *body)
         printf("%s%s", out.data, out.data[out.len - 1] == '\n' ? "" : "\n");
     buf_release(&out);
     return (status >= 200 && status < 300) ? 0 : 1;
+}
+
+int client_time_param(struct buf *url, const char *name, const char *opt, const char *value)
+{
+    if (!value)
+        return 0;
+    int64_t ms;
+    char err[256], v[24];
+    if (time_parse(value, clock_wall_ms(), &ms, err, sizeof err) < 0) {
+        fprintf(stderr, "sluice: --%s: %s\n", opt, err);
+        return -1;
+    }
+    snprintf(v, sizeof v, "%lld", (long long)ms);
+    client_param(url, name, v);
+    return 0;
+}
+
+int client_list_opt(int o, const char *arg, struct list_opts *l)
+{
+    const char **slot = o == 'n'   ? &l->limit
+                        : o == 'a' ? &l->cursor
+                        : o == 'O' ? &l->order
+                        : o == 'S' ? &l->since
+                        : o == 'U' ? &l->until
+                                   : NULL;
+    if (slot)
+        *slot = arg;
+    return slot != NULL;
+}
+
+int client_list_params(struct buf *url, const struct list_opts *l, const char *since_name,
+                       const char *until_name)
+{
+    client_param(url, "limit", l->limit);
+    client_param(url, "order", l->order);
+    client_param(url, "cursor", l->cursor);
+    if (client_time_param(url, since_name, "since", l->since) < 0 ||
+        client_time_param(url, until_name, "until", l->until) < 0)
+        return -1;
+    return 0;
 }
 
 void client_param(struct buf *url, const char *name, const char *value)

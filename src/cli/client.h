@@ -28,6 +28,22 @@ int client_print(const char *method, const char *url, const char *body);
 
 /* Append ?name=value / &name=value, URL-escaped, when value is not NULL. */
 void client_param(struct buf *url, const char *name, const char *value);
+/* The options of a list command, rows of its getopt table (written out in each, so that the
+ * docs test sees them): {"limit", 'n'}, {"cursor", 'a'}, {"order", 'O'}, {"since", 'S'},
+ * {"until", 'U'}, all with required_argument. */
+struct list_opts {
+    const char *limit, *cursor, *order, *since, *until;
+};
+/* Record getopt's o (with its optarg) when it is one of the list options: 1, else 0. */
+int client_list_opt(int o, const char *arg, struct list_opts *l);
+/* Append l's parameters to url, the times (--since/--until) as since_name/until_name in
+ * epoch ms. -1 after a message on stderr for a bad time (a usage error). */
+int client_list_params(struct buf *url, const struct list_opts *l, const char *since_name,
+                       const char *until_name);
+/* client_param for a time given on the command line as --OPT (util/timeparse.h: epoch ms,
+ * RFC 3339 or a duration before now such as 24h), sent as epoch ms. -1 after a message on
+ * stderr naming the option when value is not a time (a usage error). */
+int client_time_param(struct buf *url, const char *name, const char *opt, const char *value);
 /* Append "Authorization: Bearer $SLUICE_TOKEN" to hdrs when the variable is set. */
 struct curl_slist;
 struct curl_slist *client_auth(struct curl_slist *hdrs);

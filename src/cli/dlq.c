@@ -25,17 +25,17 @@ static int is_id(const char *s)
 
 int cmd_dlq(int argc, char **argv)
 {
-    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
-                                         {"dataset", required_argument, NULL, 'd'},
-                                         {"error-code", required_argument, NULL, 'e'},
-                                         {"status", required_argument, NULL, 's'},
-                                         {"limit", required_argument, NULL, 'n'},
-                                         {"after", required_argument, NULL, 'a'},
-                                         {"all", no_argument, NULL, 'A'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'},        {"dataset", required_argument, NULL, 'd'},
+        {"error-code", required_argument, NULL, 'e'}, {"status", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'n'},      {"cursor", required_argument, NULL, 'a'},
+        {"order", required_argument, NULL, 'O'},      {"since", required_argument, NULL, 'S'},
+        {"until", required_argument, NULL, 'U'},      {"all", no_argument, NULL, 'A'},
+        {"dry-run", no_argument, NULL, 'r'},          {NULL, 0, NULL, 0}};
     const char *base = NULL;
-    const char *dataset = NULL, *code = NULL, *status = NULL, *limit = NULL, *after = NULL;
-    int all = 0, o;
+    const char *dataset = NULL, *code = NULL, *status = NULL;
+    struct list_opts lo = {0};
+    int all = 0, dry = 0, o;
     const char *usage = cli_find("dlq")->usage;
     if (argc < 2) {
         fprintf(stderr, "%s", usage);
@@ -44,6 +44,8 @@ int cmd_dlq(int argc, char **argv)
     const char *sub = argv[1];
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (client_list_opt(o, optarg, &lo))
+            continue;
         switch (o) {
         case 'u':
             base = optarg;
@@ -57,14 +59,11 @@ int cmd_dlq(int argc, char **argv)
         case 's':
             status = optarg;
             break;
-        case 'n':
-            limit = optarg;
-            break;
-        case 'a':
-            after = optarg;
-            break;
         case 'A':
             all = 1;
+            break;
+        case 'r':
+            dry = 1;
             break;
         default:
             fprintf(stderr, "%s", usage);
@@ -82,9 +81,8 @@ int cmd_dlq(int argc, char **argv)
         client_param(&url, "dataset", dataset);
         client_param(&url, "error_code", code);
         client_param(&url, "status", status);
-        client_param(&url, "limit", limit);
-        client_param(&url, "after", after);
-        rc = client_print("GET", url.data, NULL);
+        if (client_list_params(&url, &lo, "since", "until") == 0)
+            rc = client_print("GET", url.data, NULL);
     } else if (!strcmp(sub, "show") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s", id);
         rc = client_print("GET", url.data, NULL);
@@ -102,6 +100,15 @@ int cmd_dlq(int argc, char **argv)
     } else if (!strcmp(sub, "retry") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s/retry", id);
         rc = client_print("POST", url.data, "");
+    } else if (!strcmp(sub, "drop") && !id) {
+        buf_appends(&url, "/api/v1/dlq");
+        client_param(&url, "dataset", dataset);
+        client_param(&url, "error_code", code);
+        client_param(&url, "dry_run", dry ? "true" : NULL);
+        client_param(&url, "all", all ? "true" : NULL);
+        if (client_time_param(&url, "since", "since", lo.since) == 0 &&
+            client_time_param(&url, "until", "until", lo.until) == 0)
+            rc = client_print("DELETE", url.data, NULL);
     } else if (!strcmp(sub, "drop") && is_id(id)) {
         buf_printf(&url, "/api/v1/dlq/%s", id);
         rc = client_print("DELETE", url.data, NULL);

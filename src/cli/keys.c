@@ -194,7 +194,7 @@ int cmd_keys(int argc, char **argv)
             api_key_release(&v[i]);
         }
         free(v);
-        print_json(json_pack("{s:o,s:n}", "items", items, "next"));
+        print_json(json_pack("{s:o,s:n}", "items", items, "next_cursor"));
         rc = 0;
     } else {
         int r = store_key_revoke(st, argv[optind], clock_wall_ms());

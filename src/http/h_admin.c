@@ -11,6 +11,7 @@
 #include "auth/apikey.h"
 #include "auth/auth.h"
 #include "http/handlers.h"
+#include "http/params.h"
 #include "ingest/writer.h"
 #include "service/service.h"
 #include "store/store.h"
@@ -47,7 +48,7 @@ void h_keys_list(struct http_conn *c, struct http_request *r)
         api_key_release(&v[i]);
     }
     free(v);
-    http_reply_json(c, 200, json_pack("{s:o,s:n}", "items", items, "next"), NULL);
+    http_reply_json(c, 200, json_pack("{s:o,s:n}", "items", items, "next_cursor"), NULL);
 }
 
 /* A key change on its way through the writer and back to the loop. */
@@ -214,24 +215,19 @@ void h_keys_revoke(struct http_conn *c, struct http_request *r)
     key_submit(c, q);
 }
 
-/* GET /api/v1/audit?actor=&method=&status=&since=MS&after=ID&limit= */
+/* GET /api/v1/audit?actor=&method=&status=&since=&until=&order=&cursor=&limit=: newest first */
 void h_audit_list(struct http_conn *c, struct http_request *r)
 {
-    char actor[160], method[16];
-    long long limit, after, status, since;
+    char actor[HQ_MAX + 1], method[HQ_MAX + 1], after[32];
+    long long limit = hq_int(r, "limit", 100);
     struct audit_filter f = {0};
-    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0 ||
-        h_query_int(c, r, "after", 0, 0, INT64_MAX, &after) < 0 ||
-        h_query_int(c, r, "status", 0, 0, 599, &status) < 0 ||
-        h_query_int(c, r, "since", 0, 0, INT64_MAX, &since) < 0)
-        return;
-    if (http_query(r, "actor", actor, sizeof actor) == 1 && actor[0])
-        f.actor = actor;
-    if (http_query(r, "method", method, sizeof method) == 1 && method[0])
-        f.method = method;
-    f.status = (int)status;
-    f.since_ms = since;
-    f.after_id = after;
+    f.actor = hq_str(r, "actor", actor, sizeof actor);
+    f.method = hq_str(r, "method", method, sizeof method);
+    f.status = (int)hq_int(r, "status", 0);
+    f.since_ms = hq_time(r, "since");
+    f.until_ms = hq_time(r, "until");
+    f.desc = hq_desc(r);
+    f.after_id = hq_cursor(r, after, sizeof after) ? strtoll(after, NULL, 10) : 0;
     f.limit = (int)limit + 1;
     struct store *st = http_conn_store(c);
     json_t *rows;
@@ -239,12 +235,7 @@ void h_audit_list(struct http_conn *c, struct http_request *r)
         http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
         return;
     }
-    json_t *next = json_null();
-    if (json_array_size(rows) > (size_t)limit) {
-        json_array_remove(rows, (size_t)limit);
-        next = json_integer(
-            json_integer_value(json_object_get(json_array_get(rows, limit - 1), "id")));
-    }
+    json_t *next = h_next_cursor("audit", f.desc, rows, (size_t)limit);
     size_t i;
     json_t *e;
     json_array_foreach(rows, i, e)
@@ -252,7 +243,7 @@ void h_audit_list(struct http_conn *c, struct http_request *r)
         json_object_set_new(e, "at", time_or_null(json_integer_value(json_object_get(e, "at_ms"))));
         json_object_del(e, "at_ms");
     }
-    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", rows, "next", next), NULL);
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", rows, "next_cursor", next), NULL);
 }
 
 /* A reload on its way through the libuv pool (it waits for the writer) and back. */

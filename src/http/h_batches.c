@@ -18,6 +18,7 @@
 #include "batch/batch.h"
 #include "http/handlers.h"
 #include "http/multipart.h"
+#include "http/params.h"
 #include "http/router.h"
 #include "ingest/ingest.h"
 #include "ingest/writer.h"
@@ -91,6 +92,17 @@ static int parse_pct(const char *s, double *out)
     return 0;
 }
 
+/* A Content-Type to keep with the batch and answer its download with: printable ASCII only
+ * (it goes into a header again), at most 200 bytes; NULL otherwise. */
+static char *clean_ctype(const char *ct)
+{
+    size_t n = ct ? strlen(ct) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (ct[i] < 0x20 || ct[i] > 0x7e)
+            return NULL;
+    return n && n <= 200 ? strdup(ct) : NULL;
+}
+
 static const struct multipart_cb mp_cb; /* below */
 
 static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_err *code,
@@ -101,6 +113,8 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
     struct upload *u = NULL;
     const struct dataset_config *ds = config_dataset(&cat->cfg, r->params[0]);
     char v[512];
+    if (http_params_check(r, code, msg, cap) < 0) /* before the body is read */
+        goto fail;
     if (!ds) {
         *code = ERR_DATASET_NOT_FOUND;
         snprintf(msg, cap, "no dataset named '%s'", r->params[0]);
@@ -144,6 +158,8 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
     }
     u->b.dataset = strdup(ds->name);
     u->b.error_threshold_percent = ds->error_threshold_percent;
+    if (!multipart) /* multipart: the file part's, when it comes */
+        u->b.content_type = clean_ctype(ct);
     if (http_query(r, "source", v, sizeof v) == 1 && v[0])
         u->b.source = strdup(v);
     if (http_query(r, "filename", v, sizeof v) == 1 && v[0])
@@ -223,6 +239,7 @@ static int mp_begin(void *arg, const struct multipart_part *part)
         u->part = PART_FILE;
         if (part->filename && !u->b.filename)
             u->b.filename = clean_filename(part->filename);
+        u->b.content_type = clean_ctype(part->content_type);
     } else if (!strcmp(part->name, "source") || !strcmp(part->name, "error_threshold_percent") ||
                !strcmp(part->name, "filename")) {
         u->part = PART_FIELD;
@@ -525,31 +542,21 @@ void h_batches_get(struct http_conn *c, struct http_request *r)
     batch_release(&b);
 }
 
+/* GET /api/v1/batches: newest first unless order=asc (params.c declares the parameters). */
 void h_batches_list(struct http_conn *c, struct http_request *r)
 {
-    char status[32], dataset[128], source[256], after[64], created[64];
-    long long limit;
+    char status[HQ_MAX + 1], dataset[HQ_MAX + 1], source[HQ_MAX + 1], contains[HQ_MAX + 1],
+        after[HQ_MAX + 1];
+    long long limit = hq_int(r, "limit", 100);
     struct batch_filter f = {0};
-    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0)
-        return;
-    if (http_query(r, "status", status, sizeof status) == 1 && status[0])
-        f.status = status;
-    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
-        f.dataset = dataset;
-    if (http_query(r, "source", source, sizeof source) == 1 && source[0])
-        f.source = source;
-    if (http_query(r, "after", after, sizeof after) == 1 && after[0])
-        f.after_id = after;
-    if (http_query(r, "created_after", created, sizeof created) == 1 && created[0]) {
-        char *end;
-        long long ms = strtoll(created, &end, 10);
-        if (*end) {
-            http_reply_error(c, ERR_INVALID_PARAMETER,
-                             "created_after must be milliseconds since the epoch");
-            return;
-        }
-        f.created_after_ms = ms;
-    }
+    f.status = hq_str(r, "status", status, sizeof status);
+    f.dataset = hq_str(r, "dataset", dataset, sizeof dataset);
+    f.source = hq_str(r, "source", source, sizeof source);
+    f.filename_contains = hq_str(r, "filename_contains", contains, sizeof contains);
+    f.created_after_ms = hq_time(r, "created_after");
+    f.created_before_ms = hq_time(r, "created_before");
+    f.desc = hq_desc(r);
+    f.after_id = hq_cursor(r, after, sizeof after) ? after : NULL;
     f.limit = (int)limit + 1;
     struct batch *v;
     size_t n;
@@ -562,11 +569,11 @@ void h_batches_list(struct http_conn *c, struct http_request *r)
     size_t shown = n > (size_t)limit ? (size_t)limit : n;
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(items, batch_json(&v[i], NULL));
-    json_t *next = n > shown ? json_string(v[shown - 1].id) : json_null();
+    json_t *next = hq_cursor_json("batches", f.desc, n > shown ? v[shown - 1].id : NULL);
     for (size_t i = 0; i < n; i++)
         batch_release(&v[i]);
     free(v);
-    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next", next), NULL);
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next), NULL);
 }
 
 /*
@@ -654,7 +661,7 @@ static int err_stream_fill(void *arg, struct buf *out)
     if (n == ERRORS_PAGE)
         return 1;
     if (!e->csv)
-        buf_appends(out, "],\"next\":null}");
+        buf_appends(out, "],\"next_cursor\":null}");
     return 0;
 }
 
@@ -664,7 +671,7 @@ void h_batches_errors(struct http_conn *c, struct http_request *r)
     if (get_batch(c, r->params[0], &b) != 0)
         return;
     char fmt[16] = "";
-    http_query(r, "format", fmt, sizeof fmt);
+    hq_str(r, "format", fmt, sizeof fmt);
     const char *accept = http_header(r, "accept");
     struct err_stream *e = calloc(1, sizeof *e);
     if (!e || !(e->batch_id = strdup(b.id))) {
@@ -678,6 +685,150 @@ void h_batches_errors(struct http_conn *c, struct http_request *r)
     batch_release(&b);
     http_reply_stream(c, 200, e->csv ? "text/csv; charset=utf-8" : "application/json", NULL,
                       err_stream_fill, err_stream_done, e);
+}
+
+/*
+ * The original file, streamed: read FILE_PIECE bytes at a time from the store
+ * (store_file_open) through a connection of the download's own (store.h: nothing else
+ * may use the one a read is under way on), hashed on the way. The headers carry the
+ * sha256 the upload recorded (Repr-Digest, RFC 9530, and the ETag); if what was read
+ * does not hash to it, the answer is cut short (no final chunk), so a client never takes
+ * a damaged file for a whole one.
+ */
+#define FILE_PIECE (64 * 1024)
+
+struct file_stream {
+    struct store *st; /* the download's own connection, or NULL (SQLite needs none) */
+    FILE *f;
+    EVP_MD_CTX *md;
+    char sha256[65]; /* the record's */
+    char batch_id[64];
+};
+
+static void file_stream_done(void *arg)
+{
+    struct file_stream *d = arg;
+    if (d->f)
+        fclose(d->f);
+    store_close(d->st);
+    EVP_MD_CTX_free(d->md);
+    free(d);
+}
+
+static int file_stream_fill(void *arg, struct buf *out)
+{
+    struct file_stream *d = arg;
+    char piece[FILE_PIECE];
+    size_t n = fread(piece, 1, sizeof piece, d->f);
+    if (n && (buf_append(out, piece, n) < 0 || EVP_DigestUpdate(d->md, piece, n) != 1))
+        return -1;
+    if (n == sizeof piece)
+        return 1;
+    unsigned char dig[32];
+    char hex[65];
+    unsigned len = 0;
+    if (ferror(d->f) || EVP_DigestFinal_ex(d->md, dig, &len) != 1) {
+        log_warn("batch", "batch file download cut short: read error", "\"batch_id\":\"%s\"",
+                 d->batch_id);
+        return -1;
+    }
+    hex_encode(dig, len, hex);
+    if (strcmp(hex, d->sha256) != 0) {
+        log_warn("batch", "batch file download cut short: the file's sha256 is not the record's",
+                 "\"batch_id\":\"%s\",\"sha256\":\"%s\",\"recorded\":\"%s\"", d->batch_id, hex,
+                 d->sha256);
+        return -1;
+    }
+    return 0;
+}
+
+/* Content-Disposition for name (RFC 6266): a quoted ASCII fallback, and filename* when the
+ * name is not plain ASCII. */
+static void disposition(const char *name, char *out, size_t cap)
+{
+    char ascii[256], ext[768];
+    size_t a = 0, e = 0;
+    int plain = 1;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        int safe = *p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\' && *p != '%';
+        plain &= (*p >= 0x20 && *p < 0x7f);
+        if (a + 1 < sizeof ascii)
+            ascii[a++] = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? (char)*p : '_';
+        if (e + 4 < sizeof ext)
+            e += (size_t)(safe && !strchr("'*;,", *p)
+                              ? snprintf(ext + e, sizeof ext - e, "%c", *p)
+                              : snprintf(ext + e, sizeof ext - e, "%%%02X", *p));
+    }
+    ascii[a] = ext[e] = 0;
+    if (plain)
+        snprintf(out, cap, "Content-Disposition: attachment; filename=\"%s\"\r\n", ascii);
+    else
+        snprintf(out, cap,
+                 "Content-Disposition: attachment; filename=\"%s\"; filename*=UTF-8''%s\r\n", ascii,
+                 ext);
+}
+
+/* GET /api/v1/batches/{id}/file */
+void h_batches_file(struct http_conn *c, struct http_request *r)
+{
+    struct batch b;
+    if (get_batch(c, r->params[0], &b) != 0)
+        return;
+    struct service *svc = http_conn_service(c);
+    struct catalog *cat = service_catalog(svc);
+    struct file_stream *d = calloc(1, sizeof *d);
+    char err[256] = "out of memory", hdr[1400], dispo[1100], b64[64];
+    unsigned char dig[32];
+    int bad_sha = !b.sha256 || strlen(b.sha256) != 64;
+    for (int i = 0; !bad_sha && i < 32; i++) {
+        unsigned v;
+        bad_sha = sscanf(b.sha256 + 2 * i, "%2x", &v) != 1;
+        dig[i] = (unsigned char)v;
+    }
+    if (!d || !(d->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1)
+        goto fail;
+    if (bad_sha) {
+        snprintf(err, sizeof err, "batch %s has no sha256 recorded", b.id);
+        goto fail;
+    }
+    snprintf(d->sha256, sizeof d->sha256, "%s", b.sha256);
+    snprintf(d->batch_id, sizeof d->batch_id, "%s", b.id);
+    /* SQLite: the file is a file (b.path); PostgreSQL: read through a connection of its own */
+    struct store *loop_st = http_conn_store(c);
+    if (!strncmp(svc->store_uri, "sqlite:", 7)) {
+        d->f = store_file_open(loop_st, &b, cat->cfg.data_dir);
+    } else if ((d->st = store_open(svc->store_uri, 1, err, sizeof err)) != NULL) {
+        d->f = store_file_open(d->st, &b, cat->cfg.data_dir);
+        loop_st = d->st;
+    } else {
+        goto fail;
+    }
+    if (!d->f) {
+        snprintf(err, sizeof err, "%s", store_errmsg(loop_st));
+        file_stream_done(d);
+        catalog_release(cat);
+        http_reply_error(c, ERR_NOT_FOUND, "the file of batch %s cannot be read: %s", b.id, err);
+        batch_release(&b);
+        return;
+    }
+    EVP_EncodeBlock((unsigned char *)b64, dig, 32);
+    disposition(b.filename && *b.filename ? b.filename : b.id, dispo, sizeof dispo);
+    snprintf(hdr, sizeof hdr, "Repr-Digest: sha-256=:%s:\r\nETag: \"%s\"\r\n%s", b64, b.sha256,
+             dispo);
+    /* the upload's Content-Type; text/csv for a batch that does not have one (a multipart
+     * file part without one, or a batch recorded before it was kept) */
+    char ctype[256];
+    snprintf(ctype, sizeof ctype, "%s", b.content_type ? b.content_type : "text/csv");
+    catalog_release(cat);
+    batch_release(&b);
+    http_reply_stream(c, 200, ctype, hdr, file_stream_fill, file_stream_done, d);
+    return;
+fail:
+    if (d)
+        file_stream_done(d);
+    catalog_release(cat);
+    http_reply_error(c, ERR_UNAVAILABLE, "the file of batch %s cannot be read: %s", b.id, err);
+    batch_release(&b);
 }
 
 /* ---- operations --------------------------------------------------------- */
@@ -1019,32 +1170,22 @@ void h_batches_patch(struct http_conn *c, struct http_request *r)
 
 void h_batches_delete(struct http_conn *c, struct http_request *r)
 {
-    char v[16] = "";
-    http_query(r, "dry_run", v, sizeof v);
-    bop_submit(c, r, BOP_DELETE, NULL, 0, !strcmp(v, "true") || !strcmp(v, "1"));
+    bop_submit(c, r, BOP_DELETE, NULL, 0, hq_bool(r, "dry_run"));
 }
 
 /* DELETE /api/v1/batches?filename_contains=&created_after=&status=&dataset=&dry_run= */
 void h_batches_delete_bulk(struct http_conn *c, struct http_request *r)
 {
-    char v[16] = "", contains[256], status[32], dataset[128], created[32];
-    http_query(r, "dry_run", v, sizeof v);
-    int dry = !strcmp(v, "true") || !strcmp(v, "1");
-    int has_contains = http_query(r, "filename_contains", contains, sizeof contains) == 1;
-    int has_status = http_query(r, "status", status, sizeof status) == 1;
-    int has_dataset = http_query(r, "dataset", dataset, sizeof dataset) == 1;
-    int has_created = http_query(r, "created_after", created, sizeof created) == 1;
-    if (!has_contains && !has_status && !has_dataset && !has_created) {
+    char contains[HQ_MAX + 1], status[HQ_MAX + 1], dataset[HQ_MAX + 1];
+    int dry = hq_bool(r, "dry_run");
+    int has_contains = hq_str(r, "filename_contains", contains, sizeof contains) != NULL;
+    int has_status = hq_str(r, "status", status, sizeof status) != NULL;
+    int has_dataset = hq_str(r, "dataset", dataset, sizeof dataset) != NULL;
+    int64_t after = hq_time(r, "created_after");
+    if (!has_contains && !has_status && !has_dataset && !after) {
         http_reply_error(c, ERR_INVALID_PARAMETER,
                          "give at least one filter: filename_contains, created_after, status, "
                          "dataset (deleting every batch at once is not offered)");
-        return;
-    }
-    char *end = NULL;
-    long long after = has_created ? strtoll(created, &end, 10) : 0;
-    if (has_created && (!*created || *end)) {
-        http_reply_error(c, ERR_INVALID_PARAMETER,
-                         "created_after must be milliseconds since the epoch");
         return;
     }
     struct bop_req *q = bop_new(c, r, BOP_DELETE_BULK, NULL, 0, dry);

@@ -1,31 +1,22 @@
 /*
  * h_common.c - small helpers shared by the handlers.
  */
-#include <errno.h>
-#include <stdlib.h>
+#include <stdio.h>
 
 #include "http/handlers.h"
+#include "http/params.h"
 #include "ingest/writer.h"
 
-int h_query_int(struct http_conn *c, struct http_request *r, const char *name, long long def,
-                long long min, long long max, long long *out)
+json_t *h_next_cursor(const char *list, int desc, json_t *items, size_t limit)
 {
-    char v[64];
-    int has = http_query(r, name, v, sizeof v);
-    if (has == 0 || (has == 1 && v[0] == 0)) {
-        *out = def;
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    long long n = has == 1 ? strtoll(v, &end, 10) : 0;
-    if (has < 0 || errno || *end || n < min || n > max) {
-        http_reply_error(c, ERR_INVALID_PARAMETER, "%s must be an integer from %lld to %lld", name,
-                         min, max);
-        return -1;
-    }
-    *out = n;
-    return 0;
+    if (json_array_size(items) <= limit || limit == 0)
+        return json_null();
+    json_array_remove(items, limit);
+    char pos[32];
+    snprintf(
+        pos, sizeof pos, "%lld",
+        (long long)json_integer_value(json_object_get(json_array_get(items, limit - 1), "id")));
+    return hq_cursor_json(list, desc, pos);
 }
 
 void h_reply_not_committed(struct http_conn *c, int result)

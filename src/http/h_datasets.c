@@ -21,7 +21,7 @@ void h_datasets_list(struct http_conn *c, struct http_request *r)
     for (size_t i = 0; i < cat->cfg.ndatasets; i++)
         json_array_append_new(items, dataset_json(&cat->cfg.datasets[i]));
     catalog_release(cat);
-    http_reply_json(c, 200, json_pack("{s:o,s:n}", "items", items, "next"), NULL);
+    http_reply_json(c, 200, json_pack("{s:o,s:n}", "items", items, "next_cursor"), NULL);
 }
 
 void h_datasets_get(struct http_conn *c, struct http_request *r)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http/handlers.h"
+#include "http/params.h"
 #include "ingest/dlq.h"
 #include "service/service.h"
 #include "store/store.h"
@@ -23,38 +24,36 @@ static int parse_id(struct http_conn *c, const char *s, int64_t *id)
     return 0;
 }
 
-static const char *valid_status(const char *s)
+/* The filter of a DLQ list or bulk drop, from the query (declared in params.c; status
+ * defaults to open; "all" is any). Strings point into the caller's buffers. */
+struct dlq_query {
+    char dataset[HQ_MAX + 1], code[HQ_MAX + 1], status[HQ_MAX + 1];
+};
+
+static void dlq_filter_from(struct http_request *r, struct dlq_query *b, struct dlq_filter *f)
 {
-    static const char *ok[] = {"open", "resolved", "dropped"};
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, ok[i]) == 0)
-            return ok[i];
-    return NULL;
+    memset(f, 0, sizeof *f);
+    f->dataset = hq_str(r, "dataset", b->dataset, sizeof b->dataset);
+    f->error_code = hq_str(r, "error_code", b->code, sizeof b->code);
+    f->status = hq_str(r, "status", b->status, sizeof b->status);
+    if (!f->status)
+        f->status = "open";
+    else if (!strcmp(f->status, "all"))
+        f->status = NULL;
+    f->received_after_ms = hq_time(r, "since");
+    f->received_before_ms = hq_time(r, "until");
 }
 
+/* GET /api/v1/dlq: newest first unless order=asc. */
 void h_dlq_list(struct http_conn *c, struct http_request *r)
 {
-    char dataset[128], code[64], status[32];
-    long long limit, after;
-    struct dlq_filter f = {0};
-    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0 ||
-        h_query_int(c, r, "after", 0, 0, INT64_MAX, &after) < 0)
-        return;
-    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
-        f.dataset = dataset;
-    if (http_query(r, "error_code", code, sizeof code) == 1 && code[0])
-        f.error_code = code;
-    if (http_query(r, "status", status, sizeof status) != 1 || !status[0])
-        snprintf(status, sizeof status, "open");
-    if (strcmp(status, "all") != 0) {
-        f.status = valid_status(status);
-        if (!f.status) {
-            http_reply_error(c, ERR_INVALID_PARAMETER,
-                             "status must be open, resolved, dropped or all");
-            return;
-        }
-    }
-    f.after_id = after;
+    struct dlq_query b;
+    struct dlq_filter f;
+    char after[32];
+    long long limit = hq_int(r, "limit", 100);
+    dlq_filter_from(r, &b, &f);
+    f.desc = hq_desc(r);
+    f.after_id = hq_cursor(r, after, sizeof after) ? strtoll(after, NULL, 10) : 0;
     f.limit = (int)limit + 1; /* one more tells whether there is a next page */
     struct dlq_entry *v;
     size_t n;
@@ -67,17 +66,13 @@ void h_dlq_list(struct http_conn *c, struct http_request *r)
     size_t shown = n > (size_t)limit ? (size_t)limit : n;
     for (size_t i = 0; i < shown; i++)
         json_array_append_new(items, dlq_item_json(&v[i]));
-    json_t *next = json_null();
-    if (n > shown) {
-        char cur[32];
-        snprintf(cur, sizeof cur, "%lld", (long long)v[shown - 1].id);
-        json_decref(next);
-        next = json_string(cur);
-    }
+    char cur[32];
+    snprintf(cur, sizeof cur, "%lld", shown ? (long long)v[shown - 1].id : 0LL);
+    json_t *next = hq_cursor_json("dlq", f.desc, n > shown ? cur : NULL);
     for (size_t i = 0; i < n; i++)
         dlq_entry_release(&v[i]);
     free(v);
-    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next", next), NULL);
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next), NULL);
 }
 
 void h_dlq_get(struct http_conn *c, struct http_request *r)
@@ -110,11 +105,13 @@ struct dlq_req {
     struct catalog *cat;
     int result;
     size_t matched, resolved, still_open; /* bulk totals */
+    json_t *sample;                       /* bulk drop: the first ids dropped */
 };
 
 static void dlq_req_destroy(struct dlq_req *q)
 {
     dlq_job_release(&q->dj);
+    json_decref(q->sample);
     catalog_release(q->cat);
     free(q);
 }
@@ -143,6 +140,18 @@ static void dlq_answer(struct loop_msg *m)
         http_reply_json(q->conn, 200,
                         json_pack("{s:I,s:I,s:I}", "matched", (json_int_t)q->matched, "resolved",
                                   (json_int_t)q->resolved, "still_open", (json_int_t)q->still_open),
+                        NULL);
+    } else if (j->op == DLQ_DROP_BULK) {
+        q->matched += j->matched;
+        for (size_t i = 0; i < j->nsample && json_array_size(q->sample) < DLQ_SAMPLE; i++)
+            json_array_append_new(q->sample, json_integer(j->sample[i]));
+        if (j->more && writer_submit(q->svc->writer, &j->job) == 0)
+            return; /* the next page */
+        log_info("dlq", "bulk drop", "\"dropped\":%zu", q->matched);
+        http_reply_json(q->conn, 200,
+                        json_pack("{s:b,s:I,s:I,s:O}", "dry_run", 0, "matched",
+                                  (json_int_t)q->matched, "dropped", (json_int_t)q->matched,
+                                  "sample_ids", q->sample),
                         NULL);
     } else if (j->status == 200) {
         http_reply_json(q->conn, 200, json_incref(j->result), NULL);
@@ -263,5 +272,56 @@ void h_dlq_retry_bulk(struct http_conn *c, struct http_request *r)
         }
     }
     json_decref(f);
+    submit(c, q);
+}
+
+/* DELETE /api/v1/dlq?dataset=&error_code=&since=&until=&dry_run=&all=: drop the open
+ * entries matching the filter (in pages, as a bulk retry); a dry run counts them on the
+ * loop's store and changes nothing. No filter at all needs all=true. */
+void h_dlq_drop_bulk(struct http_conn *c, struct http_request *r)
+{
+    struct dlq_query b;
+    struct dlq_filter f;
+    dlq_filter_from(r, &b, &f); /* status is not a parameter here: open entries only */
+    if (!f.dataset && !f.error_code && !f.received_after_ms && !f.received_before_ms &&
+        !hq_bool(r, "all")) {
+        http_reply_error(c, ERR_INVALID_PARAMETER,
+                         "give at least one filter: dataset, error_code, since, until (or "
+                         "all=true to drop every open entry)");
+        return;
+    }
+    if (hq_bool(r, "dry_run")) {
+        struct store *st = http_conn_store(c);
+        struct dlq_entry *v = NULL;
+        size_t n = 0;
+        int64_t count = 0;
+        f.limit = DLQ_SAMPLE;
+        if (store_dlq_count(st, &f, &count) < 0 || store_dlq_list(st, &f, &v, &n) < 0) {
+            http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+            return;
+        }
+        json_t *ids = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(ids, json_integer(v[i].id));
+            dlq_entry_release(&v[i]);
+        }
+        free(v);
+        http_reply_json(c, 200,
+                        json_pack("{s:b,s:I,s:I,s:o}", "dry_run", 1, "matched", (json_int_t)count,
+                                  "dropped", (json_int_t)0, "sample_ids", ids),
+                        NULL);
+        return;
+    }
+    struct dlq_req *q = dlq_req_new(c, DLQ_DROP_BULK);
+    if (!q || !(q->sample = json_array())) {
+        if (q)
+            dlq_req_destroy(q);
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    q->dj.dataset = f.dataset ? strdup(f.dataset) : NULL;
+    q->dj.error_code = f.error_code ? strdup(f.error_code) : NULL;
+    q->dj.since_ms = f.received_after_ms;
+    q->dj.until_ms = f.received_before_ms;
     submit(c, q);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http/handlers.h"
+#include "http/params.h"
 #include "store/store.h"
 #include "util/clock.h"
 
@@ -22,10 +23,8 @@ static void reply(struct http_conn *c, struct store *st, int rc, json_t *j)
 
 void h_stats_kpis(struct http_conn *c, struct http_request *r)
 {
-    char dataset[128];
-    const char *ds = NULL;
-    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
-        ds = dataset;
+    char dataset[HQ_MAX + 1];
+    const char *ds = hq_str(r, "dataset", dataset, sizeof dataset);
     struct store *st = http_conn_store(c);
     json_t *j = NULL;
     int rc = store_stats_kpis(st, clock_wall_ms(), ds, &j);
@@ -34,21 +33,16 @@ void h_stats_kpis(struct http_conn *c, struct http_request *r)
 
 static void series(struct http_conn *c, struct http_request *r, int monthly)
 {
-    long long n;
-    char dataset[128];
-    const char *ds = NULL;
-    if (h_query_int(c, r, monthly ? "months" : "hours", monthly ? 12 : 24, 1,
-                    monthly ? 120 : 24 * 400, &n) < 0)
-        return;
-    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
-        ds = dataset;
+    long long n = hq_int(r, monthly ? "months" : "hours", monthly ? 12 : 24);
+    char dataset[HQ_MAX + 1];
+    const char *ds = hq_str(r, "dataset", dataset, sizeof dataset);
     int64_t now = clock_wall_ms();
     int64_t from = monthly ? now - n * 31 * 24 * HOUR_MS : now - (n - 1) * HOUR_MS;
     from -= from % HOUR_MS;
     struct store *st = http_conn_store(c);
     json_t *items = NULL;
     int rc = store_stats_series(st, monthly, from, ds, &items);
-    reply(c, st, rc, rc < 0 ? NULL : json_pack("{s:o,s:n}", "items", items, "next"));
+    reply(c, st, rc, rc < 0 ? NULL : json_pack("{s:o,s:n}", "items", items, "next_cursor"));
 }
 
 void h_stats_hourly(struct http_conn *c, struct http_request *r)
@@ -63,50 +57,33 @@ void h_stats_monthly(struct http_conn *c, struct http_request *r)
 
 void h_errors_distribution(struct http_conn *c, struct http_request *r)
 {
-    long long hours;
-    char dataset[128];
-    const char *ds = NULL;
-    if (h_query_int(c, r, "hours", 24, 1, 24 * 400, &hours) < 0)
-        return;
-    if (http_query(r, "dataset", dataset, sizeof dataset) == 1 && dataset[0])
-        ds = dataset;
+    long long hours = hq_int(r, "hours", 24);
+    char dataset[HQ_MAX + 1];
+    const char *ds = hq_str(r, "dataset", dataset, sizeof dataset);
     int64_t now = clock_wall_ms();
     int64_t from = now - (hours - 1) * HOUR_MS;
     struct store *st = http_conn_store(c);
     json_t *items = NULL;
     int rc = store_stats_errors(st, from - from % HOUR_MS, ds, &items);
-    reply(c, st, rc, rc < 0 ? NULL : json_pack("{s:o,s:n}", "items", items, "next"));
+    reply(c, st, rc, rc < 0 ? NULL : json_pack("{s:o,s:n}", "items", items, "next_cursor"));
 }
 
-/* GET /api/v1/alerts?state=firing|resolved&after=ID&limit= */
+/* GET /api/v1/alerts?state=firing|resolved&order=&cursor=&limit=: newest first by default */
 void h_alerts_list(struct http_conn *c, struct http_request *r)
 {
-    char state[16];
-    const char *sf = NULL;
-    long long limit, after;
-    if (h_query_int(c, r, "limit", 100, 1, 1000, &limit) < 0 ||
-        h_query_int(c, r, "after", 0, 0, INT64_MAX, &after) < 0)
-        return;
-    if (http_query(r, "state", state, sizeof state) == 1 && state[0]) {
-        if (strcmp(state, "firing") != 0 && strcmp(state, "resolved") != 0) {
-            http_reply_error(c, ERR_INVALID_PARAMETER, "state must be firing or resolved");
-            return;
-        }
-        sf = state;
-    }
+    char state[HQ_MAX + 1], after[32];
+    const char *sf = hq_str(r, "state", state, sizeof state);
+    long long limit = hq_int(r, "limit", 100);
+    int desc = hq_desc(r);
+    int64_t after_id = hq_cursor(r, after, sizeof after) ? strtoll(after, NULL, 10) : 0;
     struct store *st = http_conn_store(c);
     json_t *items = NULL;
-    if (store_alert_list(st, sf, after, (int)limit + 1, &items) < 0) {
+    if (store_alert_list(st, sf, after_id, desc, (int)limit + 1, &items) < 0) {
         http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
         return;
     }
-    json_t *next = json_null();
-    if (json_array_size(items) > (size_t)limit) {
-        json_array_remove(items, (size_t)limit);
-        next = json_integer(
-            json_integer_value(json_object_get(json_array_get(items, (size_t)limit - 1), "id")));
-    }
-    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next", next), NULL);
+    json_t *next = h_next_cursor("alerts", desc, items, (size_t)limit);
+    http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next), NULL);
 }
 
 /* GET /api/v1/alerts/{id}: with its history */

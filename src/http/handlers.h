@@ -23,11 +23,13 @@ void h_dlq_get(struct http_conn *c, struct http_request *r);
 void h_dlq_retry(struct http_conn *c, struct http_request *r);
 void h_dlq_retry_bulk(struct http_conn *c, struct http_request *r);
 void h_dlq_drop(struct http_conn *c, struct http_request *r);
+void h_dlq_drop_bulk(struct http_conn *c, struct http_request *r);
 void h_batches_upload(struct http_conn *c, struct http_request *r);
 void h_batches_list(struct http_conn *c, struct http_request *r);
 void h_batches_get(struct http_conn *c, struct http_request *r);
 void h_batches_patch(struct http_conn *c, struct http_request *r);
 void h_batches_errors(struct http_conn *c, struct http_request *r);
+void h_batches_file(struct http_conn *c, struct http_request *r);
 void h_batches_reset(struct http_conn *c, struct http_request *r);
 void h_batches_fail(struct http_conn *c, struct http_request *r);
 void h_batches_reprocess(struct http_conn *c, struct http_request *r);
@@ -57,9 +59,10 @@ int keys_make(struct store *st, const char *name, const char *role, int64_t expi
 /* The streamed body of an upload (h_batches.c). */
 extern const struct body_sink batch_upload_sink;
 
-/* Parse a non-negative integer query parameter; -1 and a 400 answer when bad. */
-int h_query_int(struct http_conn *c, struct http_request *r, const char *name, long long def,
-                long long min, long long max, long long *out);
+/* A page of a list of objects with an integer "id", fetched with limit + 1: when there is
+ * one more, it is removed and the cursor after the last one shown returned (a new JSON
+ * string); else JSON null. */
+json_t *h_next_cursor(const char *list, int desc, json_t *items, size_t limit);
 /* The 503 for a writer job that was not committed (its result: -1 or WRITER_UNKNOWN). */
 void h_reply_not_committed(struct http_conn *c, int result);
 

@@ -28,6 +28,7 @@
 #include "auth/audit.h"
 #include "http/ratelimit.h"
 #include "http/router.h"
+#include "http/params.h"
 #include "ops/latency.h"
 #include "ops/metrics.h"
 #include "service/service.h"
@@ -1017,6 +1018,12 @@ static void dispatch(struct http_conn *c)
         } else {
             http_reply_error(c, ERR_NOT_FOUND, "no route for %s", r->path ? r->path : "/");
         }
+        return;
+    }
+    enum sluice_err code;
+    char msg[512];
+    if (http_params_check(r, &code, msg, sizeof msg) < 0) { /* before anything is done */
+        http_reply_error(c, code, "%s", msg);
         return;
     }
     r->route->handler(c, r);

@@ -174,15 +174,24 @@ static int bulk(struct dlq_job *j, struct store *st)
                            .status = "open",
                            .ids = j->ids,
                            .nids = j->nids,
+                           .received_after_ms = j->since_ms,
+                           .received_before_ms = j->until_ms,
                            .after_id = j->after_id,
                            .limit = BULK_PAGE};
     struct dlq_entry *v;
     size_t n;
-    j->matched = j->resolved = j->still_open = 0;
+    j->matched = j->resolved = j->still_open = j->nsample = 0;
     if (store_dlq_list(st, &f, &v, &n) < 0)
         return -1;
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < n && rc == 0 && j->op == DLQ_DROP_BULK; i++) {
+        rc = store_dlq_set(st, v[i].id, "dropped", v[i].attempts, NULL, NULL, clock_wall_ms());
+        j->matched++;
+        if (j->nsample < DLQ_SAMPLE)
+            j->sample[j->nsample++] = v[i].id;
+        j->after_id = v[i].id;
+    }
+    for (size_t i = 0; i < n && rc == 0 && j->op == DLQ_RETRY_BULK; i++) {
         int r = retry_entry(j, st, &v[i]);
         if (r < 0)
             rc = -1;
@@ -205,7 +214,7 @@ int dlq_apply(struct wjob *job, struct store *st)
     struct dlq_job *j = (struct dlq_job *)job;
     json_decref(j->result);
     j->result = NULL;
-    return j->op == DLQ_RETRY_BULK ? bulk(j, st) : single(j, st);
+    return j->op == DLQ_RETRY_BULK || j->op == DLQ_DROP_BULK ? bulk(j, st) : single(j, st);
 }
 
 void dlq_job_release(struct dlq_job *j)

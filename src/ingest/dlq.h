@@ -1,6 +1,6 @@
 /*
  * dlq.h - the dead-letter queue's operations: show, retry (one or in bulk),
- * drop. A retry validates the original bytes against the schema in force now;
+ * drop (one or in bulk). A retry validates the original bytes against the schema in force now;
  * the row and the entry's new status are written in the same transaction, so
  * an entry is stored at most once even under concurrent retries or a crash.
  */
@@ -17,7 +17,10 @@
 /* The API's JSON form of an entry (new reference). */
 json_t *dlq_item_json(const struct dlq_entry *e);
 
-enum dlq_op { DLQ_RETRY, DLQ_DROP, DLQ_RETRY_BULK };
+enum dlq_op { DLQ_RETRY, DLQ_DROP, DLQ_RETRY_BULK, DLQ_DROP_BULK };
+
+/* The ids a bulk drop reports as its sample (docs/api.md). */
+#define DLQ_SAMPLE 10
 
 /* A writer job acting on one entry, or on one page of a bulk retry. */
 struct dlq_job {
@@ -25,10 +28,12 @@ struct dlq_job {
     enum dlq_op op;
     const struct sluice_config *cfg; /* borrowed; the caller keeps it alive */
     int64_t id;                      /* DLQ_RETRY, DLQ_DROP */
-    /* DLQ_RETRY_BULK: the filter (strings owned) and the page cursor. */
+    /* DLQ_RETRY_BULK, DLQ_DROP_BULK: the filter (strings owned; open entries only) and the
+     * page cursor; the received time range [since_ms, until_ms) (0 = open) for drops. */
     char *dataset, *error_code;
     int64_t *ids;
     size_t nids;
+    int64_t since_ms, until_ms;
     int64_t after_id;
     int page;
     /* Results. */
@@ -37,7 +42,9 @@ struct dlq_job {
     enum sluice_err err;
     char errmsg[200];
     size_t matched, resolved, still_open; /* this page (bulk) */
-    int more;                             /* bulk: another page may follow */
+    int64_t sample[DLQ_SAMPLE];           /* drop: the first ids dropped on this page */
+    size_t nsample;
+    int more; /* bulk: another page may follow */
 };
 
 int dlq_apply(struct wjob *job, struct store *st);

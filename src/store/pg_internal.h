@@ -113,6 +113,7 @@ int64_t pg_row_count(struct store *st, const char *dataset);
 int pg_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id);
 int pg_dlq_get(struct store *st, int64_t id, struct dlq_entry *out);
 int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out, size_t *n);
+int pg_dlq_count(struct store *st, const struct dlq_filter *f, int64_t *n);
 int pg_dlq_set(struct store *st, int64_t id, const char *status, int attempts,
                const char *errors_json, const char *codes, int64_t now_ms);
 int pg_dlq_depth(struct store *st, json_t **by_dataset);
@@ -167,7 +168,8 @@ int pg_dlq_new_since(struct store *st, int64_t since_ms, json_t **out);
 int pg_batch_states(struct store *st, json_t **out);
 int pg_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
 int pg_alert_firing(struct store *st, struct alert **out, size_t *n);
-int pg_alert_list(struct store *st, const char *state, int64_t after_id, int limit, json_t **out);
+int pg_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
+                  json_t **out);
 int pg_alert_get(struct store *st, int64_t id, json_t **out);
 int pg_alert_put(struct store *st, struct alert *a);
 int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,

@@ -104,7 +104,7 @@ int sqlite_batch_states(struct store *st, json_t **out);
 /* Alerts (store_sqlite_alerts.c). */
 int sqlite_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
 int sqlite_alert_firing(struct store *st, struct alert **out, size_t *n);
-int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int limit,
+int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
                       json_t **out);
 int sqlite_alert_get(struct store *st, int64_t id, json_t **out);
 int sqlite_alert_put(struct store *st, struct alert *a);

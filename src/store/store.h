@@ -38,6 +38,7 @@ struct row_meta {
  * (batch_release). */
 struct batch {
     char *id, *dataset, *source, *filename, *path, *sha256, *status, *rejection_reason, *worker;
+    char *content_type; /* the upload's (the file part's for multipart), NULL when not known */
     int64_t bytes;
     double error_threshold_percent;
     int64_t total, inserted, invalid, duplicate;
@@ -48,8 +49,9 @@ void batch_release(struct batch *b);
 
 struct batch_filter {
     const char *status, *dataset, *source, *filename_contains; /* NULL = any */
-    int64_t created_after_ms;                                  /* 0 = any */
-    const char *after_id;                                      /* keyset cursor, NULL = start */
+    int64_t created_after_ms, created_before_ms;               /* 0 = any */
+    const char *after_id; /* keyset cursor: the last id shown, NULL = from the start */
+    int desc;             /* 1: newest (highest id) first, after_id = ids below it */
     int limit;
 };
 
@@ -99,7 +101,9 @@ struct dlq_filter {
     const char *status;     /* NULL = any; else open|resolved|dropped */
     const int64_t *ids;     /* NULL = any; else nids ids */
     size_t nids;
-    int64_t after_id; /* keyset: ids > after_id */
+    int64_t received_after_ms, received_before_ms; /* 0 = any */
+    int64_t after_id; /* keyset: ids > after_id (desc: ids < after_id); 0 = from the start */
+    int desc;         /* 1: newest (highest id) first */
     int limit;
 };
 
@@ -131,7 +135,9 @@ struct audit_new {
 struct audit_filter {
     const char *actor, *method; /* NULL = any */
     int status;                 /* 0 = any */
-    int64_t since_ms, after_id; /* 0 = from the start */
+    int64_t since_ms, until_ms; /* 0 = any: at_ms >= since_ms, at_ms < until_ms */
+    int64_t after_id;           /* keyset as dlq_filter's; 0 = from the start */
+    int desc;                   /* 1: newest first */
     int limit;
 };
 
@@ -238,6 +244,8 @@ struct store_ops {
     int (*dlq_get)(struct store *st, int64_t id, struct dlq_entry *out); /* 1 = not found */
     int (*dlq_list)(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
                     size_t *n);
+    /* How many entries f matches (its order, cursor and limit aside: every page). */
+    int (*dlq_count)(struct store *st, const struct dlq_filter *f, int64_t *n);
     int (*dlq_set)(struct store *st, int64_t id, const char *status, int attempts,
                    const char *errors_json, const char *codes, int64_t now_ms);
     int (*dlq_depth)(struct store *st, json_t **by_dataset); /* {"ds": n, ...} */
@@ -325,7 +333,7 @@ struct store_ops {
     int (*key_revoke)(struct store *st, const char *id, int64_t now_ms);   /* 1 = not found */
     int (*key_touch)(struct store *st, const char *id, int64_t now_ms);    /* last used */
     int (*audit_add)(struct store *st, const struct audit_new *e);
-    /* Records after f->after_id (oldest first), as JSON objects. */
+    /* Records after f->after_id in f's order, as JSON objects. */
     int (*audit_list)(struct store *st, const struct audit_filter *f, json_t **out);
 
     /* Rollups, kept in the same transaction as the rows they count. */
@@ -362,8 +370,8 @@ struct store_ops {
     /* Alerts: the firing ones (all), a page of them by state (NULL = any), one with its
      * history, insert (a->id == 0; sets it) or update, and a history event. */
     int (*alert_firing)(struct store *st, struct alert **out, size_t *n);
-    int (*alert_list)(struct store *st, const char *state, int64_t after_id, int limit,
-                      json_t **out);
+    int (*alert_list)(struct store *st, const char *state, int64_t after_id, int desc, int limit,
+                      json_t **out);                              /* keyset as dlq_filter's */
     int (*alert_get)(struct store *st, int64_t id, json_t **out); /* 1 = not found */
     int (*alert_put)(struct store *st, struct alert *a);
     int (*alert_event)(struct store *st, int64_t id, int64_t at_ms, const char *event,
@@ -465,6 +473,7 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_dlq_add(st, e, id) ((st)->ops->dlq_add((st), (e), (id)))
 #define store_dlq_get(st, id, out) ((st)->ops->dlq_get((st), (id), (out)))
 #define store_dlq_list(st, f, out, n) ((st)->ops->dlq_list((st), (f), (out), (n)))
+#define store_dlq_count(st, f, n) ((st)->ops->dlq_count((st), (f), (n)))
 #define store_dlq_set(st, id, s, a, e, c, now)                                                     \
     ((st)->ops->dlq_set((st), (id), (s), (a), (e), (c), (now)))
 #define store_dlq_depth(st, out) ((st)->ops->dlq_depth((st), (out)))
@@ -512,8 +521,8 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_batch_auto_reset(st, id, max, now)                                                   \
     ((st)->ops->batch_auto_reset((st), (id), (max), (now)))
 #define store_alert_firing(st, out, n) ((st)->ops->alert_firing((st), (out), (n)))
-#define store_alert_list(st, state, after, lim, out)                                               \
-    ((st)->ops->alert_list((st), (state), (after), (lim), (out)))
+#define store_alert_list(st, state, after, desc, lim, out)                                         \
+    ((st)->ops->alert_list((st), (state), (after), (desc), (lim), (out)))
 #define store_alert_get(st, id, out) ((st)->ops->alert_get((st), (id), (out)))
 #define store_alert_put(st, a) ((st)->ops->alert_put((st), (a)))
 #define store_alert_event(st, id, at, ev, d) ((st)->ops->alert_event((st), (id), (at), (ev), (d)))

@@ -596,21 +596,30 @@ int pg_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
     return rc;
 }
 
-int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out, size_t *n)
+/* Run the DLQ query of f: its entries (count = 0) or how many there are (count = 1, which
+ * ignores the order and limit). NULL: s->err says. */
+static PGresult *dlq_query(struct pg_store *s, const struct dlq_filter *f, int count)
 {
-    struct pg_store *s = PG(st);
     struct buf sql, ids;
-    char after[24], limit[24];
-    const char *p[6];
-    int np = 0, rc = -1;
+    char after[24], limit[24], ra[24], rb[24];
+    const char *p[8];
+    int np = 0;
     PGresult *r = NULL;
-    struct dlq_entry *v = NULL;
-    int cnt = 0;
     buf_init(&sql, 1 << 20);
     buf_init(&ids, 64u << 20);
 
-    p[np++] = pg_int(after, f->after_id);
-    buf_appends(&sql, "SELECT " DLQ_COLS " FROM dlq WHERE id > $1");
+    /* keyset on id, either way: a range on the primary key whatever the page */
+    p[np++] = pg_int(after, f->desc && !f->after_id ? INT64_MAX : f->after_id);
+    buf_appends(&sql, count ? "SELECT count(*) FROM dlq" : "SELECT " DLQ_COLS " FROM dlq");
+    buf_appends(&sql, f->desc ? " WHERE id < $1" : " WHERE id > $1");
+    if (f->received_after_ms) {
+        p[np++] = pg_int(ra, f->received_after_ms);
+        buf_printf(&sql, " AND received_ms >= $%d::bigint", np);
+    }
+    if (f->received_before_ms) {
+        p[np++] = pg_int(rb, f->received_before_ms);
+        buf_printf(&sql, " AND received_ms < $%d::bigint", np);
+    }
     if (f->dataset) {
         p[np++] = f->dataset;
         buf_printf(&sql, " AND dataset = $%d", np);
@@ -634,33 +643,53 @@ int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry *
         p[np++] = ids.data;
         buf_printf(&sql, " AND id = ANY($%d::bigint[])", np);
     }
-    p[np++] = f->limit < 0 ? NULL : pg_int(limit, f->limit); /* negative: no limit, as SQLite */
-    if (buf_printf(&sql, " ORDER BY id LIMIT $%d", np) < 0) {
+    if (!count) {
+        p[np++] = f->limit < 0 ? NULL : pg_int(limit, f->limit); /* negative: no limit */
+        buf_printf(&sql, " ORDER BY id%s LIMIT $%d", f->desc ? " DESC" : "", np);
+    }
+    if (!sql.data) {
         snprintf(s->err, sizeof s->err, "dlq list: out of memory");
         goto out;
     }
-    if (!(r = pg_exec(s, "dlq list", sql.data, np, p)))
-        goto out;
-    int rows = PQntuples(r);
-    v = malloc((size_t)(rows ? rows : 1) * sizeof *v);
+    r = pg_exec(s, count ? "dlq count" : "dlq list", sql.data, np, p);
+out:
+    buf_release(&ids);
+    buf_release(&sql);
+    return r;
+}
+
+int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out, size_t *n)
+{
+    struct pg_store *s = PG(st);
+    PGresult *r = dlq_query(s, f, 0);
+    if (!r)
+        return -1;
+    int rows = PQntuples(r), cnt = 0;
+    struct dlq_entry *v = malloc((size_t)(rows ? rows : 1) * sizeof *v);
     for (; v && cnt < rows; cnt++)
         if (read_entry(r, cnt, &v[cnt]) < 0)
             break;
+    PQclear(r);
     if (!v || cnt < rows) {
         for (int i = 0; v && i < cnt; i++)
             dlq_entry_release(&v[i]);
         free(v);
         snprintf(s->err, sizeof s->err, "dlq list: out of memory");
-        goto out;
+        return -1;
     }
     *out = v;
     *n = (size_t)cnt;
-    rc = 0;
-out:
+    return 0;
+}
+
+int pg_dlq_count(struct store *st, const struct dlq_filter *f, int64_t *n)
+{
+    PGresult *r = dlq_query(PG(st), f, 1);
+    if (!r)
+        return -1;
+    *n = pg_get_int(r, 0, 0);
     PQclear(r);
-    buf_release(&ids);
-    buf_release(&sql);
-    return rc;
+    return 0;
 }
 
 int pg_dlq_set(struct store *st, int64_t id, const char *status, int attempts,

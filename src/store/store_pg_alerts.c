@@ -83,14 +83,20 @@ static json_t *alert_row(const PGresult *r, int i)
                      (int)pg_get_int(r, i, 12));
 }
 
-int pg_alert_list(struct store *st, const char *state, int64_t after_id, int limit, json_t **out)
+int pg_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
+                  json_t **out)
 {
     struct pg_store *s = PG(st);
     char ab[24], lb[24];
-    const char *p[3] = {state, pg_int(ab, after_id), pg_int(lb, limit)};
+    const char *p[3] = {state, pg_int(ab, desc && !after_id ? INT64_MAX : after_id),
+                        pg_int(lb, limit)};
     PGresult *r = pg_exec(s, "alerts",
-                          "SELECT " ALERT_COLS " FROM alerts WHERE ($1::text IS NULL OR"
-                          " state = $1::text) AND id > $2::bigint ORDER BY id LIMIT $3::bigint",
+                          desc ? "SELECT " ALERT_COLS " FROM alerts WHERE ($1::text IS NULL OR"
+                                 " state = $1::text) AND id < $2::bigint ORDER BY id DESC"
+                                 " LIMIT $3::bigint"
+                               : "SELECT " ALERT_COLS " FROM alerts WHERE ($1::text IS NULL OR"
+                                 " state = $1::text) AND id > $2::bigint ORDER BY id"
+                                 " LIMIT $3::bigint",
                           3, p);
     if (!r)
         return -1;

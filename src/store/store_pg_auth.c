@@ -143,20 +143,25 @@ int pg_audit_add(struct store *st, const struct audit_new *e)
 
 int pg_audit_list(struct store *st, const struct audit_filter *f, json_t **out)
 {
-    char after[24], since[24], status[24], limit[24];
-    const char *p[6] = {pg_int(after, f->after_id),
+    char after[24], since[24], status[24], limit[24], until[24];
+    const char *p[7] = {pg_int(after, f->desc && !f->after_id ? INT64_MAX : f->after_id),
                         pg_int(since, f->since_ms),
                         f->actor,
                         f->method,
                         pg_int(status, f->status),
-                        f->limit < 0 ? NULL : pg_int(limit, f->limit)};
-    PGresult *r = pg_exec(PG(st), "audit list",
-                          "SELECT id, at_ms, actor, role, method, path, status, remote, request_id"
-                          " FROM audit WHERE id > $1::bigint AND at_ms >= $2::bigint"
-                          " AND ($3::text IS NULL OR actor = $3::text)"
-                          " AND ($4::text IS NULL OR method = $4::text)"
-                          " AND ($5::int = 0 OR status = $5::int) ORDER BY id LIMIT $6::bigint",
-                          6, p);
+                        f->limit < 0 ? NULL : pg_int(limit, f->limit),
+                        pg_int(until, f->until_ms)};
+#define AUDIT_LIST                                                                                 \
+    "SELECT id, at_ms, actor, role, method, path, status, remote, request_id"                      \
+    " FROM audit WHERE at_ms >= $2::bigint AND ($7::bigint = 0 OR at_ms < $7::bigint)"             \
+    " AND ($3::text IS NULL OR actor = $3::text)"                                                  \
+    " AND ($4::text IS NULL OR method = $4::text)"                                                 \
+    " AND ($5::int = 0 OR status = $5::int)"
+    PGresult *r =
+        pg_exec(PG(st), "audit list",
+                f->desc ? AUDIT_LIST " AND id < $1::bigint ORDER BY id DESC LIMIT $6::bigint"
+                        : AUDIT_LIST " AND id > $1::bigint ORDER BY id LIMIT $6::bigint",
+                7, p);
     if (!r)
         return -1;
     json_t *a = json_array();

@@ -17,7 +17,7 @@
     "id, dataset, source, filename, path, bytes, sha256, status, rejection_reason,"                \
     " error_threshold_percent, row_count_total, row_count_inserted, row_count_invalid,"            \
     " row_count_duplicate, attempts, worker, lease_until_ms, heartbeat_ms, created_ms,"            \
-    " updated_ms, started_ms, finished_ms"
+    " updated_ms, started_ms, finished_ms, content_type"
 
 /* The statuses a worker holds a batch in (a lease that can expire). */
 #define WORKING "('staging','validating','transforming','inserting','upserting')"
@@ -47,6 +47,7 @@ static void read_batch(const PGresult *r, int i, struct batch *b)
     b->updated_ms = pg_get_int(r, i, 19);
     b->started_ms = pg_get_int(r, i, 20);
     b->finished_ms = pg_get_int(r, i, 21);
+    b->content_type = pg_get_str(r, i, 22);
 }
 
 /* A LIMIT parameter: a negative limit means none (as SQLite reads LIMIT -1). */
@@ -82,19 +83,21 @@ int pg_batch_add(struct store *st, const struct batch *b)
     struct pg_store *s = PG(st);
     char bytes[24], pct[32], created[24];
     snprintf(pct, sizeof pct, "%.17g", b->error_threshold_percent);
-    const char *p[9] = {b->id,       b->dataset, b->source,
-                        b->filename, b->path,    pg_int(bytes, b->bytes),
-                        b->sha256,   pct,        pg_int(created, b->created_ms)};
+    const char *p[10] = {b->id,          b->dataset, b->source,
+                         b->filename,    b->path,    pg_int(bytes, b->bytes),
+                         b->sha256,      pct,        pg_int(created, b->created_ms),
+                         b->content_type};
     /* The record and its first event in one statement; then wake the workers of every node
      * (the notification is delivered when the transaction commits). */
-    int rc = pg_cmd(s, "batch add",
-                    "WITH b AS (INSERT INTO batches(id, dataset, source, filename, path, bytes,"
-                    " sha256, status, error_threshold_percent, created_ms, updated_ms)"
-                    " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, 'uploaded', $8::float8,"
-                    " $9::bigint, $9::bigint) RETURNING id)"
-                    " INSERT INTO batch_events(batch_id, status, at_ms)"
-                    " SELECT id, 'uploaded', $9::bigint FROM b",
-                    9, p);
+    int rc =
+        pg_cmd(s, "batch add",
+               "WITH b AS (INSERT INTO batches(id, dataset, source, filename, path, bytes,"
+               " sha256, status, error_threshold_percent, created_ms, updated_ms, content_type)"
+               " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, 'uploaded', $8::float8,"
+               " $9::bigint, $9::bigint, $10) RETURNING id)"
+               " INSERT INTO batch_events(batch_id, status, at_ms)"
+               " SELECT id, 'uploaded', $9::bigint FROM b",
+               10, p);
     return rc < 0 ? -1 : pg_cmd(s, "batch notify", "NOTIFY sluice_batches", 0, NULL);
 }
 
@@ -131,21 +134,24 @@ static void cond(struct buf *sql, const char **p, int *np, const char *pre, cons
 int pg_batch_list(struct store *st, const struct batch_filter *f, struct batch **out, size_t *n)
 {
     struct pg_store *s = PG(st);
-    const char *p[8];
+    const char *p[9];
     int np = 0;
-    char created[24], limit[24];
+    char created[24], before[24], limit[24];
     struct buf sql;
     buf_init(&sql, 4096);
     buf_appends(&sql, "SELECT " BATCH_COLS " FROM batches WHERE true");
-    cond(&sql, p, &np, "id > ", f->after_id, "");
+    cond(&sql, p, &np, f->desc ? "id < " : "id > ", f->after_id, "");
     cond(&sql, p, &np, "status = ", f->status, "");
     cond(&sql, p, &np, "dataset = ", f->dataset, "");
     cond(&sql, p, &np, "source = ", f->source, "");
     cond(&sql, p, &np, "strpos(filename, ", f->filename_contains, ") > 0");
     cond(&sql, p, &np, "created_ms > ",
          f->created_after_ms ? pg_int(created, f->created_after_ms) : NULL, "::bigint");
+    cond(&sql, p, &np, "created_ms < ",
+         f->created_before_ms ? pg_int(before, f->created_before_ms) : NULL, "::bigint");
     p[np++] = limit_param(limit, f->limit);
-    buf_printf(&sql, " ORDER BY id LIMIT $%d::bigint", np);
+    /* ids sort by creation time (ingest_new_id): the primary key serves either order */
+    buf_printf(&sql, " ORDER BY id%s LIMIT $%d::bigint", f->desc ? " DESC" : "", np);
     if (!sql.data) {
         snprintf(s->err, sizeof s->err, "batch list: out of memory");
         return -1;

@@ -30,6 +30,7 @@ const struct store_ops store_pg_ops = {
     .dlq_add = pg_dlq_add,
     .dlq_get = pg_dlq_get,
     .dlq_list = pg_dlq_list,
+    .dlq_count = pg_dlq_count,
     .dlq_set = pg_dlq_set,
     .dlq_depth = pg_dlq_depth,
     .idem_get = pg_idem_get,

@@ -93,7 +93,11 @@ const char *const pg_migrations[] = {
     " next_ms BIGINT NOT NULL, last_error TEXT);"
     "CREATE INDEX alert_outbox_next ON alert_outbox(next_ms);"
     "CREATE INDEX alert_outbox_alert ON alert_outbox(alert_id, receiver, id);",
-    /* 4: the rollup ledger (one row per request or batch counted, which `sluice rollups
+    /* 4: the DLQ list by status in id order, either way (as SQLite's migration 9) */
+    "CREATE INDEX dlq_status_id ON dlq(status, id);",
+    /* 5: the Content-Type a batch was uploaded with (as SQLite's migration 10) */
+    "ALTER TABLE batches ADD COLUMN content_type TEXT;",
+    /* 6: the rollup ledger (one row per request or batch counted, which `sluice rollups
      * rebuild` sums again), started from the rollups there are: the minutes still kept, and
      * what the hour has beyond them with its batches and codes (batch_id '': a carried-over
      * row, which makes no minute bucket) */

@@ -116,7 +116,12 @@ static const char *migrations[] = {
     " next_ms INTEGER NOT NULL, last_error TEXT);"
     "CREATE INDEX alert_outbox_next ON alert_outbox(next_ms);"
     "CREATE INDEX alert_outbox_alert ON alert_outbox(alert_id, receiver, id);",
-    /* 9: the rollup ledger (one row per request or batch counted, which `sluice rollups
+    /* 9: the DLQ list by status in id order, either way (without it, and without
+     * statistics, a page of open entries sorted the whole status in a temp B-tree) */
+    "CREATE INDEX dlq_status_id ON dlq(status, id);",
+    /* 10: the Content-Type a batch was uploaded with, which its download answers with */
+    "ALTER TABLE batches ADD COLUMN content_type TEXT;",
+    /* 11: the rollup ledger (one row per request or batch counted, which `sluice rollups
      * rebuild` sums again), started from the rollups there are: the minutes still kept, and
      * what the hour has beyond them with its batches and codes (batch_id '': a carried-over
      * row, which makes no minute bucket) */
@@ -779,13 +784,19 @@ static int sq_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
     return rc == SQLITE_DONE ? 1 : fail(s, "dlq get");
 }
 
-static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
-                       size_t *n)
+/* The DLQ query of f, prepared and bound: its entries (count = 0) or how many there are
+ * (count = 1, which ignores the order and limit). NULL after fail(). */
+static sqlite3_stmt *dlq_query(struct sqlite_store *s, const struct dlq_filter *f, int count)
 {
-    struct sqlite_store *s = SQ(st);
     struct buf sql;
     buf_init(&sql, 1 << 20);
-    buf_appends(&sql, "SELECT " DLQ_COLS " FROM dlq WHERE id > ?1");
+    /* keyset on id, either way: a range on the rowid whatever the page */
+    buf_appends(&sql, count ? "SELECT count(*) FROM dlq" : "SELECT " DLQ_COLS " FROM dlq");
+    buf_appends(&sql, f->desc ? " WHERE id < ?1" : " WHERE id > ?1");
+    if (f->received_after_ms)
+        buf_appends(&sql, " AND received_ms >= ?6");
+    if (f->received_before_ms)
+        buf_appends(&sql, " AND received_ms < ?7");
     if (f->dataset)
         buf_appends(&sql, " AND dataset = ?2");
     if (f->error_code)
@@ -798,21 +809,51 @@ static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_
             buf_printf(&sql, "%s%lld", i ? "," : "", (long long)f->ids[i]);
         buf_appends(&sql, ")");
     }
-    buf_appends(&sql, " ORDER BY id LIMIT ?5");
+    if (!count)
+        buf_appends(&sql, f->desc ? " ORDER BY id DESC LIMIT ?5" : " ORDER BY id LIMIT ?5");
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
+    if (!sql.data || sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
         buf_release(&sql);
-        return fail(s, "dlq list");
+        fail(s, "dlq list");
+        return NULL;
     }
     buf_release(&sql);
-    sqlite3_bind_int64(q, 1, f->after_id);
+    sqlite3_bind_int64(q, 1, f->desc && !f->after_id ? INT64_MAX : f->after_id);
+    if (f->received_after_ms)
+        sqlite3_bind_int64(q, 6, f->received_after_ms);
+    if (f->received_before_ms)
+        sqlite3_bind_int64(q, 7, f->received_before_ms);
     if (f->dataset)
         sqlite3_bind_text(q, 2, f->dataset, -1, SQLITE_STATIC);
     if (f->error_code)
         sqlite3_bind_text(q, 3, f->error_code, -1, SQLITE_STATIC);
     if (f->status)
         sqlite3_bind_text(q, 4, f->status, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 5, f->limit);
+    if (!count)
+        sqlite3_bind_int(q, 5, f->limit);
+    return q;
+}
+
+static int sq_dlq_count(struct store *st, const struct dlq_filter *f, int64_t *n)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q = dlq_query(s, f, 1);
+    if (!q)
+        return -1;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? 0 : fail(s, "dlq count");
+}
+
+static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
+                       size_t *n)
+{
+    struct sqlite_store *s = SQ(st);
+    sqlite3_stmt *q = dlq_query(s, f, 0);
+    if (!q)
+        return -1;
     size_t cap = 16, cnt = 0;
     struct dlq_entry *v = malloc(cap * sizeof *v);
     int rc;
@@ -1039,6 +1080,7 @@ const struct store_ops store_sqlite_ops = {
     .dlq_add = sq_dlq_add,
     .dlq_get = sq_dlq_get,
     .dlq_list = sq_dlq_list,
+    .dlq_count = sq_dlq_count,
     .dlq_set = sq_dlq_set,
     .dlq_depth = sq_dlq_depth,
     .idem_get = sq_idem_get,

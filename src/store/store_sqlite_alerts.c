@@ -106,19 +106,21 @@ static json_t *alert_row(sqlite3_stmt *q)
         ms_json(sqlite3_column_int64(q, 11)), "notifications", sqlite3_column_int(q, 12));
 }
 
-int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int limit,
+int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
                       json_t **out)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
     if (prep(s,
-             "SELECT " ALERT_COLS " FROM alerts WHERE (?1 IS NULL OR state = ?1) AND id > ?2"
-             " ORDER BY id LIMIT ?3",
+             desc ? "SELECT " ALERT_COLS " FROM alerts WHERE (?1 IS NULL OR state = ?1) AND id < ?2"
+                    " ORDER BY id DESC LIMIT ?3"
+                  : "SELECT " ALERT_COLS " FROM alerts WHERE (?1 IS NULL OR state = ?1) AND id > ?2"
+                    " ORDER BY id LIMIT ?3",
              &q, "alerts") < 0)
         return -1;
     if (state)
         sqlite3_bind_text(q, 1, state, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, after_id);
+    sqlite3_bind_int64(q, 2, desc && !after_id ? INT64_MAX : after_id);
     sqlite3_bind_int(q, 3, limit);
     json_t *a = json_array();
     while (sqlite3_step(q) == SQLITE_ROW)

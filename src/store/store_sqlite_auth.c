@@ -173,14 +173,17 @@ int sqlite_audit_list(struct store *st, const struct audit_filter *f, json_t **o
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
+#define AUDIT_LIST                                                                                 \
+    "SELECT id, at_ms, actor, role, method, path, status, remote, request_id FROM audit"           \
+    " WHERE at_ms >= ?2 AND (?7 = 0 OR at_ms < ?7) AND (?3 IS NULL OR actor = ?3)"                 \
+    " AND (?4 IS NULL OR method = ?4) AND (?5 = 0 OR status = ?5)"
     if (prep(s,
-             "SELECT id, at_ms, actor, role, method, path, status, remote, request_id FROM audit"
-             " WHERE id > ?1 AND at_ms >= ?2 AND (?3 IS NULL OR actor = ?3)"
-             " AND (?4 IS NULL OR method = ?4) AND (?5 = 0 OR status = ?5)"
-             " ORDER BY id LIMIT ?6",
+             f->desc ? AUDIT_LIST " AND id < ?1 ORDER BY id DESC LIMIT ?6"
+                     : AUDIT_LIST " AND id > ?1 ORDER BY id LIMIT ?6",
              &q, "audit list") < 0)
         return -1;
-    sqlite3_bind_int64(q, 1, f->after_id);
+    sqlite3_bind_int64(q, 1, f->desc && !f->after_id ? INT64_MAX : f->after_id);
+    sqlite3_bind_int64(q, 7, f->until_ms);
     sqlite3_bind_int64(q, 2, f->since_ms);
     if (f->actor)
         sqlite3_bind_text(q, 3, f->actor, -1, SQLITE_STATIC);

@@ -25,6 +25,7 @@ void batch_release(struct batch *b)
     free(b->status);
     free(b->rejection_reason);
     free(b->worker);
+    free(b->content_type);
     memset(b, 0, sizeof *b);
 }
 
@@ -32,7 +33,7 @@ void batch_release(struct batch *b)
     "id, dataset, source, filename, path, bytes, sha256, status, rejection_reason,"                \
     " error_threshold_percent, row_count_total, row_count_inserted, row_count_invalid,"            \
     " row_count_duplicate, attempts, worker, lease_until_ms, heartbeat_ms, created_ms,"            \
-    " updated_ms, started_ms, finished_ms"
+    " updated_ms, started_ms, finished_ms, content_type"
 
 static char *col(sqlite3_stmt *q, int i)
 {
@@ -65,6 +66,7 @@ static void read_batch(sqlite3_stmt *q, struct batch *b)
     b->updated_ms = sqlite3_column_int64(q, 19);
     b->started_ms = sqlite3_column_int64(q, 20);
     b->finished_ms = sqlite3_column_int64(q, 21);
+    b->content_type = col(q, 22);
 }
 
 static void bind_text_or_null(sqlite3_stmt *q, int i, const char *s)
@@ -107,8 +109,8 @@ int sqlite_batch_add(struct store *st, const struct batch *b)
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO batches(id, dataset, source, filename, path, bytes, sha256,"
-                           " status, error_threshold_percent, created_ms, updated_ms, rows_tracked)"
-                           " VALUES (?,?,?,?,?,?,?,'uploaded',?,?,?,1)",
+                           " status, error_threshold_percent, created_ms, updated_ms, rows_tracked,"
+                           " content_type) VALUES (?,?,?,?,?,?,?,'uploaded',?,?,?,1,?)",
                            -1, &q, NULL) != SQLITE_OK)
         return sqlite_fail(s, "batch add");
     sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
@@ -121,6 +123,7 @@ int sqlite_batch_add(struct store *st, const struct batch *b)
     sqlite3_bind_double(q, 8, b->error_threshold_percent);
     sqlite3_bind_int64(q, 9, b->created_ms);
     sqlite3_bind_int64(q, 10, b->created_ms);
+    bind_text_or_null(q, 11, b->content_type);
     if (step_done(s, q, "batch add") < 0)
         return -1;
     return event(s, b->id, "uploaded", NULL, b->created_ms);
@@ -150,7 +153,7 @@ int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct bat
     buf_init(&sql, 1 << 16);
     buf_appends(&sql, "SELECT " BATCH_COLS " FROM batches WHERE 1");
     if (f->after_id)
-        buf_appends(&sql, " AND id > ?1");
+        buf_appends(&sql, f->desc ? " AND id < ?1" : " AND id > ?1");
     if (f->status)
         buf_appends(&sql, " AND status = ?2");
     if (f->dataset)
@@ -161,7 +164,10 @@ int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct bat
         buf_appends(&sql, " AND instr(filename, ?5) > 0");
     if (f->created_after_ms)
         buf_appends(&sql, " AND created_ms > ?6");
-    buf_appends(&sql, " ORDER BY id LIMIT ?7");
+    if (f->created_before_ms)
+        buf_appends(&sql, " AND created_ms < ?8");
+    /* ids sort by creation time (ingest_new_id): the primary key serves either order */
+    buf_appends(&sql, f->desc ? " ORDER BY id DESC LIMIT ?7" : " ORDER BY id LIMIT ?7");
     sqlite3_stmt *q;
     int rc = sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL);
     buf_release(&sql);
@@ -174,6 +180,7 @@ int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct bat
     bind_text_or_null(q, 5, f->filename_contains);
     sqlite3_bind_int64(q, 6, f->created_after_ms);
     sqlite3_bind_int(q, 7, f->limit);
+    sqlite3_bind_int64(q, 8, f->created_before_ms);
     size_t cap = 16, cnt = 0;
     struct batch *v = malloc(cap * sizeof *v);
     while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {

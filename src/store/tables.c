@@ -79,6 +79,7 @@ static const struct table_col batches[] = {
     I("updated_ms"),
     I("started_ms"),
     I("finished_ms"),
+    T("content_type"),
 };
 static const struct table_col batch_events[] = {IS("seq"), T("batch_id"), T("status"), I("at_ms"),
                                                 T("detail")};

@@ -39,6 +39,8 @@
     /* request level */                                                                            \
     X(BAD_REQUEST, 400, "the request is malformed")                                                \
     X(INVALID_PARAMETER, 400, "a query parameter or body field is invalid")                        \
+    X(UNKNOWN_PARAMETER, 400, "the route does not take this query parameter")                      \
+    X(INVALID_CURSOR, 400, "the cursor is not one this list gave in this order")                   \
     X(BODY_TOO_LARGE, 413, "the body is larger than limits.max_body_bytes")                        \
     X(HEADERS_TOO_LARGE, 431, "the request headers are too large")                                 \
     X(UNSUPPORTED_MEDIA_TYPE, 415, "the Content-Type is not supported here")                       \

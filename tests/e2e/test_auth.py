@@ -449,7 +449,8 @@ def test_audit_log(srv, keys):
     srv.post_events("judgments", [ROW], ctype="application/json")  # 401: not audited
     deadline = time.time() + 10
     while True:
-        items = srv.get("/api/v1/audit", headers=bearer(admin["key"])).json()["items"]
+        items = srv.get("/api/v1/audit", params={"order": "asc"},
+                        headers=bearer(admin["key"])).json()["items"]
         if len(items) >= 2 or time.time() > deadline:
             break
         time.sleep(0.05)
@@ -461,6 +462,13 @@ def test_audit_log(srv, keys):
     assert first["role"] == "ingest" and first["at"].endswith("Z")
     f = srv.get("/api/v1/audit", params={"actor": "jwt:bob"}, headers=bearer(admin["key"]))
     assert [e["actor"] for e in f.json()["items"]] == ["jwt:bob"]
-    page = srv.get("/api/v1/audit", params={"limit": 1}, headers=bearer(admin["key"])).json()
-    assert len(page["items"]) == 1 and page["next"] == first["id"]
+    page = srv.get("/api/v1/audit", params={"limit": 1, "order": "asc"},
+                   headers=bearer(admin["key"])).json()
+    assert [e["id"] for e in page["items"]] == [first["id"]] and page["next_cursor"]
+    page = srv.get("/api/v1/audit", params={"limit": 1, "order": "asc", "cursor":
+                   page["next_cursor"]}, headers=bearer(admin["key"])).json()
+    assert [e["id"] for e in page["items"]] == [items[1]["id"]]
+    newest = srv.get("/api/v1/audit", headers=bearer(admin["key"])).json()["items"]
+    assert [e["id"] for e in newest] == sorted((e["id"] for e in newest), reverse=True)
+    assert newest[-1]["id"] == first["id"]  # newest first by default
     assert srv.get("/api/v1/audit", headers=bearer(ingest["key"])).status_code == 403

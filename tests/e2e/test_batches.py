@@ -84,7 +84,7 @@ def errors_json(server, bid):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["batch_id"] == bid
-    assert body["next"] is None
+    assert body["next_cursor"] is None
     return body["items"]
 
 
@@ -95,14 +95,14 @@ def error_tuples(items):
 def dlq_all(server, dataset, status="all"):
     items, after = [], None
     while True:
-        params = {"dataset": dataset, "status": status, "limit": 1000}
+        params = {"dataset": dataset, "status": status, "limit": 1000, "order": "asc"}
         if after:
-            params["after"] = after
+            params["cursor"] = after
         r = server.get("/api/v1/dlq", params=params)
         assert r.status_code == 200, r.text
         body = r.json()
         items += body["items"]
-        after = body["next"]
+        after = body["next_cursor"]
         if after is None:
             return items
 
@@ -640,7 +640,7 @@ def test_list_filters_and_pagination(server):
         return r.json()
 
     body = listing()
-    assert body["next"] is None
+    assert body["next_cursor"] is None
     assert sorted(x["batch_id"] for x in body["items"]) == sorted(allids)
     for x in body["items"]:
         assert set(x) >= BATCH_KEYS, x
@@ -660,12 +660,12 @@ def test_list_filters_and_pagination(server):
         while True:
             params = {"limit": limit}
             if after:
-                params["after"] = after
+                params["cursor"] = after
             page = listing(**params)
             pages += 1
             assert len(page["items"]) <= limit
             seen += [x["batch_id"] for x in page["items"]]
-            after = page["next"]
+            after = page["next_cursor"]
             if after is None:
                 break
             assert pages < 20
@@ -675,10 +675,10 @@ def test_list_filters_and_pagination(server):
     while True:
         params = {"limit": 1, "dataset": "judgments"}
         if after:
-            params["after"] = after
+            params["cursor"] = after
         page = listing(**params)
         seen += [x["batch_id"] for x in page["items"]]
-        after = page["next"]
+        after = page["next_cursor"]
         if after is None:
             break
     assert sorted(seen) == sorted(ids["ok"] + ids["bad"])
@@ -911,7 +911,8 @@ def test_dlq_retry_of_a_batch_row_uses_the_csv_header(make_server):
     bid = upload_ok(server, "judgments", body, {"error_threshold_percent": "90"})
     b = wait_status(server, bid)
     assert (b["status"], b["row_count_inserted"], b["row_count_invalid"]) == ("completed", 1, 2)
-    items = server.get("/api/v1/dlq", params={"dataset": "judgments"}).json()["items"]
+    items = server.get("/api/v1/dlq", params={"dataset": "judgments", "order": "asc"}).json()[
+        "items"]
     assert [i["payload"] for i in items] == ['pending,CASE-0000002,"1,5",2024-01-01',
                                             "pending,CASE-0000003,7,2024-01-01"]
     server.write_config(datasets_yaml=JUDGMENTS)  # `pending` is allowed again
@@ -1136,3 +1137,77 @@ def test_reset_batch_counts_nothing_until_it_finishes_again(make_server):
     b = get_batch(server, bid)
     assert b["status"] == "uploaded", b
     assert counts(b) == (0, 0, 0, 0, 0), b
+
+
+# ---------------------------------------------------------------- the original file
+
+def test_download_file_with_its_sha256(make_server, tmp_path):
+    import subprocess
+    from conftest import BIN
+    server = make_server(extra_yaml="batches: {workers: 0}\n")
+    data = b"case_number,amount,filed_date\n" + b"".join(
+        b"CASE-%07d,%d.5,2024-01-02\r\n" % (i, i) for i in range(150_000))  # ~5 MB, many pieces
+    assert len(data) > 4 * 1024 * 1024
+    bid = upload_ok(server, "judgments", data, {"filename": 'r\u00e9sum\u00e9 "q".csv'})
+    r = server.get(f"/api/v1/batches/{bid}/file", stream=True)
+    assert r.status_code == 200, r.text
+    got = r.raw.read(decode_content=False)
+    assert got == data
+    digest = hashlib.sha256(data)
+    assert r.headers["Repr-Digest"] == "sha-256=:%s:" % base64.b64encode(digest.digest()).decode()
+    assert r.headers["ETag"] == '"%s"' % digest.hexdigest()
+    assert r.headers["Content-Type"] == "text/csv"
+    cd = r.headers["Content-Disposition"]
+    assert cd.startswith('attachment; filename="r__sum__ _q_.csv"'), cd
+    assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22q%22.csv" in cd, cd
+    assert get_batch(server, bid)["sha256"] == digest.hexdigest()
+
+    out = tmp_path / "copy.csv"
+    p = subprocess.run([BIN, "batch", "download", bid, "-o", str(out), "--url", server.url],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert json.loads(p.stdout) == {"batch_id": bid, "file": str(out), "bytes": len(data),
+                                    "sha256": digest.hexdigest(), "verified": True}
+    assert out.read_bytes() == data
+    p = subprocess.run([BIN, "batch", "download", bid, "--url", server.url], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0 and p.stdout == data, p.stderr
+
+    # the Content-Type of the upload: the body's, or the multipart file part's
+    small = b"case_number,amount,filed_date\nCASE-0000001,1,2024-01-02\n"
+    r = upload(server, "judgments", small, ctype="application/octet-stream")
+    assert r.status_code == 202, r.text
+    b2 = r.json()["batch_id"]
+    r = server.get(f"/api/v1/batches/{b2}/file")
+    assert r.headers["Content-Type"] == "application/octet-stream" and r.content == small
+    r = requests.post(f"{server.url}/api/v1/datasets/judgments/batches", timeout=30,
+                      files={"file": ("x.csv", small, "application/vnd.ms-excel")})
+    assert r.status_code == 202, r.text
+    r = server.get(f"/api/v1/batches/{r.json()['batch_id']}/file")
+    assert r.headers["Content-Type"] == "application/vnd.ms-excel" and r.content == small
+    assert r.headers["Content-Disposition"] == 'attachment; filename="x.csv"'
+
+    assert_error(server.get("/api/v1/batches/bat_nope/file"), 404, "NOT_FOUND")
+    p = subprocess.run([BIN, "batch", "download", "bat_nope", "-o", str(tmp_path / "n.csv"),
+                        "--url", server.url], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "NOT_FOUND" in p.stdout, (p.stdout, p.stderr)
+    assert not (tmp_path / "n.csv").exists() and not (tmp_path / "n.csv.part").exists()
+
+
+@pytest.mark.sqlite_only("changes the kept file on disk")
+def test_download_of_a_damaged_file_is_cut_short(make_server, tmp_path):
+    import subprocess
+    from conftest import BIN
+    server = make_server(extra_yaml="batches: {workers: 0}\n")
+    data = b"case_number,amount,filed_date\nCASE-0000001,1,2024-01-02\n"
+    bid = upload_ok(server, "judgments", data)
+    path = os.path.join(server.data_dir, "batches", bid + ".csv")
+    with open(path, "r+b") as f:
+        f.write(b"X")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        server.get(f"/api/v1/batches/{bid}/file").content
+    out = tmp_path / "d.csv"
+    p = subprocess.run([BIN, "batch", "download", bid, "-o", str(out), "--url", server.url],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert not out.exists() and not (tmp_path / "d.csv.part").exists()

@@ -57,25 +57,26 @@ def list_page(server, **params):
     r = server.get("/api/v1/dlq", params=params)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"items", "next"}, body
+    assert set(body) == {"items", "next_cursor"}, body
     return body
 
 
 def dlq_all(server, **params):
-    """Every item matching params, following `next`; checks no item comes twice."""
+    """Every item matching params, following `next_cursor`; checks no item comes twice."""
     params.setdefault("limit", 1000)
+    params.setdefault("order", "asc")
     items, after, seen = [], None, set()
     for _ in range(1000):
         p = dict(params)
         if after is not None:
-            p["after"] = after
+            p["cursor"] = after
         body = list_page(server, **p)
         assert len(body["items"]) <= int(params["limit"])
         for it in body["items"]:
             assert it["id"] not in seen, f"item {it['id']} returned twice"
             seen.add(it["id"])
         items += body["items"]
-        after = body["next"]
+        after = body["next_cursor"]
         if after is None:
             return items
     raise AssertionError("pagination never ended")
@@ -217,13 +218,13 @@ def test_keyset_pagination(dlq_server):
                           (25, {"dataset": "judgments"})):
         pages, after = [], None
         while True:
-            p = dict(params, limit=limit)
+            p = dict(params, limit=limit, order="asc")
             if after is not None:
-                p["after"] = after
+                p["cursor"] = after
             body = list_page(s, **p)
             assert len(body["items"]) <= limit
             pages.append(body["items"])
-            after = body["next"]
+            after = body["next_cursor"]
             if after is None:
                 break
             assert len(pages) < 100
@@ -235,10 +236,10 @@ def test_keyset_pagination(dlq_server):
         assert all(len(p) == limit for p in pages[:-1]), (limit, params)
 
     # a cursor stays valid while entries are added: paging on gives the rest, then the new ones
-    first = list_page(s, dataset="judgments", limit=7)
-    assert first["next"] is not None
+    first = list_page(s, dataset="judgments", limit=7, order="asc")
+    assert first["next_cursor"] is not None
     ingest(s, "judgments", [jrow(100 + i, amount=-1) for i in range(3)])
-    rest = dlq_all(s, dataset="judgments", limit=7, after=first["next"])
+    rest = dlq_all(s, dataset="judgments", limit=7, cursor=first["next_cursor"])
     got = [i["id"] for i in first["items"] + rest]
     assert len(got) == len(set(got)) == 28
     assert got == sorted(got)
@@ -459,16 +460,17 @@ def test_cli_list_show_retry_drop(server):
     api = dlq_all(server)
 
     out = cli_json("list", "--url", url)
-    assert [i["id"] for i in out["items"]] == [i["id"] for i in api]
-    assert out["next"] is None
+    assert [i["id"] for i in out["items"]] == [i["id"] for i in reversed(api)]  # newest first
+    assert out["next_cursor"] is None
 
     out = cli_json("list", "--dataset", "judgments", "--error-code", "OUT_OF_RANGE",
-                   "--status", "open", "--limit", "1", "--url", url)
-    assert len(out["items"]) == 1 and out["next"] is not None
+                   "--status", "open", "--limit", "1", "--order", "asc", "--url", url)
+    assert len(out["items"]) == 1 and out["next_cursor"] is not None
     first = out["items"][0]
     assert key_of(first) == "CASE-0000001"
     out = cli_json("list", "--dataset", "judgments", "--error-code", "OUT_OF_RANGE",
-                   "--limit", "1", "--after", out["next"], "--url", url)
+                   "--limit", "1", "--order", "asc", "--cursor", out["next_cursor"],
+                   "--url", url)
     assert [key_of(i) for i in out["items"]] == ["CASE-0000003"]
 
     out = cli_json("show", first["id"], "--url", url)
@@ -503,3 +505,67 @@ def test_cli_exit_codes(server):
                  ("retry", "--url", url), ("list", "--no-such-flag", "--url", url), ()):
         rc, out, err = cli(*args)
         assert rc == 2, (args, rc, out, err)
+
+
+# ---------------------------------------------------------------- drop by filter
+
+def statuses(server):
+    return {i["id"]: i["status"] for i in dlq_all(server, status="all")}
+
+
+def test_drop_by_filter(dlq_server):
+    s = dlq_server
+    ingest(s, "judgments", [jrow(i, amount=-1) for i in range(450)])  # OUT_OF_RANGE, > 2 pages
+    ingest(s, "judgments", [jrow(1000 + i, status="x") for i in range(5)])  # NOT_IN_ENUM
+    ingest(s, "readings", [{"sensor": f"s{i}", "value": -1} for i in range(3)])
+    time.sleep(0.05)
+    cut = int(time.time() * 1000)
+    time.sleep(0.05)
+    ingest(s, "readings", [{"sensor": "late", "value": -1}])
+    before = statuses(s)
+    assert len(before) == 459 and set(before.values()) == {"open"}
+
+    # no filter, a bad boolean, an unknown parameter: refused, nothing dropped
+    assert_error(s.delete("/api/v1/dlq"), 400, "INVALID_PARAMETER")
+    assert_error(s.delete("/api/v1/dlq", params={"dataset": "judgments", "dry_run": "yes"}), 400,
+                 "INVALID_PARAMETER")
+    assert_error(s.delete("/api/v1/dlq", params={"dataset": "judgments", "dryrun": "true"}), 400,
+                 "UNKNOWN_PARAMETER")
+    assert_error(s.delete("/api/v1/dlq", params={"since": "soon"}), 400, "INVALID_PARAMETER")
+    assert statuses(s) == before
+
+    # a dry run says what would go and changes nothing
+    r = s.delete("/api/v1/dlq", params={"dataset": "judgments", "error_code": "OUT_OF_RANGE",
+                                        "dry_run": "true"})
+    assert r.status_code == 200, r.text
+    dry = r.json()
+    assert dry["dry_run"] is True and dry["matched"] == 450 and dry["dropped"] == 0, dry
+    oor = sorted(i for i, st in before.items() if i <= max(before) - 9)  # the first 450 ids
+    assert dry["sample_ids"] == oor[:10], dry
+    assert statuses(s) == before
+
+    r = s.delete("/api/v1/dlq", params={"dataset": "judgments", "error_code": "OUT_OF_RANGE"})
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done == {"dry_run": False, "matched": 450, "dropped": 450,
+                    "sample_ids": dry["sample_ids"]}, done
+    after = statuses(s)
+    assert [i for i, st in after.items() if st == "dropped"] == oor
+    assert sum(st == "open" for st in after.values()) == 9
+
+    # the time range: only the readings received before the cut
+    r = s.delete("/api/v1/dlq", params={"dataset": "readings", "until": cut})
+    assert r.status_code == 200 and r.json()["dropped"] == 3, r.text
+    open_left = [i for i in dlq_all(s, dataset="readings")]
+    assert [json.loads(i["payload"])["sensor"] for i in open_left] == ["late"]
+    # dropping again finds nothing
+    r = s.delete("/api/v1/dlq", params={"dataset": "readings", "until": cut})
+    assert r.json() == {"dry_run": False, "matched": 0, "dropped": 0, "sample_ids": []}, r.text
+
+    # the CLI, then all=true for what is left
+    out = cli_json("drop", "--dataset", "judgments", "--dry-run", "--url", s.url)
+    assert out["dry_run"] is True and out["matched"] == 5
+    assert cli("drop", "--since", "-1h", "--url", s.url)[0] == 2  # a bad time: a usage error
+    out = cli_json("drop", "--all", "--url", s.url)
+    assert out["dropped"] == 6
+    assert set(statuses(s).values()) == {"dropped"}

@@ -41,18 +41,19 @@ def db_query(server, sql, args=()):
 
 
 def dlq_items(server, **params):
-    """Every DLQ item matching params (all pages)."""
+    """Every DLQ item matching params (all pages), oldest first."""
     params.setdefault("limit", 1000)
+    params.setdefault("order", "asc")
     items, after = [], None
     for _ in range(100):
         p = dict(params)
         if after:
-            p["after"] = after
+            p["cursor"] = after
         r = server.get("/api/v1/dlq", params=p)
         assert r.status_code == 200, r.text
         body = r.json()
         items += body["items"]
-        after = body["next"]
+        after = body["next_cursor"]
         if after is None:
             return items
     raise AssertionError("DLQ pagination did not end")

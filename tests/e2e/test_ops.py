@@ -154,7 +154,7 @@ def test_datasets_endpoints(server):
     r = server.get("/api/v1/datasets")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["next"] is None
+    assert body["next_cursor"] is None
     assert sorted(i["name"] for i in body["items"]) == \
         ["anything", "events", "judgments", "skips", "upserts"]
     for it in body["items"]:

@@ -195,7 +195,6 @@ static const char *const no_paths[] = {
     "/api/v2/datasets",
     "/HEALTHZ",
     "/healthzz",
-    "/health",
     "/health/",
     /* trailing slash */
     "/healthz/",
@@ -283,7 +282,7 @@ static const struct {
     {"GET", "/api/v1/datasets/judgments/events", "POST"},
     {"PUT", "/api/v1/datasets/judgments/events", "POST"},
     {"HEAD", "/api/v1/datasets/judgments/events", "POST"},
-    {"POST", "/api/v1/dlq", "GET"},
+    {"POST", "/api/v1/dlq", "GET, DELETE"},
     {"PUT", "/api/v1/dlq/5", "GET, DELETE"},
     {"POST", "/api/v1/dlq/5", "GET, DELETE"},
     {"GET", "/api/v1/dlq/5/retry", "POST"},

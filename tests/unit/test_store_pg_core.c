@@ -951,6 +951,8 @@ static void expect_ids(const struct dlq_filter *f, const int64_t *want, size_t n
                      (long long)got[i], (long long)want[i]);
 }
 
+#include "dlq_list_test.h"
+
 Test(store_pg, dlq_add_get, .fini = cleanup)
 {
     open_fresh();
@@ -997,6 +999,12 @@ Test(store_pg, dlq_add_get, .fini = cleanup)
     cr_expect_eq(e.payload_len, 0);
     cr_expect_null(e.source);
     dlq_entry_release(&e);
+}
+
+Test(store_pg, dlq_list_desc_time_range_and_count, .fini = cleanup)
+{
+    open_fresh();
+    dlq_desc_range_count(st);
 }
 
 Test(store_pg, dlq_list_filters, .fini = cleanup)

@@ -560,19 +560,19 @@ Test(pg_alerts, round_trip, .init = open_fresh, .fini = close_store)
 
     /* list: by state, keyset, limit */
     json_t *l;
-    cr_assert_eq(pg_alert_list(st, NULL, 0, 10, &l), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(pg_alert_list(st, NULL, 0, 0, 10, &l), 0, "%s", pg_errmsg(st));
     cr_assert_eq(json_array_size(l), 2);
     cr_assert_eq(num(json_array_get(l, 0), "id"), a1.id);
     cr_assert_null(json_object_get(json_array_get(l, 0), "history"));
     json_decref(l);
-    cr_assert_eq(pg_alert_list(st, "firing", 0, 10, &l), 0);
+    cr_assert_eq(pg_alert_list(st, "firing", 0, 0, 10, &l), 0);
     cr_assert_eq(json_array_size(l), 1);
     cr_assert_eq(num(json_array_get(l, 0), "id"), a2.id);
     json_decref(l);
-    cr_assert_eq(pg_alert_list(st, NULL, a1.id, 10, &l), 0);
+    cr_assert_eq(pg_alert_list(st, NULL, a1.id, 0, 10, &l), 0);
     cr_assert_eq(json_array_size(l), 1);
     json_decref(l);
-    cr_assert_eq(pg_alert_list(st, NULL, 0, 1, &l), 0);
+    cr_assert_eq(pg_alert_list(st, NULL, 0, 0, 1, &l), 0);
     cr_assert_eq(json_array_size(l), 1);
     json_decref(l);
 

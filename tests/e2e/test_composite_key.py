@@ -43,7 +43,8 @@ def stored(server, mode):
 
 
 def dlq(server, mode):
-    r = server.get("/api/v1/dlq", params={"dataset": f"cases_{mode}", "status": "all"})
+    r = server.get("/api/v1/dlq", params={"dataset": f"cases_{mode}", "status": "all",
+                                             "order": "asc"})
     assert r.status_code == 200, r.text
     return r.json()["items"]
 

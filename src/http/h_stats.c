@@ -65,6 +65,13 @@ void h_errors_distribution(struct http_conn *c, struct http_request *r)
     struct store *st = http_conn_store(c);
     json_t *items = NULL;
     int rc = store_stats_errors(st, from - from % HOUR_MS, ds, &items);
+    if (rc >= 0 && !hq_desc(r)) { /* order=asc: least frequent first */
+        json_t *rev = json_array();
+        for (size_t i = json_array_size(items); i-- > 0;)
+            json_array_append(rev, json_array_get(items, i));
+        json_decref(items);
+        items = rev;
+    }
     reply(c, st, rc, rc < 0 ? NULL : json_pack("{s:o,s:n}", "items", items, "next_cursor"));
 }
 

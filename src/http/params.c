@@ -83,6 +83,9 @@ static const struct qparam p_dlq_drop_bulk[] = {STR("dataset"),
                                                 END};
 static const struct qparam p_dataset[] = {STR("dataset"), END};
 static const struct qparam p_hourly[] = {{"hours", QP_INT, NULL, 1, 24 * 400}, STR("dataset"), END};
+/* the error distribution is ordered by occurrences: desc (the default) is most frequent first */
+static const struct qparam p_distribution[] = {
+    {"hours", QP_INT, NULL, 1, 24 * 400}, STR("dataset"), ORDER, END};
 static const struct qparam p_monthly[] = {{"months", QP_INT, NULL, 1, 120}, STR("dataset"), END};
 static const struct qparam p_alerts_list[] = {{"state", QP_ENUM, "firing|resolved", 0, 0},
                                               LIMIT,
@@ -109,7 +112,7 @@ static const struct {
     {h_batches_delete, p_dry_run},    {h_batches_errors, p_batch_errors},
     {h_dlq_list, p_dlq_list},         {h_dlq_drop_bulk, p_dlq_drop_bulk},
     {h_stats_kpis, p_dataset},        {h_stats_hourly, p_hourly},
-    {h_stats_monthly, p_monthly},     {h_errors_distribution, p_hourly},
+    {h_stats_monthly, p_monthly},     {h_errors_distribution, p_distribution},
     {h_alerts_list, p_alerts_list},   {h_audit_list, p_audit_list},
 };
 

@@ -69,7 +69,7 @@ const struct route http_routes[] = {
     {"GET", "/api/v1/stats/monthly", h_stats_monthly,
      "rows, errors and batches per month (?months=12&dataset=)", 0, NULL, PERM_READ},
     {"GET", "/api/v1/errors/distribution", h_errors_distribution,
-     "error codes by occurrences (?hours=24&dataset=)", 0, NULL, PERM_READ},
+     "error codes by occurrences (?hours=24&dataset=&order=)", 0, NULL, PERM_READ},
     {"GET", "/api/v1/alerts", h_alerts_list,
      "alerts (?state=firing|resolved&order=&cursor=&limit=)", 0, NULL, PERM_READ},
     {"GET", "/api/v1/alerts/{id}", h_alerts_get, "one alert with its history", 0, NULL, PERM_READ},

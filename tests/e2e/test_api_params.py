@@ -289,3 +289,22 @@ def test_cli_times_order_and_cursor(server):
                       ("soon", "expected")):
         rc, out, err = cli("--since", bad)
         assert rc == 2 and "--since" in err and says in err and out == "", (bad, rc, out, err)
+
+
+def test_error_distribution_order(server):
+    """Most frequent first by default; order=asc turns it round; a bad order is 400."""
+    rows = [{"case_number": "CASE-000000%d" % i, "amount": -1, "filed_date": "2024-01-01"}
+            for i in range(1, 4)]
+    rows.append({"case_number": "bad", "amount": 1, "filed_date": "2024-01-01"})
+    r = server.post_events("judgments", "\n".join(json.dumps(x) for x in rows))
+    assert r.status_code == 422, r.text
+    def codes(**params):
+        r = server.get("/api/v1/errors/distribution", params=params)
+        assert r.status_code == 200, r.text
+        return [(i["error_code"], i["occurrence_count"]) for i in r.json()["items"]]
+    assert codes() == [("OUT_OF_RANGE", 3), ("PATTERN_MISMATCH", 1)]
+    assert codes(order="desc") == codes()
+    assert codes(order="asc") == [("PATTERN_MISMATCH", 1), ("OUT_OF_RANGE", 3)]
+    r = server.get("/api/v1/errors/distribution", params={"order": "newest"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_PARAMETER", r.text
+    assert "order" in r.json()["error"]["message"], r.text

@@ -7,6 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct rollup_delta rollup_delta_negated(const struct rollup_delta *d)
+{
+    struct rollup_delta m = *d;
+    m.received = -d->received;
+    m.accepted = -d->accepted;
+    m.rejected = -d->rejected;
+    m.duplicate = -d->duplicate;
+    m.batches = -d->batches;
+    m.batches_failed = -d->batches_failed;
+    return m;
+}
+
 void roll_acc_clear(struct roll_acc *a)
 {
     for (size_t i = 0; i < a->n; i++) {

@@ -53,6 +53,9 @@ int roll_acc_add(struct roll_acc *a, const struct rollup_delta *d);
  * running out of memory those counts are lost, never the rows. */
 void roll_acc_merge(struct roll_acc *into, struct roll_acc *from);
 void roll_acc_clear(struct roll_acc *a);
+/* d's counters (rows and batches, not its codes) with their signs turned: what takes a batch's
+ * counts out again. */
+struct rollup_delta rollup_delta_negated(const struct rollup_delta *d);
 /* Bucket e as a delta to write; its codes go into codes[ROLL_MAX_CODES] (borrowed from e). */
 void roll_entry_delta(const struct roll_entry *e, struct rollup_code *codes,
                       struct rollup_delta *d);

@@ -239,13 +239,7 @@ static int undo_unledgered(struct pg_store *s, const char *batch_id)
                              .codes = codes,
                              .ncodes = (size_t)n};
     struct roll_acc minus = {0};
-    struct rollup_delta m = d; /* the codes are negative already */
-    m.received = -d.received;
-    m.accepted = -d.accepted;
-    m.rejected = -d.rejected;
-    m.duplicate = -d.duplicate;
-    m.batches = -d.batches;
-    m.batches_failed = -d.batches_failed;
+    struct rollup_delta m = rollup_delta_negated(&d); /* the codes are negative already */
     if (roll_acc_add(&minus, &m) < 0) {
         snprintf(s->err, sizeof s->err, "rollup undo: out of memory");
     } else if (ledger_write(s, &minus, 2) == 0) {

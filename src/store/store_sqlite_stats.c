@@ -249,13 +249,7 @@ static int undo_unledgered(struct sqlite_store *s, const char *batch_id)
     if (rollup_apply(s, &d, -1) < 0)
         return -1;
     struct roll_acc minus = {0};
-    struct rollup_delta m = d;
-    m.received = -d.received;
-    m.accepted = -d.accepted;
-    m.rejected = -d.rejected;
-    m.duplicate = -d.duplicate;
-    m.batches = -d.batches;
-    m.batches_failed = -d.batches_failed;
+    struct rollup_delta m = rollup_delta_negated(&d);
     for (size_t k = 0; k < n; k++)
         codes[k].count = -codes[k].count;
     int rc = roll_acc_add(&minus, &m) < 0 ? sqlite_fail(s, "rollup undo: out of memory")

@@ -265,12 +265,17 @@ sentinel:
     wait_for(resolved, timeout=60, what="the checkpoint_failing alert resolved")
 
 
+def mount_tmpfs(server, size):
+    """data_dir on a tmpfs of size (the test is skipped where mount fails)."""
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", server.data_dir],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+
+
 def test_ready_is_not_ok_on_a_full_disk(make_server):
     """data_dir on a small tmpfs filled to its last byte: ready must say so (it said ok)."""
     server = make_server(start=False, datasets_yaml=EVENTS)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", server.data_dir],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+    mount_tmpfs(server, "128m")
     fill = os.path.join(server.data_dir, "fill.bin")
     try:
         server.start()
@@ -329,3 +334,60 @@ auth:
              what="the audit record noted while the database was away")
     assert sorted(audit_ids(server, hdr)) == ["before", "during"]
     assert metric(server, "sluice_audit_dropped_total") == 0
+
+
+def row_count(server, table="ds_ev"):
+    db = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.sqlite_only("SQLITE_FULL from a small tmpfs under the database file")
+def test_health_reflects_writes_failing_inside_the_transaction(make_server):
+    """A full disk fails a large push's INSERTs (SQLite spills its page cache to the WAL
+    mid-statement), while BEGIN and an empty COMMIT still succeed: the job failed on a
+    store fault, so commits count as failing until a real write succeeds (health said
+    pass: only a failed BEGIN or COMMIT counted)."""
+    server = make_server(start=False, datasets_yaml=EVENTS,
+                         extra_yaml=QUIET + "health: {min_free_bytes: 0}\n")
+    mount_tmpfs(server, "96m")
+    fill = os.path.join(server.data_dir, "fill.bin")
+    try:
+        server.start()
+        hdr = admin_key(server)
+        assert post(server, hdr, {"id": 0}).status_code == 200
+        with open(fill, "wb") as f:  # leave 12 MiB: less than the push's rows need
+            while os.statvfs(server.data_dir).f_bavail * os.statvfs(server.data_dir).f_frsize \
+                    > 12 << 20:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        big = "\n".join(json.dumps({"id": i, "pad": "x" * 3000}) for i in range(1, 15001))
+        r = server.post_events("ev", big, headers=hdr, timeout=120)
+        assert r.status_code == 503, r.text
+        assert metric(server, "sluice_writer_commit_failures_total") >= 1
+        r = server.get("/health/ready")
+        assert r.status_code == 503, [l for l in server.log_lines() if l.get("level") != "info"]
+        assert "commits are failing" in r.json()["reason"], r.text
+        r = server.get("/health/db", headers=hdr)
+        assert r.status_code == 503 and r.json()["status"] == "fail", r.text
+        assert "store fault" in r.json()["detail"] and "full" in r.json()["detail"], r.text
+        assert metric(server, "sluice_store_up") == 0
+        # the idle writer's empty transactions succeed, but do not turn it green (no flap)
+        time.sleep(5)
+        assert server.get("/health/ready").status_code == 503
+        assert metric(server, "sluice_store_up") == 0
+        assert row_count(server) == 1  # the acknowledged row, nothing of the refused push
+        os.remove(fill)
+        r = server.post_events("ev", big, headers=hdr, timeout=120)
+        assert r.status_code == 200, r.text
+        assert server.get("/health/ready").status_code == 200
+        assert server.get("/health/db", headers=hdr).json()["status"] == "pass"
+        assert metric(server, "sluice_store_up") == 1
+        assert row_count(server) == 15001
+    finally:
+        if os.path.exists(fill):
+            os.remove(fill)
+        server.stop()
+        subprocess.run(["umount", "-l", server.data_dir], capture_output=True)

@@ -100,10 +100,21 @@ static int note_commit(struct writer *w, size_t rows)
     return cleared;
 }
 
-/* A transaction could not begin or commit, or a job of fault_rows rows failed on a store
- * fault (fault_rows > 0); what says which, error is the store's message. */
+/* A write of rows rows failed on a store fault that an empty transaction does not prove
+ * gone (not a lost connection): see note_commit(). Called with mu held. */
+static void hold_locked(struct writer *w, size_t rows)
+{
+    if (!rows)
+        return;
+    w->fault_ns = clock_mono_ns();
+    w->fault_rows = rows > w->fault_rows ? rows : w->fault_rows;
+}
+
+/* A transaction could not begin or commit, or a job's write failed on a store fault (then
+ * hold_rows > 0 unless the connection was lost); what says which, error is the store's
+ * message. */
 static void note_failure_msg(struct writer *w, const char *what, const char *error,
-                             size_t fault_rows)
+                             size_t hold_rows)
 {
     char m[600];
     log_error("writer", what, "\"error\":\"%s\"", log_json_str(m, sizeof m, error, (size_t)-1));
@@ -113,10 +124,7 @@ static void note_failure_msg(struct writer *w, const char *what, const char *err
     w->failing = 1;
     w->failures++;
     w->last_failure_ms = clock_wall_ms();
-    if (fault_rows) {
-        w->fault_ns = clock_mono_ns();
-        w->fault_rows = fault_rows > w->fault_rows ? fault_rows : w->fault_rows;
-    }
+    hold_locked(w, hold_rows);
     snprintf(w->last_error, sizeof w->last_error, "%s: %s", what, error);
     pthread_mutex_unlock(&w->mu);
 }
@@ -188,7 +196,8 @@ static int undo_for_again(struct writer *w, int single)
 static void run_group(struct writer *w, struct wjob *group)
 {
     int single = group->next == NULL, failed = 0;
-    size_t fault = 0, rows = 0; /* the rows of the largest job failed on a fault; all rows */
+    int fault = 0;             /* a job failed on a store fault */
+    size_t hold = 0, rows = 0; /* the rows of the largest such job (see hold_locked); all */
     char fault_msg[512] = "";
     int ok = store_begin(w->st) == 0;
     if (!ok)
@@ -210,9 +219,12 @@ static void run_group(struct writer *w, struct wjob *group)
             j->applied = -1;
         /* A job that failed on the store's fault (a full disk), not on its data: the group
          * counts as a failed commit for health, whatever the other jobs did (writer.h). */
-        if (j->applied < 0 && j->nrows > fault && store_fault(w->st)) {
-            fault = j->nrows;
-            snprintf(fault_msg, sizeof fault_msg, "%s", store_errmsg(w->st));
+        if (j->applied < 0 && store_fault(w->st)) {
+            if (!fault)
+                snprintf(fault_msg, sizeof fault_msg, "%s", store_errmsg(w->st));
+            fault = 1;
+            if (!store_conn_lost(w->st) && j->nrows > hold)
+                hold = j->nrows;
         }
         rows += j->applied < 0 ? 0 : j->nrows;
         if (!single && j->applied < 0)
@@ -228,6 +240,9 @@ static void run_group(struct writer *w, struct wjob *group)
         result = store_commit(w->st);
         metrics_commit_duration((double)(clock_mono_ns() - t0) / 1e9);
         if (result < 0) {
+            /* rows sent at COMMIT (PostgreSQL's COPY) that a read-only or full store refused */
+            if (store_fault(w->st) && !store_conn_lost(w->st) && rows > hold)
+                hold = rows;
             note_failure(w, result == STORE_COMMIT_UNKNOWN ? "commit outcome unknown"
                                                            : "commit failed");
             if (result != STORE_COMMIT_UNKNOWN) {
@@ -240,14 +255,13 @@ static void run_group(struct writer *w, struct wjob *group)
         }
     }
     if (fault && result == 0) { /* the others committed (a group), the job's write did not */
-        note_failure_msg(w, "a write failed on a store fault", fault_msg, fault);
+        note_failure_msg(w, "a write failed on a store fault", fault_msg, hold);
         pthread_mutex_lock(&w->mu);
         w->commits += !single;
         pthread_mutex_unlock(&w->mu);
-    } else if (fault) { /* the COMMIT failed too, and was counted */
+    } else if (hold) { /* the COMMIT failed (and was counted) */
         pthread_mutex_lock(&w->mu);
-        w->fault_ns = clock_mono_ns();
-        w->fault_rows = fault > w->fault_rows ? fault : w->fault_rows;
+        hold_locked(w, hold);
         pthread_mutex_unlock(&w->mu);
     }
     if (failed)

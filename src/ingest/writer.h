@@ -24,7 +24,10 @@
  * A job whose statements fail on a store fault (store.h fault: a full disk, an I/O
  * error, a read-only or corrupt store; not a constraint or a bad value, which are the
  * job's) counts the same: commits are failing and commit_failures grows by one, even when
- * the group's other jobs committed. A store that fails every large write (a full disk)
+ * the group's other jobs committed; a COMMIT that fails on one (rows sent only then, as
+ * PostgreSQL's COPY) is held the same way. A lost connection is a fault too, but not held:
+ * once the store answers, an empty transaction proves it back. A store that fails every
+ * large write (a full disk)
  * may still take an empty transaction or a few rows, so such a state is cleared by a group
  * of at least as many rows (wjob.nrows) as the job that failed, committed with no job
  * failing on a fault, or by any commit 30 s (FAULT_HOLD_MS) after the last fault: without

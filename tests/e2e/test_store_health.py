@@ -391,3 +391,58 @@ def test_health_reflects_writes_failing_inside_the_transaction(make_server):
             os.remove(fill)
         server.stop()
         subprocess.run(["umount", "-l", server.data_dir], capture_output=True)
+
+
+def pg_admin(sql, *args):
+    """sql on the cluster's postgres database (not the server's: it may be read-only)."""
+    from conftest import _pg_connect
+    con = _pg_connect("postgres")
+    try:
+        with con.cursor() as cur:
+            cur.execute(sql, args)
+    finally:
+        con.close()
+
+
+def pg_sessions_anew(server):
+    """End the server's sessions: its next ones see the database's settings."""
+    pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+             server.pg_dbname)
+
+
+@pytest.mark.skipif(STORE != "postgres", reason="a read-only PostgreSQL database")
+def test_health_reflects_writes_failing_on_a_read_only_database(make_server):
+    """A standby after a failover, as the writer sees it: its new session is read-only
+    (default_transaction_read_only), BEGIN and an empty COMMIT succeed, every INSERT fails
+    with SQLSTATE 25006. Commits count as failing until a write succeeds again."""
+    server = make_server(extra_yaml=QUIET, datasets_yaml=EVENTS)
+    hdr = admin_key(server)
+    assert post(server, hdr, {"id": 1}).status_code == 200
+    pg_admin(f'ALTER DATABASE "{server.pg_dbname}" SET default_transaction_read_only = on')
+    try:
+        pg_sessions_anew(server)
+        deadline = time.monotonic() + 30
+        while True:  # the first try may meet the ended session (a failed BEGIN)
+            r = post(server, hdr, {"id": 2})
+            assert r.status_code == 503, r.text
+            d = server.get("/health/db", headers=hdr).json()
+            if "read-only" in d["detail"]:  # the INSERT's (or the COMMIT's, with COPY)
+                break
+            assert time.monotonic() < deadline, d
+            time.sleep(0.5)
+        assert d["status"] == "fail", d
+        r = server.get("/health/ready")
+        assert r.status_code == 503 and "commits are failing" in r.json()["reason"], r.text
+        assert metric(server, "sluice_store_up") == 0
+        time.sleep(5)  # the idle writer's empty transactions succeed: still failing
+        assert server.get("/health/ready").status_code == 503
+        assert metric(server, "sluice_store_up") == 0
+    finally:
+        pg_admin(f'ALTER DATABASE "{server.pg_dbname}" RESET default_transaction_read_only')
+        pg_sessions_anew(server)
+    wait_for(lambda: post(server, hdr, {"id": 2}).status_code == 200, timeout=30,
+             what="a push accepted on the writable database")
+    assert server.get("/health/ready").status_code == 200
+    assert metric(server, "sluice_store_up") == 1
+    with server.db() as db:
+        assert db.query("SELECT id FROM ds_ev ORDER BY id") == [(1,), (2,)]

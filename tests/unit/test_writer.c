@@ -584,6 +584,27 @@ Test(writer, a_job_failing_on_a_store_fault_is_a_failing_commit_until_a_write_su
     cr_expect_eq(rows_of(3), 1);
 }
 
+static uint64_t now_ms(void); /* CLOCK_MONOTONIC, below */
+
+Test(writer, a_store_fault_clears_without_traffic_after_30_s, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob a;
+    init_job(&a, 1);
+    a.readonly = 1;
+    a.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &a.job), -1);
+    uint64_t t0 = now_ms();
+    struct writer_health h;
+    for (writer_health(w, &h); h.commits_failing && now_ms() - t0 < 40000; writer_health(w, &h))
+        usleep(100 * 1000);
+    uint64_t took = now_ms() - t0;
+    cr_expect_not(h.commits_failing, "still failing after %llu ms", (unsigned long long)took);
+    /* the hold (30 s), then the next empty transaction (tried at most every 2 s) */
+    cr_expect(took >= 29900 && took <= 36000, "cleared after %llu ms", (unsigned long long)took);
+    cr_expect_eq(h.commits, 0, "no group committed: the empty transaction cleared it");
+}
+
 /* A group of a blocker (its own group, committed first), then a job failing with
  * readonly (a store fault) or conflict (its data) and a good job grouped together: the
  * failing one is undone, the good one commits. Returns the writer's health after. */

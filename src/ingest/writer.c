@@ -19,6 +19,9 @@
  * after a pause that doubles from the first to the second value. */
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS 2000
+/* Commits failing because a job's write failed on a store fault: an empty transaction
+ * clears it only this long after the last such fault (writer.h). */
+#define FAULT_HOLD_MS 30000
 
 struct writer {
     pthread_t thread;
@@ -28,8 +31,10 @@ struct writer {
     struct wjob *head, *tail;
     int depth, max_depth, max_group_rows;
     int stopping;
-    int healthy; /* the store answered at the last try (jobs are refused while it is 0) */
-    int failing; /* the last transaction could not begin or commit, none committed since */
+    int healthy;       /* the store answered at the last try (jobs are refused while it is 0) */
+    int failing;       /* the last transaction could not begin or commit, none committed since */
+    uint64_t fault_ns; /* when a job's write last failed on a store fault (0: none since) */
+    size_t fault_rows; /* the largest such job's rows (wjob.nrows) */
     unsigned long long commits, failures;
     int64_t last_commit_ms, last_failure_ms;
     char last_error[256];
@@ -71,33 +76,62 @@ static void backoff(struct writer *w, int first)
     w->retry_at_ns = clock_mono_ns() + (uint64_t)w->retry_ms * 1000000u;
 }
 
-/* A transaction began and committed (a group's, or an empty one: not counted). */
-static void note_commit(struct writer *w, int group)
+/* A transaction of rows rows began and committed (a group's, or an empty one: 0 rows, not
+ * counted). After a job's store fault only a group at least as large as the job clears the
+ * state, or any transaction FAULT_HOLD_MS after the fault: a store that takes an empty
+ * transaction or a few rows may still fail every large write (a full disk). Returns
+ * whether commits count as succeeding now. */
+static int note_commit(struct writer *w, size_t rows)
 {
     pthread_mutex_lock(&w->mu);
     int was = w->failing;
-    w->commits += group != 0;
-    w->failing = 0;
+    w->commits += rows != 0;
     w->last_commit_ms = clock_wall_ms();
+    if (!w->fault_ns || (rows && rows >= w->fault_rows) ||
+        clock_mono_ns() - w->fault_ns >= FAULT_HOLD_MS * 1000000ull) {
+        w->failing = 0;
+        w->fault_ns = 0;
+        w->fault_rows = 0;
+    }
+    int cleared = !w->failing;
     pthread_mutex_unlock(&w->mu);
-    if (was)
+    if (was && cleared)
         log_info("writer", "commits succeed again", NULL);
+    return cleared;
 }
 
-/* A transaction could not begin or commit (what says which, for the log). */
-static void note_failure(struct writer *w, const char *what)
+/* A write of rows rows failed on a store fault that an empty transaction does not prove
+ * gone (not a lost connection): see note_commit(). Called with mu held. */
+static void hold_locked(struct writer *w, size_t rows)
+{
+    if (!rows)
+        return;
+    w->fault_ns = clock_mono_ns();
+    w->fault_rows = rows > w->fault_rows ? rows : w->fault_rows;
+}
+
+/* A transaction could not begin or commit, or a job's write failed on a store fault (then
+ * hold_rows > 0 unless the connection was lost); what says which, error is the store's
+ * message. */
+static void note_failure_msg(struct writer *w, const char *what, const char *error,
+                             size_t hold_rows)
 {
     char m[600];
-    log_error("writer", what, "\"error\":\"%s\"",
-              log_json_str(m, sizeof m, store_errmsg(w->st), (size_t)-1));
+    log_error("writer", what, "\"error\":\"%s\"", log_json_str(m, sizeof m, error, (size_t)-1));
     pthread_mutex_lock(&w->mu);
     if (!w->failing)
         backoff(w, 1);
     w->failing = 1;
     w->failures++;
     w->last_failure_ms = clock_wall_ms();
-    snprintf(w->last_error, sizeof w->last_error, "%s: %s", what, store_errmsg(w->st));
+    hold_locked(w, hold_rows);
+    snprintf(w->last_error, sizeof w->last_error, "%s: %s", what, error);
     pthread_mutex_unlock(&w->mu);
+}
+
+static void note_failure(struct writer *w, const char *what)
+{
+    note_failure_msg(w, what, store_errmsg(w->st), 0);
 }
 
 /* The store failed: if it does not answer now, refuse jobs until it does. */
@@ -132,8 +166,7 @@ static void probe_commit(struct writer *w)
     } else if (store_commit(w->st) < 0) {
         note_failure(w, "commit failed");
         store_rollback(w->st);
-    } else {
-        note_commit(w, 0);
+    } else if (note_commit(w, 0)) {
         return;
     }
     pthread_mutex_lock(&w->mu);
@@ -163,6 +196,9 @@ static int undo_for_again(struct writer *w, int single)
 static void run_group(struct writer *w, struct wjob *group)
 {
     int single = group->next == NULL, failed = 0;
+    int fault = 0;             /* a job failed on a store fault */
+    size_t hold = 0, rows = 0; /* the rows of the largest such job (see hold_locked); all */
+    char fault_msg[512] = "";
     int ok = store_begin(w->st) == 0;
     if (!ok)
         note_failure(w, "begin failed");
@@ -179,10 +215,20 @@ static void run_group(struct writer *w, struct wjob *group)
             j->applied = -1;
         /* A store may send a job's rows only when the job ends (PostgreSQL's COPY), so the
          * release can fail too: the job is then undone like one whose apply failed. */
-        if (!single && (j->applied < 0 || store_savepoint_release(w->st) < 0)) {
+        if (!single && j->applied >= 0 && store_savepoint_release(w->st) < 0)
             j->applied = -1;
-            store_savepoint_rollback(w->st);
+        /* A job that failed on the store's fault (a full disk), not on its data: the group
+         * counts as a failed commit for health, whatever the other jobs did (writer.h). */
+        if (j->applied < 0 && store_fault(w->st)) {
+            if (!fault)
+                snprintf(fault_msg, sizeof fault_msg, "%s", store_errmsg(w->st));
+            fault = 1;
+            if (!store_conn_lost(w->st) && j->nrows > hold)
+                hold = j->nrows;
         }
+        rows += j->applied < 0 ? 0 : j->nrows;
+        if (!single && j->applied < 0)
+            store_savepoint_rollback(w->st);
         failed |= j->applied < 0;
     }
     /* What the group's jobs get: 0 committed, -1 nothing stored, or unknown. */
@@ -194,6 +240,9 @@ static void run_group(struct writer *w, struct wjob *group)
         result = store_commit(w->st);
         metrics_commit_duration((double)(clock_mono_ns() - t0) / 1e9);
         if (result < 0) {
+            /* rows sent at COMMIT (PostgreSQL's COPY) that a read-only or full store refused */
+            if (store_fault(w->st) && !store_conn_lost(w->st) && rows > hold)
+                hold = rows;
             note_failure(w, result == STORE_COMMIT_UNKNOWN ? "commit outcome unknown"
                                                            : "commit failed");
             if (result != STORE_COMMIT_UNKNOWN) {
@@ -201,9 +250,19 @@ static void run_group(struct writer *w, struct wjob *group)
                 result = -1;
             }
             failed = 1;
-        } else {
-            note_commit(w, 1);
+        } else if (!fault) {
+            note_commit(w, rows ? rows : 1);
         }
+    }
+    if (fault && result == 0) { /* the others committed (a group), the job's write did not */
+        note_failure_msg(w, "a write failed on a store fault", fault_msg, hold);
+        pthread_mutex_lock(&w->mu);
+        w->commits += !single;
+        pthread_mutex_unlock(&w->mu);
+    } else if (hold) { /* the COMMIT failed (and was counted) */
+        pthread_mutex_lock(&w->mu);
+        hold_locked(w, hold);
+        pthread_mutex_unlock(&w->mu);
     }
     if (failed)
         check_store(w);

@@ -21,6 +21,17 @@
  * clears without traffic; a try waits like any transaction (SQLite: the busy
  * timeout, 5 s), and a job that arrives meanwhile waits for it. /health/ready,
  * /health/db and sluice_store_up read this state, not only a query.
+ * A job whose statements fail on a store fault (store.h fault: a full disk, an I/O
+ * error, a read-only or corrupt store; not a constraint or a bad value, which are the
+ * job's) counts the same: commits are failing and commit_failures grows by one, even when
+ * the group's other jobs committed; a COMMIT that fails on one (rows sent only then, as
+ * PostgreSQL's COPY) is held the same way. A lost connection is a fault too, but not held:
+ * once the store answers, an empty transaction proves it back. A store that fails every
+ * large write (a full disk)
+ * may still take an empty transaction or a few rows, so such a state is cleared by a group
+ * of at least as many rows (wjob.nrows) as the job that failed, committed with no job
+ * failing on a fault, or by any commit 30 s (FAULT_HOLD_MS) after the last fault: without
+ * traffic health turns green then, and red again at the next write that fails.
  *
  * THE CONTRACT, for every job kind (what its owner can rely on):
  *  - A job taken by writer_submit() / writer_submit_later() / writer_run() is
@@ -117,8 +128,9 @@ unsigned long long writer_commits(struct writer *w);
 /* What the writer saw of its recent transactions, for health checks and metrics. */
 struct writer_health {
     int store_answers;   /* writer_healthy() */
-    int commits_failing; /* the last BEGIN or COMMIT failed and none committed since */
-    unsigned long long commits, commit_failures; /* failed BEGINs and COMMITs */
+    int commits_failing; /* the last BEGIN or COMMIT failed, or a job's write failed on a
+                          * store fault, and none committed since (see above) */
+    unsigned long long commits, commit_failures; /* failed BEGINs, COMMITs and faulted groups */
     int64_t last_commit_ms, last_failure_ms;     /* wall clock, 0 = never */
     char last_error[256];                        /* of the last failure */
 };

@@ -37,11 +37,15 @@ struct pg_store {
         long long mtime_ns;
     } copy_checked;
     char err[512];
+    int fault; /* the last failure was the store's (store.h fault), forgotten at begin */
 };
 
 #define PG(st) ((struct pg_store *)(st))
 
-/* Record "what: message" as the store's error; returns -1. */
+/* Whether an error's SQLSTATE is the store's fault, not the statement's or the data's
+ * (store.h fault); sqlstate NULL: none came (then the connection decides). */
+int pg_sqlstate_is_fault(const char *sqlstate);
+/* Record "what: message" as the store's error, and its class; returns -1. */
 int pg_fail(struct pg_store *s, const char *what);
 /* The same with the message of result r (which may be NULL: then the connection's). */
 int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r);
@@ -90,6 +94,7 @@ struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen);
 void pg_close(struct store *st);
 const char *pg_errmsg(struct store *st);
 int pg_conn_lost(struct store *st);
+int pg_fault(struct store *st);
 int pg_schema_version(struct store *st, int *have, int *want);
 int pg_ping(struct store *st);    /* reconnects when the connection was lost */
 int pg_migrate(struct store *st); /* under an advisory lock; makes the key pepper once */

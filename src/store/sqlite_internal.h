@@ -42,6 +42,7 @@ struct sqlite_store {
     sqlite3_stmt *load_q;
     char load_table[80];
     char err[512];
+    int fault; /* the last failure was the store's (store.h fault), forgotten at begin */
     struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
     struct stmt_timing {
         void *stmt;
@@ -51,7 +52,10 @@ struct sqlite_store {
 
 #define SQ(st) ((struct sqlite_store *)(st))
 
-/* Record "what: sqlite's message" as the store's error; returns -1. */
+/* Whether an SQLite result code (extended or primary) is the store's fault, not the
+ * statement's or the data's (store.h fault). */
+int sqlite_code_is_fault(int code);
+/* Record "what: sqlite's message" as the store's error, and its class; returns -1. */
 int sqlite_fail(struct sqlite_store *s, const char *what);
 /* Run SQL without results; -1 with the error recorded. */
 int sqlite_exec(struct sqlite_store *s, const char *sql);

@@ -209,6 +209,17 @@ struct store_ops {
      * away), so the same work may succeed on a new connection. 0 otherwise, and always for
      * SQLite. */
     int (*conn_lost)(struct store *st);
+    /* Asked right after a failure, like conn_lost: 1 when it was the store's, not the
+     * statement's or the data's: the store cannot write now (disk full, an I/O error,
+     * read-only, corrupt, out of memory, locked, the connection or the server going away),
+     * so other writes would fail as well. 0 for a constraint, a bad value, a key conflict or
+     * an SQL error (the row's or the caller's problem), and when nothing failed since the
+     * last begin or savepoint (both forget the class). The writer counts a job that failed
+     * on a store fault as a failed commit (writer.h). SQLite: SQLITE_FULL, _IOERR*,
+     * _READONLY*, _CORRUPT*, _NOTADB, _NOMEM, _CANTOPEN*, _PROTOCOL, _BUSY*, _LOCKED*.
+     * PostgreSQL: SQLSTATE classes 08, 53, 58 and XX, 25006, 57P01-57P05, and no SQLSTATE
+     * with the connection bad. */
+    int (*fault)(struct store *st);
     int (*migrate)(struct store *st);
     /* The schema version the store is at (*have: 0 when never migrated) and the one this
      * binary migrates it to (*want). 0, or -1 (no sluice tables at all: errmsg says). */
@@ -455,6 +466,7 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 /* Thin dispatchers, so callers read as store_dlq_get(st, ...). */
 #define store_errmsg(st) ((st)->ops->errmsg(st))
 #define store_conn_lost(st) ((st)->ops->conn_lost(st))
+#define store_fault(st) ((st)->ops->fault(st))
 #define store_schema_version(st, have, want) ((st)->ops->schema_version((st), (have), (want)))
 #define store_migrate(st) ((st)->ops->migrate(st))
 #define store_ping(st) ((st)->ops->ping(st))

@@ -15,8 +15,23 @@
 
 #define PG_CONNECT_TIMEOUT "5"
 
+int pg_sqlstate_is_fault(const char *st)
+{
+    if (!st || strlen(st) != 5)
+        return 0;
+    return strncmp(st, "08", 2) == 0    /* connection exception */
+           || strncmp(st, "53", 2) == 0 /* insufficient resources: disk full, memory */
+           || strncmp(st, "58", 2) == 0 /* system error: I/O */
+           || strncmp(st, "XX", 2) == 0 /* internal error: data or index corrupted */
+           || strcmp(st, "25006") == 0  /* read-only transaction: a standby */
+           || (strncmp(st, "57P0", 4) == 0 && st[4] >= '1' && st[4] <= '5'); /* shutdown */
+}
+
 int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r)
 {
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    s->fault =
+        state ? pg_sqlstate_is_fault(state) : !s->conn || PQstatus(s->conn) == CONNECTION_BAD;
     const char *m = r ? PQresultErrorMessage(r) : s->conn ? PQerrorMessage(s->conn) : "";
     if (!m || !*m)
         m = s->conn ? PQerrorMessage(s->conn) : "no connection";
@@ -206,6 +221,11 @@ int pg_schema_version(struct store *st, int *have, int *want)
 int pg_conn_lost(struct store *st)
 {
     return !PG(st)->conn || PQstatus(PG(st)->conn) == CONNECTION_BAD;
+}
+
+int pg_fault(struct store *st)
+{
+    return PG(st)->fault;
 }
 
 int pg_ping(struct store *st)

@@ -11,6 +11,7 @@ const struct store_ops store_pg_ops = {
     .close = pg_close,
     .errmsg = pg_errmsg,
     .conn_lost = pg_conn_lost,
+    .fault = pg_fault,
     .migrate = pg_migrate,
     .schema_version = pg_schema_version,
     .ping = pg_ping,

@@ -147,9 +147,29 @@ static const char *migrations[] = {
     " m ON m.dataset = h.dataset AND m.hr = h.hour;",
 };
 
+int sqlite_code_is_fault(int code)
+{
+    switch (code & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_NOMEM:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return 1;
+    default: /* CONSTRAINT, MISMATCH, TOOBIG, RANGE, ERROR, ...: the statement's */
+        return 0;
+    }
+}
+
 int sqlite_fail(struct sqlite_store *s, const char *what)
 {
     snprintf(s->err, sizeof s->err, "%s: %s", what, sqlite3_errmsg(s->db));
+    s->fault = sqlite_code_is_fault(sqlite3_extended_errcode(s->db));
     return -1;
 }
 
@@ -159,8 +179,10 @@ int sqlite_fail(struct sqlite_store *s, const char *what)
 int sqlite_exec(struct sqlite_store *s, const char *sql)
 {
     char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
         snprintf(s->err, sizeof s->err, "%s", msg ? msg : sqlite3_errmsg(s->db));
+        s->fault = sqlite_code_is_fault(rc);
         sqlite3_free(msg);
         return -1;
     }
@@ -176,6 +198,11 @@ static int sq_conn_lost(struct store *st)
 {
     (void)st; /* a file, no connection to lose */
     return 0;
+}
+
+static int sq_fault(struct store *st)
+{
+    return SQ(st)->fault;
 }
 
 static void sq_close(struct store *st)
@@ -517,6 +544,7 @@ static int tx(struct sqlite_store *s, enum tx_cmd c)
 
 static int sq_begin(struct store *st)
 {
+    SQ(st)->fault = 0;
     return tx(SQ(st), TX_BEGIN);
 }
 static int sq_commit(struct store *st)
@@ -534,6 +562,7 @@ static int sq_rollback(struct store *st)
 static int sq_savepoint(struct store *st)
 {
     /* Ranges noted before belong outside the savepoint: a rollback to it must not undo them. */
+    SQ(st)->fault = 0;
     if (sqlite_batch_range_flush(SQ(st)) < 0)
         return -1;
     return tx(SQ(st), TX_SAVEPOINT);
@@ -1063,6 +1092,7 @@ const struct store_ops store_sqlite_ops = {
     .close = sq_close,
     .errmsg = sq_errmsg,
     .conn_lost = sq_conn_lost,
+    .fault = sq_fault,
     .migrate = sq_migrate,
     .schema_version = sq_schema_version,
     .ping = sq_ping,

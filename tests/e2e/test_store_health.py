@@ -265,12 +265,17 @@ sentinel:
     wait_for(resolved, timeout=60, what="the checkpoint_failing alert resolved")
 
 
+def mount_tmpfs(server, size):
+    """data_dir on a tmpfs of size (the test is skipped where mount fails)."""
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", server.data_dir],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+
+
 def test_ready_is_not_ok_on_a_full_disk(make_server):
     """data_dir on a small tmpfs filled to its last byte: ready must say so (it said ok)."""
     server = make_server(start=False, datasets_yaml=EVENTS)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", server.data_dir],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+    mount_tmpfs(server, "128m")
     fill = os.path.join(server.data_dir, "fill.bin")
     try:
         server.start()
@@ -329,3 +334,115 @@ auth:
              what="the audit record noted while the database was away")
     assert sorted(audit_ids(server, hdr)) == ["before", "during"]
     assert metric(server, "sluice_audit_dropped_total") == 0
+
+
+def row_count(server, table="ds_ev"):
+    db = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.sqlite_only("SQLITE_FULL from a small tmpfs under the database file")
+def test_health_reflects_writes_failing_inside_the_transaction(make_server):
+    """A full disk fails a large push's INSERTs (SQLite spills its page cache to the WAL
+    mid-statement), while BEGIN and an empty COMMIT still succeed: the job failed on a
+    store fault, so commits count as failing until a real write succeeds (health said
+    pass: only a failed BEGIN or COMMIT counted)."""
+    server = make_server(start=False, datasets_yaml=EVENTS,
+                         extra_yaml=QUIET + "health: {min_free_bytes: 0}\n")
+    mount_tmpfs(server, "96m")
+    fill = os.path.join(server.data_dir, "fill.bin")
+    try:
+        server.start()
+        hdr = admin_key(server)
+        assert post(server, hdr, {"id": 0}).status_code == 200
+        with open(fill, "wb") as f:  # leave 12 MiB: less than the push's rows need
+            while os.statvfs(server.data_dir).f_bavail * os.statvfs(server.data_dir).f_frsize \
+                    > 12 << 20:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        big = "\n".join(json.dumps({"id": i, "pad": "x" * 3000}) for i in range(1, 15001))
+        r = server.post_events("ev", big, headers=hdr, timeout=120)
+        assert r.status_code == 503, r.text
+        assert metric(server, "sluice_writer_commit_failures_total") >= 1
+        r = server.get("/health/ready")
+        assert r.status_code == 503, [l for l in server.log_lines() if l.get("level") != "info"]
+        assert "commits are failing" in r.json()["reason"], r.text
+        r = server.get("/health/db", headers=hdr)
+        assert r.status_code == 503 and r.json()["status"] == "fail", r.text
+        assert "store fault" in r.json()["detail"] and "full" in r.json()["detail"], r.text
+        assert metric(server, "sluice_store_up") == 0
+        # the idle writer's empty transactions succeed, but do not turn it green (no flap)
+        time.sleep(5)
+        assert server.get("/health/ready").status_code == 503
+        assert metric(server, "sluice_store_up") == 0
+        assert row_count(server) == 1  # the acknowledged row, nothing of the refused push
+        os.remove(fill)
+        r = server.post_events("ev", big, headers=hdr, timeout=120)
+        assert r.status_code == 200, r.text
+        assert server.get("/health/ready").status_code == 200
+        assert server.get("/health/db", headers=hdr).json()["status"] == "pass"
+        assert metric(server, "sluice_store_up") == 1
+        assert row_count(server) == 15001
+    finally:
+        if os.path.exists(fill):
+            os.remove(fill)
+        server.stop()
+        subprocess.run(["umount", "-l", server.data_dir], capture_output=True)
+
+
+def pg_admin(sql, *args):
+    """sql on the cluster's postgres database (not the server's: it may be read-only)."""
+    from conftest import _pg_connect
+    con = _pg_connect("postgres")
+    try:
+        with con.cursor() as cur:
+            cur.execute(sql, args)
+    finally:
+        con.close()
+
+
+def pg_sessions_anew(server):
+    """End the server's sessions: its next ones see the database's settings."""
+    pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+             server.pg_dbname)
+
+
+@pytest.mark.skipif(STORE != "postgres", reason="a read-only PostgreSQL database")
+def test_health_reflects_writes_failing_on_a_read_only_database(make_server):
+    """A standby after a failover, as the writer sees it: its new session is read-only
+    (default_transaction_read_only), BEGIN and an empty COMMIT succeed, every INSERT fails
+    with SQLSTATE 25006. Commits count as failing until a write succeeds again."""
+    server = make_server(extra_yaml=QUIET, datasets_yaml=EVENTS)
+    hdr = admin_key(server)
+    assert post(server, hdr, {"id": 1}).status_code == 200
+    pg_admin(f'ALTER DATABASE "{server.pg_dbname}" SET default_transaction_read_only = on')
+    try:
+        pg_sessions_anew(server)
+        deadline = time.monotonic() + 30
+        while True:  # the first try may meet the ended session (a failed BEGIN)
+            r = post(server, hdr, {"id": 2})
+            assert r.status_code == 503, r.text
+            d = server.get("/health/db", headers=hdr).json()
+            if "read-only" in d["detail"]:  # the INSERT's (or the COMMIT's, with COPY)
+                break
+            assert time.monotonic() < deadline, d
+            time.sleep(0.5)
+        assert d["status"] == "fail", d
+        r = server.get("/health/ready")
+        assert r.status_code == 503 and "commits are failing" in r.json()["reason"], r.text
+        assert metric(server, "sluice_store_up") == 0
+        time.sleep(5)  # the idle writer's empty transactions succeed: still failing
+        assert server.get("/health/ready").status_code == 503
+        assert metric(server, "sluice_store_up") == 0
+    finally:
+        pg_admin(f'ALTER DATABASE "{server.pg_dbname}" RESET default_transaction_read_only')
+        pg_sessions_anew(server)
+    wait_for(lambda: post(server, hdr, {"id": 2}).status_code == 200, timeout=30,
+             what="a push accepted on the writable database")
+    assert server.get("/health/ready").status_code == 200
+    assert metric(server, "sluice_store_up") == 1
+    with server.db() as db:
+        assert db.query("SELECT id FROM ds_ev ORDER BY id") == [(1,), (2,)]

@@ -21,6 +21,7 @@
 #include "batch_file_test.h"
 #include "rollup_test.h"
 #include "config/config.h"
+#include "store/sqlite_internal.h" /* sqlite_code_is_fault, sqlite_exec */
 #include "store/store.h"
 #include "util/clock.h"
 
@@ -408,6 +409,87 @@ Test(store, reject_duplicate_key, .fini = cleanup)
     expect_text("SELECT amount FROM ds_judgments WHERE case_number = 'C1'", "1.5");
     expect_text("SELECT _ingest_id FROM ds_judgments WHERE case_number = 'C1'", "ing_1");
     free_cfg(cfg);
+}
+
+/* store_fault (store.h): a full, read-only or failing store is the store's fault; a
+ * constraint, a bad value or an SQL error is the statement's. */
+Test(store, fault_classifies_sqlite_errors)
+{
+    const int faults[] = {SQLITE_FULL,        SQLITE_IOERR,    SQLITE_IOERR_WRITE,
+                          SQLITE_IOERR_FSYNC, SQLITE_READONLY, SQLITE_READONLY_DBMOVED,
+                          SQLITE_CORRUPT,     SQLITE_NOTADB,   SQLITE_NOMEM,
+                          SQLITE_CANTOPEN,    SQLITE_BUSY,     SQLITE_LOCKED};
+    const int not_faults[] = {SQLITE_CONSTRAINT,
+                              SQLITE_CONSTRAINT_PRIMARYKEY,
+                              SQLITE_CONSTRAINT_UNIQUE,
+                              SQLITE_CONSTRAINT_NOTNULL,
+                              SQLITE_MISMATCH,
+                              SQLITE_TOOBIG,
+                              SQLITE_RANGE,
+                              SQLITE_ERROR,
+                              SQLITE_OK};
+    for (size_t i = 0; i < ARRAY_SIZE(faults); i++)
+        cr_expect(sqlite_code_is_fault(faults[i]), "%s", sqlite3_errstr(faults[i]));
+    for (size_t i = 0; i < ARRAY_SIZE(not_faults); i++)
+        cr_expect_not(sqlite_code_is_fault(not_faults[i]), "%s", sqlite3_errstr(not_faults[i]));
+}
+
+Test(store, fault_after_real_errors, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "judgments");
+    cr_assert_eq(store_begin(st), 0);
+    cr_expect_not(store_fault(st));
+    /* a key conflict through SQL (schema_migrations' version 1 exists): the data's */
+    cr_expect_eq(sqlite_exec(SQ(st), "INSERT INTO schema_migrations VALUES (1, 0)"), -1);
+    cr_expect(strstr(store_errmsg(st), "UNIQUE") != NULL, "%s", store_errmsg(st));
+    cr_expect_not(store_fault(st), "a constraint violation is not the store's fault");
+    /* a bad statement: the caller's */
+    cr_expect_eq(sqlite_exec(SQ(st), "INSERT INTO no_such_table VALUES (1)"), -1);
+    cr_expect_not(store_fault(st));
+    cr_assert_eq(store_rollback(st), 0);
+
+    /* the database may not grow (as a full disk): the INSERTs fail with SQLITE_FULL */
+    cr_assert_eq(sqlite_exec(SQ(st), "PRAGMA max_page_count = 1"), 0);
+    cr_assert_eq(store_begin(st), 0);
+    json_t *row = js("{\"case_number\":\"C1\",\"amount\":1}");
+    enum row_result res;
+    int rc = 0;
+    for (int i = 0; i < 2000 && rc == 0; i++) {
+        char cn[16];
+        snprintf(cn, sizeof cn, "C%d", i);
+        json_object_set_new(row, "case_number", json_string(cn));
+        rc = store_row_put(st, ds, &META1, row, NULL, &res);
+    }
+    json_decref(row);
+    cr_expect_eq(rc, -1, "the rows still fit");
+    cr_expect(strstr(store_errmsg(st), "full") != NULL, "%s", store_errmsg(st));
+    cr_expect(store_fault(st), "SQLITE_FULL inside an INSERT: %s", store_errmsg(st));
+    store_rollback(st);
+    cr_assert_eq(store_begin(st), 0);
+    cr_expect_not(store_fault(st), "begin forgets the class");
+    store_rollback(st);
+    free_cfg(cfg);
+}
+
+Test(store, fault_on_a_read_only_store, .fini = cleanup)
+{
+    open_fresh();
+    char err[256] = "";
+    struct store *ro = store_open(uri, 1, err, sizeof err);
+    cr_assert_not_null(ro, "%s", err);
+    struct dlq_new e = {.dataset = "d",
+                        .ingest_id = "i",
+                        .source = "s",
+                        .payload = "{}",
+                        .payload_len = 2,
+                        .errors_json = "[]",
+                        .codes = ",",
+                        .received_ms = 1};
+    cr_expect_eq(store_dlq_add(ro, &e, NULL), -1);
+    cr_expect(store_fault(ro), "a read-only store: %s", store_errmsg(ro));
+    store_close(ro);
 }
 
 Test(store, upsert_replaces_row, .fini = cleanup)

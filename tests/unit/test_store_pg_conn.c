@@ -97,3 +97,68 @@ Test(pg_conn, keepalives_by_default_and_the_url_wins)
     cr_expect_str_eq(option_of(st, "keepalives_idle"), "7");
     pg_close(st);
 }
+
+/* store_fault (store.h) on PostgreSQL: the SQLSTATE classes of a store that cannot write
+ * are faults, a row's constraint or bad value is not. */
+Test(pg_conn, fault_classifies_sqlstates)
+{
+    const char *faults[] = {"53100", "53200", "53300", "58030", "25006", "57P01",
+                            "57P02", "57P03", "08006", "08003", "XX001", "XX000"};
+    const char *not_faults[] = {"23505", "23502", "23503", "22P02", "22003", "42P01", "40001",
+                                "40P01", "57014", "57P06", "25P02", "",      "5310"};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        cr_expect(pg_sqlstate_is_fault(faults[i]), "%s", faults[i]);
+    for (size_t i = 0; i < sizeof not_faults / sizeof not_faults[0]; i++)
+        cr_expect_not(pg_sqlstate_is_fault(not_faults[i]), "%s", not_faults[i]);
+    cr_expect_not(pg_sqlstate_is_fault(NULL));
+}
+
+static int cmd(struct store *st, const char *sql)
+{
+    return pg_cmd(PG(st), "test", sql, 0, NULL);
+}
+
+/* Real errors: a key conflict is the data's; a write in a read-only transaction (a
+ * standby, default_transaction_read_only) and a session ended by the server are faults. */
+Test(pg_conn, fault_after_real_errors)
+{
+    const char *uri = getenv("SLUICE_TEST_PG");
+    if (!uri)
+        cr_skip_test("SLUICE_TEST_PG is not set");
+    char err[512] = "";
+    struct store *st = pg_open(uri, 0, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    /* not a temporary table: a read-only transaction may write those */
+    cr_assert_eq(cmd(st, "DROP TABLE IF EXISTS fault_probe"), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(cmd(st, "CREATE TABLE fault_probe (k int PRIMARY KEY)"), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(cmd(st, "INSERT INTO fault_probe VALUES (1)"), 0);
+    cr_expect_eq(cmd(st, "INSERT INTO fault_probe VALUES (1)"), -1);
+    cr_expect_not(store_fault(st), "a key conflict: %s", pg_errmsg(st));
+    cr_expect_eq(cmd(st, "INSERT INTO fault_probe VALUES ('x')"), -1);
+    cr_expect_not(store_fault(st), "a bad value: %s", pg_errmsg(st));
+
+    /* BEGIN succeeds in a read-only session; the INSERT fails with 25006 */
+    cr_assert_eq(cmd(st, "SET default_transaction_read_only = on"), 0);
+    cr_assert_eq(store_begin(st), 0, "%s", pg_errmsg(st));
+    cr_expect_not(store_fault(st));
+    cr_expect_eq(cmd(st, "INSERT INTO fault_probe VALUES (2)"), -1);
+    cr_expect(strstr(pg_errmsg(st), "read-only") != NULL, "%s", pg_errmsg(st));
+    cr_expect(store_fault(st), "a read-only transaction: %s", pg_errmsg(st));
+    cr_assert_eq(store_rollback(st), 0, "%s", pg_errmsg(st));
+    cr_assert_eq(store_begin(st), 0, "%s", pg_errmsg(st));
+    cr_expect_not(store_fault(st), "begin forgets the class");
+    cr_assert_eq(store_rollback(st), 0);
+
+    /* the server ends the session (an admin, a failover): 57P01 or the connection lost */
+    struct store *admin = pg_open(uri, 0, err, sizeof err);
+    cr_assert_not_null(admin, "%s", err);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(PG(st)->conn));
+    cr_assert_eq(cmd(admin, sql), 0, "%s", pg_errmsg(admin));
+    cr_assert_eq(cmd(admin, "DROP TABLE fault_probe"), 0, "%s", pg_errmsg(admin));
+    pg_close(admin);
+    usleep(200 * 1000);
+    cr_expect_eq(cmd(st, "SELECT 1"), -1);
+    cr_expect(store_fault(st), "the session was ended: %s", pg_errmsg(st));
+    pg_close(st);
+}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ingest/writer.h"
+#include "store/sqlite_internal.h" /* sqlite_exec: a real store fault inside a job */
 #include "store/store.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -75,6 +76,8 @@ struct tjob {
     int skipped;   /* times skip() ran */
     int result;
     unsigned long long commits_at_delivery; /* which group it was in */
+    int readonly; /* apply() writes on a read-only connection (SQLITE_READONLY: a fault) */
+    int conflict; /* apply() breaks a primary key (SQLITE_CONSTRAINT: the data's) */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -85,6 +88,24 @@ static int apply_errors; /* store errors seen inside apply(), checked by the tes
 static int t_apply(struct wjob *job, struct store *st)
 {
     struct tjob *t = (struct tjob *)job;
+    if (t->conflict) /* schema_migrations' version 1 is there since the migration */
+        return sqlite_exec(SQ(st), "INSERT INTO schema_migrations VALUES (1, 0)") < 0 ? -1 : 0;
+    if (t->readonly) {
+        cr_assert_eq(sqlite_exec(SQ(st), "PRAGMA query_only = 1"), 0);
+        struct dlq_new e = {.dataset = "w",
+                            .ingest_id = "ro",
+                            .source = "test",
+                            .payload = "{}",
+                            .payload_len = 2,
+                            .errors_json = "[]",
+                            .codes = ",",
+                            .received_ms = 1};
+        int rc = store_dlq_add(st, &e, NULL);
+        int fault = store_fault(st);
+        cr_assert_eq(sqlite_exec(SQ(st), "PRAGMA query_only = 0"), 0);
+        cr_assert_eq(store_fault(st), fault, "a later success does not forget the class");
+        return rc;
+    }
     if (t->blocker) {
         pthread_mutex_lock(&mu);
         blocker_started = 1;
@@ -521,6 +542,108 @@ Test(writer, failed_begin_skips_and_delivers_then_recovers_by_itself, .init = se
     cr_expect_eq(writer_run(w, &c.job), 0);
     cr_expect_eq(rows_of(1) + rows_of(2), 0);
     cr_expect_eq(rows_of(3), 1);
+}
+
+Test(writer, a_job_failing_on_a_store_fault_is_a_failing_commit_until_a_write_succeeds,
+     .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct writer_health h;
+    struct tjob a;
+    init_job(&a, 1);
+    a.readonly = 1;
+    a.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &a.job), -1);
+    writer_health(w, &h);
+    cr_expect(h.commits_failing, "a job that failed on a store fault is a failing commit");
+    cr_expect_eq(h.commit_failures, 1);
+    cr_expect(strstr(h.last_error, "store fault") && strstr(h.last_error, "readonly"), "%s",
+              h.last_error);
+    /* BEGIN and an empty COMMIT succeed (tried at 0.1, 0.3, 0.7 s): no flap to green */
+    usleep(1200 * 1000);
+    writer_health(w, &h);
+    cr_expect(h.commits_failing, "an empty transaction cleared a job's store fault");
+    cr_expect_eq(h.commit_failures, 1, "the empty transactions did not fail");
+
+    /* a job failing on its data is not the store's: still failing, nothing more counted */
+    struct tjob b;
+    init_job(&b, 2);
+    b.conflict = 1;
+    b.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &b.job), -1);
+    writer_health(w, &h);
+    cr_expect(h.commits_failing);
+    cr_expect_eq(h.commit_failures, 1, "a constraint violation counted as a failed commit");
+
+    struct tjob c; /* a write as large as the failed one commits: green again */
+    init_job(&c, 3);
+    c.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &c.job), 0);
+    writer_health(w, &h);
+    cr_expect_not(h.commits_failing, "%s", h.last_error);
+    cr_expect_eq(rows_of(3), 1);
+}
+
+static uint64_t now_ms(void); /* CLOCK_MONOTONIC, below */
+
+Test(writer, a_store_fault_clears_without_traffic_after_30_s, .init = setup, .fini = teardown)
+{
+    start(1024, 50000);
+    struct tjob a;
+    init_job(&a, 1);
+    a.readonly = 1;
+    a.job.deliver = NULL;
+    cr_expect_eq(writer_run(w, &a.job), -1);
+    uint64_t t0 = now_ms();
+    struct writer_health h;
+    for (writer_health(w, &h); h.commits_failing && now_ms() - t0 < 40000; writer_health(w, &h))
+        usleep(100 * 1000);
+    uint64_t took = now_ms() - t0;
+    cr_expect_not(h.commits_failing, "still failing after %llu ms", (unsigned long long)took);
+    /* the hold (30 s), then the next empty transaction (tried at most every 2 s) */
+    cr_expect(took >= 29900 && took <= 36000, "cleared after %llu ms", (unsigned long long)took);
+    cr_expect_eq(h.commits, 0, "no group committed: the empty transaction cleared it");
+}
+
+/* A group of a blocker (its own group, committed first), then a job failing with
+ * readonly (a store fault) or conflict (its data) and a good job grouped together: the
+ * failing one is undone, the good one commits. Returns the writer's health after. */
+static struct writer_health group_with_a_failing_job(int readonly)
+{
+    start(1024, 50000);
+    struct tjob blocker, bad, good;
+    init_job(&bad, 2);
+    bad.readonly = readonly;
+    bad.conflict = !readonly;
+    init_job(&good, 3);
+    submit_blocker(&blocker, 1);
+    cr_assert_eq(writer_submit(w, &bad.job), 0);
+    cr_assert_eq(writer_submit(w, &good.job), 0);
+    release_blocker();
+    wait_delivered(3);
+    cr_expect_eq(bad.result, -1);
+    cr_expect_eq(good.result, 0);
+    cr_expect_eq(rows_of(3), 1);
+    cr_expect_eq(good.commits_at_delivery, 2, "the blocker's group, then this one's");
+    struct writer_health h;
+    writer_health(w, &h);
+    cr_expect_eq(h.commits, 2);
+    return h;
+}
+
+Test(writer, a_job_failing_on_its_data_leaves_commits_succeeding, .init = setup, .fini = teardown)
+{
+    struct writer_health h = group_with_a_failing_job(0);
+    cr_expect_not(h.commits_failing, "a constraint violation marked the store failing");
+    cr_expect_eq(h.commit_failures, 0);
+}
+
+Test(writer, a_store_fault_in_a_group_fails_commits_though_the_others_commit, .init = setup,
+     .fini = teardown)
+{
+    struct writer_health h = group_with_a_failing_job(1);
+    cr_expect(h.commits_failing, "the group committed, but one job's write failed on a fault");
+    cr_expect_eq(h.commit_failures, 1);
 }
 
 /* ---- writer_submit_later ------------------------------------------------------------------- */

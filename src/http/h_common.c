@@ -3,9 +3,11 @@
  */
 #include <stdio.h>
 
+#include "batch/batch.h"
 #include "http/handlers.h"
 #include "http/params.h"
 #include "ingest/writer.h"
+#include "store/store.h"
 
 json_t *h_next_cursor(const char *list, int desc, json_t *items, size_t limit)
 {
@@ -27,4 +29,15 @@ void h_reply_not_committed(struct http_conn *c, int result)
                          "may be made or not");
     else
         http_reply_error(c, ERR_UNAVAILABLE, "the store could not be written; nothing was changed");
+}
+
+int h_get_batch(struct http_conn *c, const char *id, struct batch *b)
+{
+    struct store *st = http_conn_store(c);
+    int rc = store_batch_get(st, id, b);
+    if (rc < 0)
+        http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+    else if (rc == 1)
+        http_reply_error(c, ERR_NOT_FOUND, "no batch '%s'", id);
+    return rc;
 }

@@ -63,6 +63,10 @@ extern const struct body_sink batch_upload_sink;
  * one more, it is removed and the cursor after the last one shown returned (a new JSON
  * string); else JSON null. */
 json_t *h_next_cursor(const char *list, int desc, json_t *items, size_t limit);
+struct batch;
+/* Batch id into *b (caller releases it): 0; or the answer sent (503 on a store error, 404 for
+ * no such batch) and 1 or -1. */
+int h_get_batch(struct http_conn *c, const char *id, struct batch *b);
 /* The 503 for a writer job that was not committed (its result: -1 or WRITER_UNKNOWN). */
 void h_reply_not_committed(struct http_conn *c, int result);
 

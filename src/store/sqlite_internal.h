@@ -60,6 +60,10 @@ int sqlite_fail(struct sqlite_store *s, const char *what);
 /* Run SQL without results; -1 with the error recorded. */
 int sqlite_exec(struct sqlite_store *s, const char *sql);
 
+/* The schema (store_sqlite_schema.c); see store.h for the contracts. */
+int sqlite_migrate(struct store *st);
+int sqlite_schema_version(struct store *st, int *have, int *want);
+
 /* Batches (store_sqlite_batch.c); see store.h for the contracts. */
 int sqlite_batch_add(struct store *st, const struct batch *b);
 int sqlite_batch_get(struct store *st, const char *id, struct batch *out);

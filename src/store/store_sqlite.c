@@ -21,132 +21,6 @@
 
 #include "store/sqlite_internal.h"
 
-static const char *migrations[] = {
-    /* 1 */
-    "CREATE TABLE datasets (name TEXT PRIMARY KEY, key TEXT, schema TEXT NOT NULL,"
-    " updated_ms INTEGER NOT NULL);"
-    "CREATE TABLE dlq (id INTEGER PRIMARY KEY AUTOINCREMENT, dataset TEXT NOT NULL,"
-    " ingest_id TEXT NOT NULL, source TEXT, row_no INTEGER NOT NULL, payload BLOB NOT NULL,"
-    " errors TEXT NOT NULL, codes TEXT NOT NULL, received_ms INTEGER NOT NULL,"
-    " updated_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-    " status TEXT NOT NULL DEFAULT 'open');"
-    "CREATE INDEX dlq_status ON dlq(status, dataset);"
-    "CREATE INDEX dlq_dataset ON dlq(dataset, id);"
-    "CREATE TABLE idempotency (dataset TEXT NOT NULL, key TEXT NOT NULL,"
-    " sha256 TEXT NOT NULL, status INTEGER NOT NULL, response TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL, PRIMARY KEY (dataset, key));"
-    "CREATE INDEX idempotency_created ON idempotency(created_ms);",
-    /* 2: batches */
-    "CREATE TABLE batches (id TEXT PRIMARY KEY, dataset TEXT NOT NULL, source TEXT,"
-    " filename TEXT, path TEXT NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT NOT NULL,"
-    " status TEXT NOT NULL, rejection_reason TEXT, error_threshold_percent REAL NOT NULL,"
-    " row_count_total INTEGER NOT NULL DEFAULT 0, row_count_inserted INTEGER NOT NULL DEFAULT 0,"
-    " row_count_invalid INTEGER NOT NULL DEFAULT 0, row_count_duplicate INTEGER NOT NULL"
-    " DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, worker TEXT, lease_until_ms INTEGER,"
-    " heartbeat_ms INTEGER, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
-    " started_ms INTEGER, finished_ms INTEGER);"
-    "CREATE INDEX batches_status ON batches(status, id);"
-    "CREATE TABLE batch_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, batch_id TEXT NOT NULL,"
-    " status TEXT NOT NULL, at_ms INTEGER NOT NULL, detail TEXT);"
-    "CREATE INDEX batch_events_batch ON batch_events(batch_id, seq);"
-    "CREATE TABLE batch_errors (batch_id TEXT NOT NULL, row_no INTEGER NOT NULL,"
-    " code TEXT NOT NULL, field TEXT, message TEXT NOT NULL, created_ms INTEGER NOT NULL);"
-    "CREATE INDEX batch_errors_batch ON batch_errors(batch_id, row_no);"
-    "ALTER TABLE dlq ADD COLUMN batch_id TEXT;"
-    "CREATE INDEX dlq_batch ON dlq(batch_id) WHERE batch_id IS NOT NULL;",
-    /* 3: a batch's rows by rowid range (rows_tracked = 0: batches stored before, found by
-     * scanning _batch_id) */
-    "ALTER TABLE batches ADD COLUMN rows_tracked INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE batches ADD COLUMN rows_first INTEGER;"
-    "ALTER TABLE batches ADD COLUMN rows_last INTEGER;",
-    /* 4: access control */
-    "CREATE TABLE settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
-    "INSERT INTO settings VALUES ('api_key_pepper', randomblob(32));"
-    "CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
-    " prefix TEXT NOT NULL, hash BLOB NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER,"
-    " last_used_ms INTEGER, revoked_ms INTEGER);"
-    "CREATE TABLE audit (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL,"
-    " role TEXT, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, remote TEXT,"
-    " request_id TEXT);"
-    "CREATE INDEX audit_at ON audit(at_ms);",
-    /* 5: rollups (minute and hour buckets since the epoch), error views, activity */
-    "CREATE TABLE rollup_minute (dataset TEXT NOT NULL, minute INTEGER NOT NULL,"
-    " received INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
-    " rejected INTEGER NOT NULL DEFAULT 0, duplicate INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY (dataset, minute)) WITHOUT ROWID;"
-    "CREATE TABLE rollup_hour (dataset TEXT NOT NULL, hour INTEGER NOT NULL,"
-    " received INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
-    " rejected INTEGER NOT NULL DEFAULT 0, duplicate INTEGER NOT NULL DEFAULT 0,"
-    " batches INTEGER NOT NULL DEFAULT 0, batches_failed INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY (dataset, hour)) WITHOUT ROWID;"
-    "CREATE INDEX rollup_hour_hour ON rollup_hour(hour);"
-    "CREATE TABLE rollup_errors (hour INTEGER NOT NULL, dataset TEXT NOT NULL,"
-    " code TEXT NOT NULL, occurrences INTEGER NOT NULL DEFAULT 0,"
-    " batches INTEGER NOT NULL DEFAULT 0, sample TEXT, last_seen_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (hour, dataset, code)) WITHOUT ROWID;"
-    "CREATE TABLE dataset_activity (dataset TEXT PRIMARY KEY, last_received_ms INTEGER,"
-    " last_error_ms INTEGER);"
-    "CREATE INDEX batches_finished ON batches(finished_ms);",
-    /* 6: alerts and their history */
-    "CREATE TABLE alerts (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, rule TEXT NOT NULL,"
-    " severity TEXT NOT NULL, labels TEXT NOT NULL, summary TEXT NOT NULL, details TEXT,"
-    " state TEXT NOT NULL, started_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
-    " resolved_ms INTEGER, last_notified_ms INTEGER, notifications INTEGER NOT NULL DEFAULT 0);"
-    "CREATE UNIQUE INDEX alerts_firing ON alerts(fingerprint) WHERE state = 'firing';"
-    "CREATE INDEX alerts_state ON alerts(state, id);"
-    "CREATE TABLE alert_events (seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,"
-    " at_ms INTEGER NOT NULL, event TEXT NOT NULL, detail TEXT);"
-    "CREATE INDEX alert_events_alert ON alert_events(alert_id, seq);",
-    /* 7: day buckets (monthly series and all-time totals read a few thousand rows, not every
-     * hour), batches by creation time */
-    "CREATE TABLE rollup_day (dataset TEXT NOT NULL, day INTEGER NOT NULL,"
-    " received INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
-    " rejected INTEGER NOT NULL DEFAULT 0, duplicate INTEGER NOT NULL DEFAULT 0,"
-    " batches INTEGER NOT NULL DEFAULT 0, batches_failed INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY (dataset, day)) WITHOUT ROWID;"
-    "INSERT INTO rollup_day SELECT dataset, hour / 24, sum(received), sum(accepted),"
-    " sum(rejected), sum(duplicate), sum(batches), sum(batches_failed) FROM rollup_hour"
-    " GROUP BY dataset, hour / 24;"
-    "CREATE INDEX batches_created ON batches(created_ms);",
-    /* 8: the alert outbox: each notification (alert event x receiver) until its receiver
-     * answers 2xx (alerts.h) */
-    "CREATE TABLE alert_outbox (id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,"
-    " receiver TEXT NOT NULL, event TEXT NOT NULL, body TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-    " next_ms INTEGER NOT NULL, last_error TEXT);"
-    "CREATE INDEX alert_outbox_next ON alert_outbox(next_ms);"
-    "CREATE INDEX alert_outbox_alert ON alert_outbox(alert_id, receiver, id);",
-    /* 9: the DLQ list by status in id order, either way (without it, and without
-     * statistics, a page of open entries sorted the whole status in a temp B-tree) */
-    "CREATE INDEX dlq_status_id ON dlq(status, id);",
-    /* 10: the Content-Type a batch was uploaded with, which its download answers with */
-    "ALTER TABLE batches ADD COLUMN content_type TEXT;",
-    /* 11: the rollup ledger (one row per request or batch counted, which `sluice rollups
-     * rebuild` sums again), started from the rollups there are: the minutes still kept, and
-     * what the hour has beyond them with its batches and codes (batch_id '': a carried-over
-     * row, which makes no minute bucket) */
-    "CREATE TABLE rollup_ledger (id INTEGER PRIMARY KEY, dataset TEXT NOT NULL,"
-    " at_ms INTEGER NOT NULL, batch_id TEXT, received INTEGER NOT NULL DEFAULT 0,"
-    " accepted INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,"
-    " duplicate INTEGER NOT NULL DEFAULT 0, batches INTEGER NOT NULL DEFAULT 0,"
-    " batches_failed INTEGER NOT NULL DEFAULT 0, codes TEXT, undone INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX rollup_ledger_at ON rollup_ledger(dataset, at_ms);"
-    "CREATE INDEX rollup_ledger_batch ON rollup_ledger(batch_id) WHERE batch_id IS NOT NULL;"
-    "CREATE INDEX rollup_ledger_error ON rollup_ledger(dataset, at_ms) WHERE rejected > 0;"
-    "INSERT INTO rollup_ledger(dataset, at_ms, received, accepted, rejected, duplicate)"
-    " SELECT dataset, minute * 60000, received, accepted, rejected, duplicate FROM rollup_minute;"
-    "INSERT INTO rollup_ledger(dataset, at_ms, batch_id, received, accepted, rejected, duplicate,"
-    " batches, batches_failed, codes) SELECT h.dataset, h.hour * 3600000, '',"
-    " h.received - coalesce(m.r, 0),"
-    " h.accepted - coalesce(m.a, 0), h.rejected - coalesce(m.j, 0),"
-    " h.duplicate - coalesce(m.d, 0), h.batches, h.batches_failed, (SELECT"
-    " json_group_array(json_object('code', e.code, 'n', e.occurrences, 'b', e.batches,"
-    " 'sample', e.sample)) FROM rollup_errors e WHERE e.dataset = h.dataset AND e.hour = h.hour)"
-    " FROM rollup_hour h LEFT JOIN (SELECT dataset, minute / 60 hr, sum(received) r,"
-    " sum(accepted) a, sum(rejected) j, sum(duplicate) d FROM rollup_minute GROUP BY dataset, hr)"
-    " m ON m.dataset = h.dataset AND m.hr = h.hour;",
-};
-
 int sqlite_code_is_fault(int code)
 {
     switch (code & 0xff) {
@@ -228,59 +102,6 @@ static void sq_close(struct store *st)
 }
 
 static struct store *sq_open(const char *path, int readonly, char *err, size_t errlen);
-
-#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
-
-static int sq_schema_version(struct store *st, int *have, int *want)
-{
-    struct sqlite_store *s = SQ(st);
-    sqlite3_stmt *q;
-    *want = NMIGRATIONS;
-    *have = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM schema_migrations", -1, &q,
-                           NULL) != SQLITE_OK)
-        return fail(s, "schema version");
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        *have = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    return rc == SQLITE_ROW ? 0 : fail(s, "schema version");
-}
-
-static int sq_migrate(struct store *st)
-{
-    struct sqlite_store *s = SQ(st);
-    if (exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                " applied_ms INTEGER NOT NULL)") < 0)
-        return -1;
-    int have = 0;
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM schema_migrations", -1, &q,
-                           NULL) != SQLITE_OK)
-        return fail(s, "migrate");
-    if (sqlite3_step(q) == SQLITE_ROW)
-        have = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    for (int v = have; v < NMIGRATIONS; v++) {
-        char sql[128];
-        if (exec(s, "BEGIN IMMEDIATE") < 0)
-            return -1;
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO schema_migrations VALUES (%d, CAST((julianday('now') - 2440587.5) * "
-                 "86400000.0 AS INTEGER))",
-                 v + 1);
-        if (exec(s, migrations[v]) < 0 || exec(s, sql) < 0) {
-            char keep[512];
-            snprintf(keep, sizeof keep, "migration %d: %s", v + 1, s->err);
-            exec(s, "ROLLBACK");
-            snprintf(s->err, sizeof s->err, "%s", keep);
-            return -1;
-        }
-        if (exec(s, "COMMIT") < 0)
-            return -1;
-    }
-    return 0;
-}
 
 /* The file the connection was opened on, as (device, inode); 0 when unknown. */
 static void file_id(sqlite3 *db, unsigned long long *dev, unsigned long long *ino)
@@ -1093,8 +914,8 @@ const struct store_ops store_sqlite_ops = {
     .errmsg = sq_errmsg,
     .conn_lost = sq_conn_lost,
     .fault = sq_fault,
-    .migrate = sq_migrate,
-    .schema_version = sq_schema_version,
+    .migrate = sqlite_migrate,
+    .schema_version = sqlite_schema_version,
     .ping = sq_ping,
     .dataset_sync = sq_dataset_sync,
     .dataset_check = sq_dataset_check,

@@ -27,7 +27,7 @@ $(1)/llhttp/%.o: $$(LLHTTP_SRC)/%.c
 $(1)/sluice: $$(patsubst src/%.c,$(1)/obj/%.o,$$(SRCS)) $$(patsubst $$(LLHTTP_SRC)/%.c,$(1)/llhttp/%.o,$$(LLHTTP_C))
 	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 $(1)/libsluice.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRCS)) $$(patsubst $$(LLHTTP_SRC)/%.c,$(1)/llhttp/%.o,$$(LLHTTP_C))
-	rm -f $$@; ar rcs $$@ $$^
+	rm -f $$@; ar rcsP $$@ $$^
 $(1)/tests/%: tests/unit/%.c $(1)/libsluice.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_COMMON) $(2) -Itests/unit -o $$@ $$< $(1)/libsluice.a -lcriterion $$(LIBS)
@@ -123,6 +123,6 @@ fuzz-smoke: build/fuzz/fuzz_ingest
 
 # libFuzzer target for the ingest parsers (clang): make fuzz && ./build/fuzz/fuzz_ingest -max_total_time=60
 fuzz: build/fuzz/fuzz_ingest
-build/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c src/ingest/rows.c src/ingest/schema.c src/ingest/formats.c src/util/utf8.c src/util/errors.c
+build/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c src/ingest/rows.c src/schema/schema.c src/schema/formats.c src/util/utf8.c src/util/errors.c
 	@mkdir -p $(dir $@)
 	clang -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -ljansson -lpcre2-8

@@ -9,9 +9,10 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 /* Drops are logged at most this often (a stuck writer would otherwise log each request). */
 #define DROP_LOG_EVERY_MS 10000
@@ -148,7 +149,7 @@ static void submit_locked(struct writer *w)
 {
     if (job_queued || !head)
         return;
-    struct flush_job *f = calloc(1, sizeof *f);
+    struct flush_job *f = sl_calloc(1, sizeof *f);
     if (!f)
         return;
     f->w = w;
@@ -181,7 +182,7 @@ void audit_note(struct writer *w, const struct audit_new *e)
     size_t len = 0;
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         len += strs[i] ? strlen(strs[i]) + 1 : 0;
-    struct rec *r = malloc(sizeof *r + len);
+    struct rec *r = sl_malloc(sizeof *r + len);
     pthread_mutex_lock(&mu);
     if (!r) {
         drop_locked(1, "out of memory");
@@ -300,7 +301,7 @@ static void touch_deliver(struct wjob *job, int result)
 
 void audit_flush_key_use(struct writer *w, int64_t now_ms)
 {
-    struct touch_job *t = calloc(1, sizeof *t);
+    struct touch_job *t = sl_calloc(1, sizeof *t);
     if (!t)
         return;
     char ids[TOUCH_MAX][40];

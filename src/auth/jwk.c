@@ -13,6 +13,7 @@
  */
 #include "auth/jwk.h"
 #include "util/errors.h"
+#include "util/mem.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -59,7 +60,7 @@ int jwk_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *o
     if (len % 4 == 1)
         return -1;
     size_t cap = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-    unsigned char *o = malloc(cap + 1);
+    unsigned char *o = sl_malloc(cap + 1);
     if (!o)
         return -1;
     uint32_t acc = 0;
@@ -243,12 +244,12 @@ static int keyset_push(struct jwt_keyset *ks, const char *kid, unsigned algs, en
                 goto fail;
             }
         }
-        if (!(k.kid = strdup(kid)))
+        if (!(k.kid = sl_strdup(kid)))
             goto oom;
     }
     if (ks->n == ks->cap) {
         size_t cap = ks->cap ? ks->cap * 2 : 4;
-        struct jwk *keys = realloc(ks->keys, cap * sizeof *keys);
+        struct jwk *keys = sl_realloc(ks->keys, cap * sizeof *keys);
         if (!keys)
             goto oom;
         ks->keys = keys;
@@ -265,7 +266,7 @@ fail:
 
 struct jwt_keyset *jwt_keyset_new(void)
 {
-    return calloc(1, sizeof(struct jwt_keyset));
+    return sl_calloc(1, sizeof(struct jwt_keyset));
 }
 
 void jwt_keyset_free(struct jwt_keyset *ks)
@@ -303,7 +304,7 @@ int jwt_keyset_add_hmac(struct jwt_keyset *ks, const char *kid, unsigned algs,
     }
     if (check_algs(JWK_OCT, algs, len, who, err, errlen) != 0)
         return -1;
-    unsigned char *copy = malloc(len);
+    unsigned char *copy = sl_malloc(len);
     if (!copy) {
         err_set(err, errlen, "%s: out of memory", who);
         return -1;
@@ -322,7 +323,7 @@ static char *read_file(const char *path, size_t max, size_t *len, char *err, siz
         err_set(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(max + 2);
+    char *buf = sl_malloc(max + 2);
     if (!buf) {
         fclose(f);
         err_set(err, errlen, "%s: out of memory", path);

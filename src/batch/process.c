@@ -25,12 +25,13 @@
 #include "ingest/cells.h"
 #include "ingest/csv.h"
 #include "ingest/ingest.h"
-#include "ingest/schema.h"
-#include "ingest/writer.h"
+#include "schema/schema.h"
+#include "writer/writer.h"
 #include "service/service.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 #define CHUNK (64 * 1024)
 
@@ -95,14 +96,14 @@ static int read_header(struct pass *p, const struct csv_record *rec)
     }
     struct colmap *m = &p->map;
     m->ncols = rec->nfields;
-    m->names = calloc(rec->nfields ? rec->nfields : 1, sizeof *m->names);
-    m->field = calloc(rec->nfields ? rec->nfields : 1, sizeof *m->field);
+    m->names = sl_calloc(rec->nfields ? rec->nfields : 1, sizeof *m->names);
+    m->field = sl_calloc(rec->nfields ? rec->nfields : 1, sizeof *m->field);
     if (!m->names || !m->field) {
         snprintf(p->reason, sizeof p->reason, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < rec->nfields; i++)
-        if (!(m->names[i] = strndup(rec->fields[i].data, rec->fields[i].len))) {
+        if (!(m->names[i] = sl_strndup(rec->fields[i].data, rec->fields[i].len))) {
             snprintf(p->reason, sizeof p->reason, "out of memory");
             return -1;
         }
@@ -110,7 +111,7 @@ static int read_header(struct pass *p, const struct csv_record *rec)
                          sizeof p->reason) < 0)
         return -1;
     free(p->unknown);
-    p->unknown = calloc(m->ncols ? m->ncols : 1, sizeof *p->unknown);
+    p->unknown = sl_calloc(m->ncols ? m->ncols : 1, sizeof *p->unknown);
     p->nunknown = 0;
     if (!p->unknown) {
         snprintf(p->reason, sizeof p->reason, "out of memory");
@@ -217,7 +218,7 @@ static int add_errors(struct pass *p, int64_t rowno, const struct row_errors *er
     for (size_t i = 0; i < errs->n; i++) {
         enum sluice_err c = errs->v[i].code;
         if (!p->code_count[c]++ && errs->v[i].message)
-            p->code_sample[c] = strdup(errs->v[i].message);
+            p->code_sample[c] = sl_strdup(errs->v[i].message);
         struct batch_error_new e = {rowno, err_name(errs->v[i].code), errs->v[i].field,
                                     errs->v[i].message ? errs->v[i].message : ""};
         if (store_batch_errors_add(p->st, p->b->id, &e, 1, p->now_ms) < 0)
@@ -460,7 +461,7 @@ static int batch_scan(struct pass *p)
     }
     colmap_release(&p->map);
     struct csv_reader *r = csv_reader_create((size_t)p->cfg->limits.max_row_bytes, on_record, p);
-    char *chunk = malloc(CHUNK);
+    char *chunk = sl_malloc(CHUNK);
     int rc = (r && chunk) ? 0 : -1;
     size_t n;
     while (rc == 0 && (n = fread(chunk, 1, CHUNK, f)) > 0)
@@ -494,7 +495,7 @@ static int batch_scan(struct pass *p)
 struct pass *batch_pass_new(const struct sluice_config *cfg, const struct dataset_config *ds,
                             struct batch *b, struct store *files)
 {
-    struct pass *p = calloc(1, sizeof *p);
+    struct pass *p = sl_calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->cfg = cfg;
@@ -502,7 +503,7 @@ struct pass *batch_pass_new(const struct sluice_config *cfg, const struct datase
     p->b = b;
     p->files = files;
     size_t nf = schema_nfields(ds->schema);
-    if (!(p->vals = calloc(nf ? nf : 1, sizeof *p->vals))) {
+    if (!(p->vals = sl_calloc(nf ? nf : 1, sizeof *p->vals))) {
         free(p);
         return NULL;
     }

@@ -2,6 +2,7 @@
  * rowqueue.c - chunks of rows from a batch's worker to the writer (see rowqueue.h).
  */
 #include "batch/rowqueue.h"
+#include "util/mem.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ struct rowqueue {
 
 struct rowqueue *rowqueue_new(size_t nfields)
 {
-    struct rowqueue *q = calloc(1, sizeof *q);
+    struct rowqueue *q = sl_calloc(1, sizeof *q);
     if (!q)
         return NULL;
     pthread_mutex_init(&q->mu, NULL);
@@ -107,10 +108,10 @@ static struct rq_chunk *get_chunk(struct rowqueue *q)
             return c;
         }
         if (q->allocated < RQ_CHUNKS) {
-            struct rq_chunk *c = calloc(1, sizeof *c);
+            struct rq_chunk *c = sl_calloc(1, sizeof *c);
             if (c) {
-                c->vals = calloc(RQ_CHUNK_ROWS * (q->nfields ? q->nfields : 1), sizeof *c->vals);
-                c->arena = malloc(ARENA_MIN);
+                c->vals = sl_calloc(RQ_CHUNK_ROWS * (q->nfields ? q->nfields : 1), sizeof *c->vals);
+                c->arena = sl_malloc(ARENA_MIN);
                 c->cap = ARENA_MIN;
             }
             if (!c || !c->vals || !c->arena) {
@@ -158,7 +159,7 @@ int rowqueue_put(struct rowqueue *q, int64_t rowno, const char *raw, size_t raw_
         return -1;
     }
     if (need > c->cap) { /* one row larger than an arena: the chunk is empty, so grow it */
-        char *a = realloc(c->arena, need);
+        char *a = sl_realloc(c->arena, need);
         if (!a) {
             free(extra);
             free(errors_json);

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ingest/schema.h"
+#include "schema/schema.h"
 #include "store/store.h"
 
 #define RQ_CHUNK_ROWS 1024

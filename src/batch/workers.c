@@ -11,12 +11,13 @@
 
 #include "batch/batch.h"
 #include "batch/process.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "ops/metrics.h"
 #include "service/service.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 struct worker {
     struct batch_pool *pool;
@@ -244,11 +245,11 @@ struct batch_pool *batch_pool_start(struct service *svc, int workers)
 {
     if (workers <= 0)
         return NULL;
-    struct batch_pool *p = calloc(1, sizeof *p);
+    struct batch_pool *p = sl_calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->svc = svc;
-    p->w = calloc((size_t)workers, sizeof *p->w);
+    p->w = sl_calloc((size_t)workers, sizeof *p->w);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     /* host:port/wN: unique per node (several nodes may share a host), and the same after a

@@ -10,6 +10,7 @@
 
 #include "util/clock.h"
 #include "util/timeparse.h"
+#include "util/mem.h"
 
 static size_t collect(char *p, size_t size, size_t n, void *userdata)
 {
@@ -34,7 +35,7 @@ struct curl_slist *client_auth(struct curl_slist *hdrs)
     if (!t || !*t)
         return hdrs;
     size_t n = strlen(t) + 32;
-    char *h = malloc(n);
+    char *h = sl_malloc(n);
     if (!h)
         return hdrs;
     snprintf(h, n, "Authorization: Bearer %s", t);

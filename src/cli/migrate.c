@@ -44,6 +44,7 @@
 #include "config/config.h"
 #include "store/store.h"
 #include "util/hex.h"
+#include "util/mem.h"
 
 /* ---- what is moved ------------------------------------------------------------------- */
 
@@ -95,7 +96,7 @@ static void bfiles_free(struct bfile *v, size_t n)
 
 static char *cell_str(const struct cell *c)
 {
-    return c->type == CELL_TEXT ? strndup(c->p, c->n) : NULL;
+    return c->type == CELL_TEXT ? sl_strndup(c->p, c->n) : NULL;
 }
 
 /* The batches of a store, in id order (the dump's key order). */
@@ -110,7 +111,7 @@ static int collect_batch(void *arg, const struct cell *row)
     struct bfile_list *l = arg;
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
-        struct bfile *v = realloc(l->v, cap * sizeof *v);
+        struct bfile *v = sl_realloc(l->v, cap * sizeof *v);
         if (!v)
             return 1;
         l->v = v;
@@ -184,7 +185,7 @@ static int valid_dataset_name(const char *s)
 static int collect_dataset(void *arg, const struct cell *row)
 {
     struct job *j = arg;
-    struct dataset_config *v = realloc(j->ds, (j->nds + 1) * sizeof *v);
+    struct dataset_config *v = sl_realloc(j->ds, (j->nds + 1) * sizeof *v);
     if (!v) {
         snprintf(j->err, sizeof j->err, "out of memory");
         return 1;
@@ -229,7 +230,7 @@ static int plan_tables(struct job *j)
         snprintf(j->err, sizeof j->err, "datasets: %s", store_errmsg(j->src));
     if (rc != 0)
         return -1;
-    j->tabs = calloc(store_ntables + j->nds, sizeof *j->tabs);
+    j->tabs = sl_calloc(store_ntables + j->nds, sizeof *j->tabs);
     if (!j->tabs)
         return -1;
     for (size_t i = 0; i < store_ntables; i++) {
@@ -485,7 +486,7 @@ static int pass_table(struct job *j, struct store *st, struct tab *t, struct tab
     if (load && !strcmp(t->def->name, "batches")) {
         p.path_col = table_col_index(t->def, "path");
         p.id_col = table_col_index(t->def, "id");
-        p.out = calloc(t->def->ncols, sizeof *p.out);
+        p.out = sl_calloc(t->def->ncols, sizeof *p.out);
     }
     if ((p.path_col >= 0 && !p.out) || table_sum_init(sum) < 0) {
         snprintf(j->err, sizeof j->err, "%s: out of memory", t->def->name);
@@ -628,7 +629,7 @@ static char *sqlite_dir(const char *uri)
     if (strncmp(uri, "sqlite:", 7) != 0)
         return NULL;
     const char *path = uri + 7, *slash = strrchr(path, '/');
-    return slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    return slash ? sl_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : sl_strdup(".");
 }
 
 /* One store named twice: the same URI, or the same SQLite file under two names. */
@@ -766,7 +767,7 @@ int cmd_migrate(int argc, char **argv)
         fprintf(stderr, "sluice migrate: --from and --to name the same store\n");
         return 2;
     }
-    j.data_dir = data_dir ? strdup(data_dir) : sqlite_dir(j.to);
+    j.data_dir = data_dir ? sl_strdup(data_dir) : sqlite_dir(j.to);
     struct bfile *old = NULL;
     size_t nold = 0;
     char shown_from[4096], shown_to[4096], held[2048];

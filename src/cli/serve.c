@@ -14,6 +14,7 @@
 #include "util/clock.h"
 #include "service/service.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 int cmd_serve(int argc, char **argv)
 {
@@ -28,15 +29,15 @@ int cmd_serve(int argc, char **argv)
         switch (o) {
         case 'c':
             free(svc.config_path);
-            svc.config_path = strdup(optarg);
+            svc.config_path = sl_strdup(optarg);
             break;
         case 'l':
             free(svc.listen_override);
-            svc.listen_override = strdup(optarg);
+            svc.listen_override = sl_strdup(optarg);
             break;
         case 'd':
             free(svc.data_dir_override);
-            svc.data_dir_override = strdup(optarg);
+            svc.data_dir_override = sl_strdup(optarg);
             break;
         default:
             fprintf(stderr, "%s", cli_find("serve")->usage);

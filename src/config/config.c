@@ -18,6 +18,7 @@
 
 #include "auth/jwt.h"
 #include "util/errors.h"
+#include "util/mem.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -447,7 +448,7 @@ static const struct {
     {"h", "hours", 3600000},   {"d", "days", 86400000},
 };
 
-/* The schema keywords, for the docs (the compiler in src/ingest/schema.c is the judge). */
+/* The schema keywords, for the docs (the compiler in src/schema/schema.c is the judge). */
 static const struct {
     const char *keyword, *where, *meaning;
 } schema_keywords[] = {
@@ -758,7 +759,7 @@ static int out_of_range(const struct opt *o, double v, char *why, size_t whylen)
 
 static int set_string(char **field, const char *s)
 {
-    char *copy = strdup(s);
+    char *copy = sl_strdup(s);
 
     if (!copy)
         return -1;
@@ -1238,7 +1239,7 @@ static int load_strlist(struct loader *ld, char ***out, struct fy_node *seq, int
     if (!fy_node_is_sequence(seq))
         return fail_at(ld, line, option, "expected a list of strings, got %s", node_kind_name(seq));
     size_t n = (size_t)fy_node_sequence_item_count(seq);
-    if (!(*out = calloc(n + 1, sizeof **out)))
+    if (!(*out = sl_calloc(n + 1, sizeof **out)))
         return fail_at(ld, line, option, "out of memory");
     while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
         int l = node_line(item) ? node_line(item) : line;
@@ -1249,7 +1250,7 @@ static int load_strlist(struct loader *ld, char ***out, struct fy_node *seq, int
             return -1;
         if (!*s)
             return fail_at(ld, l, option, "an entry is empty");
-        if (!((*out)[i++] = strdup(s)))
+        if (!((*out)[i++] = sl_strdup(s)))
             return fail_at(ld, l, option, "out of memory");
     }
     return 0;
@@ -1277,7 +1278,7 @@ static int load_key(struct loader *ld, char **out, struct fy_node *v, int line, 
             return fail_at(ld, line, option, "unsupported YAML tag on the key");
         if (!*s)
             return fail_at(ld, line, option, "expected a property name or a list of them, got ''");
-        if (!(*out = strdup(s)))
+        if (!(*out = sl_strdup(s)))
             return fail_at(ld, line, option, "out of memory");
         return 0;
     }
@@ -1480,7 +1481,7 @@ static int load_datasets(struct loader *ld, struct fy_node *seq, int line, const
     n = (size_t)fy_node_sequence_item_count(seq);
     if (n == 0)
         return 0;
-    if (!(cfg->datasets = calloc(n, sizeof *cfg->datasets)))
+    if (!(cfg->datasets = sl_calloc(n, sizeof *cfg->datasets)))
         return fail_at(ld, line, option, "out of memory");
     cfg->ndatasets = n; /* entries are zeroed, so config_release() can free a partial load */
     while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
@@ -1536,7 +1537,7 @@ static int load_jwt_keys(struct loader *ld, struct fy_node *seq, int line, const
     n = (size_t)fy_node_sequence_item_count(seq);
     if (n == 0)
         return 0;
-    if (!(cfg->auth.jwt.keys = calloc(n, sizeof *cfg->auth.jwt.keys)))
+    if (!(cfg->auth.jwt.keys = sl_calloc(n, sizeof *cfg->auth.jwt.keys)))
         return fail_at(ld, line, option, "out of memory");
     cfg->auth.jwt.nkeys = n;
     while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
@@ -1564,11 +1565,11 @@ static int load_alert_list(struct loader *ld, enum opt_type t, struct fy_node *s
     if (n == 0)
         return 0;
     if (recv) {
-        if (!(cfg->alerts.receivers = calloc(n, sizeof *cfg->alerts.receivers)))
+        if (!(cfg->alerts.receivers = sl_calloc(n, sizeof *cfg->alerts.receivers)))
             return fail_at(ld, line, option, "out of memory");
         cfg->alerts.nreceivers = n;
     } else {
-        if (!(cfg->alerts.routes = calloc(n, sizeof *cfg->alerts.routes)))
+        if (!(cfg->alerts.routes = sl_calloc(n, sizeof *cfg->alerts.routes)))
             return fail_at(ld, line, option, "out of memory");
         cfg->alerts.nroutes = n;
     }
@@ -1656,7 +1657,7 @@ static unsigned char *read_secret(const char *path, size_t *len, char *why, size
         err_set(why, whylen, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
-    unsigned char *buf = malloc(65536);
+    unsigned char *buf = sl_malloc(65536);
     size_t n = buf ? fread(buf, 1, 65536, f) : 0;
     int big = buf && n == 65536;
     fclose(f);
@@ -1705,7 +1706,7 @@ static int build_keyset(struct loader *ld)
                 if (!e || !*e)
                     err_set(why, sizeof why, "the environment variable %s is not set",
                             k->secret_env);
-                else if ((secret = (unsigned char *)strdup(e)))
+                else if ((secret = (unsigned char *)sl_strdup(e)))
                     len = strlen(e);
             }
             rc = secret ? jwt_keyset_add_hmac(cfg->auth.jwt.keyset, k->kid, algs, secret, len, why,
@@ -1761,7 +1762,7 @@ int config_load(const char *path, struct sluice_config *cfg, char *err, size_t e
     }
     if (!path)
         goto derive;
-    if (!(cfg->path = strdup(path))) {
+    if (!(cfg->path = sl_strdup(path))) {
         err_set(err, errlen, "%s: out of memory", path);
         goto fail;
     }
@@ -1855,7 +1856,7 @@ int config_set(struct sluice_config *cfg, const char *name, const char *value, c
         err_set(err, errlen, "%s: unknown option", name);
         return -1;
     }
-    char *old_dir = cfg->data_dir ? strdup(cfg->data_dir) : NULL;
+    char *old_dir = cfg->data_dir ? sl_strdup(cfg->data_dir) : NULL;
     if (opt_set_text(o, cfg, value, why, sizeof why) < 0) {
         free(old_dir);
         err_set(err, errlen, "%s: %s", name, why);
@@ -1869,7 +1870,7 @@ int config_set(struct sluice_config *cfg, const char *name, const char *value, c
         if (cfg->storage_explicit && old_dir && strncmp(cfg->storage, "sqlite:", 7) == 0 &&
             strncmp(cfg->storage + 7, old_dir, ol) == 0 && cfg->storage[7 + ol] == '/') {
             size_t n = strlen(cfg->data_dir) + strlen(cfg->storage + 7 + ol) + 8;
-            char *st = malloc(n);
+            char *st = sl_malloc(n);
             if (!st) {
                 free(old_dir);
                 err_set(err, errlen, "storage: out of memory");

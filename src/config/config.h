@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "ingest/schema.h"
+#include "schema/schema.h"
 
 enum on_duplicate { ON_DUP_REJECT = 0, ON_DUP_UPSERT, ON_DUP_SKIP };
 const char *on_duplicate_name(enum on_duplicate d); /* "reject" | "upsert" | "skip" */

@@ -12,11 +12,12 @@
 #include "auth/auth.h"
 #include "http/handlers.h"
 #include "http/params.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "service/service.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 static json_t *time_or_null(int64_t ms)
 {
@@ -106,7 +107,7 @@ static void key_answer(struct loop_msg *m)
 
 static struct key_req *key_req_new(struct http_conn *c, int create)
 {
-    struct key_req *q = calloc(1, sizeof *q);
+    struct key_req *q = sl_calloc(1, sizeof *q);
     if (!q)
         return NULL;
     q->conn = c;
@@ -149,7 +150,7 @@ int keys_make(struct store *st, const char *name, const char *role, int64_t expi
         return -2;
     }
     OPENSSL_cleanse(pepper, sizeof pepper);
-    k->name = strdup(name);
+    k->name = sl_strdup(name);
     snprintf(k->role, sizeof k->role, "%s", role);
     snprintf(k->prefix, sizeof k->prefix, "%.*s", APIKEY_PREFIX_LEN, key);
     k->created_ms = clock_wall_ms();
@@ -281,7 +282,7 @@ static void reload_done(uv_work_t *w, int status)
 void h_admin_reload(struct http_conn *c, struct http_request *r)
 {
     (void)r;
-    struct reload_req *q = calloc(1, sizeof *q);
+    struct reload_req *q = sl_calloc(1, sizeof *q);
     if (!q) {
         http_reply_error(c, ERR_INTERNAL, "out of memory");
         return;

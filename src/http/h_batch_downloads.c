@@ -18,6 +18,7 @@
 #include "util/clock.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 /*
  * Row errors as JSON, or CSV (?format=csv or Accept: text/csv), streamed: pages of
@@ -116,8 +117,8 @@ void h_batches_errors(struct http_conn *c, struct http_request *r)
     char fmt[16] = "";
     hq_str(r, "format", fmt, sizeof fmt);
     const char *accept = http_header(r, "accept");
-    struct err_stream *e = calloc(1, sizeof *e);
-    if (!e || !(e->batch_id = strdup(b.id))) {
+    struct err_stream *e = sl_calloc(1, sizeof *e);
+    if (!e || !(e->batch_id = sl_strdup(b.id))) {
         free(e);
         batch_release(&b);
         http_reply_error(c, ERR_INTERNAL, "out of memory");
@@ -219,7 +220,7 @@ void h_batches_file(struct http_conn *c, struct http_request *r)
         return;
     struct service *svc = http_conn_service(c);
     struct catalog *cat = service_catalog(svc);
-    struct file_stream *d = calloc(1, sizeof *d);
+    struct file_stream *d = sl_calloc(1, sizeof *d);
     char err[256] = "out of memory", hdr[1400], dispo[1100], b64[64];
     unsigned char dig[32];
     int bad_sha = !b.sha256 || strlen(b.sha256) != 64;

@@ -21,13 +21,14 @@
 #include "http/params.h"
 #include "http/router.h"
 #include "ingest/ingest.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "service/service.h"
 #include "store/store.h"
 #include "store/store_pool.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/hex.h"
+#include "util/mem.h"
 
 /* ---- upload ------------------------------------------------------------- */
 
@@ -100,7 +101,7 @@ static char *clean_ctype(const char *ct)
     for (size_t i = 0; i < n; i++)
         if (ct[i] < 0x20 || ct[i] > 0x7e)
             return NULL;
-    return n && n <= 200 ? strdup(ct) : NULL;
+    return n && n <= 200 ? sl_strdup(ct) : NULL;
 }
 
 static const struct multipart_cb mp_cb; /* below */
@@ -133,7 +134,7 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
                  "of multipart/form-data");
         goto fail;
     }
-    u = calloc(1, sizeof *u);
+    u = sl_calloc(1, sizeof *u);
     if (!u) {
         snprintf(msg, cap, "out of memory");
         goto fail;
@@ -146,7 +147,7 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
         snprintf(msg, cap, "Idempotency-Key must be 1 to 255 characters");
         goto fail;
     }
-    u->idem_key = idem ? strdup(idem) : NULL;
+    u->idem_key = idem ? sl_strdup(idem) : NULL;
     if (multipart) {
         char e[256];
         u->mp = multipart_create(ct, 8192, &mp_cb, u, e, sizeof e);
@@ -156,14 +157,14 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
             goto fail;
         }
     }
-    u->b.dataset = strdup(ds->name);
+    u->b.dataset = sl_strdup(ds->name);
     u->b.error_threshold_percent = ds->error_threshold_percent;
     if (!multipart) /* multipart: the file part's, when it comes */
         u->b.content_type = clean_ctype(ct);
     if (http_query(r, "source", v, sizeof v) == 1 && v[0])
-        u->b.source = strdup(v);
+        u->b.source = sl_strdup(v);
     if (http_query(r, "filename", v, sizeof v) == 1 && v[0])
-        u->b.filename = strdup(v);
+        u->b.filename = sl_strdup(v);
     if (http_query(r, "error_threshold_percent", v, sizeof v) == 1 &&
         parse_pct(v, &u->b.error_threshold_percent) < 0) {
         *code = ERR_INVALID_PARAMETER;
@@ -172,8 +173,8 @@ static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_
     }
     char id[40];
     ingest_new_id("bat", id, sizeof id);
-    u->b.id = strdup(id);
-    u->data_dir = strdup(cat->cfg.data_dir);
+    u->b.id = sl_strdup(id);
+    u->data_dir = sl_strdup(cat->cfg.data_dir);
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/batches", cat->cfg.data_dir);
     mkdir(dir, 0755);
@@ -219,7 +220,7 @@ static char *clean_filename(const char *f)
     const char *base = strrchr(f, '/');
     const char *bs = strrchr(base ? base : f, '\\');
     base = bs ? bs + 1 : base ? base + 1 : f;
-    char *out = strdup(base);
+    char *out = sl_strdup(base);
     size_t o = 0;
     for (size_t i = 0; out && base[i]; i++)
         if ((unsigned char)base[i] >= 0x20 && base[i] != 0x7f)
@@ -265,7 +266,7 @@ static int mp_end(void *arg)
 {
     struct upload *u = arg;
     if (u->part == PART_FIELD) {
-        char *v = strndup(u->field.data ? u->field.data : "", u->field.len);
+        char *v = sl_strndup(u->field.data ? u->field.data : "", u->field.len);
         if (!strcmp(u->field_name, "source")) {
             free(u->form_source);
             u->form_source = v;
@@ -505,7 +506,7 @@ void h_batches_upload(struct http_conn *c, struct http_request *r)
     char hex[65];
     EVP_DigestFinal_ex(u->md, md, &n);
     hex_encode(md, 32, hex);
-    u->b.sha256 = strdup(hex);
+    u->b.sha256 = sl_strdup(hex);
     u->conn = c;
     u->svc = http_conn_service(c);
     u->work.data = u;
@@ -631,8 +632,8 @@ static int refuse(struct bop_req *q, int status, enum sluice_err e, const char *
 static void drop_after(struct bop_req *q, const struct batch *b)
 {
     struct kept_file *f = &q->drops[q->ndrops];
-    f->id = strdup(b->id);
-    f->path = b->path ? strdup(b->path) : NULL;
+    f->id = sl_strdup(b->id);
+    f->path = b->path ? sl_strdup(b->path) : NULL;
     if (f->id)
         q->ndrops++;
 }
@@ -652,7 +653,7 @@ static int bulk_delete(struct bop_req *q, struct store *st)
     int64_t now = clock_wall_ms(), rows = 0, bytes = 0;
     json_t *deleted = json_array(), *skipped = json_array();
     int rc = 0;
-    q->drops = calloc(n ? n : 1, sizeof *q->drops);
+    q->drops = sl_calloc(n ? n : 1, sizeof *q->drops);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (batch_status_active(v[i].status) && v[i].lease_until_ms > now) {
             json_array_append_new(skipped, json_string(v[i].id));
@@ -747,7 +748,7 @@ static int bop_apply(struct wjob *job, struct store *st)
             json_pack("{s:s,s:b,s:I,s:I,s:s?,s:I}", "batch_id", b.id, "dry_run", q->dry_run, "rows",
                       (json_int_t)nrows, "row_errors_rows", (json_int_t)(b.invalid + b.duplicate),
                       "file", b.path, "file_bytes", (json_int_t)b.bytes);
-        if (!q->dry_run && (q->drops = calloc(1, sizeof *q->drops)))
+        if (!q->dry_run && (q->drops = sl_calloc(1, sizeof *q->drops)))
             drop_after(q, &b);
         q->status = 200;
         break;
@@ -809,15 +810,15 @@ static void bop_answer(struct loop_msg *m)
 static struct bop_req *bop_new(struct http_conn *c, struct http_request *r, enum bop op,
                                const char *reason, double pct, int dry_run)
 {
-    struct bop_req *q = calloc(1, sizeof *q);
+    struct bop_req *q = sl_calloc(1, sizeof *q);
     if (!q)
         return NULL;
     q->conn = c;
     q->loop = http_conn_loop(c);
     q->svc = http_conn_service(c);
     q->op = op;
-    q->id = strdup(r->nparams ? r->params[0] : "");
-    q->reason = reason ? strdup(reason) : NULL;
+    q->id = sl_strdup(r->nparams ? r->params[0] : "");
+    q->reason = reason ? sl_strdup(reason) : NULL;
     q->pct = pct;
     q->dry_run = dry_run;
     q->msg.fn = bop_answer;
@@ -927,9 +928,9 @@ void h_batches_delete_bulk(struct http_conn *c, struct http_request *r)
         http_reply_error(c, ERR_INTERNAL, "out of memory");
         return;
     }
-    q->f_contains = has_contains ? strdup(contains) : NULL;
-    q->f_status = has_status ? strdup(status) : NULL;
-    q->f_dataset = has_dataset ? strdup(dataset) : NULL;
+    q->f_contains = has_contains ? sl_strdup(contains) : NULL;
+    q->f_status = has_status ? sl_strdup(status) : NULL;
+    q->f_dataset = has_dataset ? sl_strdup(dataset) : NULL;
     q->f_created_after = after;
     bop_send(c, q);
 }

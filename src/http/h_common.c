@@ -6,7 +6,7 @@
 #include "batch/batch.h"
 #include "http/handlers.h"
 #include "http/params.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "store/store.h"
 
 json_t *h_next_cursor(const char *list, int desc, json_t *items, size_t limit)

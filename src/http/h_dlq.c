@@ -11,6 +11,7 @@
 #include "service/service.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 static int parse_id(struct http_conn *c, const char *s, int64_t *id)
 {
@@ -163,7 +164,7 @@ static void dlq_answer(struct loop_msg *m)
 
 static struct dlq_req *dlq_req_new(struct http_conn *c, enum dlq_op op)
 {
-    struct dlq_req *q = calloc(1, sizeof *q);
+    struct dlq_req *q = sl_calloc(1, sizeof *q);
     if (!q)
         return NULL;
     q->conn = c;
@@ -253,12 +254,12 @@ void h_dlq_retry_bulk(struct http_conn *c, struct http_request *r)
         return;
     }
     if (ds)
-        q->dj.dataset = strdup(json_string_value(ds));
+        q->dj.dataset = sl_strdup(json_string_value(ds));
     if (code)
-        q->dj.error_code = strdup(json_string_value(code));
+        q->dj.error_code = sl_strdup(json_string_value(code));
     if (ids) {
         size_t n = json_array_size(ids);
-        q->dj.ids = calloc(n ? n : 1, sizeof *q->dj.ids);
+        q->dj.ids = sl_calloc(n ? n : 1, sizeof *q->dj.ids);
         q->dj.nids = n;
         for (size_t i = 0; i < n; i++) {
             json_t *e = json_array_get(ids, i);
@@ -319,8 +320,8 @@ void h_dlq_drop_bulk(struct http_conn *c, struct http_request *r)
         http_reply_error(c, ERR_INTERNAL, "out of memory");
         return;
     }
-    q->dj.dataset = f.dataset ? strdup(f.dataset) : NULL;
-    q->dj.error_code = f.error_code ? strdup(f.error_code) : NULL;
+    q->dj.dataset = f.dataset ? sl_strdup(f.dataset) : NULL;
+    q->dj.error_code = f.error_code ? sl_strdup(f.error_code) : NULL;
     q->dj.since_ms = f.received_after_ms;
     q->dj.until_ms = f.received_before_ms;
     submit(c, q);

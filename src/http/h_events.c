@@ -13,6 +13,7 @@
 #include "ingest/ingest.h"
 #include "ops/metrics.h"
 #include "service/service.h"
+#include "util/mem.h"
 
 struct event_req {
     struct ingest in; /* first: the writer sees it as a wjob */
@@ -115,7 +116,7 @@ void h_events_post(struct http_conn *c, struct http_request *r)
         return;
     }
 
-    struct event_req *er = calloc(1, sizeof *er);
+    struct event_req *er = sl_calloc(1, sizeof *er);
     if (!er) {
         catalog_release(cat);
         http_reply_error(c, ERR_INTERNAL, "out of memory");

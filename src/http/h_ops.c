@@ -15,13 +15,14 @@
 #include "auth/audit.h"
 #include "auth/auth.h"
 #include "http/handlers.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "ops/alerts.h"
 #include "ops/metrics.h"
 #include "ops/sentinel.h"
 #include "service/service.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/mem.h"
 
 /* Disk below this share free is a warning, below a tenth of it a failure. */
 #define DISK_WARN_FREE 0.10
@@ -309,7 +310,7 @@ void h_metrics(struct http_conn *c, struct http_request *r)
         depth = NULL;
     struct writer_health wh;
     writer_health(svc->writer, &wh);
-    const char **names = calloc(cat->cfg.ndatasets + 1, sizeof *names);
+    const char **names = sl_calloc(cat->cfg.ndatasets + 1, sizeof *names);
     for (size_t i = 0; names && i < cat->cfg.ndatasets; i++)
         names[i] = cat->cfg.datasets[i].name;
     struct metrics_gauges g = {

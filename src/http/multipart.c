@@ -47,6 +47,7 @@
  */
 #include "http/multipart.h"
 #include "util/errors.h"
+#include "util/mem.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -319,7 +320,7 @@ struct multipart *multipart_create(const char *content_type, size_t max_header_b
         return NULL;
     }
     size_t dlen = blen + 4;
-    struct multipart *m = calloc(1, sizeof(*m) + (dlen + 1) + 2 * (max_header_bytes + 1));
+    struct multipart *m = sl_calloc(1, sizeof(*m) + (dlen + 1) + 2 * (max_header_bytes + 1));
     if (!m) {
         err_set(err, errlen, "multipart: out of memory");
         return NULL;

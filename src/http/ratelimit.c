@@ -23,6 +23,7 @@
 #include "http/server.h"
 #include "ops/metrics.h"
 #include "util/clock.h"
+#include "util/mem.h"
 
 #define NSTRIPES 64
 #define PROBE 8
@@ -58,7 +59,7 @@ struct ratelimit *ratelimit_create(size_t max_clients)
     for (size_t i = 0; i < NSTRIPES; i++) {
         pthread_mutex_init(&rl->stripes[i].mu, NULL);
         /* calloc: pages of a large table are only backed once a client lands there */
-        rl->stripes[i].slots = calloc(rl->per_stripe, sizeof(struct slot));
+        rl->stripes[i].slots = sl_calloc(rl->per_stripe, sizeof(struct slot));
         if (!rl->stripes[i].slots) {
             ratelimit_destroy(rl);
             return NULL;

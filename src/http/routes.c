@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http/handlers.h"
+#include "util/mem.h"
 
 const struct route http_routes[] = {
     {"GET", "/healthz", h_healthz, "liveness, short form", 0, NULL, PERM_OPEN},
@@ -101,7 +102,7 @@ static int match(const char *pattern, const char *path, char **params, size_t *n
             if (!pe || len == 0 || n >= 4)
                 goto no;
             if (params)
-                params[n] = strndup(s, len);
+                params[n] = sl_strndup(s, len);
             n++;
             p = pe + 1;
             s += len;

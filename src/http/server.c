@@ -35,6 +35,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 #define MAX_HEADERS 100
 #define LINGER_MS 2000               /* how long a lingering close waits for the client */
@@ -487,7 +488,7 @@ void http_reply(struct http_conn *c, int status, const char *ctype, char *body, 
         n = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n\r\n", status,
                      reason(status), len);
     size_t blen = head ? 0 : len;
-    c->out = malloc((size_t)n + blen + 1);
+    c->out = sl_malloc((size_t)n + blen + 1);
     if (!c->out) {
         free(body);
         conn_close(c);
@@ -543,7 +544,7 @@ void http_reply_stream(struct http_conn *c, int status, const char *ctype,
                      c->req.request_id, ctype ? "Content-Type: " : "", ctype ? ctype : "",
                      ctype ? "\r\n" : "", close ? "Connection: close\r\n" : "", c->req.cors,
                      extra_headers ? extra_headers : "");
-    if (n < 0 || (size_t)n >= sizeof hdr || !(c->out = malloc((size_t)n + 1))) {
+    if (n < 0 || (size_t)n >= sizeof hdr || !(c->out = sl_malloc((size_t)n + 1))) {
         if (done)
             done(arg);
         conn_close(c);
@@ -743,7 +744,7 @@ static int on_header_value_complete(llhttp_t *p)
         if (ch == 0 || ch == '\r' || ch == '\n')
             return fail_parse(c, 400, ERR_BAD_REQUEST, "a header value holds a control character");
     }
-    struct http_header *h = realloc(r->headers, (r->nheaders + 1) * sizeof *h);
+    struct http_header *h = sl_realloc(r->headers, (r->nheaders + 1) * sizeof *h);
     if (!h)
         return fail_parse(c, 500, ERR_INTERNAL, "out of memory");
     r->headers = h;
@@ -753,8 +754,8 @@ static int on_header_value_complete(llhttp_t *p)
         b++;
     while (e > b && (c->value.data[e - 1] == ' ' || c->value.data[e - 1] == '\t'))
         e--;
-    h[r->nheaders].name = strndup(c->field.data, c->field.len);
-    h[r->nheaders].value = strndup(c->value.len ? c->value.data + b : "", e - b);
+    h[r->nheaders].name = sl_strndup(c->field.data, c->field.len);
+    h[r->nheaders].value = sl_strndup(c->value.len ? c->value.data + b : "", e - b);
     r->nheaders++;
     buf_reset(&c->field);
     buf_reset(&c->value);
@@ -836,7 +837,7 @@ static int on_headers_complete(llhttp_t *p)
         for (size_t i = 0; i < r->nheaders; i++) {
             if (strcmp(r->headers[i].name, "transfer-encoding") != 0)
                 continue;
-            char *save, *tok, *copy = strdup(r->headers[i].value);
+            char *save, *tok, *copy = sl_strdup(r->headers[i].value);
             for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
                 while (*tok == ' ' || *tok == '\t')
                     tok++;
@@ -861,7 +862,7 @@ static int on_headers_complete(llhttp_t *p)
         if (!sch)
             return fail_parse(c, 400, ERR_BAD_REQUEST, "the request target must start with '/'");
         const char *rest = sch + 3 + strcspn(sch + 3, "/?");
-        abs = malloc(strlen(rest) + 2);
+        abs = sl_malloc(strlen(rest) + 2);
         if (!abs)
             return fail_parse(c, 500, ERR_INTERNAL, "out of memory");
         snprintf(abs, strlen(rest) + 2, "%s%s", *rest == '/' ? "" : "/", rest);
@@ -869,12 +870,12 @@ static int on_headers_complete(llhttp_t *p)
     }
     const char *qm = strchr(t, '?');
     size_t plen = qm ? (size_t)(qm - t) : strlen(t);
-    r->path = malloc(plen + 1);
+    r->path = sl_malloc(plen + 1);
     if (!r->path || pct_decode(t, plen, r->path, plen + 1, 0) < 0) {
         free(abs);
         return fail_parse(c, 400, ERR_BAD_REQUEST, "bad path");
     }
-    r->query = strdup(qm ? qm + 1 : "");
+    r->query = sl_strdup(qm ? qm + 1 : "");
     free(abs);
 
     const char *rid = http_header(r, "x-request-id");
@@ -1138,7 +1139,7 @@ static void keep_pending(struct http_conn *c, const char *data, size_t n)
 {
     if (c->close_after || n == 0)
         return; /* the connection ends after this answer: drop it */
-    char *np = realloc(c->pending, c->pending_len + n);
+    char *np = sl_realloc(c->pending, c->pending_len + n);
     if (!np) {
         c->close_after = 1;
         return;
@@ -1210,7 +1211,7 @@ static void on_connection(uv_stream_t *server, int status)
     struct http_loop *l = server->data;
     if (status < 0)
         return;
-    struct http_conn *c = calloc(1, sizeof *c);
+    struct http_conn *c = sl_calloc(1, sizeof *c);
     if (!c)
         return;
     c->loop = l;
@@ -1390,11 +1391,11 @@ static int loop_init(struct http_server *s, struct http_loop *l, int id, char *e
 struct http_server *http_server_start(const struct http_server_opts *o, struct service *svc,
                                       char *err, size_t errlen)
 {
-    struct http_server *s = calloc(1, sizeof *s);
+    struct http_server *s = sl_calloc(1, sizeof *s);
     s->o = *o;
     s->svc = svc;
     s->nloops = o->threads > 0 ? o->threads : 1;
-    s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+    s->loops = sl_calloc((size_t)s->nloops, sizeof *s->loops);
     s->loopback = auth_listen_is_loopback(o->listen);
     s->rl = ratelimit_create(o->rate_limit_clients > 0 ? (size_t)o->rate_limit_clients : 65536);
     if (!s->rl) {
@@ -1468,7 +1469,7 @@ static void on_cmd(struct loop_msg *m)
 
 static void send_cmd(struct http_loop *l, int stop)
 {
-    struct loop_cmd *cmd = calloc(1, sizeof *cmd);
+    struct loop_cmd *cmd = sl_calloc(1, sizeof *cmd);
     cmd->msg.fn = on_cmd;
     cmd->l = l;
     cmd->stop = stop;

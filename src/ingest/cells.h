@@ -12,7 +12,7 @@
 
 #include "config/config.h"
 #include "ingest/csv.h"
-#include "ingest/schema.h"
+#include "schema/schema.h"
 
 /*
  * Map a header record's columns (ncols of them, borrowed) to the fields of s: field[i]

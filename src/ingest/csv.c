@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "util/utf8.h"
+#include "util/mem.h"
 
 enum state {
     ST_BOM,   /* at the very start, matching a UTF-8 BOM */
@@ -93,7 +94,7 @@ struct csv_reader *csv_reader_create(size_t max_record_bytes, csv_record_cb cb, 
 {
     if (!cb || max_record_bytes == 0)
         return NULL;
-    struct csv_reader *r = calloc(1, sizeof(*r));
+    struct csv_reader *r = sl_calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->max = max_record_bytes;
@@ -123,7 +124,7 @@ static int grow(char **buf, size_t *cap, size_t need)
     size_t n = *cap ? *cap : 256;
     while (n < need)
         n = n > SIZE_MAX / 2 ? need : n * 2;
-    char *p = realloc(*buf, n);
+    char *p = sl_realloc(*buf, n);
     if (!p)
         return -1;
     *buf = p;
@@ -150,11 +151,11 @@ static int push_field(struct csv_reader *r, size_t end)
         return 0;
     if (r->nf == r->f_cap) {
         size_t n = r->f_cap ? r->f_cap * 2 : 32;
-        struct span *s = realloc(r->spans, n * sizeof(*s));
+        struct span *s = sl_realloc(r->spans, n * sizeof(*s));
         if (!s)
             return -1;
         r->spans = s;
-        struct csv_field *f = realloc(r->fields, n * sizeof(*f));
+        struct csv_field *f = sl_realloc(r->fields, n * sizeof(*f));
         if (!f)
             return -1;
         r->fields = f;

@@ -13,6 +13,7 @@
 #include "ingest/rows.h"
 #include "util/clock.h"
 #include "util/utf8.h"
+#include "util/mem.h"
 
 json_t *dlq_item_json(const struct dlq_entry *e)
 {
@@ -21,7 +22,7 @@ json_t *dlq_item_json(const struct dlq_entry *e)
     int b64 = !utf8_valid(e->payload, e->payload_len) || memchr(e->payload, 0, e->payload_len);
     if (b64) {
         size_t cap = 4 * ((e->payload_len + 2) / 3) + 1;
-        unsigned char *out = malloc(cap);
+        unsigned char *out = sl_malloc(cap);
         int n =
             out ? EVP_EncodeBlock(out, (const unsigned char *)e->payload, (int)e->payload_len) : 0;
         payload = json_stringn(out ? (char *)out : "", out ? (size_t)n : 0);

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "store/store.h"
 
 /* The API's JSON form of an entry (new reference). */

@@ -15,6 +15,7 @@
 #include "util/clock.h"
 #include "util/utf8.h"
 #include "util/hex.h"
+#include "util/mem.h"
 
 /* 80 random bits for an id: a per-thread xorshift generator seeded once from
  * OpenSSL (ids must be unique, not secret; RAND_bytes per request was ~6% of
@@ -91,7 +92,7 @@ static int add_row(struct ingest *in, size_t *cap)
 {
     if (in->nrows == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
-        struct ingest_row *nr = realloc(in->rows, nc * sizeof *nr);
+        struct ingest_row *nr = sl_realloc(in->rows, nc * sizeof *nr);
         if (!nr)
             return -1;
         in->rows = nr;
@@ -116,8 +117,8 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
     in->ds = ds;
     in->body = body;
     in->body_len = body_len;
-    in->source = strdup(source && *source ? source : "api");
-    in->idem_key = idem_key ? strdup(idem_key) : NULL;
+    in->source = sl_strdup(source && *source ? source : "api");
+    in->idem_key = idem_key ? sl_strdup(idem_key) : NULL;
     in->idem_ttl_ms = (int64_t)cfg->idempotency_ttl_ms;
     in->max_errors = (size_t)cfg->limits.max_errors_per_response;
     in->received_ms = clock_wall_ms();

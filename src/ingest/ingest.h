@@ -15,8 +15,8 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "ingest/schema.h"
-#include "ingest/writer.h"
+#include "schema/schema.h"
+#include "writer/writer.h"
 
 enum row_outcome { ROW_PENDING = 0, ROW_STORED, ROW_REJECTED, ROW_SKIPPED };
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/utf8.h"
+#include "util/mem.h"
 
 static int is_ws(char c)
 {
@@ -78,7 +79,7 @@ static int push(struct row_span **v, size_t *n, size_t *cap, size_t off, size_t 
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
-        struct row_span *nv = realloc(*v, nc * sizeof *nv);
+        struct row_span *nv = sl_realloc(*v, nc * sizeof *nv);
         if (!nv)
             return -1;
         *v = nv;

@@ -11,13 +11,14 @@
 #include <time.h>
 
 #include "config/config.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "ops/sentinel.h"
 #include "service/service.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 #define QUEUE_MAX 1000
 #define RECEIVERS_MAX 32
@@ -193,7 +194,7 @@ static char *am_url(const char *url)
     size_t ul = strlen(url);
     while (ul && url[ul - 1] == '/')
         ul--;
-    char *u = malloc(ul + 16);
+    char *u = sl_malloc(ul + 16);
     if (u)
         snprintf(u, ul + 16, "%.*s/api/v2/alerts", (int)ul, url);
     return u;
@@ -347,7 +348,7 @@ static int outbox_pass(struct store *st)
         return 0;
     if (store_outbox_due(st, clock_wall_ms(), DUE_MAX, &rows, &n) < 0)
         return -1;
-    struct outcome_job *j = calloc(1, sizeof *j);
+    struct outcome_job *j = sl_calloc(1, sizeof *j);
     struct catalog *cat = service_catalog(nsvc);
     const struct sluice_config *c = &cat->cfg;
     /* the rows not in flight already; those of one Alertmanager receiver go in one POST */
@@ -359,7 +360,7 @@ static int outbox_pass(struct store *st)
             take[nt++] = i;
         }
     pthread_mutex_unlock(&qmu);
-    char *sent = calloc(n ? n : 1, 1);
+    char *sent = sl_calloc(n ? n : 1, 1);
     for (size_t t = 0; sent && t < nt; t++) {
         struct outbox_row *r = &rows[take[t]];
         if (sent[take[t]])
@@ -704,7 +705,7 @@ static int alerts_apply(struct wjob *job, struct store *st)
     j->out = json_array();
     if (store_alert_firing(st, &firing, &nf) < 0)
         return -1;
-    char *seen = calloc(nf ? nf : 1, 1);
+    char *seen = sl_calloc(nf ? nf : 1, 1);
     int rc = 0;
     size_t i;
     json_t *f;
@@ -746,9 +747,9 @@ static int alerts_apply(struct wjob *job, struct store *st)
         } else { /* still firing: refresh; notify again after repeat_interval */
             int changed = strcmp(a->severity, sev) != 0;
             free(a->severity);
-            a->severity = strdup(sev);
+            a->severity = sl_strdup(sev);
             free(a->summary);
-            a->summary = strdup(sum);
+            a->summary = sl_strdup(sum);
             free(a->details_json);
             a->details_json = details;
             details = NULL;
@@ -785,7 +786,7 @@ static int alerts_apply(struct wjob *job, struct store *st)
             continue;
         }
         free(a->state);
-        a->state = strdup("resolved");
+        a->state = sl_strdup("resolved");
         a->resolved_ms = a->updated_ms = j->now_ms;
         /* queued behind its firing, if that is still in the outbox: in order, both */
         if (store_alert_put(st, a) < 0 ||
@@ -844,7 +845,7 @@ static void alerts_deliver(struct wjob *job, int result)
             if (!am[r])
                 continue;
             const struct receiver_config *rc = &c->alerts.receivers[r];
-            struct refresh *d = calloc(1, sizeof *d);
+            struct refresh *d = sl_calloc(1, sizeof *d);
             if (d) {
                 snprintf(d->receiver, sizeof d->receiver, "%s", rc->name);
                 d->url = am_url(rc->url ? rc->url : "");
@@ -867,7 +868,7 @@ static void alerts_deliver(struct wjob *job, int result)
 
 void alerts_submit(struct service *svc, struct catalog *cat, const json_t *report, int64_t now_ms)
 {
-    struct alerts_job *j = calloc(1, sizeof *j);
+    struct alerts_job *j = sl_calloc(1, sizeof *j);
     if (!j)
         return;
     __atomic_add_fetch(&cat->refs, 1, __ATOMIC_ACQ_REL);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "http/router.h"
+#include "util/mem.h"
 
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -65,7 +66,7 @@ void metrics_init(void)
 {
     pthread_mutex_lock(&mu);
     if (!hists)
-        hists = calloc(http_nroutes + 1, sizeof *hists);
+        hists = sl_calloc(http_nroutes + 1, sizeof *hists);
     pthread_mutex_unlock(&mu);
 }
 
@@ -104,7 +105,7 @@ void metrics_http_request(size_t route, const char *method, int status, double s
     if (!r) {
         if (nreqs == capreqs) {
             size_t nc = capreqs ? capreqs * 2 : 64;
-            struct req_series *nr = realloc(reqs, nc * sizeof *nr);
+            struct req_series *nr = sl_realloc(reqs, nc * sizeof *nr);
             if (!nr) {
                 pthread_mutex_unlock(&mu);
                 return;
@@ -155,12 +156,12 @@ static struct ds_series *ds_get(const char *name)
     for (size_t i = 0; i < ndss; i++)
         if (strcmp(dss[i].name, name) == 0)
             return &dss[i];
-    struct ds_series *n = realloc(dss, (ndss + 1) * sizeof *n);
+    struct ds_series *n = sl_realloc(dss, (ndss + 1) * sizeof *n);
     if (!n)
         return NULL;
     dss = n;
     memset(&dss[ndss], 0, sizeof dss[ndss]);
-    dss[ndss].name = strdup(name);
+    dss[ndss].name = sl_strdup(name);
     return &dss[ndss++];
 }
 

@@ -18,6 +18,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 static const char *const sev_names[] = {"warning", "critical"};
 
@@ -359,7 +360,7 @@ static void *sentinel_main(void *arg)
 
 struct sentinel *sentinel_start(struct service *svc)
 {
-    struct sentinel *s = calloc(1, sizeof *s);
+    struct sentinel *s = sl_calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->svc = svc;

@@ -15,7 +15,7 @@
 #include "auth/audit.h"
 #include "batch/batch.h"
 #include "http/server.h"
-#include "ingest/writer.h"
+#include "writer/writer.h"
 #include "ops/alerts.h"
 #include "ops/metrics.h"
 #include "ops/sentinel.h"
@@ -23,6 +23,7 @@
 #include "store/store_pool.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 struct catalog *service_catalog(struct service *s)
 {
@@ -131,7 +132,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     s->started_ns = clock_mono_ns();
     if (make_dirs(cfg->data_dir, err, errlen) < 0)
         return -1;
-    s->store_uri = strdup(cfg->storage);
+    s->store_uri = sl_strdup(cfg->storage);
     metrics_init();
     store_set_query_observer(metrics_query_duration);
     audit_configure(cfg->audit.max_pending);
@@ -160,7 +161,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     if (sync_datasets(s, cfg, err, errlen) < 0)
         return -1;
 
-    s->cat = calloc(1, sizeof *s->cat);
+    s->cat = sl_calloc(1, sizeof *s->cat);
     s->cat->refs = 1;
     s->cat->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
@@ -260,7 +261,7 @@ static int reload_locked(struct service *s, json_t **changes, char *why, size_t 
         config_release(&cfg);
         return -1;
     }
-    struct catalog *n = calloc(1, sizeof *n);
+    struct catalog *n = sl_calloc(1, sizeof *n);
     if (!n) {
         config_release(&cfg);
         snprintf(why, whylen, "out of memory");

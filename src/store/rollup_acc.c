@@ -2,6 +2,7 @@
  * rollup_acc.c - rollup deltas summed in memory until commit (rollup_acc.h).
  */
 #include "store/rollup_acc.h"
+#include "util/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ static struct roll_ledger *ledger_slot(struct roll_acc *a)
 {
     if (a->nled == a->capled) {
         size_t cap = a->capled ? a->capled * 2 : 8;
-        struct roll_ledger *v = realloc(a->led, cap * sizeof *v);
+        struct roll_ledger *v = sl_realloc(a->led, cap * sizeof *v);
         if (!v)
             return NULL;
         a->led = v;
@@ -93,7 +94,7 @@ static struct roll_entry *entry(struct roll_acc *a, const char *dataset, int64_t
             return &a->v[i];
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 8;
-        struct roll_entry *v = realloc(a->v, cap * sizeof *v);
+        struct roll_entry *v = sl_realloc(a->v, cap * sizeof *v);
         if (!v)
             return NULL;
         a->v = v;
@@ -117,12 +118,12 @@ static int add_code(struct roll_entry *e, const char *code, int64_t count, int64
             if (at_ms > e->codes[k].at_ms)
                 e->codes[k].at_ms = at_ms;
             if (!e->codes[k].sample && sample)
-                e->codes[k].sample = strdup(sample);
+                e->codes[k].sample = sl_strdup(sample);
             return 0;
         }
     if (e->ncodes == ROLL_MAX_CODES)
         return 0;
-    struct roll_code *v = realloc(e->codes, (e->ncodes + 1) * sizeof *v);
+    struct roll_code *v = sl_realloc(e->codes, (e->ncodes + 1) * sizeof *v);
     if (!v)
         return -1;
     e->codes = v;
@@ -131,7 +132,7 @@ static int add_code(struct roll_entry *e, const char *code, int64_t count, int64
     c->count = count;
     c->batches = batches;
     c->at_ms = at_ms;
-    c->sample = sample ? strdup(sample) : NULL;
+    c->sample = sample ? sl_strdup(sample) : NULL;
     return 0;
 }
 

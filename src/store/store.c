@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_ckpt.h"
+#include "store/sqlite/sqlite_ckpt.h"
 
 static const struct store_ops *backends[] = {&store_sqlite_ops};
 

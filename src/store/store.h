@@ -1,6 +1,6 @@
 /*
  * store.h - the only door to the database. Every SQL statement lives in a
- * backend (store_sqlite.c now, store_pg.c later) behind this ops table, chosen
+ * backend (sqlite.c now, pg.c later) behind this ops table, chosen
  * by the scheme of the `storage` URI when the store is opened.
  *
  * A struct store is one connection: not shared between threads. The writer
@@ -323,7 +323,7 @@ struct store_ops {
      * store knows more (PostgreSQL: EIO, and the server's message). data_dir (may be
      * NULL: read the store's own copy only) is this node's data directory: PostgreSQL
      * reads the copy the node that received the upload keeps there, when its sha256 is
-     * the record's, instead of the database's (store_pg_files.c). */
+     * the record's, instead of the database's (pg_files.c). */
     FILE *(*file_open)(struct store *st, const struct batch *b, const char *data_dir);
     /* Remove a batch's file (its record is deleted, or was never added), in a transaction
      * of its own (never inside begin/commit). path as recorded (may be NULL). A file

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "util/mem.h"
 
 struct store_pool {
     pthread_mutex_t mu;
@@ -20,12 +21,12 @@ struct store_pool {
 
 struct store_pool *store_pool_create(const char *uri, int max)
 {
-    struct store_pool *p = calloc(1, sizeof *p);
+    struct store_pool *p = sl_calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->max = max > 0 ? max : 1;
-    p->uri = strdup(uri);
-    p->idle = calloc((size_t)p->max, sizeof *p->idle);
+    p->uri = sl_strdup(uri);
+    p->idle = sl_calloc((size_t)p->max, sizeof *p->idle);
     if (!p->uri || !p->idle) {
         free(p->uri);
         free(p->idle);

@@ -1,13 +1,14 @@
 /*
  * tables.c - the tables a store is made of, in the portable form tables.h
  * describes, and the canonical row checksum. Keep this list in step with the
- * schemas (store_sqlite.c's migrations, store_pg_schema.c): a column missing here
+ * schemas (sqlite.c's migrations, pg_schema.c): a column missing here
  * is not copied by `sluice migrate`; test_tables.c checks the list against a
  * freshly migrated SQLite store.
  */
 #include "store/tables.h"
 #include "util/buf.h"
 #include "util/hex.h"
+#include "util/mem.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -163,7 +164,7 @@ struct table_def *table_def_dataset(const char *name, const struct schema *s)
 {
     size_t nsys = ARRAY_SIZE(ds_system), nf = schema_nfields(s), n = nsys + nf;
     size_t namelen = strlen(name) + sizeof "ds_";
-    struct table_def *t = malloc(sizeof *t + n * sizeof(struct table_col) + namelen);
+    struct table_def *t = sl_malloc(sizeof *t + n * sizeof(struct table_col) + namelen);
     if (!t)
         return NULL;
     struct table_col *cols = (struct table_col *)(t + 1);

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ingest/schema.h"
+#include "schema/schema.h"
 
 /* The kinds of value both backends store alike. Booleans are integers 0/1 in both. */
 enum cell_type { CELL_NULL = 0, CELL_INT, CELL_REAL, CELL_TEXT, CELL_BYTES };

@@ -2,6 +2,7 @@
  * buf.c - capped growable buffer, see buf.h.
  */
 #include "util/buf.h"
+#include "util/mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ static int buf_grow(struct buf *b, size_t need)
         cap *= 2;
     if (cap > b->max + 1)
         cap = b->max + 1;
-    char *p = realloc(b->data, cap);
+    char *p = sl_realloc(b->data, cap);
     if (!p)
         return -1;
     b->data = p;
@@ -127,7 +128,7 @@ char *buf_steal(struct buf *b, size_t *len)
     if (len)
         *len = b->len;
     if (!p)
-        p = calloc(1, 1);
+        p = sl_calloc(1, 1);
     b->data = NULL;
     b->len = b->cap = 0;
     return p;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "ingest/rows.h"
-#include "ingest/schema.h"
+#include "schema/schema.h"
 
 static struct schema *schema;
 

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 
 /* Run sql on x's connection; the test fails unless it succeeds. */
 static inline void pg_test_exec(struct store *x, const char *sql)

@@ -1,5 +1,5 @@
 /*
- * test_schema.c - the schema compiler and row validator (src/ingest/schema.h):
+ * test_schema.c - the schema compiler and row validator (src/schema/schema.h):
  * what is accepted and rejected at compile time, which errors a row gets, with
  * which field and message, date formats and schema compatibility.
  */
@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "ingest/schema.h"
+#include "schema/schema.h"
 
 #define JUDGMENTS                                                                                  \
     "{\"type\": \"object\","                                                                       \

@@ -1,5 +1,5 @@
 /*
- * test_store.c - the SQLite store (src/store/store.h, store_sqlite.c) on a
+ * test_store.c - the SQLite store (src/store/store.h, sqlite.c) on a
  * fresh file per test: migrations, dataset tables and their evolution, rows
  * (duplicates, upserts, typed columns, _extra), the DLQ and its filters,
  * idempotency records, transactions and savepoints, batch files (kept, read,
@@ -21,7 +21,7 @@
 #include "batch_file_test.h"
 #include "rollup_test.h"
 #include "config/config.h"
-#include "store/sqlite_internal.h" /* sqlite_code_is_fault, sqlite_exec */
+#include "store/sqlite/sqlite_internal.h" /* sqlite_code_is_fault, sqlite_exec */
 #include "store/store.h"
 #include "util/clock.h"
 

@@ -1,6 +1,6 @@
 /*
  * test_store_pg_batch.c - the PostgreSQL backend's batches, row errors, keys and
- * audit log (store_pg_batch.c, store_pg_auth.c) against a real server: skipped
+ * audit log (pg_batch.c, pg_auth.c) against a real server: skipped
  * unless SLUICE_TEST_PG holds a conninfo ("" = the PG* environment), e.g.
  *   pg_virtualenv sh -c 'SLUICE_TEST_PG="" build/tests/test_store_pg_batch'
  * Each test starts from an empty schema sluice_b; an advisory lock keeps the
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "pg_test.h"
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

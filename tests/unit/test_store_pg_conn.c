@@ -1,5 +1,5 @@
 /*
- * test_store_pg_conn.c - the PostgreSQL backend's connection (store_pg_conn.c)
+ * test_store_pg_conn.c - the PostgreSQL backend's connection (pg_conn.c)
  * against a host that is there but never answers (a listening socket nobody
  * accepts on): the attempt is given up after the default connect timeout
  * (5 s) instead of holding the thread for as long as TCP would, and a
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "store/store.h"
 
 static int silent_port(int *fd)

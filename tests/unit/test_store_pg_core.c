@@ -1,5 +1,5 @@
 /*
- * test_store_pg_core.c - the PostgreSQL store's core operations (store_pg.c):
+ * test_store_pg_core.c - the PostgreSQL store's core operations (pg.c):
  * dataset tables and their evolution, rows (duplicates, upserts, typed
  * columns, _extra), the DLQ and its filters, idempotency records, transactions
  * and savepoints; the cases of test_store.c, against a server.
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -54,7 +54,7 @@ static void open_fresh(void)
     run_on(PG(st)->conn, sql);
     /* pg_migrate sends each migration through PQexecParams, which refuses a string of
      * several statements ("cannot insert multiple commands into a prepared statement"):
-     * until store_pg_conn.c runs them with PQexec, the schema is applied here and
+     * until pg_conn.c runs them with PQexec, the schema is applied here and
      * pg_migrate finds it done (and makes the key pepper). */
     run_on(PG(st)->conn, "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
                          " applied_ms BIGINT NOT NULL)");

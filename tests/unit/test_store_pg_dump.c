@@ -1,5 +1,5 @@
 /*
- * test_store_pg_dump.c - whole tables in and out of PostgreSQL (store_pg_dump.c),
+ * test_store_pg_dump.c - whole tables in and out of PostgreSQL (pg_dump.c),
  * and across backends: the catalog (store/tables.h) against the PostgreSQL schema,
  * and tables carried SQLite -> PostgreSQL -> SQLite with odd values (tabs, newlines,
  * backslashes, non-ASCII text, bytes with NUL, extreme integers and reals), checked
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "pg_test.h"
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "tables_rows.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

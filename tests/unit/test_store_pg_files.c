@@ -1,5 +1,5 @@
 /*
- * test_store_pg_files.c - the PostgreSQL backend's batch files (store_pg_files.c)
+ * test_store_pg_files.c - the PostgreSQL backend's batch files (pg_files.c)
  * against a real server: skipped unless SLUICE_TEST_PG holds a conninfo ("" = the PG*
  * environment), e.g.
  *   pg_virtualenv sh -c 'SLUICE_TEST_PG="" build/tests/test_store_pg_files'
@@ -17,7 +17,7 @@
 
 #include "batch_file_test.h"
 #include "pg_test.h"
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/clock.h"
 
 #define MIB (1024 * 1024)

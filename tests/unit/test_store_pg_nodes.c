@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 
 static struct store *node(void)
 {

@@ -1,6 +1,6 @@
 /*
  * test_store_pg_stats.c - the PostgreSQL backend's rollups, stats views and
- * alerts (src/store/store_pg_stats.c, store_pg_alerts.c) against a live
+ * alerts (src/store/pg/pg_stats.c, pg_alerts.c) against a live
  * server: rollups added twice and read back through the window, KPI, series
  * and error views; a finished batch's counts taken out again; a rebuild from
  * the rollup ledger, chunk by chunk; alerts and their history.
@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "pg_test.h"
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "rollup_test.h"
 #include "util/clock.h"
 

@@ -2,7 +2,7 @@
  * test_tables.c - the portable tables of a store (store/tables.h) on SQLite: the
  * catalog against the schema SQLite's migrations make (a column added to a table but
  * not to the catalog would silently not be migrated), the canonical checksum, and a
- * table's trip out of one SQLite store and into another (store_sqlite_dump.c):
+ * table's trip out of one SQLite store and into another (sqlite_dump.c):
  * values of every type unchanged, ids kept, a batch's rows found again afterwards,
  * values of the wrong type refused by name.
  */

@@ -1,5 +1,5 @@
 /*
- * test_writer.c - the writer thread and its group commit (src/ingest/writer.h)
+ * test_writer.c - the writer thread and its group commit (src/writer/writer.h)
  * on a temp SQLite store. Each test job writes one DLQ entry tagged with its
  * id (ingest_id "job-N") and records its delivery; what was committed is then
  * read from the file with sqlite3 directly. A "blocker" job, whose apply()
@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ingest/writer.h"
-#include "store/sqlite_internal.h" /* sqlite_exec: a real store fault inside a job */
+#include "writer/writer.h"
+#include "store/sqlite/sqlite_internal.h" /* sqlite_exec: a real store fault inside a job */
 #include "store/store.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -1,6 +1,6 @@
 /*
- * store_sqlite_schema.c - the SQLite backend's schema: its migrations, in order, each applied
- * once in its own transaction and recorded in schema_migrations (as store_pg_schema.c is
+ * sqlite_schema.c - the SQLite backend's schema: its migrations, in order, each applied
+ * once in its own transaction and recorded in schema_migrations (as pg_schema.c is
  * for PostgreSQL), and the version a store is at.
  */
 #include <sqlite3.h>
@@ -8,7 +8,7 @@
 
 #include "store/store.h"
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 
 static const char *const migrations[] = {
     /* 1 */

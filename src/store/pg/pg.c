@@ -1,7 +1,7 @@
 /*
- * store_pg.c - the PostgreSQL backend's core operations: dataset tables and
+ * pg.c - the PostgreSQL backend's core operations: dataset tables and
  * their evolution, transactions and savepoints, rows, the DLQ and idempotency
- * records. They mean what store_sqlite.c's do (store.h has the contracts).
+ * records. They mean what sqlite.c's do (store.h has the contracts).
  *
  * Two differences from SQLite shape the code. A failed statement aborts the
  * whole PostgreSQL transaction, so what can be checked in C (a dataset's
@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/buf.h"
+#include "util/mem.h"
 
 /* PostgreSQL keeps at most 63 bytes of an identifier; the longest we derive from a
  * dataset's name is "ds_<name>_batch". */
@@ -263,7 +264,7 @@ int pg_rollback(struct store *st)
     return pg_cmd(s, "ROLLBACK", "ROLLBACK", 0, NULL);
 }
 
-/* A job's savepoint is only noted; see store_pg_copy.c for when it is sent. */
+/* A job's savepoint is only noted; see pg_copy.c for when it is sent. */
 int pg_savepoint(struct store *st)
 {
     struct pg_store *s = PG(st);
@@ -382,13 +383,13 @@ static int values_text(struct pg_store *s, const struct schema *sc, const struct
     return 0;
 }
 
-/* A row of a dataset without a key goes in with COPY (store_pg_copy.c): it cannot be a
+/* A row of a dataset without a key goes in with COPY (pg_copy.c): it cannot be a
  * duplicate, so nothing needs its answer before the job ends. */
 static int copy_row(struct pg_store *s, const struct dataset_config *ds, const char *const *p,
                     size_t np)
 {
     char table[96];
-    size_t small[64], *len = np <= 64 ? small : malloc(np * sizeof *len);
+    size_t small[64], *len = np <= 64 ? small : sl_malloc(np * sizeof *len);
     struct buf cols;
     int rc = -1;
     buf_init(&cols, 1 << 20);
@@ -422,8 +423,8 @@ int pg_row_put_values(struct store *st, const struct dataset_config *ds, const s
     struct buf sql;
     int rc = -1;
     buf_init(&sql, 1 << 20);
-    const char **p = malloc((n + 5) * sizeof *p);
-    char *arena = malloc(arena_len(v, n) + 1);
+    const char **p = sl_malloc((n + 5) * sizeof *p);
+    char *arena = sl_malloc(arena_len(v, n) + 1);
     if (!p || !arena) {
         snprintf(s->err, sizeof s->err, "insert: out of memory");
         goto out;
@@ -465,7 +466,7 @@ int pg_row_put(struct store *st, const struct dataset_config *ds, const struct r
 {
     size_t n = schema_nfields(ds->schema);
     struct row_value small[32];
-    struct row_value *v = n <= 32 ? small : malloc(n * sizeof *v);
+    struct row_value *v = n <= 32 ? small : sl_malloc(n * sizeof *v);
     if (!v) {
         snprintf(PG(st)->err, sizeof PG(st)->err, "insert: out of memory");
         return -1;
@@ -523,7 +524,7 @@ int pg_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
                          pg_int(ms, e->received_ms),
                          ms,
                          e->batch_id};
-    if (!id) { /* nobody waits for the id: queued for COPY with the rows (store_pg_copy.c) */
+    if (!id) { /* nobody waits for the id: queued for COPY with the rows (pg_copy.c) */
         size_t len[10];
         for (int i = 0; i < 10; i++)
             len[i] = i == 4 ? e->payload_len : p[i] ? strlen(p[i]) : 0;
@@ -561,7 +562,7 @@ static int read_entry(const PGresult *r, int i, struct dlq_entry *e)
     e->row = pg_get_int(r, i, 4);
     size_t len = 0;
     unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 5), &len);
-    e->payload = raw ? malloc(len + 1) : NULL;
+    e->payload = raw ? sl_malloc(len + 1) : NULL;
     if (e->payload) {
         memcpy(e->payload, raw, len);
         e->payload[len] = 0;
@@ -667,7 +668,7 @@ int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry *
     if (!r)
         return -1;
     int rows = PQntuples(r), cnt = 0;
-    struct dlq_entry *v = malloc((size_t)(rows ? rows : 1) * sizeof *v);
+    struct dlq_entry *v = sl_malloc((size_t)(rows ? rows : 1) * sizeof *v);
     for (; v && cnt < rows; cnt++)
         if (read_entry(r, cnt, &v[cnt]) < 0)
             break;

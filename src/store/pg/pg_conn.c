@@ -1,5 +1,5 @@
 /*
- * store_pg_conn.c - the PostgreSQL backend's connection, its helpers and its
+ * pg_conn.c - the PostgreSQL backend's connection, its helpers and its
  * migrations (see pg_internal.h).
  */
 #include <openssl/rand.h>
@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/hex.h"
+#include "util/mem.h"
 
 #define PG_CONNECT_TIMEOUT "5"
 
@@ -91,7 +92,7 @@ PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int
                       int result_format)
 {
     /* Rows queued for COPY go first: this statement may read them, end their job or their
-     * transaction (store_pg_copy.c). */
+     * transaction (pg_copy.c). */
     if (pg_copy_flush(s) < 0)
         return NULL;
     int idle = PQtransactionStatus(s->conn) == PQTRANS_IDLE ||
@@ -149,19 +150,19 @@ int64_t pg_get_int(const PGresult *r, int row, int col)
 
 char *pg_get_str(const PGresult *r, int row, int col)
 {
-    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+    return PQgetisnull(r, row, col) ? NULL : sl_strdup(PQgetvalue(r, row, col));
 }
 
 struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen)
 {
-    struct pg_store *s = calloc(1, sizeof *s);
+    struct pg_store *s = sl_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     s->base.ops = &store_pg_ops;
     s->readonly = readonly;
-    s->conninfo = strdup(uri);
+    s->conninfo = sl_strdup(uri);
     /* A database host that does not answer must not hold a thread for minutes at each
      * (re)connect: PG_CONNECT_TIMEOUT s unless the URL or PGCONNECT_TIMEOUT says otherwise.
      * And a host that vanishes (no RST: a VM gone, a network cut) is noticed on an idle

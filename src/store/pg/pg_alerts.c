@@ -1,15 +1,16 @@
 /*
- * store_pg_alerts.c - alerts, their history and the outbox of their
+ * pg_alerts.c - alerts, their history and the outbox of their
  * notifications in PostgreSQL (see store.h);
- * the same JSON as store_sqlite_alerts.c. At most one firing alert per
+ * the same JSON as sqlite_alerts.c. At most one firing alert per
  * fingerprint is the schema's partial unique index (alerts_firing).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/clock.h"
+#include "util/mem.h"
 
 #define ALERT_COLS                                                                                 \
     "id, fingerprint, rule, severity, labels, summary, details, state, started_ms, updated_ms,"    \
@@ -32,7 +33,7 @@ int pg_alert_firing(struct store *st, struct alert **out, size_t *n)
     if (!r)
         return -1;
     int rows = PQntuples(r);
-    if (rows > 0 && !(*out = calloc((size_t)rows, sizeof **out))) {
+    if (rows > 0 && !(*out = sl_calloc((size_t)rows, sizeof **out))) {
         PQclear(r);
         snprintf(s->err, sizeof s->err, "alerts: out of memory");
         return -1;
@@ -240,7 +241,7 @@ int pg_outbox_due(struct store *st, int64_t now_ms, int limit, struct outbox_row
     if (!r)
         return -1;
     int rows = PQntuples(r);
-    if (rows > 0 && !(*out = calloc((size_t)rows, sizeof **out))) {
+    if (rows > 0 && !(*out = sl_calloc((size_t)rows, sizeof **out))) {
         PQclear(r);
         snprintf(s->err, sizeof s->err, "outbox due: out of memory");
         return -1;

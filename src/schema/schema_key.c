@@ -5,7 +5,8 @@
  * the unique index and the ON CONFLICT target from the resolved fields; the
  * ingest, DLQ and batch paths only report the conflict with this error.
  */
-#include "ingest/schema.h"
+#include "schema/schema.h"
+#include "util/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 char *schema_key_text(const char *const *names, size_t n)
 {
     if (n == 1)
-        return strdup(names[0]);
+        return sl_strdup(names[0]);
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
         if (json_array_append_new(a, json_string(names[i])) < 0) {

@@ -1,5 +1,5 @@
 /*
- * store_sqlite_files.c - the SQLite backend's batch files (see store.h): one node, so
+ * sqlite_files.c - the SQLite backend's batch files (see store.h): one node, so
  * a batch's raw file stays a plain file, data_dir/batches/<id>.csv, named by the
  * batch's `path`. Keeping it is a rename of the caller's spool (same directory) and
  * an fsync of the directory, so the name is as durable as the bytes.
@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
+#include "util/mem.h"
 
 int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
                      const char *data_dir, char **path)
@@ -46,7 +47,7 @@ int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
     int synced = dfd >= 0 && fsync(dfd) == 0; /* the rename itself is durable too */
     if (dfd >= 0)
         close(dfd);
-    if (!synced || !(*path = strdup(final))) {
+    if (!synced || !(*path = sl_strdup(final))) {
         snprintf(s->err, sizeof s->err, "keeping the batch file %s: %s", final,
                  synced ? "out of memory" : strerror(errno));
         unlink(final);

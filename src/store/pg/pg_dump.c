@@ -1,20 +1,21 @@
 /*
- * store_pg_dump.c - whole tables in and out of a PostgreSQL store, in the
+ * pg_dump.c - whole tables in and out of a PostgreSQL store, in the
  * portable form of tables.h (for `sluice migrate`; store.h has the contracts).
  *
  * Dumps stream: one query in single-row mode with binary results, so a table of
  * any size passes through a row at a time and every value arrives in its exact
  * binary form (no text parsing of reals). Text keys are ordered COLLATE "C" (byte
  * order, as SQLite orders them), so both stores dump rows in the same order.
- * Loads go through the backend's COPY queue (store_pg_copy.c), then move the
+ * Loads go through the backend's COPY queue (pg_copy.c), then move the
  * table's sequence past the copied ids (setval), so new rows get new ids.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/buf.h"
+#include "util/mem.h"
 
 /* Type oids (pg_type.h is not part of libpq's headers). */
 enum { OID_BYTEA = 17, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_TEXT = 25 };
@@ -122,7 +123,7 @@ int pg_table_dump(struct store *st, const struct table_def *t,
         return -1;
     struct buf sql;
     buf_init(&sql, 1 << 20);
-    struct cell *row = calloc(t->ncols, sizeof *row);
+    struct cell *row = sl_calloc(t->ncols, sizeof *row);
     int bad = !row || buf_appends(&sql, "SELECT ") < 0;
     for (size_t c = 0; c < t->ncols; c++)
         bad |= buf_printf(&sql, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
@@ -215,7 +216,7 @@ static int row_text(struct pg_store *s, const struct table_def *t, const struct 
     return 0;
 }
 
-/* Rows go through the COPY queue (store_pg_copy.c), sent when it fills and when the
+/* Rows go through the COPY queue (pg_copy.c), sent when it fills and when the
  * table ends. */
 int pg_table_load(struct store *st, const struct table_def *t, const struct cell *row)
 {
@@ -233,9 +234,9 @@ int pg_table_load(struct store *st, const struct table_def *t, const struct cell
     }
     struct buf cols;
     buf_init(&cols, 1 << 20);
-    const char **v = calloc(t->ncols, sizeof *v);
-    size_t *len = calloc(t->ncols, sizeof *len);
-    char *arena = malloc(32 * t->ncols);
+    const char **v = sl_calloc(t->ncols, sizeof *v);
+    size_t *len = sl_calloc(t->ncols, sizeof *len);
+    char *arena = sl_malloc(32 * t->ncols);
     int bad = !v || !len || !arena;
     for (size_t c = 0; c < t->ncols; c++)
         bad |= buf_printf(&cols, "%s\"%s\"", c ? ", " : "", t->cols[c].name);

@@ -1,5 +1,5 @@
 /*
- * store_pg_copy.c - rows sent to PostgreSQL with COPY (see pg_internal.h).
+ * pg_copy.c - rows sent to PostgreSQL with COPY (see pg_internal.h).
  *
  * An INSERT per row costs a round trip per row; a batch of a million rows
  * spends most of its time waiting for them. So inside a transaction the rows
@@ -28,8 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/buf.h"
+#include "util/mem.h"
 
 /* Send the queue when it reaches this: it bounds the memory of a job. Sending it ends the
  * streaming COPY (one table at a time), and the writer and the server then wait for each
@@ -141,7 +142,7 @@ static int put_field(struct buf *b, const char *v, size_t n, int bytea)
 /* Start COPY into p's table: 0, or -1 with the error recorded. */
 static int copy_begin(struct pg_store *s, const struct pg_pending *p)
 {
-    char *sql = malloc(strlen(p->table) + strlen(p->cols) + 32);
+    char *sql = sl_malloc(strlen(p->table) + strlen(p->cols) + 32);
     if (!sql) {
         snprintf(s->err, sizeof s->err, "COPY %s: out of memory", p->table);
         return -1;
@@ -295,7 +296,7 @@ int pg_copy_flush(struct pg_store *s)
 /* The queue, made on first use; NULL when out of memory (error recorded). */
 static struct pg_copy *copy_state(struct pg_store *s)
 {
-    if (!s->copy && (s->copy = calloc(1, sizeof *s->copy)))
+    if (!s->copy && (s->copy = sl_calloc(1, sizeof *s->copy)))
         s->copy->open = -1;
     if (!s->copy)
         snprintf(s->err, sizeof s->err, "COPY: out of memory");
@@ -353,8 +354,8 @@ static struct pg_pending *slot_for(struct pg_store *s, const char *table, const 
     if (c->nslots == PG_COPY_SLOTS && pg_copy_flush(s) < 0)
         return NULL;
     struct pg_pending *p = &c->slot[c->nslots];
-    p->table = strdup(table);
-    p->cols = cols ? strdup(cols) : NULL; /* NULL: pg_copy_queued() was wrong */
+    p->table = sl_strdup(table);
+    p->cols = cols ? sl_strdup(cols) : NULL; /* NULL: pg_copy_queued() was wrong */
     p->ncols = ncols;
     p->bytea = bytea;
     buf_init(&p->data, 1u << 30); /* bounded by COPY_FLUSH_BYTES plus a row */
@@ -393,14 +394,14 @@ static int stream(struct pg_store *s, int idx)
 /* Keep row 1's values for send_insert(). */
 static int keep_first(struct pg_pending *p, const char *const *v, const size_t *len)
 {
-    p->first = calloc((size_t)p->ncols, sizeof *p->first);
-    p->first_len = calloc((size_t)p->ncols, sizeof *p->first_len);
+    p->first = sl_calloc((size_t)p->ncols, sizeof *p->first);
+    p->first_len = sl_calloc((size_t)p->ncols, sizeof *p->first_len);
     if (!p->first || !p->first_len)
         return -1;
     for (int i = 0; i < p->ncols; i++) {
         if (!v[i])
             continue;
-        if (!(p->first[i] = malloc(len[i] + 1)))
+        if (!(p->first[i] = sl_malloc(len[i] + 1)))
             return -1;
         memcpy(p->first[i], v[i], len[i]);
         p->first[i][len[i]] = 0;

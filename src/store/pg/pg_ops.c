@@ -1,9 +1,9 @@
 /*
- * store_pg_ops.c - the PostgreSQL backend's operations table (see store.h and
+ * pg_ops.c - the PostgreSQL backend's operations table (see store.h and
  * pg_internal.h): `storage: postgres://...` or `postgresql://...` (a libpq URL;
  * the PG* environment variables fill in what it leaves out).
  */
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 
 const struct store_ops store_pg_ops = {
     .scheme = "postgres",

@@ -1,5 +1,5 @@
 /*
- * store_sqlite_stats.c - rollups (minute and hour buckets per dataset, error
+ * sqlite_stats.c - rollups (minute and hour buckets per dataset, error
  * codes per hour, each dataset's last activity), kept in the same transaction
  * as the rows they count; the KPI, series and error views read them, so they
  * answer in milliseconds however many rows are stored. Also the sentinel's
@@ -9,8 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/clock.h"
+#include "util/mem.h"
 
 #define MINUTE_MS 60000LL
 #define HOUR_MS 3600000LL
@@ -323,7 +324,7 @@ int sqlite_rollup_window(struct store *st, int64_t from_ms, struct rollup_sum **
     while (sqlite3_step(q) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            struct rollup_sum *v = realloc(*out, cap * sizeof *v);
+            struct rollup_sum *v = sl_realloc(*out, cap * sizeof *v);
             if (!v)
                 break;
             *out = v;
@@ -609,7 +610,7 @@ int sqlite_rollup_chunks(struct store *st, struct rollup_chunk **out, size_t *n)
     while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 64;
-            struct rollup_chunk *v = realloc(*out, cap * sizeof *v);
+            struct rollup_chunk *v = sl_realloc(*out, cap * sizeof *v);
             if (!v) {
                 rc = sqlite_fail(s, "rebuild: out of memory");
                 break;

@@ -1,10 +1,11 @@
 /*
- * store_sqlite_auth.c - API key records and the audit log in SQLite (see store.h).
+ * sqlite_auth.c - API key records and the audit log in SQLite (see store.h).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
+#include "util/mem.h"
 
 static int done(struct sqlite_store *s, sqlite3_stmt *q, const char *what)
 {
@@ -61,7 +62,7 @@ static void key_row(sqlite3_stmt *q, struct api_key *k)
 {
     memset(k, 0, sizeof *k);
     snprintf(k->id, sizeof k->id, "%s", (const char *)sqlite3_column_text(q, 0));
-    k->name = strdup((const char *)sqlite3_column_text(q, 1));
+    k->name = sl_strdup((const char *)sqlite3_column_text(q, 1));
     snprintf(k->role, sizeof k->role, "%s", (const char *)sqlite3_column_text(q, 2));
     snprintf(k->prefix, sizeof k->prefix, "%s", (const char *)sqlite3_column_text(q, 3));
     if (sqlite3_column_bytes(q, 4) == 32)
@@ -102,7 +103,7 @@ int sqlite_key_list(struct store *st, struct api_key **out, size_t *n)
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            struct api_key *v = realloc(*out, cap * sizeof *v);
+            struct api_key *v = sl_realloc(*out, cap * sizeof *v);
             if (!v)
                 break;
             *out = v;

@@ -1,5 +1,5 @@
 /*
- * store_sqlite_batch.c - the SQLite backend's batch tables: batches (the
+ * sqlite_batch.c - the SQLite backend's batch tables: batches (the
  * record and its state), batch_events (every transition with its time),
  * batch_errors (every error of every rejected row).
  */
@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/buf.h"
+#include "util/mem.h"
 
 #define SQ(st) ((struct sqlite_store *)(st))
 
@@ -38,7 +39,7 @@ void batch_release(struct batch *b)
 static char *col(sqlite3_stmt *q, int i)
 {
     const unsigned char *t = sqlite3_column_text(q, i);
-    return t ? strdup((const char *)t) : NULL;
+    return t ? sl_strdup((const char *)t) : NULL;
 }
 
 static void read_batch(sqlite3_stmt *q, struct batch *b)
@@ -182,10 +183,10 @@ int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct bat
     sqlite3_bind_int(q, 7, f->limit);
     sqlite3_bind_int64(q, 8, f->created_before_ms);
     size_t cap = 16, cnt = 0;
-    struct batch *v = malloc(cap * sizeof *v);
+    struct batch *v = sl_malloc(cap * sizeof *v);
     while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (cnt == cap) {
-            struct batch *nv = realloc(v, 2 * cap * sizeof *v);
+            struct batch *nv = sl_realloc(v, 2 * cap * sizeof *v);
             if (!nv)
                 break;
             v = nv;

@@ -1,17 +1,18 @@
 /*
- * store_pg_batch.c - the PostgreSQL backend's batch tables (see pg_internal.h):
+ * pg_batch.c - the PostgreSQL backend's batch tables (see pg_internal.h):
  * batches (the record and its state), batch_events (every transition with its
  * time), batch_errors (every error of every rejected row), and the sentinel's
- * queries over them. Same meaning as store_sqlite_batch.c; claiming uses
+ * queries over them. Same meaning as sqlite_batch.c; claiming uses
  * FOR UPDATE SKIP LOCKED, so several nodes never take the same batch.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/mem.h"
 
 #define BATCH_COLS                                                                                 \
     "id, dataset, source, filename, path, bytes, sha256, status, rejection_reason,"                \
@@ -161,7 +162,7 @@ int pg_batch_list(struct store *st, const struct batch_filter *f, struct batch *
     if (!r)
         return -1;
     int rows = PQntuples(r);
-    struct batch *v = calloc(rows ? (size_t)rows : 1, sizeof *v);
+    struct batch *v = sl_calloc(rows ? (size_t)rows : 1, sizeof *v);
     if (!v) {
         PQclear(r);
         snprintf(s->err, sizeof s->err, "batch list: out of memory");
@@ -303,7 +304,7 @@ int pg_batch_history(struct store *st, const char *id, json_t **out)
     return 0;
 }
 
-/* Row errors are queued for COPY with the batch's rows (store_pg_copy.c). */
+/* Row errors are queued for COPY with the batch's rows (pg_copy.c). */
 int pg_batch_errors_add(struct store *st, const char *batch_id, const struct batch_error_new *e,
                         size_t n, int64_t now_ms)
 {

@@ -1,5 +1,5 @@
 /*
- * store_pg_files.c - the PostgreSQL backend's batch files (see store.h): a batch's
+ * pg_files.c - the PostgreSQL backend's batch files (see store.h): a batch's
  * raw file lives in the database, in table batch_files as chunks of FILE_CHUNK bytes
  * (seq 0, 1, ...; an empty file is one empty chunk, so a kept file always has chunk
  * 0), so that any node can process, re-ingest or delete a batch another node
@@ -31,11 +31,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/sweep.h"
 #include "util/hex.h"
+#include "util/mem.h"
 
 /* The size of a chunk: large enough that a GB is a thousand round trips, not more, small
  * enough that a reader and a writer hold little. */
@@ -125,7 +126,7 @@ int pg_file_keep(struct store *st, const char *batch_id, const char *spool, cons
         return -1;
     }
     int fd = open(spool, O_RDONLY | O_CLOEXEC);
-    char *buf = malloc(FILE_CHUNK);
+    char *buf = sl_malloc(FILE_CHUNK);
     if (fd < 0 || !buf) {
         snprintf(s->err, sizeof s->err, "keeping the batch file: %s: %s", spool,
                  fd < 0 ? strerror(errno) : "out of memory");
@@ -342,7 +343,7 @@ static int copy_close(void *cookie)
 static int sha256_fd(int fd, char hex[65])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    char *buf = malloc(FILE_CHUNK);
+    char *buf = sl_malloc(FILE_CHUNK);
     int rc = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
     ssize_t n;
     while (rc == 0 && (n = read(fd, buf, FILE_CHUNK)) != 0) {
@@ -401,7 +402,7 @@ static FILE *copy_open(struct pg_store *s, const struct batch *b, const char *da
         s->copy_checked.size = (unsigned long long)sb.st_size;
         s->copy_checked.mtime_ns = mtime;
     }
-    struct copy_reader *c = calloc(1, sizeof *c);
+    struct copy_reader *c = sl_calloc(1, sizeof *c);
     FILE *f =
         c ? fopencookie(c, "rb", (cookie_io_functions_t){.read = copy_read, .close = copy_close})
           : NULL;
@@ -422,8 +423,8 @@ FILE *pg_file_open(struct store *st, const struct batch *b, const char *data_dir
     FILE *copy = copy_open(s, b, data_dir);
     if (copy)
         return copy;
-    struct reader *r = calloc(1, sizeof *r);
-    if (!r || !(r->batch_id = strdup(b->id))) {
+    struct reader *r = sl_calloc(1, sizeof *r);
+    if (!r || !(r->batch_id = sl_strdup(b->id))) {
         free(r);
         snprintf(s->err, sizeof s->err, "reading the batch file: out of memory");
         return NULL;

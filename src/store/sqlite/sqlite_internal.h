@@ -1,6 +1,6 @@
 /*
- * sqlite_internal.h - what the SQLite backend's files share (store_sqlite.c,
- * store_sqlite_batch.c). Not for use outside src/store/.
+ * sqlite_internal.h - what the SQLite backend's files share (sqlite.c,
+ * sqlite_batch.c). Not for use outside src/store/.
  */
 #ifndef SLUICE_STORE_SQLITE_INTERNAL_H
 #define SLUICE_STORE_SQLITE_INTERNAL_H
@@ -60,11 +60,11 @@ int sqlite_fail(struct sqlite_store *s, const char *what);
 /* Run SQL without results; -1 with the error recorded. */
 int sqlite_exec(struct sqlite_store *s, const char *sql);
 
-/* The schema (store_sqlite_schema.c); see store.h for the contracts. */
+/* The schema (sqlite_schema.c); see store.h for the contracts. */
 int sqlite_migrate(struct store *st);
 int sqlite_schema_version(struct store *st, int *have, int *want);
 
-/* Batches (store_sqlite_batch.c); see store.h for the contracts. */
+/* Batches (sqlite_batch.c); see store.h for the contracts. */
 int sqlite_batch_add(struct store *st, const struct batch *b);
 int sqlite_batch_get(struct store *st, const char *id, struct batch *out);
 int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct batch **out,
@@ -87,7 +87,7 @@ int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_
 /* Row ranges: note a row inserted for batch_id; write the pending range; forget it. */
 int sqlite_batch_range_note(struct sqlite_store *s, const char *batch_id, int64_t rowid);
 int sqlite_batch_range_flush(struct sqlite_store *s);
-/* Keys and audit (store_sqlite_auth.c); see store.h. */
+/* Keys and audit (sqlite_auth.c); see store.h. */
 int sqlite_key_pepper(struct store *st, unsigned char out[32]);
 int sqlite_key_add(struct store *st, const struct api_key *k);
 int sqlite_key_get(struct store *st, const char *id, struct api_key *out);
@@ -96,7 +96,7 @@ int sqlite_key_revoke(struct store *st, const char *id, int64_t now_ms);
 int sqlite_key_touch(struct store *st, const char *id, int64_t now_ms);
 int sqlite_audit_add(struct store *st, const struct audit_new *e);
 int sqlite_audit_list(struct store *st, const struct audit_filter *f, json_t **out);
-/* Rollups, stats and sentinel queries (store_sqlite_stats.c); see store.h. */
+/* Rollups, stats and sentinel queries (sqlite_stats.c); see store.h. */
 int sqlite_rollup_add(struct store *st, const struct rollup_delta *d);
 int sqlite_rollup_window(struct store *st, int64_t from_ms, struct rollup_sum **out, size_t *n);
 int sqlite_stats_kpis(struct store *st, int64_t now_ms, const char *dataset, json_t **out);
@@ -109,7 +109,7 @@ int sqlite_rollup_purge(struct store *st, int64_t before_ms);
 int sqlite_batch_stuck(struct store *st, int64_t before_ms, json_t **out);
 int sqlite_dlq_new_since(struct store *st, int64_t since_ms, json_t **out);
 int sqlite_batch_states(struct store *st, json_t **out);
-/* Alerts (store_sqlite_alerts.c). */
+/* Alerts (sqlite_alerts.c). */
 int sqlite_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
 int sqlite_alert_firing(struct store *st, struct alert **out, size_t *n);
 int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
@@ -136,14 +136,14 @@ int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id);
 /* Whether ds_<dataset> has the _batch_id index (upsert datasets). */
 int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset);
 int sqlite_batch_delete(struct store *st, const char *id);
-/* Whole tables (store_sqlite_dump.c); see store.h. */
+/* Whole tables (sqlite_dump.c); see store.h. */
 int sqlite_snapshot(struct store *st);
 int sqlite_table_count(struct store *st, const struct table_def *t, int64_t *n);
 int sqlite_table_dump(struct store *st, const struct table_def *t,
                       int (*fn)(void *arg, const struct cell *row), void *arg);
 int sqlite_table_load(struct store *st, const struct table_def *t, const struct cell *row);
 int sqlite_dataset_drop(struct store *st, const char *name);
-/* Batch files (store_sqlite_files.c); see store.h. */
+/* Batch files (sqlite_files.c); see store.h. */
 int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
                      const char *data_dir, char **path);
 FILE *sqlite_file_open(struct store *st, const struct batch *b, const char *data_dir);

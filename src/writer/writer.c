@@ -2,7 +2,7 @@
  * writer.c - one thread that owns the write connection and commits jobs in
  * groups (see writer.h).
  */
-#include "ingest/writer.h"
+#include "writer/writer.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 /* While the store is away the writer refuses jobs at once and tries to reach it again
  * after a pause that doubles from the first to the second value. */
@@ -364,7 +365,7 @@ static void *writer_main(void *arg)
 struct writer *writer_start(const char *uri, int queue_max_jobs, int max_group_rows, char *err,
                             size_t errlen)
 {
-    struct writer *w = calloc(1, sizeof *w);
+    struct writer *w = sl_calloc(1, sizeof *w);
     if (!w) {
         snprintf(err, errlen, "out of memory");
         return NULL;

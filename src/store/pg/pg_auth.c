@@ -1,13 +1,14 @@
 /*
- * store_pg_auth.c - API key records, the keys' pepper and the audit log in
- * PostgreSQL (see pg_internal.h); same meaning as store_sqlite_auth.c. Hashes
+ * pg_auth.c - API key records, the keys' pepper and the audit log in
+ * PostgreSQL (see pg_internal.h); same meaning as sqlite_auth.c. Hashes
  * and the pepper are BYTEA, passed and read as binary.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
+#include "util/mem.h"
 
 int pg_key_pepper(struct store *st, unsigned char out[32])
 {
@@ -91,7 +92,7 @@ int pg_key_list(struct store *st, struct api_key **out, size_t *n)
     if (!r)
         return -1;
     int rows = PQntuples(r);
-    struct api_key *v = calloc(rows ? (size_t)rows : 1, sizeof *v);
+    struct api_key *v = sl_calloc(rows ? (size_t)rows : 1, sizeof *v);
     if (!v) {
         PQclear(r);
         snprintf(s->err, sizeof s->err, "key list: out of memory");

@@ -56,8 +56,8 @@
  * idempotency and rollup purges (service.c): refused or retried at the next
  * minute. Alerts (alerts.c): evaluated again at the next sentinel run.
  */
-#ifndef SLUICE_INGEST_WRITER_H
-#define SLUICE_INGEST_WRITER_H
+#ifndef SLUICE_WRITER_WRITER_H
+#define SLUICE_WRITER_WRITER_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * pg_internal.h - the PostgreSQL backend's shared parts (internal to
  * src/store/store_pg*.c). The backend implements every operation of store.h
- * (the contracts are there) against the schema in store_pg_schema.c, with
+ * (the contracts are there) against the schema in pg_schema.c, with
  * libpq, one connection per struct store, like the SQLite backend: the writer
  * owns one for all writes, each HTTP loop one for reads.
  *
@@ -24,13 +24,13 @@ struct pg_store {
     int readonly;
     char *conninfo;       /* owned: to reconnect */
     int listening;        /* LISTEN sluice_batches was sent on this connection */
-    struct pg_copy *copy; /* rows queued for COPY (store_pg_copy.c); NULL until the first */
+    struct pg_copy *copy; /* rows queued for COPY (pg_copy.c); NULL until the first */
     int sp;               /* the job's savepoint: PG_SP_NONE, _NOTED (not sent yet) or _SENT */
     struct roll_acc roll_job, roll_group; /* rollups of this job / group, written at COMMIT */
     /* the table table_load is filling (migrate) */
     char load_table[80];
     /* the node's copy of a batch file whose sha256 this connection checked last
-     * (store_pg_files.c): opened again unchanged, it is not hashed again */
+     * (pg_files.c): opened again unchanged, it is not hashed again */
     struct {
         char batch_id[64];
         unsigned long long dev, ino, size;
@@ -67,7 +67,7 @@ PGresult *pg_exec_bin(struct pg_store *s, const char *what, const char *sql, int
                       const char *const *params, const int *lengths, const int *formats,
                       int result_format);
 
-/* Rows sent with COPY (store_pg_copy.c). pg_copy_put queues one row of table (a quoted
+/* Rows sent with COPY (pg_copy.c). pg_copy_put queues one row of table (a quoted
  * name) with columns cols ("a, b"; ncols of them, bytea: bit i set when column i is
  * BYTEA): v[i] is the value as text (NULL = SQL NULL), len[i] bytes. The queue is sent by
  * pg_copy_flush(), which every other statement on the connection runs first (pg_exec does),
@@ -89,7 +89,7 @@ void pg_copy_free(struct pg_store *s);
 /* Open the connection again (the session's settings too; what the lost session's transaction
  * had queued is dropped): 0, or -1 with the error recorded. */
 int pg_reconnect(struct pg_store *s);
-/* The connection (store_pg_conn.c). uri is the whole postgres:// URL or a conninfo string. */
+/* The connection (pg_conn.c). uri is the whole postgres:// URL or a conninfo string. */
 struct store *pg_open(const char *uri, int readonly, char *err, size_t errlen);
 void pg_close(struct store *st);
 const char *pg_errmsg(struct store *st);
@@ -185,7 +185,7 @@ int pg_outbox_finish(struct store *st, int64_t id, int64_t delivered_ms);
 int pg_outbox_retry(struct store *st, int64_t id, int64_t next_ms, const char *error);
 int pg_outbox_pending(struct store *st, int64_t alert_id, const char *receiver);
 int pg_outbox_stats(struct store *st, int64_t *pending, int64_t *oldest_ms);
-/* Rollups summed per group commit (store_pg_stats.c): a job's are kept with the group when
+/* Rollups summed per group commit (pg_stats.c): a job's are kept with the group when
  * its savepoint is released, dropped when it is rolled back, written before COMMIT. */
 void pg_roll_keep_job(struct pg_store *s);
 void pg_roll_drop_job(struct pg_store *s);
@@ -194,7 +194,7 @@ int pg_roll_flush(struct pg_store *s);
 /* Take a finished batch's counts out of the rollups (batch_clear and a fresh set_status). */
 int pg_rollup_undo_batch(struct pg_store *s, const char *batch_id);
 
-/* Whole tables (store_pg_dump.c); see store.h. */
+/* Whole tables (pg_dump.c); see store.h. */
 int pg_snapshot(struct store *st);
 int pg_table_count(struct store *st, const struct table_def *t, int64_t *n);
 int pg_table_dump(struct store *st, const struct table_def *t,
@@ -202,7 +202,7 @@ int pg_table_dump(struct store *st, const struct table_def *t,
 int pg_table_load(struct store *st, const struct table_def *t, const struct cell *row);
 int pg_dataset_drop(struct store *st, const char *name);
 
-/* The schema migrations (store_pg_schema.c): statements of version i+1. */
+/* The schema migrations (pg_schema.c): statements of version i+1. */
 extern const char *const pg_migrations[];
 extern const int pg_nmigrations;
 

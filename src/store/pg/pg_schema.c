@@ -1,11 +1,11 @@
 /*
- * store_pg_schema.c - the PostgreSQL schema, as versioned migrations (see
+ * pg_schema.c - the PostgreSQL schema, as versioned migrations (see
  * pg_internal.h): the same tables and meaning as the SQLite backend's, in
  * PostgreSQL's types. Times are milliseconds since the epoch in BIGINT columns,
  * as in SQLite, so both backends answer alike. Dataset tables (ds_<name>) are
  * created by dataset_sync, not here.
  */
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 
 const char *const pg_migrations[] = {
     /* 1: everything the SQLite backend has at its version 7 */
@@ -78,7 +78,7 @@ const char *const pg_migrations[] = {
     "CREATE TABLE alert_events (seq BIGSERIAL PRIMARY KEY, alert_id BIGINT NOT NULL,"
     " at_ms BIGINT NOT NULL, event TEXT NOT NULL, detail TEXT);"
     "CREATE INDEX alert_events_alert ON alert_events(alert_id, seq);",
-    /* 2: batch files in the database (store_pg_files.c), so that nodes share nothing but
+    /* 2: batch files in the database (pg_files.c), so that nodes share nothing but
      * it: chunks of about 1 MiB, stored uncompressed (CSV compresses well, but the CPU it
      * costs on every upload and every read buys little), and no `path` any more. */
     "CREATE TABLE batch_files (batch_id TEXT NOT NULL, seq INTEGER NOT NULL,"

@@ -1,5 +1,5 @@
 /*
- * store_sqlite_alerts.c - alerts and their history, the outbox of their
+ * sqlite_alerts.c - alerts and their history, the outbox of their
  * notifications, and the sentinel's automatic reset of stuck batches, in SQLite
  * (see store.h).
  */
@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/clock.h"
+#include "util/mem.h"
 
 static int prep(struct sqlite_store *s, const char *sql, sqlite3_stmt **q, const char *what)
 {
@@ -18,7 +19,7 @@ static int prep(struct sqlite_store *s, const char *sql, sqlite3_stmt **q, const
 static char *col(sqlite3_stmt *q, int i)
 {
     const unsigned char *t = sqlite3_column_text(q, i);
-    return t ? strdup((const char *)t) : NULL;
+    return t ? sl_strdup((const char *)t) : NULL;
 }
 
 int sqlite_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms)
@@ -55,7 +56,7 @@ int sqlite_alert_firing(struct store *st, struct alert **out, size_t *n)
     while (sqlite3_step(q) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            struct alert *v = realloc(*out, cap * sizeof *v);
+            struct alert *v = sl_realloc(*out, cap * sizeof *v);
             if (!v)
                 break;
             *out = v;
@@ -270,7 +271,7 @@ int sqlite_outbox_due(struct store *st, int64_t now_ms, int limit, struct outbox
         return -1;
     sqlite3_bind_int64(q, 1, now_ms);
     sqlite3_bind_int(q, 2, limit);
-    struct outbox_row *v = calloc(limit > 0 ? (size_t)limit : 1, sizeof *v);
+    struct outbox_row *v = sl_calloc(limit > 0 ? (size_t)limit : 1, sizeof *v);
     if (!v) {
         sqlite3_finalize(q);
         snprintf(s->err, sizeof s->err, "outbox due: out of memory");

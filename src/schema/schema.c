@@ -9,8 +9,9 @@
  * most ECHO_MAX bytes of it so they stay bounded. Date formats and the row
  * error list are in formats.c.
  */
-#include "ingest/schema.h"
+#include "schema/schema.h"
 #include "util/errors.h"
+#include "util/mem.h"
 
 #include <limits.h>
 #include <math.h>
@@ -347,11 +348,11 @@ static int compile_enum(struct field *f, const json_t *arr, char *err, size_t er
         return -1;
     }
     size_t n = json_array_size(arr);
-    f->enum_text = malloc(ENUM_TEXT_MAX + 8);
+    f->enum_text = sl_malloc(ENUM_TEXT_MAX + 8);
     if (f->type == FT_STRING)
-        f->enum_strs = calloc(n, sizeof *f->enum_strs);
+        f->enum_strs = sl_calloc(n, sizeof *f->enum_strs);
     else if (f->type != FT_BOOLEAN)
-        f->enum_nums = calloc(n, sizeof *f->enum_nums);
+        f->enum_nums = sl_calloc(n, sizeof *f->enum_nums);
     if (!f->enum_text || (f->type == FT_STRING && !f->enum_strs) ||
         ((f->type == FT_INTEGER || f->type == FT_NUMBER) && !f->enum_nums)) {
         err_set(err, errlen, "out of memory");
@@ -383,7 +384,7 @@ static int compile_enum(struct field *f, const json_t *arr, char *err, size_t er
         }
         if (f->type == FT_STRING) {
             size_t len = json_string_length(v);
-            f->enum_strs[i].s = malloc(len + 1);
+            f->enum_strs[i].s = sl_malloc(len + 1);
             if (!f->enum_strs[i].s) {
                 f->nenum = i; /* what field_free must release */
                 err_set(err, errlen, "out of memory");
@@ -424,7 +425,7 @@ static int compile_pattern(struct field *f, const json_t *v, char *err, size_t e
         return -1;
     }
     (void)pcre2_jit_compile(f->re, PCRE2_JIT_COMPLETE); /* interpreter when JIT is missing */
-    f->pattern = strdup(json_string_value(v));
+    f->pattern = sl_strdup(json_string_value(v));
     if (!f->pattern) {
         err_set(err, errlen, "out of memory");
         return -1;
@@ -472,7 +473,7 @@ static int compile_csv_keyword(struct field *f, const char *key, const json_t *v
                     name, CSV_NAME_MAX);
             return -1;
         }
-        if (!(f->csv.name = strdup(t))) {
+        if (!(f->csv.name = sl_strdup(t))) {
             err_set(err, errlen, "out of memory");
             return -1;
         }
@@ -693,8 +694,8 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
     size_t nslots = 8;
     while (nslots < 2 * n)
         nslots *= 2;
-    s->f = calloc(n, sizeof *s->f);
-    s->slots = malloc(nslots * sizeof *s->slots);
+    s->f = sl_calloc(n, sizeof *s->f);
+    s->slots = sl_malloc(nslots * sizeof *s->slots);
     if (!s->f || !s->slots) {
         err_set(err, errlen, "out of memory");
         return -1;
@@ -724,7 +725,7 @@ static int compile_properties(struct schema *s, json_t *props, char *err, size_t
                 return -1;
             }
         struct field *f = &s->f[s->n++];
-        f->name = strdup(key);
+        f->name = sl_strdup(key);
         f->namelen = klen;
         if (!f->name) {
             err_set(err, errlen, "out of memory");
@@ -793,7 +794,7 @@ struct schema *schema_compile(json_t *spec, char *err, size_t errlen)
         err_set(err, errlen, "a schema must be a JSON object");
         return NULL;
     }
-    struct schema *s = calloc(1, sizeof *s);
+    struct schema *s = sl_calloc(1, sizeof *s);
     if (!s) {
         err_set(err, errlen, "out of memory");
         return NULL;
@@ -1120,7 +1121,7 @@ size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *e
     /* One pass over the row: which declared fields it has, and how many others. */
     json_t *stackv[STACK_FIELDS];
     json_t **vals = stackv;
-    if (s->n > STACK_FIELDS && !(vals = malloc(s->n * sizeof *vals))) {
+    if (s->n > STACK_FIELDS && !(vals = sl_malloc(s->n * sizeof *vals))) {
         row_errors_add(errs, ERR_INTERNAL, NULL, "out of memory");
         return errs->n - before;
     }

@@ -6,7 +6,8 @@
  * grammar, byte by byte, with no allocation, because they run on every
  * ingested row that carries a date field.
  */
-#include "ingest/schema.h"
+#include "schema/schema.h"
+#include "util/mem.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,7 +108,7 @@ void row_errors_add(struct row_errors *e, enum sluice_err code, const char *fiel
 {
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 8;
-        struct row_error *v = realloc(e->v, cap * sizeof *v);
+        struct row_error *v = sl_realloc(e->v, cap * sizeof *v);
         if (!v)
             return;
         e->v = v;
@@ -118,11 +119,11 @@ void row_errors_add(struct row_errors *e, enum sluice_err code, const char *fiel
     va_copy(ap2, ap);
     int len = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    char *msg = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    char *msg = len >= 0 ? sl_malloc((size_t)len + 1) : NULL;
     if (msg)
         vsnprintf(msg, (size_t)len + 1, fmt, ap2);
     va_end(ap2);
-    char *fcopy = field ? strdup(field) : NULL;
+    char *fcopy = field ? sl_strdup(field) : NULL;
     if (!msg || (field && !fcopy)) {
         free(msg);
         free(fcopy);

@@ -1,5 +1,5 @@
 /*
- * store_sqlite.c - the embedded backend: one SQLite file in WAL mode with
+ * sqlite.c - the embedded backend: one SQLite file in WAL mode with
  * synchronous=FULL, so a COMMIT returns only after the WAL is fsynced.
  *
  * Tables: schema_migrations, datasets (the schema each ds_<name> table was
@@ -15,11 +15,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "store/sqlite_ckpt.h"
+#include "store/sqlite/sqlite_ckpt.h"
 #include "util/buf.h"
 #include "util/clock.h"
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
+#include "util/mem.h"
 
 int sqlite_code_is_fault(int code)
 {
@@ -201,7 +202,7 @@ static struct schema *stored_schema(struct sqlite_store *s, const char *name, ch
             json_decref(j);
         }
         if (sqlite3_column_type(q, 1) != SQLITE_NULL)
-            *key = strdup((const char *)sqlite3_column_text(q, 1));
+            *key = sl_strdup((const char *)sqlite3_column_text(q, 1));
     }
     sqlite3_finalize(q);
     return old;
@@ -436,7 +437,7 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
             buf_appends(&sql, ") DO NOTHING");
         }
     }
-    struct ds_stmt *d = calloc(1, sizeof *d);
+    struct ds_stmt *d = sl_calloc(1, sizeof *d);
     if (!d || sqlite3_prepare_v3(s->db, sql.data, -1, SQLITE_PREPARE_PERSISTENT, &d->put, NULL) !=
                   SQLITE_OK) {
         fail(s, "prepare insert");
@@ -445,7 +446,7 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
         return NULL;
     }
     buf_release(&sql);
-    d->name = strdup(ds->name);
+    d->name = sl_strdup(ds->name);
     d->schema = ds->schema;
     d->next = s->stmts;
     s->stmts = d;
@@ -524,7 +525,7 @@ static int sq_row_put(struct store *st, const struct dataset_config *ds, const s
 {
     size_t n = schema_nfields(ds->schema);
     struct row_value small[32];
-    struct row_value *v = n <= 32 ? small : malloc(n * sizeof *v);
+    struct row_value *v = n <= 32 ? small : sl_malloc(n * sizeof *v);
     if (!v)
         return fail(SQ(st), "out of memory");
     row_values_from_json(ds->schema, row, v);
@@ -590,7 +591,7 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
 static char *col_strdup(sqlite3_stmt *q, int i)
 {
     const unsigned char *t = sqlite3_column_text(q, i);
-    return t ? strdup((const char *)t) : NULL;
+    return t ? sl_strdup((const char *)t) : NULL;
 }
 
 static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
@@ -603,7 +604,7 @@ static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
     e->row = sqlite3_column_int64(q, 4);
     const void *p = sqlite3_column_blob(q, 5);
     e->payload_len = (size_t)sqlite3_column_bytes(q, 5);
-    e->payload = malloc(e->payload_len + 1);
+    e->payload = sl_malloc(e->payload_len + 1);
     if (e->payload) {
         if (e->payload_len)
             memcpy(e->payload, p, e->payload_len);
@@ -705,11 +706,11 @@ static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_
     if (!q)
         return -1;
     size_t cap = 16, cnt = 0;
-    struct dlq_entry *v = malloc(cap * sizeof *v);
+    struct dlq_entry *v = sl_malloc(cap * sizeof *v);
     int rc;
     while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (cnt == cap) {
-            struct dlq_entry *nv = realloc(v, 2 * cap * sizeof *v);
+            struct dlq_entry *nv = sl_realloc(v, 2 * cap * sizeof *v);
             if (!nv)
                 break;
             v = nv;
@@ -870,7 +871,7 @@ static int on_trace(unsigned type, void *arg, void *stmt, void *x)
 
 static struct store *sq_open(const char *path, int readonly, char *err, size_t errlen)
 {
-    struct sqlite_store *s = calloc(1, sizeof *s);
+    struct sqlite_store *s = sl_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;

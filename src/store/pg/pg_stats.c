@@ -1,16 +1,17 @@
 /*
- * store_pg_stats.c - the rollups in PostgreSQL (minute, hour and day buckets
+ * pg_stats.c - the rollups in PostgreSQL (minute, hour and day buckets
  * per dataset, error codes per hour, each dataset's last activity), kept in
  * the same transaction as the rows they count, and the KPI, series and error
  * views that read them. Same buckets, semantics and JSON as
- * store_sqlite_stats.c; one statement per dataset and minute a group commit.
+ * sqlite_stats.c; one statement per dataset and minute a group commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/pg_internal.h"
+#include "store/pg/pg_internal.h"
 #include "util/clock.h"
+#include "util/mem.h"
 
 #define MINUTE_MS 60000LL
 #define HOUR_MS 3600000LL
@@ -219,7 +220,7 @@ static int undo_unledgered(struct pg_store *s, const char *batch_id)
         return -1;
     }
     int rc = -1, n = PQntuples(c);
-    struct rollup_code *codes = calloc(n ? (size_t)n : 1, sizeof *codes);
+    struct rollup_code *codes = sl_calloc(n ? (size_t)n : 1, sizeof *codes);
     if (!codes) {
         snprintf(s->err, sizeof s->err, "rollup undo: out of memory");
         goto done;
@@ -312,7 +313,7 @@ int pg_rollup_window(struct store *st, int64_t from_ms, struct rollup_sum **out,
     if (!r)
         return -1;
     int rows = PQntuples(r);
-    if (rows > 0 && !(*out = calloc((size_t)rows, sizeof **out))) {
+    if (rows > 0 && !(*out = sl_calloc((size_t)rows, sizeof **out))) {
         PQclear(r);
         snprintf(s->err, sizeof s->err, "rollup window: out of memory");
         return -1;
@@ -524,7 +525,7 @@ int pg_rollup_chunks(struct store *st, struct rollup_chunk **out, size_t *n)
     if (!r)
         return -1;
     int rows = PQntuples(r);
-    *out = calloc(rows ? (size_t)rows : 1, sizeof **out);
+    *out = sl_calloc(rows ? (size_t)rows : 1, sizeof **out);
     if (!*out) {
         PQclear(r);
         snprintf(s->err, sizeof s->err, "rebuild: out of memory");

@@ -1,9 +1,9 @@
 /*
- * store_sqlite_dump.c - whole tables in and out of an SQLite store, in the
+ * sqlite_dump.c - whole tables in and out of an SQLite store, in the
  * portable form of tables.h (for `sluice migrate`; store.h has the contracts).
  *
  * Two things are SQLite's own. batch_errors has no seq column: its rowid is the
- * seq (store_sqlite_batch.c pages by it), so `seq` is read and written as rowid.
+ * seq (sqlite_batch.c pages by it), so `seq` is read and written as rowid.
  * And a batch's rows are found by a rowid range kept in the batch record
  * (rows_first, rows_last; sqlite_internal.h says why), which no other store has:
  * when `batches` has been loaded, the ranges are worked out from the dataset
@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/buf.h"
+#include "util/mem.h"
 
 /* The SQL for column c of t. */
 static const char *col_sql(const struct table_def *t, size_t c)
@@ -94,7 +95,7 @@ int sqlite_table_dump(struct store *st, const struct table_def *t,
     struct buf sql;
     int rc = -1;
     buf_init(&sql, 1 << 20);
-    struct cell *row = calloc(t->ncols, sizeof *row);
+    struct cell *row = sl_calloc(t->ncols, sizeof *row);
     int bad = !row || buf_appends(&sql, "SELECT ") < 0;
     for (size_t c = 0; c < t->ncols; c++)
         bad |= buf_printf(&sql, "%s\"%s\"", c ? ", " : "", col_sql(t, c));

@@ -14,8 +14,8 @@
  *
  * A compiled schema is immutable and may be shared by any number of threads.
  */
-#ifndef SLUICE_INGEST_SCHEMA_H
-#define SLUICE_INGEST_SCHEMA_H
+#ifndef SLUICE_SCHEMA_SCHEMA_H
+#define SLUICE_SCHEMA_SCHEMA_H
 
 #include <jansson.h>
 #include <stddef.h>

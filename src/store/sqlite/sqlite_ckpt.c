@@ -1,7 +1,7 @@
 /*
  * sqlite_ckpt.c - see sqlite_ckpt.h.
  */
-#include "store/sqlite_ckpt.h"
+#include "store/sqlite/sqlite_ckpt.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 /* Wake the checkpointer when the WAL holds this many frames (~4 MiB of 4 KiB pages). */
 #define CKPT_PAGES 1000
@@ -122,7 +123,7 @@ static void *ckpt_main(void *arg)
 
 struct sqlite_ckpt *sqlite_ckpt_start(const char *path, sqlite3 *writer_db)
 {
-    struct sqlite_ckpt *c = calloc(1, sizeof *c);
+    struct sqlite_ckpt *c = sl_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=

@@ -31,7 +31,7 @@
 #include "http/params.h"
 #include "ops/latency.h"
 #include "ops/metrics.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -71,7 +71,7 @@ struct http_loop {
 struct http_server {
     struct http_server_opts o;
     uint64_t inflight; /* body bytes held by all connections (atomic) */
-    struct service *svc;
+    const struct http_app *app;
     struct http_loop *loops;
     int nloops;
     llhttp_settings_t settings;
@@ -461,7 +461,7 @@ static void audit(struct http_conn *c, int status)
                           .remote = c->remote,
                           .request_id = r->request_id,
                           .status = status};
-    audit_note(c->loop->srv->svc->writer, &e);
+    audit_note(c->loop->srv->app->writer, &e);
 }
 
 void http_reply(struct http_conn *c, int status, const char *ctype, char *body, size_t len,
@@ -616,9 +616,9 @@ void http_reply_error_status(struct http_conn *c, int status, enum sluice_err co
     va_end(ap);
 }
 
-struct service *http_conn_service(struct http_conn *c)
+const struct http_app *http_conn_app(struct http_conn *c)
 {
-    return c->loop->srv->svc;
+    return c->loop->srv->app;
 }
 
 struct store *http_conn_store(struct http_conn *c)
@@ -787,7 +787,7 @@ static void deny_headers(const struct auth_denial *d, char *out, size_t cap)
  */
 static int admit(struct http_conn *c, struct http_request *r, enum route_match m)
 {
-    struct catalog *cat = service_catalog(c->loop->srv->svc);
+    struct catalog *cat = catalog_get(c->loop->srv->app->catalogs);
     const char *origin = http_header(r, "origin");
     if (origin && strlen(origin) < 200 && origin_allowed(&cat->cfg, origin))
         snprintf(r->cors, sizeof r->cors, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
@@ -1388,12 +1388,12 @@ static int loop_init(struct http_server *s, struct http_loop *l, int id, char *e
     return 0;
 }
 
-struct http_server *http_server_start(const struct http_server_opts *o, struct service *svc,
+struct http_server *http_server_start(const struct http_server_opts *o, const struct http_app *app,
                                       char *err, size_t errlen)
 {
     struct http_server *s = sl_calloc(1, sizeof *s);
     s->o = *o;
-    s->svc = svc;
+    s->app = app;
     s->nloops = o->threads > 0 ? o->threads : 1;
     s->loops = sl_calloc((size_t)s->nloops, sizeof *s->loops);
     s->loopback = auth_listen_is_loopback(o->listen);

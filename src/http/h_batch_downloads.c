@@ -223,12 +223,7 @@ void h_batches_file(struct http_conn *c, struct http_request *r)
     struct file_stream *d = sl_calloc(1, sizeof *d);
     char err[256] = "out of memory", hdr[1400], dispo[1100], b64[64];
     unsigned char dig[32];
-    int bad_sha = !b.sha256 || strlen(b.sha256) != 64;
-    for (int i = 0; !bad_sha && i < 32; i++) {
-        unsigned v;
-        bad_sha = sscanf(b.sha256 + 2 * i, "%2x", &v) != 1;
-        dig[i] = (unsigned char)v;
-    }
+    int bad_sha = !b.sha256 || hex_decode(b.sha256, dig, sizeof dig) < 0;
     if (!d || !(d->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1)
         goto fail;
     if (bad_sha) {

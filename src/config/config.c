@@ -14,9 +14,6 @@
  */
 #include "config/config.h"
 
-#include <openssl/crypto.h>
-
-#include "auth/jwt.h"
 #include "util/errors.h"
 #include "util/mem.h"
 
@@ -106,6 +103,11 @@ static const char *const metrics_modes[] = {"loopback", "open", "token", NULL};
 static const char *const severities[] = {"warning", "critical", NULL};
 static const char *const receiver_types[] = {"webhook", "alertmanager", "log", NULL};
 static const char *const webhook_formats[] = {"json", "slack", NULL};
+/* The names auth.jwt.keys[].algorithms may hold: exactly the JOSE names that
+ * jwt_alg_from_name() (auth/jwt.h) knows, so that the keys built later take them. */
+static const char *const jwt_algorithms[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                             "RS512", "PS256", "PS384", "PS512", "ES256",
+                                             "ES384", "ES512", "EdDSA", NULL};
 
 #define CFG(field) offsetof(struct sluice_config, field)
 #define DS(field) offsetof(struct dataset_config, field)
@@ -1516,7 +1518,7 @@ static int load_jwt_key(struct loader *ld, struct fy_node *item, size_t i, int l
         return fail_at(ld, line, option,
                        "a jwks_file brings its keys' kid and alg: give neither here");
     for (size_t a = 0; k->algorithms && k->algorithms[a]; a++)
-        if (!jwt_alg_from_name(k->algorithms[a]))
+        if (!is_one_of(k->algorithms[a], jwt_algorithms))
             return fail_at(ld, line, option,
                            "unknown algorithm '%s' (HS256/384/512, RS256/384/512, "
                            "PS256/384/512, ES256/384/512, EdDSA)",
@@ -1649,79 +1651,6 @@ static int check_proxies(struct loader *ld, const int *lines)
     return 0;
 }
 
-/* Read an HMAC secret from a file (one trailing newline dropped); malloc'd, *len set. */
-static unsigned char *read_secret(const char *path, size_t *len, char *why, size_t whylen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set(why, whylen, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    unsigned char *buf = sl_malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-    int big = buf && n == 65536;
-    fclose(f);
-    if (!buf || big) {
-        err_set(why, whylen, "%s: %s", path, buf ? "larger than 64 KiB" : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    if (n && buf[n - 1] == '\n')
-        n--;
-    if (n && buf[n - 1] == '\r')
-        n--;
-    *len = n;
-    return buf;
-}
-
-/* Build the JWT keyset from auth.jwt.keys (at the end of a load). */
-static int build_keyset(struct loader *ld)
-{
-    struct sluice_config *cfg = ld->cfg;
-    char why[400], option[48];
-    if (!cfg->auth.jwt.nkeys)
-        return 0;
-    if (!(cfg->auth.jwt.keyset = jwt_keyset_new()))
-        return fail_at(ld, 1, "auth.jwt.keys", "out of memory");
-    for (size_t i = 0; i < cfg->auth.jwt.nkeys; i++) {
-        struct jwt_key_config *k = &cfg->auth.jwt.keys[i];
-        unsigned algs = 0;
-        int rc;
-        snprintf(option, sizeof option, "auth.jwt.keys[%zu]", i);
-        for (size_t a = 0; k->algorithms && k->algorithms[a]; a++)
-            algs |= jwt_alg_from_name(k->algorithms[a]);
-        why[0] = '\0';
-        if (k->jwks_file) {
-            rc = jwt_keyset_add_jwks(cfg->auth.jwt.keyset, k->jwks_file, why, sizeof why);
-        } else if (k->public_key_file) {
-            rc = jwt_keyset_add_pem(cfg->auth.jwt.keyset, k->kid, algs, k->public_key_file, why,
-                                    sizeof why);
-        } else {
-            unsigned char *secret = NULL;
-            size_t len = 0;
-            if (k->secret_file) {
-                secret = read_secret(k->secret_file, &len, why, sizeof why);
-            } else {
-                const char *e = getenv(k->secret_env);
-                if (!e || !*e)
-                    err_set(why, sizeof why, "the environment variable %s is not set",
-                            k->secret_env);
-                else if ((secret = (unsigned char *)sl_strdup(e)))
-                    len = strlen(e);
-            }
-            rc = secret ? jwt_keyset_add_hmac(cfg->auth.jwt.keyset, k->kid, algs, secret, len, why,
-                                              sizeof why)
-                        : -1;
-            if (secret)
-                OPENSSL_cleanse(secret, len);
-            free(secret);
-        }
-        if (rc < 0)
-            return fail_at(ld, k->line, option, "%s", why[0] ? why : "the key cannot be loaded");
-    }
-    return 0;
-}
-
 /* Report the first error libfyaml collected, or a generic one. */
 static int yaml_error(struct loader *ld, struct fy_diag *diag)
 {
@@ -1825,7 +1754,7 @@ derive:
         err_set(err, errlen, "%s: storage: %s", path ? path : "(defaults)", why);
         goto fail;
     }
-    if (build_keyset(&ld) < 0 || check_routes(&ld) < 0 || check_proxies(&ld, lines) < 0)
+    if (check_routes(&ld) < 0 || check_proxies(&ld, lines) < 0)
         goto fail;
     rc = 0;
 fail:
@@ -1941,7 +1870,8 @@ void config_release(struct sluice_config *cfg)
         free(k->jwks_file);
     }
     free(cfg->auth.jwt.keys);
-    jwt_keyset_free(cfg->auth.jwt.keyset);
+    if (cfg->auth.jwt.keyset && cfg->auth.jwt.keyset_free)
+        cfg->auth.jwt.keyset_free(cfg->auth.jwt.keyset);
     strlist_free(cfg->cors.allowed_origins);
     strlist_free(cfg->rate_limits.trusted_proxies);
     for (size_t i = 0; i < cfg->alerts.nreceivers; i++) {

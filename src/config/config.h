@@ -32,7 +32,8 @@ struct dataset_config {
     struct schema *schema;          /* owned; compiled */
 };
 
-/* One entry of auth.jwt.keys: exactly one key source. */
+/* One entry of auth.jwt.keys: exactly one key source. config_load() checks the entry
+ * (one source, known algorithm names); auth/jwt_keys.c reads the key it names. */
 struct jwt_key_config {
     char *kid;         /* NULL: tried for every token of an allowed alg without kid */
     char **algorithms; /* NULL-terminated names ("HS256", ...) */
@@ -127,7 +128,11 @@ struct sluice_config {
             int require_exp;         /* bool, default 1 */
             struct jwt_key_config *keys; /* owned array */
             size_t nkeys;
-            struct jwt_keyset *keyset; /* owned; the keys loaded (NULL when none) */
+            /* owned; the keys built from keys by auth/jwt_keys.c after loading (NULL when
+             * none, and after config_load() alone); config_release() frees it with
+             * keyset_free, which the builder sets with it */
+            struct jwt_keyset *keyset;
+            void (*keyset_free)(struct jwt_keyset *ks);
         } jwt;
         int dev_bypass; /* bool: no auth at all (loopback listeners only) */
         int metrics;    /* index in loopback|open|token */
@@ -182,7 +187,9 @@ struct sluice_config {
  * types and bad schemas are errors. On failure returns -1 and writes to err a
  * message that names the file, the line and the option, e.g.
  *   "examples/sluice.yaml:7: limits.max_body_bytes: expected a size like 64M, got 'lots'"
- * path may be NULL: defaults only.
+ * path may be NULL: defaults only. The JWT keys are not read here: sluice's
+ * commands load through jwt_keys_config_load() (auth/jwt_keys.h), which builds
+ * them right after.
  */
 int config_load(const char *path, struct sluice_config *cfg, char *err, size_t errlen);
 

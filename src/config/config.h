@@ -1,6 +1,6 @@
 /*
  * config.h - sluice's configuration: one YAML file, every option declared once
- * in a table (config.c) from which validation, defaults and
+ * in a table (options.c) from which validation, defaults and
  * docs/configuration.md come.
  *
  * Order of precedence: defaults < file < environment (SLUICE_LISTEN,

@@ -56,8 +56,14 @@ static int add_key(struct jwt_keyset *ks, const struct jwt_key_config *k, char *
     unsigned algs = 0;
     int rc;
 
-    for (size_t a = 0; k->algorithms && k->algorithms[a]; a++)
-        algs |= jwt_alg_from_name(k->algorithms[a]);
+    for (size_t a = 0; k->algorithms && k->algorithms[a]; a++) {
+        unsigned bit = jwt_alg_from_name(k->algorithms[a]);
+        if (!bit) { /* config/ checked the name against its own list: they must agree */
+            err_set(why, whylen, "unknown algorithm '%s'", k->algorithms[a]);
+            return -1;
+        }
+        algs |= bit;
+    }
     if (k->jwks_file)
         return jwt_keyset_add_jwks(ks, k->jwks_file, why, whylen);
     if (k->public_key_file)
@@ -106,11 +112,5 @@ int jwt_keys_build(struct sluice_config *cfg, char *err, size_t errlen)
 
 int jwt_keys_config_load(const char *path, struct sluice_config *cfg, char *err, size_t errlen)
 {
-    if (config_load(path, cfg, err, errlen) < 0)
-        return -1;
-    if (jwt_keys_build(cfg, err, errlen) < 0) {
-        config_release(cfg);
-        return -1;
-    }
-    return 0;
+    return config_load_then(path, cfg, jwt_keys_build, err, errlen);
 }

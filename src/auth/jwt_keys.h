@@ -5,8 +5,10 @@
  *
  * config/ only reads and checks the settings; reading the key material is
  * auth's. So every command that loads a configuration does it through
- * jwt_keys_config_load(), which is config_load() with the keys built right
- * after, failing the same way config_load() does for any other bad option.
+ * jwt_keys_config_load(), which is config_load() with the keys built as its
+ * step (config_load_then): a bad key fails the load with the same message, at
+ * the same point (before the alert routes and trusted proxies are checked), as
+ * when config_load() built the keys itself.
  * Called on the loading thread (start-up, reload), never concurrently on one cfg.
  */
 #ifndef SLUICE_AUTH_JWT_KEYS_H
@@ -26,8 +28,9 @@ struct sluice_config;
 int jwt_keys_build(struct sluice_config *cfg, char *err, size_t errlen);
 
 /*
- * config_load() then jwt_keys_build(): what every loader of a configuration
- * calls. On failure cfg is released (as config_load() leaves it) and err says why.
+ * config_load() with jwt_keys_build() as its step: what every loader of a
+ * configuration calls. On failure cfg is released (as config_load() leaves it)
+ * and err says why.
  */
 int jwt_keys_config_load(const char *path, struct sluice_config *cfg, char *err, size_t errlen);
 

@@ -189,9 +189,20 @@ struct sluice_config {
  *   "examples/sluice.yaml:7: limits.max_body_bytes: expected a size like 64M, got 'lots'"
  * path may be NULL: defaults only. The JWT keys are not read here: sluice's
  * commands load through jwt_keys_config_load() (auth/jwt_keys.h), which builds
- * them right after.
+ * them as config_load_then()'s step.
  */
 int config_load(const char *path, struct sluice_config *cfg, char *err, size_t errlen);
+
+/*
+ * config_load() with a step of the caller's run once the file is read and
+ * storage derived, before the checks across options (alert routes, trusted
+ * proxies), so that its errors come where they would if config_load() made
+ * them. then returns 0, or -1 with err set ("FILE:LINE: OPTION: why"); on -1
+ * the load fails and cfg is released. then may be NULL.
+ */
+typedef int (*config_load_step)(struct sluice_config *cfg, char *err, size_t errlen);
+int config_load_then(const char *path, struct sluice_config *cfg, config_load_step then, char *err,
+                     size_t errlen);
 
 /* Apply SLUICE_LISTEN / SLUICE_DATA_DIR from the environment. Returns -1 on a bad value. */
 int config_apply_env(struct sluice_config *cfg, char *err, size_t errlen);

@@ -4,8 +4,9 @@
  * the option table (yaml.c); the options that are lists of entries (datasets,
  * each compiled with schema_compile(); auth.jwt.keys, checked but not read:
  * auth/jwt_keys.c builds the keys; alerts.receivers and alerts.routes) are
- * loaded here, then the checks across options (routes name known receivers,
- * trusted proxies are IP addresses). Every error names the file, the line and
+ * loaded here, then the caller's step (config_load_then), then the checks
+ * across options (routes name known receivers, trusted proxies are IP
+ * addresses). Every error names the file, the line and
  * the option.
  */
 #include "config/yaml.h"
@@ -295,7 +296,8 @@ static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size
     (void)diag, (void)user, (void)buf, (void)len;
 }
 
-int config_load(const char *path, struct sluice_config *cfg, char *err, size_t errlen)
+int config_load_then(const char *path, struct sluice_config *cfg, config_load_step then, char *err,
+                     size_t errlen)
 {
     struct loader ld = {
         .file = path, .cfg = cfg, .err = err, .errlen = errlen, .load_list = load_list};
@@ -383,7 +385,8 @@ derive:
         err_set(err, errlen, "%s: storage: %s", path ? path : "(defaults)", why);
         goto fail;
     }
-    if (check_routes(&ld) < 0 || check_proxies(&ld, lines) < 0)
+    if ((then && then(cfg, err, errlen) < 0) || check_routes(&ld) < 0 ||
+        check_proxies(&ld, lines) < 0)
         goto fail;
     rc = 0;
 fail:
@@ -399,4 +402,9 @@ fail:
     if (rc < 0)
         config_release(cfg);
     return rc;
+}
+
+int config_load(const char *path, struct sluice_config *cfg, char *err, size_t errlen)
+{
+    return config_load_then(path, cfg, NULL, err, errlen);
 }

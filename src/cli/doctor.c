@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/jwt_keys.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "config/config.h"
@@ -138,7 +139,8 @@ static long http_get(const char *url, long timeout_ms, struct buf *body, char *e
 static int check_config(struct report *r, const char *path, struct sluice_config *cfg)
 {
     char err[1024];
-    if (config_load(path, cfg, err, sizeof err) < 0 || config_apply_env(cfg, err, sizeof err) < 0) {
+    if (jwt_keys_config_load(path, cfg, err, sizeof err) < 0 ||
+        config_apply_env(cfg, err, sizeof err) < 0) {
         report_add(r, "config", CHECK_FAIL,
                    path && access(path, R_OK) < 0
                        ? "check the path given to --config or SLUICE_CONFIG"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth/audit.h"
+#include "auth/jwt_keys.h"
 #include "batch/batch.h"
 #include "http/server.h"
 #include "writer/writer.h"
@@ -41,7 +42,7 @@ static int check_bypass(const struct sluice_config *cfg, char *err, size_t errle
 int service_load_config(const struct service *s, struct sluice_config *cfg, char *err,
                         size_t errlen)
 {
-    if (config_load(s->config_path, cfg, err, errlen) < 0)
+    if (jwt_keys_config_load(s->config_path, cfg, err, errlen) < 0)
         return -1;
     if (config_apply_env(cfg, err, errlen) < 0 ||
         (s->listen_override && config_set(cfg, "listen", s->listen_override, err, errlen) < 0) ||

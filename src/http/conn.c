@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 
 #include "http/http_internal.h"
-#include "service/service.h"
 #include "util/mem.h"
 
 #define LINGER_MS 2000               /* how long a lingering close waits for the client */
@@ -76,9 +75,9 @@ void conn_answered(struct http_conn *c)
         conn_read_start(c);
 }
 
-struct service *http_conn_service(struct http_conn *c)
+const struct http_app *http_conn_app(struct http_conn *c)
 {
-    return c->loop->srv->svc;
+    return c->loop->srv->app;
 }
 
 struct store *http_conn_store(struct http_conn *c)

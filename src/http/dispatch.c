@@ -12,7 +12,7 @@
 #include "http/http_internal.h"
 #include "http/params.h"
 #include "http/ratelimit.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -41,7 +41,7 @@ void dispatch_deny_headers(const struct auth_denial *d, char *out, size_t cap)
  */
 int dispatch_admit(struct http_conn *c, struct http_request *r, enum route_match m)
 {
-    struct catalog *cat = service_catalog(c->loop->srv->svc);
+    struct catalog *cat = catalog_get(c->loop->srv->app->catalogs);
     const char *origin = http_header(r, "origin");
     if (origin && strlen(origin) < 200 && origin_allowed(&cat->cfg, origin))
         snprintf(r->cors, sizeof r->cors, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",

@@ -13,7 +13,7 @@
 #include "http/handlers.h"
 #include "http/params.h"
 #include "writer/writer.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -122,7 +122,7 @@ static struct key_req *key_req_new(struct http_conn *c, int create)
 
 static void key_submit(struct http_conn *c, struct key_req *q)
 {
-    if (writer_submit(http_conn_service(c)->writer, &q->job) < 0) {
+    if (writer_submit(http_conn_app(c)->writer, &q->job) < 0) {
         http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
         api_key_release(&q->k);
         free(q);
@@ -251,7 +251,7 @@ void h_audit_list(struct http_conn *c, struct http_request *r)
 struct reload_req {
     uv_work_t work;
     struct http_conn *conn;
-    struct service *svc;
+    const struct http_app *app;
     json_t *changes;
     int rc;
     char why[1024];
@@ -260,7 +260,7 @@ struct reload_req {
 static void reload_work(uv_work_t *w)
 {
     struct reload_req *q = w->data;
-    q->rc = service_reload(q->svc, &q->changes, q->why, sizeof q->why);
+    q->rc = q->app->reload(q->app->reload_ctx, &q->changes, q->why, sizeof q->why);
 }
 
 static void reload_done(uv_work_t *w, int status)
@@ -288,7 +288,7 @@ void h_admin_reload(struct http_conn *c, struct http_request *r)
         return;
     }
     q->conn = c;
-    q->svc = http_conn_service(c);
+    q->app = http_conn_app(c);
     q->work.data = q;
     if (uv_queue_work(http_conn_uv_loop(c), &q->work, reload_work, reload_done) < 0) {
         http_reply_error(c, ERR_INTERNAL, "cannot schedule the reload");

@@ -22,7 +22,7 @@
 #include "http/router.h"
 #include "ingest/ingest.h"
 #include "writer/writer.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "store/store.h"
 #include "store/store_pool.h"
 #include "util/clock.h"
@@ -54,7 +54,7 @@ struct upload {
     struct wjob job;
     uv_work_t work;
     struct http_conn *conn;
-    struct service *svc;
+    const struct http_app *app;
     int rc;
     char err[256];
 };
@@ -109,8 +109,8 @@ static const struct multipart_cb mp_cb; /* below */
 static void *sink_open(struct http_conn *c, struct http_request *r, enum sluice_err *code,
                        char *msg, size_t cap)
 {
-    struct service *svc = http_conn_service(c);
-    struct catalog *cat = service_catalog(svc);
+    const struct http_app *app = http_conn_app(c);
+    struct catalog *cat = catalog_get(app->catalogs);
     struct upload *u = NULL;
     const struct dataset_config *ds = config_dataset(&cat->cfg, r->params[0]);
     char v[512];
@@ -360,7 +360,7 @@ static int add_apply(struct wjob *job, struct store *st)
 
 /*
  * Batch files are kept and dropped on the libuv thread pool, through a connection lent by
- * the service (svc->files, store_pool.h): these threads own none, the writer's is busy
+ * the service (app->files, store_pool.h): these threads own none, the writer's is busy
  * with its group transaction, and a loop's is read-only and its loop's alone. Keeping a
  * large file into PostgreSQL takes a while; it must hold neither the writer nor a loop.
  */
@@ -370,11 +370,11 @@ struct kept_file {
 
 /* Remove kept files whose batch record is gone or never came. One that cannot be removed
  * now is left to the sweep (service_purge): no record names it. */
-static void drop_files(struct service *svc, const struct kept_file *f, size_t n)
+static void drop_files(const struct http_app *app, const struct kept_file *f, size_t n)
 {
     char err[256], m[600];
-    struct store *st = n ? store_pool_take(svc->files, err, sizeof err) : NULL;
-    struct catalog *cat = st ? service_catalog(svc) : NULL;
+    struct store *st = n ? store_pool_take(app->files, err, sizeof err) : NULL;
+    struct catalog *cat = st ? catalog_get(app->catalogs) : NULL;
     if (n && !st)
         log_warn("batch", "batch files left for the sweep", "\"files\":%zu,\"error\":\"%s\"", n,
                  log_json_str(m, sizeof m, err, (size_t)-1));
@@ -388,14 +388,14 @@ static void drop_files(struct service *svc, const struct kept_file *f, size_t n)
     }
     if (cat)
         catalog_release(cat);
-    store_pool_give(svc->files, st, ok);
+    store_pool_give(app->files, st, ok);
 }
 
 /* Have the store keep the spool (durably) as the batch's file; the record's path from it. */
 static int keep_file(struct upload *u)
 {
     char err[256];
-    struct store *st = store_pool_take(u->svc->files, err, sizeof err);
+    struct store *st = store_pool_take(u->app->files, err, sizeof err);
     if (!st) {
         snprintf(u->err, sizeof u->err, "storing the upload: %s", err);
         return -1;
@@ -405,7 +405,7 @@ static int keep_file(struct upload *u)
         u->tmp[0] = 0; /* the store has it now */
     else
         snprintf(u->err, sizeof u->err, "storing the upload: %s", store_errmsg(st));
-    store_pool_give(u->svc->files, st, rc == 0);
+    store_pool_give(u->app->files, st, rc == 0);
     return rc;
 }
 
@@ -429,15 +429,15 @@ static void upload_work(uv_work_t *w)
     u->job.nrows = 1;
     u->b.created_ms = clock_wall_ms();
     struct kept_file f = {u->b.id, u->b.path};
-    int rc = writer_run(u->svc->writer, &u->job);
+    int rc = writer_run(u->app->writer, &u->job);
     if (rc == WRITER_UNKNOWN) { /* the batch may be recorded: its file stays (else the sweep) */
         u->rc = rc;
     } else if (rc < 0) {
         snprintf(u->err, sizeof u->err, "recording the batch failed");
-        drop_files(u->svc, &f, 1);
+        drop_files(u->app, &f, 1);
         u->rc = -1;
     } else if (u->replayed || u->status != 202) {
-        drop_files(u->svc, &f, 1); /* a repeat: the first upload's file is the batch's */
+        drop_files(u->app, &f, 1); /* a repeat: the first upload's file is the batch's */
     }
 }
 
@@ -466,7 +466,7 @@ static void upload_done(uv_work_t *w, int status)
             log_info("batch", "uploaded", "\"batch_id\":\"%s\",\"bytes\":%lld", u->b.id,
                      (long long)u->b.bytes);
         http_reply_json(u->conn, u->status, ans, hdr);
-        batch_pool_kick(u->svc->batches);
+        batch_pool_kick(u->app->batches);
     }
     upload_destroy(u);
 }
@@ -508,7 +508,7 @@ void h_batches_upload(struct http_conn *c, struct http_request *r)
     hex_encode(md, 32, hex);
     u->b.sha256 = sl_strdup(hex);
     u->conn = c;
-    u->svc = http_conn_service(c);
+    u->app = http_conn_app(c);
     u->work.data = u;
     /* Keeping the file (an fsync, or a copy into the database) takes a while for a large
      * file: not on the loop. */
@@ -575,7 +575,7 @@ struct bop_req {
     struct loop_msg msg;
     struct http_conn *conn;
     struct http_loop *loop;
-    struct service *svc;
+    const struct http_app *app;
     enum bop op;
     char *id, *reason;
     double pct;
@@ -777,7 +777,7 @@ static void bop_reply(struct bop_req *q)
         http_reply_error(q->conn, q->err, "%s", q->errmsg);
     } else {
         if (q->op == BOP_RESET || q->op == BOP_REPROCESS)
-            batch_pool_kick(q->svc->batches);
+            batch_pool_kick(q->app->batches);
         http_reply_json(q->conn, 200, json_incref(q->result), NULL);
     }
     bop_destroy(q);
@@ -786,7 +786,7 @@ static void bop_reply(struct bop_req *q)
 static void drop_work(uv_work_t *w)
 {
     struct bop_req *q = w->data;
-    drop_files(q->svc, q->drops, q->ndrops);
+    drop_files(q->app, q->drops, q->ndrops);
 }
 
 static void drop_done(uv_work_t *w, int status)
@@ -815,7 +815,7 @@ static struct bop_req *bop_new(struct http_conn *c, struct http_request *r, enum
         return NULL;
     q->conn = c;
     q->loop = http_conn_loop(c);
-    q->svc = http_conn_service(c);
+    q->app = http_conn_app(c);
     q->op = op;
     q->id = sl_strdup(r->nparams ? r->params[0] : "");
     q->reason = reason ? sl_strdup(reason) : NULL;
@@ -830,7 +830,7 @@ static struct bop_req *bop_new(struct http_conn *c, struct http_request *r, enum
 
 static void bop_send(struct http_conn *c, struct bop_req *q)
 {
-    if (writer_submit(q->svc->writer, &q->job) < 0) {
+    if (writer_submit(q->app->writer, &q->job) < 0) {
         http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
         bop_destroy(q);
     }

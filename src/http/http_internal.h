@@ -56,7 +56,7 @@ struct http_loop {
 struct http_server {
     struct http_server_opts o;
     uint64_t inflight; /* body bytes held by all connections (atomic) */
-    struct service *svc;
+    const struct http_app *app;
     struct http_loop *loops;
     int nloops;
     llhttp_settings_t settings;

@@ -139,12 +139,12 @@ static int loop_init(struct http_server *s, struct http_loop *l, int id, char *e
     return 0;
 }
 
-struct http_server *http_server_start(const struct http_server_opts *o, struct service *svc,
+struct http_server *http_server_start(const struct http_server_opts *o, const struct http_app *app,
                                       char *err, size_t errlen)
 {
     struct http_server *s = sl_calloc(1, sizeof *s);
     s->o = *o;
-    s->svc = svc;
+    s->app = app;
     s->nloops = o->threads > 0 ? o->threads : 1;
     s->loops = sl_calloc((size_t)s->nloops, sizeof *s->loops);
     s->loopback = auth_listen_is_loopback(o->listen);

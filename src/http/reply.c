@@ -16,7 +16,6 @@
 #include "http/http_internal.h"
 #include "ops/latency.h"
 #include "ops/metrics.h"
-#include "service/service.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -194,7 +193,7 @@ static void audit(struct http_conn *c, int status)
                           .remote = c->remote,
                           .request_id = r->request_id,
                           .status = status};
-    audit_note(c->loop->srv->svc->writer, &e);
+    audit_note(c->loop->srv->app->writer, &e);
 }
 
 /* A request without a usable X-Request-Id gets one made up. */

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/catalog.h"
 #include "http/http_internal.h"
 #include "http/params.h"
 #include "http/ratelimit.h"
-#include "config/catalog.h"
 #include "util/clock.h"
 #include "util/log.h"
 

@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 
 #include "http/http_internal.h"
+
+#include "config/catalog.h"
 #include "util/mem.h"
 
 #define LINGER_MS 2000               /* how long a lingering close waits for the client */
@@ -73,6 +75,11 @@ void conn_answered(struct http_conn *c)
     }
     if (!c->reading && !c->closing && c->state != CONN_LINGER && c->pending_len <= PENDING_MAX)
         conn_read_start(c);
+}
+
+struct catalog *http_conn_catalog(struct http_conn *c)
+{
+    return catalog_ref(c->req.cat);
 }
 
 const struct http_app *http_conn_app(struct http_conn *c)

@@ -41,7 +41,8 @@ void dispatch_deny_headers(const struct auth_denial *d, char *out, size_t cap)
  */
 int dispatch_admit(struct http_conn *c, struct http_request *r, enum route_match m)
 {
-    struct catalog *cat = catalog_get(c->loop->srv->app->catalogs);
+    catalog_release(r->cat); /* none yet; but never two */
+    struct catalog *cat = r->cat = catalog_get(c->loop->srv->app->catalogs);
     const char *origin = http_header(r, "origin");
     if (origin && strlen(origin) < 200 && origin_allowed(&cat->cfg, origin))
         snprintf(r->cors, sizeof r->cors, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
@@ -61,8 +62,7 @@ int dispatch_admit(struct http_conn *c, struct http_request *r, enum route_match
             rc = ratelimit_admit(c->loop->srv->rl, &cat->cfg, r, c->remote);
         }
     }
-    catalog_release(cat);
-    return rc;
+    return rc; /* r->cat is released with the request */
 }
 
 /* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method). */

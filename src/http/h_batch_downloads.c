@@ -219,7 +219,7 @@ void h_batches_file(struct http_conn *c, struct http_request *r)
     if (h_get_batch(c, r->params[0], &b) != 0)
         return;
     const struct http_app *app = http_conn_app(c);
-    struct catalog *cat = catalog_get(app->catalogs);
+    struct catalog *cat = http_conn_catalog(c);
     struct file_stream *d = sl_calloc(1, sizeof *d);
     char err[256] = "out of memory", hdr[1400], dispo[1100], b64[64];
     unsigned char dig[32];

@@ -170,7 +170,7 @@ static struct dlq_req *dlq_req_new(struct http_conn *c, enum dlq_op op)
     q->conn = c;
     q->loop = http_conn_loop(c);
     q->app = http_conn_app(c);
-    q->cat = catalog_get(q->app->catalogs);
+    q->cat = http_conn_catalog(c);
     q->msg.fn = dlq_answer;
     q->dj.op = op;
     q->dj.cfg = &q->cat->cfg;

@@ -92,7 +92,7 @@ void h_events_post(struct http_conn *c, struct http_request *r)
 {
     const struct http_app *app = http_conn_app(c);
     enum ingest_format fmt;
-    struct catalog *cat = catalog_get(app->catalogs);
+    struct catalog *cat = http_conn_catalog(c);
     const struct dataset_config *ds = config_dataset(&cat->cfg, r->params[0]);
     if (!ds) {
         catalog_release(cat);

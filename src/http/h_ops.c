@@ -95,7 +95,7 @@ static const char *not_ready(struct http_conn *c, char *detail, size_t cap)
         return detail;
     if (writer_queue_depth(app->writer) >= writer_queue_max(app->writer))
         return "the write queue is full";
-    struct catalog *cat = catalog_get(app->catalogs);
+    struct catalog *cat = http_conn_catalog(c);
     char d[400];
     const char *why = NULL;
     if (cat->cfg.health.min_free_bytes && !strcmp(disk_check(&cat->cfg, d, sizeof d), "fail")) {
@@ -155,7 +155,7 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
 {
     (void)r;
     const struct http_app *app = http_conn_app(c);
-    struct catalog *cat = catalog_get(app->catalogs);
+    struct catalog *cat = http_conn_catalog(c);
     json_t *checks = json_array();
     const char *overall = "pass";
     char detail[512];
@@ -303,7 +303,7 @@ void h_metrics(struct http_conn *c, struct http_request *r)
 {
     (void)r;
     const struct http_app *app = http_conn_app(c);
-    struct catalog *cat = catalog_get(app->catalogs);
+    struct catalog *cat = http_conn_catalog(c);
     json_t *depth = NULL;
     struct store *st = http_conn_store(c);
     if (store_dlq_depth(st, &depth) < 0)

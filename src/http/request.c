@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "http/http_internal.h"
+
+#include "config/catalog.h"
 #include "util/clock.h"
 
 void request_release(struct http_request *r)
@@ -25,6 +27,7 @@ void request_release(struct http_request *r)
     for (size_t i = 0; i < r->nparams; i++)
         free(r->params[i]);
     buf_release(&r->body);
+    catalog_release(r->cat);
     memset(r, 0, sizeof *r);
 }
 

@@ -24,6 +24,7 @@
 struct store;
 struct writer;
 struct catalog_source;
+struct catalog;
 struct store_pool;
 struct batch_pool;
 struct http_server;
@@ -72,6 +73,10 @@ struct http_request {
     struct principal who;    /* the authenticated caller (actor empty for open routes) */
     struct auth_denial deny; /* status != 0: refused before the handler */
     char cors[320];          /* CORS headers for an allowed Origin, else empty */
+    /* The configuration in force when the headers were in: one reference, taken once for
+     * the whole request (authentication, the handler and its answer see the same one) and
+     * released with the request. Handlers use http_conn_catalog(). */
+    struct catalog *cat;
 };
 
 /* A header's value (name lower-case), or NULL. Borrowed. */
@@ -84,6 +89,9 @@ int http_query(const struct http_request *r, const char *name, char *out, size_t
 
 /* What a handler has to work with. */
 const struct http_app *http_conn_app(struct http_conn *c);
+/* A new reference to the current request's catalog (see struct http_request's cat): what a
+ * handler, or a job it submits, keeps until it is done. Release with catalog_release(). */
+struct catalog *http_conn_catalog(struct http_conn *c);
 struct store *http_conn_store(struct http_conn *c); /* the loop's read-only store */
 struct http_loop *http_conn_loop(struct http_conn *c);
 struct uv_loop_s *http_conn_uv_loop(struct http_conn *c); /* for uv_queue_work */

@@ -47,15 +47,6 @@ void h_keys_revoke(struct http_conn *c, struct http_request *r);
 void h_audit_list(struct http_conn *c, struct http_request *r);
 void h_admin_reload(struct http_conn *c, struct http_request *r);
 
-struct api_key;
-struct store;
-/* A new API key's record and secret (h_admin.c; also `sluice keys create`). 0; -1 with err
- * for a bad name or role; -2 when the store or the randomness failed. */
-/* An API key's record as JSON, never its secret (h_admin.c; also the CLI). */
-json_t *api_key_json(const struct api_key *k);
-int keys_make(struct store *st, const char *name, const char *role, int64_t expires_ms,
-              struct api_key *k, char key[], char *err, size_t errlen);
-
 /* The streamed body of an upload (h_batches.c). */
 extern const struct body_sink batch_upload_sink;
 

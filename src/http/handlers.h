@@ -47,8 +47,15 @@ void h_keys_revoke(struct http_conn *c, struct http_request *r);
 void h_audit_list(struct http_conn *c, struct http_request *r);
 void h_admin_reload(struct http_conn *c, struct http_request *r);
 
-/* The streamed body of an upload (h_batches.c). */
+/* The streamed body of an upload (h_batch_upload.c). */
 extern const struct body_sink batch_upload_sink;
+struct service;
+struct kept_file;
+/* Remove the kept files of batches whose record is gone or never came (h_batch_upload.c;
+ * also after a delete, h_batches.c), through a connection of svc's files pool. On a libuv
+ * pool thread, never a loop or the writer. A file that cannot be removed now is left to
+ * the sweep (logged). */
+void drop_files(struct service *svc, const struct kept_file *f, size_t n);
 
 /* A page of a list of objects with an integer "id", fetched with limit + 1: when there is
  * one more, it is removed and the cursor after the last one shown returned (a new JSON

@@ -316,6 +316,7 @@ const struct body_sink batch_upload_sink = {sink_open, sink_write, sink_abort};
  * with its group transaction, and a loop's is read-only and its loop's alone. Keeping a
  * large file into PostgreSQL takes a while; it must hold neither the writer nor a loop.
  */
+
 /* Remove kept files whose batch record is gone or never came. One that cannot be removed
  * now is left to the sweep (service_purge): no record names it. */
 void drop_files(struct service *svc, const struct kept_file *f, size_t n)

@@ -19,7 +19,6 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "config/config.h"
-#include "http/handlers.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"

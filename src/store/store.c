@@ -1,5 +1,6 @@
 /*
- * store.c - picks the backend from the storage URI's scheme.
+ * store.c - picks the backend from the storage URI's scheme (the table of backends),
+ * and what every backend shares: releasing the structs store.h returns, the query observer.
  */
 #include "store/store.h"
 
@@ -7,20 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite/sqlite_ckpt.h"
+/* Every backend; the only place in src/store/ (outside the backends' folders) that names
+ * one. */
+static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_pg_ops};
 
-static const struct store_ops *backends[] = {&store_sqlite_ops};
+/* The backend whose prefix uri begins with, and where what it is given starts. */
+static const struct store_ops *backend_of(const char *uri, const char **arg)
+{
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        for (const char *const *p = backends[i]->prefixes; *p; p++) {
+            size_t n = strlen(*p);
+            if (strncmp(uri, *p, n) == 0) {
+                *arg = backends[i]->whole_uri ? uri : uri + n;
+                return backends[i];
+            }
+        }
+    return NULL;
+}
 
 struct store *store_open(const char *uri, int readonly, char *err, size_t errlen)
 {
-    /* PostgreSQL takes the whole URL (libpq parses it). */
-    if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0)
-        return store_pg_ops.open(uri, readonly, err, errlen);
-    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        size_t n = strlen(backends[i]->scheme);
-        if (strncmp(uri, backends[i]->scheme, n) == 0 && uri[n] == ':')
-            return backends[i]->open(uri + n + 1, readonly, err, errlen);
-    }
+    const char *arg;
+    const struct store_ops *b = backend_of(uri, &arg);
+    if (b)
+        return b->open(arg, readonly, err, errlen);
     snprintf(err, errlen,
              "storage '%s': unsupported scheme (supported: sqlite:PATH, postgres://...)", uri);
     return NULL;
@@ -49,8 +60,10 @@ void store_observe_query(double seconds)
 void store_wal_stats(const char *uri, struct store_wal *out)
 {
     memset(out, 0, sizeof *out);
-    if (strncmp(uri, "sqlite:", 7) == 0)
-        sqlite_ckpt_stats(uri + 7, out);
+    const char *arg;
+    const struct store_ops *b = backend_of(uri, &arg);
+    if (b && b->wal_stats)
+        b->wal_stats(arg, out);
 }
 
 void alert_release(struct alert *a)

@@ -1,7 +1,7 @@
 /*
  * store.h - the only door to the database. Every SQL statement lives in a
- * backend (sqlite.c now, pg.c later) behind this ops table, chosen
- * by the scheme of the `storage` URI when the store is opened.
+ * backend (src/store/sqlite/, src/store/pg/) behind this ops table, chosen
+ * by the scheme of the `storage` URI when the store is opened (store.c's table).
  *
  * A struct store is one connection: not shared between threads. The writer
  * thread owns one for all writes; each HTTP loop owns one for reads.
@@ -199,9 +199,18 @@ void outbox_release(struct outbox_row *r);
 
 #define STORE_COMMIT_UNKNOWN (-2)
 
+struct store_wal;
+
 struct store_ops {
-    const char *scheme; /* "sqlite" */
+    /* The storage URIs this backend takes, by their beginnings ("sqlite:"; "postgres://",
+     * "postgresql://"), NULL-terminated: store_open looks them up in its table. */
+    const char *const *prefixes;
+    /* 1: open gets the whole URI (libpq parses the URL); 0: what follows the prefix (a
+     * path). The wal_stats argument is the same. */
+    int whole_uri;
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
+    /* The WAL and its checkpoints (store_wal_stats); NULL: the backend has none. */
+    void (*wal_stats)(const char *uri, struct store_wal *out);
     void (*close)(struct store *st);
     const char *(*errmsg)(struct store *st);
     /* Asked right after a failure: 1 when it was the connection's, not the statement's (the
@@ -438,8 +447,8 @@ struct store {
 };
 
 /*
- * Open the store named by uri ("sqlite:PATH"). readonly handles are for the
- * HTTP loops' reads. Returns NULL with a message in err.
+ * Open the store named by uri ("sqlite:PATH", "postgres://..." or "postgresql://...").
+ * readonly handles are for the HTTP loops' reads. Returns NULL with a message in err.
  */
 struct store *store_open(const char *uri, int readonly, char *err, size_t errlen);
 void store_close(struct store *st); /* accepts NULL */
@@ -450,8 +459,9 @@ void store_close(struct store *st); /* accepts NULL */
 void store_set_query_observer(void (*fn)(double seconds));
 void store_observe_query(double seconds); /* for the backends */
 
-/* The SQLite WAL and its checkpoints (process-wide, sqlite_ckpt.c), for health and
- * metrics. On another backend known is 0 and nothing else is set. */
+/* The SQLite WAL and its checkpoints (process-wide, sqlite/sqlite_ckpt.c), for health and
+ * metrics, asked of the backend uri names (its wal_stats). On another backend known is 0
+ * and nothing else is set. */
 struct store_wal {
     int known;
     int64_t bytes, limit_bytes;     /* the -wal file now; journal_size_limit */
@@ -561,6 +571,7 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_dataset_drop(st, name) ((st)->ops->dataset_drop((st), (name)))
 #define store_file_sweep(st, before, dir) ((st)->ops->file_sweep((st), (before), (dir)))
 
+/* The backends' tables (sqlite/sqlite_ops.c, pg/pg_ops.c), which store.c lists. */
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;
 

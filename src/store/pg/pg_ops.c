@@ -5,8 +5,12 @@
  */
 #include "store/pg/pg_internal.h"
 
+/* PostgreSQL takes the whole URL (libpq parses it). */
+static const char *const prefixes[] = {"postgres://", "postgresql://", NULL};
+
 const struct store_ops store_pg_ops = {
-    .scheme = "postgres",
+    .prefixes = prefixes,
+    .whole_uri = 1,
     .open = pg_open,
     .close = pg_close,
     .errmsg = pg_errmsg,

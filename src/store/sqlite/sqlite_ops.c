@@ -5,9 +5,13 @@
 #include "store/sqlite/sqlite_ckpt.h"
 #include "store/sqlite/sqlite_internal.h"
 
+static const char *const prefixes[] = {"sqlite:", NULL};
+
 const struct store_ops store_sqlite_ops = {
-    .scheme = "sqlite",
+    .prefixes = prefixes,
+    .whole_uri = 0,
     .open = sqlite_open,
+    .wal_stats = sqlite_ckpt_stats,
     .close = sqlite_close,
     .errmsg = sqlite_errmsg,
     .conn_lost = sqlite_conn_lost,

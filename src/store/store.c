@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schema/values.h"
+#include "util/mem.h"
+
 /* Every backend; the only place in src/store/ (outside the backends' folders) that names
  * one. */
 static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_pg_ops};
@@ -80,6 +83,15 @@ void alert_release(struct alert *a)
     memset(a, 0, sizeof *a);
 }
 
+void alert_history_free(struct alert_history *h, size_t n)
+{
+    for (size_t i = 0; h && i < n; i++) {
+        free(h[i].event);
+        free(h[i].detail);
+    }
+    free(h);
+}
+
 void outbox_release(struct outbox_row *r)
 {
     if (!r)
@@ -112,34 +124,19 @@ void dlq_entry_release(struct dlq_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-void row_values_from_json(const struct schema *s, json_t *row, struct row_value *out)
+int store_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+                  json_t *row, json_t *extra, enum row_result *res)
 {
-    size_t n = schema_nfields(s);
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_object_get(row, schema_field_name(s, i));
-        struct row_value *o = &out[i];
-        if (!v || json_is_null(v)) {
-            o->kind = VAL_ABSENT;
-            continue;
-        }
-        switch (schema_field_type(s, i)) {
-        case FT_STRING:
-            o->kind = VAL_TEXT;
-            o->u.s.p = json_string_value(v);
-            o->u.s.n = json_string_length(v);
-            break;
-        case FT_INTEGER:
-            o->kind = VAL_INT;
-            o->u.i = json_is_integer(v) ? json_integer_value(v) : (int64_t)json_number_value(v);
-            break;
-        case FT_NUMBER:
-            o->kind = VAL_REAL;
-            o->u.d = json_number_value(v);
-            break;
-        case FT_BOOLEAN:
-            o->kind = VAL_BOOL;
-            o->u.b = json_is_true(v);
-            break;
-        }
-    }
+    size_t n = schema_nfields(ds->schema);
+    struct row_value small[32];
+    struct row_value *v = n <= 32 ? small : sl_malloc(n * sizeof *v);
+    if (!v)
+        return st->ops->nomem(st);
+    row_values_from_json(ds->schema, row, v);
+    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    int rc = store_row_put_values(st, ds, m, v, extra_txt, res);
+    free(extra_txt);
+    if (v != small)
+        free(v);
+    return rc;
 }

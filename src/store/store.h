@@ -63,9 +63,6 @@ struct batch_error_new {
 
 enum row_result { ROW_INSERTED = 0, ROW_DUPLICATE, ROW_REPLACED };
 
-/* The values of a validated JSON row (borrowed: they point into row), one per schema field. */
-void row_values_from_json(const struct schema *s, json_t *row, struct row_value *out);
-
 /* A new DLQ entry; all borrowed. */
 struct dlq_new {
     const char *dataset;
@@ -186,6 +183,15 @@ struct alert {
 };
 void alert_release(struct alert *a);
 
+/* One event of an alert's history (table alert_events). Strings owned
+ * (alert_history_free). */
+struct alert_history {
+    int64_t at_ms;
+    char *event;
+    char *detail; /* NULL: none */
+};
+void alert_history_free(struct alert_history *h, size_t n); /* the array too; accepts NULL */
+
 /* One notification waiting in the outbox (table alert_outbox) for its receiver's 2xx: an
  * alert's event (firing, renotified, resolved) for one receiver, with the body to send.
  * Strings owned (outbox_release). */
@@ -252,13 +258,15 @@ struct store_ops {
     int (*savepoint_release)(struct store *st);
     int (*savepoint_rollback)(struct store *st);
 
-    int (*row_put)(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-                   json_t *row, json_t *extra, enum row_result *res);
-    /* The same for a row given as values (n = the schema's fields); extra_json may be NULL. */
+    /* Store a row given as values (n = the schema's fields; store_row_put converts a JSON
+     * row to them); extra_json may be NULL. */
     int (*row_put_values)(struct store *st, const struct dataset_config *ds,
                           const struct row_meta *m, const struct row_value *v,
                           const char *extra_json, enum row_result *res);
     int64_t (*row_count)(struct store *st, const char *dataset);
+    /* Record that work done for this store outside the backend (store_row_put's values)
+     * ran out of memory, as errmsg's message; returns -1. */
+    int (*nomem)(struct store *st);
 
     int (*dlq_add)(struct store *st, const struct dlq_new *e, int64_t *id);
     int (*dlq_get)(struct store *st, int64_t id, struct dlq_entry *out); /* 1 = not found */
@@ -390,9 +398,14 @@ struct store_ops {
     /* Alerts: the firing ones (all), a page of them by state (NULL = any), one with its
      * history, insert (a->id == 0; sets it) or update, and a history event. */
     int (*alert_firing)(struct store *st, struct alert **out, size_t *n);
+    /* Alerts in state (NULL = any), keyset as dlq_filter's: *out gets *n of them (caller
+     * releases each and frees the array; ops/alert_json.c makes the API's JSON). */
     int (*alert_list)(struct store *st, const char *state, int64_t after_id, int desc, int limit,
-                      json_t **out);                              /* keyset as dlq_filter's */
-    int (*alert_get)(struct store *st, int64_t id, json_t **out); /* 1 = not found */
+                      struct alert **out, size_t *n);
+    /* Alert id in *out (alert_release) and its history in event order in *hist, *nhist of
+     * them (alert_history_free). 1 = not found. */
+    int (*alert_get)(struct store *st, int64_t id, struct alert *out, struct alert_history **hist,
+                     size_t *nhist);
     int (*alert_put)(struct store *st, struct alert *a);
     int (*alert_event)(struct store *st, int64_t id, int64_t at_ms, const char *event,
                        const char *detail);
@@ -473,6 +486,11 @@ struct store_wal {
 };
 void store_wal_stats(const char *uri, struct store_wal *out);
 
+/* Store a validated JSON row (extra: the fields the schema does not name, NULL for none):
+ * its values (schema/values.h) through row_put_values, same contract. */
+int store_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+                  json_t *row, json_t *extra, enum row_result *res);
+
 /* Thin dispatchers, so callers read as store_dlq_get(st, ...). */
 #define store_errmsg(st) ((st)->ops->errmsg(st))
 #define store_conn_lost(st) ((st)->ops->conn_lost(st))
@@ -488,7 +506,6 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_savepoint(st) ((st)->ops->savepoint(st))
 #define store_savepoint_release(st) ((st)->ops->savepoint_release(st))
 #define store_savepoint_rollback(st) ((st)->ops->savepoint_rollback(st))
-#define store_row_put(st, ds, m, r, x, res) ((st)->ops->row_put((st), (ds), (m), (r), (x), (res)))
 #define store_row_put_values(st, ds, m, v, x, res)                                                 \
     ((st)->ops->row_put_values((st), (ds), (m), (v), (x), (res)))
 #define store_row_count(st, ds) ((st)->ops->row_count((st), (ds)))
@@ -543,9 +560,10 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_batch_auto_reset(st, id, max, now)                                                   \
     ((st)->ops->batch_auto_reset((st), (id), (max), (now)))
 #define store_alert_firing(st, out, n) ((st)->ops->alert_firing((st), (out), (n)))
-#define store_alert_list(st, state, after, desc, lim, out)                                         \
-    ((st)->ops->alert_list((st), (state), (after), (desc), (lim), (out)))
-#define store_alert_get(st, id, out) ((st)->ops->alert_get((st), (id), (out)))
+#define store_alert_list(st, state, after, desc, lim, out, n)                                      \
+    ((st)->ops->alert_list((st), (state), (after), (desc), (lim), (out), (n)))
+#define store_alert_get(st, id, out, hist, nhist)                                                  \
+    ((st)->ops->alert_get((st), (id), (out), (hist), (nhist)))
 #define store_alert_put(st, a) ((st)->ops->alert_put((st), (a)))
 #define store_alert_event(st, id, at, ev, d) ((st)->ops->alert_event((st), (id), (at), (ev), (d)))
 #define store_outbox_add(st, r) ((st)->ops->outbox_add((st), (r)))

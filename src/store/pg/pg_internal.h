@@ -110,11 +110,10 @@ int pg_rollback(struct store *st);
 int pg_savepoint(struct store *st);
 int pg_savepoint_release(struct store *st);
 int pg_savepoint_rollback(struct store *st);
-int pg_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-               json_t *row, json_t *extra, enum row_result *res);
 int pg_row_put_values(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
                       const struct row_value *v, const char *extra_json, enum row_result *res);
 int64_t pg_row_count(struct store *st, const char *dataset);
+int pg_nomem(struct store *st);
 int pg_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id);
 int pg_dlq_get(struct store *st, int64_t id, struct dlq_entry *out);
 int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out, size_t *n);
@@ -174,8 +173,9 @@ int pg_batch_states(struct store *st, json_t **out);
 int pg_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
 int pg_alert_firing(struct store *st, struct alert **out, size_t *n);
 int pg_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
-                  json_t **out);
-int pg_alert_get(struct store *st, int64_t id, json_t **out);
+                  struct alert **out, size_t *n);
+int pg_alert_get(struct store *st, int64_t id, struct alert *out, struct alert_history **hist,
+                 size_t *nhist);
 int pg_alert_put(struct store *st, struct alert *a);
 int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                    const char *detail);

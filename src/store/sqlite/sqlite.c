@@ -468,21 +468,9 @@ int sqlite_row_put_values(struct store *st, const struct dataset_config *ds,
     return 0;
 }
 
-int sqlite_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-                   json_t *row, json_t *extra, enum row_result *res)
+int sqlite_nomem(struct store *st)
 {
-    size_t n = schema_nfields(ds->schema);
-    struct row_value small[32];
-    struct row_value *v = n <= 32 ? small : sl_malloc(n * sizeof *v);
-    if (!v)
-        return fail(SQ(st), "out of memory");
-    row_values_from_json(ds->schema, row, v);
-    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    int rc = sqlite_row_put_values(st, ds, m, v, extra_txt, res);
-    free(extra_txt);
-    if (v != small)
-        free(v);
-    return rc;
+    return fail(SQ(st), "out of memory");
 }
 
 int64_t sqlite_row_count(struct store *st, const char *dataset)

@@ -85,12 +85,11 @@ int sqlite_rollback(struct store *st);
 int sqlite_savepoint(struct store *st);
 int sqlite_savepoint_release(struct store *st);
 int sqlite_savepoint_rollback(struct store *st);
-int sqlite_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-                   json_t *row, json_t *extra, enum row_result *res);
 int sqlite_row_put_values(struct store *st, const struct dataset_config *ds,
                           const struct row_meta *m, const struct row_value *v,
                           const char *extra_json, enum row_result *res);
 int64_t sqlite_row_count(struct store *st, const char *dataset);
+int sqlite_nomem(struct store *st);
 int sqlite_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id);
 int sqlite_dlq_get(struct store *st, int64_t id, struct dlq_entry *out);
 int sqlite_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
@@ -158,8 +157,9 @@ int sqlite_batch_states(struct store *st, json_t **out);
 int sqlite_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
 int sqlite_alert_firing(struct store *st, struct alert **out, size_t *n);
 int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
-                      json_t **out);
-int sqlite_alert_get(struct store *st, int64_t id, json_t **out);
+                      struct alert **out, size_t *n);
+int sqlite_alert_get(struct store *st, int64_t id, struct alert *out, struct alert_history **hist,
+                     size_t *nhist);
 int sqlite_alert_put(struct store *st, struct alert *a);
 int sqlite_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                        const char *detail);

@@ -452,6 +452,13 @@ struct store_ops {
     int (*table_load)(struct store *st, const struct table_def *t, const struct cell *row);
     /* Drop dataset name's table and its record (inside the caller's transaction). */
     int (*dataset_drop)(struct store *st, const char *name);
+
+    /* Check the store's integrity as far as the backend can (for `sluice doctor`), without
+     * writing: SQLite runs PRAGMA quick_check; PostgreSQL asks its catalog (every table
+     * present, every index valid, amcheck's bt_index_check when installed). verdict always
+     * gets a line: 0, what was checked ("quick_check ok"); 1, the damage found
+     * ("quick_check: <its first complaint>"); -1, why it could not check (errmsg too). */
+    int (*integrity)(struct store *st, char *verdict, size_t len);
 };
 
 /* The base every backend's handle starts with. */
@@ -587,6 +594,7 @@ int store_row_put(struct store *st, const struct dataset_config *ds, const struc
 #define store_table_dump(st, t, fn, arg) ((st)->ops->table_dump((st), (t), (fn), (arg)))
 #define store_table_load(st, t, row) ((st)->ops->table_load((st), (t), (row)))
 #define store_dataset_drop(st, name) ((st)->ops->dataset_drop((st), (name)))
+#define store_integrity(st, v, len) ((st)->ops->integrity((st), (v), (len)))
 #define store_file_sweep(st, before, dir) ((st)->ops->file_sweep((st), (before), (dir)))
 
 /* The backends' tables (sqlite/sqlite_ops.c, pg/pg_ops.c), which store.c lists. */

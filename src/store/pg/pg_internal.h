@@ -1,9 +1,13 @@
 /*
  * pg_internal.h - the PostgreSQL backend's shared parts (internal to
- * src/store/store_pg*.c). The backend implements every operation of store.h
+ * src/store/pg/, tests aside). The backend implements every operation of store.h
  * (the contracts are there) against the schema in pg_schema.c, with
  * libpq, one connection per struct store, like the SQLite backend: the writer
- * owns one for all writes, each HTTP loop one for reads.
+ * owns one for all writes, each HTTP loop one for reads. pg_conn.c holds the
+ * connection and the helpers every other file calls (pg_exec, pg_fail ...), pg_copy.c
+ * the COPY queue; pg.c (datasets, transactions, rows, DLQ, idempotency), pg_batch.c,
+ * pg_files.c, pg_auth.c, pg_stats.c, pg_alerts.c, pg_dump.c, pg_check.c (integrity) and
+ * pg_schema.c (the migrations) the operations; pg_ops.c the operations table.
  *
  * Parameters are passed as text with PQexecParams (NULL = SQL NULL); integers
  * are formatted with pg_int(). Every function returns what store.h says, and
@@ -101,7 +105,7 @@ int pg_migrate(struct store *st); /* under an advisory lock; makes the key peppe
 int pg_singleton(struct store *st, const char *name);
 int pg_wait_work(struct store *st, int timeout_ms);
 
-/* Every other operation of store.h, same contract, prefixed pg_ (store_pg*.c). */
+/* Every other operation of store.h, same contract, prefixed pg_ (pg*.c). */
 int pg_dataset_sync(struct store *st, const struct dataset_config *ds, char *why, size_t whylen);
 int pg_dataset_check(struct store *st, const struct dataset_config *ds, char *why, size_t whylen);
 int pg_begin(struct store *st);
@@ -201,6 +205,8 @@ int pg_table_dump(struct store *st, const struct table_def *t,
                   int (*fn)(void *arg, const struct cell *row), void *arg);
 int pg_table_load(struct store *st, const struct table_def *t, const struct cell *row);
 int pg_dataset_drop(struct store *st, const char *name);
+/* Integrity (pg_check.c); see store.h. */
+int pg_integrity(struct store *st, char *verdict, size_t len);
 
 /* The schema migrations (pg_schema.c): statements of version i+1. */
 extern const char *const pg_migrations[];

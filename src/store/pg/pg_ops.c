@@ -94,4 +94,5 @@ const struct store_ops store_pg_ops = {
     .table_dump = pg_table_dump,
     .table_load = pg_table_load,
     .dataset_drop = pg_dataset_drop,
+    .integrity = pg_integrity,
 };

@@ -2,7 +2,8 @@
  * sqlite_internal.h - what the files of the SQLite backend (src/store/sqlite/) share.
  * Not for use outside that folder (tests aside). The files, lowest first; each calls only
  * files before it: sqlite_conn.c (failures, exec), sqlite_ckpt.c (checkpoints, its own
- * header), sqlite_schema.c, sqlite_auth.c, sqlite_files.c, sqlite_dump.c, sqlite_stats.c
+ * header), sqlite_schema.c, sqlite_auth.c, sqlite_files.c, sqlite_dump.c, sqlite_check.c
+ * (integrity), sqlite_stats.c
  * (rollups, stats, sentinel queries), sqlite_batch.c, sqlite_alerts.c, sqlite.c
  * (connection, datasets, transactions, rows, DLQ, idempotency), then sqlite_ops.c, the
  * operations table that names them all (store.h has the contracts).
@@ -188,6 +189,8 @@ int sqlite_table_dump(struct store *st, const struct table_def *t,
                       int (*fn)(void *arg, const struct cell *row), void *arg);
 int sqlite_table_load(struct store *st, const struct table_def *t, const struct cell *row);
 int sqlite_dataset_drop(struct store *st, const char *name);
+/* Integrity (sqlite_check.c); see store.h. */
+int sqlite_integrity(struct store *st, char *verdict, size_t len);
 /* Batch files (sqlite_files.c); see store.h. */
 int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
                      const char *data_dir, char **path);

@@ -90,6 +90,7 @@ const struct store_ops store_sqlite_ops = {
     .table_dump = sqlite_table_dump,
     .table_load = sqlite_table_load,
     .dataset_drop = sqlite_dataset_drop,
+    .integrity = sqlite_integrity,
     .file_keep = sqlite_file_keep,
     .file_open = sqlite_file_open,
     .file_drop = sqlite_file_drop,

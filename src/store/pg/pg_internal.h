@@ -6,8 +6,8 @@
  * owns one for all writes, each HTTP loop one for reads. pg_conn.c holds the
  * connection and the helpers every other file calls (pg_exec, pg_fail ...), pg_copy.c
  * the COPY queue; pg.c (datasets, transactions, rows, DLQ, idempotency), pg_batch.c,
- * pg_files.c, pg_auth.c, pg_stats.c, pg_alerts.c, pg_dump.c, pg_check.c (integrity) and
- * pg_schema.c (the migrations) the operations; pg_ops.c the operations table.
+ * pg_files.c, pg_auth.c, pg_stats.c, pg_alerts.c, pg_dump.c and pg_check.c (integrity)
+ * the operations; pg_schema.c the migrations' statements; pg_ops.c the operations table.
  *
  * Parameters are passed as text with PQexecParams (NULL = SQL NULL); integers
  * are formatted with pg_int(). Every function returns what store.h says, and

@@ -6,7 +6,8 @@
  * (integrity), sqlite_stats.c
  * (rollups, stats, sentinel queries), sqlite_batch.c, sqlite_alerts.c, sqlite.c
  * (connection, datasets, transactions, rows, DLQ, idempotency), then sqlite_ops.c, the
- * operations table that names them all (store.h has the contracts).
+ * operations table that names them all (store.h has the contracts). The one reference
+ * back is data, not a call: sqlite_open points each handle at that table.
  */
 #ifndef SLUICE_STORE_SQLITE_INTERNAL_H
 #define SLUICE_STORE_SQLITE_INTERNAL_H

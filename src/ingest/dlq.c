@@ -98,6 +98,8 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
             stored = 1; /* stored, replaced, or skipped as a known duplicate */
         }
     }
+    if (errs.lost || (!stored && errs.n == 0))
+        goto out; /* invalid without a reason recorded: an allocation failed on the way */
     e->attempts++;
     if (stored) {
         if (store_dlq_set(st, e->id, "resolved", e->attempts, NULL, NULL, now) < 0)
@@ -108,7 +110,8 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
         char *etxt = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
         char *codes = ingest_codes(&errs);
         json_decref(ej);
-        int r = store_dlq_set(st, e->id, "open", e->attempts, etxt, codes, now);
+        int r = etxt && codes ? store_dlq_set(st, e->id, "open", e->attempts, etxt, codes, now)
+                              : -1; /* out of memory: the entry stays as it was */
         free(e->errors_json);
         e->errors_json = etxt;
         free(codes);

@@ -119,6 +119,10 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
     in->body_len = body_len;
     in->source = sl_strdup(source && *source ? source : "api");
     in->idem_key = idem_key ? sl_strdup(idem_key) : NULL;
+    if (!in->source || (idem_key && !in->idem_key)) {
+        snprintf(msg, msgcap, "out of memory");
+        return ERR_INTERNAL;
+    }
     in->idem_ttl_ms = (int64_t)cfg->idempotency_ttl_ms;
     in->max_errors = (size_t)cfg->limits.max_errors_per_response;
     in->received_ms = clock_wall_ms();
@@ -191,6 +195,12 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
         }
         r->obj = obj;
     }
+    for (size_t i = 0; i < in->nrows; i++)
+        if (in->rows[i].errs.lost) { /* a row's errors could not all be recorded */
+            snprintf(msg, msgcap, "out of memory");
+            e = ERR_INTERNAL;
+            goto out;
+        }
     in->job.nrows = in->nrows;
     e = SLUICE_OK;
 out:
@@ -318,6 +328,8 @@ int ingest_apply(struct wjob *job, struct store *st)
             in->duplicates++;
         } else {
             schema_key_duplicate(ds->schema, &ds->key_fields, ds->key, r->obj, NULL, &r->errs);
+            if (r->errs.lost)
+                return -1; /* out of memory */
             r->outcome = ROW_REJECTED;
             count_rejected(in, r);
         }
@@ -339,7 +351,7 @@ int ingest_apply(struct wjob *job, struct store *st)
                             .errors_json = errs,
                             .codes = codes,
                             .received_ms = in->received_ms};
-        int rc = store_dlq_add(st, &d, NULL);
+        int rc = errs && codes ? store_dlq_add(st, &d, NULL) : -1; /* -1: out of memory */
         free(errs);
         free(codes);
         if (rc < 0)

@@ -48,6 +48,13 @@ int sqlite_fail(struct sqlite_store *s, const char *what)
     return -1;
 }
 
+int sqlite_oom(struct sqlite_store *s, const char *what)
+{
+    snprintf(s->err, sizeof s->err, "%s: out of memory", what);
+    s->fault = 0;
+    return -1;
+}
+
 #define fail sqlite_fail
 #define exec sqlite_exec
 
@@ -594,7 +601,8 @@ static char *col_strdup(sqlite3_stmt *q, int i)
     return t ? sl_strdup((const char *)t) : NULL;
 }
 
-static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
+/* The row q is on into e (owned strings). -1 when out of memory (e is then released). */
+static int read_entry(sqlite3_stmt *q, struct dlq_entry *e)
 {
     memset(e, 0, sizeof *e);
     e->id = sqlite3_column_int64(q, 0);
@@ -616,6 +624,13 @@ static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
     e->attempts = sqlite3_column_int(q, 9);
     snprintf(e->status, sizeof e->status, "%s", (const char *)sqlite3_column_text(q, 10));
     e->batch_id = col_strdup(q, 11);
+    if (!e->payload || !e->dataset || !e->ingest_id || !e->errors_json ||
+        (!e->batch_id && sqlite3_column_type(q, 11) != SQLITE_NULL) ||
+        (!e->source && sqlite3_column_type(q, 3) != SQLITE_NULL)) {
+        dlq_entry_release(e);
+        return -1;
+    }
+    return 0;
 }
 
 static int sq_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
@@ -626,12 +641,12 @@ static int sq_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
         SQLITE_OK)
         return fail(s, "dlq get");
     sqlite3_bind_int64(q, 1, id);
-    int rc = sqlite3_step(q);
+    int rc = sqlite3_step(q), mem = 0;
     if (rc == SQLITE_ROW)
-        read_entry(q, out);
+        mem = read_entry(q, out);
     sqlite3_finalize(q);
     if (rc == SQLITE_ROW)
-        return 0;
+        return mem < 0 ? sqlite_oom(s, "dlq get") : 0;
     return rc == SQLITE_DONE ? 1 : fail(s, "dlq get");
 }
 
@@ -707,23 +722,26 @@ static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_
         return -1;
     size_t cap = 16, cnt = 0;
     struct dlq_entry *v = sl_malloc(cap * sizeof *v);
-    int rc;
-    while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    int rc = SQLITE_DONE, mem = v ? 0 : -1;
+    while (mem == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (cnt == cap) {
             struct dlq_entry *nv = sl_realloc(v, 2 * cap * sizeof *v);
-            if (!nv)
+            if (!nv) {
+                mem = -1;
                 break;
+            }
             v = nv;
             cap *= 2;
         }
-        read_entry(q, &v[cnt++]);
+        if ((mem = read_entry(q, &v[cnt])) == 0)
+            cnt++;
     }
     sqlite3_finalize(q);
-    if (!v || rc != SQLITE_DONE) {
+    if (mem < 0 || rc != SQLITE_DONE) {
         for (size_t i = 0; v && i < cnt; i++)
             dlq_entry_release(&v[i]);
         free(v);
-        return fail(s, "dlq list");
+        return mem < 0 ? sqlite_oom(s, "dlq list") : fail(s, "dlq list");
     }
     *out = v;
     *n = cnt;

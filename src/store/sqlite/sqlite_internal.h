@@ -57,6 +57,9 @@ struct sqlite_store {
 int sqlite_code_is_fault(int code);
 /* Record "what: sqlite's message" as the store's error, and its class; returns -1. */
 int sqlite_fail(struct sqlite_store *s, const char *what);
+/* Record "what: out of memory" (an allocation of sluice's failed: not a store fault);
+ * returns -1. */
+int sqlite_oom(struct sqlite_store *s, const char *what);
 /* Run SQL without results; -1 with the error recorded. */
 int sqlite_exec(struct sqlite_store *s, const char *sql);
 

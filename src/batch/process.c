@@ -30,6 +30,7 @@
 #include "service/service.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/jsontext.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -139,9 +140,12 @@ static json_t *extra_columns(const struct pass *p, const struct csv_record *rec)
         return NULL;
     json_t *x = json_object();
     for (size_t i = 0; x && i < rec->nfields; i++)
-        if (p->map.field[i] < 0)
+        if (p->map.field[i] < 0 &&
             json_object_set_new(x, p->map.names[i],
-                                json_stringn(rec->fields[i].data, rec->fields[i].len));
+                                json_stringn(rec->fields[i].data, rec->fields[i].len)) != 0) {
+            json_decref(x); /* out of memory */
+            x = NULL;
+        }
     return x;
 }
 
@@ -185,12 +189,20 @@ static json_t *to_row(struct pass *p, const struct csv_record *rec, struct row_e
     const struct schema *s = p->ds->schema;
     json_t *row = json_object();
     for (size_t f = 0; row && f < schema_nfields(s); f++) {
+        if (p->vals[f].kind == VAL_ABSENT)
+            continue;
         json_t *v = row_value_json(&p->vals[f]);
-        if (v)
-            json_object_set_new_nocheck(row, schema_field_name(s, f), v);
+        if (!v || json_object_set_new_nocheck(row, schema_field_name(s, f), v) != 0) {
+            json_decref(row); /* out of memory */
+            row = NULL;
+        }
     }
-    if (schema_allows_extra(s))
-        *extra = extra_columns(p, rec);
+    if (row && schema_allows_extra(s) && p->nunknown && !(*extra = extra_columns(p, rec))) {
+        json_decref(row);
+        row = NULL;
+    }
+    if (!row)
+        errs->lost++; /* out of memory: not the record's fault */
     return row;
 }
 
@@ -201,7 +213,7 @@ static int add_dlq(struct pass *p, const char *raw, size_t raw_len, int64_t rown
     char *etxt = NULL, *ctxt = NULL;
     if (!errors_json || !codes) {
         json_t *ej = row_errors_to_json(errs);
-        etxt = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        etxt = jsontext_dump(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
         ctxt = ingest_codes(errs);
         json_decref(ej);
     }
@@ -243,10 +255,14 @@ static size_t to_values(struct pass *p, const struct csv_record *rec, struct row
 {
     *extra_txt = NULL;
     size_t n = record_values(p, rec, errs);
-    if (n == 0 && schema_allows_extra(p->ds->schema)) {
+    if (n == 0 && schema_allows_extra(p->ds->schema) && p->nunknown) {
         json_t *x = extra_columns(p, rec);
-        *extra_txt = x ? json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        *extra_txt = x ? jsontext_dump(x, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(x);
+        if (!*extra_txt) { /* out of memory: the columns to keep are not lost silently */
+            errs->lost++;
+            n++;
+        }
     }
     return n;
 }
@@ -267,7 +283,7 @@ static int stream_record(struct pass *p, const struct csv_record *rec, int64_t r
     if (bad) { /* the DLQ entry's text, made here rather than on the busier writer */
         p->rejected_by_code[errs.v[0].code]++;
         json_t *ej = row_errors_to_json(&errs);
-        ejson = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        ejson = jsontext_dump(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(ej);
         codes = ingest_codes(&errs);
     }

@@ -1164,6 +1164,8 @@ size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *e
                 x = NULL;
             }
         }
+        if (!x)
+            errs->lost++; /* the fields to keep could not be copied: out of memory */
         *extra = x;
     }
     if (vals != stackv)

@@ -14,10 +14,11 @@
  *
  * In process, not through HTTP: the N-th allocation is then the same one each run (no
  * connection, timer or loop allocating in between), the writer is the real one, and the
- * whole sweep takes a few seconds. Libraries' own allocations (jansson, SQLite, libuv) are
- * not counted (mem.h).
+ * whole sweep takes a few seconds. jansson allocates through util/mem here as in sluice
+ * (main.c); SQLite's own allocations are not counted (mem.h).
  */
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@ static struct writer *w;
 static int64_t stored; /* rows acknowledged so far: the store must hold exactly these */
 static long long next_id = 1;
 static int set_up; /* teardown() has something to release */
+/* What the first successful run of each operation answered and stored (expect_content) */
+static char *push_answer, *push_content, *pass_content, *retry_content, *retry_batch_content;
 
 #define YAML                                                                                       \
     "data_dir: %s\n"                                                                               \
@@ -72,6 +75,7 @@ static int set_up; /* teardown() has something to release */
 static void setup(void)
 {
     char err[512] = "", path[128];
+    json_set_alloc_funcs(sl_malloc, free); /* as main.c: jansson's allocations fail too */
     alarm(300); /* a hang fails the test instead of blocking `make unit` */
     snprintf(dir, sizeof dir, "/tmp/sluice-alloc-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
@@ -103,6 +107,12 @@ static void teardown(void)
         return;
     set_up = 0;
     mem_fail_at(0, 0);
+    char **firsts[] = {&push_answer, &push_content, &pass_content, &retry_content,
+                       &retry_batch_content};
+    for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
+        free(*firsts[i]);
+        *firsts[i] = NULL;
+    }
     writer_stop(w);
     store_close(st);
     config_release(&cfg);
@@ -122,6 +132,48 @@ static void finish(void)
 #if defined(__SANITIZE_ADDRESS__)
     cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (the report is above)");
 #endif
+}
+
+/* The text of a query's first column in its first row (read from the file directly, not
+ * through the store), "" when none; caller frees. sql's %lld are base. */
+static char *digest(const char *fmt, long long base, const char *key)
+{
+    char path[96], *sql = sqlite3_mprintf(fmt, base, base, base + 3, key);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    const unsigned char *t = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_text(q, 0) : NULL;
+    char *out = strdup(t ? (const char *)t : "");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    sqlite3_free(sql);
+    cr_assert_not_null(out);
+    return out;
+}
+
+/* What the 4 rows from id base on hold (relative to base), with the DLQ entries of the
+ * ingest or batch key: the same after every successful run of an operation. */
+#define CONTENT                                                                                    \
+    "SELECT coalesce((SELECT group_concat(x, ';') FROM (SELECT (id - %lld) || ',' || quote(v)"     \
+    " || ',' || quote(d) || ',' || quote(n) || ',' || quote(_extra) || ',' || quote(_source) AS x" \
+    " FROM ds_t WHERE id BETWEEN %lld AND %lld ORDER BY id)), '') || ' | ' || coalesce((SELECT"    \
+    " group_concat(row_no || ',' || errors || ',' || codes || ',' || status, ';') FROM dlq"        \
+    " WHERE ingest_id = %Q), '')"
+
+/* The content of a successful run, against the first one's (*first, set then). */
+static void expect_content(char **first, long long base, const char *key, const char *what, long n)
+{
+    char *got = digest(CONTENT, base, key);
+    if (!*first)
+        *first = got;
+    else {
+        cr_assert_str_eq(got, *first, "%s, allocation %ld failing: stored\n%s\ninstead of\n%s",
+                         what, n, got, *first);
+        free(got);
+    }
 }
 
 /* The rows acknowledged so far are there, and nothing else. */
@@ -192,7 +244,19 @@ static int push(long n, int every)
         cr_assert(in.accepted == 3 && in.rejected == 1 && in.response,
                   "push, allocation %ld failing: %zu accepted, %zu rejected", n, in.accepted,
                   in.rejected);
+        /* the answer after its ingest_id, as the first time */
+        const char *tail = strstr(in.response, "\"received\"");
+        cr_assert_not_null(tail, "%s", in.response);
+        if (!push_answer)
+            cr_assert_not_null(push_answer = strdup(tail));
+        cr_assert_str_eq(tail, push_answer, "push, allocation %ld failing: another answer", n);
+        expect_content(&push_content, id, in.ingest_id, "push", n);
         stored += 3;
+    } else {
+        char *none = digest(CONTENT, id, in.ingest_id);
+        cr_assert_str_eq(none, " | ", "push, allocation %ld failing: %d, yet stored %s", n, status,
+                         none);
+        free(none);
     }
     ingest_release(&in);
     expect_stored("push", n);
@@ -266,6 +330,7 @@ static int pass(long n, int every)
         cr_assert(b.inserted == 2 && b.invalid == 2 && b.total == 4,
                   "pass, allocation %ld failing: %lld inserted, %lld invalid of %lld", n,
                   (long long)b.inserted, (long long)b.invalid, (long long)b.total);
+        expect_content(&pass_content, strtoll(b.id + 4, NULL, 10), b.id, "pass", n);
         stored += 2;
     } else {
         /* The worker records the reason (or, when the store failed, takes it up again). */
@@ -298,7 +363,9 @@ static const struct batch *retry_batch; /* the retried entries' batch, or NULL *
 static int retry(long n, int every)
 {
     const struct batch *b = retry_batch;
-    char payload[128];
+    char payload[128], ingest_id[40];
+    long long rowid = next_id;
+    snprintf(ingest_id, sizeof ingest_id, "ing_%lld", rowid);
     if (b)
         snprintf(payload, sizeof payload, "%lld,xyz,2024-01-31,7,", next_id);
     else
@@ -306,7 +373,7 @@ static int retry(long n, int every)
                  next_id);
     next_id++;
     struct dlq_new e = {.dataset = "t",
-                        .ingest_id = "ing_test",
+                        .ingest_id = ingest_id,
                         .source = "test",
                         .row = 1,
                         .payload = payload,
@@ -335,8 +402,17 @@ static int retry(long n, int every)
     if (status < 500) {
         cr_assert_eq(status, 200, "retry, allocation %ld failing: %d %s", n, status, j.errmsg);
         cr_assert_not_null(j.result, "retry, allocation %ld failing: no item", n);
+        /* the item the client gets is the whole entry */
+        const char *st_txt = json_string_value(json_object_get(j.result, "status"));
+        const char *pl = json_string_value(json_object_get(j.result, "payload"));
+        cr_assert(st_txt && !strcmp(st_txt, "resolved") && pl && !strcmp(pl, payload) &&
+                      json_is_array(json_object_get(j.result, "errors")) &&
+                      json_integer_value(json_object_get(j.result, "id")) == id,
+                  "retry, allocation %ld failing: item %s", n,
+                  st_txt ? st_txt : "without a status");
         cr_assert_str_eq(now.status, "resolved", "retry, allocation %ld failing: %s", n,
                          now.errors_json ? now.errors_json : "");
+        expect_content(b ? &retry_batch_content : &retry_content, rowid, ingest_id, "retry", n);
         stored++;
     } else {
         cr_assert_str_eq(now.status, "open", "retry, allocation %ld failing", n);

@@ -15,6 +15,7 @@
 
 #include "store/pg/pg_internal.h"
 #include "util/buf.h"
+#include "util/jsontext.h"
 #include "util/mem.h"
 
 /* PostgreSQL keeps at most 63 bytes of an identifier; the longest we derive from a
@@ -472,8 +473,12 @@ int pg_row_put(struct store *st, const struct dataset_config *ds, const struct r
         return -1;
     }
     row_values_from_json(ds->schema, row, v);
-    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    int rc = pg_row_put_values(st, ds, m, v, extra_txt, res);
+    char *extra_txt = extra ? jsontext_dump(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    int rc = -1;
+    if (extra && !extra_txt)
+        snprintf(PG(st)->err, sizeof PG(st)->err, "insert: out of memory");
+    else
+        rc = pg_row_put_values(st, ds, m, v, extra_txt, res);
     free(extra_txt);
     if (v != small)
         free(v);

@@ -20,6 +20,7 @@
 #include "util/clock.h"
 
 #include "store/sqlite/sqlite_internal.h"
+#include "util/jsontext.h"
 #include "util/mem.h"
 
 int sqlite_code_is_fault(int code)
@@ -536,8 +537,9 @@ static int sq_row_put(struct store *st, const struct dataset_config *ds, const s
     if (!v)
         return fail(SQ(st), "out of memory");
     row_values_from_json(ds->schema, row, v);
-    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    int rc = sq_row_put_values(st, ds, m, v, extra_txt, res);
+    char *extra_txt = extra ? jsontext_dump(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    int rc = extra && !extra_txt ? sqlite_oom(SQ(st), "insert")
+                                 : sq_row_put_values(st, ds, m, v, extra_txt, res);
     free(extra_txt);
     if (v != small)
         free(v);

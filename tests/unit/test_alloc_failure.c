@@ -1,8 +1,9 @@
 /*
- * test_alloc_failure.c - sluice's own allocations failing one at a time (util/mem.h,
- * mem_fail_at) during the three operations that acknowledge data: a push (ingest_prepare on
- * the caller, ingest_apply on the writer), a batch pass (batch_pass_new/_header/_run with
- * the writer) and a DLQ retry (dlq_apply on the writer), on a temp SQLite store.
+ * test_alloc_failure.c - sluice's allocations (its own and jansson's) failing one at a time
+ * (util/mem.h, mem_fail_at) during the three operations that acknowledge data: a push
+ * (ingest_prepare on the caller, ingest_apply on the writer), a batch pass
+ * (batch_pass_new/_header/_run with the writer) and DLQ retries (dlq_apply on the writer: one
+ * entry, a bulk retry, a batch's record), on a temp SQLite store.
  *
  * For N = 1, 2, ... the N-th allocation from the start of the operation fails, until an
  * operation runs with no failure injected. Each time: nothing crashes (and, under ASan,
@@ -356,6 +357,7 @@ Test(alloc_failure, batch_pass, .init = setup, .fini = teardown)
 /* ---- a DLQ retry ---------------------------------------------------------------------- */
 
 static const struct batch *retry_batch; /* the retried entries' batch, or NULL */
+static int retry_bulk;                  /* a bulk retry (POST /dlq/retry) of the entry's id */
 
 /* A retry of a new open entry (a pushed row, or with retry_batch set one of its CSV
  * records) that is valid now, with the n-th allocation failing (0: none). Returns whether
@@ -385,7 +387,12 @@ static int retry(long n, int every)
     int64_t id = 0;
     cr_assert_eq(store_dlq_add(st, &e, &id), 0, "%s", store_errmsg(st));
 
-    struct dlq_job j = {.op = DLQ_RETRY, .cfg = &cfg, .id = id};
+    struct dlq_job j = {.op = retry_bulk ? DLQ_RETRY_BULK : DLQ_RETRY, .cfg = &cfg, .id = id};
+    if (retry_bulk) {
+        cr_assert_not_null(j.ids = malloc(sizeof *j.ids));
+        j.ids[0] = id;
+        j.nids = 1;
+    }
     j.job.apply = dlq_apply;
     j.job.nrows = 1;
     mem_fail_at(n, every);
@@ -399,7 +406,14 @@ static int retry(long n, int every)
                                       : err_status(j.err);
     struct dlq_entry now;
     cr_assert_eq(store_dlq_get(st, id, &now), 0, "%s", store_errmsg(st));
-    if (status < 500) {
+    if (status < 500 && retry_bulk) {
+        cr_assert(j.matched == 1 && j.resolved == 1 && j.still_open == 0 && !j.more,
+                  "bulk retry, allocation %ld failing: %zu matched, %zu resolved, %zu open", n,
+                  j.matched, j.resolved, j.still_open);
+        cr_assert_str_eq(now.status, "resolved", "bulk retry, allocation %ld failing", n);
+        expect_content(&retry_content, rowid, ingest_id, "bulk retry", n);
+        stored++;
+    } else if (status < 500) {
         cr_assert_eq(status, 200, "retry, allocation %ld failing: %d %s", n, status, j.errmsg);
         cr_assert_not_null(j.result, "retry, allocation %ld failing: no item", n);
         /* the item the client gets is the whole entry */
@@ -429,6 +443,17 @@ Test(alloc_failure, dlq_retry, .init = setup, .fini = teardown)
     retry_batch = NULL;
     retry(0, 0);
     sweep(retry, "DLQ retry");
+    finish();
+}
+
+/* A bulk retry of one entry lists the entries through the store (store_dlq_list). */
+Test(alloc_failure, dlq_retry_bulk, .init = setup, .fini = teardown)
+{
+    push(0, 0);
+    retry_bulk = 1;
+    retry(0, 0);
+    sweep(retry, "bulk DLQ retry");
+    retry_bulk = 0;
     finish();
 }
 

@@ -49,13 +49,6 @@ int sqlite_fail(struct sqlite_store *s, const char *what)
     return -1;
 }
 
-int sqlite_oom(struct sqlite_store *s, const char *what)
-{
-    snprintf(s->err, sizeof s->err, "%s: out of memory", what);
-    s->fault = 0;
-    return -1;
-}
-
 #define fail sqlite_fail
 #define exec sqlite_exec
 
@@ -597,20 +590,15 @@ static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
     "id, dataset, ingest_id, source, row_no, payload, errors, received_ms, updated_ms,"            \
     " attempts, status, batch_id"
 
-static char *col_strdup(sqlite3_stmt *q, int i)
-{
-    const unsigned char *t = sqlite3_column_text(q, i);
-    return t ? sl_strdup((const char *)t) : NULL;
-}
-
 /* The row q is on into e (owned strings). -1 when out of memory (e is then released). */
 static int read_entry(sqlite3_stmt *q, struct dlq_entry *e)
 {
+    int oom = 0;
     memset(e, 0, sizeof *e);
     e->id = sqlite3_column_int64(q, 0);
-    e->dataset = col_strdup(q, 1);
-    e->ingest_id = col_strdup(q, 2);
-    e->source = col_strdup(q, 3);
+    e->dataset = sqlite_col_dup(q, 1, &oom);
+    e->ingest_id = sqlite_col_dup(q, 2, &oom);
+    e->source = sqlite_col_dup(q, 3, &oom);
     e->row = sqlite3_column_int64(q, 4);
     const void *p = sqlite3_column_blob(q, 5);
     e->payload_len = (size_t)sqlite3_column_bytes(q, 5);
@@ -620,15 +608,13 @@ static int read_entry(sqlite3_stmt *q, struct dlq_entry *e)
             memcpy(e->payload, p, e->payload_len);
         e->payload[e->payload_len] = 0;
     }
-    e->errors_json = col_strdup(q, 6);
+    e->errors_json = sqlite_col_dup(q, 6, &oom);
     e->received_ms = sqlite3_column_int64(q, 7);
     e->updated_ms = sqlite3_column_int64(q, 8);
     e->attempts = sqlite3_column_int(q, 9);
     snprintf(e->status, sizeof e->status, "%s", (const char *)sqlite3_column_text(q, 10));
-    e->batch_id = col_strdup(q, 11);
-    if (!e->payload || !e->dataset || !e->ingest_id || !e->errors_json ||
-        (!e->batch_id && sqlite3_column_type(q, 11) != SQLITE_NULL) ||
-        (!e->source && sqlite3_column_type(q, 3) != SQLITE_NULL)) {
+    e->batch_id = sqlite_col_dup(q, 11, &oom);
+    if (oom || !e->payload) {
         dlq_entry_release(e);
         return -1;
     }
@@ -728,15 +714,12 @@ static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_
     while (mem == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (cnt == cap) {
             struct dlq_entry *nv = sl_realloc(v, 2 * cap * sizeof *v);
-            if (!nv) {
-                mem = -1;
+            if ((mem = nv ? 0 : -1) < 0)
                 break;
-            }
             v = nv;
             cap *= 2;
         }
-        if ((mem = read_entry(q, &v[cnt])) == 0)
-            cnt++;
+        cnt += (mem = read_entry(q, &v[cnt])) == 0;
     }
     sqlite3_finalize(q);
     if (mem < 0 || rc != SQLITE_DONE) {
@@ -810,16 +793,16 @@ static int sq_idem_get(struct store *st, const char *dataset, const char *key,
         return fail(s, "idempotency");
     sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
+    int rc = sqlite3_step(q), oom = 0;
     if (rc == SQLITE_ROW) {
         snprintf(out->sha256, sizeof out->sha256, "%s", (const char *)sqlite3_column_text(q, 0));
         out->status = sqlite3_column_int(q, 1);
-        out->response = col_strdup(q, 2);
+        out->response = sqlite_col_dup(q, 2, &oom);
         out->created_ms = sqlite3_column_int64(q, 3);
     }
     sqlite3_finalize(q);
     if (rc == SQLITE_ROW)
-        return 0;
+        return oom ? sqlite_oom(s, "idempotency") : 0;
     return rc == SQLITE_DONE ? 1 : fail(s, "idempotency");
 }
 

@@ -45,39 +45,34 @@ static char *col(sqlite3_stmt *q, int i)
 /* The row q is on into b (owned strings). -1 when out of memory (b is then released). */
 static int read_batch(sqlite3_stmt *q, struct batch *b)
 {
+    int oom = 0;
     memset(b, 0, sizeof *b);
-    b->id = col(q, 0);
-    b->dataset = col(q, 1);
-    b->source = col(q, 2);
-    b->filename = col(q, 3);
-    b->path = col(q, 4);
+    b->id = sqlite_col_dup(q, 0, &oom);
+    b->dataset = sqlite_col_dup(q, 1, &oom);
+    b->source = sqlite_col_dup(q, 2, &oom);
+    b->filename = sqlite_col_dup(q, 3, &oom);
+    b->path = sqlite_col_dup(q, 4, &oom);
     b->bytes = sqlite3_column_int64(q, 5);
-    b->sha256 = col(q, 6);
-    b->status = col(q, 7);
-    b->rejection_reason = col(q, 8);
+    b->sha256 = sqlite_col_dup(q, 6, &oom);
+    b->status = sqlite_col_dup(q, 7, &oom);
+    b->rejection_reason = sqlite_col_dup(q, 8, &oom);
     b->error_threshold_percent = sqlite3_column_double(q, 9);
     b->total = sqlite3_column_int64(q, 10);
     b->inserted = sqlite3_column_int64(q, 11);
     b->invalid = sqlite3_column_int64(q, 12);
     b->duplicate = sqlite3_column_int64(q, 13);
     b->attempts = sqlite3_column_int(q, 14);
-    b->worker = col(q, 15);
+    b->worker = sqlite_col_dup(q, 15, &oom);
     b->lease_until_ms = sqlite3_column_int64(q, 16);
     b->heartbeat_ms = sqlite3_column_int64(q, 17);
     b->created_ms = sqlite3_column_int64(q, 18);
     b->updated_ms = sqlite3_column_int64(q, 19);
     b->started_ms = sqlite3_column_int64(q, 20);
     b->finished_ms = sqlite3_column_int64(q, 21);
-    b->content_type = col(q, 22);
-    char **text[] = {&b->id,     &b->dataset, &b->source,           &b->filename, &b->path,
-                     &b->sha256, &b->status,  &b->rejection_reason, &b->worker,   &b->content_type};
-    const int at[] = {0, 1, 2, 3, 4, 6, 7, 8, 15, 22};
-    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
-        if (!*text[i] && sqlite3_column_type(q, at[i]) != SQLITE_NULL) {
-            batch_release(b);
-            return -1;
-        }
-    return 0;
+    b->content_type = sqlite_col_dup(q, 22, &oom);
+    if (oom)
+        batch_release(b);
+    return oom ? -1 : 0;
 }
 
 static void bind_text_or_null(sqlite3_stmt *q, int i, const char *s)

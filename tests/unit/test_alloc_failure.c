@@ -1,8 +1,8 @@
 /*
  * test_alloc_failure.c - sluice's allocations (its own and jansson's) failing one at a time
  * (util/mem.h, mem_fail_at) during the three operations that acknowledge data: a push
- * (ingest_prepare on the caller, ingest_apply on the writer), a batch pass
- * (batch_pass_new/_header/_run with the writer) and DLQ retries (dlq_apply on the writer: one
+ * (ingest_prepare on the caller, ingest_apply on the writer; and sent again, replayed), a batch
+ * pass (batch_pass_new/_header/_run with the writer) and DLQ retries (dlq_apply on the writer: one
  * entry, a bulk retry, a batch's record), on a temp SQLite store.
  *
  * For N = 1, 2, ... the N-th allocation from the start of the operation fails, until an
@@ -54,7 +54,8 @@ static int64_t stored; /* rows acknowledged so far: the store must hold exactly 
 static long long next_id = 1;
 static int set_up; /* teardown() has something to release */
 /* What the first successful run of each operation answered and stored (expect_content) */
-static char *push_answer, *push_content, *pass_content, *retry_content, *retry_batch_content;
+static char *push_answer, *push_content, *pass_content, *retry_content, *retry_batch_content,
+    *replay_answer;
 
 #define YAML                                                                                       \
     "data_dir: %s\n"                                                                               \
@@ -108,8 +109,8 @@ static void teardown(void)
         return;
     set_up = 0;
     mem_fail_at(0, 0);
-    char **firsts[] = {&push_answer, &push_content, &pass_content, &retry_content,
-                       &retry_batch_content};
+    char **firsts[] = {&push_answer,   &push_content,        &pass_content,
+                       &retry_content, &retry_batch_content, &replay_answer};
     for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
         free(*firsts[i]);
         *firsts[i] = NULL;
@@ -268,6 +269,46 @@ Test(alloc_failure, push, .init = setup, .fini = teardown)
 {
     push(0, 0); /* acknowledged before any failure */
     sweep(push, "push");
+    finish();
+}
+
+/* The same push sent again with its Idempotency-Key, with the n-th allocation failing (0:
+ * none): the first time it is stored, then its stored answer is replayed (idem_get), or a
+ * 5xx. Returns whether an allocation failed. */
+static int replay(long n, int every)
+{
+    const char *body = "{\"id\":1000000,\"v\":\"abc\"}\n{\"id\":1000001,\"v\":\"BAD\"}\n";
+    char msg[512] = "";
+    struct ingest in = {0};
+    char *copy = strdup(body);
+    cr_assert_not_null(copy);
+    mem_fail_at(n, every);
+    enum sluice_err e = ingest_prepare(&in, ds, &cfg, INGEST_NDJSON, copy, strlen(copy), "test",
+                                       "replayed-key", msg, sizeof msg);
+    int rc = e == SLUICE_OK ? writer_run(w, &in.job) : -1;
+    int failed = mem_failures() > 0;
+    mem_fail_at(0, 0);
+    int status = push_status(e, rc, &in);
+    if (status < 500) {
+        cr_assert(status == 207 && in.response, "replay, allocation %ld failing: %d %s", n, status,
+                  in.response ? in.response : msg);
+        if (!replay_answer) { /* the first time: stored */
+            cr_assert_not_null(replay_answer = strdup(in.response));
+            stored += 1;
+        } else {
+            cr_assert(in.replayed, "replay, allocation %ld failing: not replayed", n);
+            cr_assert_str_eq(in.response, replay_answer, "replay, allocation %ld failing", n);
+        }
+    }
+    ingest_release(&in);
+    expect_stored("replay", n);
+    return failed;
+}
+
+Test(alloc_failure, push_replayed, .init = setup, .fini = teardown)
+{
+    replay(0, 0);
+    sweep(replay, "replayed push");
     finish();
 }
 

@@ -29,6 +29,7 @@
 #include "writer/writer.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/jsontext.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -72,13 +73,21 @@ struct pass {
     int64_t lease_ms; /* the worker's lease, renewed at the end of the pass */
     int lost;         /* another worker holds the batch now */
     int store_failed; /* the store failed under the pass (batch_pass_store_failed) */
+    int oom;          /* the pass failed for want of memory (reason "out of memory") */
 };
 
 #define TICK_RECORDS 50000
 
+/* The pass fails for want of memory. */
+static void no_memory(struct pass *p)
+{
+    snprintf(p->reason, sizeof p->reason, "out of memory");
+    p->oom = 1;
+}
+
 static void colmap_release(struct colmap *m)
 {
-    for (size_t i = 0; i < m->ncols; i++)
+    for (size_t i = 0; m->names && i < m->ncols; i++) /* names is NULL when out of memory */
         free(m->names[i]);
     free(m->names);
     free(m->field);
@@ -98,12 +107,12 @@ static int read_header(struct pass *p, const struct csv_record *rec)
     m->names = sl_calloc(rec->nfields ? rec->nfields : 1, sizeof *m->names);
     m->field = sl_calloc(rec->nfields ? rec->nfields : 1, sizeof *m->field);
     if (!m->names || !m->field) {
-        snprintf(p->reason, sizeof p->reason, "out of memory");
+        no_memory(p);
         return -1;
     }
     for (size_t i = 0; i < rec->nfields; i++)
         if (!(m->names[i] = sl_strndup(rec->fields[i].data, rec->fields[i].len))) {
-            snprintf(p->reason, sizeof p->reason, "out of memory");
+            no_memory(p);
             return -1;
         }
     if (cells_map_header(p->ds->schema, rec->fields, rec->nfields, m->field, p->reason,
@@ -113,7 +122,7 @@ static int read_header(struct pass *p, const struct csv_record *rec)
     p->unknown = sl_calloc(m->ncols ? m->ncols : 1, sizeof *p->unknown);
     p->nunknown = 0;
     if (!p->unknown) {
-        snprintf(p->reason, sizeof p->reason, "out of memory");
+        no_memory(p);
         return -1;
     }
     for (size_t i = 0; i < m->ncols; i++)
@@ -130,9 +139,12 @@ static json_t *extra_columns(const struct pass *p, const struct csv_record *rec)
         return NULL;
     json_t *x = json_object();
     for (size_t i = 0; x && i < rec->nfields; i++)
-        if (p->map.field[i] < 0)
+        if (p->map.field[i] < 0 &&
             json_object_set_new(x, p->map.names[i],
-                                json_stringn(rec->fields[i].data, rec->fields[i].len));
+                                json_stringn(rec->fields[i].data, rec->fields[i].len)) != 0) {
+            json_decref(x); /* out of memory */
+            x = NULL;
+        }
     return x;
 }
 
@@ -144,13 +156,13 @@ static size_t record_values(struct pass *p, const struct csv_record *rec, struct
     if (rec->error) {
         row_errors_add(errs, rec->error, NULL, "%s",
                        rec->error_message ? rec->error_message : err_message(rec->error));
-        return errs->n;
+        return errs->n + errs->lost;
     }
     if (rec->nfields != p->map.ncols) {
         row_errors_add(errs, ERR_COLUMN_COUNT_MISMATCH, NULL,
                        "line %lld: %zu fields, the header has %zu", (long long)rec->line,
                        rec->nfields, p->map.ncols);
-        return errs->n;
+        return errs->n + errs->lost;
     }
     size_t nf = schema_nfields(s);
     for (size_t f = 0; f < nf; f++)
@@ -162,7 +174,7 @@ static size_t record_values(struct pass *p, const struct csv_record *rec, struct
                         errs);
     }
     schema_validate_values(s, p->vals, (const char *const *)p->unknown, p->nunknown, errs);
-    return errs->n;
+    return errs->n + errs->lost;
 }
 
 /* Validate one data record; returns the row as JSON, keyed by field name (valid), or NULL
@@ -176,12 +188,20 @@ static json_t *to_row(struct pass *p, const struct csv_record *rec, struct row_e
     const struct schema *s = p->ds->schema;
     json_t *row = json_object();
     for (size_t f = 0; row && f < schema_nfields(s); f++) {
+        if (p->vals[f].kind == VAL_ABSENT)
+            continue;
         json_t *v = row_value_json(&p->vals[f]);
-        if (v)
-            json_object_set_new_nocheck(row, schema_field_name(s, f), v);
+        if (!v || json_object_set_new_nocheck(row, schema_field_name(s, f), v) != 0) {
+            json_decref(row); /* out of memory */
+            row = NULL;
+        }
     }
-    if (schema_allows_extra(s))
-        *extra = extra_columns(p, rec);
+    if (row && schema_allows_extra(s) && p->nunknown && !(*extra = extra_columns(p, rec))) {
+        json_decref(row);
+        row = NULL;
+    }
+    if (!row)
+        errs->lost++; /* out of memory: not the record's fault */
     return row;
 }
 
@@ -192,7 +212,7 @@ static int add_dlq(struct pass *p, const char *raw, size_t raw_len, int64_t rown
     char *etxt = NULL, *ctxt = NULL;
     if (!errors_json || !codes) {
         json_t *ej = row_errors_to_json(errs);
-        etxt = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        etxt = jsontext_dump(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
         ctxt = ingest_codes(errs);
         json_decref(ej);
     }
@@ -234,10 +254,14 @@ static size_t to_values(struct pass *p, const struct csv_record *rec, struct row
 {
     *extra_txt = NULL;
     size_t n = record_values(p, rec, errs);
-    if (n == 0 && schema_allows_extra(p->ds->schema)) {
+    if (n == 0 && schema_allows_extra(p->ds->schema) && p->nunknown) {
         json_t *x = extra_columns(p, rec);
-        *extra_txt = x ? json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        *extra_txt = x ? jsontext_dump(x, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(x);
+        if (!*extra_txt) { /* out of memory: the columns to keep are not lost silently */
+            errs->lost++;
+            n++;
+        }
     }
     return n;
 }
@@ -249,10 +273,16 @@ static int stream_record(struct pass *p, const struct csv_record *rec, int64_t r
     char *extra_txt;
     size_t bad = to_values(p, rec, &errs, &extra_txt);
     char *ejson = NULL, *codes = NULL;
+    if (errs.lost) { /* invalid, but not recorded why: the pass fails */
+        no_memory(p);
+        free(extra_txt);
+        row_errors_release(&errs);
+        return -1;
+    }
     if (bad) { /* the DLQ entry's text, made here rather than on the busier writer */
         p->rejected_by_code[errs.v[0].code]++;
         json_t *ej = row_errors_to_json(&errs);
-        ejson = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        ejson = jsontext_dump(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(ej);
         codes = ingest_codes(&errs);
     }
@@ -271,7 +301,9 @@ static int fail_record(struct pass *p, const struct csv_record *rec, int64_t row
     p->total++;
     if (to_values(p, rec, &errs, &extra)) {
         p->invalid++;
-        if (add_errors(p, rowno, &errs) < 0)
+        if (errs.lost)
+            rc = -1; /* out of memory */
+        else if (add_errors(p, rowno, &errs) < 0)
             rc = 2;
     }
     free(extra);
@@ -358,6 +390,10 @@ static int store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
         return 0;
     p->refused++;
     schema_key_duplicate(p->ds->schema, &p->ds->key_fields, p->ds->key, NULL, r->vals, &r->errs);
+    if (r->errs.lost) {
+        snprintf(p->job_reason, sizeof p->job_reason, "out of memory");
+        return -1;
+    }
     return add_errors(p, r->rowno, &r->errs) < 0 ||
                    add_dlq(p, r->raw, r->raw_len, r->rowno, &r->errs, NULL, NULL) < 0
                ? -1
@@ -391,7 +427,8 @@ static int stream_apply(struct wjob *job, struct store *st)
         rowqueue_give_back(p->rq, c);
     }
     if (rc < 0) {
-        snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
+        if (!p->job_reason[0]) /* else store_one() said why */
+            snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
         p->store_failed = store_conn_lost(st);
         rowqueue_abort(p->rq);
         return -1;
@@ -484,7 +521,7 @@ static int batch_scan(struct pass *p)
     if (rc == 2 && p->st)
         snprintf(p->reason, sizeof p->reason, "the store failed: %s", store_errmsg(p->st));
     else if (rc < 0 && !p->reason[0])
-        snprintf(p->reason, sizeof p->reason, "out of memory");
+        no_memory(p);
     free(chunk);
     csv_reader_destroy(r);
     fclose(f);
@@ -569,13 +606,13 @@ int batch_pass_run(struct pass *p, struct writer *w)
     p->st = NULL;
     p->over_threshold = 0;
     p->reason[0] = p->job_reason[0] = 0;
-    p->lost = p->store_failed = 0;
+    p->lost = p->store_failed = p->oom = 0;
     memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
     size_t nf = schema_nfields(p->ds->schema);
     p->rq = rowqueue_new(nf);
     int rc = -1;
     if (!p->rq) {
-        snprintf(p->reason, sizeof p->reason, "out of memory");
+        no_memory(p);
     } else {
         struct stream_job j = {.job = {.nrows = 1, .apply = stream_apply, .skip = stream_skip},
                                .p = p};
@@ -653,7 +690,10 @@ json_t *batch_retry_row(const struct sluice_config *cfg, const struct dataset_co
     if (!p)
         return NULL;
     if (header_only(p, b) < 0) {
-        row_errors_add(errs, ERR_MALFORMED_CSV, NULL, "%s", batch_pass_reason(p));
+        if (p->oom)
+            errs->lost++; /* not the record's fault */
+        else
+            row_errors_add(errs, ERR_MALFORMED_CSV, NULL, "%s", batch_pass_reason(p));
         batch_pass_destroy(p);
         return NULL;
     }
@@ -662,10 +702,13 @@ json_t *batch_retry_row(const struct sluice_config *cfg, const struct dataset_co
     if (r) {
         csv_feed(r, raw, len);
         csv_feed(r, "\n", 1);
-        csv_finish(r);
+        if (csv_finish(r) < 0) /* out of memory */
+            errs->lost++;
+    } else {
+        errs->lost++;
     }
     csv_reader_destroy(r);
-    if (!o.seen && !errs->n)
+    if (!o.seen && !errs->n && !errs->lost)
         row_errors_add(errs, ERR_MALFORMED_CSV, NULL, "the stored record is empty");
     batch_pass_destroy(p);
     *extra = o.extra;

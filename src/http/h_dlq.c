@@ -65,14 +65,21 @@ void h_dlq_list(struct http_conn *c, struct http_request *r)
     }
     json_t *items = json_array();
     size_t shown = n > (size_t)limit ? (size_t)limit : n;
-    for (size_t i = 0; i < shown; i++)
-        json_array_append_new(items, dlq_item_json(&v[i]));
+    int oom = !items;
+    for (size_t i = 0; i < shown && !oom; i++)
+        oom = json_array_append_new(items, dlq_item_json(&v[i])) != 0;
     char cur[32];
     snprintf(cur, sizeof cur, "%lld", shown ? (long long)v[shown - 1].id : 0LL);
     json_t *next = hq_cursor_json("dlq", f.desc, n > shown ? cur : NULL);
     for (size_t i = 0; i < n; i++)
         dlq_entry_release(&v[i]);
     free(v);
+    if (oom) { /* a page short of an entry would look complete */
+        json_decref(items);
+        json_decref(next);
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+        return;
+    }
     http_reply_json(c, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next), NULL);
 }
 
@@ -92,8 +99,12 @@ void h_dlq_get(struct http_conn *c, struct http_request *r)
         http_reply_error(c, ERR_NOT_FOUND, "no DLQ entry %lld", (long long)id);
         return;
     }
-    http_reply_json(c, 200, dlq_item_json(&e), NULL);
+    json_t *item = dlq_item_json(&e);
     dlq_entry_release(&e);
+    if (!item)
+        http_reply_error(c, ERR_INTERNAL, "out of memory");
+    else
+        http_reply_json(c, 200, item, NULL);
 }
 
 /* A DLQ job on its way through the writer and back to the loop. */

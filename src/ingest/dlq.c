@@ -12,26 +12,33 @@
 #include "ingest/ingest.h"
 #include "ingest/rows.h"
 #include "util/clock.h"
+#include "util/jsontext.h"
 #include "util/utf8.h"
 #include "util/mem.h"
 
 json_t *dlq_item_json(const struct dlq_entry *e)
 {
     char rat[32], uat[32];
-    json_t *payload;
+    json_t *payload = NULL;
+    unsigned long failures = mem_thread_failures();
     int b64 = !utf8_valid(e->payload, e->payload_len) || memchr(e->payload, 0, e->payload_len);
     if (b64) {
         size_t cap = 4 * ((e->payload_len + 2) / 3) + 1;
         unsigned char *out = sl_malloc(cap);
         int n =
             out ? EVP_EncodeBlock(out, (const unsigned char *)e->payload, (int)e->payload_len) : 0;
-        payload = json_stringn(out ? (char *)out : "", out ? (size_t)n : 0);
+        payload = out ? json_stringn((char *)out, (size_t)n) : NULL;
         free(out);
     } else {
         payload = json_stringn(e->payload, e->payload_len);
     }
     json_error_t jerr;
     json_t *errs = e->errors_json ? json_loads(e->errors_json, 0, &jerr) : NULL;
+    if (!payload || mem_thread_failures() != failures) { /* out of memory: no item, not a part */
+        json_decref(payload);
+        json_decref(errs);
+        return NULL;
+    }
     return json_pack("{s:I,s:s,s:s,s:s?,s:I,s:o,s:b,s:o,s:s,s:s,s:i,s:s}", "id", (json_int_t)e->id,
                      "dataset", e->dataset ? e->dataset : "", "ingest_id",
                      e->ingest_id ? e->ingest_id : "", "source", e->source, "row",
@@ -80,6 +87,8 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
             pe = rows_parse(e->payload, e->payload_len, j->cfg->limits.max_row_bytes,
                             j->cfg->limits.max_json_depth, &obj, &syntax, why, sizeof why);
         }
+        if (pe == ERR_INTERNAL) /* out of memory */
+            goto out;
         if (pe != SLUICE_OK)
             row_errors_add(&errs, pe, NULL, "%s", why);
         else
@@ -98,6 +107,8 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
             stored = 1; /* stored, replaced, or skipped as a known duplicate */
         }
     }
+    if (errs.lost || (!stored && errs.n == 0))
+        goto out; /* invalid without a reason recorded: an allocation failed on the way */
     e->attempts++;
     if (stored) {
         if (store_dlq_set(st, e->id, "resolved", e->attempts, NULL, NULL, now) < 0)
@@ -105,10 +116,11 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
         snprintf(e->status, sizeof e->status, "resolved");
     } else {
         json_t *ej = row_errors_to_json(&errs);
-        char *etxt = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *etxt = jsontext_dump(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
         char *codes = ingest_codes(&errs);
         json_decref(ej);
-        int r = store_dlq_set(st, e->id, "open", e->attempts, etxt, codes, now);
+        int r = etxt && codes ? store_dlq_set(st, e->id, "open", e->attempts, etxt, codes, now)
+                              : -1; /* out of memory: the entry stays as it was */
         free(e->errors_json);
         e->errors_json = etxt;
         free(codes);
@@ -160,8 +172,8 @@ static int single(struct dlq_job *j, struct store *st)
         rc = retry_entry(j, st, &e) < 0 ? -1 : 0;
         j->status = 200;
     }
-    if (rc == 0 && j->status == 200)
-        j->result = dlq_item_json(&e);
+    if (rc == 0 && j->status == 200 && !(j->result = dlq_item_json(&e)))
+        rc = -1; /* out of memory */
     dlq_entry_release(&e);
     return rc;
 }

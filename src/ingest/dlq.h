@@ -14,7 +14,7 @@
 #include "writer/writer.h"
 #include "store/store.h"
 
-/* The API's JSON form of an entry (new reference). */
+/* The API's JSON form of an entry (new reference; NULL when out of memory). */
 json_t *dlq_item_json(const struct dlq_entry *e);
 
 enum dlq_op { DLQ_RETRY, DLQ_DROP, DLQ_RETRY_BULK, DLQ_DROP_BULK };

@@ -13,6 +13,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/jsontext.h"
 #include "util/utf8.h"
 #include "util/hex.h"
 #include "util/mem.h"
@@ -119,6 +120,10 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
     in->body_len = body_len;
     in->source = sl_strdup(source && *source ? source : "api");
     in->idem_key = idem_key ? sl_strdup(idem_key) : NULL;
+    if (!in->source || (idem_key && !in->idem_key)) {
+        snprintf(msg, msgcap, "out of memory");
+        return ERR_INTERNAL;
+    }
     in->idem_ttl_ms = (int64_t)cfg->idempotency_ttl_ms;
     in->max_errors = (size_t)cfg->limits.max_errors_per_response;
     in->received_ms = clock_wall_ms();
@@ -170,7 +175,7 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
             re = rows_parse(p, r->len, cfg->limits.max_row_bytes, cfg->limits.max_json_depth, &obj,
                             &syntax, why, sizeof why);
         }
-        if (re != SLUICE_OK && syntax && fmt == INGEST_JSON) {
+        if (re == ERR_INTERNAL || (re != SLUICE_OK && syntax && fmt == INGEST_JSON)) {
             /* The document itself is not JSON: the whole request is refused. */
             snprintf(msg, msgcap, "row %lld: %s", (long long)r->row, why);
             e = re;
@@ -191,6 +196,12 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
         }
         r->obj = obj;
     }
+    for (size_t i = 0; i < in->nrows; i++)
+        if (in->rows[i].errs.lost) { /* a row's errors could not all be recorded */
+            snprintf(msg, msgcap, "out of memory");
+            e = ERR_INTERNAL;
+            goto out;
+        }
     in->job.nrows = in->nrows;
     e = SLUICE_OK;
 out:
@@ -219,9 +230,13 @@ static char *build_response(struct ingest *in)
                 break;
             }
             struct row_error *re = &r->errs.v[k];
-            json_array_append_new(errs, json_pack("{s:I,s:s?,s:s,s:s}", "row", (json_int_t)r->row,
-                                                  "field", re->field, "code", err_name(re->code),
-                                                  "message", re->message ? re->message : ""));
+            if (json_array_append_new(errs,
+                                      json_pack("{s:I,s:s?,s:s,s:s}", "row", (json_int_t)r->row,
+                                                "field", re->field, "code", err_name(re->code),
+                                                "message", re->message ? re->message : "")) != 0) {
+                json_decref(errs); /* out of memory: no answer rather than a short one */
+                return NULL;
+            }
             nerr++;
         }
     }
@@ -229,7 +244,7 @@ static char *build_response(struct ingest *in)
                           (json_int_t)in->nrows, "accepted", (json_int_t)in->accepted, "rejected",
                           (json_int_t)in->rejected, "duplicates", (json_int_t)in->duplicates,
                           "errors", errs, "errors_truncated", truncated);
-    char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *txt = jsontext_dump(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(j);
     return txt;
 }
@@ -291,8 +306,10 @@ int ingest_apply(struct wjob *job, struct store *st)
                 json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code",
                                       err_name(ERR_IDEMPOTENCY_KEY_REUSED), "message",
                                       "this Idempotency-Key was used with a different body");
-                in->response = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                in->response = jsontext_dump(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
                 json_decref(j);
+                if (!in->response)
+                    return -1; /* out of memory */
             }
             return 0;
         }
@@ -318,6 +335,8 @@ int ingest_apply(struct wjob *job, struct store *st)
             in->duplicates++;
         } else {
             schema_key_duplicate(ds->schema, &ds->key_fields, ds->key, r->obj, NULL, &r->errs);
+            if (r->errs.lost)
+                return -1; /* out of memory */
             r->outcome = ROW_REJECTED;
             count_rejected(in, r);
         }
@@ -327,7 +346,7 @@ int ingest_apply(struct wjob *job, struct store *st)
         if (r->outcome != ROW_REJECTED)
             continue;
         json_t *ej = row_errors_to_json(&r->errs);
-        char *errs = json_dumps(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *errs = jsontext_dump(ej, JSON_COMPACT | JSON_PRESERVE_ORDER);
         char *codes = ingest_codes(&r->errs);
         json_decref(ej);
         struct dlq_new d = {.dataset = ds->name,
@@ -339,7 +358,7 @@ int ingest_apply(struct wjob *job, struct store *st)
                             .errors_json = errs,
                             .codes = codes,
                             .received_ms = in->received_ms};
-        int rc = store_dlq_add(st, &d, NULL);
+        int rc = errs && codes ? store_dlq_add(st, &d, NULL) : -1; /* -1: out of memory */
         free(errs);
         free(codes);
         if (rc < 0)

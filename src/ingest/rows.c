@@ -368,9 +368,15 @@ enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int 
         snprintf(msg, cap, "nesting deeper than %d levels", max_depth);
         return ERR_NESTING_TOO_DEEP;
     }
+    unsigned long failures = mem_thread_failures();
     json_t *j = json_loadb(p, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (!j) {
         enum json_error_code code = json_error_code(&jerr);
+        /* jansson tells some of its allocation failures as a syntax error */
+        if (code == json_error_out_of_memory || mem_thread_failures() != failures) {
+            snprintf(msg, cap, "out of memory");
+            return ERR_INTERNAL;
+        }
         if (!utf8_valid(p, len)) { /* checked only on failure: jansson validates UTF-8 too */
             *syntax = 1;
             snprintf(msg, cap, "the row is not valid UTF-8");

@@ -35,7 +35,8 @@ enum sluice_err rows_split_ndjson(const char *body, size_t len, struct row_span 
 /*
  * Parse one row's bytes into *out (new reference). Returns SLUICE_OK, or the
  * row's error: MALFORMED_JSON, INVALID_UTF8, NESTING_TOO_DEEP, ROW_TOO_LARGE,
- * DUPLICATE_FIELD, NUL_CHARACTER, NUMBER_TOO_LARGE, with a message.
+ * DUPLICATE_FIELD, NUL_CHARACTER, NUMBER_TOO_LARGE, with a message; INTERNAL
+ * when out of memory (not the row's error: the caller fails).
  * *syntax is set to 1 when the bytes are not JSON at all (MALFORMED_JSON,
  * INVALID_UTF8), 0 when they are JSON that sluice refuses to store.
  */

@@ -109,8 +109,10 @@ void row_errors_add(struct row_errors *e, enum sluice_err code, const char *fiel
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 8;
         struct row_error *v = sl_realloc(e->v, cap * sizeof *v);
-        if (!v)
+        if (!v) {
+            e->lost++;
             return;
+        }
         e->v = v;
         e->cap = cap;
     }
@@ -127,6 +129,7 @@ void row_errors_add(struct row_errors *e, enum sluice_err code, const char *fiel
     if (!msg || (field && !fcopy)) {
         free(msg);
         free(fcopy);
+        e->lost++;
         return;
     }
     e->v[e->n++] = (struct row_error){.code = code, .field = fcopy, .message = msg};
@@ -139,6 +142,7 @@ void row_errors_clear(struct row_errors *e)
         free(e->v[i].message);
     }
     e->n = 0;
+    e->lost = 0;
 }
 
 void row_errors_release(struct row_errors *e)

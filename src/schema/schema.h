@@ -117,12 +117,15 @@ struct row_error {
     char *message; /* owned */
 };
 
-/* A growable list of row errors; owns its elements. Zero-initialise before use. */
+/* A growable list of row errors; owns its elements. Zero-initialise before use.
+ * lost counts the errors that could not be recorded (out of memory): a row with lost != 0
+ * is invalid although v may not say why, so whoever reports it fails instead (5xx). */
 struct row_errors {
     struct row_error *v;
     size_t n, cap;
+    size_t lost;
 };
-/* Append a copy of field and a formatted message. */
+/* Append a copy of field and a formatted message (or count it in lost). */
 void row_errors_add(struct row_errors *e, enum sluice_err code, const char *field, const char *fmt,
                     ...) __attribute__((format(printf, 4, 5)));
 void row_errors_clear(struct row_errors *e);   /* empties, keeps capacity */

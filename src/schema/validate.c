@@ -221,7 +221,7 @@ static int reported(const struct row_errors *e, size_t n, const struct field *f)
 size_t schema_validate_values(const struct schema *s, const struct row_value *vals,
                               const char *const *unknown, size_t n_unknown, struct row_errors *errs)
 {
-    size_t before = errs->n;
+    size_t before = errs->n, lost = errs->lost;
     for (size_t i = 0; i < s->n; i++)
         if (vals[i].kind != VAL_ABSENT)
             check_field(&s->f[i], &vals[i], errs);
@@ -232,26 +232,26 @@ size_t schema_validate_values(const struct schema *s, const struct row_value *va
         for (size_t i = 0; i < s->n; i++)
             if (vals[i].kind == VAL_ABSENT && !(before && reported(errs, before, &s->f[i])))
                 check_required(s, i, errs);
-    return errs->n - before;
+    return errs->n - before + (errs->lost - lost);
 }
 
 size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *errs, json_t **extra)
 {
-    size_t before = errs->n;
+    size_t before = errs->n, lost = errs->lost;
     if (extra)
         *extra = NULL;
     if (!json_is_object(row)) {
         row_errors_add(errs, ERR_NOT_AN_OBJECT, NULL, "expected a JSON object, got %s",
                        row ? schema_json_kind(row) : "nothing");
-        return errs->n - before;
+        return errs->n - before + (errs->lost - lost);
     }
 
     /* One pass over the row: which declared fields it has, and how many others. */
     json_t *stackv[STACK_FIELDS];
     json_t **vals = stackv;
     if (s->n > STACK_FIELDS && !(vals = sl_malloc(s->n * sizeof *vals))) {
-        row_errors_add(errs, ERR_INTERNAL, NULL, "out of memory");
-        return errs->n - before;
+        errs->lost++; /* not validated: out of memory */
+        return errs->n - before + (errs->lost - lost);
     }
     if (s->n)
         memset(vals, 0, s->n * sizeof *vals);
@@ -281,7 +281,7 @@ size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *e
             if (!vals[i])
                 check_required(s, i, errs);
 
-    if (extra && nunknown && s->allow_extra && errs->n == before) {
+    if (extra && nunknown && s->allow_extra && errs->n == before && errs->lost == lost) {
         json_t *x = json_object();
         for (void *it = json_object_iter(row); x && it; it = json_object_iter_next(row, it)) {
             const char *key = json_object_iter_key(it);
@@ -292,9 +292,11 @@ size_t schema_validate(const struct schema *s, json_t *row, struct row_errors *e
                 x = NULL;
             }
         }
+        if (!x)
+            errs->lost++; /* the fields to keep could not be copied: out of memory */
         *extra = x;
     }
     if (vals != stackv)
         free(vals);
-    return errs->n - before;
+    return errs->n - before + (errs->lost - lost);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "schema/values.h"
+#include "util/jsontext.h"
 #include "util/mem.h"
 
 /* Every backend; the only place in src/store/ (outside the backends' folders) that names
@@ -133,8 +134,10 @@ int store_row_put(struct store *st, const struct dataset_config *ds, const struc
     if (!v)
         return st->ops->nomem(st);
     row_values_from_json(ds->schema, row, v);
-    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    int rc = store_row_put_values(st, ds, m, v, extra_txt, res);
+    /* whole or NULL: json_dumps can leave a key out when its buffer cannot grow */
+    char *extra_txt = extra ? jsontext_dump(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    int rc = extra && !extra_txt ? st->ops->nomem(st)
+                                 : store_row_put_values(st, ds, m, v, extra_txt, res);
     free(extra_txt);
     if (v != small)
         free(v);

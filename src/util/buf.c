@@ -14,6 +14,7 @@ void buf_init(struct buf *b, size_t max)
     b->data = NULL;
     b->len = b->cap = 0;
     b->max = max;
+    b->failed = 0;
 }
 
 void buf_release(struct buf *b)
@@ -26,12 +27,15 @@ void buf_release(struct buf *b)
 void buf_reset(struct buf *b)
 {
     b->len = 0;
+    b->failed = 0;
     if (b->data)
         b->data[0] = 0;
 }
 
 static int buf_grow(struct buf *b, size_t need)
 {
+    if (b->failed)
+        return -1;
     if (need + 1 <= b->cap)
         return 0;
     if (need > b->max)
@@ -42,8 +46,11 @@ static int buf_grow(struct buf *b, size_t need)
     if (cap > b->max + 1)
         cap = b->max + 1;
     char *p = sl_realloc(b->data, cap);
-    if (!p)
+    if (!p) {
+        buf_release(b); /* whole or missing (buf.h) */
+        b->failed = 1;
         return -1;
+    }
     b->data = p;
     b->cap = cap;
     return 0;
@@ -116,9 +123,10 @@ int buf_append_json_str(struct buf *b, const char *s, size_t n)
     if (buf_append(b, "\"", 1) == 0)
         return 0;
 fail:
-    b->len = start;
-    if (b->data)
+    if (b->data) { /* else out of memory: nothing is left (failed) */
+        b->len = start;
         b->data[start] = 0;
+    }
     return -1;
 }
 
@@ -127,8 +135,9 @@ char *buf_steal(struct buf *b, size_t *len)
     char *p = b->data;
     if (len)
         *len = b->len;
-    if (!p)
+    if (!p && !b->failed)
         p = sl_calloc(1, 1);
+    b->failed = 0;
     b->data = NULL;
     b->len = b->cap = 0;
     return p;

@@ -26,29 +26,44 @@ static int injected(void)
     return 0;
 }
 
+static _Thread_local unsigned long thread_failures;
+
+/* p, counting it on this thread when it is NULL. */
+static void *counted(void *p)
+{
+    if (!p)
+        thread_failures++;
+    return p;
+}
+
 void *sl_malloc(size_t n)
 {
-    return injected() ? NULL : malloc(n);
+    return counted(injected() ? NULL : malloc(n));
 }
 
 void *sl_calloc(size_t count, size_t size)
 {
-    return injected() ? NULL : calloc(count, size);
+    return counted(injected() ? NULL : calloc(count, size));
 }
 
 void *sl_realloc(void *p, size_t n)
 {
-    return injected() ? NULL : realloc(p, n);
+    return counted(injected() ? NULL : realloc(p, n));
 }
 
 char *sl_strdup(const char *s)
 {
-    return injected() ? NULL : strdup(s);
+    return counted(injected() ? NULL : strdup(s));
 }
 
 char *sl_strndup(const char *s, size_t n)
 {
-    return injected() ? NULL : strndup(s, n);
+    return counted(injected() ? NULL : strndup(s, n));
+}
+
+unsigned long mem_thread_failures(void)
+{
+    return thread_failures;
 }
 
 void mem_fail_at(long n, int every)

@@ -7,8 +7,10 @@
  * mem_fail_at(n): the n-th allocation from then on returns NULL (and, with every set, each
  * one after it too), the way curl's `runtests -t` and Fluent Bit's flb_mem.h test theirs.
  * Disarmed (the default, and always outside tests) the cost is one relaxed atomic load.
- * Libraries allocate on their own (jansson, libuv, SQLite, libpq): this covers sluice's
- * own calls only.
+ * Libraries allocate on their own (libuv, SQLite, libpq): this covers sluice's own calls,
+ * and jansson's, which main.c (and tests/unit/test_alloc_failure.c) route here with
+ * json_set_alloc_funcs(sl_malloc, free), so that mem_thread_failures() tells a parse that
+ * failed for want of memory from bad JSON.
  *
  * Thread-safe: the counter is atomic; any thread may allocate while a test arms it.
  */
@@ -29,5 +31,8 @@ void mem_fail_at(long n, int every);
 /* Allocations made since the last mem_fail_at() (armed or not) and failures injected. */
 long mem_calls(void);
 long mem_failures(void);
+/* Allocations that returned NULL on the calling thread so far (injected or not; never
+ * reset): compare before and after a call whose failure may be for want of memory. */
+unsigned long mem_thread_failures(void);
 
 #endif

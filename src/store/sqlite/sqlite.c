@@ -24,6 +24,7 @@
 #include "util/clock.h"
 
 #include "store/sqlite/sqlite_internal.h"
+#include "util/jsontext.h"
 #include "util/mem.h"
 
 #define fail sqlite_fail
@@ -524,19 +525,15 @@ int sqlite_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
     "id, dataset, ingest_id, source, row_no, payload, errors, received_ms, updated_ms,"            \
     " attempts, status, batch_id"
 
-static char *col_strdup(sqlite3_stmt *q, int i)
+/* The row q is on into e (owned strings). -1 when out of memory (e is then released). */
+static int read_entry(sqlite3_stmt *q, struct dlq_entry *e)
 {
-    const unsigned char *t = sqlite3_column_text(q, i);
-    return t ? sl_strdup((const char *)t) : NULL;
-}
-
-static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
-{
+    int oom = 0;
     memset(e, 0, sizeof *e);
     e->id = sqlite3_column_int64(q, 0);
-    e->dataset = col_strdup(q, 1);
-    e->ingest_id = col_strdup(q, 2);
-    e->source = col_strdup(q, 3);
+    e->dataset = sqlite_col_dup(q, 1, &oom);
+    e->ingest_id = sqlite_col_dup(q, 2, &oom);
+    e->source = sqlite_col_dup(q, 3, &oom);
     e->row = sqlite3_column_int64(q, 4);
     const void *p = sqlite3_column_blob(q, 5);
     e->payload_len = (size_t)sqlite3_column_bytes(q, 5);
@@ -546,12 +543,17 @@ static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
             memcpy(e->payload, p, e->payload_len);
         e->payload[e->payload_len] = 0;
     }
-    e->errors_json = col_strdup(q, 6);
+    e->errors_json = sqlite_col_dup(q, 6, &oom);
     e->received_ms = sqlite3_column_int64(q, 7);
     e->updated_ms = sqlite3_column_int64(q, 8);
     e->attempts = sqlite3_column_int(q, 9);
     snprintf(e->status, sizeof e->status, "%s", (const char *)sqlite3_column_text(q, 10));
-    e->batch_id = col_strdup(q, 11);
+    e->batch_id = sqlite_col_dup(q, 11, &oom);
+    if (oom || !e->payload) {
+        dlq_entry_release(e);
+        return -1;
+    }
+    return 0;
 }
 
 int sqlite_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
@@ -562,12 +564,12 @@ int sqlite_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
         SQLITE_OK)
         return fail(s, "dlq get");
     sqlite3_bind_int64(q, 1, id);
-    int rc = sqlite3_step(q);
+    int rc = sqlite3_step(q), mem = 0;
     if (rc == SQLITE_ROW)
-        read_entry(q, out);
+        mem = read_entry(q, out);
     sqlite3_finalize(q);
     if (rc == SQLITE_ROW)
-        return 0;
+        return mem < 0 ? sqlite_oom(s, "dlq get") : 0;
     return rc == SQLITE_DONE ? 1 : fail(s, "dlq get");
 }
 
@@ -642,23 +644,23 @@ int sqlite_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_ent
         return -1;
     size_t cap = 16, cnt = 0;
     struct dlq_entry *v = sl_malloc(cap * sizeof *v);
-    int rc;
-    while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    int rc = SQLITE_DONE, mem = v ? 0 : -1;
+    while (mem == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (cnt == cap) {
             struct dlq_entry *nv = sl_realloc(v, 2 * cap * sizeof *v);
-            if (!nv)
+            if ((mem = nv ? 0 : -1) < 0)
                 break;
             v = nv;
             cap *= 2;
         }
-        read_entry(q, &v[cnt++]);
+        cnt += (mem = read_entry(q, &v[cnt])) == 0;
     }
     sqlite3_finalize(q);
-    if (!v || rc != SQLITE_DONE) {
+    if (mem < 0 || rc != SQLITE_DONE) {
         for (size_t i = 0; v && i < cnt; i++)
             dlq_entry_release(&v[i]);
         free(v);
-        return fail(s, "dlq list");
+        return mem < 0 ? sqlite_oom(s, "dlq list") : fail(s, "dlq list");
     }
     *out = v;
     *n = cnt;
@@ -724,16 +726,16 @@ int sqlite_idem_get(struct store *st, const char *dataset, const char *key, stru
         return fail(s, "idempotency");
     sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
+    int rc = sqlite3_step(q), oom = 0;
     if (rc == SQLITE_ROW) {
         snprintf(out->sha256, sizeof out->sha256, "%s", (const char *)sqlite3_column_text(q, 0));
         out->status = sqlite3_column_int(q, 1);
-        out->response = col_strdup(q, 2);
+        out->response = sqlite_col_dup(q, 2, &oom);
         out->created_ms = sqlite3_column_int64(q, 3);
     }
     sqlite3_finalize(q);
     if (rc == SQLITE_ROW)
-        return 0;
+        return oom ? sqlite_oom(s, "idempotency") : 0;
     return rc == SQLITE_DONE ? 1 : fail(s, "idempotency");
 }
 

@@ -42,32 +42,37 @@ static char *col(sqlite3_stmt *q, int i)
     return t ? sl_strdup((const char *)t) : NULL;
 }
 
-static void read_batch(sqlite3_stmt *q, struct batch *b)
+/* The row q is on into b (owned strings). -1 when out of memory (b is then released). */
+static int read_batch(sqlite3_stmt *q, struct batch *b)
 {
+    int oom = 0;
     memset(b, 0, sizeof *b);
-    b->id = col(q, 0);
-    b->dataset = col(q, 1);
-    b->source = col(q, 2);
-    b->filename = col(q, 3);
-    b->path = col(q, 4);
+    b->id = sqlite_col_dup(q, 0, &oom);
+    b->dataset = sqlite_col_dup(q, 1, &oom);
+    b->source = sqlite_col_dup(q, 2, &oom);
+    b->filename = sqlite_col_dup(q, 3, &oom);
+    b->path = sqlite_col_dup(q, 4, &oom);
     b->bytes = sqlite3_column_int64(q, 5);
-    b->sha256 = col(q, 6);
-    b->status = col(q, 7);
-    b->rejection_reason = col(q, 8);
+    b->sha256 = sqlite_col_dup(q, 6, &oom);
+    b->status = sqlite_col_dup(q, 7, &oom);
+    b->rejection_reason = sqlite_col_dup(q, 8, &oom);
     b->error_threshold_percent = sqlite3_column_double(q, 9);
     b->total = sqlite3_column_int64(q, 10);
     b->inserted = sqlite3_column_int64(q, 11);
     b->invalid = sqlite3_column_int64(q, 12);
     b->duplicate = sqlite3_column_int64(q, 13);
     b->attempts = sqlite3_column_int(q, 14);
-    b->worker = col(q, 15);
+    b->worker = sqlite_col_dup(q, 15, &oom);
     b->lease_until_ms = sqlite3_column_int64(q, 16);
     b->heartbeat_ms = sqlite3_column_int64(q, 17);
     b->created_ms = sqlite3_column_int64(q, 18);
     b->updated_ms = sqlite3_column_int64(q, 19);
     b->started_ms = sqlite3_column_int64(q, 20);
     b->finished_ms = sqlite3_column_int64(q, 21);
-    b->content_type = col(q, 22);
+    b->content_type = sqlite_col_dup(q, 22, &oom);
+    if (oom)
+        batch_release(b);
+    return oom ? -1 : 0;
 }
 
 static void bind_text_or_null(sqlite3_stmt *q, int i, const char *s)
@@ -138,12 +143,12 @@ int sqlite_batch_get(struct store *st, const char *id, struct batch *out)
                            NULL) != SQLITE_OK)
         return sqlite_fail(s, "batch get");
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
+    int rc = sqlite3_step(q), mem = 0;
     if (rc == SQLITE_ROW)
-        read_batch(q, out);
+        mem = read_batch(q, out);
     sqlite3_finalize(q);
     if (rc == SQLITE_ROW)
-        return 0;
+        return mem < 0 ? sqlite_oom(s, "batch get") : 0;
     return rc == SQLITE_DONE ? 1 : sqlite_fail(s, "batch get");
 }
 
@@ -184,22 +189,27 @@ int sqlite_batch_list(struct store *st, const struct batch_filter *f, struct bat
     sqlite3_bind_int64(q, 8, f->created_before_ms);
     size_t cap = 16, cnt = 0;
     struct batch *v = sl_malloc(cap * sizeof *v);
-    while (v && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    int mem = v ? 0 : -1;
+    rc = SQLITE_DONE;
+    while (mem == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (cnt == cap) {
             struct batch *nv = sl_realloc(v, 2 * cap * sizeof *v);
-            if (!nv)
+            if (!nv) {
+                mem = -1;
                 break;
+            }
             v = nv;
             cap *= 2;
         }
-        read_batch(q, &v[cnt++]);
+        if ((mem = read_batch(q, &v[cnt])) == 0)
+            cnt++;
     }
     sqlite3_finalize(q);
-    if (!v || rc != SQLITE_DONE) {
+    if (mem < 0 || rc != SQLITE_DONE) {
         for (size_t i = 0; v && i < cnt; i++)
             batch_release(&v[i]);
         free(v);
-        return sqlite_fail(s, "batch list");
+        return mem < 0 ? sqlite_oom(s, "batch list") : sqlite_fail(s, "batch list");
     }
     *out = v;
     *n = cnt;
@@ -226,7 +236,7 @@ int sqlite_batch_claim(struct store *st, const char *worker, int64_t now_ms, int
     if (rc == SQLITE_DONE)
         return 1;
     if (!id)
-        return sqlite_fail(s, "batch claim");
+        return rc == SQLITE_ROW ? sqlite_oom(s, "batch claim") : sqlite_fail(s, "batch claim");
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE batches SET status = 'staging', worker = ?2,"
                            " attempts = attempts + 1,"

@@ -13,9 +13,11 @@
 #define SLUICE_STORE_SQLITE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <stdio.h>
 
 #include "store/rollup_acc.h"
 #include "store/store.h"
+#include "util/mem.h"
 
 struct ds_stmt {
     struct ds_stmt *next;
@@ -64,6 +66,23 @@ struct sqlite_store {
 int sqlite_code_is_fault(int code);
 /* Record "what: sqlite's message" as the store's error, and its class; returns -1. */
 int sqlite_fail(struct sqlite_store *s, const char *what);
+/* Record "what: out of memory" (an allocation of sluice's failed: not a store fault);
+ * returns -1. */
+static inline int sqlite_oom(struct sqlite_store *s, const char *what)
+{
+    snprintf(s->err, sizeof s->err, "%s: out of memory", what);
+    s->fault = 0;
+    return -1;
+}
+/* A copy of column i's text (NULL for NULL); *oom = 1 when the copy failed. */
+static inline char *sqlite_col_dup(sqlite3_stmt *q, int i, int *oom)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    char *c = t ? sl_strdup((const char *)t) : NULL;
+    if (t && !c)
+        *oom = 1;
+    return c;
+}
 /* Run SQL without results; -1 with the error recorded. */
 int sqlite_exec(struct sqlite_store *s, const char *sql);
 

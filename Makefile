@@ -40,7 +40,7 @@ $(eval $(call flavour,build/asan,$(ASAN_FLAGS)))
 UNIT_BINS      := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS))
 UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format format-check fuzz fuzz-smoke
+.PHONY: all deps run test layers unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format format-check fuzz fuzz-smoke
 all: build/sluice
 
 deps:
@@ -84,10 +84,11 @@ e2e-asan: build/asan/sluice
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-# Everything: format check, unit tests (release and sanitized), a seeded fuzz run, integration
-# tests (release and sanitized).
+# Everything: format check, the layer check, unit tests (release and sanitized), a seeded fuzz
+# run, integration tests (release and sanitized).
 test: deps
 	$(MAKE) format-check
+	$(MAKE) layers
 	$(MAKE) build/sluice build/asan/sluice
 	$(MAKE) unit unit-asan
 	$(MAKE) unit-pg
@@ -102,6 +103,12 @@ docs: build/sluice
 bench: build/sluice
 	sh scripts/install-deps.sh --bench
 	bash bench/run.sh
+
+# The layering is checked, not hoped for: the checker's own tests, then src/'s includes against
+# the map in docs/architecture.md (its ```layers block).
+layers:
+	@$(PYTHON) -m unittest -q tests/layers/test_check_layers.py
+	@$(PYTHON) scripts/check-layers.py
 
 # Style is checked, not argued: .clang-format (clang-format 14).
 format-check:

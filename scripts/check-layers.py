@@ -17,6 +17,9 @@ and the check cannot drift. Its syntax, one statement a line, `#` starts a comme
   allow store/store.c store/backends.c -> store/sqlite store/pg
                        these files may include those layers even if they are above; at most
                        one of the listed files may actually do it
+  module auth/jwt auth/jwk  # why
+                       units of one folder that are one module (a private header shared by
+                       its .c files): no circle is reported between them; the why is required
 
 Standard library only. Usage: check-layers.py [--root DIR] [--map FILE]; exit 0 when clean,
 1 with one line per problem (file:line, the two layers), 2 when the map cannot be read.
@@ -36,17 +39,28 @@ class MapError(Exception):
 
 
 def parse_map(text):
-    """Returns (rank: {layer: int}, allows: [(files, layers)]) from the ```layers block."""
+    """Returns (rank: {layer: int}, allows: [(files, layers)], modules: {unit: module}) from
+    the ```layers block."""
     lines = text.splitlines()
     start = next((i for i, l in enumerate(lines) if BLOCK_RE.match(l)), None)
     if start is None:
         raise MapError("no ```layers block")
-    rank, allows = {}, []
+    rank, allows, modules = {}, [], {}
     for i in range(start + 1, len(lines)):
-        line = lines[i].split("#", 1)[0].strip()
+        line, _, why = lines[i].partition("#")
+        line = line.strip()
         if lines[i].strip() == "```":
             break
         if not line:
+            continue
+        if line.startswith("module "):
+            units = line[len("module ") :].split()
+            if len(units) < 2 or len({os.path.dirname(u) for u in units}) != 1:
+                raise MapError(f"line {i + 1}: module UNIT UNIT... (units of one folder)")
+            if not why.strip():
+                raise MapError(f"line {i + 1}: a module says why (# ...)")
+            for u in units:
+                modules[u] = "+".join(units)
             continue
         if line.startswith("allow "):
             left, sep, right = line[len("allow ") :].partition("->")
@@ -67,7 +81,7 @@ def parse_map(text):
         for name in layers:
             if name not in rank:
                 raise MapError(f"allow names {name}, which is not a layer")
-    return rank, allows
+    return rank, allows, modules
 
 
 def sources(src):
@@ -178,7 +192,7 @@ def cycles(graph):
 def check(root, map_path):
     """Returns the list of problems, one line each."""
     with open(map_path, encoding="utf-8") as f:
-        rank, allows = parse_map(f.read())
+        rank, allows, modules = parse_map(f.read())
     src = os.path.join(root, "src")
     files = sources(src)
     known = set(files)
@@ -206,6 +220,7 @@ def check(root, map_path):
                 continue
             if theirs == mine:
                 a, b = unit_of(rel), unit_of(target)
+                a, b = modules.get(a, a), modules.get(b, b)
                 if a != b:
                     unit_edges.setdefault(a, {}).setdefault(b, (rel, no, target))
                 continue

@@ -31,6 +31,7 @@ store/sqlite store/pg
 writer   # a comment
 main.c
 allow store/store.c store/backends.c -> store/sqlite store/pg
+module writer/m writer/m_inside  # m_inside.h is m's private header
 ```
 """
 
@@ -47,6 +48,10 @@ GOOD = {
     "src/writer/b.h": "",
     "src/writer/b.c": '#include "writer/b.h"\n',
     "src/main.c": '#include "writer/a.h"\n',
+    # a module with a private header: m.c and m_load.c include m_inside.h, which includes m.h
+    "src/writer/m.h": "",
+    "src/writer/m_inside.h": '#include "writer/m.h"\n',
+    "src/writer/m.c": '#include "writer/m.h"\n#include "writer/m_inside.h"\n',
 }
 
 
@@ -136,6 +141,25 @@ class CheckLayers(unittest.TestCase):
         rc, out, _ = self.run_on(files)
         self.assertEqual(rc, 1)
         self.assertIn("circle in writer: writer/a -> writer/b -> writer/c -> writer/a", out)
+
+    def test_circle_outside_a_declared_module_is_printed(self):
+        files = dict(GOOD)
+        files["src/writer/m.c"] += '#include "writer/b.h"\n'
+        files["src/writer/b.c"] = '#include "writer/m_inside.h"\n'
+        rc, out, _ = self.run_on(files)
+        self.assertEqual(rc, 1)
+        self.assertIn("circle in writer: writer/b -> writer/m+writer/m_inside -> writer/b", out)
+
+    def test_private_header_is_a_circle_unless_the_map_says_module(self):
+        no_module = "".join(l for l in MAP.splitlines(True) if not l.startswith("module "))
+        rc, out, _ = self.run_on(GOOD, map_text=no_module)
+        self.assertEqual(rc, 1)
+        self.assertIn("circle in writer: writer/m -> writer/m_inside -> writer/m", out)
+
+    def test_module_without_why_is_an_error(self):
+        rc, _, err = self.run_on(GOOD, map_text=MAP.replace("  # m_inside.h is m's private header", ""))
+        self.assertEqual(rc, 2)
+        self.assertIn("a module says why", err)
 
     def test_map_without_block_is_an_error(self):
         rc, _, err = self.run_on(GOOD, map_text="# Architecture\n\nno map here\n")

@@ -14,6 +14,7 @@
 
 #include "auth/audit.h"
 #include "batch/batch.h"
+#include "http/router.h"
 #include "http/server.h"
 #include "writer/writer.h"
 #include "ops/alerts.h"
@@ -133,7 +134,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     if (make_dirs(cfg->data_dir, err, errlen) < 0)
         return -1;
     s->store_uri = sl_strdup(cfg->storage);
-    metrics_init();
+    metrics_init(http_nroutes, router_label);
     store_set_query_observer(metrics_query_duration);
     audit_configure(cfg->audit.max_pending);
 
@@ -154,8 +155,10 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         return -1;
     }
 
-    s->writer = writer_start(s->store_uri, cfg->writer.queue_max_jobs, cfg->writer.max_group_rows,
-                             err, errlen);
+    struct writer_opts wo = {.queue_max_jobs = cfg->writer.queue_max_jobs,
+                             .max_group_rows = cfg->writer.max_group_rows,
+                             .commit_seconds = metrics_commit_duration};
+    s->writer = writer_start_opts(s->store_uri, &wo, err, errlen);
     if (!s->writer)
         return -1;
     if (sync_datasets(s, cfg, err, errlen) < 0)

@@ -70,19 +70,24 @@ unit-pg: $(PG_UNIT_BINS)
 	$(PG_VIRTUALENV) sh -c 'set -e; for t in $(PG_UNIT_BINS); do echo "== $$t (PostgreSQL)"; \
 	  SLUICE_TEST_PG="" $$t --jobs 2; done'
 
+# The integration suites run E2E_JOBS tests at a time (pytest-xdist; tests/e2e/conftest.py
+# says why that is safe). E2E_JOBS=0 runs them one by one.
+E2E_JOBS ?= 2
+E2E_PYTEST = $(PYTHON) -m pytest -q -p no:cacheprovider -n $(E2E_JOBS)
+
 e2e: build/sluice
-	SLUICE_BIN=$(CURDIR)/build/sluice $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	SLUICE_BIN=$(CURDIR)/build/sluice $(E2E_PYTEST) tests/e2e $(PYTEST_ARGS)
 
 # The same integration suite against PostgreSQL: a throwaway cluster (pg_virtualenv), a fresh
 # database per test server (tests/e2e/conftest.py, SLUICE_TEST_STORE=postgres).
 e2e-pg: build/sluice
 	$(PG_VIRTUALENV) sh -c 'SLUICE_TEST_STORE=postgres SLUICE_BIN=$(CURDIR)/build/sluice \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)'
+	  $(E2E_PYTEST) tests/e2e $(PYTEST_ARGS)'
 
 e2e-asan: build/asan/sluice
 	SLUICE_BIN=$(CURDIR)/build/asan/sluice SLUICE_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	  $(E2E_PYTEST) tests/e2e $(PYTEST_ARGS)
 
 # Everything: format check, the layer check, unit tests (release and sanitized), a seeded fuzz
 # run, integration tests (release and sanitized).

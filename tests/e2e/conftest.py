@@ -10,11 +10,12 @@ only hold on SQLite is marked `@pytest.mark.sqlite_only("why")` and skipped othe
 
 The tests run in parallel (pytest-xdist, `-n 2` in the Makefile): every server has its own
 port (free_port: claimed, so no two tests of any run on this machine get the same one), its
-own data directory (tmp_path) and, on PostgreSQL, its own database. A test file that stops
-the whole cluster (STOPS_THE_CLUSTER) runs alone: its tests hold the cluster lock
-exclusively, every other PostgreSQL test holds it shared (_cluster_lock)."""
+own data directory (tmp_path) and, on PostgreSQL, its own database. A test that stops the
+whole cluster (test_pg_outage.Outage, see STOPS_THE_CLUSTER) runs alone: it holds the
+cluster lock exclusively, every other PostgreSQL test holds it shared (_cluster_lock)."""
 import decimal
 import fcntl
+import inspect
 import json
 import os
 import re
@@ -154,9 +155,17 @@ def free_port():
 
 # ---------------------------------------------------------------- the PostgreSQL cluster lock
 
-# Test files that stop the cluster the PG* variables point at (every other test's database
-# is on it): their tests run while no other test runs.
-STOPS_THE_CLUSTER = {"test_pg_outage.py"}
+# What a test's code calls to stop the cluster the PG* variables point at (every other
+# test's database is on it): a test whose code names it runs while no other test runs.
+STOPS_THE_CLUSTER = ("Outage(",)
+
+
+def _stops_the_cluster(item):
+    try:
+        code = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return False
+    return any(name in code for name in STOPS_THE_CLUSTER)
 
 
 @pytest.fixture(autouse=True)
@@ -171,7 +180,7 @@ def _cluster_lock(request):
     tag = f"{os.environ.get('PGHOST', '')}:{os.environ.get('PGPORT', '5432')}"
     tag = re.sub(r"[^A-Za-z0-9]+", "_", tag)
     base = os.path.join(tempfile.gettempdir(), f"sluice-e2e-pg-{tag}")
-    exclusive = request.node.path.name in STOPS_THE_CLUSTER
+    exclusive = _stops_the_cluster(request.node)
     with open(base + ".gate", "a") as gate, open(base + ".lock", "a") as lock:
         fcntl.flock(gate, fcntl.LOCK_EX)
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)

@@ -55,6 +55,7 @@ VALUE_TYPES = {
 
 
 def pytest_configure(config):
+    _sweep_port_claims()
     config.addinivalue_line(
         "markers", "sqlite_only(reason): the test can only hold on the SQLite store; "
                    "skipped when SLUICE_TEST_STORE is not sqlite")
@@ -130,6 +131,21 @@ def wait_for(pred, timeout=30, what="condition"):
 # kernel may give a port that was just closed again. A claim older than PORT_HOLD_S is stale.
 PORTS_DIR = os.path.join(tempfile.gettempdir(), "sluice-e2e-ports")
 PORT_HOLD_S = 600
+
+
+def _sweep_port_claims():
+    """Remove the stale claims (older than PORT_HOLD_S) of earlier runs."""
+    try:
+        names = os.listdir(PORTS_DIR)
+    except OSError:
+        return
+    now = time.time()
+    for n in names:
+        try:
+            if now - os.stat(os.path.join(PORTS_DIR, n)).st_mtime > PORT_HOLD_S:
+                os.unlink(os.path.join(PORTS_DIR, n))
+        except OSError:
+            pass  # another worker removed it first
 
 
 def free_port():

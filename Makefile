@@ -135,6 +135,6 @@ fuzz-smoke: build/fuzz/fuzz_ingest
 
 # libFuzzer target for the ingest parsers (clang): make fuzz && ./build/fuzz/fuzz_ingest -max_total_time=60
 fuzz: build/fuzz/fuzz_ingest
-build/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c src/ingest/rows.c src/schema/schema.c src/schema/formats.c src/util/utf8.c src/util/errors.c
+build/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c src/ingest/rows.c src/schema/schema.c src/schema/compile.c src/schema/checks.c src/schema/validate.c src/schema/formats.c src/util/utf8.c src/util/errors.c src/util/mem.c
 	@mkdir -p $(dir $@)
 	clang -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -ljansson -lpcre2-8

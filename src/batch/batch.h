@@ -18,11 +18,15 @@
 #include "config/config.h"
 #include "store/store.h"
 
-struct service;
 struct batch_pool;
+struct catalog_source;
+struct writer;
 
-/* Start workers (cfg batches.workers; 0 starts none). NULL when workers is 0. */
-struct batch_pool *batch_pool_start(struct service *svc, int workers);
+/* Start workers (cfg batches.workers; 0 starts none). NULL when workers is 0, or when out of
+ * memory (the caller tells them apart by workers). writer, catalogs and store_uri are
+ * borrowed until batch_pool_stop(). */
+struct batch_pool *batch_pool_start(struct writer *writer, struct catalog_source *catalogs,
+                                    const char *store_uri, int workers);
 /* Tell the workers a batch is waiting (after an upload or a reset). */
 void batch_pool_kick(struct batch_pool *p);
 /* Let the current batches finish (their transaction commits or rolls back), then stop. */

@@ -27,7 +27,6 @@
 #include "ingest/ingest.h"
 #include "schema/schema.h"
 #include "writer/writer.h"
-#include "service/service.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"

@@ -11,9 +11,9 @@
 
 #include "batch/batch.h"
 #include "batch/process.h"
+#include "config/catalog.h"
 #include "writer/writer.h"
 #include "ops/metrics.h"
-#include "service/service.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -29,7 +29,9 @@ struct worker {
 };
 
 struct batch_pool {
-    struct service *svc;
+    struct writer *writer;           /* borrowed from the service */
+    struct catalog_source *catalogs; /* borrowed */
+    const char *store_uri;           /* borrowed */
     struct worker *w;
     int n;
     pthread_mutex_t mu;
@@ -81,7 +83,7 @@ static int run(struct worker *w, struct bjob *j)
     j->job.apply = bjob_apply;
     j->job.nrows = 1;
     j->w = w;
-    return writer_run(w->pool->svc->writer, &j->job);
+    return writer_run(w->pool->writer, &j->job);
 }
 
 static int set_status(struct worker *w, struct batch *b, const char *status, const char *reason)
@@ -115,7 +117,7 @@ static void set_current(struct worker *w, const char *id)
 
 static void process(struct worker *w, struct batch *b)
 {
-    struct catalog *cat = service_catalog(w->pool->svc);
+    struct catalog *cat = catalog_get(w->pool->catalogs);
     const struct sluice_config *cfg = &cat->cfg;
     const struct dataset_config *ds = config_dataset(cfg, b->dataset);
     char reason[600], m[1200];
@@ -149,7 +151,7 @@ static void process(struct worker *w, struct batch *b)
         set_status(w, b, ds->on_duplicate == ON_DUP_UPSERT ? "upserting" : "inserting", NULL) < 0)
         goto out;
     set_current(w, b->id);
-    int rc = batch_pass_run(p, w->pool->svc->writer);
+    int rc = batch_pass_run(p, w->pool->writer);
     set_current(w, "");
     if (rc == 1) {
         snprintf(reason, sizeof reason, "%s", batch_pass_reason(p));
@@ -189,7 +191,7 @@ out:
 static struct store *open_store(struct worker *w)
 {
     char err[256], m[600];
-    w->st = store_open(w->pool->svc->store_uri, 1, err, sizeof err);
+    w->st = store_open(w->pool->store_uri, 1, err, sizeof err);
     if (!w->st)
         log_warn("batch", "the worker cannot open the store", "\"worker\":\"%s\",\"error\":\"%s\"",
                  w->id, log_json_str(m, sizeof m, err, (size_t)-1));
@@ -211,7 +213,7 @@ static void *worker_main(void *arg)
             sleep(1); /* the store is away: claim nothing that could not be read */
             continue;
         }
-        struct catalog *cat = service_catalog(pool->svc);
+        struct catalog *cat = catalog_get(pool->catalogs);
         int64_t lease = (int64_t)cat->cfg.batches.lease_s * 1000;
         catalog_release(cat);
         struct batch b = {0};
@@ -241,22 +243,29 @@ static void *worker_main(void *arg)
 
 static void *listener_main(void *arg);
 
-struct batch_pool *batch_pool_start(struct service *svc, int workers)
+struct batch_pool *batch_pool_start(struct writer *writer, struct catalog_source *catalogs,
+                                    const char *store_uri, int workers)
 {
     if (workers <= 0)
         return NULL;
     struct batch_pool *p = sl_calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->svc = svc;
+    p->writer = writer;
+    p->catalogs = catalogs;
+    p->store_uri = store_uri;
     p->w = sl_calloc((size_t)workers, sizeof *p->w);
+    if (!p->w) {
+        free(p);
+        return NULL;
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     /* host:port/wN: unique per node (several nodes may share a host), and the same after a
      * restart, so a restarted node takes back what it held at once. */
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
-    struct catalog *cat = service_catalog(svc);
+    struct catalog *cat = catalog_get(catalogs);
     const char *colon = strrchr(cat->cfg.listen, ':');
     char port[16];
     snprintf(port, sizeof port, "%s", colon ? colon + 1 : "0");
@@ -279,7 +288,7 @@ struct batch_pool *batch_pool_start(struct service *svc, int workers)
  * its lease ran out. */
 static void renew_leases(struct batch_pool *p, struct store *st, int64_t *last)
 {
-    struct catalog *cat = service_catalog(p->svc);
+    struct catalog *cat = catalog_get(p->catalogs);
     int64_t every = (int64_t)cat->cfg.batches.lease_s * 1000 / 3;
     catalog_release(cat);
     int64_t now = clock_wall_ms();
@@ -308,7 +317,7 @@ static void *listener_main(void *arg)
     struct batch_pool *p = arg;
     pthread_setname_np(pthread_self(), "sl-listen");
     char err[256];
-    struct store *st = store_open(p->svc->store_uri, 0, err, sizeof err);
+    struct store *st = store_open(p->store_uri, 0, err, sizeof err);
     int64_t renewed = clock_wall_ms();
     for (;;) {
         pthread_mutex_lock(&p->mu);

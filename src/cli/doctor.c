@@ -16,7 +16,6 @@
 #include <libgen.h>
 #include <netinet/in.h>
 #include <pwd.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/jwt_keys.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "config/config.h"
@@ -138,7 +138,8 @@ static long http_get(const char *url, long timeout_ms, struct buf *body, char *e
 static int check_config(struct report *r, const char *path, struct sluice_config *cfg)
 {
     char err[1024];
-    if (config_load(path, cfg, err, sizeof err) < 0 || config_apply_env(cfg, err, sizeof err) < 0) {
+    if (jwt_keys_config_load(path, cfg, err, sizeof err) < 0 ||
+        config_apply_env(cfg, err, sizeof err) < 0) {
         report_add(r, "config", CHECK_FAIL,
                    path && access(path, R_OK) < 0
                        ? "check the path given to --config or SLUICE_CONFIG"
@@ -262,30 +263,6 @@ static void store_facts(struct store *st, struct db_facts *f)
     free(keys);
 }
 
-/* quick_check's verdict: 0 when "ok", else -1 with its first complaint in why. */
-static int quick_check(sqlite3 *db, char *why, size_t whylen)
-{
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(3)", -1, &q, NULL) != SQLITE_OK) {
-        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
-        return -1;
-    }
-    int rc = sqlite3_step(q), bad = 0;
-    if (rc != SQLITE_ROW) {
-        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
-        bad = 1;
-    } else {
-        /* "*** in database main ***\nPage 24: ...": keep the first complaint */
-        const char *t = (const char *)sqlite3_column_text(q, 0);
-        bad = !t || strcmp(t, "ok") != 0;
-        if (t && !strncmp(t, "***", 3) && strchr(t, '\n'))
-            t = strchr(t, '\n') + 1;
-        snprintf(why, whylen, "%.*s", t ? (int)strcspn(t, "\n") : 11, t ? t : "(no answer)");
-    }
-    sqlite3_finalize(q);
-    return bad ? -1 : 0;
-}
-
 /* PostgreSQL: connects (read-only), reads the schema version and the active keys. */
 static void check_database_pg(struct report *r, const struct sluice_config *cfg, struct db_facts *f)
 {
@@ -306,8 +283,18 @@ static void check_database_pg(struct report *r, const struct sluice_config *cfg,
                    "PostgreSQL answers; no sluice tables yet");
         return;
     }
+    char verdict[512];
+    if (store_integrity(st, verdict, sizeof verdict) != 0) {
+        store_close(st);
+        report_add(r, "database", CHECK_FAIL,
+                   "REINDEX an index that is not valid; for a missing table or a damaged index, "
+                   "restore the database from a backup",
+                   "PostgreSQL answers (schema version %d); integrity: %s", have, verdict);
+        return;
+    }
     store_facts(st, f);
-    report_add(r, "database", CHECK_OK, NULL, "PostgreSQL answers (schema version %d)", have);
+    report_add(r, "database", CHECK_OK, NULL, "PostgreSQL answers (schema version %d); %s", have,
+               verdict);
     store_close(st);
 }
 
@@ -341,23 +328,14 @@ static void check_database(struct report *r, const struct sluice_config *cfg, st
     }
     struct db_facts got = {0};
     store_facts(st, &got);
+    int bad = store_integrity(st, why, sizeof why);
     store_close(st);
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        report_add(r, "database", CHECK_FAIL, restore, "cannot open %s read-only: %s", path,
-                   db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    if (quick_check(db, why, sizeof why) < 0) {
-        report_add(r, "database", CHECK_FAIL, restore, "%s: quick_check: %s", path, why);
-        sqlite3_close(db);
+    if (bad) {
+        report_add(r, "database", CHECK_FAIL, restore, "%s: %s", path, why);
         return;
     }
     *f = got;
-    sqlite3_close(db);
-    report_add(r, "database", CHECK_OK, NULL, "%s opens, quick_check ok (%.1f MiB)", path,
+    report_add(r, "database", CHECK_OK, NULL, "%s opens, %s (%.1f MiB)", path, why,
                (double)sb.st_size / 1048576.0);
 }
 

@@ -15,10 +15,10 @@
 
 #include "auth/apikey.h"
 #include "auth/auth.h"
+#include "auth/jwt_keys.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "config/config.h"
-#include "http/handlers.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -146,7 +146,7 @@ int cmd_keys(int argc, char **argv)
         config = getenv("SLUICE_CONFIG");
     struct sluice_config cfg;
     char err[600];
-    if (config_load(config, &cfg, err, sizeof err) < 0 ||
+    if (jwt_keys_config_load(config, &cfg, err, sizeof err) < 0 ||
         config_apply_env(&cfg, err, sizeof err) < 0) {
         fprintf(stderr, "sluice: %s\n", err);
         return 2;

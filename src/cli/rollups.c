@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/jwt_keys.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -103,7 +104,7 @@ int cmd_rollups(int argc, char **argv)
     }
     struct sluice_config cfg;
     char err[600];
-    if (config_load(config, &cfg, err, sizeof err) < 0 ||
+    if (jwt_keys_config_load(config, &cfg, err, sizeof err) < 0 ||
         config_apply_env(&cfg, err, sizeof err) < 0) {
         fprintf(stderr, "sluice: %s\n", err);
         return 2;

@@ -75,8 +75,7 @@ int cmd_serve(int argc, char **argv)
         log_error("service", "start failed", "\"error\":\"%s\"",
                   log_json_str(m, sizeof m, err, (size_t)-1));
         fprintf(stderr, "sluice: %s\n", err);
-        config_release(&cfg);
-        service_stop(&svc, 0);
+        config_release(&cfg); /* a failed start has undone itself and left cfg to us */
         rc = 1;
         goto out;
     }

@@ -1,6 +1,6 @@
 /*
  * config.h - sluice's configuration: one YAML file, every option declared once
- * in a table (config.c) from which validation, defaults and
+ * in a table (options.c) from which validation, defaults and
  * docs/configuration.md come.
  *
  * Order of precedence: defaults < file < environment (SLUICE_LISTEN,
@@ -32,7 +32,8 @@ struct dataset_config {
     struct schema *schema;          /* owned; compiled */
 };
 
-/* One entry of auth.jwt.keys: exactly one key source. */
+/* One entry of auth.jwt.keys: exactly one key source. config_load() checks the entry
+ * (one source, known algorithm names); auth/jwt_keys.c reads the key it names. */
 struct jwt_key_config {
     char *kid;         /* NULL: tried for every token of an allowed alg without kid */
     char **algorithms; /* NULL-terminated names ("HS256", ...) */
@@ -127,7 +128,11 @@ struct sluice_config {
             int require_exp;         /* bool, default 1 */
             struct jwt_key_config *keys; /* owned array */
             size_t nkeys;
-            struct jwt_keyset *keyset; /* owned; the keys loaded (NULL when none) */
+            /* owned; the keys built from keys by auth/jwt_keys.c after loading (NULL when
+             * none, and after config_load() alone); config_release() frees it with
+             * keyset_free, which the builder sets with it */
+            struct jwt_keyset *keyset;
+            void (*keyset_free)(struct jwt_keyset *ks);
         } jwt;
         int dev_bypass; /* bool: no auth at all (loopback listeners only) */
         int metrics;    /* index in loopback|open|token */
@@ -182,9 +187,22 @@ struct sluice_config {
  * types and bad schemas are errors. On failure returns -1 and writes to err a
  * message that names the file, the line and the option, e.g.
  *   "examples/sluice.yaml:7: limits.max_body_bytes: expected a size like 64M, got 'lots'"
- * path may be NULL: defaults only.
+ * path may be NULL: defaults only. The JWT keys are not read here: sluice's
+ * commands load through jwt_keys_config_load() (auth/jwt_keys.h), which builds
+ * them as config_load_then()'s step.
  */
 int config_load(const char *path, struct sluice_config *cfg, char *err, size_t errlen);
+
+/*
+ * config_load() with a step of the caller's run once the file is read and
+ * storage derived, before the checks across options (alert routes, trusted
+ * proxies), so that its errors come where they would if config_load() made
+ * them. then returns 0, or -1 with err set ("FILE:LINE: OPTION: why"); on -1
+ * the load fails and cfg is released. then may be NULL.
+ */
+typedef int (*config_load_step)(struct sluice_config *cfg, char *err, size_t errlen);
+int config_load_then(const char *path, struct sluice_config *cfg, config_load_step then, char *err,
+                     size_t errlen);
 
 /* Apply SLUICE_LISTEN / SLUICE_DATA_DIR from the environment. Returns -1 on a bad value. */
 int config_apply_env(struct sluice_config *cfg, char *err, size_t errlen);

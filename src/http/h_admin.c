@@ -13,7 +13,7 @@
 #include "http/handlers.h"
 #include "http/params.h"
 #include "writer/writer.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -23,14 +23,6 @@ static json_t *time_or_null(int64_t ms)
 {
     char t[32];
     return ms ? json_string(clock_rfc3339(ms, t, sizeof t)) : json_null();
-}
-
-json_t *api_key_json(const struct api_key *k)
-{
-    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "id", k->id, "name", k->name, "role",
-                     k->role, "prefix", k->prefix, "created_at", time_or_null(k->created_ms),
-                     "expires_at", time_or_null(k->expires_ms), "last_used_at",
-                     time_or_null(k->last_used_ms), "revoked_at", time_or_null(k->revoked_ms));
 }
 
 void h_keys_list(struct http_conn *c, struct http_request *r)
@@ -122,40 +114,11 @@ static struct key_req *key_req_new(struct http_conn *c, int create)
 
 static void key_submit(struct http_conn *c, struct key_req *q)
 {
-    if (writer_submit(http_conn_service(c)->writer, &q->job) < 0) {
+    if (writer_submit(http_conn_app(c)->writer, &q->job) < 0) {
         http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
         api_key_release(&q->k);
         free(q);
     }
-}
-
-int keys_make(struct store *st, const char *name, const char *role, int64_t expires_ms,
-              struct api_key *k, char key[], char *err, size_t errlen)
-{
-    unsigned char pepper[32];
-    memset(k, 0, sizeof *k);
-    if (!name || !*name || strlen(name) > 200) {
-        snprintf(err, errlen, "name must be a non-empty string of at most 200 bytes");
-        return -1;
-    }
-    int rn = role_from_name(role);
-    if (rn <= 0) {
-        snprintf(err, errlen, "role must be one of viewer, ingest, operator, admin");
-        return -1;
-    }
-    if (store_key_pepper(st, pepper) < 0 || apikey_generate(key, k->id) < 0 ||
-        apikey_hash(pepper, 32, key, strlen(key), k->hash) < 0) {
-        snprintf(err, errlen, "cannot make a key: %s", store_errmsg(st));
-        OPENSSL_cleanse(pepper, sizeof pepper);
-        return -2;
-    }
-    OPENSSL_cleanse(pepper, sizeof pepper);
-    k->name = sl_strdup(name);
-    snprintf(k->role, sizeof k->role, "%s", role);
-    snprintf(k->prefix, sizeof k->prefix, "%.*s", APIKEY_PREFIX_LEN, key);
-    k->created_ms = clock_wall_ms();
-    k->expires_ms = expires_ms;
-    return k->name ? 0 : -2;
 }
 
 /* POST /api/v1/keys {"name", "role", "expires_in": "90d"} */
@@ -251,7 +214,7 @@ void h_audit_list(struct http_conn *c, struct http_request *r)
 struct reload_req {
     uv_work_t work;
     struct http_conn *conn;
-    struct service *svc;
+    const struct http_app *app;
     json_t *changes;
     int rc;
     char why[1024];
@@ -260,7 +223,7 @@ struct reload_req {
 static void reload_work(uv_work_t *w)
 {
     struct reload_req *q = w->data;
-    q->rc = service_reload(q->svc, &q->changes, q->why, sizeof q->why);
+    q->rc = q->app->reload(q->app->reload_ctx, &q->changes, q->why, sizeof q->why);
 }
 
 static void reload_done(uv_work_t *w, int status)
@@ -288,7 +251,7 @@ void h_admin_reload(struct http_conn *c, struct http_request *r)
         return;
     }
     q->conn = c;
-    q->svc = http_conn_service(c);
+    q->app = http_conn_app(c);
     q->work.data = q;
     if (uv_queue_work(http_conn_uv_loop(c), &q->work, reload_work, reload_done) < 0) {
         http_reply_error(c, ERR_INTERNAL, "cannot schedule the reload");

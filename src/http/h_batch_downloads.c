@@ -12,7 +12,7 @@
 #include "http/handlers.h"
 #include "http/params.h"
 #include "http/router.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -218,17 +218,12 @@ void h_batches_file(struct http_conn *c, struct http_request *r)
     struct batch b;
     if (h_get_batch(c, r->params[0], &b) != 0)
         return;
-    struct service *svc = http_conn_service(c);
-    struct catalog *cat = service_catalog(svc);
+    const struct http_app *app = http_conn_app(c);
+    struct catalog *cat = http_conn_catalog(c);
     struct file_stream *d = sl_calloc(1, sizeof *d);
     char err[256] = "out of memory", hdr[1400], dispo[1100], b64[64];
     unsigned char dig[32];
-    int bad_sha = !b.sha256 || strlen(b.sha256) != 64;
-    for (int i = 0; !bad_sha && i < 32; i++) {
-        unsigned v;
-        bad_sha = sscanf(b.sha256 + 2 * i, "%2x", &v) != 1;
-        dig[i] = (unsigned char)v;
-    }
+    int bad_sha = !b.sha256 || hex_decode(b.sha256, dig, sizeof dig) < 0;
     if (!d || !(d->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1)
         goto fail;
     if (bad_sha) {
@@ -239,9 +234,9 @@ void h_batches_file(struct http_conn *c, struct http_request *r)
     snprintf(d->batch_id, sizeof d->batch_id, "%s", b.id);
     /* SQLite: the file is a file (b.path); PostgreSQL: read through a connection of its own */
     struct store *loop_st = http_conn_store(c);
-    if (!strncmp(svc->store_uri, "sqlite:", 7)) {
+    if (!strncmp(app->store_uri, "sqlite:", 7)) {
         d->f = store_file_open(loop_st, &b, cat->cfg.data_dir);
-    } else if ((d->st = store_open(svc->store_uri, 1, err, sizeof err)) != NULL) {
+    } else if ((d->st = store_open(app->store_uri, 1, err, sizeof err)) != NULL) {
         d->f = store_file_open(d->st, &b, cat->cfg.data_dir);
         loop_st = d->st;
     } else {

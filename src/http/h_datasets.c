@@ -2,7 +2,7 @@
  * h_datasets.c - GET /api/v1/datasets and /api/v1/datasets/{name}.
  */
 #include "http/handlers.h"
-#include "service/service.h"
+#include "config/catalog.h"
 
 static json_t *dataset_json(const struct dataset_config *d)
 {
@@ -16,7 +16,7 @@ static json_t *dataset_json(const struct dataset_config *d)
 void h_datasets_list(struct http_conn *c, struct http_request *r)
 {
     (void)r;
-    struct catalog *cat = service_catalog(http_conn_service(c));
+    struct catalog *cat = http_conn_catalog(c);
     json_t *items = json_array();
     for (size_t i = 0; i < cat->cfg.ndatasets; i++)
         json_array_append_new(items, dataset_json(&cat->cfg.datasets[i]));
@@ -26,7 +26,7 @@ void h_datasets_list(struct http_conn *c, struct http_request *r)
 
 void h_datasets_get(struct http_conn *c, struct http_request *r)
 {
-    struct catalog *cat = service_catalog(http_conn_service(c));
+    struct catalog *cat = http_conn_catalog(c);
     const struct dataset_config *d = config_dataset(&cat->cfg, r->params[0]);
     if (d)
         http_reply_json(c, 200, dataset_json(d), NULL);

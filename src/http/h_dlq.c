@@ -9,7 +9,7 @@
 #include "http/handlers.h"
 #include "http/params.h"
 #include "ingest/dlq.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -103,7 +103,7 @@ struct dlq_req {
     struct loop_msg msg;
     struct http_conn *conn;
     struct http_loop *loop;
-    struct service *svc;
+    const struct http_app *app;
     struct catalog *cat;
     int result;
     size_t matched, resolved, still_open; /* bulk totals */
@@ -135,7 +135,7 @@ static void dlq_answer(struct loop_msg *m)
         q->matched += j->matched;
         q->resolved += j->resolved;
         q->still_open += j->still_open;
-        if (j->more && writer_submit(q->svc->writer, &j->job) == 0)
+        if (j->more && writer_submit(q->app->writer, &j->job) == 0)
             return; /* the next page; answered when the last one is done */
         log_info("dlq", "bulk retry", "\"matched\":%zu,\"resolved\":%zu,\"still_open\":%zu",
                  q->matched, q->resolved, q->still_open);
@@ -147,7 +147,7 @@ static void dlq_answer(struct loop_msg *m)
         q->matched += j->matched;
         for (size_t i = 0; i < j->nsample && json_array_size(q->sample) < DLQ_SAMPLE; i++)
             json_array_append_new(q->sample, json_integer(j->sample[i]));
-        if (j->more && writer_submit(q->svc->writer, &j->job) == 0)
+        if (j->more && writer_submit(q->app->writer, &j->job) == 0)
             return; /* the next page */
         log_info("dlq", "bulk drop", "\"dropped\":%zu", q->matched);
         http_reply_json(q->conn, 200,
@@ -170,8 +170,8 @@ static struct dlq_req *dlq_req_new(struct http_conn *c, enum dlq_op op)
         return NULL;
     q->conn = c;
     q->loop = http_conn_loop(c);
-    q->svc = http_conn_service(c);
-    q->cat = service_catalog(q->svc);
+    q->app = http_conn_app(c);
+    q->cat = http_conn_catalog(c);
     q->msg.fn = dlq_answer;
     q->dj.op = op;
     q->dj.batch_row = batch_retry_row;
@@ -184,7 +184,7 @@ static struct dlq_req *dlq_req_new(struct http_conn *c, enum dlq_op op)
 
 static void submit(struct http_conn *c, struct dlq_req *q)
 {
-    if (writer_submit(q->svc->writer, &q->dj.job) < 0) {
+    if (writer_submit(q->app->writer, &q->dj.job) < 0) {
         http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
         dlq_req_destroy(q);
     }

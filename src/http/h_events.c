@@ -12,7 +12,7 @@
 #include "http/handlers.h"
 #include "ingest/ingest.h"
 #include "ops/metrics.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "util/mem.h"
 
 struct event_req {
@@ -90,9 +90,9 @@ static int media_type(const char *ct, enum ingest_format *fmt)
 
 void h_events_post(struct http_conn *c, struct http_request *r)
 {
-    struct service *svc = http_conn_service(c);
+    const struct http_app *app = http_conn_app(c);
     enum ingest_format fmt;
-    struct catalog *cat = service_catalog(svc);
+    struct catalog *cat = http_conn_catalog(c);
     const struct dataset_config *ds = config_dataset(&cat->cfg, r->params[0]);
     if (!ds) {
         catalog_release(cat);
@@ -137,7 +137,7 @@ void h_events_post(struct http_conn *c, struct http_request *r)
         event_req_destroy(er);
         return;
     }
-    if (writer_submit(svc->writer, &er->in.job) < 0) {
+    if (writer_submit(app->writer, &er->in.job) < 0) {
         http_reply_error_status(c, 503, ERR_OVERLOADED, "Retry-After: 1\r\n", NULL);
         event_req_destroy(er);
     }

@@ -19,7 +19,7 @@
 #include "ops/alerts.h"
 #include "ops/metrics.h"
 #include "ops/sentinel.h"
-#include "service/service.h"
+#include "config/catalog.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -39,10 +39,10 @@ void h_health_live(struct http_conn *c, struct http_request *r)
 }
 
 /* Whether the store reads and commits: 0, or -1 with why in detail. */
-static int store_state(struct store *st, struct service *svc, char *detail, size_t cap)
+static int store_state(struct store *st, const struct http_app *app, char *detail, size_t cap)
 {
     struct writer_health wh;
-    writer_health(svc->writer, &wh);
+    writer_health(app->writer, &wh);
     char t[32];
     if (st && store_ping(st) < 0) {
         snprintf(detail, cap, "%s", store_errmsg(st));
@@ -59,13 +59,13 @@ static int store_state(struct store *st, struct service *svc, char *detail, size
     }
     if (!st)
         return 0;
-    snprintf(detail, cap, "%s", svc->store_uri);
+    snprintf(detail, cap, "%s", app->store_uri);
     return 0;
 }
 
 static int db_check(struct http_conn *c, char *detail, size_t cap)
 {
-    return store_state(http_conn_store(c), http_conn_service(c), detail, cap);
+    return store_state(http_conn_store(c), http_conn_app(c), detail, cap);
 }
 
 /* Free space in data_dir: "pass", "warn" (under DISK_WARN_FREE of the file system) or
@@ -90,12 +90,12 @@ static const char *disk_check(const struct sluice_config *cfg, char *detail, siz
 /* Why this node cannot take writes now (detail holds it), or NULL: ready. */
 static const char *not_ready(struct http_conn *c, char *detail, size_t cap)
 {
-    struct service *svc = http_conn_service(c);
+    const struct http_app *app = http_conn_app(c);
     if (db_check(c, detail, cap) < 0)
         return detail;
-    if (writer_queue_depth(svc->writer) >= writer_queue_max(svc->writer))
+    if (writer_queue_depth(app->writer) >= writer_queue_max(app->writer))
         return "the write queue is full";
-    struct catalog *cat = service_catalog(svc);
+    struct catalog *cat = http_conn_catalog(c);
     char d[400];
     const char *why = NULL;
     if (cat->cfg.health.min_free_bytes && !strcmp(disk_check(&cat->cfg, d, sizeof d), "fail")) {
@@ -131,12 +131,12 @@ void h_health_db(struct http_conn *c, struct http_request *r)
 void h_health(struct http_conn *c, struct http_request *r)
 {
     (void)r;
-    struct service *svc = http_conn_service(c);
+    const struct http_app *app = http_conn_app(c);
     char detail[512];
     const char *why = not_ready(c, detail, sizeof detail);
     json_t *j =
         json_pack("{s:s,s:s,s:f}", "status", why ? "unavailable" : "ok", "version", SLUICE_VERSION,
-                  "uptime_s", (double)(clock_mono_ns() - svc->started_ns) / 1e9);
+                  "uptime_s", (double)(clock_mono_ns() - app->started_ns) / 1e9);
     if (why)
         json_object_set_new(j, "reason", json_string(why));
     http_reply_json(c, why ? 503 : 200, j, NULL);
@@ -154,8 +154,8 @@ static const char *worst(const char *a, const char *b)
 void h_health_detailed(struct http_conn *c, struct http_request *r)
 {
     (void)r;
-    struct service *svc = http_conn_service(c);
-    struct catalog *cat = service_catalog(svc);
+    const struct http_app *app = http_conn_app(c);
+    struct catalog *cat = http_conn_catalog(c);
     json_t *checks = json_array();
     const char *overall = "pass";
     char detail[512];
@@ -170,7 +170,7 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
         checks, json_pack("{s:s,s:s,s:s}", "name", "disk", "status", disk, "detail", detail));
     overall = worst(overall, disk);
 
-    int depth = writer_queue_depth(svc->writer), max = writer_queue_max(svc->writer);
+    int depth = writer_queue_depth(app->writer), max = writer_queue_max(app->writer);
     const char *q = depth >= max ? "fail" : depth * 10 >= max * 8 ? "warn" : "pass";
     snprintf(detail, sizeof detail, "%d of %d jobs queued", depth, max);
     json_array_append_new(
@@ -194,7 +194,7 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
 
     /* SQLite: the WAL over its limit means checkpoints do not keep up or fail */
     struct store_wal wal;
-    store_wal_stats(svc->store_uri, &wal);
+    store_wal_stats(app->store_uri, &wal);
     if (wal.known) {
         int over = wal.limit_bytes > 0 && wal.bytes > wal.limit_bytes;
         const char *ws = over || wal.consecutive_failures ? "warn" : "pass";
@@ -220,11 +220,11 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
     char host[128] = "";
     gethostname(host, sizeof host - 1);
     json_t *roles = json_array();
-    if (svc->sentinel && sentinel_is_leader())
+    if (app->sentinel_runs && sentinel_is_leader())
         json_array_append_new(roles, json_string("sentinel"));
-    if (svc->batches)
+    if (app->batches)
         json_array_append_new(roles, json_string("batch_worker"));
-    double up = (double)(clock_mono_ns() - svc->started_ns) / 1e9;
+    double up = (double)(clock_mono_ns() - app->started_ns) / 1e9;
     catalog_release(cat);
     http_reply_json(c, strcmp(overall, "fail") ? 200 : 503,
                     json_pack("{s:s,s:s,s:f,s:{s:s,s:o},s:o}", "status", overall, "version",
@@ -234,7 +234,7 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
 }
 
 /* Gauges read from the store at scrape time. */
-static void scrape_gauges(struct buf *o, struct store *st, struct service *svc)
+static void scrape_gauges(struct buf *o, struct store *st, const struct http_app *app)
 {
     int up = store_ping(st) == 0;
     char why[512];
@@ -242,9 +242,9 @@ static void scrape_gauges(struct buf *o, struct store *st, struct service *svc)
                "# HELP sluice_store_up Whether the store answers a query and the writer's "
                "commits succeed (1) or not (0).\n"
                "# TYPE sluice_store_up gauge\nsluice_store_up %d\n",
-               up && store_state(NULL, svc, why, sizeof why) == 0);
+               up && store_state(NULL, app, why, sizeof why) == 0);
     struct store_wal wal;
-    store_wal_stats(svc->store_uri, &wal);
+    store_wal_stats(app->store_uri, &wal);
     if (wal.known)
         buf_printf(o,
                    "# HELP sluice_store_wal_bytes Size of the SQLite WAL file.\n"
@@ -302,31 +302,31 @@ static void auth_metric(const char *reason, unsigned long long n, void *arg)
 void h_metrics(struct http_conn *c, struct http_request *r)
 {
     (void)r;
-    struct service *svc = http_conn_service(c);
-    struct catalog *cat = service_catalog(svc);
+    const struct http_app *app = http_conn_app(c);
+    struct catalog *cat = http_conn_catalog(c);
     json_t *depth = NULL;
     struct store *st = http_conn_store(c);
     if (store_dlq_depth(st, &depth) < 0)
         depth = NULL;
     struct writer_health wh;
-    writer_health(svc->writer, &wh);
+    writer_health(app->writer, &wh);
     const char **names = sl_calloc(cat->cfg.ndatasets + 1, sizeof *names);
     for (size_t i = 0; names && i < cat->cfg.ndatasets; i++)
         names[i] = cat->cfg.datasets[i].name;
     struct metrics_gauges g = {
         .dlq_depth = depth,
-        .queue_depth = writer_queue_depth(svc->writer),
-        .queue_max = writer_queue_max(svc->writer),
+        .queue_depth = writer_queue_depth(app->writer),
+        .queue_max = writer_queue_max(app->writer),
         .commits = wh.commits,
         .commit_failures = wh.commit_failures,
-        .uptime_s = (double)(clock_mono_ns() - svc->started_ns) / 1e9,
+        .uptime_s = (double)(clock_mono_ns() - app->started_ns) / 1e9,
         .datasets = names,
         .ndatasets = names ? cat->cfg.ndatasets : 0,
     };
     struct buf out;
     buf_init(&out, 64 << 20);
     metrics_render(&out, &g);
-    scrape_gauges(&out, st, svc);
+    scrape_gauges(&out, st, app);
     alerts_metrics(&out);
     buf_appends(&out, "# HELP sluice_auth_failures_total Requests refused by authentication or "
                       "authorization, by reason.\n# TYPE sluice_auth_failures_total counter\n");

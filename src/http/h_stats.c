@@ -7,6 +7,7 @@
 
 #include "http/handlers.h"
 #include "http/params.h"
+#include "ops/alert_json.h"
 #include "store/store.h"
 #include "util/clock.h"
 
@@ -84,9 +85,18 @@ void h_alerts_list(struct http_conn *c, struct http_request *r)
     int desc = hq_desc(r);
     int64_t after_id = hq_cursor(r, after, sizeof after) ? strtoll(after, NULL, 10) : 0;
     struct store *st = http_conn_store(c);
-    json_t *items = NULL;
-    if (store_alert_list(st, sf, after_id, desc, (int)limit + 1, &items) < 0) {
+    struct alert *list = NULL;
+    size_t n = 0;
+    if (store_alert_list(st, sf, after_id, desc, (int)limit + 1, &list, &n) < 0) {
         http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        return;
+    }
+    json_t *items = alert_list_json(list, n);
+    for (size_t i = 0; i < n; i++)
+        alert_release(&list[i]);
+    free(list);
+    if (!items) {
+        http_reply_error(c, ERR_UNAVAILABLE, "alerts: out of memory");
         return;
     }
     json_t *next = h_next_cursor("alerts", desc, items, (size_t)limit);
@@ -103,12 +113,23 @@ void h_alerts_get(struct http_conn *c, struct http_request *r)
         return;
     }
     struct store *st = http_conn_store(c);
-    json_t *a = NULL;
-    int rc = store_alert_get(st, id, &a);
-    if (rc == 1)
+    struct alert a;
+    struct alert_history *hist = NULL;
+    size_t nhist = 0;
+    int rc = store_alert_get(st, id, &a, &hist, &nhist);
+    if (rc == 1) {
         http_reply_error(c, ERR_NOT_FOUND, "no alert %lld", id);
-    else if (rc < 0)
+        return;
+    }
+    if (rc < 0) {
         http_reply_error(c, ERR_UNAVAILABLE, "%s", store_errmsg(st));
+        return;
+    }
+    json_t *j = alert_json_history(&a, hist, nhist);
+    alert_release(&a);
+    alert_history_free(hist, nhist);
+    if (!j)
+        http_reply_error(c, ERR_UNAVAILABLE, "alert: out of memory");
     else
-        http_reply_json(c, 200, a, NULL);
+        http_reply_json(c, 200, j, NULL);
 }

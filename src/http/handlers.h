@@ -47,17 +47,15 @@ void h_keys_revoke(struct http_conn *c, struct http_request *r);
 void h_audit_list(struct http_conn *c, struct http_request *r);
 void h_admin_reload(struct http_conn *c, struct http_request *r);
 
-struct api_key;
-struct store;
-/* A new API key's record and secret (h_admin.c; also `sluice keys create`). 0; -1 with err
- * for a bad name or role; -2 when the store or the randomness failed. */
-/* An API key's record as JSON, never its secret (h_admin.c; also the CLI). */
-json_t *api_key_json(const struct api_key *k);
-int keys_make(struct store *st, const char *name, const char *role, int64_t expires_ms,
-              struct api_key *k, char key[], char *err, size_t errlen);
-
-/* The streamed body of an upload (h_batches.c). */
+/* The streamed body of an upload (h_batch_upload.c). */
 extern const struct body_sink batch_upload_sink;
+struct http_app;
+struct kept_file;
+/* Remove the kept files of batches whose record is gone or never came (h_batch_upload.c;
+ * also after a delete, h_batches.c), through a connection of app's files pool. On a libuv
+ * pool thread, never a loop or the writer. A file that cannot be removed now is left to
+ * the sweep (logged). */
+void drop_files(const struct http_app *app, const struct kept_file *f, size_t n);
 
 /* A page of a list of objects with an integer "id", fetched with limit + 1: when there is
  * one more, it is removed and the cursor after the last one shown returned (a new JSON

@@ -1,7 +1,7 @@
 /*
  * ratelimit.h - per-client rate limits: token buckets in one table shared by
  * every I/O loop, and the decision for one request (ratelimit_admit(), which
- * server.c calls once the request is authenticated, before its body is read).
+ * http/dispatch.c calls once the request is authenticated, before its body is read).
  *
  * A client (an API key, a JWT subject, or an address: ratelimit_client()) has
  * a bucket of at most `burst` tokens that refills at `rate`

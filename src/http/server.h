@@ -21,9 +21,29 @@
 #include "util/buf.h"
 #include "util/errors.h"
 
-struct service;
 struct store;
+struct writer;
+struct catalog_source;
+struct catalog;
+struct store_pool;
+struct batch_pool;
 struct http_server;
+
+/* What the handlers reach of the running service. service.c fills it before
+ * http_server_start() and keeps it, unchanged, until http_server_stop(); the server and the
+ * handlers only borrow it (and what it points to). */
+struct http_app {
+    struct writer *writer;
+    struct catalog_source *catalogs; /* the configuration in force (config/catalog.h) */
+    struct store_pool *files;        /* connections lent to threads that own none (store_pool.h) */
+    struct batch_pool *batches;      /* NULL when batches.workers is 0 */
+    int sentinel_runs;               /* a sentinel thread runs on this node */
+    const char *store_uri;
+    uint64_t started_ns; /* clock_mono_ns() at start */
+    /* POST /api/v1/admin/reload: service_reload() (service.h), on a thread of the pool. */
+    int (*reload)(void *ctx, json_t **changes, char *why, size_t whylen);
+    void *reload_ctx;
+};
 struct http_loop;
 struct http_conn;
 struct route;
@@ -53,6 +73,10 @@ struct http_request {
     struct principal who;    /* the authenticated caller (actor empty for open routes) */
     struct auth_denial deny; /* status != 0: refused before the handler */
     char cors[320];          /* CORS headers for an allowed Origin, else empty */
+    /* The configuration in force when the headers were in: one reference, taken once for
+     * the whole request (authentication, the handler and its answer see the same one) and
+     * released with the request. Handlers use http_conn_catalog(). */
+    struct catalog *cat;
 };
 
 /* A header's value (name lower-case), or NULL. Borrowed. */
@@ -64,7 +88,10 @@ const char *http_header(const struct http_request *r, const char *name);
 int http_query(const struct http_request *r, const char *name, char *out, size_t cap);
 
 /* What a handler has to work with. */
-struct service *http_conn_service(struct http_conn *c);
+const struct http_app *http_conn_app(struct http_conn *c);
+/* A new reference to the current request's catalog (see struct http_request's cat): what a
+ * handler, or a job it submits, keeps until it is done. Release with catalog_release(). */
+struct catalog *http_conn_catalog(struct http_conn *c);
 struct store *http_conn_store(struct http_conn *c); /* the loop's read-only store */
 struct http_loop *http_conn_loop(struct http_conn *c);
 struct uv_loop_s *http_conn_uv_loop(struct http_conn *c); /* for uv_queue_work */
@@ -122,7 +149,7 @@ struct http_server_opts {
 };
 
 /* Bind and start the loops. Returns NULL with err set (e.g. address in use). */
-struct http_server *http_server_start(const struct http_server_opts *o, struct service *svc,
+struct http_server *http_server_start(const struct http_server_opts *o, const struct http_app *app,
                                       char *err, size_t errlen);
 /* Stop accepting; close idle connections; finish the ones in progress. */
 void http_server_drain(struct http_server *s);

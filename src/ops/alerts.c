@@ -10,10 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "config/catalog.h"
 #include "config/config.h"
 #include "writer/writer.h"
 #include "ops/sentinel.h"
-#include "service/service.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -113,7 +113,10 @@ static struct refresh *queue;
 static size_t qlen;
 static int running, stopping, kicked;
 static pthread_t notifier;
-static struct service *nsvc;
+/* Borrowed from alerts_notifier_start() until alerts_notifier_stop(). */
+static struct writer *nwriter;
+static struct catalog_source *ncatalogs;
+static const char *nstore_uri;
 static int64_t inflight[INFLIGHT_MAX];
 static size_t ninflight;
 
@@ -349,7 +352,7 @@ static int outbox_pass(struct store *st)
     if (store_outbox_due(st, clock_wall_ms(), DUE_MAX, &rows, &n) < 0)
         return -1;
     struct outcome_job *j = sl_calloc(1, sizeof *j);
-    struct catalog *cat = service_catalog(nsvc);
+    struct catalog *cat = catalog_get(ncatalogs);
     const struct sluice_config *c = &cat->cfg;
     /* the rows not in flight already; those of one Alertmanager receiver go in one POST */
     pthread_mutex_lock(&qmu);
@@ -411,7 +414,7 @@ static int outbox_pass(struct store *st)
     j->job.apply = outcome_apply;
     j->job.deliver = outcome_deliver;
     j->job.nrows = 1;
-    if (!j->n || writer_submit(nsvc->writer, &j->job) < 0) {
+    if (!j->n || writer_submit(nwriter, &j->job) < 0) {
         if (j->n)
             log_warn("alert", "delivery outcome not recorded: the writer queue is full", NULL);
         outcome_deliver(&j->job, 0);
@@ -458,13 +461,13 @@ static void *notifier_main(void *arg)
         send_refreshes();
         if (!st) {
             char err[256];
-            st = store_open(nsvc->store_uri, 1, err, sizeof err);
+            st = store_open(nstore_uri, 1, err, sizeof err);
         }
         if (st && outbox_pass(st) < 0) {
             /* As the sentinel does: a new connection replaces this one only once it
              * answers (a deleted SQLite file is still read through the open one). */
             char err[256];
-            struct store *fresh = store_open(nsvc->store_uri, 1, err, sizeof err);
+            struct store *fresh = store_open(nstore_uri, 1, err, sizeof err);
             if (fresh && store_ping(fresh) == 0) {
                 store_close(st);
                 st = fresh;
@@ -485,14 +488,17 @@ static void *notifier_main(void *arg)
     return NULL;
 }
 
-void alerts_notifier_start(struct service *svc)
+void alerts_notifier_start(struct writer *writer, struct catalog_source *catalogs,
+                           const char *store_uri)
 {
     /* opened now, while the store is surely there (the thread reopens it when it fails) */
     char err[256];
-    struct store *st = store_open(svc->store_uri, 1, err, sizeof err);
+    struct store *st = store_open(store_uri, 1, err, sizeof err);
     pthread_mutex_lock(&qmu);
     stopping = 0;
-    nsvc = svc;
+    nwriter = writer;
+    ncatalogs = catalogs;
+    nstore_uri = store_uri;
     running = pthread_create(&notifier, NULL, notifier_main, st) == 0;
     pthread_mutex_unlock(&qmu);
     if (!running)
@@ -866,20 +872,19 @@ static void alerts_deliver(struct wjob *job, int result)
     free(j);
 }
 
-void alerts_submit(struct service *svc, struct catalog *cat, const json_t *report, int64_t now_ms)
+void alerts_submit(struct writer *writer, struct catalog *cat, const json_t *report, int64_t now_ms)
 {
     struct alerts_job *j = sl_calloc(1, sizeof *j);
     if (!j)
         return;
-    __atomic_add_fetch(&cat->refs, 1, __ATOMIC_ACQ_REL);
-    j->cat = cat;
+    j->cat = catalog_ref(cat);
     j->findings = json_deep_copy(json_object_get(report, "findings"));
     j->undecided = json_deep_copy(json_object_get(report, "undecided"));
     j->now_ms = now_ms;
     j->job.apply = alerts_apply;
     j->job.deliver = alerts_deliver;
     j->job.nrows = 1;
-    if (!j->findings || writer_submit(svc->writer, &j->job) < 0) {
+    if (!j->findings || writer_submit(writer, &j->job) < 0) {
         json_decref(j->findings);
         json_decref(j->undecided);
         catalog_release(cat);

@@ -32,15 +32,21 @@
 #include <jansson.h>
 #include <stdint.h>
 
-struct service;
+struct writer;
 struct catalog;
+struct catalog_source;
 struct buf;
 
-void alerts_submit(struct service *svc, struct catalog *cat, const json_t *report, int64_t now_ms);
+/* Record a sentinel report's findings as alerts, in a writer job that holds its own
+ * reference to cat. */
+void alerts_submit(struct writer *writer, struct catalog *cat, const json_t *report,
+                   int64_t now_ms);
 
-/* The notifier thread. svc is borrowed until alerts_notifier_stop(), which must come before
- * the writer stops (the notifier submits writer jobs). */
-void alerts_notifier_start(struct service *svc);
+/* The notifier thread. writer, catalogs and store_uri are borrowed until
+ * alerts_notifier_stop(), which must come before the writer stops (the notifier submits
+ * writer jobs). */
+void alerts_notifier_start(struct writer *writer, struct catalog_source *catalogs,
+                           const char *store_uri);
 void alerts_notifier_stop(void);
 
 /* For /metrics: alerts firing by severity, deliveries and failed attempts by receiver, the

@@ -11,10 +11,10 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "config/catalog.h"
 #include "config/config.h"
 #include "ops/alerts.h"
 #include "ops/latency.h"
-#include "service/service.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -289,7 +289,10 @@ int64_t sentinel_last_run_ms(void)
 }
 
 struct sentinel {
-    struct service *svc;
+    struct writer *writer;           /* borrowed */
+    struct catalog_source *catalogs; /* borrowed */
+    const char *store_uri;           /* borrowed */
+    int64_t started_ms;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -302,16 +305,16 @@ static void *sentinel_main(void *arg)
     struct sentinel *s = arg;
     pthread_setname_np(pthread_self(), "sl-sentinel");
     for (;;) {
-        struct catalog *cat = service_catalog(s->svc);
+        struct catalog *cat = catalog_get(s->catalogs);
         int interval = cat->cfg.sentinel.interval_s;
         if (!s->st) {
             char err[256];
-            s->st = store_open(s->svc->store_uri, 1, err, sizeof err);
+            s->st = store_open(s->store_uri, 1, err, sizeof err);
         }
         struct sentinel_input in = {.cfg = &cat->cfg,
                                     .st = s->st,
                                     .now_ms = clock_wall_ms(),
-                                    .started_ms = s->svc->started_ms,
+                                    .started_ms = s->started_ms,
                                     .with_latency = 1};
         /* One node at a time evaluates and notifies (several nodes on one database): the
          * role is held by this node's sentinel connection; when it dies, another takes it.
@@ -327,7 +330,7 @@ static void *sentinel_main(void *arg)
         if (leader) {
             json_t *report = sentinel_evaluate(&in);
             __atomic_store_n(&last_run, in.now_ms, __ATOMIC_RELAXED);
-            alerts_submit(s->svc, cat, report, in.now_ms);
+            alerts_submit(s->writer, cat, report, in.now_ms);
             json_decref(report);
         }
         catalog_release(cat);
@@ -336,7 +339,7 @@ static void *sentinel_main(void *arg)
              * old one keeps telling what is wrong (PostgreSQL away, the SQLite file
              * deleted), which a failed open would not. */
             char err[256];
-            struct store *fresh = store_open(s->svc->store_uri, 1, err, sizeof err);
+            struct store *fresh = store_open(s->store_uri, 1, err, sizeof err);
             if (fresh && store_ping(fresh) == 0) {
                 store_close(s->st);
                 s->st = fresh;
@@ -358,12 +361,16 @@ static void *sentinel_main(void *arg)
     return NULL;
 }
 
-struct sentinel *sentinel_start(struct service *svc)
+struct sentinel *sentinel_start(struct writer *writer, struct catalog_source *catalogs,
+                                const char *store_uri, int64_t started_ms)
 {
     struct sentinel *s = sl_calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->svc = svc;
+    s->writer = writer;
+    s->catalogs = catalogs;
+    s->store_uri = store_uri;
+    s->started_ms = started_ms;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (pthread_create(&s->thread, NULL, sentinel_main, s) != 0) {

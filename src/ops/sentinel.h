@@ -21,7 +21,8 @@
 
 struct sluice_config;
 struct store;
-struct service;
+struct writer;
+struct catalog_source;
 
 struct sentinel_input {
     const struct sluice_config *cfg;
@@ -37,9 +38,12 @@ json_t *sentinel_evaluate(const struct sentinel_input *in);
 /* 0 ok, 1 warning, 2 critical: the report's status as an exit code. */
 int sentinel_exit_code(const json_t *report);
 
-/* The server's sentinel thread: evaluates, then hands the findings to the alerts. */
+/* The server's sentinel thread: evaluates, then hands the findings to the alerts (writer
+ * jobs). writer, catalogs and store_uri are borrowed until sentinel_stop(); started_ms is
+ * when watching began. NULL when the thread could not be made. */
 struct sentinel;
-struct sentinel *sentinel_start(struct service *svc);
+struct sentinel *sentinel_start(struct writer *writer, struct catalog_source *catalogs,
+                                const char *store_uri, int64_t started_ms);
 void sentinel_stop(struct sentinel *s); /* accepts NULL */
 /* Whether this node holds the sentinel's role (one node at a time on a shared database). */
 int sentinel_is_leader(void);

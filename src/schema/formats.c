@@ -1,6 +1,6 @@
 /*
  * formats.c - how values and errors are written, for the schema validator
- * (schema.c): the string formats a schema can ask for with `format`, a calendar
+ * (validate.c): the string formats a schema can ask for with `format`, a calendar
  * date (YYYY-MM-DD) and an RFC 3339 section 5.6 date-time, and the list of a
  * row's errors with its JSON form. The dates are checked by hand against the
  * grammar, byte by byte, with no allocation, because they run on every

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth/audit.h"
+#include "auth/jwt_keys.h"
 #include "batch/batch.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -25,23 +26,6 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
-
-struct catalog *service_catalog(struct service *s)
-{
-    pthread_mutex_lock(&s->mu);
-    struct catalog *c = s->cat;
-    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&s->mu);
-    return c;
-}
-
-void catalog_release(struct catalog *c)
-{
-    if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-        config_release(&c->cfg);
-        free(c);
-    }
-}
 
 /* auth.dev_bypass only where nobody else can connect. */
 static int check_bypass(const struct sluice_config *cfg, char *err, size_t errlen)
@@ -59,7 +43,7 @@ static int check_bypass(const struct sluice_config *cfg, char *err, size_t errle
 int service_load_config(const struct service *s, struct sluice_config *cfg, char *err,
                         size_t errlen)
 {
-    if (config_load(s->config_path, cfg, err, errlen) < 0)
+    if (jwt_keys_config_load(s->config_path, cfg, err, errlen) < 0)
         return -1;
     if (config_apply_env(cfg, err, errlen) < 0 ||
         (s->listen_override && config_set(cfg, "listen", s->listen_override, err, errlen) < 0) ||
@@ -121,6 +105,42 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+static int reload_cb(void *ctx, json_t **changes, char *why, size_t whylen)
+{
+    return service_reload(ctx, changes, why, whylen);
+}
+
+/* Undo a start, in reverse order, from whatever point it reached (every part's stop accepts
+ * what was never started). cfg is NULL until the catalog source is made; after, the
+ * configuration goes back into *cfg, for the caller who still owns it, once no thread can
+ * read it any more. */
+static void unwind(struct service *s, struct sluice_config *cfg)
+{
+    http_server_stop(s->http);
+    s->http = NULL;
+    sentinel_stop(s->sentinel);
+    s->sentinel = NULL;
+    if (s->alerts_started)
+        alerts_notifier_stop();
+    s->alerts_started = 0;
+    batch_pool_stop(s->batches);
+    s->batches = NULL;
+    writer_stop(s->writer);
+    s->writer = NULL;
+    store_pool_destroy(s->files);
+    s->files = NULL;
+    if (cfg) {
+        struct catalog *c = catalog_swap(&s->catalogs, NULL);
+        *cfg = c->cfg;
+        memset(&c->cfg, 0, sizeof c->cfg);
+        catalog_release(c);
+        catalog_source_destroy(&s->catalogs);
+    }
+    metrics_shutdown();
+    free(s->store_uri);
+    s->store_uri = NULL;
+}
+
 int service_start(struct service *s, struct sluice_config *cfg, char *err, size_t errlen)
 {
     if (check_bypass(cfg, err, errlen) < 0)
@@ -128,22 +148,28 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     if (cfg->auth.dev_bypass)
         log_warn("auth", "authentication is OFF (auth.dev_bypass): every request is admin",
                  "\"listen\":\"%s\"", cfg->listen);
-    pthread_mutex_init(&s->mu, NULL);
     s->started_ms = clock_wall_ms();
     s->started_ns = clock_mono_ns();
     if (make_dirs(cfg->data_dir, err, errlen) < 0)
         return -1;
     s->store_uri = sl_strdup(cfg->storage);
+    if (!s->store_uri) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     metrics_init(http_nroutes, router_label);
     store_set_query_observer(metrics_query_duration);
     audit_configure(cfg->audit.max_pending);
 
     struct store *st = store_open(s->store_uri, 0, err, errlen);
-    if (!st)
+    if (!st) {
+        unwind(s, NULL);
         return -1;
+    }
     if (store_migrate(st) < 0) {
         snprintf(err, errlen, "%s: %s", s->store_uri, store_errmsg(st));
         store_close(st);
+        unwind(s, NULL);
         return -1;
     }
     store_close(st);
@@ -152,6 +178,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
     s->files = store_pool_create(s->store_uri, 4);
     if (!s->files) {
         snprintf(err, errlen, "out of memory");
+        unwind(s, NULL);
         return -1;
     }
 
@@ -159,17 +186,48 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
                              .max_group_rows = cfg->writer.max_group_rows,
                              .commit_seconds = metrics_commit_duration};
     s->writer = writer_start_opts(s->store_uri, &wo, err, errlen);
-    if (!s->writer)
+    if (!s->writer || sync_datasets(s, cfg, err, errlen) < 0) {
+        unwind(s, NULL);
         return -1;
-    if (sync_datasets(s, cfg, err, errlen) < 0)
+    }
+
+    struct catalog *first = catalog_new(cfg);
+    if (!first) {
+        snprintf(err, errlen, "out of memory");
+        unwind(s, NULL);
         return -1;
+    }
+    catalog_source_init(&s->catalogs, first);
+    const struct sluice_config *c = &first->cfg; /* lives as long as the service */
 
-    s->cat = sl_calloc(1, sizeof *s->cat);
-    s->cat->refs = 1;
-    s->cat->cfg = *cfg;
-    memset(cfg, 0, sizeof *cfg);
-    const struct sluice_config *c = &s->cat->cfg;
+    if (c->batches.workers > 0) {
+        s->batches = batch_pool_start(s->writer, &s->catalogs, s->store_uri, c->batches.workers);
+        if (!s->batches) {
+            snprintf(err, errlen, "batch workers: out of memory");
+            goto fail;
+        }
+    }
+    alerts_notifier_start(s->writer, &s->catalogs, s->store_uri);
+    s->alerts_started = 1;
+    if (c->sentinel.interval_s > 0) {
+        s->sentinel = sentinel_start(s->writer, &s->catalogs, s->store_uri, s->started_ms);
+        if (!s->sentinel) {
+            snprintf(err, errlen, "sentinel: the thread could not be started");
+            goto fail;
+        }
+    }
 
+    s->app = (struct http_app){
+        .writer = s->writer,
+        .catalogs = &s->catalogs,
+        .files = s->files,
+        .batches = s->batches,
+        .sentinel_runs = s->sentinel != NULL,
+        .store_uri = s->store_uri,
+        .started_ns = s->started_ns,
+        .reload = reload_cb,
+        .reload_ctx = s,
+    };
     struct http_server_opts o = {
         .listen = c->listen,
         .threads = c->io_threads,
@@ -184,13 +242,9 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         .store_uri = s->store_uri,
         .log_requests = c->log.requests,
     };
-    s->http = http_server_start(&o, s, err, errlen);
+    s->http = http_server_start(&o, &s->app, err, errlen);
     if (!s->http)
-        return -1;
-    s->batches = batch_pool_start(s, c->batches.workers);
-    alerts_notifier_start(s);
-    if (c->sentinel.interval_s > 0)
-        s->sentinel = sentinel_start(s);
+        goto fail;
     char addr[256];
     log_info("service", "listening",
              "\"listen\":\"%s\",\"storage\":\"%s\",\"datasets\":%zu,\"io_threads\":%d,"
@@ -198,6 +252,10 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
              log_json_str(addr, sizeof addr, c->listen, (size_t)-1), s->store_uri, c->ndatasets,
              c->io_threads, SLUICE_VERSION);
     return 0;
+
+fail:
+    unwind(s, cfg);
+    return -1;
 }
 
 /* What a reload changed in the datasets: names added, removed and changed (any of key,
@@ -264,21 +322,16 @@ static int reload_locked(struct service *s, json_t **changes, char *why, size_t 
         config_release(&cfg);
         return -1;
     }
-    struct catalog *n = sl_calloc(1, sizeof *n);
+    struct catalog *n = catalog_new(&cfg);
     if (!n) {
         config_release(&cfg);
         snprintf(why, whylen, "out of memory");
         return -1;
     }
-    n->refs = 1;
-    n->cfg = cfg;
     if (n->cfg.log.level)
         log_set_level(n->cfg.log.level);
     audit_configure(n->cfg.audit.max_pending);
-    pthread_mutex_lock(&s->mu);
-    struct catalog *old = s->cat;
-    s->cat = n;
-    pthread_mutex_unlock(&s->mu);
+    struct catalog *old = catalog_swap(&s->catalogs, n);
     json_t *datasets = dataset_changes(&old->cfg, &n->cfg);
     json_t *restart = restart_changes(&old->cfg, &n->cfg);
     char *txt = json_dumps(restart, JSON_COMPACT);
@@ -360,7 +413,7 @@ static void sweep_files(struct service *s, const char *data_dir, int64_t now)
 
 int service_purge(struct service *s)
 {
-    struct catalog *cat = service_catalog(s);
+    struct catalog *cat = catalog_get(&s->catalogs);
     int64_t now = clock_wall_ms();
     int64_t window_ms =
         2000LL * (cat->cfg.sentinel.error_rate.window_s > cat->cfg.sentinel.ingest_latency.window_s
@@ -391,7 +444,9 @@ void service_stop(struct service *s, uint64_t timeout_ms)
     /* Workers finish the batch step they are in (its transaction commits or not). */
     batch_pool_stop(s->batches);
     s->batches = NULL;
-    alerts_notifier_stop(); /* undelivered notifications stay in the outbox for the next start */
+    if (s->alerts_started)
+        alerts_notifier_stop(); /* undelivered notifications stay in the outbox */
+    s->alerts_started = 0;
     /* Finish every queued job; their answers go to the loops, still running. */
     writer_stop(s->writer);
     s->writer = NULL;
@@ -399,10 +454,8 @@ void service_stop(struct service *s, uint64_t timeout_ms)
     s->http = NULL;
     store_pool_destroy(s->files); /* after the loops: their thread-pool work is done */
     s->files = NULL;
-    catalog_release(s->cat);
-    s->cat = NULL;
+    catalog_source_destroy(&s->catalogs);
     metrics_shutdown();
     free(s->store_uri);
     s->store_uri = NULL;
-    pthread_mutex_destroy(&s->mu);
 }

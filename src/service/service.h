@@ -3,17 +3,21 @@
  * the writer, the HTTP server, and what ties them together at start-up,
  * reload and shutdown.
  *
- * The catalog is immutable and reference-counted: a request takes a reference
- * for as long as it needs its dataset, and SIGHUP swaps in a new catalog
- * without disturbing requests that hold the old one.
+ * The configuration in force is a catalog (config/catalog.h): immutable and
+ * reference-counted; SIGHUP and POST /api/v1/admin/reload swap in a new one without
+ * disturbing whoever holds the old one. This is the top of the map (docs/architecture.md):
+ * only cli/serve.c includes this header, and nothing here is reached from below except
+ * through what service.c hands each part when it starts it.
  */
 #ifndef SLUICE_SERVICE_SERVICE_H
 #define SLUICE_SERVICE_SERVICE_H
 
-#include <pthread.h>
 #include <stdint.h>
 
 #include "config/config.h"
+
+#include "config/catalog.h"
+#include "http/server.h"
 
 struct writer;
 struct store_pool;
@@ -21,19 +25,20 @@ struct http_server;
 struct batch_pool;
 struct sentinel;
 
-struct catalog {
-    int refs; /* atomic */
-    struct sluice_config cfg;
-};
-
+/*
+ * The service owns every part below and is the only place that wires them together: each
+ * part's start function is given what it needs (the writer, the catalog source, the store
+ * URI, the pool of lent connections), never the service.
+ */
 struct service {
-    pthread_mutex_t mu;
-    struct catalog *cat; /* under mu */
+    struct catalog_source catalogs; /* the configuration in force (catalog.h) */
     struct writer *writer;
     struct store_pool *files; /* connections lent to threads that own none (store_pool.h) */
     struct http_server *http;
+    struct http_app app;        /* what the HTTP handlers borrow (server.h) */
     struct batch_pool *batches; /* NULL when batches.workers is 0 */
     struct sentinel *sentinel;  /* NULL when sentinel.interval_s is 0 */
+    int alerts_started;         /* the alerts' notifier thread runs */
     int64_t started_ms;
     uint64_t started_ns;
     char *config_path;                         /* owned; NULL when started without a file */
@@ -41,10 +46,6 @@ struct service {
     char *store_uri;                           /* owned; fixed at start */
     int64_t files_swept_ms;                    /* the last sweep of orphaned batch files */
 };
-
-/* A new reference to the catalog in force. Release with catalog_release(). */
-struct catalog *service_catalog(struct service *s);
-void catalog_release(struct catalog *c); /* accepts NULL */
 
 /*
  * Load the configuration the way `serve` does: file, then environment, then
@@ -56,8 +57,12 @@ int service_load_config(const struct service *s, struct sluice_config *cfg, char
                         size_t errlen);
 
 /*
- * Start: open and migrate the store, create or check the dataset tables,
- * start the writer and the HTTP loops. cfg is taken. Returns 0 or -1 (err set).
+ * Start: open and migrate the store, create or check the dataset tables, start the writer,
+ * the batch workers, the alerts' notifier, the sentinel and the HTTP loops, in that order.
+ * Returns 0, with cfg's contents taken (cfg is zeroed; service_stop() releases them); or -1
+ * with err set, after undoing in reverse order what had started, and cfg untouched: the
+ * caller still owns it and releases it (config_release). service_stop() is not called
+ * after a failed start.
  */
 int service_start(struct service *s, struct sluice_config *cfg, char *err, size_t errlen);
 

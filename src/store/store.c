@@ -1,5 +1,6 @@
 /*
- * store.c - picks the backend from the storage URI's scheme.
+ * store.c - picks the backend from the storage URI's scheme (the table of backends),
+ * and what every backend shares: releasing the structs store.h returns, the query observer.
  */
 #include "store/store.h"
 
@@ -7,20 +8,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite/sqlite_ckpt.h"
+#include "schema/values.h"
+#include "util/mem.h"
 
-static const struct store_ops *backends[] = {&store_sqlite_ops};
+/* Every backend; the only place in src/store/ (outside the backends' folders) that names
+ * one. */
+static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_pg_ops};
+
+/* The backend whose prefix uri begins with, and where what it is given starts. */
+static const struct store_ops *backend_of(const char *uri, const char **arg)
+{
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        for (const char *const *p = backends[i]->prefixes; *p; p++) {
+            size_t n = strlen(*p);
+            if (strncmp(uri, *p, n) == 0) {
+                *arg = backends[i]->whole_uri ? uri : uri + n;
+                return backends[i];
+            }
+        }
+    return NULL;
+}
 
 struct store *store_open(const char *uri, int readonly, char *err, size_t errlen)
 {
-    /* PostgreSQL takes the whole URL (libpq parses it). */
-    if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0)
-        return store_pg_ops.open(uri, readonly, err, errlen);
-    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        size_t n = strlen(backends[i]->scheme);
-        if (strncmp(uri, backends[i]->scheme, n) == 0 && uri[n] == ':')
-            return backends[i]->open(uri + n + 1, readonly, err, errlen);
-    }
+    const char *arg;
+    const struct store_ops *b = backend_of(uri, &arg);
+    if (b)
+        return b->open(arg, readonly, err, errlen);
     snprintf(err, errlen,
              "storage '%s': unsupported scheme (supported: sqlite:PATH, postgres://...)", uri);
     return NULL;
@@ -49,8 +63,10 @@ void store_observe_query(double seconds)
 void store_wal_stats(const char *uri, struct store_wal *out)
 {
     memset(out, 0, sizeof *out);
-    if (strncmp(uri, "sqlite:", 7) == 0)
-        sqlite_ckpt_stats(uri + 7, out);
+    const char *arg;
+    const struct store_ops *b = backend_of(uri, &arg);
+    if (b && b->wal_stats)
+        b->wal_stats(arg, out);
 }
 
 void alert_release(struct alert *a)
@@ -65,6 +81,15 @@ void alert_release(struct alert *a)
     free(a->details_json);
     free(a->state);
     memset(a, 0, sizeof *a);
+}
+
+void alert_history_free(struct alert_history *h, size_t n)
+{
+    for (size_t i = 0; h && i < n; i++) {
+        free(h[i].event);
+        free(h[i].detail);
+    }
+    free(h);
 }
 
 void outbox_release(struct outbox_row *r)
@@ -99,34 +124,19 @@ void dlq_entry_release(struct dlq_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-void row_values_from_json(const struct schema *s, json_t *row, struct row_value *out)
+int store_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+                  json_t *row, json_t *extra, enum row_result *res)
 {
-    size_t n = schema_nfields(s);
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_object_get(row, schema_field_name(s, i));
-        struct row_value *o = &out[i];
-        if (!v || json_is_null(v)) {
-            o->kind = VAL_ABSENT;
-            continue;
-        }
-        switch (schema_field_type(s, i)) {
-        case FT_STRING:
-            o->kind = VAL_TEXT;
-            o->u.s.p = json_string_value(v);
-            o->u.s.n = json_string_length(v);
-            break;
-        case FT_INTEGER:
-            o->kind = VAL_INT;
-            o->u.i = json_is_integer(v) ? json_integer_value(v) : (int64_t)json_number_value(v);
-            break;
-        case FT_NUMBER:
-            o->kind = VAL_REAL;
-            o->u.d = json_number_value(v);
-            break;
-        case FT_BOOLEAN:
-            o->kind = VAL_BOOL;
-            o->u.b = json_is_true(v);
-            break;
-        }
-    }
+    size_t n = schema_nfields(ds->schema);
+    struct row_value small[32];
+    struct row_value *v = n <= 32 ? small : sl_malloc(n * sizeof *v);
+    if (!v)
+        return st->ops->nomem(st);
+    row_values_from_json(ds->schema, row, v);
+    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    int rc = store_row_put_values(st, ds, m, v, extra_txt, res);
+    free(extra_txt);
+    if (v != small)
+        free(v);
+    return rc;
 }

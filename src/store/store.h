@@ -1,7 +1,7 @@
 /*
  * store.h - the only door to the database. Every SQL statement lives in a
- * backend (sqlite.c now, pg.c later) behind this ops table, chosen
- * by the scheme of the `storage` URI when the store is opened.
+ * backend (src/store/sqlite/, src/store/pg/) behind this ops table, chosen
+ * by the scheme of the `storage` URI when the store is opened (store.c's table).
  *
  * A struct store is one connection: not shared between threads. The writer
  * thread owns one for all writes; each HTTP loop owns one for reads.
@@ -62,9 +62,6 @@ struct batch_error_new {
 };
 
 enum row_result { ROW_INSERTED = 0, ROW_DUPLICATE, ROW_REPLACED };
-
-/* The values of a validated JSON row (borrowed: they point into row), one per schema field. */
-void row_values_from_json(const struct schema *s, json_t *row, struct row_value *out);
 
 /* A new DLQ entry; all borrowed. */
 struct dlq_new {
@@ -186,6 +183,15 @@ struct alert {
 };
 void alert_release(struct alert *a);
 
+/* One event of an alert's history (table alert_events). Strings owned
+ * (alert_history_free). */
+struct alert_history {
+    int64_t at_ms;
+    char *event;
+    char *detail; /* NULL: none */
+};
+void alert_history_free(struct alert_history *h, size_t n); /* the array too; accepts NULL */
+
 /* One notification waiting in the outbox (table alert_outbox) for its receiver's 2xx: an
  * alert's event (firing, renotified, resolved) for one receiver, with the body to send.
  * Strings owned (outbox_release). */
@@ -199,9 +205,18 @@ void outbox_release(struct outbox_row *r);
 
 #define STORE_COMMIT_UNKNOWN (-2)
 
+struct store_wal;
+
 struct store_ops {
-    const char *scheme; /* "sqlite" */
+    /* The storage URIs this backend takes, by their beginnings ("sqlite:"; "postgres://",
+     * "postgresql://"), NULL-terminated: store_open looks them up in its table. */
+    const char *const *prefixes;
+    /* 1: open gets the whole URI (libpq parses the URL); 0: what follows the prefix (a
+     * path). The wal_stats argument is the same. */
+    int whole_uri;
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
+    /* The WAL and its checkpoints (store_wal_stats); NULL: the backend has none. */
+    void (*wal_stats)(const char *uri, struct store_wal *out);
     void (*close)(struct store *st);
     const char *(*errmsg)(struct store *st);
     /* Asked right after a failure: 1 when it was the connection's, not the statement's (the
@@ -243,13 +258,15 @@ struct store_ops {
     int (*savepoint_release)(struct store *st);
     int (*savepoint_rollback)(struct store *st);
 
-    int (*row_put)(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-                   json_t *row, json_t *extra, enum row_result *res);
-    /* The same for a row given as values (n = the schema's fields); extra_json may be NULL. */
+    /* Store a row given as values (n = the schema's fields; store_row_put converts a JSON
+     * row to them); extra_json may be NULL. */
     int (*row_put_values)(struct store *st, const struct dataset_config *ds,
                           const struct row_meta *m, const struct row_value *v,
                           const char *extra_json, enum row_result *res);
     int64_t (*row_count)(struct store *st, const char *dataset);
+    /* Record that work done for this store outside the backend (store_row_put's values)
+     * ran out of memory, as errmsg's message; returns -1. */
+    int (*nomem)(struct store *st);
 
     int (*dlq_add)(struct store *st, const struct dlq_new *e, int64_t *id);
     int (*dlq_get)(struct store *st, int64_t id, struct dlq_entry *out); /* 1 = not found */
@@ -381,9 +398,14 @@ struct store_ops {
     /* Alerts: the firing ones (all), a page of them by state (NULL = any), one with its
      * history, insert (a->id == 0; sets it) or update, and a history event. */
     int (*alert_firing)(struct store *st, struct alert **out, size_t *n);
+    /* Alerts in state (NULL = any), keyset as dlq_filter's: *out gets *n of them (caller
+     * releases each and frees the array; ops/alert_json.c makes the API's JSON). */
     int (*alert_list)(struct store *st, const char *state, int64_t after_id, int desc, int limit,
-                      json_t **out);                              /* keyset as dlq_filter's */
-    int (*alert_get)(struct store *st, int64_t id, json_t **out); /* 1 = not found */
+                      struct alert **out, size_t *n);
+    /* Alert id in *out (alert_release) and its history in event order in *hist, *nhist of
+     * them (alert_history_free). 1 = not found. */
+    int (*alert_get)(struct store *st, int64_t id, struct alert *out, struct alert_history **hist,
+                     size_t *nhist);
     int (*alert_put)(struct store *st, struct alert *a);
     int (*alert_event)(struct store *st, int64_t id, int64_t at_ms, const char *event,
                        const char *detail);
@@ -430,6 +452,13 @@ struct store_ops {
     int (*table_load)(struct store *st, const struct table_def *t, const struct cell *row);
     /* Drop dataset name's table and its record (inside the caller's transaction). */
     int (*dataset_drop)(struct store *st, const char *name);
+
+    /* Check the store's integrity as far as the backend can (for `sluice doctor`), without
+     * writing: SQLite runs PRAGMA quick_check; PostgreSQL asks its catalog (every table
+     * present, every index valid, amcheck's bt_index_check when installed). verdict always
+     * gets a line: 0, what was checked ("quick_check ok"); 1, the damage found
+     * ("quick_check: <its first complaint>"); -1, why it could not check (errmsg too). */
+    int (*integrity)(struct store *st, char *verdict, size_t len);
 };
 
 /* The base every backend's handle starts with. */
@@ -438,8 +467,8 @@ struct store {
 };
 
 /*
- * Open the store named by uri ("sqlite:PATH"). readonly handles are for the
- * HTTP loops' reads. Returns NULL with a message in err.
+ * Open the store named by uri ("sqlite:PATH", "postgres://..." or "postgresql://...").
+ * readonly handles are for the HTTP loops' reads. Returns NULL with a message in err.
  */
 struct store *store_open(const char *uri, int readonly, char *err, size_t errlen);
 void store_close(struct store *st); /* accepts NULL */
@@ -450,8 +479,9 @@ void store_close(struct store *st); /* accepts NULL */
 void store_set_query_observer(void (*fn)(double seconds));
 void store_observe_query(double seconds); /* for the backends */
 
-/* The SQLite WAL and its checkpoints (process-wide, sqlite_ckpt.c), for health and
- * metrics. On another backend known is 0 and nothing else is set. */
+/* The SQLite WAL and its checkpoints (process-wide, sqlite/sqlite_ckpt.c), for health and
+ * metrics, asked of the backend uri names (its wal_stats). On another backend known is 0
+ * and nothing else is set. */
 struct store_wal {
     int known;
     int64_t bytes, limit_bytes;     /* the -wal file now; journal_size_limit */
@@ -462,6 +492,11 @@ struct store_wal {
     char last_error[256];
 };
 void store_wal_stats(const char *uri, struct store_wal *out);
+
+/* Store a validated JSON row (extra: the fields the schema does not name, NULL for none):
+ * its values (schema/values.h) through row_put_values, same contract. */
+int store_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
+                  json_t *row, json_t *extra, enum row_result *res);
 
 /* Thin dispatchers, so callers read as store_dlq_get(st, ...). */
 #define store_errmsg(st) ((st)->ops->errmsg(st))
@@ -478,7 +513,6 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_savepoint(st) ((st)->ops->savepoint(st))
 #define store_savepoint_release(st) ((st)->ops->savepoint_release(st))
 #define store_savepoint_rollback(st) ((st)->ops->savepoint_rollback(st))
-#define store_row_put(st, ds, m, r, x, res) ((st)->ops->row_put((st), (ds), (m), (r), (x), (res)))
 #define store_row_put_values(st, ds, m, v, x, res)                                                 \
     ((st)->ops->row_put_values((st), (ds), (m), (v), (x), (res)))
 #define store_row_count(st, ds) ((st)->ops->row_count((st), (ds)))
@@ -533,9 +567,10 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_batch_auto_reset(st, id, max, now)                                                   \
     ((st)->ops->batch_auto_reset((st), (id), (max), (now)))
 #define store_alert_firing(st, out, n) ((st)->ops->alert_firing((st), (out), (n)))
-#define store_alert_list(st, state, after, desc, lim, out)                                         \
-    ((st)->ops->alert_list((st), (state), (after), (desc), (lim), (out)))
-#define store_alert_get(st, id, out) ((st)->ops->alert_get((st), (id), (out)))
+#define store_alert_list(st, state, after, desc, lim, out, n)                                      \
+    ((st)->ops->alert_list((st), (state), (after), (desc), (lim), (out), (n)))
+#define store_alert_get(st, id, out, hist, nhist)                                                  \
+    ((st)->ops->alert_get((st), (id), (out), (hist), (nhist)))
 #define store_alert_put(st, a) ((st)->ops->alert_put((st), (a)))
 #define store_alert_event(st, id, at, ev, d) ((st)->ops->alert_event((st), (id), (at), (ev), (d)))
 #define store_outbox_add(st, r) ((st)->ops->outbox_add((st), (r)))
@@ -559,8 +594,10 @@ void store_wal_stats(const char *uri, struct store_wal *out);
 #define store_table_dump(st, t, fn, arg) ((st)->ops->table_dump((st), (t), (fn), (arg)))
 #define store_table_load(st, t, row) ((st)->ops->table_load((st), (t), (row)))
 #define store_dataset_drop(st, name) ((st)->ops->dataset_drop((st), (name)))
+#define store_integrity(st, v, len) ((st)->ops->integrity((st), (v), (len)))
 #define store_file_sweep(st, before, dir) ((st)->ops->file_sweep((st), (before), (dir)))
 
+/* The backends' tables (sqlite/sqlite_ops.c, pg/pg_ops.c), which store.c lists. */
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;
 

@@ -245,7 +245,7 @@ static enum row_result put(const struct dataset_config *ds, const struct row_met
 {
     json_t *r = js(row), *x = extra ? js(extra) : NULL;
     enum row_result res = (enum row_result) - 1;
-    int rc = pg_row_put(st, ds, m, r, x, &res);
+    int rc = store_row_put(st, ds, m, r, x, &res);
     cr_assert_eq(rc, 0, "row_put %s: %s", row, pg_errmsg(st));
     json_decref(r);
     json_decref(x);
@@ -1334,7 +1334,7 @@ Test(store_pg, savepoint_rollback_recovers_from_a_failed_statement, .fini = clea
     cr_assert_eq(pg_savepoint(st), 0);
     json_t *row = js("{\"v\":\"x\"}");
     enum row_result res;
-    cr_expect_eq(pg_row_put(st, ds_of(other, "nosuch"), &META1, row, NULL, &res), -1);
+    cr_expect_eq(store_row_put(st, ds_of(other, "nosuch"), &META1, row, NULL, &res), -1);
     cr_expect(strstr(pg_errmsg(st), "insert"), "%s", pg_errmsg(st));
     json_decref(row);
     cr_assert_eq(pg_savepoint_rollback(st), 0, "%s", pg_errmsg(st));

@@ -10,6 +10,7 @@
 
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/hex.h"
 #include "util/utf8.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -356,4 +357,20 @@ Test(clock, wall_and_mono)
     clock_rfc3339(w, out, sizeof out);
     cr_expect_eq(strlen(out), 24);
     cr_expect_eq(out[23], 'Z');
+}
+
+Test(hex, round_trip_and_refusals)
+{
+    unsigned char in[4] = {0x00, 0xff, 0x5c, 0x09}, out[4];
+    char txt[9];
+    hex_encode(in, sizeof in, txt);
+    cr_expect_str_eq(txt, "00ff5c09");
+    cr_expect_eq(hex_decode(txt, out, sizeof out), 0);
+    cr_expect_eq(memcmp(in, out, sizeof in), 0);
+    cr_expect_eq(hex_decode("00FF5C09", out, sizeof out), 0, "either case");
+    cr_expect_eq(out[1], 0xff);
+    cr_expect_eq(hex_decode("00ff5c0", out, sizeof out), -1, "too short");
+    cr_expect_eq(hex_decode("00ff5c090", out, sizeof out), -1, "too long");
+    cr_expect_eq(hex_decode("00ff5c0g", out, sizeof out), -1, "not a digit");
+    cr_expect_eq(hex_decode(" 0ff5c09", out, sizeof out), -1, "no leading space, as sscanf took");
 }

@@ -461,23 +461,10 @@ out:
     return rc;
 }
 
-int pg_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-               json_t *row, json_t *extra, enum row_result *res)
+int pg_nomem(struct store *st)
 {
-    size_t n = schema_nfields(ds->schema);
-    struct row_value small[32];
-    struct row_value *v = n <= 32 ? small : sl_malloc(n * sizeof *v);
-    if (!v) {
-        snprintf(PG(st)->err, sizeof PG(st)->err, "insert: out of memory");
-        return -1;
-    }
-    row_values_from_json(ds->schema, row, v);
-    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    int rc = pg_row_put_values(st, ds, m, v, extra_txt, res);
-    free(extra_txt);
-    if (v != small)
-        free(v);
-    return rc;
+    snprintf(PG(st)->err, sizeof PG(st)->err, "insert: out of memory");
+    return -1;
 }
 
 int64_t pg_row_count(struct store *st, const char *dataset)

@@ -1,7 +1,7 @@
 /*
  * pg_alerts.c - alerts, their history and the outbox of their
- * notifications in PostgreSQL (see store.h);
- * the same JSON as sqlite_alerts.c. At most one firing alert per
+ * notifications in PostgreSQL (see store.h); alerts come back as structs,
+ * ops/alert_json.c makes the API's JSON. At most one firing alert per
  * fingerprint is the schema's partial unique index (alerts_firing).
  */
 #include <stdio.h>
@@ -9,17 +9,46 @@
 #include <string.h>
 
 #include "store/pg/pg_internal.h"
-#include "util/clock.h"
 #include "util/mem.h"
 
 #define ALERT_COLS                                                                                 \
     "id, fingerprint, rule, severity, labels, summary, details, state, started_ms, updated_ms,"    \
     " resolved_ms, last_notified_ms, notifications"
 
-/* Column c of row i, borrowed; NULL for SQL NULL. */
-static const char *val(const PGresult *r, int i, int c)
+/* Row i of a SELECT ALERT_COLS in *a (strings owned). */
+static void read_alert(const PGresult *r, int i, struct alert *a)
 {
-    return PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
+    a->id = pg_get_int(r, i, 0);
+    a->fingerprint = pg_get_str(r, i, 1);
+    a->rule = pg_get_str(r, i, 2);
+    a->severity = pg_get_str(r, i, 3);
+    a->labels_json = pg_get_str(r, i, 4);
+    a->summary = pg_get_str(r, i, 5);
+    a->details_json = pg_get_str(r, i, 6);
+    a->state = pg_get_str(r, i, 7);
+    a->started_ms = pg_get_int(r, i, 8);
+    a->updated_ms = pg_get_int(r, i, 9);
+    a->resolved_ms = pg_get_int(r, i, 10);
+    a->last_notified_ms = pg_get_int(r, i, 11);
+    a->notifications = (int)pg_get_int(r, i, 12);
+}
+
+/* Every row of r (a SELECT ALERT_COLS) in *out, *n of them; clears r. */
+static int read_alerts(struct pg_store *s, PGresult *r, struct alert **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int rows = PQntuples(r);
+    if (rows > 0 && !(*out = sl_calloc((size_t)rows, sizeof **out))) {
+        PQclear(r);
+        snprintf(s->err, sizeof s->err, "alerts: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < rows; i++)
+        read_alert(r, i, &(*out)[i]);
+    *n = (size_t)rows;
+    PQclear(r);
+    return 0;
 }
 
 int pg_alert_firing(struct store *st, struct alert **out, size_t *n)
@@ -32,65 +61,18 @@ int pg_alert_firing(struct store *st, struct alert **out, size_t *n)
                 0, NULL);
     if (!r)
         return -1;
-    int rows = PQntuples(r);
-    if (rows > 0 && !(*out = sl_calloc((size_t)rows, sizeof **out))) {
-        PQclear(r);
-        snprintf(s->err, sizeof s->err, "alerts: out of memory");
-        return -1;
-    }
-    for (int i = 0; i < rows; i++) {
-        struct alert *a = &(*out)[i];
-        a->id = pg_get_int(r, i, 0);
-        a->fingerprint = pg_get_str(r, i, 1);
-        a->rule = pg_get_str(r, i, 2);
-        a->severity = pg_get_str(r, i, 3);
-        a->labels_json = pg_get_str(r, i, 4);
-        a->summary = pg_get_str(r, i, 5);
-        a->details_json = pg_get_str(r, i, 6);
-        a->state = pg_get_str(r, i, 7);
-        a->started_ms = pg_get_int(r, i, 8);
-        a->updated_ms = pg_get_int(r, i, 9);
-        a->resolved_ms = pg_get_int(r, i, 10);
-        a->last_notified_ms = pg_get_int(r, i, 11);
-        a->notifications = (int)pg_get_int(r, i, 12);
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return 0;
-}
-
-static json_t *ms_json(int64_t ms)
-{
-    char t[32];
-    return ms ? json_string(clock_rfc3339(ms, t, sizeof t)) : json_null();
-}
-
-static json_t *parsed(const char *txt)
-{
-    json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
-    return j ? j : json_null();
-}
-
-/* Row i of a SELECT ALERT_COLS as the API's JSON object. */
-static json_t *alert_row(const PGresult *r, int i)
-{
-    return json_pack("{s:I,s:s,s:s,s:o,s:s,s:o,s:s,s:o,s:o,s:o,s:o,s:i}", "id",
-                     (json_int_t)pg_get_int(r, i, 0), "rule", PQgetvalue(r, i, 2), "severity",
-                     PQgetvalue(r, i, 3), "labels", parsed(val(r, i, 4)), "summary",
-                     PQgetvalue(r, i, 5), "details", parsed(val(r, i, 6)), "state",
-                     PQgetvalue(r, i, 7), "started_at", ms_json(pg_get_int(r, i, 8)), "updated_at",
-                     ms_json(pg_get_int(r, i, 9)), "resolved_at", ms_json(pg_get_int(r, i, 10)),
-                     "last_notified_at", ms_json(pg_get_int(r, i, 11)), "notifications",
-                     (int)pg_get_int(r, i, 12));
+    return read_alerts(s, r, out, n);
 }
 
 int pg_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
-                  json_t **out)
+                  struct alert **out, size_t *n)
 {
     struct pg_store *s = PG(st);
     char ab[24], lb[24];
     const char *p[3] = {state, pg_int(ab, desc && !after_id ? INT64_MAX : after_id),
                         pg_int(lb, limit)};
+    *out = NULL;
+    *n = 0;
     PGresult *r = pg_exec(s, "alerts",
                           desc ? "SELECT " ALERT_COLS " FROM alerts WHERE ($1::text IS NULL OR"
                                  " state = $1::text) AND id < $2::bigint ORDER BY id DESC"
@@ -101,21 +83,18 @@ int pg_alert_list(struct store *st, const char *state, int64_t after_id, int des
                           3, p);
     if (!r)
         return -1;
-    json_t *a = json_array();
-    for (int i = 0; a && i < PQntuples(r); i++)
-        json_array_append_new(a, alert_row(r, i));
-    PQclear(r);
-    if (!a)
-        snprintf(s->err, sizeof s->err, "alerts: out of memory");
-    *out = a;
-    return a ? 0 : -1;
+    return read_alerts(s, r, out, n);
 }
 
-int pg_alert_get(struct store *st, int64_t id, json_t **out)
+int pg_alert_get(struct store *st, int64_t id, struct alert *out, struct alert_history **hist,
+                 size_t *nhist)
 {
     struct pg_store *s = PG(st);
     char ib[24];
     const char *p[1] = {pg_int(ib, id)};
+    memset(out, 0, sizeof *out);
+    *hist = NULL;
+    *nhist = 0;
     PGresult *r =
         pg_exec(s, "alert", "SELECT " ALERT_COLS " FROM alerts WHERE id = $1::bigint", 1, p);
     if (!r)
@@ -124,27 +103,30 @@ int pg_alert_get(struct store *st, int64_t id, json_t **out)
         PQclear(r);
         return 1;
     }
-    json_t *a = alert_row(r, 0);
+    read_alert(r, 0, out);
     PQclear(r);
     r = pg_exec(s, "alert",
                 "SELECT at_ms, event, detail FROM alert_events WHERE alert_id = $1::bigint"
                 " ORDER BY seq",
                 1, p);
     if (!r) {
-        json_decref(a);
+        alert_release(out);
         return -1;
     }
-    json_t *h = json_array();
-    for (int i = 0; h && i < PQntuples(r); i++)
-        json_array_append_new(h, json_pack("{s:o,s:s,s:s?}", "at", ms_json(pg_get_int(r, i, 0)),
-                                           "event", PQgetvalue(r, i, 1), "detail", val(r, i, 2)));
-    PQclear(r);
-    if (!a || !h || json_object_set_new(a, "history", h) < 0) {
-        json_decref(a);
+    int rows = PQntuples(r);
+    if (rows > 0 && !(*hist = sl_calloc((size_t)rows, sizeof **hist))) {
+        PQclear(r);
+        alert_release(out);
         snprintf(s->err, sizeof s->err, "alert: out of memory");
         return -1;
     }
-    *out = a;
+    for (int i = 0; i < rows; i++) {
+        (*hist)[i].at_ms = pg_get_int(r, i, 0);
+        (*hist)[i].event = pg_get_str(r, i, 1);
+        (*hist)[i].detail = pg_get_str(r, i, 2);
+    }
+    *nhist = (size_t)rows;
+    PQclear(r);
     return 0;
 }
 

@@ -1,9 +1,13 @@
 /*
  * pg_internal.h - the PostgreSQL backend's shared parts (internal to
- * src/store/store_pg*.c). The backend implements every operation of store.h
+ * src/store/pg/, tests aside). The backend implements every operation of store.h
  * (the contracts are there) against the schema in pg_schema.c, with
  * libpq, one connection per struct store, like the SQLite backend: the writer
- * owns one for all writes, each HTTP loop one for reads.
+ * owns one for all writes, each HTTP loop one for reads. pg_conn.c holds the
+ * connection and the helpers every other file calls (pg_exec, pg_fail ...), pg_copy.c
+ * the COPY queue; pg.c (datasets, transactions, rows, DLQ, idempotency), pg_batch.c,
+ * pg_files.c, pg_auth.c, pg_stats.c, pg_alerts.c, pg_dump.c and pg_check.c (integrity)
+ * the operations; pg_schema.c the migrations' statements; pg_ops.c the operations table.
  *
  * Parameters are passed as text with PQexecParams (NULL = SQL NULL); integers
  * are formatted with pg_int(). Every function returns what store.h says, and
@@ -101,7 +105,7 @@ int pg_migrate(struct store *st); /* under an advisory lock; makes the key peppe
 int pg_singleton(struct store *st, const char *name);
 int pg_wait_work(struct store *st, int timeout_ms);
 
-/* Every other operation of store.h, same contract, prefixed pg_ (store_pg*.c). */
+/* Every other operation of store.h, same contract, prefixed pg_ (pg*.c). */
 int pg_dataset_sync(struct store *st, const struct dataset_config *ds, char *why, size_t whylen);
 int pg_dataset_check(struct store *st, const struct dataset_config *ds, char *why, size_t whylen);
 int pg_begin(struct store *st);
@@ -110,11 +114,10 @@ int pg_rollback(struct store *st);
 int pg_savepoint(struct store *st);
 int pg_savepoint_release(struct store *st);
 int pg_savepoint_rollback(struct store *st);
-int pg_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-               json_t *row, json_t *extra, enum row_result *res);
 int pg_row_put_values(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
                       const struct row_value *v, const char *extra_json, enum row_result *res);
 int64_t pg_row_count(struct store *st, const char *dataset);
+int pg_nomem(struct store *st);
 int pg_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id);
 int pg_dlq_get(struct store *st, int64_t id, struct dlq_entry *out);
 int pg_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out, size_t *n);
@@ -174,8 +177,9 @@ int pg_batch_states(struct store *st, json_t **out);
 int pg_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
 int pg_alert_firing(struct store *st, struct alert **out, size_t *n);
 int pg_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
-                  json_t **out);
-int pg_alert_get(struct store *st, int64_t id, json_t **out);
+                  struct alert **out, size_t *n);
+int pg_alert_get(struct store *st, int64_t id, struct alert *out, struct alert_history **hist,
+                 size_t *nhist);
 int pg_alert_put(struct store *st, struct alert *a);
 int pg_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                    const char *detail);
@@ -201,6 +205,8 @@ int pg_table_dump(struct store *st, const struct table_def *t,
                   int (*fn)(void *arg, const struct cell *row), void *arg);
 int pg_table_load(struct store *st, const struct table_def *t, const struct cell *row);
 int pg_dataset_drop(struct store *st, const char *name);
+/* Integrity (pg_check.c); see store.h. */
+int pg_integrity(struct store *st, char *verdict, size_t len);
 
 /* The schema migrations (pg_schema.c): statements of version i+1. */
 extern const char *const pg_migrations[];

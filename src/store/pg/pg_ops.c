@@ -5,8 +5,12 @@
  */
 #include "store/pg/pg_internal.h"
 
+/* PostgreSQL takes the whole URL (libpq parses it). */
+static const char *const prefixes[] = {"postgres://", "postgresql://", NULL};
+
 const struct store_ops store_pg_ops = {
-    .scheme = "postgres",
+    .prefixes = prefixes,
+    .whole_uri = 1,
     .open = pg_open,
     .close = pg_close,
     .errmsg = pg_errmsg,
@@ -25,9 +29,9 @@ const struct store_ops store_pg_ops = {
     .savepoint = pg_savepoint,
     .savepoint_release = pg_savepoint_release,
     .savepoint_rollback = pg_savepoint_rollback,
-    .row_put = pg_row_put,
     .row_put_values = pg_row_put_values,
     .row_count = pg_row_count,
+    .nomem = pg_nomem,
     .dlq_add = pg_dlq_add,
     .dlq_get = pg_dlq_get,
     .dlq_list = pg_dlq_list,
@@ -90,4 +94,5 @@ const struct store_ops store_pg_ops = {
     .table_dump = pg_table_dump,
     .table_load = pg_table_load,
     .dataset_drop = pg_dataset_drop,
+    .integrity = pg_integrity,
 };

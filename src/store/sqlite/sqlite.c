@@ -6,6 +6,10 @@
  * built for), ds_<name> (one typed column per property plus _id, _ingest_id,
  * _source, _received_at, _extra), dlq, idempotency. Row INSERT statements are
  * prepared once per dataset and cached until the dataset's schema changes.
+ *
+ * This file holds the connection (open, close, ping), datasets, transactions, rows,
+ * the DLQ and idempotency; the failure helpers are in sqlite_conn.c, the operations
+ * table in sqlite_ops.c (sqlite_internal.h lists the files).
  */
 #include "store/store.h"
 
@@ -22,65 +26,26 @@
 #include "store/sqlite/sqlite_internal.h"
 #include "util/mem.h"
 
-int sqlite_code_is_fault(int code)
-{
-    switch (code & 0xff) {
-    case SQLITE_FULL:
-    case SQLITE_IOERR:
-    case SQLITE_READONLY:
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-    case SQLITE_NOMEM:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PROTOCOL:
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return 1;
-    default: /* CONSTRAINT, MISMATCH, TOOBIG, RANGE, ERROR, ...: the statement's */
-        return 0;
-    }
-}
-
-int sqlite_fail(struct sqlite_store *s, const char *what)
-{
-    snprintf(s->err, sizeof s->err, "%s: %s", what, sqlite3_errmsg(s->db));
-    s->fault = sqlite_code_is_fault(sqlite3_extended_errcode(s->db));
-    return -1;
-}
-
 #define fail sqlite_fail
 #define exec sqlite_exec
 
-int sqlite_exec(struct sqlite_store *s, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        snprintf(s->err, sizeof s->err, "%s", msg ? msg : sqlite3_errmsg(s->db));
-        s->fault = sqlite_code_is_fault(rc);
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
-static const char *sq_errmsg(struct store *st)
+const char *sqlite_errmsg(struct store *st)
 {
     return SQ(st)->err;
 }
 
-static int sq_conn_lost(struct store *st)
+int sqlite_conn_lost(struct store *st)
 {
     (void)st; /* a file, no connection to lose */
     return 0;
 }
 
-static int sq_fault(struct store *st)
+int sqlite_fault(struct store *st)
 {
     return SQ(st)->fault;
 }
 
-static void sq_close(struct store *st)
+void sqlite_close(struct store *st)
 {
     struct sqlite_store *s = SQ(st);
     sqlite_ckpt_stop(s->ckpt);
@@ -102,8 +67,6 @@ static void sq_close(struct store *st)
     free(s);
 }
 
-static struct store *sq_open(const char *path, int readonly, char *err, size_t errlen);
-
 /* The file the connection was opened on, as (device, inode); 0 when unknown. */
 static void file_id(sqlite3 *db, unsigned long long *dev, unsigned long long *ino)
 {
@@ -116,7 +79,7 @@ static void file_id(sqlite3 *db, unsigned long long *dev, unsigned long long *in
     }
 }
 
-static int sq_ping(struct store *st)
+int sqlite_ping(struct store *st)
 {
     struct sqlite_store *s = SQ(st);
     /* A deleted or replaced database file still answers through the open descriptor, and
@@ -134,7 +97,7 @@ static int sq_ping(struct store *st)
 }
 
 /* One process owns an SQLite store: it holds every singleton role. */
-static int sq_singleton(struct store *st, const char *name)
+int sqlite_singleton(struct store *st, const char *name)
 {
     (void)st;
     (void)name;
@@ -142,7 +105,7 @@ static int sq_singleton(struct store *st, const char *name)
 }
 
 /* One process: its workers are woken directly (batch_pool_kick). */
-static int sq_wait_work(struct store *st, int timeout_ms)
+int sqlite_wait_work(struct store *st, int timeout_ms)
 {
     (void)st;
     (void)timeout_ms;
@@ -208,8 +171,8 @@ static struct schema *stored_schema(struct sqlite_store *s, const char *name, ch
     return old;
 }
 
-static int sq_dataset_check(struct store *st, const struct dataset_config *ds, char *why,
-                            size_t whylen)
+int sqlite_dataset_check(struct store *st, const struct dataset_config *ds, char *why,
+                         size_t whylen)
 {
     struct sqlite_store *s = SQ(st);
     int found;
@@ -236,22 +199,7 @@ static int sq_dataset_check(struct store *st, const struct dataset_config *ds, c
     return rc;
 }
 
-int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset)
-{
-    char name[200];
-    snprintf(name, sizeof name, "ds_%s_batch", dataset);
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-                           -1, &q, NULL) != SQLITE_OK)
-        return 0;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    int yes = sqlite3_step(q) == SQLITE_ROW;
-    sqlite3_finalize(q);
-    return yes;
-}
-
-static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, char *why,
-                           size_t whylen)
+int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char *why, size_t whylen)
 {
     struct sqlite_store *s = SQ(st);
     struct buf sql;
@@ -261,7 +209,7 @@ static int sq_dataset_sync(struct store *st, const struct dataset_config *ds, ch
     char *schema_txt = NULL;
     buf_init(&sql, 1 << 20);
 
-    if (sq_dataset_check(st, ds, why, whylen) < 0)
+    if (sqlite_dataset_check(st, ds, why, whylen) < 0)
         return -1;
     if (exec(s, "SAVEPOINT ds_sync") < 0)
         goto fail;
@@ -364,24 +312,24 @@ static int tx(struct sqlite_store *s, enum tx_cmd c)
     return rc == SQLITE_DONE ? 0 : fail(s, sql[c]);
 }
 
-static int sq_begin(struct store *st)
+int sqlite_begin(struct store *st)
 {
     SQ(st)->fault = 0;
     return tx(SQ(st), TX_BEGIN);
 }
-static int sq_commit(struct store *st)
+int sqlite_commit(struct store *st)
 {
     if (sqlite_batch_range_flush(SQ(st)) < 0 || sqlite_roll_flush(SQ(st)) < 0)
         return -1;
     return tx(SQ(st), TX_COMMIT);
 }
-static int sq_rollback(struct store *st)
+int sqlite_rollback(struct store *st)
 {
     SQ(st)->range.used = 0; /* its rows are gone with the rest */
     sqlite_roll_drop_all(SQ(st));
     return tx(SQ(st), TX_ROLLBACK);
 }
-static int sq_savepoint(struct store *st)
+int sqlite_savepoint(struct store *st)
 {
     /* Ranges noted before belong outside the savepoint: a rollback to it must not undo them. */
     SQ(st)->fault = 0;
@@ -389,12 +337,12 @@ static int sq_savepoint(struct store *st)
         return -1;
     return tx(SQ(st), TX_SAVEPOINT);
 }
-static int sq_savepoint_release(struct store *st)
+int sqlite_savepoint_release(struct store *st)
 {
     sqlite_roll_keep_job(SQ(st));
     return tx(SQ(st), TX_RELEASE);
 }
-static int sq_savepoint_rollback(struct store *st)
+int sqlite_savepoint_rollback(struct store *st)
 {
     SQ(st)->range.used = 0; /* noted inside the savepoint: those rows are undone */
     sqlite_roll_drop_job(SQ(st));
@@ -477,9 +425,9 @@ static void bind_value(sqlite3_stmt *q, int col, const struct row_value *v)
     }
 }
 
-static int sq_row_put_values(struct store *st, const struct dataset_config *ds,
-                             const struct row_meta *m, const struct row_value *v,
-                             const char *extra_txt, enum row_result *res)
+int sqlite_row_put_values(struct store *st, const struct dataset_config *ds,
+                          const struct row_meta *m, const struct row_value *v,
+                          const char *extra_txt, enum row_result *res)
 {
     struct sqlite_store *s = SQ(st);
     struct ds_stmt *d = put_stmt(s, ds);
@@ -520,24 +468,12 @@ static int sq_row_put_values(struct store *st, const struct dataset_config *ds,
     return 0;
 }
 
-static int sq_row_put(struct store *st, const struct dataset_config *ds, const struct row_meta *m,
-                      json_t *row, json_t *extra, enum row_result *res)
+int sqlite_nomem(struct store *st)
 {
-    size_t n = schema_nfields(ds->schema);
-    struct row_value small[32];
-    struct row_value *v = n <= 32 ? small : sl_malloc(n * sizeof *v);
-    if (!v)
-        return fail(SQ(st), "out of memory");
-    row_values_from_json(ds->schema, row, v);
-    char *extra_txt = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    int rc = sq_row_put_values(st, ds, m, v, extra_txt, res);
-    free(extra_txt);
-    if (v != small)
-        free(v);
-    return rc;
+    return fail(SQ(st), "out of memory");
 }
 
-static int64_t sq_row_count(struct store *st, const char *dataset)
+int64_t sqlite_row_count(struct store *st, const char *dataset)
 {
     struct sqlite_store *s = SQ(st);
     char sql[200];
@@ -552,7 +488,7 @@ static int64_t sq_row_count(struct store *st, const char *dataset)
 
 /* ---- DLQ ----------------------------------------------------------------- */
 
-static int sq_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
+int sqlite_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
 {
     struct sqlite_store *s = SQ(st);
     static const char sql[] =
@@ -618,7 +554,7 @@ static void read_entry(sqlite3_stmt *q, struct dlq_entry *e)
     e->batch_id = col_strdup(q, 11);
 }
 
-static int sq_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
+int sqlite_dlq_get(struct store *st, int64_t id, struct dlq_entry *out)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
@@ -685,7 +621,7 @@ static sqlite3_stmt *dlq_query(struct sqlite_store *s, const struct dlq_filter *
     return q;
 }
 
-static int sq_dlq_count(struct store *st, const struct dlq_filter *f, int64_t *n)
+int sqlite_dlq_count(struct store *st, const struct dlq_filter *f, int64_t *n)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q = dlq_query(s, f, 1);
@@ -698,8 +634,7 @@ static int sq_dlq_count(struct store *st, const struct dlq_filter *f, int64_t *n
     return rc == SQLITE_ROW ? 0 : fail(s, "dlq count");
 }
 
-static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
-                       size_t *n)
+int sqlite_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out, size_t *n)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q = dlq_query(s, f, 0);
@@ -730,8 +665,8 @@ static int sq_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_
     return 0;
 }
 
-static int sq_dlq_set(struct store *st, int64_t id, const char *status, int attempts,
-                      const char *errors_json, const char *codes, int64_t now_ms)
+int sqlite_dlq_set(struct store *st, int64_t id, const char *status, int attempts,
+                   const char *errors_json, const char *codes, int64_t now_ms)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
@@ -754,7 +689,7 @@ static int sq_dlq_set(struct store *st, int64_t id, const char *status, int atte
     return rc == SQLITE_DONE ? 0 : fail(s, "dlq update");
 }
 
-static int sq_dlq_depth(struct store *st, json_t **by_dataset)
+int sqlite_dlq_depth(struct store *st, json_t **by_dataset)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
@@ -778,8 +713,7 @@ static int sq_dlq_depth(struct store *st, json_t **by_dataset)
 
 /* ---- idempotency --------------------------------------------------------- */
 
-static int sq_idem_get(struct store *st, const char *dataset, const char *key,
-                       struct idem_record *out)
+int sqlite_idem_get(struct store *st, const char *dataset, const char *key, struct idem_record *out)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
@@ -803,8 +737,8 @@ static int sq_idem_get(struct store *st, const char *dataset, const char *key,
     return rc == SQLITE_DONE ? 1 : fail(s, "idempotency");
 }
 
-static int sq_idem_put(struct store *st, const char *dataset, const char *key, const char *sha256,
-                       int status, const char *response, int64_t now_ms, int64_t live_after_ms)
+int sqlite_idem_put(struct store *st, const char *dataset, const char *key, const char *sha256,
+                    int status, const char *response, int64_t now_ms, int64_t live_after_ms)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
@@ -829,7 +763,7 @@ static int sq_idem_put(struct store *st, const char *dataset, const char *key, c
     return sqlite3_changes(s->db) == 0 ? 1 : 0; /* a live record: left as it is */
 }
 
-static int sq_idem_purge(struct store *st, int64_t older_than_ms)
+int sqlite_idem_purge(struct store *st, int64_t older_than_ms)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
@@ -869,7 +803,7 @@ static int on_trace(unsigned type, void *arg, void *stmt, void *x)
     return 0;
 }
 
-static struct store *sq_open(const char *path, int readonly, char *err, size_t errlen)
+struct store *sqlite_open(const char *path, int readonly, char *err, size_t errlen)
 {
     struct sqlite_store *s = sl_calloc(1, sizeof *s);
     if (!s) {
@@ -907,90 +841,3 @@ static struct store *sq_open(const char *path, int readonly, char *err, size_t e
         sqlite3_trace_v2(s->db, SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, on_trace, s);
     return &s->base;
 }
-
-const struct store_ops store_sqlite_ops = {
-    .scheme = "sqlite",
-    .open = sq_open,
-    .close = sq_close,
-    .errmsg = sq_errmsg,
-    .conn_lost = sq_conn_lost,
-    .fault = sq_fault,
-    .migrate = sqlite_migrate,
-    .schema_version = sqlite_schema_version,
-    .ping = sq_ping,
-    .dataset_sync = sq_dataset_sync,
-    .dataset_check = sq_dataset_check,
-    .begin = sq_begin,
-    .commit = sq_commit,
-    .rollback = sq_rollback,
-    .savepoint = sq_savepoint,
-    .savepoint_release = sq_savepoint_release,
-    .savepoint_rollback = sq_savepoint_rollback,
-    .row_put = sq_row_put,
-    .row_put_values = sq_row_put_values,
-    .row_count = sq_row_count,
-    .dlq_add = sq_dlq_add,
-    .dlq_get = sq_dlq_get,
-    .dlq_list = sq_dlq_list,
-    .dlq_count = sq_dlq_count,
-    .dlq_set = sq_dlq_set,
-    .dlq_depth = sq_dlq_depth,
-    .idem_get = sq_idem_get,
-    .idem_put = sq_idem_put,
-    .idem_purge = sq_idem_purge,
-    .batch_add = sqlite_batch_add,
-    .batch_get = sqlite_batch_get,
-    .batch_list = sqlite_batch_list,
-    .batch_claim = sqlite_batch_claim,
-    .batch_set_status = sqlite_batch_set_status,
-    .batch_heartbeat = sqlite_batch_heartbeat,
-    .batch_set_counts = sqlite_batch_set_counts,
-    .batch_set_threshold = sqlite_batch_set_threshold,
-    .batch_history = sqlite_batch_history,
-    .batch_errors_add = sqlite_batch_errors_add,
-    .batch_errors_list = sqlite_batch_errors_list,
-    .batch_clear = sqlite_batch_clear,
-    .key_pepper = sqlite_key_pepper,
-    .key_add = sqlite_key_add,
-    .key_get = sqlite_key_get,
-    .key_list = sqlite_key_list,
-    .key_revoke = sqlite_key_revoke,
-    .key_touch = sqlite_key_touch,
-    .audit_add = sqlite_audit_add,
-    .audit_list = sqlite_audit_list,
-    .rollup_add = sqlite_rollup_add,
-    .rollup_window = sqlite_rollup_window,
-    .stats_kpis = sqlite_stats_kpis,
-    .stats_series = sqlite_stats_series,
-    .stats_errors = sqlite_stats_errors,
-    .rollup_chunks = sqlite_rollup_chunks,
-    .rollup_rebuild = sqlite_rollup_rebuild,
-    .rollup_purge = sqlite_rollup_purge,
-    .batch_stuck = sqlite_batch_stuck,
-    .dlq_new_since = sqlite_dlq_new_since,
-    .batch_states = sqlite_batch_states,
-    .batch_auto_reset = sqlite_batch_auto_reset,
-    .alert_firing = sqlite_alert_firing,
-    .alert_list = sqlite_alert_list,
-    .alert_get = sqlite_alert_get,
-    .alert_put = sqlite_alert_put,
-    .alert_event = sqlite_alert_event,
-    .outbox_add = sqlite_outbox_add,
-    .outbox_due = sqlite_outbox_due,
-    .outbox_finish = sqlite_outbox_finish,
-    .outbox_retry = sqlite_outbox_retry,
-    .outbox_pending = sqlite_outbox_pending,
-    .outbox_stats = sqlite_outbox_stats,
-    .singleton = sq_singleton,
-    .wait_work = sq_wait_work,
-    .batch_delete = sqlite_batch_delete,
-    .snapshot = sqlite_snapshot,
-    .table_count = sqlite_table_count,
-    .table_dump = sqlite_table_dump,
-    .table_load = sqlite_table_load,
-    .dataset_drop = sqlite_dataset_drop,
-    .file_keep = sqlite_file_keep,
-    .file_open = sqlite_file_open,
-    .file_drop = sqlite_file_drop,
-    .file_sweep = sqlite_file_sweep,
-};

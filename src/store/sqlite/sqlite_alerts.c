@@ -1,14 +1,13 @@
 /*
  * sqlite_alerts.c - alerts and their history, the outbox of their
  * notifications, and the sentinel's automatic reset of stuck batches, in SQLite
- * (see store.h).
+ * (see store.h). Alerts come back as structs; ops/alert_json.c makes the API's JSON.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/sqlite/sqlite_internal.h"
-#include "util/clock.h"
 #include "util/mem.h"
 
 static int prep(struct sqlite_store *s, const char *sql, sqlite3_stmt **q, const char *what)
@@ -43,6 +42,57 @@ int sqlite_batch_auto_reset(struct store *st, const char *id, int max, int64_t n
     "id, fingerprint, rule, severity, labels, summary, details, state, started_ms, updated_ms,"    \
     " resolved_ms, last_notified_ms, notifications"
 
+/* The row of a SELECT ALERT_COLS in *a (strings owned). */
+static void read_alert(sqlite3_stmt *q, struct alert *a)
+{
+    a->id = sqlite3_column_int64(q, 0);
+    a->fingerprint = col(q, 1);
+    a->rule = col(q, 2);
+    a->severity = col(q, 3);
+    a->labels_json = col(q, 4);
+    a->summary = col(q, 5);
+    a->details_json = col(q, 6);
+    a->state = col(q, 7);
+    a->started_ms = sqlite3_column_int64(q, 8);
+    a->updated_ms = sqlite3_column_int64(q, 9);
+    a->resolved_ms = sqlite3_column_int64(q, 10);
+    a->last_notified_ms = sqlite3_column_int64(q, 11);
+    a->notifications = sqlite3_column_int(q, 12);
+}
+
+/* Every row of q (a SELECT ALERT_COLS, bound) in *out, *n of them; finalizes q. */
+static int read_alerts(struct sqlite_store *s, sqlite3_stmt *q, struct alert **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    int rc = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct alert *v = sl_realloc(*out, cap * sizeof *v);
+            if (!v) {
+                snprintf(s->err, sizeof s->err, "alerts: out of memory");
+                rc = -1;
+                break;
+            }
+            *out = v;
+        }
+        struct alert *a = &(*out)[(*n)++];
+        memset(a, 0, sizeof *a);
+        read_alert(q, a);
+    }
+    sqlite3_finalize(q);
+    if (rc < 0) {
+        for (size_t i = 0; i < *n; i++)
+            alert_release(&(*out)[i]);
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 int sqlite_alert_firing(struct store *st, struct alert **out, size_t *n)
 {
     struct sqlite_store *s = SQ(st);
@@ -61,57 +111,19 @@ int sqlite_alert_firing(struct store *st, struct alert **out, size_t *n)
                 break;
             *out = v;
         }
-        struct alert *a = &(*out)[(*n)++];
-        a->id = sqlite3_column_int64(q, 0);
-        a->fingerprint = col(q, 1);
-        a->rule = col(q, 2);
-        a->severity = col(q, 3);
-        a->labels_json = col(q, 4);
-        a->summary = col(q, 5);
-        a->details_json = col(q, 6);
-        a->state = col(q, 7);
-        a->started_ms = sqlite3_column_int64(q, 8);
-        a->updated_ms = sqlite3_column_int64(q, 9);
-        a->resolved_ms = sqlite3_column_int64(q, 10);
-        a->last_notified_ms = sqlite3_column_int64(q, 11);
-        a->notifications = sqlite3_column_int(q, 12);
+        read_alert(q, &(*out)[(*n)++]);
     }
     sqlite3_finalize(q);
     return 0;
 }
 
-static json_t *ms_json(int64_t ms)
-{
-    char t[32];
-    return ms ? json_string(clock_rfc3339(ms, t, sizeof t)) : json_null();
-}
-
-static json_t *parsed(const char *txt)
-{
-    json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
-    return j ? j : json_null();
-}
-
-static json_t *alert_row(sqlite3_stmt *q)
-{
-    return json_pack(
-        "{s:I,s:s,s:s,s:o,s:s,s:o,s:s,s:o,s:o,s:o,s:o,s:i}", "id",
-        (json_int_t)sqlite3_column_int64(q, 0), "rule", (const char *)sqlite3_column_text(q, 2),
-        "severity", (const char *)sqlite3_column_text(q, 3), "labels",
-        parsed((const char *)sqlite3_column_text(q, 4)), "summary",
-        (const char *)sqlite3_column_text(q, 5), "details",
-        parsed((const char *)sqlite3_column_text(q, 6)), "state",
-        (const char *)sqlite3_column_text(q, 7), "started_at", ms_json(sqlite3_column_int64(q, 8)),
-        "updated_at", ms_json(sqlite3_column_int64(q, 9)), "resolved_at",
-        ms_json(sqlite3_column_int64(q, 10)), "last_notified_at",
-        ms_json(sqlite3_column_int64(q, 11)), "notifications", sqlite3_column_int(q, 12));
-}
-
 int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
-                      json_t **out)
+                      struct alert **out, size_t *n)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
+    *out = NULL;
+    *n = 0;
     if (prep(s,
              desc ? "SELECT " ALERT_COLS " FROM alerts WHERE (?1 IS NULL OR state = ?1) AND id < ?2"
                     " ORDER BY id DESC LIMIT ?3"
@@ -123,18 +135,17 @@ int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int
         sqlite3_bind_text(q, 1, state, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, desc && !after_id ? INT64_MAX : after_id);
     sqlite3_bind_int(q, 3, limit);
-    json_t *a = json_array();
-    while (sqlite3_step(q) == SQLITE_ROW)
-        json_array_append_new(a, alert_row(q));
-    sqlite3_finalize(q);
-    *out = a;
-    return 0;
+    return read_alerts(s, q, out, n);
 }
 
-int sqlite_alert_get(struct store *st, int64_t id, json_t **out)
+int sqlite_alert_get(struct store *st, int64_t id, struct alert *out, struct alert_history **hist,
+                     size_t *nhist)
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
+    memset(out, 0, sizeof *out);
+    *hist = NULL;
+    *nhist = 0;
     if (prep(s, "SELECT " ALERT_COLS " FROM alerts WHERE id = ?", &q, "alert") < 0)
         return -1;
     sqlite3_bind_int64(q, 1, id);
@@ -142,24 +153,40 @@ int sqlite_alert_get(struct store *st, int64_t id, json_t **out)
         sqlite3_finalize(q);
         return 1;
     }
-    json_t *a = alert_row(q);
+    read_alert(q, out);
     sqlite3_finalize(q);
     if (prep(s, "SELECT at_ms, event, detail FROM alert_events WHERE alert_id = ? ORDER BY seq", &q,
              "alert") < 0) {
-        json_decref(a);
+        alert_release(out);
         return -1;
     }
     sqlite3_bind_int64(q, 1, id);
-    json_t *h = json_array();
-    while (sqlite3_step(q) == SQLITE_ROW)
-        json_array_append_new(h,
-                              json_pack("{s:o,s:s,s:s?}", "at", ms_json(sqlite3_column_int64(q, 0)),
-                                        "event", (const char *)sqlite3_column_text(q, 1), "detail",
-                                        (const char *)sqlite3_column_text(q, 2)));
+    size_t cap = 0;
+    int rc = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (*nhist == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct alert_history *v = sl_realloc(*hist, cap * sizeof *v);
+            if (!v) {
+                snprintf(s->err, sizeof s->err, "alert: out of memory");
+                rc = -1;
+                break;
+            }
+            *hist = v;
+        }
+        struct alert_history *h = &(*hist)[(*nhist)++];
+        h->at_ms = sqlite3_column_int64(q, 0);
+        h->event = col(q, 1);
+        h->detail = col(q, 2);
+    }
     sqlite3_finalize(q);
-    json_object_set_new(a, "history", h);
-    *out = a;
-    return 0;
+    if (rc < 0) {
+        alert_history_free(*hist, *nhist);
+        *hist = NULL;
+        *nhist = 0;
+        alert_release(out);
+    }
+    return rc;
 }
 
 static void bind_ms(sqlite3_stmt *q, int i, int64_t ms)

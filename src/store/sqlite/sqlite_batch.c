@@ -426,6 +426,20 @@ int sqlite_batch_errors_list(struct store *st, const char *batch_id, int64_t aft
     return 0;
 }
 
+int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset)
+{
+    char name[200];
+    snprintf(name, sizeof name, "ds_%s_batch", dataset);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int yes = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return yes;
+}
+
 int sqlite_batch_range_note(struct sqlite_store *s, const char *batch_id, int64_t rowid)
 {
     if (s->range.used && strcmp(s->range.batch_id, batch_id) != 0 &&

@@ -1,6 +1,13 @@
 /*
- * sqlite_internal.h - what the SQLite backend's files share (sqlite.c,
- * sqlite_batch.c). Not for use outside src/store/.
+ * sqlite_internal.h - what the files of the SQLite backend (src/store/sqlite/) share.
+ * Not for use outside that folder (tests aside). The files, lowest first; each calls only
+ * files before it: sqlite_conn.c (failures, exec), sqlite_ckpt.c (checkpoints, its own
+ * header), sqlite_schema.c, sqlite_auth.c, sqlite_files.c, sqlite_dump.c, sqlite_check.c
+ * (integrity), sqlite_stats.c
+ * (rollups, stats, sentinel queries), sqlite_batch.c, sqlite_alerts.c, sqlite.c
+ * (connection, datasets, transactions, rows, DLQ, idempotency), then sqlite_ops.c, the
+ * operations table that names them all (store.h has the contracts). The one reference
+ * back is data, not a call: sqlite_open points each handle at that table.
  */
 #ifndef SLUICE_STORE_SQLITE_INTERNAL_H
 #define SLUICE_STORE_SQLITE_INTERNAL_H
@@ -52,13 +59,52 @@ struct sqlite_store {
 
 #define SQ(st) ((struct sqlite_store *)(st))
 
-/* Whether an SQLite result code (extended or primary) is the store's fault, not the
- * statement's or the data's (store.h fault). */
+/* The helpers at the bottom (sqlite_conn.c). Whether an SQLite result code (extended or
+ * primary) is the store's fault, not the statement's or the data's (store.h fault). */
 int sqlite_code_is_fault(int code);
 /* Record "what: sqlite's message" as the store's error, and its class; returns -1. */
 int sqlite_fail(struct sqlite_store *s, const char *what);
 /* Run SQL without results; -1 with the error recorded. */
 int sqlite_exec(struct sqlite_store *s, const char *sql);
+
+/* The connection, datasets, transactions, rows, DLQ and idempotency (sqlite.c); see
+ * store.h for the contracts. path is the part of the URI after "sqlite:". */
+struct store *sqlite_open(const char *path, int readonly, char *err, size_t errlen);
+void sqlite_close(struct store *st);
+const char *sqlite_errmsg(struct store *st);
+int sqlite_conn_lost(struct store *st);
+int sqlite_fault(struct store *st);
+int sqlite_ping(struct store *st);
+int sqlite_singleton(struct store *st, const char *name);
+int sqlite_wait_work(struct store *st, int timeout_ms);
+int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char *why,
+                        size_t whylen);
+int sqlite_dataset_check(struct store *st, const struct dataset_config *ds, char *why,
+                         size_t whylen);
+int sqlite_begin(struct store *st);
+int sqlite_commit(struct store *st);
+int sqlite_rollback(struct store *st);
+int sqlite_savepoint(struct store *st);
+int sqlite_savepoint_release(struct store *st);
+int sqlite_savepoint_rollback(struct store *st);
+int sqlite_row_put_values(struct store *st, const struct dataset_config *ds,
+                          const struct row_meta *m, const struct row_value *v,
+                          const char *extra_json, enum row_result *res);
+int64_t sqlite_row_count(struct store *st, const char *dataset);
+int sqlite_nomem(struct store *st);
+int sqlite_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id);
+int sqlite_dlq_get(struct store *st, int64_t id, struct dlq_entry *out);
+int sqlite_dlq_list(struct store *st, const struct dlq_filter *f, struct dlq_entry **out,
+                    size_t *n);
+int sqlite_dlq_count(struct store *st, const struct dlq_filter *f, int64_t *n);
+int sqlite_dlq_set(struct store *st, int64_t id, const char *status, int attempts,
+                   const char *errors_json, const char *codes, int64_t now_ms);
+int sqlite_dlq_depth(struct store *st, json_t **by_dataset);
+int sqlite_idem_get(struct store *st, const char *dataset, const char *key,
+                    struct idem_record *out);
+int sqlite_idem_put(struct store *st, const char *dataset, const char *key, const char *sha256,
+                    int status, const char *response, int64_t now_ms, int64_t live_after_ms);
+int sqlite_idem_purge(struct store *st, int64_t older_than_ms);
 
 /* The schema (sqlite_schema.c); see store.h for the contracts. */
 int sqlite_migrate(struct store *st);
@@ -113,8 +159,9 @@ int sqlite_batch_states(struct store *st, json_t **out);
 int sqlite_batch_auto_reset(struct store *st, const char *id, int max, int64_t now_ms);
 int sqlite_alert_firing(struct store *st, struct alert **out, size_t *n);
 int sqlite_alert_list(struct store *st, const char *state, int64_t after_id, int desc, int limit,
-                      json_t **out);
-int sqlite_alert_get(struct store *st, int64_t id, json_t **out);
+                      struct alert **out, size_t *n);
+int sqlite_alert_get(struct store *st, int64_t id, struct alert *out, struct alert_history **hist,
+                     size_t *nhist);
 int sqlite_alert_put(struct store *st, struct alert *a);
 int sqlite_alert_event(struct store *st, int64_t id, int64_t at_ms, const char *event,
                        const char *detail);
@@ -133,7 +180,7 @@ int sqlite_roll_flush(struct sqlite_store *s);
 void sqlite_roll_drop_all(struct sqlite_store *s);
 /* Take a finished batch's counts out of the rollups (before its rows are cleared). */
 int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id);
-/* Whether ds_<dataset> has the _batch_id index (upsert datasets). */
+/* Whether ds_<dataset> has the _batch_id index (upsert datasets; sqlite_batch.c). */
 int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset);
 int sqlite_batch_delete(struct store *st, const char *id);
 /* Whole tables (sqlite_dump.c); see store.h. */
@@ -143,6 +190,8 @@ int sqlite_table_dump(struct store *st, const struct table_def *t,
                       int (*fn)(void *arg, const struct cell *row), void *arg);
 int sqlite_table_load(struct store *st, const struct table_def *t, const struct cell *row);
 int sqlite_dataset_drop(struct store *st, const char *name);
+/* Integrity (sqlite_check.c); see store.h. */
+int sqlite_integrity(struct store *st, char *verdict, size_t len);
 /* Batch files (sqlite_files.c); see store.h. */
 int sqlite_file_keep(struct store *st, const char *batch_id, const char *spool,
                      const char *data_dir, char **path);

@@ -1,0 +1,45 @@
+/*
+ * yaml.h - private to src/config/: the YAML walk (yaml.c) that config_load()
+ * (load.c) drives. Not for other parts of sluice, which use config.h.
+ *
+ * A struct loader lives on config_load()'s stack for one load; the walk sets
+ * the caller's struct sluice_config through it. The options that are lists of
+ * entries are load.c's: the walk hands them to load_list, so that yaml.c never
+ * calls up into load.c.
+ */
+#ifndef SLUICE_CONFIG_YAML_H
+#define SLUICE_CONFIG_YAML_H
+
+#include <libfyaml.h>
+
+#include "config/config_internal.h"
+
+struct loader {
+    const char *file; /* as given, for messages */
+    struct sluice_config *cfg;
+    char *err;
+    size_t errlen;
+    /* Load the option o of type OT_DATASETS, OT_JWTKEYS, OT_RECEIVERS or OT_ROUTES from
+     * the value v (NULL: empty) of its key at line; 0, or -1 after yaml_fail_at(). */
+    int (*load_list)(struct loader *ld, const struct opt *o, struct fy_node *v, int line,
+                     const char *option);
+};
+
+/* Write "FILE:LINE: OPTION: message" to ld->err (line < 1 counts as 1); returns -1. */
+int yaml_fail_at(struct loader *ld, int line, const char *option, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The 1-based line where a node starts, or 0 when it has no token (an empty value). */
+int yaml_node_line(struct fy_node *n);
+/* "a mapping", "a list" or "a scalar", for messages. */
+const char *yaml_node_kind_name(struct fy_node *n);
+
+/*
+ * Walk a mapping against tbl, setting the struct at base. tprefix is the
+ * prefix of names in the table ("limits."), dprefix the one shown in messages
+ * ("datasets[0]." for a dataset). lines[i] gets the line where tbl[i] was set.
+ */
+int yaml_walk_mapping(struct loader *ld, struct fy_node *map, const struct opt *tbl, size_t n,
+                      void *base, int *lines, const char *tprefix, const char *dprefix);
+
+#endif

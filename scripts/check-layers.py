@@ -7,7 +7,9 @@ Reads every `#include "..."` under src/ and fails when
   - a file of one folder and a file of another unit of the same folder include each other,
     directly or round a longer circle (a unit is x.c + x.h);
   - store/ names a backend outside the one file the map allows (the table of backends), or in
-    more than one of the files it allows.
+    more than one of the files it allows;
+  - a file outside a folder includes that folder's private header (a name ending in
+    _internal.h: sqlite_internal.h, http_internal.h, ...).
 
 The map is NOT kept here: it is the ```layers block of docs/architecture.md, so the document
 and the check cannot drift. Its syntax, one statement a line, `#` starts a comment:
@@ -217,6 +219,11 @@ def check(root, map_path):
             where = f"src/{rel}:{no}"
             if theirs is None:
                 problems.append(f"{where}: includes {target}, whose folder is not in the layer map")
+                continue
+            if target.endswith("_internal.h") and os.path.dirname(target) != os.path.dirname(rel):
+                problems.append(
+                    f"{where}: includes {target}, private to {os.path.dirname(target)}/"
+                )
                 continue
             if theirs == mine:
                 a, b = unit_of(rel), unit_of(target)

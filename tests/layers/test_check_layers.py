@@ -114,6 +114,19 @@ class CheckLayers(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("src/store/backends.c, src/store/store.c do", out)
 
+    def test_private_header_only_from_its_folder(self):
+        files = dict(GOOD)
+        files["src/store/sqlite/sqlite_internal.h"] = '#include "store/store.h"\n'
+        files["src/store/sqlite/sqlite.c"] = '#include "store/sqlite/sqlite_internal.h"\n'
+        rc, out, _ = self.run_on(files)
+        self.assertEqual(rc, 0, out)
+        files["src/writer/b.c"] = '#include "store/sqlite/sqlite_internal.h"\n'
+        rc, out, _ = self.run_on(files)
+        self.assertEqual(rc, 1)
+        self.assertIn(
+            "src/writer/b.c:1: includes store/sqlite/sqlite_internal.h, private to store/sqlite/", out
+        )
+
     def test_unknown_folder_fails(self):
         files = dict(GOOD)
         files["src/extra/x.c"] = '#include "util/buf.h"\n'

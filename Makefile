@@ -40,7 +40,7 @@ $(eval $(call flavour,build/asan,$(ASAN_FLAGS)))
 UNIT_BINS      := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS))
 UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps run test unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format format-check fuzz fuzz-smoke
+.PHONY: all deps run test layers unit unit-asan unit-pg e2e e2e-pg e2e-asan asan docs bench clean format format-check fuzz fuzz-smoke
 all: build/sluice
 
 deps:
@@ -70,24 +70,30 @@ unit-pg: $(PG_UNIT_BINS)
 	$(PG_VIRTUALENV) sh -c 'set -e; for t in $(PG_UNIT_BINS); do echo "== $$t (PostgreSQL)"; \
 	  SLUICE_TEST_PG="" $$t --jobs 2; done'
 
+# The integration suites run E2E_JOBS tests at a time (pytest-xdist; tests/e2e/conftest.py
+# says why that is safe). E2E_JOBS=0 runs them one by one.
+E2E_JOBS ?= 2
+E2E_PYTEST = $(PYTHON) -m pytest -q -p no:cacheprovider -n $(E2E_JOBS)
+
 e2e: build/sluice
-	SLUICE_BIN=$(CURDIR)/build/sluice $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	SLUICE_BIN=$(CURDIR)/build/sluice $(E2E_PYTEST) tests/e2e $(PYTEST_ARGS)
 
 # The same integration suite against PostgreSQL: a throwaway cluster (pg_virtualenv), a fresh
 # database per test server (tests/e2e/conftest.py, SLUICE_TEST_STORE=postgres).
 e2e-pg: build/sluice
 	$(PG_VIRTUALENV) sh -c 'SLUICE_TEST_STORE=postgres SLUICE_BIN=$(CURDIR)/build/sluice \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)'
+	  $(E2E_PYTEST) tests/e2e $(PYTEST_ARGS)'
 
 e2e-asan: build/asan/sluice
 	SLUICE_BIN=$(CURDIR)/build/asan/sluice SLUICE_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	  $(E2E_PYTEST) tests/e2e $(PYTEST_ARGS)
 
-# Everything: format check, unit tests (release and sanitized), a seeded fuzz run, integration
-# tests (release and sanitized).
+# Everything: format check, the layer check, unit tests (release and sanitized), a seeded fuzz
+# run, integration tests (release and sanitized).
 test: deps
 	$(MAKE) format-check
+	$(MAKE) layers
 	$(MAKE) build/sluice build/asan/sluice
 	$(MAKE) unit unit-asan
 	$(MAKE) unit-pg
@@ -102,6 +108,12 @@ docs: build/sluice
 bench: build/sluice
 	sh scripts/install-deps.sh --bench
 	bash bench/run.sh
+
+# The layering is checked, not hoped for: the checker's own tests, then src/'s includes against
+# the map in docs/architecture.md (its ```layers block).
+layers:
+	@$(PYTHON) -m unittest -q tests/layers/test_check_layers.py
+	@$(PYTHON) scripts/check-layers.py
 
 # Style is checked, not argued: .clang-format (clang-format 14).
 format-check:

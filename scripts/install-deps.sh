@@ -10,7 +10,7 @@ set -eu
 pkgs="build-essential make pkg-config
   libuv1-dev node-llhttp libjansson-dev libsqlite3-dev sqlite3 libfyaml-dev
   libpcre2-dev libcurl4-openssl-dev libssl-dev libpq-dev
-  libcriterion-dev python3-pytest python3-requests python3-jwt python3-psycopg2
+  libcriterion-dev python3-pytest python3-pytest-xdist python3-requests python3-jwt python3-psycopg2
   python3-cryptography
   prometheus prometheus-alertmanager curl postgresql postgresql-common
   clang libclang-rt-14-dev clang-format"

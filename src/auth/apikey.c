@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "auth/auth.h"
+#include "auth/role.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/hex.h"

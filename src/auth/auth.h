@@ -19,19 +19,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/role.h" /* enum role, enum perm, role_name ... */
 #include "util/errors.h"
 
 struct sluice_config;
 struct store;
-
-/* In the order of auth.jwt.default_role's choices. */
-enum role { ROLE_NONE = 0, ROLE_VIEWER, ROLE_INGEST, ROLE_OPERATOR, ROLE_ADMIN };
-enum perm { PERM_OPEN = 0, PERM_METRICS, PERM_READ, PERM_INGEST, PERM_OPERATE, PERM_ADMIN };
-
-const char *role_name(enum role r); /* "viewer", ...; "none" */
-/* The role called name, or -1. */
-int role_from_name(const char *name);
-int role_allows(enum role r, enum perm p);
 
 /* The caller of one request. */
 struct principal {

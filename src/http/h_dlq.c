@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch/batch.h"
 #include "http/handlers.h"
 #include "http/params.h"
 #include "ingest/dlq.h"
@@ -184,6 +185,7 @@ static struct dlq_req *dlq_req_new(struct http_conn *c, enum dlq_op op)
     q->cat = http_conn_catalog(c);
     q->msg.fn = dlq_answer;
     q->dj.op = op;
+    q->dj.batch_row = batch_retry_row;
     q->dj.cfg = &q->cat->cfg;
     q->dj.job.apply = dlq_apply;
     q->dj.job.deliver = dlq_deliver;

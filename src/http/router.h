@@ -57,5 +57,8 @@ enum route_match router_match(const char *method, const char *path, const struct
 
 /* Index of a route in http_routes (for metrics). */
 size_t router_index(const struct route *r);
+/* The label of http_routes[i] (its pattern), what metrics call the route; i < http_nroutes.
+ * ops/metrics takes it at init (metrics_init). */
+const char *router_label(size_t i);
 
 #endif

@@ -89,6 +89,11 @@ size_t router_index(const struct route *r)
     return (size_t)(r - http_routes);
 }
 
+const char *router_label(size_t i)
+{
+    return http_routes[i].pattern;
+}
+
 /* Match path against pattern; on success copy the params. */
 static int match(const char *pattern, const char *path, char **params, size_t *np)
 {

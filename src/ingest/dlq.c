@@ -3,8 +3,6 @@
  */
 #include "ingest/dlq.h"
 
-#include "batch/batch.h"
-
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +71,7 @@ static int retry_entry(struct dlq_job *j, struct store *st, struct dlq_entry *e)
             row_errors_add(&errs, ERR_NOT_FOUND, NULL,
                            "batch %s, whose header this record needs, was deleted", e->batch_id);
         else
-            obj = batch_retry_row(j->cfg, ds, st, &b, e->payload, e->payload_len, &errs, &extra);
+            obj = j->batch_row(j->cfg, ds, st, &b, e->payload, e->payload_len, &errs, &extra);
         batch_release(&b);
         valid = obj != NULL;
     } else {

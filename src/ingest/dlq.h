@@ -22,11 +22,23 @@ enum dlq_op { DLQ_RETRY, DLQ_DROP, DLQ_RETRY_BULK, DLQ_DROP_BULK };
 /* The ids a bulk drop reports as its sample (docs/api.md). */
 #define DLQ_SAMPLE 10
 
+/*
+ * How a retry reads a CSV record of a batch again: parse raw with the header of batch b's file
+ * (read through st), convert and validate it against ds; returns the row (valid; *extra as for
+ * schema_validate) or NULL with errs filled. The batch layer's batch_retry_row (batch/batch.h)
+ * is the one: ingest/ is below batch/, so the caller passes it in.
+ */
+typedef json_t *(*dlq_batch_row_fn)(const struct sluice_config *cfg,
+                                    const struct dataset_config *ds, struct store *st,
+                                    const struct batch *b, const char *raw, size_t len,
+                                    struct row_errors *errs, json_t **extra);
+
 /* A writer job acting on one entry, or on one page of a bulk retry. */
 struct dlq_job {
     struct wjob job; /* apply = dlq_apply; the caller sets deliver */
     enum dlq_op op;
     const struct sluice_config *cfg; /* borrowed; the caller keeps it alive */
+    dlq_batch_row_fn batch_row;      /* DLQ_RETRY, DLQ_RETRY_BULK: set by the caller */
     int64_t id;                      /* DLQ_RETRY, DLQ_DROP */
     /* DLQ_RETRY_BULK, DLQ_DROP_BULK: the filter (strings owned; open entries only) and the
      * page cursor; the received time range [since_ms, until_ms) (0 = open) for drops. */

@@ -13,7 +13,6 @@
 #include "config/catalog.h"
 #include "config/config.h"
 #include "writer/writer.h"
-#include "ops/sentinel.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -24,6 +23,14 @@
 #define RECEIVERS_MAX 32
 #define DUE_MAX 100       /* outbox rows taken per pass */
 #define INFLIGHT_MAX 1024 /* rows sent whose outcome is not committed yet */
+
+/* This node holds the sentinel's role (alerts_set_leader, from sentinel.c). */
+static int leader;
+
+void alerts_set_leader(int is_leader)
+{
+    __atomic_store_n(&leader, is_leader, __ATOMIC_RELAXED);
+}
 
 /* ---- counters -------------------------------------------------------------- */
 
@@ -347,7 +354,7 @@ static int outbox_pass(struct store *st)
     pending_rows = pend;
     oldest_pending_ms = oldest;
     pthread_mutex_unlock(&mmu);
-    if (!pend || !sentinel_is_leader())
+    if (!pend || !__atomic_load_n(&leader, __ATOMIC_RELAXED))
         return 0;
     if (store_outbox_due(st, clock_wall_ms(), DUE_MAX, &rows, &n) < 0)
         return -1;

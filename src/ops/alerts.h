@@ -14,7 +14,7 @@
  * never expires it; a lost refresh is sent again at the next evaluation).
  *
  * The notifier thread reads the outbox (its own read connection) at least every
- * second and when kicked; on the node that runs the sentinel (sentinel_is_leader:
+ * second and when kicked; on the node that runs the sentinel (alerts_set_leader:
  * on PostgreSQL one node at a time) it POSTs each due row with libcurl. A row
  * stays in the outbox until its receiver answers 2xx; a writer job then deletes
  * it and counts it on its alert (notifications, last_notified_ms), or, on a
@@ -48,6 +48,10 @@ void alerts_submit(struct writer *writer, struct catalog *cat, const json_t *rep
 void alerts_notifier_start(struct writer *writer, struct catalog_source *catalogs,
                            const char *store_uri);
 void alerts_notifier_stop(void);
+/* Whether this node holds the sentinel's role, as the sentinel found at its last run
+ * (sentinel.c calls it each run; 0 until then): only then does the notifier deliver. Any
+ * thread. */
+void alerts_set_leader(int leader);
 
 /* For /metrics: alerts firing by severity, deliveries and failed attempts by receiver, the
  * outbox's pending rows and the age of the oldest. */

@@ -13,7 +13,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "http/router.h"
 #include "util/mem.h"
 
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -46,7 +45,10 @@ struct ds_series {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct req_series *reqs;
 static size_t nreqs, capreqs;
-static struct hist *hists; /* http_nroutes + 1 (unmatched) */
+/* The routes, as metrics_init() was told (ops/ knows no HTTP): their number and labels. */
+static size_t nroutes;
+static const char *(*route_name)(size_t route);
+static struct hist *hists; /* nroutes + 1 (unmatched) */
 static struct ds_series *dss;
 static size_t ndss;
 /* The store's time: the writer's COMMITs, and reads on the read connections. */
@@ -62,11 +64,14 @@ static void hist_observe(struct hist *h, double seconds)
     h->n++;
 }
 
-void metrics_init(void)
+void metrics_init(size_t routes, const char *(*label)(size_t route))
 {
     pthread_mutex_lock(&mu);
-    if (!hists)
-        hists = sl_calloc(http_nroutes + 1, sizeof *hists);
+    if (!hists) {
+        nroutes = routes;
+        route_name = label;
+        hists = sl_calloc(nroutes + 1, sizeof *hists);
+    }
     pthread_mutex_unlock(&mu);
 }
 
@@ -78,6 +83,7 @@ void metrics_shutdown(void)
     nreqs = capreqs = 0;
     free(hists);
     hists = NULL;
+    nroutes = 0;
     for (size_t i = 0; i < ndss; i++)
         free(dss[i].name);
     free(dss);
@@ -88,9 +94,9 @@ void metrics_shutdown(void)
 
 void metrics_http_request(size_t route, const char *method, int status, double seconds)
 {
-    if (route >= http_nroutes)
-        route = http_nroutes; /* unmatched */
     pthread_mutex_lock(&mu);
+    if (route >= nroutes)
+        route = nroutes; /* unmatched */
     if (!hists) {
         pthread_mutex_unlock(&mu);
         return;
@@ -271,7 +277,7 @@ static void render_process(struct buf *o)
 
 static const char *route_label(size_t i)
 {
-    return i < http_nroutes ? http_routes[i].pattern : "unmatched";
+    return i < nroutes ? route_name(i) : "unmatched";
 }
 
 void metrics_render(struct buf *o, const struct metrics_gauges *g)
@@ -343,7 +349,7 @@ void metrics_render(struct buf *o, const struct metrics_gauges *g)
     buf_appends(o,
                 "# HELP sluice_http_request_duration_seconds Time from the first byte of a "
                 "request to its answer.\n# TYPE sluice_http_request_duration_seconds histogram\n");
-    for (size_t r = 0; hists && r <= http_nroutes; r++) {
+    for (size_t r = 0; hists && r <= nroutes; r++) {
         struct hist *h = &hists[r];
         if (!h->n)
             continue;

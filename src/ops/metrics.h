@@ -15,10 +15,15 @@
 #include "util/buf.h"
 #include "util/errors.h"
 
-void metrics_init(void);
+/* routes: how many HTTP routes there are; label(i): the label of route i (0 <= i < routes),
+ * a string that outlives the metrics, called under the metrics' lock at every scrape. The
+ * caller (service.c) passes the route table's (http/router.h): ops/ is below http/. A second
+ * call before metrics_shutdown() changes nothing. */
+void metrics_init(size_t routes, const char *(*label)(size_t route));
 void metrics_shutdown(void);
 
-/* One answered HTTP request. route is an index in http_routes, or (size_t)-1. */
+/* One answered HTTP request. route is an index in the routes metrics_init() was given (the
+ * route table's, router_index()), or (size_t)-1 for a request no route matched. */
 void metrics_http_request(size_t route, const char *method, int status, double seconds);
 
 /* The rows of one ingest: rejected_by_code[e] rows were rejected with e as their first error. */

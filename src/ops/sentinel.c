@@ -321,6 +321,7 @@ static void *sentinel_main(void *arg)
          * Without a store the node evaluates alone (store_unavailable). */
         int leader = !s->st || store_singleton(s->st, "sentinel") != 0;
         int was = __atomic_exchange_n(&holds_role, leader, __ATOMIC_RELAXED);
+        alerts_set_leader(leader);
         if (leader != was)
             log_info("sentinel",
                      leader ? "this node runs the sentinel"

@@ -15,6 +15,7 @@
 #include "auth/audit.h"
 #include "auth/jwt_keys.h"
 #include "batch/batch.h"
+#include "http/router.h"
 #include "http/server.h"
 #include "writer/writer.h"
 #include "ops/alerts.h"
@@ -156,7 +157,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    metrics_init();
+    metrics_init(http_nroutes, router_label);
     store_set_query_observer(metrics_query_duration);
     audit_configure(cfg->audit.max_pending);
 
@@ -181,8 +182,10 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         return -1;
     }
 
-    s->writer = writer_start(s->store_uri, cfg->writer.queue_max_jobs, cfg->writer.max_group_rows,
-                             err, errlen);
+    struct writer_opts wo = {.queue_max_jobs = cfg->writer.queue_max_jobs,
+                             .max_group_rows = cfg->writer.max_group_rows,
+                             .commit_seconds = metrics_commit_duration};
+    s->writer = writer_start_opts(s->store_uri, &wo, err, errlen);
     if (!s->writer || sync_datasets(s, cfg, err, errlen) < 0) {
         unwind(s, NULL);
         return -1;

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "ops/metrics.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -41,6 +40,7 @@ struct writer {
     char last_error[256];
     struct wjob *later; /* writer_submit_later(), by due time (wjob.due_ns) */
     struct store *st;
+    void (*commit_seconds)(double seconds); /* writer_opts */
     /* the writer thread's own */
     int retry_ms;
     uint64_t retry_at_ns; /* the next ping (store away) or empty transaction (failing) */
@@ -239,7 +239,8 @@ static void run_group(struct writer *w, struct wjob *group)
     } else if (ok) {
         uint64_t t0 = clock_mono_ns();
         result = store_commit(w->st);
-        metrics_commit_duration((double)(clock_mono_ns() - t0) / 1e9);
+        if (w->commit_seconds)
+            w->commit_seconds((double)(clock_mono_ns() - t0) / 1e9);
         if (result < 0) {
             /* rows sent at COMMIT (PostgreSQL's COPY) that a read-only or full store refused */
             if (store_fault(w->st) && !store_conn_lost(w->st) && rows > hold)
@@ -365,6 +366,13 @@ static void *writer_main(void *arg)
 struct writer *writer_start(const char *uri, int queue_max_jobs, int max_group_rows, char *err,
                             size_t errlen)
 {
+    struct writer_opts o = {.queue_max_jobs = queue_max_jobs, .max_group_rows = max_group_rows};
+    return writer_start_opts(uri, &o, err, errlen);
+}
+
+struct writer *writer_start_opts(const char *uri, const struct writer_opts *opts, char *err,
+                                 size_t errlen)
+{
     struct writer *w = sl_calloc(1, sizeof *w);
     if (!w) {
         snprintf(err, errlen, "out of memory");
@@ -375,8 +383,9 @@ struct writer *writer_start(const char *uri, int queue_max_jobs, int max_group_r
         free(w);
         return NULL;
     }
-    w->max_depth = queue_max_jobs > 0 ? queue_max_jobs : 1024;
-    w->max_group_rows = max_group_rows > 0 ? max_group_rows : 50000;
+    w->max_depth = opts->queue_max_jobs > 0 ? opts->queue_max_jobs : 1024;
+    w->max_group_rows = opts->max_group_rows > 0 ? opts->max_group_rows : 50000;
+    w->commit_seconds = opts->commit_seconds;
     w->healthy = 1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;

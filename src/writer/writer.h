@@ -98,7 +98,20 @@ struct wjob {
  * may be stored or not (PostgreSQL). An idempotent retry settles it. */
 #define WRITER_UNKNOWN (-2)
 
+/* How a writer runs. The writer knows no metrics registry (ops/ is above it): whoever starts
+ * it and wants to observe it passes callbacks here (service.c passes ops/metrics's). */
+struct writer_opts {
+    int queue_max_jobs; /* writer.queue_max_jobs; <= 0: 1024 */
+    int max_group_rows; /* writer.max_group_rows; <= 0: 50000 */
+    /* Optional: called on the writer thread after each group's COMMIT returned, whatever it
+     * returned, with how long the COMMIT took. Must be quick and thread-safe. */
+    void (*commit_seconds)(double seconds);
+};
+
 /* Start the writer on the store opened at uri. Returns NULL with err set. */
+struct writer *writer_start_opts(const char *uri, const struct writer_opts *opts, char *err,
+                                 size_t errlen);
+/* The same with no observer. */
 struct writer *writer_start(const char *uri, int queue_max_jobs, int max_group_rows, char *err,
                             size_t errlen);
 /* Queue a job. Returns 0, or -1 when the queue is full or the writer is stopping

@@ -6,8 +6,16 @@ database is <data_dir>/sluice.db) or "postgres" (each Server gets a fresh databa
 sluice_<hex>, created through the PG* environment variables - as `pg_virtualenv` sets
 them - and dropped when the test ends). Tests read the stored data only through
 `server.db()` (class DB below), never with sqlite3 or psycopg2 directly; a test that can
-only hold on SQLite is marked `@pytest.mark.sqlite_only("why")` and skipped otherwise."""
+only hold on SQLite is marked `@pytest.mark.sqlite_only("why")` and skipped otherwise.
+
+The tests run in parallel (pytest-xdist, `-n 2` in the Makefile): every server has its own
+port (free_port: claimed, so no two tests of any run on this machine get the same one), its
+own data directory (tmp_path) and, on PostgreSQL, its own database. A test that stops the
+whole cluster (test_pg_outage.Outage, see STOPS_THE_CLUSTER) runs alone: it holds the
+cluster lock exclusively, every other PostgreSQL test holds it shared (_cluster_lock)."""
 import decimal
+import fcntl
+import inspect
 import json
 import os
 import re
@@ -47,6 +55,7 @@ VALUE_TYPES = {
 
 
 def pytest_configure(config):
+    _sweep_port_claims()
     config.addinivalue_line(
         "markers", "sqlite_only(reason): the test can only hold on the SQLite store; "
                    "skipped when SLUICE_TEST_STORE is not sqlite")
@@ -117,12 +126,87 @@ def wait_for(pred, timeout=30, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+# Ports handed out, one file each (its name the port), so that two tests running at the
+# same time (xdist workers, or another run on this machine) never get the same one: the
+# kernel may give a port that was just closed again. A claim older than PORT_HOLD_S is stale.
+PORTS_DIR = os.path.join(tempfile.gettempdir(), "sluice-e2e-ports")
+PORT_HOLD_S = 600
+
+
+def _sweep_port_claims():
+    """Remove the stale claims (older than PORT_HOLD_S) of earlier runs."""
+    try:
+        names = os.listdir(PORTS_DIR)
+    except OSError:
+        return
+    now = time.time()
+    for n in names:
+        try:
+            if now - os.stat(os.path.join(PORTS_DIR, n)).st_mtime > PORT_HOLD_S:
+                os.unlink(os.path.join(PORTS_DIR, n))
+        except OSError:
+            pass  # another worker removed it first
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port nothing listens on, claimed for this test (see PORTS_DIR)."""
+    os.makedirs(PORTS_DIR, exist_ok=True)
+    for _ in range(1000):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        claim = os.path.join(PORTS_DIR, str(port))
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return port
+        except FileExistsError:
+            try:  # another test has it; a stale claim is cleared for later
+                if time.time() - os.stat(claim).st_mtime > PORT_HOLD_S:
+                    os.unlink(claim)
+            except OSError:
+                pass
+    raise RuntimeError(f"no unclaimed free port (see {PORTS_DIR})")
+
+
+# ---------------------------------------------------------------- the PostgreSQL cluster lock
+
+# What a test's code calls to stop the cluster the PG* variables point at (every other
+# test's database is on it): a test whose code names it runs while no other test runs.
+STOPS_THE_CLUSTER = ("Outage(",)
+
+
+def _stops_the_cluster(item):
+    try:
+        code = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return False
+    return any(name in code for name in STOPS_THE_CLUSTER)
+
+
+@pytest.fixture(autouse=True)
+def _cluster_lock(request):
+    """PostgreSQL store: held around each test, before its servers create their databases
+    and after they are dropped; shared, or exclusive for a test of STOPS_THE_CLUSTER.
+    Two flock(2) files per cluster: `gate` makes a waiting exclusive taker go first (a new
+    shared taker passes the gate only while no exclusive one waits there)."""
+    if STORE != "postgres":
+        yield
+        return
+    tag = f"{os.environ.get('PGHOST', '')}:{os.environ.get('PGPORT', '5432')}"
+    tag = re.sub(r"[^A-Za-z0-9]+", "_", tag)
+    base = os.path.join(tempfile.gettempdir(), f"sluice-e2e-pg-{tag}")
+    exclusive = _stops_the_cluster(request.node)
+    with open(base + ".gate", "a") as gate, open(base + ".lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if not exclusive:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------- PostgreSQL databases

@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-/* The schema keywords, for the docs (the compiler in src/schema/schema.c is the judge). */
+/* The schema keywords, for the docs (the compiler in src/schema/compile.c is the judge). */
 static const struct {
     const char *keyword, *where, *meaning;
 } schema_keywords[] = {

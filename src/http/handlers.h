@@ -1,6 +1,9 @@
 /*
- * handlers.h - the HTTP handlers, one file per resource:
- *   h_ops.c (health, metrics), h_datasets.c, h_events.c, h_dlq.c.
+ * handlers.h - the HTTP handlers, one file per resource: h_ops.c (health, metrics),
+ * h_datasets.c, h_events.c, h_dlq.c, h_batch_upload.c (uploads), h_batches.c (a batch, the
+ * list, the operations), h_batch_downloads.c (row errors, the original file), h_stats.c
+ * (KPIs, rollups, alerts), h_admin.c (keys, audit, reload); h_common.c what they share.
+ * routes.c names each handler in the route table.
  */
 #ifndef SLUICE_HTTP_HANDLERS_H
 #define SLUICE_HTTP_HANDLERS_H

@@ -17,6 +17,7 @@
 #include "ops/latency.h"
 #include "ops/metrics.h"
 #include "util/clock.h"
+#include "util/jsontext.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -300,12 +301,18 @@ void http_reply_stream(struct http_conn *c, int status, const char *ctype,
 
 void http_reply_json(struct http_conn *c, int status, json_t *j, const char *extra_headers)
 {
-    size_t len = 0;
-    char *body = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    /* whole or NULL (util/jsontext.h); NULL j is an answer its handler could not build */
+    char *body = jsontext_dump(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(j);
-    if (body)
-        len = strlen(body);
-    http_reply(c, status, "application/json", body, len, extra_headers);
+    if (!body && status != 500) {
+        http_reply_error(c, ERR_INTERNAL, "out of memory: the answer could not be made");
+        return;
+    }
+    if (!body) { /* the 500's own envelope could not be made either: the status says it */
+        http_reply(c, 500, "application/json", NULL, 0, extra_headers);
+        return;
+    }
+    http_reply(c, status, "application/json", body, strlen(body), extra_headers);
 }
 
 static void reply_error_v(struct http_conn *c, int status, enum sluice_err code, const char *extra,

@@ -1,7 +1,7 @@
 /*
  * tables.c - the tables a store is made of, in the portable form tables.h
  * describes, and the canonical row checksum. Keep this list in step with the
- * schemas (sqlite.c's migrations, pg_schema.c): a column missing here
+ * schemas (sqlite_schema.c's and pg_schema.c's migrations): a column missing here
  * is not copied by `sluice migrate`; test_tables.c checks the list against a
  * freshly migrated SQLite store.
  */

@@ -143,3 +143,27 @@ int store_row_put(struct store *st, const struct dataset_config *ds, const struc
         free(v);
     return rc;
 }
+
+int store_dataset_verdict(const struct dataset_config *ds, int found, struct schema *old,
+                          char *oldkey, char *why, size_t whylen)
+{
+    int rc = 0;
+    if (found && !old) {
+        snprintf(why, whylen, "dataset '%s': the stored schema cannot be read", ds->name);
+        rc = -1;
+    } else if (old) {
+        char r[400];
+        if (schema_compatible(old, ds->schema, r, sizeof r) < 0) {
+            snprintf(why, whylen, "dataset '%s': %s", ds->name, r);
+            rc = -1;
+        } else if ((oldkey == NULL) != (ds->key == NULL) ||
+                   (oldkey && strcmp(oldkey, ds->key) != 0)) {
+            snprintf(why, whylen, "dataset '%s': the key changed from '%s' to '%s'", ds->name,
+                     oldkey ? oldkey : "(none)", ds->key ? ds->key : "(none)");
+            rc = -1;
+        }
+    }
+    schema_destroy(old);
+    free(oldkey);
+    return rc;
+}

@@ -507,6 +507,13 @@ int store_row_put(struct store *st, const struct dataset_config *ds, const struc
 #define store_ping(st) ((st)->ops->ping(st))
 #define store_dataset_sync(st, ds, w, n) ((st)->ops->dataset_sync((st), (ds), (w), (n)))
 #define store_dataset_check(st, ds, w, n) ((st)->ops->dataset_check((st), (ds), (w), (n)))
+/* For the backends' dataset_check: the verdict on the schema and key stored with dataset
+ * ds's table (found: a row exists; old: it compiled, NULL if not; oldkey: its key, NULL for
+ * none), the same on every backend: 0, or -1 with the reason in why (a schema change that
+ * would break stored rows, a changed key, a stored schema that cannot be read). Takes old
+ * and oldkey (frees them). */
+int store_dataset_verdict(const struct dataset_config *ds, int found, struct schema *old,
+                          char *oldkey, char *why, size_t whylen);
 #define store_begin(st) ((st)->ops->begin(st))
 #define store_commit(st) ((st)->ops->commit(st))
 #define store_rollback(st) ((st)->ops->rollback(st))

@@ -101,25 +101,7 @@ int pg_dataset_check(struct store *st, const struct dataset_config *ds, char *wh
     struct schema *old;
     if (stored_schema(s, ds->name, &old, &oldkey, &found, why, whylen) < 0)
         return -1;
-    int rc = 0;
-    if (found && !old) {
-        snprintf(why, whylen, "dataset '%s': the stored schema cannot be read", ds->name);
-        rc = -1;
-    } else if (old) {
-        char r[400];
-        if (schema_compatible(old, ds->schema, r, sizeof r) < 0) {
-            snprintf(why, whylen, "dataset '%s': %s", ds->name, r);
-            rc = -1;
-        } else if ((oldkey == NULL) != (ds->key == NULL) ||
-                   (oldkey && strcmp(oldkey, ds->key) != 0)) {
-            snprintf(why, whylen, "dataset '%s': the key changed from '%s' to '%s'", ds->name,
-                     oldkey ? oldkey : "(none)", ds->key ? ds->key : "(none)");
-            rc = -1;
-        }
-    }
-    schema_destroy(old);
-    free(oldkey);
-    return rc;
+    return store_dataset_verdict(ds, found, old, oldkey, why, whylen);
 }
 
 /* Run the DDL of a sync: the table and its indexes for a new dataset, else the columns of

@@ -179,25 +179,7 @@ int sqlite_dataset_check(struct store *st, const struct dataset_config *ds, char
     int found;
     char *oldkey;
     struct schema *old = stored_schema(s, ds->name, &oldkey, &found, why, whylen);
-    int rc = 0;
-    if (found && !old) {
-        snprintf(why, whylen, "dataset '%s': the stored schema cannot be read", ds->name);
-        rc = -1;
-    } else if (old) {
-        char r[400];
-        if (schema_compatible(old, ds->schema, r, sizeof r) < 0) {
-            snprintf(why, whylen, "dataset '%s': %s", ds->name, r);
-            rc = -1;
-        } else if ((oldkey == NULL) != (ds->key == NULL) ||
-                   (oldkey && strcmp(oldkey, ds->key) != 0)) {
-            snprintf(why, whylen, "dataset '%s': the key changed from '%s' to '%s'", ds->name,
-                     oldkey ? oldkey : "(none)", ds->key ? ds->key : "(none)");
-            rc = -1;
-        }
-    }
-    schema_destroy(old);
-    free(oldkey);
-    return rc;
+    return store_dataset_verdict(ds, found, old, oldkey, why, whylen);
 }
 
 int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char *why, size_t whylen)

@@ -428,7 +428,10 @@ static int retry(long n, int every)
     int64_t id = 0;
     cr_assert_eq(store_dlq_add(st, &e, &id), 0, "%s", store_errmsg(st));
 
-    struct dlq_job j = {.op = retry_bulk ? DLQ_RETRY_BULK : DLQ_RETRY, .cfg = &cfg, .id = id};
+    struct dlq_job j = {.op = retry_bulk ? DLQ_RETRY_BULK : DLQ_RETRY,
+                        .cfg = &cfg,
+                        .id = id,
+                        .batch_row = batch_retry_row}; /* as h_dlq.c sets it */
     if (retry_bulk) {
         cr_assert_not_null(j.ids = malloc(sizeof *j.ids));
         j.ids[0] = id;

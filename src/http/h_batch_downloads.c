@@ -232,9 +232,10 @@ void h_batches_file(struct http_conn *c, struct http_request *r)
     }
     snprintf(d->sha256, sizeof d->sha256, "%s", b.sha256);
     snprintf(d->batch_id, sizeof d->batch_id, "%s", b.id);
-    /* SQLite: the file is a file (b.path); PostgreSQL: read through a connection of its own */
+    /* A file that is a file is read as one; one kept in the database (PostgreSQL) is read
+     * through a connection of the stream's own, not the loop's, which other requests use */
     struct store *loop_st = http_conn_store(c);
-    if (!strncmp(app->store_uri, "sqlite:", 7)) {
+    if (!store_files_read_through_conn(loop_st)) {
         d->f = store_file_open(loop_st, &b, cat->cfg.data_dir);
     } else if ((d->st = store_open(app->store_uri, 1, err, sizeof err)) != NULL) {
         d->f = store_file_open(d->st, &b, cat->cfg.data_dir);

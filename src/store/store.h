@@ -214,6 +214,10 @@ struct store_ops {
     /* 1: open gets the whole URI (libpq parses the URL); 0: what follows the prefix (a
      * path). The wal_stats argument is the same. */
     int whole_uri;
+    /* 1: a batch file opened with file_open reads through the connection it was opened on
+     * (PostgreSQL's chunks), so a reader that outlives one call (a download streamed over
+     * many loop turns) opens a connection of its own; 0: the file is a file (SQLite). */
+    int files_read_through_conn;
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
     /* The WAL and its checkpoints (store_wal_stats); NULL: the backend has none. */
     void (*wal_stats)(const char *uri, struct store_wal *out);
@@ -595,6 +599,7 @@ int store_dataset_verdict(const struct dataset_config *ds, int found, struct sch
 #define store_file_keep(st, id, spool, dir, path)                                                  \
     ((st)->ops->file_keep((st), (id), (spool), (dir), (path)))
 #define store_file_open(st, b, dir) ((st)->ops->file_open((st), (b), (dir)))
+#define store_files_read_through_conn(st) ((st)->ops->files_read_through_conn)
 #define store_file_drop(st, id, path, dir) ((st)->ops->file_drop((st), (id), (path), (dir)))
 #define store_snapshot(st) ((st)->ops->snapshot(st))
 #define store_table_count(st, t, n) ((st)->ops->table_count((st), (t), (n)))

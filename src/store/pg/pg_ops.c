@@ -11,6 +11,7 @@ static const char *const prefixes[] = {"postgres://", "postgresql://", NULL};
 const struct store_ops store_pg_ops = {
     .prefixes = prefixes,
     .whole_uri = 1,
+    .files_read_through_conn = 1,
     .open = pg_open,
     .close = pg_close,
     .errmsg = pg_errmsg,

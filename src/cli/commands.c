@@ -116,11 +116,11 @@ const struct command cli_commands[] = {
      "usage: sluice rollups rebuild [--config FILE]\n"
      "\n"
      "Recomputes every rollup behind /api/v1/stats and /api/v1/errors from the rollup\n"
-     "ledger (one row per request or batch counted, written with the rollups), on the\n"
-     "store the configuration names, one dataset and hour at a time: each piece is a\n"
-     "short transaction of its own, so a running server's writes wait only for one\n"
-     "piece. Prints {\"rollups\": \"rebuilt\", \"chunks\", \"longest_chunk_ms\",\n"
-     "\"longest_wait_ms\", \"total_ms\"}.\n"},
+     "ledger (a row per batch counted, and per dataset and minute for the pushes of\n"
+     "each commit, written with the rollups), on the store the configuration names,\n"
+     "one dataset and hour at a time: each piece is a short transaction of its own,\n"
+     "so a running server's writes wait only for one piece. Prints {\"rollups\":\n"
+     "\"rebuilt\", \"chunks\", \"longest_chunk_ms\", \"longest_wait_ms\", \"total_ms\"}.\n"},
     {"migrate", cmd_migrate, "copy a store into another (SQLite <-> PostgreSQL) and verify it",
      "usage: sluice migrate --from URI --to URI [--force] [--data-dir DIR]\n"
      "       sluice migrate --from URI --to URI --verify-only\n"

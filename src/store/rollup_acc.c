@@ -20,6 +20,15 @@ struct rollup_delta rollup_delta_negated(const struct rollup_delta *d)
     return m;
 }
 
+static void ledger_free_codes(struct roll_ledger *l)
+{
+    for (size_t k = 0; k < l->ncodes; k++)
+        free(l->codes[k].sample);
+    free(l->codes);
+    l->codes = NULL;
+    l->ncodes = 0;
+}
+
 void roll_acc_clear(struct roll_acc *a)
 {
     for (size_t i = 0; i < a->n; i++) {
@@ -29,7 +38,7 @@ void roll_acc_clear(struct roll_acc *a)
     }
     free(a->v);
     for (size_t i = 0; i < a->nled; i++)
-        free(a->led[i].codes);
+        ledger_free_codes(&a->led[i]);
     free(a->led);
     memset(a, 0, sizeof *a);
 }
@@ -47,19 +56,28 @@ static struct roll_ledger *ledger_slot(struct roll_acc *a)
     return &a->led[a->nled++];
 }
 
-char *roll_codes_json(const struct rollup_code *codes, size_t n, int64_t batches, int sign)
+char *roll_ledger_codes_json(const struct roll_ledger *l, int *oom)
 {
+    *oom = 0;
+    if (!l->ncodes)
+        return NULL;
     json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:s?}", "code", codes[i].code, "n",
-                                               (json_int_t)(sign * codes[i].count), "b",
-                                               (json_int_t)(sign * batches), "sample",
-                                               codes[i].sample)) < 0) {
+    for (size_t i = 0; a && i < l->ncodes; i++) {
+        const struct roll_code *c = &l->codes[i];
+        json_t *o = json_pack("{s:s,s:I,s:I,s:s?}", "code", c->code, "n", (json_int_t)c->count, "b",
+                              (json_int_t)c->batches, "sample", c->sample);
+        if (o && c->at_ms != l->at_ms && json_object_set_new(o, "at", json_integer(c->at_ms)) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (json_array_append_new(a, o) < 0) {
             json_decref(a);
             a = NULL;
         }
+    }
     char *t = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
+    *oom = !t;
     return t;
 }
 
@@ -75,7 +93,8 @@ size_t roll_codes_parse(const char *text, struct rollup_code *codes, size_t max,
             continue;
         codes[n++] = (struct rollup_code){code, json_integer_value(json_object_get(c, "n")),
                                           json_string_value(json_object_get(c, "sample")),
-                                          json_integer_value(json_object_get(c, "b")), 0};
+                                          json_integer_value(json_object_get(c, "b")),
+                                          json_integer_value(json_object_get(c, "at"))};
     }
     return n;
 }
@@ -151,25 +170,94 @@ static void add_counts(struct roll_entry *e, int64_t at_ms, const struct roll_en
     e->batches_failed += d->batches_failed;
 }
 
-/* d as a ledger row of a. */
+/* Add a code's counts to ledger row l (no cap: a row keeps every code its deltas had). */
+static int ledger_add_code(struct roll_ledger *l, const char *code, int64_t count, int64_t batches,
+                           const char *sample, int64_t at_ms)
+{
+    struct roll_code *c = NULL;
+    for (size_t k = 0; !c && k < l->ncodes; k++)
+        if (strcmp(l->codes[k].code, code) == 0)
+            c = &l->codes[k];
+    if (!c) {
+        struct roll_code *v = sl_realloc(l->codes, (l->ncodes + 1) * sizeof *v);
+        if (!v)
+            return -1;
+        l->codes = v;
+        c = &v[l->ncodes++];
+        *c = (struct roll_code){.at_ms = at_ms};
+        snprintf(c->code, sizeof c->code, "%s", code);
+    }
+    c->count += count;
+    c->batches += batches;
+    if (at_ms > c->at_ms)
+        c->at_ms = at_ms;
+    if (sample && (!c->sample || strcmp(sample, c->sample) > 0)) {
+        char *t = sl_strdup(sample);
+        if (!t)
+            return -1;
+        free(c->sample);
+        c->sample = t;
+    }
+    return 0;
+}
+
+/* The row of a not written yet that the pushes of (dataset, minute, kind) are summed into;
+ * NULL: none yet. */
+static struct roll_ledger *ledger_find(struct roll_acc *a, const char *dataset, int64_t minute,
+                                       int kind)
+{
+    for (size_t i = a->nled; i-- > 0;) {
+        struct roll_ledger *l = &a->led[i];
+        if (!l->written && !l->batch_id[0] && l->kind == kind &&
+            l->at_ms / ROLL_MINUTE_MS == minute && strcmp(l->dataset, dataset) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+/* The counts of from (not its codes) added to l. */
+static void ledger_add_counts(struct roll_ledger *l, const struct roll_ledger *from)
+{
+    if (from->at_ms > l->at_ms)
+        l->at_ms = from->at_ms;
+    l->received += from->received;
+    l->accepted += from->accepted;
+    l->rejected += from->rejected;
+    l->duplicate += from->duplicate;
+    l->batches += from->batches;
+    l->batches_failed += from->batches_failed;
+}
+
+/* d into the ledger rows of a: a batch's as a row of its own, a push's summed into its
+ * dataset's, minute's and kind's row. */
 static int add_ledger(struct roll_acc *a, const struct rollup_delta *d)
 {
-    char *codes = d->ncodes ? roll_codes_json(d->codes, d->ncodes, d->batches, 1) : NULL;
-    struct roll_ledger *l = (codes || !d->ncodes) ? ledger_slot(a) : NULL;
-    if (!l) {
-        free(codes);
-        return -1;
-    }
-    *l = (struct roll_ledger){.at_ms = d->at_ms,
+    const char *batch_id = d->batch_id ? d->batch_id : "";
+    struct roll_ledger one = {.at_ms = d->at_ms,
                               .received = d->received,
                               .accepted = d->accepted,
                               .rejected = d->rejected,
                               .duplicate = d->duplicate,
                               .batches = d->batches,
                               .batches_failed = d->batches_failed,
-                              .codes = codes};
-    snprintf(l->dataset, sizeof l->dataset, "%s", d->dataset);
-    snprintf(l->batch_id, sizeof l->batch_id, "%s", d->batch_id ? d->batch_id : "");
+                              .kind = d->rejected > 0   ? 2
+                                      : d->received > 0 ? 1
+                                                        : 0};
+    struct roll_ledger *l =
+        batch_id[0] ? NULL : ledger_find(a, d->dataset, d->at_ms / ROLL_MINUTE_MS, one.kind);
+    if (l) {
+        ledger_add_counts(l, &one);
+    } else {
+        if (!(l = ledger_slot(a)))
+            return -1;
+        *l = one;
+        snprintf(l->dataset, sizeof l->dataset, "%s", d->dataset);
+        snprintf(l->batch_id, sizeof l->batch_id, "%s", batch_id);
+    }
+    for (size_t k = 0; k < d->ncodes; k++)
+        if (ledger_add_code(l, d->codes[k].code, d->codes[k].count, d->batches, d->codes[k].sample,
+                            d->at_ms) < 0)
+            return -1;
     return 0;
 }
 
@@ -198,13 +286,26 @@ int roll_acc_add(struct roll_acc *a, const struct rollup_delta *d)
 void roll_acc_merge(struct roll_acc *into, struct roll_acc *from)
 {
     for (size_t i = 0; i < from->nled; i++) {
-        struct roll_ledger *l = ledger_slot(into);
-        if (!l)
+        struct roll_ledger *f = &from->led[i];
+        struct roll_ledger *l =
+            f->written || f->batch_id[0]
+                ? NULL
+                : ledger_find(into, f->dataset, f->at_ms / ROLL_MINUTE_MS, f->kind);
+        if (l) {
+            ledger_add_counts(l, f);
+            for (size_t k = 0; k < f->ncodes; k++)
+                if (ledger_add_code(l, f->codes[k].code, f->codes[k].count, f->codes[k].batches,
+                                    f->codes[k].sample, f->codes[k].at_ms) < 0)
+                    break;
+            continue;
+        }
+        if (!(l = ledger_slot(into)))
             break;
-        *l = from->led[i];
+        *l = *f;
         if (l->written == 1)
             l->written = 2;
-        from->led[i].codes = NULL;
+        f->codes = NULL;
+        f->ncodes = 0;
     }
     for (size_t i = 0; i < from->n; i++) {
         const struct roll_entry *f = &from->v[i];

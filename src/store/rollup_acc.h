@@ -3,10 +3,13 @@
  * the transaction commits (internal to src/store/). Both backends write one
  * upsert per bucket per group commit instead of one per request, and keep a
  * job's deltas apart until its savepoint is released, so that a job undone
- * takes its counts with it. Each delta is also kept whole, as the row of the
- * rollup ledger that the backend writes with the buckets (ledger rows first, so
- * that a rebuild, which locks the ledger, and a commit always take their locks in
- * the same order).
+ * takes its counts with it. Each delta is also kept as a row of the rollup
+ * ledger that the backend writes with the buckets (ledger rows first, so that a
+ * rebuild, which locks the ledger, and a commit always take their locks in the
+ * same order): a batch's delta as its own row (a reset takes it out again by its
+ * id); the pushes of one dataset and minute summed into one row per group commit
+ * (per kind, see struct roll_ledger), so that a rebuild sums the same counts,
+ * times and codes from far fewer rows.
  */
 #ifndef SLUICE_STORE_ROLLUP_ACC_H
 #define SLUICE_STORE_ROLLUP_ACC_H
@@ -32,13 +35,19 @@ struct roll_entry {
     struct roll_code *codes; /* owned */
     size_t ncodes;
 };
-/* One delta as a ledger row. written: 0 not yet, 1 written inside the current job (a
- * rollback of the job takes it out of the table again), 2 written. */
+/* A ledger row: one batch's delta, or the pushes (batch_id "") of one dataset and minute
+ * and kind summed. The kinds keep apart what a rebuild reads from a row's time: 2 pushes
+ * with rejected rows (the last error), 1 others with rows (the last received), 0 the rest;
+ * at_ms is the latest of the row's deltas, each code's at_ms the latest delta it was in,
+ * its sample the greatest (byte order) of theirs, as a rebuild's max() takes it.
+ * written: 0 not yet (only then are pushes added to it), 1 written inside the current job
+ * (a rollback of the job takes it out of the table again), 2 written. */
 struct roll_ledger {
     char dataset[72], batch_id[72]; /* batch_id "" for events */
     int64_t at_ms, received, accepted, rejected, duplicate, batches, batches_failed;
-    char *codes; /* JSON [{"code", "n", "b", "sample"}] (owned) */
-    int written;
+    struct roll_code *codes; /* owned */
+    size_t ncodes;
+    int kind, written;
 };
 struct roll_acc {
     struct roll_entry *v;
@@ -63,9 +72,10 @@ void roll_entry_delta(const struct roll_entry *e, struct rollup_code *codes,
  * back, unwritten again (1 -> 0, written at the next flush). */
 void roll_acc_settle(struct roll_acc *a, int kept);
 
-/* The codes of a delta as the ledger keeps them, each count times sign (caller frees; NULL
- * when out of memory). */
-char *roll_codes_json(const struct rollup_code *codes, size_t n, int64_t batches, int sign);
+/* The codes of ledger row l as its codes column keeps them, JSON [{"code", "n", "b",
+ * "sample", "at"}] ("at" only when it is not the row's at_ms); NULL when it has none (*oom
+ * set when out of memory). The caller frees. */
+char *roll_ledger_codes_json(const struct roll_ledger *l, int *oom);
 /* A ledger row's codes back into codes[max] (the names and samples point into *hold, which
  * the caller releases with json_decref). The number of codes. */
 size_t roll_codes_parse(const char *text, struct rollup_code *codes, size_t max, json_t **hold);

@@ -1024,6 +1024,86 @@ Test(store, rollup_ledger_started_from_older_rollups, .fini = cleanup)
     free(live);
 }
 
+/* The pushes of one group commit: one ledger row per dataset, minute and kind (rejected
+ * rows or not), a batch's its own; a rebuild from those rows gives the live rollups again,
+ * with each code's last time and sample and the dataset's last error. */
+Test(store, rollup_ledger_sums_a_groups_pushes, .fini = cleanup)
+{
+    open_fresh();
+    const int64_t t0 = 1700000000000LL; /* a minute's start */
+    const struct rollup_code a1[] = {{"OUT_OF_RANGE", 1, "zz", 0, 0}};
+    const struct rollup_code b2[] = {{"INVALID_TYPE", 2, "bb", 0, 0}};
+    const struct rollup_code a2[] = {{"OUT_OF_RANGE", 1, "aa", 0, 0}};
+    const struct rollup_delta push[] = {
+        {.dataset = "a",
+         .at_ms = t0 + 1000,
+         .received = 3,
+         .accepted = 2,
+         .rejected = 1,
+         .codes = a1,
+         .ncodes = 1},
+        {.dataset = "a",
+         .at_ms = t0 + 2000,
+         .received = 2,
+         .rejected = 2,
+         .codes = b2,
+         .ncodes = 1},
+        {.dataset = "a", .at_ms = t0 + 50000, .received = 5, .accepted = 5},
+        {.dataset = "a",
+         .at_ms = t0 + 4000,
+         .received = 1,
+         .rejected = 1,
+         .codes = a2,
+         .ncodes = 1},
+        {.dataset = "a",
+         .at_ms = t0 + 3000,
+         .received = 4,
+         .accepted = 4,
+         .duplicate = 1,
+         .batches = 1,
+         .batch_id = "bat_1"},
+        {.dataset = "a",
+         .at_ms = t0 + 5000,
+         .received = 9,
+         .rejected = 9,
+         .codes = b2,
+         .ncodes = 1}, /* its job rolled back */
+        {.dataset = "a", .at_ms = t0 + 30000, .received = 1, .accepted = 1},
+        {.dataset = "b", .at_ms = t0 + 30000, .received = 1, .accepted = 1},
+        {.dataset = "a", .at_ms = t0 + 61000, .received = 1, .accepted = 1},
+    };
+    cr_assert_eq(store_begin(st), 0, "%s", store_errmsg(st));
+    for (size_t i = 0; i < ARRAY_SIZE(push); i++) {
+        cr_assert_eq(store_savepoint(st), 0, "%s", store_errmsg(st));
+        cr_assert_eq(store_rollup_add(st, &push[i]), 0, "%s", store_errmsg(st));
+        if (i == 5)
+            cr_assert_eq(store_savepoint_rollback(st), 0, "%s", store_errmsg(st));
+        else
+            cr_assert_eq(store_savepoint_release(st), 0, "%s", store_errmsg(st));
+    }
+    cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+    /* a: minute 0 with and without rejected rows, the batch, minute 1; b: minute 0 */
+    cr_expect_eq(raw_int("SELECT count(*) FROM rollup_ledger"), 5);
+    cr_expect_eq(raw_int("SELECT sum(received) FROM rollup_ledger"), 18);
+    static const char *const more =
+        "SELECT (SELECT group_concat(x, ';') FROM (SELECT dataset || ',' || code || ','"
+        " || coalesce(sample, '') || ',' || last_seen_ms x FROM rollup_errors ORDER BY 1))"
+        " || '|' || (SELECT group_concat(x, ';') FROM (SELECT dataset || ',' ||"
+        " last_received_ms || ',' || coalesce(last_error_ms, 0) x FROM dataset_activity"
+        " ORDER BY 1))";
+    char *live = rollup_text(), *live_more = raw_text(more);
+    cr_expect_str_eq(live_more, "a,INVALID_TYPE,bb,1700000002000;a,OUT_OF_RANGE,zz,1700000004000"
+                                "|a,1700000061000,1700000004000;b,1700000030000,0");
+    rollup_test_rebuild(st);
+    char *rebuilt = rollup_text(), *rebuilt_more = raw_text(more);
+    cr_expect_str_eq(rebuilt, live);
+    cr_expect_str_eq(rebuilt_more, live_more);
+    free(rebuilt);
+    free(rebuilt_more);
+    free(live);
+    free(live_more);
+}
+
 /* ---- transactions ---------------------------------------------------------------------- */
 
 Test(store, rollback_leaves_nothing, .fini = cleanup)

@@ -3,7 +3,8 @@
  * alerts (src/store/pg/pg_stats.c, pg_alerts.c) against a live
  * server: rollups added twice and read back through the window, KPI, series
  * and error views; a finished batch's counts taken out again; a rebuild from
- * the rollup ledger, chunk by chunk; alerts and their history.
+ * the rollup ledger, chunk by chunk (a group's pushes summed into few ledger
+ * rows); alerts and their history.
  *
  * Skipped unless SLUICE_TEST_PG names the server (a conninfo string or URL;
  * "" = the PG* environment), e.g. under a throwaway cluster:
@@ -474,6 +475,78 @@ Test(pg_stats, rebuild_from_the_ledger, .init = open_fresh, .fini = close_store)
     rollup_test_rebuild(st);
     rebuilt = rollup_text();
     cr_assert_str_eq(rebuilt, live);
+    free(rebuilt);
+    free(live);
+}
+
+/* The pushes of one group commit: one ledger row per dataset, minute and kind (rejected
+ * rows or not), a batch's its own; a rebuild from those rows gives the live rollups again,
+ * each code's last time and the dataset's last error with them. */
+Test(pg_stats, ledger_sums_a_groups_pushes, .init = open_fresh, .fini = close_store)
+{
+    const struct rollup_code a1[] = {{"OUT_OF_RANGE", 1, "zz", 0, 0}};
+    const struct rollup_code b2[] = {{"INVALID_TYPE", 2, "bb", 0, 0}};
+    const struct rollup_code a2[] = {{"OUT_OF_RANGE", 1, "aa", 0, 0}};
+    const int64_t m0 = T0 / 60000 * 60000;
+    const struct rollup_delta push[] = {
+        {.dataset = "a",
+         .at_ms = m0 + 1000,
+         .received = 3,
+         .accepted = 2,
+         .rejected = 1,
+         .codes = a1,
+         .ncodes = 1},
+        {.dataset = "a",
+         .at_ms = m0 + 2000,
+         .received = 2,
+         .rejected = 2,
+         .codes = b2,
+         .ncodes = 1},
+        {.dataset = "a", .at_ms = m0 + 50000, .received = 5, .accepted = 5},
+        {.dataset = "a",
+         .at_ms = m0 + 4000,
+         .received = 1,
+         .rejected = 1,
+         .codes = a2,
+         .ncodes = 1},
+        {.dataset = "a",
+         .at_ms = m0 + 3000,
+         .received = 4,
+         .accepted = 4,
+         .duplicate = 1,
+         .batches = 1,
+         .batch_id = "bat_1"},
+        {.dataset = "a",
+         .at_ms = m0 + 5000,
+         .received = 9,
+         .rejected = 9,
+         .codes = b2,
+         .ncodes = 1}, /* its job rolled back */
+        {.dataset = "a", .at_ms = m0 + 30000, .received = 1, .accepted = 1},
+        {.dataset = "b", .at_ms = m0 + 30000, .received = 1, .accepted = 1},
+        {.dataset = "a", .at_ms = m0 + 61000, .received = 1, .accepted = 1},
+    };
+    cr_assert_eq(store_begin(st), 0, "%s", store_errmsg(st));
+    for (size_t i = 0; i < sizeof push / sizeof push[0]; i++) {
+        cr_assert_eq(store_savepoint(st), 0, "%s", store_errmsg(st));
+        cr_assert_eq(store_rollup_add(st, &push[i]), 0, "%s", store_errmsg(st));
+        if (i == 5)
+            cr_assert_eq(store_savepoint_rollback(st), 0, "%s", store_errmsg(st));
+        else
+            cr_assert_eq(store_savepoint_release(st), 0, "%s", store_errmsg(st));
+    }
+    cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+    /* a: minute 0 with and without rejected rows, the batch, minute 1; b: minute 0 */
+    cr_expect_eq(sql_int("SELECT count(*) FROM rollup_ledger"), 5);
+    cr_expect_eq(sql_int("SELECT sum(received) FROM rollup_ledger"), 18);
+    cr_expect_eq(sql_int("SELECT last_seen_ms FROM rollup_errors WHERE code = 'INVALID_TYPE'"),
+                 m0 + 2000);
+    cr_expect_eq(sql_int("SELECT last_error_ms FROM dataset_activity WHERE dataset = 'a'"),
+                 m0 + 4000);
+    char *live = rollup_text();
+    rollup_test_rebuild(st);
+    char *rebuilt = rollup_text();
+    cr_expect_str_eq(rebuilt, live);
     free(rebuilt);
     free(live);
 }

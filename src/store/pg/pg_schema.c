@@ -97,10 +97,11 @@ const char *const pg_migrations[] = {
     "CREATE INDEX dlq_status_id ON dlq(status, id);",
     /* 5: the Content-Type a batch was uploaded with (as SQLite's migration 10) */
     "ALTER TABLE batches ADD COLUMN content_type TEXT;",
-    /* 6: the rollup ledger (one row per request or batch counted, which `sluice rollups
-     * rebuild` sums again), started from the rollups there are: the minutes still kept, and
-     * what the hour has beyond them with its batches and codes (batch_id '': a carried-over
-     * row, which makes no minute bucket) */
+    /* 6: the rollup ledger (a row per batch counted, and per dataset, minute and kind for a
+     * group commit's pushes, see rollup_acc.h; which `sluice rollups rebuild` sums again),
+     * started from the rollups there are: the minutes still kept, and what the hour has
+     * beyond them with its batches and codes (batch_id '': a carried-over row, which makes
+     * no minute bucket) */
     "CREATE TABLE rollup_ledger (id BIGSERIAL PRIMARY KEY, dataset TEXT NOT NULL,"
     " at_ms BIGINT NOT NULL, batch_id TEXT, received BIGINT NOT NULL DEFAULT 0,"
     " accepted BIGINT NOT NULL DEFAULT 0, rejected BIGINT NOT NULL DEFAULT 0,"

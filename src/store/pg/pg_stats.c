@@ -121,18 +121,21 @@ static int ledger_write(struct pg_store *s, struct roll_acc *a, int mark)
         if (l->written)
             continue;
         n++;
-        if (json_array_append_new(
+        int oom;
+        char *codes = roll_ledger_codes_json(l, &oom);
+        if (oom ||
+            json_array_append_new(
                 rows,
                 json_pack("{s:s,s:I,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "dataset", l->dataset,
                           "at_ms", (json_int_t)l->at_ms, "batch_id",
                           l->batch_id[0] ? l->batch_id : NULL, "received", (json_int_t)l->received,
                           "accepted", (json_int_t)l->accepted, "rejected", (json_int_t)l->rejected,
                           "duplicate", (json_int_t)l->duplicate, "batches", (json_int_t)l->batches,
-                          "batches_failed", (json_int_t)l->batches_failed, "codes", l->codes)) <
-            0) {
+                          "batches_failed", (json_int_t)l->batches_failed, "codes", codes)) < 0) {
             json_decref(rows);
             rows = NULL;
         }
+        free(codes);
     }
     char *txt = rows && n ? json_dumps(rows, JSON_COMPACT) : NULL;
     json_decref(rows);
@@ -579,7 +582,8 @@ int pg_rollup_rebuild(struct store *st, const struct rollup_chunk *c, int64_t mi
         " sum(CASE WHEN undone <> 0 THEN 0 ELSE (e.v ->> 'n')::bigint END),"
         " sum(CASE WHEN undone <> 0 THEN 0 ELSE (e.v ->> 'b')::bigint END),"
         " max(CASE WHEN (e.v ->> 'n')::bigint > 0 THEN (e.v ->> 'sample') END COLLATE \"C\"),"
-        " coalesce(max(CASE WHEN (e.v ->> 'n')::bigint > 0 THEN l.at_ms END), 0)"
+        " coalesce(max(CASE WHEN (e.v ->> 'n')::bigint > 0 THEN coalesce((e.v ->> 'at')::bigint,"
+        " l.at_ms) END), 0)"
         " FROM rollup_ledger l CROSS JOIN LATERAL jsonb_array_elements(l.codes::jsonb) AS e(v)"
         " WHERE l.dataset = $1::text AND l.at_ms >= $2::bigint * 3600000"
         " AND l.at_ms < ($2::bigint + 1) * 3600000 AND l.codes IS NOT NULL"

@@ -110,10 +110,11 @@ static const char *const migrations[] = {
     "CREATE INDEX dlq_status_id ON dlq(status, id);",
     /* 10: the Content-Type a batch was uploaded with, which its download answers with */
     "ALTER TABLE batches ADD COLUMN content_type TEXT;",
-    /* 11: the rollup ledger (one row per request or batch counted, which `sluice rollups
-     * rebuild` sums again), started from the rollups there are: the minutes still kept, and
-     * what the hour has beyond them with its batches and codes (batch_id '': a carried-over
-     * row, which makes no minute bucket) */
+    /* 11: the rollup ledger (a row per batch counted, and per dataset, minute and kind for a
+     * group commit's pushes, see rollup_acc.h; which `sluice rollups rebuild` sums again),
+     * started from the rollups there are: the minutes still kept, and what the hour has
+     * beyond them with its batches and codes (batch_id '': a carried-over row, which makes
+     * no minute bucket) */
     "CREATE TABLE rollup_ledger (id INTEGER PRIMARY KEY, dataset TEXT NOT NULL,"
     " at_ms INTEGER NOT NULL, batch_id TEXT, received INTEGER NOT NULL DEFAULT 0,"
     " accepted INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,"

@@ -152,8 +152,14 @@ static int ledger_write(struct sqlite_store *s, struct roll_acc *a, int mark)
                               l->duplicate, l->batches,  l->batches_failed};
         for (int k = 0; k < 6; k++)
             sqlite3_bind_int64(q, 4 + k, v[k]);
-        if (l->codes)
-            sqlite3_bind_text(q, 10, l->codes, -1, SQLITE_STATIC);
+        int oom;
+        char *codes = roll_ledger_codes_json(l, &oom);
+        if (oom) {
+            sqlite3_reset(q);
+            return sqlite_fail(s, "rollup ledger: out of memory");
+        }
+        if (codes)
+            sqlite3_bind_text(q, 10, codes, -1, free);
         else
             sqlite3_bind_null(q, 10);
         if (run(s, q) < 0)
@@ -681,7 +687,8 @@ int sqlite_rollup_rebuild(struct store *st, const struct rollup_chunk *c, int64_
         " sum(CASE WHEN undone THEN 0 ELSE json_extract(e.value, '$.n') END),"
         " sum(CASE WHEN undone THEN 0 ELSE json_extract(e.value, '$.b') END),"
         " max(CASE WHEN json_extract(e.value, '$.n') > 0 THEN json_extract(e.value, '$.sample')"
-        " END), coalesce(max(CASE WHEN json_extract(e.value, '$.n') > 0 THEN l.at_ms END), 0)"
+        " END), coalesce(max(CASE WHEN json_extract(e.value, '$.n') > 0 THEN"
+        " coalesce(json_extract(e.value, '$.at'), l.at_ms) END), 0)"
         " FROM rollup_ledger l, json_each(l.codes) e WHERE l.dataset = ?1"
         " AND l.at_ms >= ?2 * 3600000 AND l.at_ms < (?2 + 1) * 3600000 AND l.codes IS NOT NULL"
         " GROUP BY c",

@@ -388,7 +388,7 @@ L.append("Machine: $(machine_line "$WORK").  ")
 L.append("Store: $STORE_LINE.  ")
 L.append("Command: \`$CMDLINE\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $VERSION, git $(cd "$ROOT" && git rev-parse --short HEAD)); medians of $N turns, each turn the control and then the mixed run.")
 L.append("")
-L.append("| scenario | push req/s | push rows/s | p50 ms | p99 ms | max ms | batches under load | batch rows/s (median; all) | others' CPU, s |")
+L.append("| scenario | push req/s | push rows/s | p50 ms | p99 ms | max ms | batches under load | batch rows/s (median; all) | rest of the machine, CPU s |")
 L.append("|---|---:|---:|---:|---:|---:|---:|---|---:|")
 for scen in ("control", "mixed"):
     if not col(scen, lambda r: 1):

@@ -18,6 +18,7 @@ for t in "$OLD" "$NEW"; do
     [ -x "$t/build/sluice" ] || { echo "no $t/build/sluice: build it first" >&2; exit 2; }
 done
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/sluice-turns.XXXXXX")}
+mkdir -p "$OUT"
 echo "runs in $OUT"
 export N=${N:-1} DURATION=${DURATION:-8s} WARMUP=${WARMUP:-2s} KEYED=${KEYED:-0} PEER=${PEER:-0}
 export DOC=

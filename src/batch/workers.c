@@ -26,6 +26,10 @@ struct worker {
     int64_t lease_ms; /* batches.lease_s when the batch was claimed */
     char current[64]; /* the batch in its pass, "" when none (under the pool's mu) */
     struct store *st; /* its own read connection: the batch files are read through it */
+    /* Its own writer, for the passes into datasets without a key on a store that lets two
+     * connections write at once (PostgreSQL): started at the first such pass, stopped with
+     * the worker. NULL until then, and on SQLite (see pass_writer). */
+    struct writer *own;
 };
 
 struct batch_pool {
@@ -78,12 +82,46 @@ static int bjob_apply(struct wjob *job, struct store *st)
     return -1;
 }
 
-static int run(struct worker *w, struct bjob *j)
+static int run_on(struct writer *wr, struct worker *w, struct bjob *j)
 {
     j->job.apply = bjob_apply;
     j->job.nrows = 1;
     j->w = w;
-    return writer_run(w->pool->writer, &j->job);
+    return writer_run(wr, &j->job);
+}
+
+static int run(struct worker *w, struct bjob *j)
+{
+    return run_on(w->pool->writer, w, j);
+}
+
+/*
+ * The writer a pass of a batch into ds runs on. A pass is one job, one transaction, as long
+ * as the file: on the service's writer every push waits for it. Where the store lets another
+ * connection write meanwhile, unseen until its COMMIT (store_concurrent_writers: PostgreSQL),
+ * the pass runs on the worker's own writer instead, so pushes go on beside it, and the batch
+ * still becomes visible all at once. Only for datasets without a key: with one, a push of a
+ * key the open pass holds would wait for the pass's COMMIT, and the service's writer with it
+ * (and two such keys taken in opposite orders deadlock), so keyed passes stay on the
+ * service's writer, as before. The claim and the status changes always go through the
+ * service's writer (short jobs).
+ */
+static struct writer *pass_writer(struct worker *w, const struct sluice_config *cfg,
+                                  const struct dataset_config *ds)
+{
+    if (ds->key || !w->st || !store_concurrent_writers(w->st))
+        return w->pool->writer;
+    if (!w->own) {
+        char err[256], m[600];
+        w->own = writer_start(w->pool->store_uri, 4, cfg->writer.max_group_rows, err, sizeof err);
+        if (!w->own) {
+            log_warn("batch", "the worker's own writer did not start: its passes hold the writer",
+                     "\"worker\":\"%s\",\"error\":\"%s\"", w->id,
+                     log_json_str(m, sizeof m, err, (size_t)-1));
+            return w->pool->writer;
+        }
+    }
+    return w->own;
 }
 
 static int set_status(struct worker *w, struct batch *b, const char *status, const char *reason)
@@ -151,12 +189,14 @@ static void process(struct worker *w, struct batch *b)
         set_status(w, b, ds->on_duplicate == ON_DUP_UPSERT ? "upserting" : "inserting", NULL) < 0)
         goto out;
     set_current(w, b->id);
-    int rc = batch_pass_run(p, w->pool->writer);
+    struct writer *pw = pass_writer(w, cfg, ds);
+    int rc = batch_pass_run(p, pw);
     set_current(w, "");
     if (rc == 1) {
+        /* the error pass reads the whole file again: on the pass's writer too */
         snprintf(reason, sizeof reason, "%s", batch_pass_reason(p));
         struct bjob j = {.op = OP_FAIL, .b = b, .pass = p, .reason = reason};
-        if (run(w, &j) < 0)
+        if (run_on(pw, w, &j) < 0)
             set_status(w, b, "failed", reason);
         log_info("batch", "failed", "\"batch_id\":\"%s\",\"reason\":\"%s\"", b->id, reason);
         goto out;
@@ -236,6 +276,8 @@ static void *worker_main(void *arg)
         pool->kicked = 0;
         pthread_mutex_unlock(&pool->mu);
     }
+    writer_stop(w->own); /* after its last pass: nothing is queued on it */
+    w->own = NULL;
     store_close(w->st);
     w->st = NULL;
     return NULL;

@@ -218,6 +218,10 @@ struct store_ops {
      * (PostgreSQL's chunks), so a reader that outlives one call (a download streamed over
      * many loop turns) opens a connection of its own; 0: the file is a file (SQLite). */
     int files_read_through_conn;
+    /* 1: another connection may write while the writer's transaction is open, and what it
+     * writes stays unseen until its own COMMIT (PostgreSQL's MVCC), so a long job can run on
+     * a writer of its own without holding up the others; 0: one writer at a time (SQLite). */
+    int concurrent_writers;
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
     /* The WAL and its checkpoints (store_wal_stats); NULL: the backend has none. */
     void (*wal_stats)(const char *uri, struct store_wal *out);
@@ -600,6 +604,7 @@ int store_dataset_verdict(const struct dataset_config *ds, int found, struct sch
     ((st)->ops->file_keep((st), (id), (spool), (dir), (path)))
 #define store_file_open(st, b, dir) ((st)->ops->file_open((st), (b), (dir)))
 #define store_files_read_through_conn(st) ((st)->ops->files_read_through_conn)
+#define store_concurrent_writers(st) ((st)->ops->concurrent_writers)
 #define store_file_drop(st, id, path, dir) ((st)->ops->file_drop((st), (id), (path), (dir)))
 #define store_snapshot(st) ((st)->ops->snapshot(st))
 #define store_table_count(st, t, n) ((st)->ops->table_count((st), (t), (n)))

@@ -12,6 +12,7 @@ const struct store_ops store_pg_ops = {
     .prefixes = prefixes,
     .whole_uri = 1,
     .files_read_through_conn = 1,
+    .concurrent_writers = 1,
     .open = pg_open,
     .close = pg_close,
     .errmsg = pg_errmsg,

@@ -11,6 +11,7 @@ const struct store_ops store_sqlite_ops = {
     .prefixes = prefixes,
     .whole_uri = 0,
     .files_read_through_conn = 0,
+    .concurrent_writers = 0,
     .open = sqlite_open,
     .wal_stats = sqlite_ckpt_stats,
     .close = sqlite_close,

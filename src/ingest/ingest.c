@@ -187,21 +187,18 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
             else
                 row_errors_add(&r->errs, re, NULL, "%s", why);
             r->outcome = ROW_REJECTED;
-            continue;
-        }
-        if (schema_validate(ds->schema, obj, &r->errs, &r->extra) > 0) {
+        } else if (schema_validate(ds->schema, obj, &r->errs, &r->extra) > 0) {
             json_decref(obj);
             r->outcome = ROW_REJECTED;
-            continue;
+        } else {
+            r->obj = obj;
         }
-        r->obj = obj;
-    }
-    for (size_t i = 0; i < in->nrows; i++)
-        if (in->rows[i].errs.lost) { /* a row's errors could not all be recorded */
+        if (r->errs.lost) { /* the row's errors could not all be recorded */
             snprintf(msg, msgcap, "out of memory");
             e = ERR_INTERNAL;
             goto out;
         }
+    }
     in->job.nrows = in->nrows;
     e = SLUICE_OK;
 out:

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "batch/batch.h"
+#include "batch/pass_internal.h"
 #include "batch/process.h"
 #include "batch/rowqueue.h"
 #include "ingest/cells.h"
@@ -34,47 +35,6 @@
 #include "util/mem.h"
 
 #define CHUNK (64 * 1024)
-
-/* Header column -> schema field. */
-struct colmap {
-    size_t ncols;
-    char **names; /* owned */
-    int *field;   /* schema index or -1 */
-};
-
-enum pass_mode { PASS_HEADER, PASS_STREAM, PASS_FAIL };
-
-struct pass {
-    const struct dataset_config *ds;
-    struct batch *b;
-    const struct sluice_config *cfg;
-    struct colmap map;
-    enum pass_mode mode;
-    struct store *st;       /* writer jobs: the writer's store */
-    struct store *files;    /* the batch's file is read through this one (borrowed) */
-    struct rowqueue *rq;    /* PASS_STREAM: rows to the writer job */
-    struct row_value *vals; /* PASS_STREAM: one row's values (schema order) */
-    char **unknown;         /* the header's undeclared columns (names borrowed from map) */
-    size_t nunknown;
-    int over_threshold; /* the stream job found the error rate over the threshold */
-    int64_t total, invalid, inserted, duplicate;
-    int64_t refused;      /* of duplicate: refused with DUPLICATE_KEY (on_duplicate: reject) */
-    char reason[512];     /* the worker's: why the pass failed */
-    char job_reason[512]; /* the stream job's (writer thread) */
-    int failed_io;
-    char received_at[32];
-    int64_t now_ms;
-    unsigned long long rejected_by_code[ERR__COUNT]; /* by first error, for the metrics */
-    int64_t code_count[ERR__COUNT];                  /* writer side: every error, for rollups */
-    char *code_sample[ERR__COUNT];                   /* writer side: one message each (owned) */
-    int (*tick)(void *arg); /* every TICK_RECORDS records; non-zero stops */
-    void *tick_arg;
-    int stopped;      /* the tick asked to stop (shutdown) */
-    int64_t lease_ms; /* the worker's lease, renewed at the end of the pass */
-    int lost;         /* another worker holds the batch now */
-    int store_failed; /* the store failed under the pass (batch_pass_store_failed) */
-    int oom;          /* the pass failed for want of memory (reason "out of memory") */
-};
 
 #define TICK_RECORDS 50000
 
@@ -225,7 +185,8 @@ static int add_dlq(struct pass *p, const char *raw, size_t raw_len, int64_t rown
                         .errors_json = etxt ? etxt : errors_json,
                         .codes = ctxt ? ctxt : codes,
                         .received_ms = p->now_ms,
-                        .batch_id = p->b->id};
+                        .batch_id = p->b->id,
+                        .staged = p->sliced};
     int rc = (d.errors_json && d.codes) ? store_dlq_add(p->st, &d, NULL) : -1;
     free(etxt);
     free(ctxt);
@@ -332,7 +293,7 @@ static int on_record(void *arg, const struct csv_record *rec)
 
 static int batch_scan(struct pass *p);
 
-static void codes_reset(struct pass *p)
+void pass_codes_reset(struct pass *p)
 {
     for (int c = 0; c < ERR__COUNT; c++) {
         free(p->code_sample[c]);
@@ -345,7 +306,7 @@ static void codes_reset(struct pass *p)
  * docs/api.md defines them: a duplicate refused with DUPLICATE_KEY is rejected there (it is
  * in the DLQ, as a pushed one is); a failed batch stores nothing and counts its rows as
  * received, its invalid rows as rejected. */
-static int add_rollup(struct pass *p, int failed, int64_t done_ms)
+int pass_add_rollup(struct pass *p, int failed, int64_t done_ms)
 {
     struct rollup_code codes[ERR__COUNT];
     size_t n = 0;
@@ -368,7 +329,7 @@ static int add_rollup(struct pass *p, int failed, int64_t done_ms)
 }
 
 /* On the writer: store one row that came through the queue. */
-static int store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
+int pass_store_one(struct pass *p, struct rq_row *r, const struct row_meta *m)
 {
     if (r->errs.n) {
         p->invalid++;
@@ -416,13 +377,13 @@ static int stream_apply(struct wjob *job, struct store *st)
     p->invalid = p->inserted = p->duplicate = p->refused = 0;
     struct row_meta m = {p->b->id, p->b->source ? p->b->source : "upload", p->received_at,
                          p->b->id};
-    codes_reset(p);
+    pass_codes_reset(p);
     int rc = store_batch_clear(st, p->ds->name, p->b->id, 0, NULL);
     struct rq_chunk *c;
     while (rc == 0 && (c = rowqueue_take(p->rq)) != NULL) {
         for (size_t i = 0; rc == 0 && i < c->n; i++) {
             total++;
-            rc = store_one(p, &c->rows[i], &m);
+            rc = pass_store_one(p, &c->rows[i], &m);
         }
         rowqueue_give_back(p->rq, c);
     }
@@ -459,7 +420,7 @@ static int stream_apply(struct wjob *job, struct store *st)
                  "another worker took the batch over (this worker's lease expired)");
         return -1;
     }
-    if (held < 0 || store_batch_set_counts(st, p->b) < 0 || add_rollup(p, 0, done) < 0 ||
+    if (held < 0 || store_batch_set_counts(st, p->b) < 0 || pass_add_rollup(p, 0, done) < 0 ||
         store_batch_set_status(st, p->b->id, "completed", NULL, done) < 0) {
         snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
         p->store_failed = store_conn_lost(st);
@@ -478,7 +439,7 @@ static void stream_skip(struct wjob *job)
 }
 
 /* The worker's side of the pass, while the writer job runs. */
-static void produce(void *arg)
+void pass_produce(void *arg)
 {
     struct pass *p = arg;
     int rc = batch_scan(p);
@@ -579,7 +540,7 @@ void batch_pass_destroy(struct pass *p)
     colmap_release(&p->map);
     free(p->unknown);
     free(p->vals);
-    codes_reset(p);
+    pass_codes_reset(p);
     free(p);
 }
 
@@ -609,14 +570,14 @@ int batch_pass_run(struct pass *p, struct writer *w)
     p->lost = p->store_failed = p->oom = 0;
     memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
     size_t nf = schema_nfields(p->ds->schema);
-    p->rq = rowqueue_new(nf);
+    p->rq = rowqueue_new(nf, RQ_CHUNKS);
     int rc = -1;
     if (!p->rq) {
         no_memory(p);
     } else {
         struct stream_job j = {.job = {.nrows = 1, .apply = stream_apply, .skip = stream_skip},
                                .p = p};
-        rc = writer_run_with(w, &j.job, produce, p);
+        rc = writer_run_with(w, &j.job, pass_produce, p);
         /* The job's work was done but its COMMIT failed, or may have committed. */
         if (rc == WRITER_UNKNOWN || (rc < 0 && j.job.applied == 0))
             p->store_failed = 1;
@@ -640,7 +601,7 @@ int batch_pass_apply_fail(struct pass *p, struct store *st, const char *fail_rea
     p->now_ms = clock_wall_ms();
     clock_rfc3339(p->now_ms, p->received_at, sizeof p->received_at);
     p->total = p->invalid = p->inserted = p->duplicate = p->refused = 0;
-    codes_reset(p);
+    pass_codes_reset(p);
     if (store_batch_clear(st, p->ds->name, p->b->id, 0, NULL) < 0)
         return -1;
     if (batch_scan(p) < 0)
@@ -650,7 +611,7 @@ int batch_pass_apply_fail(struct pass *p, struct store *st, const char *fail_rea
     p->b->inserted = 0;
     p->b->duplicate = 0;
     int64_t done = clock_wall_ms();
-    if (store_batch_set_counts(st, p->b) < 0 || add_rollup(p, 1, done) < 0)
+    if (store_batch_set_counts(st, p->b) < 0 || pass_add_rollup(p, 1, done) < 0)
         return -1;
     return store_batch_set_status(st, p->b->id, "failed", fail_reason, done);
 }

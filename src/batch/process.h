@@ -46,6 +46,17 @@ int batch_pass_header(struct pass *p);
  * (batch_pass_reason(); batch_pass_stopped() when the server is stopping).
  */
 int batch_pass_run(struct pass *p, struct writer *w);
+/*
+ * The same pass in slices (slices.c), where the store can show a batch at once although it
+ * was written in many transactions (store_sliced_passes), for a dataset without a key: the
+ * rows are stored by many short jobs on w among everyone else's, and the batch's rows,
+ * DLQ entries and `completed` appear in one commit at the end. 0: completed. 1: over the
+ * threshold, recorded here (counts, row errors, `failed`): nothing more to do. 2: an
+ * operator failed or deleted the batch meanwhile; what it stored is removed. -1 as
+ * batch_pass_run (its rows stay hidden when stopped, lost or the store failed; otherwise
+ * removed, and the batch is to be marked failed with batch_pass_reason()).
+ */
+int batch_pass_run_sliced(struct pass *p, struct writer *w);
 const char *batch_pass_reason(const struct pass *p);
 /* After batch_pass_run(): invalid rows by their first error code (ERR__COUNT entries). */
 const unsigned long long *batch_pass_rejected(const struct pass *p);

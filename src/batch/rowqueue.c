@@ -19,13 +19,15 @@ struct rowqueue {
     int allocated;
     struct rq_chunk *filling; /* the producer's, outside the lists */
     int finished, failed, aborted;
+    int max_chunks, nfull; /* the bound; chunks in the full list */
 };
 
-struct rowqueue *rowqueue_new(size_t nfields)
+struct rowqueue *rowqueue_new(size_t nfields, int chunks)
 {
     struct rowqueue *q = sl_calloc(1, sizeof *q);
     if (!q)
         return NULL;
+    q->max_chunks = chunks > 0 ? chunks : RQ_CHUNKS;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     q->nfields = nfields;
@@ -91,10 +93,11 @@ static void publish(struct rowqueue *q)
     else
         q->full_head = c;
     q->full_tail = c;
+    q->nfull++;
     pthread_cond_broadcast(&q->cv);
 }
 
-/* A chunk to fill: a given-back one, a new one while under RQ_CHUNKS, or wait.
+/* A chunk to fill: a given-back one, a new one while under max_chunks, or wait.
  * Called with q->mu held; NULL when the consumer aborted or memory ran out. */
 static struct rq_chunk *get_chunk(struct rowqueue *q)
 {
@@ -107,7 +110,7 @@ static struct rq_chunk *get_chunk(struct rowqueue *q)
             c->next = NULL;
             return c;
         }
-        if (q->allocated < RQ_CHUNKS) {
+        if (q->allocated < q->max_chunks) {
             struct rq_chunk *c = sl_calloc(1, sizeof *c);
             if (c) {
                 c->vals = sl_calloc(RQ_CHUNK_ROWS * (q->nfields ? q->nfields : 1), sizeof *c->vals);
@@ -202,20 +205,45 @@ void rowqueue_finish(struct rowqueue *q, int failed)
     pthread_mutex_unlock(&q->mu);
 }
 
-struct rq_chunk *rowqueue_take(struct rowqueue *q)
+/* The first full chunk, taken off the list, or NULL. Called with q->mu held. */
+static struct rq_chunk *pop(struct rowqueue *q)
 {
-    pthread_mutex_lock(&q->mu);
-    while (!q->full_head && !q->finished)
-        pthread_cond_wait(&q->cv, &q->mu);
     struct rq_chunk *c = q->full_head;
     if (c) {
         q->full_head = c->next;
         if (!q->full_head)
             q->full_tail = NULL;
         c->next = NULL;
+        q->nfull--;
     }
+    return c;
+}
+
+struct rq_chunk *rowqueue_take(struct rowqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while (!q->full_head && !q->finished)
+        pthread_cond_wait(&q->cv, &q->mu);
+    struct rq_chunk *c = pop(q);
     pthread_mutex_unlock(&q->mu);
     return c;
+}
+
+struct rq_chunk *rowqueue_try_take(struct rowqueue *q, int *ended)
+{
+    pthread_mutex_lock(&q->mu);
+    struct rq_chunk *c = pop(q);
+    *ended = !c && q->finished;
+    pthread_mutex_unlock(&q->mu);
+    return c;
+}
+
+void rowqueue_wait_ready(struct rowqueue *q, int want)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->nfull < want && !q->finished && !q->aborted)
+        pthread_cond_wait(&q->cv, &q->mu);
+    pthread_mutex_unlock(&q->mu);
 }
 
 void rowqueue_give_back(struct rowqueue *q, struct rq_chunk *c)

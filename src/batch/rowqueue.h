@@ -4,7 +4,9 @@
  * in the same moment (internal to src/batch/).
  *
  * Rows travel in chunks (RQ_CHUNK_ROWS rows, their values and bytes copied
- * into the chunk); at most RQ_CHUNKS chunks exist, so memory stays bounded
+ * into the chunk); at most RQ_CHUNKS chunks exist (or the number rowqueue_new was
+ * given: a pass in slices has more, so the worker reads on while a slice is stored),
+ * so memory stays bounded
  * whatever the file's size: a producer ahead of the writer waits.
  */
 #ifndef SLUICE_BATCH_ROWQUEUE_H
@@ -41,7 +43,8 @@ struct rq_chunk {
 
 struct rowqueue;
 
-struct rowqueue *rowqueue_new(size_t nfields);
+/* At most chunks chunks (<= 0: RQ_CHUNKS). */
+struct rowqueue *rowqueue_new(size_t nfields, int chunks);
 void rowqueue_free(struct rowqueue *q); /* accepts NULL */
 
 /*
@@ -58,6 +61,11 @@ void rowqueue_finish(struct rowqueue *q, int failed);
 
 /* Consumer: the next chunk (blocks), or NULL at the end. */
 struct rq_chunk *rowqueue_take(struct rowqueue *q);
+/* Consumer: the next chunk if one is full, else NULL at once; *ended is then 1 when no
+ * row is left to come (take() would return NULL). */
+struct rq_chunk *rowqueue_try_take(struct rowqueue *q, int *ended);
+/* Consumer: wait until want chunks are full, or the rows have ended, or abort() ran. */
+void rowqueue_wait_ready(struct rowqueue *q, int want);
 /* Consumer: done with c (its rows' errors and extras are freed). */
 void rowqueue_give_back(struct rowqueue *q, struct rq_chunk *c);
 /* Consumer: after take() returned NULL, whether the producer failed. */

@@ -2,11 +2,14 @@
  * workers.c - the batch worker pool: claim, process, heartbeat (see batch.h).
  * Every store change a worker makes is a writer job, like everything else.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "batch/batch.h"
@@ -18,6 +21,8 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
+
+#define WORKER_NICE 10
 
 struct worker {
     struct batch_pool *pool;
@@ -190,8 +195,15 @@ static void process(struct worker *w, struct batch *b)
         goto out;
     set_current(w, b->id);
     struct writer *pw = pass_writer(w, cfg, ds);
-    int rc = batch_pass_run(p, pw);
+    /* SQLite: in slices among the pushes (a dataset without a key: see slices.c) */
+    int sliced = !ds->key && w->st && store_sliced_passes(w->st);
+    int rc = sliced ? batch_pass_run_sliced(p, pw) : batch_pass_run(p, pw);
     set_current(w, "");
+    if (sliced && rc > 0) { /* recorded by the pass */
+        log_info("batch", "failed", "\"batch_id\":\"%s\",\"reason\":\"%s\"", b->id,
+                 log_json_str(m, sizeof m, batch_pass_reason(p), (size_t)-1));
+        goto out;
+    }
     if (rc == 1) {
         /* the error pass reads the whole file again: on the pass's writer too */
         snprintf(reason, sizeof reason, "%s", batch_pass_reason(p));
@@ -243,6 +255,11 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct batch_pool *pool = w->pool;
     pthread_setname_np(pthread_self(), "sl-batch");
+    /* Reading and validating a file takes a core for as long as the file lasts: at a lower
+     * priority it takes what the pushes leave, instead of half of a small machine. Linux
+     * gives each thread its own nice value; elsewhere this changes nothing. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE) != 0)
+        log_warn("batch", "the worker's priority stays as it was", "\"errno\":%d", errno);
     for (;;) {
         pthread_mutex_lock(&pool->mu);
         int stop = pool->stop;

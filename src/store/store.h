@@ -75,6 +75,7 @@ struct dlq_new {
     const char *codes;       /* ",CODE1,CODE2," for filtering */
     const char *batch_id;    /* NULL for pushed events */
     int64_t received_ms;
+    int staged; /* a batch's entry in a sliced pass: shown once the batch is published */
 };
 
 /* A stored DLQ entry; owns its strings (dlq_entry_release). */
@@ -222,6 +223,11 @@ struct store_ops {
      * writes stays unseen until its own COMMIT (PostgreSQL's MVCC), so a long job can run on
      * a writer of its own without holding up the others; 0: one writer at a time (SQLite). */
     int concurrent_writers;
+    /* 1: a batch may be stored in slices, each its own short transaction among the others',
+     * and become visible at once: batch_hide, batch_rows_drop and batch_publish below, and
+     * dlq_new.staged (SQLite: ds_<name> is a view that hides the batches in batch_pending);
+     * 0: a pass is one transaction (PostgreSQL: its MVCC hides it until its COMMIT). */
+    int sliced_passes;
     struct store *(*open)(const char *uri, int readonly, char *err, size_t errlen);
     /* The WAL and its checkpoints (store_wal_stats); NULL: the backend has none. */
     void (*wal_stats)(const char *uri, struct store_wal *out);
@@ -326,6 +332,16 @@ struct store_ops {
     int (*batch_clear)(struct store *st, const char *dataset, const char *batch_id, int count_only,
                        int64_t *rows);
     int (*batch_delete)(struct store *st, const char *id); /* the record and its history */
+    /* Sliced passes (sliced_passes; NULL where 0). batch_hide: from its commit on, no reader
+     * of the dataset sees a row of the batch, whatever is stored for it meanwhile (the rows
+     * it had included) until batch_publish, which shows them all in one step whose cost is
+     * its DLQ entries', not its rows', and puts the entries added with .staged in the DLQ
+     * (dlq = 1) or drops them (0: a batch that failed stores none).
+     * batch_rows_drop: remove at most limit of the batch's rows; *rows gets how many. */
+    int (*batch_hide)(struct store *st, const char *batch_id);
+    int (*batch_rows_drop)(struct store *st, const char *dataset, const char *batch_id,
+                           int64_t limit, int64_t *rows);
+    int (*batch_publish)(struct store *st, const char *batch_id, int dlq);
 
     /* Batch files. Where a batch's raw file is kept is the store's business: SQLite keeps
      * it under data_dir/batches (the batch's `path` names it); PostgreSQL keeps it in the
@@ -605,6 +621,11 @@ int store_dataset_verdict(const struct dataset_config *ds, int found, struct sch
 #define store_file_open(st, b, dir) ((st)->ops->file_open((st), (b), (dir)))
 #define store_files_read_through_conn(st) ((st)->ops->files_read_through_conn)
 #define store_concurrent_writers(st) ((st)->ops->concurrent_writers)
+#define store_sliced_passes(st) ((st)->ops->sliced_passes)
+#define store_batch_hide(st, id) ((st)->ops->batch_hide((st), (id)))
+#define store_batch_rows_drop(st, ds, id, limit, rows)                                             \
+    ((st)->ops->batch_rows_drop((st), (ds), (id), (limit), (rows)))
+#define store_batch_publish(st, id, dlq) ((st)->ops->batch_publish((st), (id), (dlq)))
 #define store_file_drop(st, id, path, dir) ((st)->ops->file_drop((st), (id), (path), (dir)))
 #define store_snapshot(st) ((st)->ops->snapshot(st))
 #define store_table_count(st, t, n) ((st)->ops->table_count((st), (t), (n)))

@@ -51,8 +51,10 @@ struct table_def {
 /*
  * The sluice tables of every store, in the order migrate copies them. Not here:
  * schema_migrations (each store has its own), the dataset tables (one per row of
- * `datasets`, see table_def_dataset; copied right after `datasets`), and batch
- * files (store.h's file_* operations).
+ * `datasets`, see table_def_dataset; copied right after `datasets`), batch
+ * files (store.h's file_* operations), and SQLite's batch_pending and dlq_staged (a batch
+ * being stored in slices, batch/slices.c: migrate copies what readers see, and such a
+ * batch, still in its state, is stored again where it lands).
  */
 extern const struct table_def store_tables[];
 extern const size_t store_ntables;

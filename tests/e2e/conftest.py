@@ -353,15 +353,20 @@ class DB:
         return [dict(zip(names, (_py(v) for v in r))) for r in rows]
 
     def execute(self, sql, args=()):
-        """A statement that changes data (committed at once); returns the rows changed."""
+        """A statement that changes data (committed at once); returns the rows changed. On
+        SQLite a dataset's ds_<name> is a view whose INSTEAD OF triggers change its table,
+        rows that rowcount (sqlite3_changes) leaves out: counted by total_changes instead."""
         if self.readonly:
             raise RuntimeError("DB opened read-only: server.db(readonly=False) to write")
+        before = self.con.total_changes if self.store == "sqlite" else 0
         cur, _ = self._run(sql, args)
-        return cur.rowcount
+        return self.con.total_changes - before if self.store == "sqlite" else cur.rowcount
 
     def table_exists(self, name):
+        """Whether readers can query name: on SQLite a dataset's ds_<name> is a view (of
+        dsr_<name>, hiding the batches still being stored: docs/architecture.md)."""
         if self.store == "sqlite":
-            q = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+            q = "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?"
         else:
             q = ("SELECT 1 FROM pg_catalog.pg_tables"
                  " WHERE schemaname = current_schema() AND tablename = ?")

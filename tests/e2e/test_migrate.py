@@ -100,13 +100,15 @@ def snapshot(server, h):
 def sqlite_tables(path, data_dir):
     """Every sluice table of an SQLite store as {table: sorted rows}, with batch paths made
     relative to the data directory; SQLite's own bookkeeping left out (schema_migrations'
-    times, sqlite_sequence, and the rowid ranges batches keep, which differ by how rows
-    came in, not by what they are)."""
+    times, sqlite_sequence, the rowid ranges batches keep, which differ by how rows
+    came in, not by what they are, and the batches being stored in slices). A dataset is
+    read as its readers see it: the view ds_<name>, not the table dsr_<name> under it."""
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     out = {}
     names = [r[0] for r in con.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        " AND name <> 'schema_migrations' ORDER BY name")]
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+        " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'dsr\\_%' ESCAPE '\\'"
+        " AND name NOT IN ('schema_migrations', 'batch_pending', 'dlq_staged') ORDER BY name")]
     for t in names:
         cols = [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')
                 if not (t == "batches" and r[1] in ("rows_tracked", "rows_first", "rows_last"))]

@@ -235,7 +235,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     open_fresh();
     cr_expect_eq(store_migrate(st), 0, "second migrate: %s", store_errmsg(st));
     cr_expect_eq(store_ping(st), 0);
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 11);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 12);
     cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                          " ('datasets', 'dlq', 'idempotency')"),
                  3);
@@ -247,7 +247,7 @@ Test(store, open_migrate_idempotent, .fini = cleanup)
     st = store_open(uri, 0, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     cr_expect_eq(store_migrate(st), 0, "%s", store_errmsg(st));
-    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 11);
+    cr_expect_eq(raw_int("SELECT count(*) FROM schema_migrations"), 12);
 }
 
 Test(store, open_errors)
@@ -1009,9 +1009,10 @@ Test(store, rollup_ledger_started_from_older_rollups, .fini = cleanup)
     cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
     raw_exec("DELETE FROM rollup_minute WHERE minute > 28333333 + 60");
     char *live = rollup_text();
-    /* back to a store from before the ledger (its migration is the last one) */
+    /* back to a store from before the ledger (its migration, 11, and the later ones undone) */
     store_close(st);
-    raw_exec("DROP TABLE rollup_ledger; DELETE FROM schema_migrations WHERE version = 11");
+    raw_exec("DROP TABLE rollup_ledger; DROP TABLE batch_pending; DROP TABLE dlq_staged;"
+             " DELETE FROM schema_migrations WHERE version >= 11");
     char err[256];
     st = store_open(uri, 0, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
@@ -1300,6 +1301,110 @@ Test(store, batch_rows_by_range_across_savepoints, .fini = cleanup)
     sqlite3_close(db);
     cr_assert_eq(store_batch_clear(st, "judgments", "bat_B", 1, &n), 0);
     cr_expect_eq(n, 1);
+    free_cfg(cfg);
+}
+
+/* A batch stored in slices (store.h batch_hide ... batch_publish): from its hide, readers of
+ * ds_<name> (the view) see none of its rows, however many transactions stored them, nor its
+ * staged DLQ entries; its publish shows all of them in one commit; the rows of others are
+ * seen all along. */
+Test(store, a_hidden_batch_is_seen_at_its_publish, .fini = cleanup)
+{
+    open_fresh();
+    cr_assert(store_sliced_passes(st));
+    struct sluice_config *cfg = base_synced();
+    const struct dataset_config *ds = ds_of(cfg, "free");
+    const struct row_meta A = {"bat_A", "upload", "2026-01-02T03:04:05.006Z", "bat_A"};
+    add_batch("bat_A", "free");
+    struct dlq_new d = {.dataset = "free",
+                        .ingest_id = "bat_A",
+                        .source = "upload",
+                        .row = 2,
+                        .payload = "x",
+                        .payload_len = 1,
+                        .errors_json = "[]",
+                        .codes = ",TYPE_MISMATCH,",
+                        .batch_id = "bat_A",
+                        .received_ms = 1,
+                        .staged = 1};
+    cr_assert_eq(store_begin(st), 0);
+    cr_assert_eq(store_batch_hide(st, "bat_A"), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_commit(st), 0);
+    for (int slice = 0; slice < 3; slice++) { /* three transactions, an event among them */
+        cr_assert_eq(store_begin(st), 0);
+        put(ds, &A, "{\"v\":\"a\"}", NULL);
+        put(ds, &META1, "{\"v\":\"event\"}", NULL);
+        cr_assert_eq(store_dlq_add(st, &d, NULL), 0, "%s", store_errmsg(st));
+        cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+        cr_expect_eq(raw_int("SELECT count(*) FROM ds_free"), slice + 1, "only the events");
+        cr_expect_eq(raw_int("SELECT count(*) FROM dsr_free"), 2 * (slice + 1));
+        cr_expect_eq(raw_int("SELECT count(*) FROM dlq"), 0);
+    }
+    cr_expect_eq(store_row_count(st, "free"), 3, "the store counts what readers see");
+    cr_assert_eq(store_begin(st), 0);
+    cr_assert_eq(store_batch_publish(st, "bat_A", 1), 0, "%s", store_errmsg(st));
+    cr_assert_eq(store_commit(st), 0);
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_free WHERE _batch_id = 'bat_A'"), 3);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq WHERE batch_id = 'bat_A'"), 3);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq_staged"), 0);
+    cr_expect_eq(raw_int("SELECT count(*) FROM batch_pending"), 0);
+
+    /* hidden again (processed again): gone at once; dropped a few at a time; a publish
+     * without the DLQ drops the staged entries */
+    cr_assert_eq(store_begin(st), 0);
+    cr_assert_eq(store_batch_hide(st, "bat_A"), 0);
+    cr_assert_eq(store_dlq_add(st, &d, NULL), 0);
+    cr_assert_eq(store_commit(st), 0);
+    cr_expect_eq(raw_int("SELECT count(*) FROM ds_free"), 3, "the events only");
+    int64_t n = -1, total = 0;
+    do {
+        cr_assert_eq(store_begin(st), 0);
+        cr_assert_eq(store_batch_rows_drop(st, "free", "bat_A", 2, &n), 0, "%s", store_errmsg(st));
+        cr_assert_eq(store_commit(st), 0);
+        cr_assert_leq(n, 2);
+        total += n;
+    } while (n == 2);
+    cr_expect_eq(total, 3);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dsr_free"), 3, "the events stay");
+    cr_assert_eq(store_begin(st), 0);
+    cr_assert_eq(store_batch_publish(st, "bat_A", 0), 0);
+    cr_assert_eq(store_commit(st), 0);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq_staged"), 0);
+    cr_expect_eq(raw_int("SELECT count(*) FROM dlq WHERE batch_id = 'bat_A'"), 3, "as before");
+    free_cfg(cfg);
+}
+
+/* A store from before the view: its ds_<name> table becomes dsr_<name> with its rows, under
+ * the view, when the dataset is synced; a column added later shows through the view. */
+Test(store, a_dataset_table_from_before_the_view_is_kept, .fini = cleanup)
+{
+    open_fresh();
+    struct sluice_config *cfg = base_synced();
+    put(ds_of(cfg, "free"), &META1, "{\"v\":\"kept\"}", NULL);
+    free_cfg(cfg);
+    raw_exec("DROP VIEW ds_free; ALTER TABLE dsr_free RENAME TO ds_free");
+    expect_text("SELECT type FROM sqlite_master WHERE name = 'ds_free'", "table");
+    cfg = base_synced();
+    expect_text("SELECT type FROM sqlite_master WHERE name = 'ds_free'", "view");
+    expect_text("SELECT v FROM ds_free", "kept");
+    cr_expect_eq(raw_int("SELECT count(*) FROM dsr_free"), 1);
+    free_cfg(cfg);
+    cfg = load_cfg(
+        "datasets:\n"
+        "  - name: free\n"
+        "    schema: {type: object, properties: {v: {type: string}, w: {type: integer}}}\n");
+    char why[256];
+    cr_assert_eq(store_dataset_sync(st, ds_of(cfg, "free"), why, sizeof why), 0, "%s", why);
+    put(ds_of(cfg, "free"), &META2, "{\"v\":\"new\",\"w\":7}", NULL);
+    cr_expect_eq(raw_int("SELECT w FROM ds_free WHERE v = 'new'"), 7);
+    /* SQL that changed rows by hand still does, through the view (its triggers name the
+     * added column too) */
+    raw_exec("UPDATE ds_free SET w = 8 WHERE v = 'new'");
+    cr_expect_eq(raw_int("SELECT w FROM dsr_free WHERE v = 'new'"), 8);
+    raw_exec("DELETE FROM ds_free WHERE v = 'kept'");
+    raw_exec("INSERT INTO ds_free(_ingest_id, _received_at, v, w) VALUES ('i', 't', 'by hand', 9)");
+    expect_text("SELECT group_concat(v || w, ',') FROM (SELECT v, w FROM dsr_free ORDER BY _id)",
+                "new8,by hand9");
     free_cfg(cfg);
 }
 

@@ -2,10 +2,13 @@
  * sqlite.c - the embedded backend: one SQLite file in WAL mode with
  * synchronous=FULL, so a COMMIT returns only after the WAL is fsynced.
  *
- * Tables: schema_migrations, datasets (the schema each ds_<name> table was
- * built for), ds_<name> (one typed column per property plus _id, _ingest_id,
- * _source, _received_at, _extra), dlq, idempotency. Row INSERT statements are
- * prepared once per dataset and cached until the dataset's schema changes.
+ * Tables: schema_migrations, datasets (the schema each dataset's table was
+ * built for), dsr_<name> (a dataset's rows: one typed column per property plus _id,
+ * _ingest_id, _source, _received_at, _extra, _batch_id) with ds_<name>, the view of it
+ * that readers query (every row but those of the batches in batch_pending: a batch
+ * stored in slices shows all at once, docs/architecture.md), dlq, idempotency. Row
+ * INSERT statements are prepared once per dataset and cached until the dataset's
+ * schema changes.
  *
  * This file holds the connection (open, close, ping), datasets, transactions, rows,
  * the DLQ and idempotency; the failure helpers are in sqlite_conn.c, the operations
@@ -50,7 +53,8 @@ void sqlite_close(struct store *st)
 {
     struct sqlite_store *s = SQ(st);
     sqlite_ckpt_stop(s->ckpt);
-    sqlite3_finalize(s->dlq_add_q);
+    sqlite3_finalize(s->dlq_add_q[0]);
+    sqlite3_finalize(s->dlq_add_q[1]);
     sqlite3_finalize(s->errors_add_q);
     sqlite3_finalize(s->load_q);
     for (size_t i = 0; i < sizeof s->roll_q / sizeof s->roll_q[0]; i++)
@@ -172,6 +176,20 @@ static struct schema *stored_schema(struct sqlite_store *s, const char *name, ch
     return old;
 }
 
+int sqlite_dataset_kind(struct sqlite_store *s, const char *dataset)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT type FROM sqlite_master WHERE name = 'ds_' || ?", -1, &q,
+                           NULL) != SQLITE_OK)
+        return fail(s, "dataset");
+    sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
+    int kind = 0;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        kind = strcmp((const char *)sqlite3_column_text(q, 0), "view") == 0 ? 2 : 1;
+    sqlite3_finalize(q);
+    return kind;
+}
+
 int sqlite_dataset_check(struct store *st, const struct dataset_config *ds, char *why,
                          size_t whylen)
 {
@@ -197,9 +215,15 @@ int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char 
     if (exec(s, "SAVEPOINT ds_sync") < 0)
         goto fail;
     old = stored_schema(s, ds->name, &oldkey, &found, why, whylen);
+    int kind = sqlite_dataset_kind(s, ds->name), added = 0;
+    if (kind < 0)
+        goto fail_rb;
+    if (kind == 1) /* a table from before the view: its rows stay, renamed (O(1)) */
+        buf_printf(&sql, "ALTER TABLE \"ds_%s\" RENAME TO \"" SQLITE_ROWS "%s\";", ds->name,
+                   ds->name);
     if (!found) {
         buf_printf(&sql,
-                   "CREATE TABLE IF NOT EXISTS \"ds_%s\" (_id INTEGER PRIMARY KEY,"
+                   "CREATE TABLE IF NOT EXISTS \"" SQLITE_ROWS "%s\" (_id INTEGER PRIMARY KEY,"
                    " _ingest_id TEXT NOT NULL, _source TEXT, _received_at TEXT NOT NULL,"
                    " _extra TEXT, _batch_id TEXT",
                    ds->name);
@@ -208,7 +232,8 @@ int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char 
                        sql_type(schema_field_type(ds->schema, i)));
         buf_appends(&sql, ");");
         if (ds->key_fields.n) {
-            buf_printf(&sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"ds_%s\"(",
+            buf_printf(&sql,
+                       "CREATE UNIQUE INDEX IF NOT EXISTS \"ds_%s_key\" ON \"" SQLITE_ROWS "%s\"(",
                        ds->name, ds->name);
             table_key_columns(&sql, ds->schema, &ds->key_fields);
             buf_appends(&sql, ");");
@@ -218,7 +243,8 @@ int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char 
             const char *f = schema_field_name(ds->schema, i);
             if (old && schema_field_index(old, f) >= 0)
                 continue;
-            buf_printf(&sql, "ALTER TABLE \"ds_%s\" ADD COLUMN \"%s\" %s;", ds->name, f,
+            added = 1;
+            buf_printf(&sql, "ALTER TABLE \"" SQLITE_ROWS "%s\" ADD COLUMN \"%s\" %s;", ds->name, f,
                        sql_type(schema_field_type(ds->schema, i)));
         }
     }
@@ -228,7 +254,7 @@ int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char 
      * batches are found by a scan from then on (rows_tracked = 0). */
     if (ds->on_duplicate == ON_DUP_UPSERT) {
         buf_printf(&sql,
-                   "CREATE INDEX IF NOT EXISTS \"ds_%s_batch\" ON \"ds_%s\"(_batch_id)"
+                   "CREATE INDEX IF NOT EXISTS \"ds_%s_batch\" ON \"" SQLITE_ROWS "%s\"(_batch_id)"
                    " WHERE _batch_id IS NOT NULL;",
                    ds->name, ds->name);
     } else if (found && sqlite_has_batch_index(s, ds->name)) {
@@ -236,6 +262,8 @@ int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char 
         buf_printf(&sql, "UPDATE batches SET rows_tracked = 0 WHERE dataset = '%s';", ds->name);
     }
     if (sql.len && exec(s, sql.data) < 0)
+        goto fail_rb;
+    if ((kind != 2 || added) && sqlite_dataset_view(s, ds->name, kind != 2) < 0)
         goto fail_rb;
     schema_txt = json_dumps(ds->schema_json, JSON_COMPACT | JSON_PRESERVE_ORDER);
     sqlite3_stmt *q;
@@ -346,7 +374,9 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
     struct buf sql;
     buf_init(&sql, 1 << 20);
     size_t n = schema_nfields(ds->schema);
-    buf_printf(&sql, "INSERT INTO \"ds_%s\" (_ingest_id, _source, _received_at, _extra, _batch_id",
+    buf_printf(&sql,
+               "INSERT INTO \"" SQLITE_ROWS "%s\" (_ingest_id, _source, _received_at, _extra,"
+               " _batch_id",
                ds->name);
     for (size_t i = 0; i < n; i++)
         buf_printf(&sql, ", \"%s\"", schema_field_name(ds->schema, i));
@@ -474,13 +504,19 @@ int64_t sqlite_row_count(struct store *st, const char *dataset)
 int sqlite_dlq_add(struct store *st, const struct dlq_new *e, int64_t *id)
 {
     struct sqlite_store *s = SQ(st);
-    static const char sql[] =
+    /* A batch stored in slices keeps its entries in dlq_staged until it is published
+     * (sqlite_batch_publish): the DLQ shows them with its rows, not before. */
+    static const char *const sql[2] = {
         "INSERT INTO dlq(dataset, ingest_id, source, row_no, payload, errors, codes,"
-        " received_ms, updated_ms, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?)";
-    if (!s->dlq_add_q && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                            &s->dlq_add_q, NULL) != SQLITE_OK)
+        " received_ms, updated_ms, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO dlq_staged(dataset, ingest_id, source, row_no, payload, errors, codes,"
+        " received_ms, updated_ms, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?)"};
+    int staged = e->staged && e->batch_id;
+    if (!s->dlq_add_q[staged] &&
+        sqlite3_prepare_v3(s->db, sql[staged], -1, SQLITE_PREPARE_PERSISTENT, &s->dlq_add_q[staged],
+                           NULL) != SQLITE_OK)
         return fail(s, "dlq insert");
-    sqlite3_stmt *q = s->dlq_add_q;
+    sqlite3_stmt *q = s->dlq_add_q[staged];
     sqlite3_bind_text(q, 1, e->dataset, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, e->ingest_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, e->source, -1, SQLITE_STATIC);

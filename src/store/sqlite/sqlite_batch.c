@@ -484,10 +484,11 @@ int sqlite_batch_range_flush(struct sqlite_store *s)
     return step_done(s, q, "batch rows");
 }
 
-/* DELETE a batch's rows from ds_<dataset>: by the _batch_id index (upsert datasets), by
- * the batch's rowid range, or by a scan (batches whose rows were not tracked). */
+/* DELETE a batch's rows from its dataset's table (at most limit of them when limit > 0):
+ * by the _batch_id index (upsert datasets), by the batch's rowid range, or by a scan
+ * (batches whose rows were not tracked). */
 static int clear_rows(struct sqlite_store *s, const char *dataset, const char *batch_id,
-                      int count_only, int64_t *rows)
+                      int count_only, int64_t limit, int64_t *rows)
 {
     *rows = 0;
     if (sqlite_batch_range_flush(s) < 0)
@@ -508,7 +509,7 @@ static int clear_rows(struct sqlite_store *s, const char *dataset, const char *b
         hi = sqlite3_column_int64(q, 2);
     }
     sqlite3_finalize(q);
-    char where[160], sql[300];
+    char where[160], sql[600];
     if (!sqlite_has_batch_index(s, dataset) && tracked) {
         if (!have_range)
             return 0; /* it stored no row */
@@ -517,8 +518,16 @@ static int clear_rows(struct sqlite_store *s, const char *dataset, const char *b
     } else {
         snprintf(where, sizeof where, "_batch_id = ?1");
     }
-    snprintf(sql, sizeof sql, "%s FROM \"ds_%s\" WHERE %s",
-             count_only ? "SELECT count(*)" : "DELETE", dataset, where);
+    if (count_only)
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM \"" SQLITE_ROWS "%s\" WHERE %s", dataset,
+                 where);
+    else if (limit > 0)
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM \"" SQLITE_ROWS "%s\" WHERE _id IN (SELECT _id FROM \"" SQLITE_ROWS
+                 "%s\" WHERE %s LIMIT %lld)",
+                 dataset, dataset, where, (long long)limit);
+    else
+        snprintf(sql, sizeof sql, "DELETE FROM \"" SQLITE_ROWS "%s\" WHERE %s", dataset, where);
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
         return sqlite_fail(s, "batch clear");
     sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
@@ -540,17 +549,18 @@ int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_
     int64_t n;
     if (!count_only && sqlite_rollup_undo_batch(s, batch_id) < 0)
         return -1;
-    if (clear_rows(s, dataset, batch_id, count_only, &n) < 0)
+    if (clear_rows(s, dataset, batch_id, count_only, 0, &n) < 0)
         return -1;
     if (rows)
         *rows = n;
     if (count_only)
         return 0;
-    const char *stmts[3] = {"DELETE FROM batch_errors WHERE batch_id = ?1",
+    const char *stmts[4] = {"DELETE FROM batch_errors WHERE batch_id = ?1",
                             "DELETE FROM dlq WHERE batch_id = ?1",
+                            "DELETE FROM dlq_staged WHERE batch_id = ?1",
                             "UPDATE batches SET rows_first = NULL, rows_last = NULL"
                             " WHERE id = ?1 AND rows_tracked = 1"};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(s->db, stmts[i], -1, &q, NULL) != SQLITE_OK)
             return sqlite_fail(s, "batch clear");
@@ -564,9 +574,10 @@ int sqlite_batch_clear(struct store *st, const char *dataset, const char *batch_
 int sqlite_batch_delete(struct store *st, const char *id)
 {
     struct sqlite_store *s = SQ(st);
-    const char *stmts[2] = {"DELETE FROM batch_events WHERE batch_id = ?1",
+    const char *stmts[3] = {"DELETE FROM batch_events WHERE batch_id = ?1",
+                            "DELETE FROM batch_pending WHERE batch_id = ?1",
                             "DELETE FROM batches WHERE id = ?1"};
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(s->db, stmts[i], -1, &q, NULL) != SQLITE_OK)
             return sqlite_fail(s, "batch delete");
@@ -575,4 +586,45 @@ int sqlite_batch_delete(struct store *st, const char *id)
             return -1;
     }
     return 0;
+}
+
+/* ---- sliced passes (store.h batch_hide, batch_rows_drop, batch_publish) ------------- */
+
+static int run_one(struct sqlite_store *s, const char *sql, const char *id, const char *what)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, what);
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    return step_done(s, q, what);
+}
+
+int sqlite_batch_hide(struct store *st, const char *batch_id)
+{
+    return run_one(SQ(st), "INSERT OR IGNORE INTO batch_pending(batch_id) VALUES (?1)", batch_id,
+                   "batch hide");
+}
+
+int sqlite_batch_rows_drop(struct store *st, const char *dataset, const char *batch_id,
+                           int64_t limit, int64_t *rows)
+{
+    return clear_rows(SQ(st), dataset, batch_id, 0, limit > 0 ? limit : 1, rows);
+}
+
+int sqlite_batch_publish(struct store *st, const char *batch_id, int dlq)
+{
+    struct sqlite_store *s = SQ(st);
+    if (sqlite_batch_range_flush(s) < 0)
+        return -1;
+    /* the entries in the order they were found, with DLQ ids from now */
+    if ((dlq &&
+         run_one(s,
+                 "INSERT INTO dlq(dataset, ingest_id, source, row_no, payload, errors, codes,"
+                 " received_ms, updated_ms, batch_id) SELECT dataset, ingest_id, source, row_no,"
+                 " payload, errors, codes, received_ms, updated_ms, batch_id FROM dlq_staged"
+                 " WHERE batch_id = ?1 ORDER BY seq",
+                 batch_id, "batch publish") < 0) ||
+        run_one(s, "DELETE FROM dlq_staged WHERE batch_id = ?1", batch_id, "batch publish") < 0)
+        return -1;
+    return run_one(s, "DELETE FROM batch_pending WHERE batch_id = ?1", batch_id, "batch publish");
 }

@@ -135,18 +135,29 @@ out:
     return rc;
 }
 
+/* The table t's rows are written to: a dataset's ds_<name> is a view of dsr_<name>. */
+static const char *write_name(const struct table_def *t, char *buf, size_t len)
+{
+    if (strncmp(t->name, "ds_", 3) != 0)
+        return t->name;
+    snprintf(buf, len, SQLITE_ROWS "%s", t->name + 3);
+    return buf;
+}
+
 /* Empty t and prepare its INSERT. */
 static int load_begin(struct sqlite_store *s, const struct table_def *t)
 {
     struct buf sql;
     buf_init(&sql, 1 << 20);
-    int bad = buf_printf(&sql, "DELETE FROM \"%s\"", t->name) < 0;
+    char wbuf[200];
+    const char *name = write_name(t, wbuf, sizeof wbuf);
+    int bad = buf_printf(&sql, "DELETE FROM \"%s\"", name) < 0;
     if (!bad && sqlite_exec(s, sql.data) < 0) {
         buf_release(&sql);
         return -1;
     }
     buf_reset(&sql);
-    bad |= buf_printf(&sql, "INSERT INTO \"%s\" (", t->name);
+    bad |= buf_printf(&sql, "INSERT INTO \"%s\" (", name);
     for (size_t c = 0; c < t->ncols; c++)
         bad |= buf_printf(&sql, "%s\"%s\"", c ? ", " : "", col_sql(t, c));
     bad |= buf_appends(&sql, ") VALUES (");
@@ -177,7 +188,8 @@ static int batch_ranges(struct sqlite_store *s)
         const char *ds = (const char *)sqlite3_column_text(q, 0);
         snprintf(sql, sizeof sql,
                  "UPDATE batches SET rows_tracked = 1, rows_first = r.lo, rows_last = r.hi"
-                 " FROM (SELECT _batch_id AS id, min(_id) AS lo, max(_id) AS hi FROM \"ds_%s\""
+                 " FROM (SELECT _batch_id AS id, min(_id) AS lo, max(_id) AS hi FROM \"" SQLITE_ROWS
+                 "%s\""
                  " WHERE _batch_id IS NOT NULL GROUP BY _batch_id) AS r"
                  " WHERE batches.id = r.id AND batches.dataset = '%s'",
                  ds, ds);
@@ -242,8 +254,13 @@ int sqlite_table_load(struct store *st, const struct table_def *t, const struct 
 int sqlite_dataset_drop(struct store *st, const char *name)
 {
     struct sqlite_store *s = SQ(st);
-    char sql[200];
-    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS \"ds_%s\"", name);
+    char sql[300];
+    int kind = sqlite_dataset_kind(s, name);
+    if (kind < 0)
+        return -1;
+    snprintf(sql, sizeof sql,
+             "DROP %s IF EXISTS \"ds_%s\"; DROP TABLE IF EXISTS \"" SQLITE_ROWS "%s\"",
+             kind == 2 ? "VIEW" : "TABLE", name, name);
     if (sqlite_exec(s, sql) < 0)
         return -1;
     sqlite3_stmt *q;

@@ -26,11 +26,16 @@ struct ds_stmt {
     sqlite3_stmt *put;
 };
 
+/* The prefix of the table that holds a dataset's rows: dsr_<name>. Readers query the view
+ * ds_<name> over it (sqlite.c), which hides the rows of batches still in batch_pending; every
+ * write goes to the table. */
+#define SQLITE_ROWS "dsr_"
+
 struct sqlite_store {
     struct store base;
     sqlite3 *db;
     struct ds_stmt *stmts;
-    sqlite3_stmt *dlq_add_q;     /* prepared on first use */
+    sqlite3_stmt *dlq_add_q[2];  /* into dlq, dlq_staged: prepared on first use */
     sqlite3_stmt *errors_add_q;  /* prepared on first use */
     sqlite3_stmt *roll_q[6];     /* rollup upserts and the ledger insert, prepared on first use */
     unsigned long long dev, ino; /* the database file when it was opened (ping checks it) */
@@ -202,6 +207,16 @@ int sqlite_rollup_undo_batch(struct sqlite_store *s, const char *batch_id);
 /* Whether ds_<dataset> has the _batch_id index (upsert datasets; sqlite_batch.c). */
 int sqlite_has_batch_index(struct sqlite_store *s, const char *dataset);
 int sqlite_batch_delete(struct store *st, const char *id);
+/* What ds_<dataset> is: 0 none, 1 a table (a store from before the view), 2 the view; -1 on
+ * failure. */
+int sqlite_dataset_kind(struct sqlite_store *s, const char *dataset);
+/* (Re)make the view ds_<name> (create_view) and its INSTEAD OF triggers over dsr_<name>
+ * (sqlite_schema.c). */
+int sqlite_dataset_view(struct sqlite_store *s, const char *name, int create_view);
+int sqlite_batch_hide(struct store *st, const char *batch_id);
+int sqlite_batch_rows_drop(struct store *st, const char *dataset, const char *batch_id,
+                           int64_t limit, int64_t *rows);
+int sqlite_batch_publish(struct store *st, const char *batch_id, int dlq);
 /* Whole tables (sqlite_dump.c); see store.h. */
 int sqlite_snapshot(struct store *st);
 int sqlite_table_count(struct store *st, const struct table_def *t, int64_t *n);

@@ -1,12 +1,13 @@
 /*
  * sqlite_schema.c - the SQLite backend's schema: its migrations, in order, each applied
  * once in its own transaction and recorded in schema_migrations (as pg_schema.c is
- * for PostgreSQL), and the version a store is at.
+ * for PostgreSQL), the version a store is at, and the view each dataset is read through.
  */
 #include <sqlite3.h>
 #include <stdio.h>
 
 #include "store/store.h"
+#include "util/buf.h"
 
 #include "store/sqlite/sqlite_internal.h"
 
@@ -135,6 +136,15 @@ static const char *const migrations[] = {
     " FROM rollup_hour h LEFT JOIN (SELECT dataset, minute / 60 hr, sum(received) r,"
     " sum(accepted) a, sum(rejected) j, sum(duplicate) d FROM rollup_minute GROUP BY dataset, hr)"
     " m ON m.dataset = h.dataset AND m.hr = h.hour;",
+    /* 12: batches stored in slices (docs/architecture.md, "Where a pass runs"): the batches
+     * whose rows the ds_<name> views hide until the batch is published, and their DLQ
+     * entries until then (the views themselves are made with the datasets, sqlite.c) */
+    "CREATE TABLE batch_pending (batch_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TABLE dlq_staged (seq INTEGER PRIMARY KEY, dataset TEXT NOT NULL,"
+    " ingest_id TEXT NOT NULL, source TEXT, row_no INTEGER NOT NULL, payload BLOB NOT NULL,"
+    " errors TEXT NOT NULL, codes TEXT NOT NULL, received_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, batch_id TEXT NOT NULL);"
+    "CREATE INDEX dlq_staged_batch ON dlq_staged(batch_id, seq);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -188,4 +198,67 @@ int sqlite_migrate(struct store *st)
             return -1;
     }
     return 0;
+}
+
+/*
+ * ds_<name>, the view readers query, over dsr_<name>, the table the rows are in: every row
+ * but those of the batches in batch_pending (batch/slices.c). SELECT * follows the table's
+ * columns, added ones included. INSTEAD OF triggers make it take INSERT, UPDATE and DELETE
+ * as the table did, so SQL that fixed rows by hand still does (SQLite counts the rows such
+ * statements change through a trigger as 0 in changes()); they name every column, so they
+ * are made again when columns are added.
+ */
+int sqlite_dataset_view(struct sqlite_store *s, const char *name, int create_view)
+{
+    struct buf cols, news, sets, sql;
+    buf_init(&cols, 1 << 16);
+    buf_init(&news, 1 << 16);
+    buf_init(&sets, 1 << 16);
+    buf_init(&sql, 1 << 18);
+    sqlite3_stmt *q;
+    char pragma[200];
+    snprintf(pragma, sizeof pragma, "PRAGMA table_info(\"" SQLITE_ROWS "%s\")", name);
+    int rc = -1, bad = 0, n = 0;
+    if (sqlite3_prepare_v2(s->db, pragma, -1, &q, NULL) != SQLITE_OK) {
+        sqlite_fail(s, "dataset view");
+        goto out;
+    }
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(q, 1);
+        bad |= buf_printf(&cols, "%s\"%s\"", n ? ", " : "", c) < 0;
+        bad |= buf_printf(&news, "%sNEW.\"%s\"", n ? ", " : "", c) < 0;
+        bad |= buf_printf(&sets, "%s\"%s\" = NEW.\"%s\"", n ? ", " : "", c, c) < 0;
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (create_view)
+        bad |= buf_printf(&sql,
+                          "CREATE VIEW \"ds_%s\" AS SELECT * FROM \"" SQLITE_ROWS
+                          "%s\" WHERE _batch_id IS NULL OR _batch_id NOT IN"
+                          " (SELECT batch_id FROM batch_pending);",
+                          name, name) < 0;
+    bad |= buf_printf(&sql,
+                      "DROP TRIGGER IF EXISTS \"ds_%s_insert\";"
+                      "DROP TRIGGER IF EXISTS \"ds_%s_update\";"
+                      "DROP TRIGGER IF EXISTS \"ds_%s_delete\";"
+                      "CREATE TRIGGER \"ds_%s_insert\" INSTEAD OF INSERT ON \"ds_%s\" BEGIN"
+                      " INSERT INTO \"" SQLITE_ROWS "%s\" (%s) VALUES (%s); END;"
+                      "CREATE TRIGGER \"ds_%s_update\" INSTEAD OF UPDATE ON \"ds_%s\" BEGIN"
+                      " UPDATE \"" SQLITE_ROWS "%s\" SET %s WHERE _id = OLD._id; END;"
+                      "CREATE TRIGGER \"ds_%s_delete\" INSTEAD OF DELETE ON \"ds_%s\" BEGIN"
+                      " DELETE FROM \"" SQLITE_ROWS "%s\" WHERE _id = OLD._id; END;",
+                      name, name, name, name, name, name, cols.data, news.data, name, name, name,
+                      sets.data, name, name, name) < 0;
+    if (bad || n == 0) {
+        snprintf(s->err, sizeof s->err, "dataset view %s: %s", name,
+                 n ? "out of memory" : "no table");
+        goto out;
+    }
+    rc = sqlite_exec(s, sql.data);
+out:
+    buf_release(&cols);
+    buf_release(&news);
+    buf_release(&sets);
+    buf_release(&sql);
+    return rc;
 }

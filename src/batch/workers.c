@@ -105,16 +105,16 @@ static int run(struct worker *w, struct bjob *j)
  * as the file: on the service's writer every push waits for it. Where the store lets another
  * connection write meanwhile, unseen until its COMMIT (store_concurrent_writers: PostgreSQL),
  * the pass runs on the worker's own writer instead, so pushes go on beside it, and the batch
- * still becomes visible all at once. Only for datasets without a key: with one, a push of a
- * key the open pass holds would wait for the pass's COMMIT, and the service's writer with it
- * (and two such keys taken in opposite orders deadlock), so keyed passes stay on the
- * service's writer, as before. The claim and the status changes always go through the
- * service's writer (short jobs).
+ * still becomes visible all at once. With a key, a push of a key the open pass has stored
+ * waits for the pass's COMMIT: the service's writer waits writer.lock_wait_ms at most (its
+ * lock_timeout), then that push alone is answered KEY_BUSY and the others go on; as the
+ * push gives up first, the two never deadlock. The pass's own writer waits as long as it
+ * takes (a push's group commits within milliseconds). The claim and the status changes
+ * always go through the service's writer (short jobs).
  */
-static struct writer *pass_writer(struct worker *w, const struct sluice_config *cfg,
-                                  const struct dataset_config *ds)
+static struct writer *pass_writer(struct worker *w, const struct sluice_config *cfg)
 {
-    if (ds->key || !w->st || !store_concurrent_writers(w->st))
+    if (!w->st || !store_concurrent_writers(w->st))
         return w->pool->writer;
     if (!w->own) {
         char err[256], m[600];
@@ -194,7 +194,7 @@ static void process(struct worker *w, struct batch *b)
         set_status(w, b, ds->on_duplicate == ON_DUP_UPSERT ? "upserting" : "inserting", NULL) < 0)
         goto out;
     set_current(w, b->id);
-    struct writer *pw = pass_writer(w, cfg, ds);
+    struct writer *pw = pass_writer(w, cfg);
     /* SQLite: in slices among the pushes (a dataset without a key: see slices.c) */
     int sliced = !ds->key && w->st && store_sliced_passes(w->st);
     int rc = sliced ? batch_pass_run_sliced(p, pw) : batch_pass_run(p, pw);

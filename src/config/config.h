@@ -92,6 +92,7 @@ struct sluice_config {
     struct {
         int queue_max_jobs; /* 1024: bounded queue to the writer; full -> 503 */
         int max_group_rows; /* 50000: most rows in one group commit */
+        int lock_wait_ms;   /* 200: PostgreSQL's lock_timeout on the service's writer */
     } writer;
 
     struct {

@@ -118,6 +118,14 @@ const struct opt config_opts[] = {
     {OPT("writer.max_group_rows", OT_INT, "50000", CFG(writer.max_group_rows),
          "Most rows the writer commits in one group commit."),
      RANGE(1, 10000000)},
+    {OPT("writer.lock_wait_ms", OT_INT, "200", CFG(writer.lock_wait_ms),
+         "PostgreSQL: longest a write waits for a row lock another transaction holds, in ms. A "
+         "batch into a dataset with a key is stored by a transaction of its own beside the "
+         "pushes: a push of a key that batch has stored and not yet committed waits this long, "
+         "then is answered 503 `KEY_BUSY` (nothing of it stored; send it again once the batch "
+         "is done) instead of holding up every other push. 0: wait as long as it takes. "
+         "Read at start-up; SQLite ignores it."),
+     RANGE(0, 600000)},
     {OPT("health.min_free_bytes", OT_SIZE, "64M", CFG(health.min_free_bytes),
          "Less free space than this in `data_dir`'s file system: `/health/ready` answers 503 and "
          "the `disk` check of `/health/detailed` fails (a store cannot commit on a full disk). 0 "

@@ -41,6 +41,12 @@ static void event_answer(struct loop_msg *m)
                          "the connection to the store was lost during the commit: the rows may "
                          "be stored or not; send the request again with the same "
                          "Idempotency-Key to store them exactly once");
+    } else if (er->result < 0 && in->busy) {
+        http_reply_error(er->conn, ERR_KEY_BUSY,
+                         "a key of these rows is being stored by a batch into dataset %s that "
+                         "has not committed yet; nothing of this request was stored: send it "
+                         "again once the batch is done",
+                         in->ds->name);
     } else if (er->result < 0) {
         http_reply_error(er->conn, ERR_UNAVAILABLE,
                          "the rows could not be committed; nothing of this request was stored");

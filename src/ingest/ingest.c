@@ -314,6 +314,7 @@ int ingest_apply(struct wjob *job, struct store *st)
 
     struct row_meta m = {in->ingest_id, in->source, in->received_at, NULL};
     in->accepted = in->rejected = in->duplicates = 0;
+    in->busy = 0;
     memset(in->rejected_by_code, 0, sizeof in->rejected_by_code);
     for (size_t i = 0; i < in->nrows; i++) {
         struct ingest_row *r = &in->rows[i];
@@ -322,8 +323,10 @@ int ingest_apply(struct wjob *job, struct store *st)
             continue;
         }
         enum row_result res;
-        if (store_row_put(st, ds, &m, r->obj, r->extra, &res) < 0)
+        if (store_row_put(st, ds, &m, r->obj, r->extra, &res) < 0) {
+            in->busy = store_busy(st);
             return -1;
+        }
         if (res != ROW_DUPLICATE) {
             r->outcome = ROW_STORED;
             in->accepted++;

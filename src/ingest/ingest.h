@@ -50,6 +50,7 @@ struct ingest {
     int status;     /* 200 | 207 | 422 | 409 */
     char *response; /* owned JSON text */
     int replayed;   /* the answer is the stored one of an earlier request */
+    int busy;       /* the job failed on a key a batch's open transaction holds (store_busy) */
     size_t accepted, rejected, duplicates;
     unsigned long long rejected_by_code[ERR__COUNT];
 };

@@ -184,6 +184,7 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
 
     struct writer_opts wo = {.queue_max_jobs = cfg->writer.queue_max_jobs,
                              .max_group_rows = cfg->writer.max_group_rows,
+                             .lock_wait_ms = cfg->writer.lock_wait_ms,
                              .commit_seconds = metrics_commit_duration};
     s->writer = writer_start_opts(s->store_uri, &wo, err, errlen);
     if (!s->writer || sync_datasets(s, cfg, err, errlen) < 0) {

@@ -249,6 +249,14 @@ struct store_ops {
      * PostgreSQL: SQLSTATE classes 08, 53, 58 and XX, 25006, 57P01-57P05, and no SQLSTATE
      * with the connection bad. */
     int (*fault)(struct store *st);
+    /* Optional (NULL where one transaction never waits for another's rows: SQLite).
+     * lock_wait: from now on (this connection, reconnects included) a statement that waits
+     * longer than ms for a lock another transaction holds fails instead (ms 0: it waits as
+     * long as it takes). busy, asked right after a failure: 1 when it was such a wait (a
+     * key an open batch pass has stored, PostgreSQL's SQLSTATE 55P03): not a fault, the
+     * same work succeeds once that transaction ends. */
+    int (*lock_wait)(struct store *st, int ms);
+    int (*busy)(struct store *st);
     int (*migrate)(struct store *st);
     /* The schema version the store is at (*have: 0 when never migrated) and the one this
      * binary migrates it to (*want). 0, or -1 (no sluice tables at all: errmsg says). */
@@ -526,6 +534,8 @@ int store_row_put(struct store *st, const struct dataset_config *ds, const struc
 #define store_errmsg(st) ((st)->ops->errmsg(st))
 #define store_conn_lost(st) ((st)->ops->conn_lost(st))
 #define store_fault(st) ((st)->ops->fault(st))
+#define store_lock_wait(st, ms) ((st)->ops->lock_wait ? (st)->ops->lock_wait((st), (ms)) : 0)
+#define store_busy(st) ((st)->ops->busy ? (st)->ops->busy(st) : 0)
 #define store_schema_version(st, have, want) ((st)->ops->schema_version((st), (have), (want)))
 #define store_migrate(st) ((st)->ops->migrate(st))
 #define store_ping(st) ((st)->ops->ping(st))

@@ -59,6 +59,7 @@
     X(OVERLOADED, 503, "the write queue is full; retry later")                                     \
     X(RATE_LIMITED, 429, "the client sent more requests than rate_limits allow; retry later")      \
     X(UNAVAILABLE, 503, "the store is unavailable")                                                \
+    X(KEY_BUSY, 503, "a key of the request is being stored by a batch; retry later")               \
     X(COMMIT_UNKNOWN, 503,                                                                         \
       "the connection to the store was lost during the commit; the request may be stored or not")  \
     X(INTERNAL, 500, "internal error")

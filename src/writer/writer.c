@@ -383,6 +383,12 @@ struct writer *writer_start_opts(const char *uri, const struct writer_opts *opts
         free(w);
         return NULL;
     }
+    if (opts->lock_wait_ms > 0 && store_lock_wait(w->st, opts->lock_wait_ms) < 0) {
+        snprintf(err, errlen, "%s", store_errmsg(w->st));
+        store_close(w->st);
+        free(w);
+        return NULL;
+    }
     w->max_depth = opts->queue_max_jobs > 0 ? opts->queue_max_jobs : 1024;
     w->max_group_rows = opts->max_group_rows > 0 ? opts->max_group_rows : 50000;
     w->commit_seconds = opts->commit_seconds;

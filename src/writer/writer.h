@@ -103,6 +103,7 @@ struct wjob {
 struct writer_opts {
     int queue_max_jobs; /* writer.queue_max_jobs; <= 0: 1024 */
     int max_group_rows; /* writer.max_group_rows; <= 0: 50000 */
+    int lock_wait_ms;   /* store.h lock_wait on the writer's connection; 0: none */
     /* Optional: called on the writer thread after each group's COMMIT returned, whatever it
      * returned, with how long the COMMIT took. Must be quick and thread-safe. */
     void (*commit_seconds)(double seconds);

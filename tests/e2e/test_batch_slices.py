@@ -173,3 +173,61 @@ def test_the_dataset_is_a_view_readers_can_query(make_server, tmp_path):
                 [("view",)]
             assert db.query("SELECT count(*) FROM dsr_plain") == [(1,)]
 
+
+
+KEYED = """
+  - name: keyed
+    key: id
+    on_duplicate: skip
+    schema:
+      type: object
+      properties:
+        id: {type: integer}
+        name: {type: string}
+        v: {type: number}
+  - name: side
+    schema:
+      type: object
+      properties:
+        id: {type: integer}
+"""
+
+
+def test_pushes_beside_a_keyed_batch(make_server, tmp_path):
+    """PostgreSQL, a dataset with a key: while its batch is `inserting` (on a connection of
+    its own), a push to another dataset and a push of a key the batch does not hold are
+    acknowledged; a push of a key the batch has stored is answered 503 KEY_BUSY at once,
+    nothing of it stored, and stored-as-duplicate when sent again after the batch."""
+    path = write_csv(str(tmp_path / "b.csv"))
+    server = make_server(datasets_yaml=KEYED)
+    if server.store == "sqlite":
+        pytest.skip("SQLite: a batch into a dataset with a key is still one transaction on "
+                    "the one writer (docs/architecture.md)")
+    with open(path, "rb") as f:
+        r = server.post("/api/v1/datasets/keyed/batches", data=f,
+                        headers={"Content-Type": "text/csv"}, timeout=120)
+    assert r.status_code == 202, r.text
+    bid = r.json()["batch_id"]
+    wait_inserting(server, bid)
+    time.sleep(0.3 * SLOW)  # row 1 is stored by now
+    busy = server.post_events("keyed", '{"id": 1, "name": "pushed"}\n', timeout=60)
+    other = server.post_events("keyed", '{"id": 999999999, "name": "pushed"}\n', timeout=60)
+    side = server.post_events("side", '{"id": 1}\n', timeout=60)
+    during = status_of(server, bid)
+    assert during == "inserting", "the batch ended too soon to tell: make it larger"
+    assert busy.status_code == 503, busy.text
+    assert busy.json()["error"]["code"] == "KEY_BUSY", busy.text
+    assert "keyed" in busy.json()["error"]["message"]
+    assert busy.headers.get("Retry-After") == "1"
+    assert other.status_code == 200 and other.json()["accepted"] == 1, other.text
+    assert side.status_code == 200, side.text
+    deadline = time.time() + 60 * SLOW
+    while status_of(server, bid) not in FINAL and time.time() < deadline:
+        time.sleep(0.05)
+    b = server.get(f"/api/v1/batches/{bid}").json()
+    assert b["status"] == "completed" and b["row_count_inserted"] == VALID_ROWS, b
+    again = server.post_events("keyed", '{"id": 1, "name": "pushed"}\n', timeout=60)
+    assert again.status_code == 200 and again.json()["duplicates"] == 1, again.text
+    with server.db() as db:
+        assert db.query("SELECT name FROM ds_keyed WHERE id = 1") == [("row number 1",)]
+        assert db.query("SELECT count(*) FROM ds_keyed") == [(VALID_ROWS + 1,)]

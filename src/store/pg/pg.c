@@ -213,7 +213,7 @@ int pg_begin(struct store *st)
     struct pg_store *s = PG(st);
     /* A connection lost since the last transaction is opened again here, so the writer
      * recovers by itself once the database is back (the jobs in between fail with 503). */
-    s->fault = 0;
+    s->fault = s->busy = 0;
     if (PQstatus(s->conn) != CONNECTION_OK && pg_reconnect(s) < 0)
         return -1;
     pg_copy_discard(s);
@@ -250,7 +250,7 @@ int pg_rollback(struct store *st)
 int pg_savepoint(struct store *st)
 {
     struct pg_store *s = PG(st);
-    s->fault = 0;
+    s->fault = s->busy = 0;
     pg_roll_keep_job(s);
     return pg_copy_savepoint(s);
 }

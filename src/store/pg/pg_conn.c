@@ -33,6 +33,7 @@ int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r)
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     s->fault =
         state ? pg_sqlstate_is_fault(state) : !s->conn || PQstatus(s->conn) == CONNECTION_BAD;
+    s->busy = state && strcmp(state, "55P03") == 0; /* lock_not_available: lock_timeout */
     const char *m = r ? PQresultErrorMessage(r) : s->conn ? PQerrorMessage(s->conn) : "";
     if (!m || !*m)
         m = s->conn ? PQerrorMessage(s->conn) : "no connection";
@@ -66,6 +67,11 @@ static void pg_session(struct pg_store *s)
     PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
     if (s->readonly)
         PQclear(PQexec(s->conn, "SET default_transaction_read_only = on"));
+    if (s->lock_wait_ms > 0) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "SET lock_timeout = %d", s->lock_wait_ms);
+        PQclear(PQexec(s->conn, sql));
+    }
     s->listening = 0; /* a new session listens to nothing yet */
 }
 
@@ -227,6 +233,20 @@ int pg_conn_lost(struct store *st)
 int pg_fault(struct store *st)
 {
     return PG(st)->fault;
+}
+
+int pg_busy(struct store *st)
+{
+    return PG(st)->busy;
+}
+
+int pg_lock_wait(struct store *st, int ms)
+{
+    struct pg_store *s = PG(st);
+    char sql[64];
+    s->lock_wait_ms = ms > 0 ? ms : 0;
+    snprintf(sql, sizeof sql, "SET lock_timeout = %d", s->lock_wait_ms);
+    return pg_cmd(s, "lock_timeout", sql, 0, NULL);
 }
 
 int pg_ping(struct store *st)

@@ -41,7 +41,9 @@ struct pg_store {
         long long mtime_ns;
     } copy_checked;
     char err[512];
-    int fault; /* the last failure was the store's (store.h fault), forgotten at begin */
+    int fault;        /* the last failure was the store's (store.h fault), forgotten at begin */
+    int busy;         /* the last failure was a lock wait that ran out (store.h busy) */
+    int lock_wait_ms; /* store.h lock_wait: lock_timeout of every session, 0 = none */
 };
 
 #define PG(st) ((struct pg_store *)(st))
@@ -99,6 +101,8 @@ void pg_close(struct store *st);
 const char *pg_errmsg(struct store *st);
 int pg_conn_lost(struct store *st);
 int pg_fault(struct store *st);
+int pg_busy(struct store *st);
+int pg_lock_wait(struct store *st, int ms);
 int pg_schema_version(struct store *st, int *have, int *want);
 int pg_ping(struct store *st);    /* reconnects when the connection was lost */
 int pg_migrate(struct store *st); /* under an advisory lock; makes the key pepper once */

@@ -175,22 +175,9 @@ def test_the_dataset_is_a_view_readers_can_query(make_server, tmp_path):
 
 
 
-KEYED = """
-  - name: keyed
-    key: id
-    on_duplicate: skip
-    schema:
-      type: object
-      properties:
-        id: {type: integer}
-        name: {type: string}
-        v: {type: number}
-  - name: side
-    schema:
-      type: object
-      properties:
-        id: {type: integer}
-"""
+# PLAIN's fields, with a key; and the side dataset
+KEYED = (PLAIN.replace("name: plain\n", "name: keyed\n    key: id\n    on_duplicate: skip\n")
+         + EVENTS[len(PLAIN):])
 
 
 def test_pushes_beside_a_keyed_batch(make_server, tmp_path):

@@ -390,7 +390,7 @@ static int stream_apply(struct wjob *job, struct store *st)
     if (rc < 0) {
         if (!p->job_reason[0]) /* else store_one() said why */
             snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
-        p->store_failed = store_conn_lost(st);
+        p->store_failed = store_conn_lost(st) || store_busy(st);
         rowqueue_abort(p->rq);
         return -1;
     }
@@ -423,7 +423,7 @@ static int stream_apply(struct wjob *job, struct store *st)
     if (held < 0 || store_batch_set_counts(st, p->b) < 0 || pass_add_rollup(p, 0, done) < 0 ||
         store_batch_set_status(st, p->b->id, "completed", NULL, done) < 0) {
         snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
-        p->store_failed = store_conn_lost(st);
+        p->store_failed = store_conn_lost(st) || store_busy(st);
         return -1;
     }
     return 0;

@@ -55,7 +55,7 @@ static int store_error(struct pass *p, struct store *st)
 {
     if (!p->job_reason[0])
         snprintf(p->job_reason, sizeof p->job_reason, "the store failed: %s", store_errmsg(st));
-    p->store_failed = store_conn_lost(st);
+    p->store_failed = store_conn_lost(st) || store_busy(st);
     return -1;
 }
 

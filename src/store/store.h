@@ -253,8 +253,9 @@ struct store_ops {
      * lock_wait: from now on (this connection, reconnects included) a statement that waits
      * longer than ms for a lock another transaction holds fails instead (ms 0: it waits as
      * long as it takes). busy, asked right after a failure: 1 when it was such a wait (a
-     * key an open batch pass has stored, PostgreSQL's SQLSTATE 55P03): not a fault, the
-     * same work succeeds once that transaction ends. */
+     * key an open batch pass has stored: PostgreSQL's SQLSTATE 55P03; SQLite: a key a batch
+     * in slices holds, sqlite.c) or a deadlock the database broke (40P01, 40001): not a
+     * fault, the same work succeeds once the other transaction ends. */
     int (*lock_wait)(struct store *st, int ms);
     int (*busy)(struct store *st);
     int (*migrate)(struct store *st);

@@ -181,15 +181,14 @@ KEYED = (PLAIN.replace("name: plain\n", "name: keyed\n    key: id\n    on_duplic
 
 
 def test_pushes_beside_a_keyed_batch(make_server, tmp_path):
-    """PostgreSQL, a dataset with a key: while its batch is `inserting` (on a connection of
-    its own), a push to another dataset and a push of a key the batch does not hold are
-    acknowledged; a push of a key the batch has stored is answered 503 KEY_BUSY at once,
-    nothing of it stored, and stored-as-duplicate when sent again after the batch."""
+    """A dataset with a key: while its batch is `inserting` (in slices on SQLite, on a
+    connection of its own on PostgreSQL), a push to another dataset and a push of a key the
+    batch does not hold are acknowledged; a push of a key the batch has stored is answered 503
+    KEY_BUSY at once, nothing of it stored, and found a duplicate when sent again after."""
     path = write_csv(str(tmp_path / "b.csv"))
     server = make_server(datasets_yaml=KEYED)
-    if server.store == "sqlite":
-        pytest.skip("SQLite: a batch into a dataset with a key is still one transaction on "
-                    "the one writer (docs/architecture.md)")
+    r = server.post_events("keyed", '{"id": 888888888, "name": "before"}\n')
+    assert r.status_code == 200, r.text
     with open(path, "rb") as f:
         r = server.post("/api/v1/datasets/keyed/batches", data=f,
                         headers={"Content-Type": "text/csv"}, timeout=120)
@@ -200,6 +199,7 @@ def test_pushes_beside_a_keyed_batch(make_server, tmp_path):
     busy = server.post_events("keyed", '{"id": 1, "name": "pushed"}\n', timeout=60)
     other = server.post_events("keyed", '{"id": 999999999, "name": "pushed"}\n', timeout=60)
     side = server.post_events("side", '{"id": 1}\n', timeout=60)
+    seen = server.post_events("keyed", '{"id": 888888888, "name": "again"}\n', timeout=60)
     during = status_of(server, bid)
     assert during == "inserting", "the batch ended too soon to tell: make it larger"
     assert busy.status_code == 503, busy.text
@@ -208,6 +208,7 @@ def test_pushes_beside_a_keyed_batch(make_server, tmp_path):
     assert busy.headers.get("Retry-After") == "1"
     assert other.status_code == 200 and other.json()["accepted"] == 1, other.text
     assert side.status_code == 200, side.text
+    assert seen.status_code == 200 and seen.json()["duplicates"] == 1, seen.text
     deadline = time.time() + 60 * SLOW
     while status_of(server, bid) not in FINAL and time.time() < deadline:
         time.sleep(0.05)
@@ -217,4 +218,29 @@ def test_pushes_beside_a_keyed_batch(make_server, tmp_path):
     assert again.status_code == 200 and again.json()["duplicates"] == 1, again.text
     with server.db() as db:
         assert db.query("SELECT name FROM ds_keyed WHERE id = 1") == [("row number 1",)]
-        assert db.query("SELECT count(*) FROM ds_keyed") == [(VALID_ROWS + 1,)]
+        assert db.query("SELECT count(*) FROM ds_keyed") == [(VALID_ROWS + 2,)]
+
+
+def test_batches_of_one_keyed_dataset_meet_in_order(make_server, tmp_path):
+    """Two workers, two batches into one dataset with a key, their keys overlapping, uploaded
+    together: each is seen whole or not at all, every key is stored once, and the rows of the
+    batch stored second that the first had stored are its duplicates."""
+    path = write_csv(str(tmp_path / "b.csv"))
+    server = make_server(datasets_yaml=KEYED, extra_yaml="batches: {workers: 2}\n")
+    ids = []
+    for _ in range(2):
+        with open(path, "rb") as f:
+            r = server.post("/api/v1/datasets/keyed/batches", data=f,
+                            headers={"Content-Type": "text/csv"}, timeout=120)
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["batch_id"])
+    deadline = time.time() + 120 * SLOW
+    while time.time() < deadline and any(status_of(server, b) not in FINAL for b in ids):
+        time.sleep(0.05)
+    bs = [server.get(f"/api/v1/batches/{b}").json() for b in ids]
+    assert [b["status"] for b in bs] == ["completed", "completed"], bs
+    assert sorted((b["row_count_inserted"], b["row_count_duplicate"]) for b in bs) == \
+        [(0, VALID_ROWS), (VALID_ROWS, 0)], bs
+    with server.db() as db:
+        assert db.query("SELECT count(*), count(DISTINCT id) FROM ds_keyed") == \
+            [(VALID_ROWS, VALID_ROWS)]

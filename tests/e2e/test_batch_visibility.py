@@ -37,6 +37,8 @@ PLAIN = """
         name: {type: string}
         v: {type: number}
 """
+# the same with a key (no id repeats in the file): stored in slices on SQLite too
+KEYED_PLAIN = PLAIN.replace("name: plain\n", "name: plain\n    key: id\n    on_duplicate: reject\n")
 FINAL = ("completed", "failed")
 
 
@@ -213,12 +215,13 @@ def test_whole_or_nothing_while_pushes_go_on(make_server, tmp_path):
             [(pushed[0],)]
 
 
-def test_whole_or_nothing_across_a_kill9(make_server, tmp_path):
+@pytest.mark.parametrize("yaml", [PLAIN, KEYED_PLAIN], ids=["no-key", "key"])
+def test_whole_or_nothing_across_a_kill9(make_server, tmp_path, yaml):
     """SIGKILL while the batch is `inserting`, the reader polling through the kill, the
     restart and the reclaim: the batch's rows are only ever 0 or all, all at the end, each
     once (attempts 2)."""
     path = write_csv(str(tmp_path / "b.csv"))
-    server = make_server(datasets_yaml=PLAIN)
+    server = make_server(datasets_yaml=yaml)
     bid, reader = start_batch(server, path, True)
     try:
         deadline = time.time() + 60 * SLOW

@@ -33,7 +33,9 @@ int pg_result_fail(struct pg_store *s, const char *what, const PGresult *r)
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     s->fault =
         state ? pg_sqlstate_is_fault(state) : !s->conn || PQstatus(s->conn) == CONNECTION_BAD;
-    s->busy = state && strcmp(state, "55P03") == 0; /* lock_not_available: lock_timeout */
+    /* lock_not_available (lock_timeout), deadlock_detected, serialization_failure */
+    s->busy =
+        state && (!strcmp(state, "55P03") || !strcmp(state, "40P01") || !strcmp(state, "40001"));
     const char *m = r ? PQresultErrorMessage(r) : s->conn ? PQerrorMessage(s->conn) : "";
     if (!m || !*m)
         m = s->conn ? PQerrorMessage(s->conn) : "no connection";

@@ -44,6 +44,11 @@ int sqlite_conn_lost(struct store *st)
     return 0;
 }
 
+int sqlite_busy(struct store *st)
+{
+    return SQ(st)->busy;
+}
+
 int sqlite_fault(struct store *st)
 {
     return SQ(st)->fault;
@@ -65,6 +70,7 @@ void sqlite_close(struct store *st)
     for (struct ds_stmt *d = s->stmts, *n; d; d = n) {
         n = d->next;
         sqlite3_finalize(d->put);
+        sqlite3_finalize(d->hidden);
         free(d->name);
         free(d);
     }
@@ -140,6 +146,8 @@ static void drop_stmt(struct sqlite_store *s, const char *name)
             struct ds_stmt *d = *p;
             *p = d->next;
             sqlite3_finalize(d->put);
+            sqlite3_finalize(d->hidden);
+            sqlite3_finalize(d->hidden);
             free(d->name);
             free(d);
             return;
@@ -325,7 +333,7 @@ static int tx(struct sqlite_store *s, enum tx_cmd c)
 
 int sqlite_begin(struct store *st)
 {
-    SQ(st)->fault = 0;
+    SQ(st)->fault = SQ(st)->busy = 0;
     return tx(SQ(st), TX_BEGIN);
 }
 int sqlite_commit(struct store *st)
@@ -343,7 +351,7 @@ int sqlite_rollback(struct store *st)
 int sqlite_savepoint(struct store *st)
 {
     /* Ranges noted before belong outside the savepoint: a rollback to it must not undo them. */
-    SQ(st)->fault = 0;
+    SQ(st)->fault = SQ(st)->busy = 0;
     if (sqlite_batch_range_flush(SQ(st)) < 0)
         return -1;
     return tx(SQ(st), TX_SAVEPOINT);
@@ -414,6 +422,49 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
     return d;
 }
 
+static void bind_value(sqlite3_stmt *q, int col, const struct row_value *v);
+
+/*
+ * A row of ds that found its key stored: 1 when the row holding it belongs to a batch being
+ * stored in slices other than the row's own (m->batch_id), which readers do not see yet:
+ * not a duplicate of anything stored, but a write to wait for (store.h busy). At most one
+ * such batch per keyed dataset is under way (sqlite_batch_claim), and a batch's rows are
+ * not hidden from its own pass (a key twice in one file is a duplicate, as always).
+ */
+static int key_hidden(struct sqlite_store *s, struct ds_stmt *d, const struct dataset_config *ds,
+                      const struct row_meta *m, const struct row_value *v)
+{
+    if (!d->hidden) {
+        struct buf sql;
+        buf_init(&sql, 1 << 16);
+        buf_printf(&sql, "SELECT 1 FROM \"" SQLITE_ROWS "%s\" WHERE ", ds->name);
+        for (size_t i = 0; i < ds->key_fields.n; i++)
+            buf_printf(&sql, "%s\"%s\" = ?%zu", i ? " AND " : "",
+                       schema_field_name(ds->schema, ds->key_fields.field[i]), i + 1);
+        buf_printf(&sql,
+                   " AND _batch_id IN (SELECT batch_id FROM batch_pending)"
+                   " AND _batch_id IS NOT ?%zu LIMIT 1",
+                   ds->key_fields.n + 1);
+        int rc =
+            sqlite3_prepare_v3(s->db, sql.data, -1, SQLITE_PREPARE_PERSISTENT, &d->hidden, NULL);
+        buf_release(&sql);
+        if (rc != SQLITE_OK)
+            return fail(s, "key check");
+    }
+    sqlite3_stmt *q = d->hidden;
+    for (size_t i = 0; i < ds->key_fields.n; i++)
+        bind_value(q, (int)i + 1, &v[ds->key_fields.field[i]]);
+    if (m->batch_id)
+        sqlite3_bind_text(q, (int)ds->key_fields.n + 1, m->batch_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, (int)ds->key_fields.n + 1);
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "key check");
+    return rc == SQLITE_ROW;
+}
+
 static void bind_value(sqlite3_stmt *q, int col, const struct row_value *v)
 {
     switch (v->kind) {
@@ -476,8 +527,22 @@ int sqlite_row_put_values(struct store *st, const struct dataset_config *ds,
         /* SQLite reports 1 change for both paths of an upsert; the caller
          * counts both as accepted, which is what the API promises. */
         *res = ROW_INSERTED;
-    else
-        *res = changes ? ROW_INSERTED : ROW_DUPLICATE;
+    else if (changes)
+        *res = ROW_INSERTED;
+    else {
+        int h = key_hidden(s, d, ds, m, v);
+        if (h < 0)
+            return -1;
+        if (h) {
+            s->fault = 0;
+            s->busy = 1;
+            snprintf(s->err, sizeof s->err,
+                     "insert: the row's key is held by a batch of %s that is being stored",
+                     ds->name);
+            return -1;
+        }
+        *res = ROW_DUPLICATE;
+    }
     return 0;
 }
 

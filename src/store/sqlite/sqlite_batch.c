@@ -221,12 +221,22 @@ int sqlite_batch_claim(struct store *st, const char *worker, int64_t now_ms, int
 {
     struct sqlite_store *s = SQ(st);
     sqlite3_stmt *q;
-    /* An uploaded batch, or one whose worker stopped renewing its lease. */
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT id FROM batches WHERE status = 'uploaded' OR (status IN"
-                           " ('staging','validating','transforming','inserting','upserting')"
-                           " AND (lease_until_ms < ?1 OR worker = ?2)) ORDER BY id LIMIT 1",
-                           -1, &q, NULL) != SQLITE_OK)
+    /* An uploaded batch, or one whose worker stopped renewing its lease; but for a dataset
+     * with a key, none while another batch of it is in a live worker's hands: stored in
+     * slices, one batch's rows would otherwise meet another's unseen keys (sqlite.c,
+     * key_hidden). On this one-writer store their passes were one after the other anyway. */
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT id FROM batches WHERE (status = 'uploaded' OR (status IN"
+            " ('staging','validating','transforming','inserting','upserting')"
+            " AND (lease_until_ms < ?1 OR worker = ?2)))"
+            " AND NOT (EXISTS (SELECT 1 FROM datasets d WHERE d.name = batches.dataset"
+            " AND d.key IS NOT NULL) AND EXISTS (SELECT 1 FROM batches o"
+            " WHERE o.dataset = batches.dataset AND o.id <> batches.id AND o.status IN"
+            " ('staging','validating','transforming','inserting','upserting')"
+            " AND o.lease_until_ms >= ?1))"
+            " ORDER BY id LIMIT 1",
+            -1, &q, NULL) != SQLITE_OK)
         return sqlite_fail(s, "batch claim");
     sqlite3_bind_int64(q, 1, now_ms);
     sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC); /* its own, from before a restart */

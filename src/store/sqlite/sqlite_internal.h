@@ -24,6 +24,7 @@ struct ds_stmt {
     char *name;
     const struct schema *schema; /* the schema the statement was built for (borrowed) */
     sqlite3_stmt *put;
+    sqlite3_stmt *hidden; /* keyed: is the row's key held by a batch in slices? (lazily) */
 };
 
 /* The prefix of the table that holds a dataset's rows: dsr_<name>. Readers query the view
@@ -57,6 +58,7 @@ struct sqlite_store {
     char load_table[80];
     char err[512];
     int fault; /* the last failure was the store's (store.h fault), forgotten at begin */
+    int busy;  /* the last failure was a key held by a batch in slices (store.h busy) */
     struct sqlite_ckpt *ckpt; /* write connections: checkpoints run beside them */
     struct stmt_timing {
         void *stmt;
@@ -98,6 +100,7 @@ void sqlite_close(struct store *st);
 const char *sqlite_errmsg(struct store *st);
 int sqlite_conn_lost(struct store *st);
 int sqlite_fault(struct store *st);
+int sqlite_busy(struct store *st);
 int sqlite_ping(struct store *st);
 int sqlite_singleton(struct store *st, const char *name);
 int sqlite_wait_work(struct store *st, int timeout_ms);

@@ -19,6 +19,7 @@ const struct store_ops store_sqlite_ops = {
     .errmsg = sqlite_errmsg,
     .conn_lost = sqlite_conn_lost,
     .fault = sqlite_fault,
+    .busy = sqlite_busy,
     .migrate = sqlite_migrate,
     .schema_version = sqlite_schema_version,
     .ping = sqlite_ping,

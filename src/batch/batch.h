@@ -29,6 +29,11 @@ struct batch_pool *batch_pool_start(struct writer *writer, struct catalog_source
                                     const char *store_uri, int workers);
 /* Tell the workers a batch is waiting (after an upload or a reset). */
 void batch_pool_kick(struct batch_pool *p);
+/* The workers' own writers (PostgreSQL: the passes run on them, workers.c pass_writer), for
+ * /health/detailed: how many there are (0: none, the passes run on the service's writer), or
+ * minus that when one fails to commit or did not start (detail says which and why). Any
+ * thread. */
+int batch_pool_writers(struct batch_pool *p, char *detail, size_t cap);
 /* Let the current batches finish (their transaction commits or rolls back), then stop. */
 void batch_pool_stop(struct batch_pool *p); /* accepts NULL */
 

@@ -35,6 +35,7 @@ struct worker {
      * connections write at once (PostgreSQL): started at the first such pass, stopped with
      * the worker. NULL until then, and on SQLite (see pass_writer). */
     struct writer *own;
+    char own_error[256]; /* why it did not start, the last time it was tried */
 };
 
 struct batch_pool {
@@ -118,7 +119,13 @@ static struct writer *pass_writer(struct worker *w, const struct sluice_config *
         return w->pool->writer;
     if (!w->own) {
         char err[256], m[600];
-        w->own = writer_start(w->pool->store_uri, 4, cfg->writer.max_group_rows, err, sizeof err);
+        struct writer *own =
+            writer_start(w->pool->store_uri, 4, cfg->writer.max_group_rows, err, sizeof err);
+        pthread_mutex_lock(&w->pool->mu); /* batch_pool_writers reads it */
+        w->own = own;
+        if (!own)
+            snprintf(w->own_error, sizeof w->own_error, "%s", err);
+        pthread_mutex_unlock(&w->pool->mu);
         if (!w->own) {
             log_warn("batch", "the worker's own writer did not start: its passes hold the writer",
                      "\"worker\":\"%s\",\"error\":\"%s\"", w->id,
@@ -294,8 +301,11 @@ static void *worker_main(void *arg)
         pool->kicked = 0;
         pthread_mutex_unlock(&pool->mu);
     }
-    writer_stop(w->own); /* after its last pass: nothing is queued on it */
+    pthread_mutex_lock(&pool->mu);
+    struct writer *own = w->own;
     w->own = NULL;
+    pthread_mutex_unlock(&pool->mu);
+    writer_stop(own); /* after its last pass: nothing is queued on it */
     store_close(w->st);
     w->st = NULL;
     return NULL;
@@ -394,6 +404,39 @@ static void *listener_main(void *arg)
     }
     store_close(st);
     return NULL;
+}
+
+int batch_pool_writers(struct batch_pool *p, char *detail, size_t cap)
+{
+    int n = 0, bad = 0;
+    detail[0] = 0;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->n; i++) {
+        struct worker *w = &p->w[i];
+        struct writer_health h;
+        if (w->own) {
+            n++;
+            writer_health(w->own, &h);
+            if (!bad && (!h.store_answers || h.commits_failing)) {
+                bad = 1;
+                snprintf(detail, cap, "worker %s: %s", w->id,
+                         !h.store_answers ? "the store does not answer its writer" : h.last_error);
+            }
+        } else if (w->own_error[0] && !bad) {
+            n++;
+            bad = 1;
+            snprintf(detail, cap,
+                     "worker %s: its writer did not start (%s); its passes hold "
+                     "the service's writer",
+                     w->id, w->own_error);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (n && !bad)
+        snprintf(detail, cap, "%d worker writer%s committing", n, n == 1 ? "" : "s");
+    return bad ? -n : n;
 }
 
 void batch_pool_kick(struct batch_pool *p)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth/audit.h"
+#include "batch/batch.h"
 #include "auth/auth.h"
 #include "http/handlers.h"
 #include "writer/writer.h"
@@ -176,6 +177,15 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
     json_array_append_new(
         checks, json_pack("{s:s,s:s,s:s}", "name", "queue", "status", q, "detail", detail));
     overall = worst(overall, q);
+
+    /* PostgreSQL: the batch workers' own writers, which pushes do not depend on */
+    int bw = batch_pool_writers(app->batches, detail, sizeof detail);
+    if (bw) {
+        const char *bs = bw < 0 ? "warn" : "pass";
+        json_array_append_new(checks, json_pack("{s:s,s:s,s:s}", "name", "batch_writers", "status",
+                                                bs, "detail", detail));
+        overall = worst(overall, bs);
+    }
 
     /* audit records waiting or lost: the log must not go quiet unseen */
     struct audit_stats as;

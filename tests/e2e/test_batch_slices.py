@@ -244,3 +244,25 @@ def test_batches_of_one_keyed_dataset_meet_in_order(make_server, tmp_path):
     with server.db() as db:
         assert db.query("SELECT count(*), count(DISTINCT id) FROM ds_keyed") == \
             [(VALID_ROWS, VALID_ROWS)]
+
+
+def test_health_shows_the_batch_writers(make_server, tmp_path):
+    """/health/detailed: on PostgreSQL, once a batch ran on its worker's own writer, a
+    `batch_writers` check says it commits; on SQLite (the passes run on the one writer) there
+    is no such check."""
+    server = make_server(datasets_yaml=PLAIN)
+    path = tmp_path / "small.csv"
+    path.write_text("id,name,v\n1,a,1.5\n2,b,2.5\n")
+    bid = upload(server, str(path))
+    deadline = time.time() + 30 * SLOW
+    while status_of(server, bid) not in FINAL and time.time() < deadline:
+        time.sleep(0.05)
+    assert status_of(server, bid) == "completed"
+    r = server.get("/health/detailed")
+    assert r.status_code == 200, r.text
+    checks = {c["name"]: c for c in r.json()["checks"]}
+    if server.store == "sqlite":
+        assert "batch_writers" not in checks, checks
+    else:
+        assert checks["batch_writers"]["status"] == "pass", checks
+        assert "1 worker writer committing" == checks["batch_writers"]["detail"], checks

@@ -42,7 +42,7 @@ void dispatch_deny_headers(const struct auth_denial *d, char *out, size_t cap)
 int dispatch_admit(struct http_conn *c, struct http_request *r, enum route_match m)
 {
     catalog_release(r->cat); /* none yet; but never two */
-    struct catalog *cat = r->cat = catalog_get(c->loop->srv->app->catalogs);
+    struct catalog *cat = r->cat = catalog_cached(c->loop->srv->app->catalogs, &c->loop->catalog);
     const char *origin = http_header(r, "origin");
     if (origin && strlen(origin) < 200 && origin_allowed(&cat->cfg, origin))
         snprintf(r->cors, sizeof r->cors, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",

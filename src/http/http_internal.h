@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "config/catalog.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "util/buf.h"
@@ -51,6 +52,9 @@ struct http_loop {
     int draining;
     int busy; /* connections in READING/WAITING/WRITING, read by other threads */
     int id;
+    /* This loop's copy of the configuration in force (config/catalog.h): each request's
+     * reference is taken from it without a lock; synced on the tick, released at stop. */
+    struct catalog_cache catalog;
 };
 
 struct http_server {

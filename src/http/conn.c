@@ -301,6 +301,8 @@ void conn_on_tick(uv_timer_t *t)
 {
     struct http_loop *l = t->data;
     uint64_t now = loop_now(l);
+    /* After a reload, let go of the replaced catalog even if no request comes. */
+    catalog_cache_sync(l->srv->app->catalogs, &l->catalog);
     for (struct http_conn *c = l->conns, *next; c; c = next) {
         next = c->next;
         if (c->closing || now < c->deadline_ms)

@@ -1,7 +1,8 @@
 /*
  * dispatch.c - what happens to a request between its parse and its handler:
  * admission once the headers are in (CORS origin, authentication, the
- * client's rate limit: http/ratelimit.h), then, once the request is complete,
+ * client's rate limit: http/ratelimit.h) and what the route refuses before its
+ * body is read (route->refuse), then, once the request is complete,
  * the refusal, the CORS preflight, the 404/405, the parameter checks
  * (http/params.h) or the route's handler. Loop thread only.
  */
@@ -42,7 +43,7 @@ void dispatch_deny_headers(const struct auth_denial *d, char *out, size_t cap)
 int dispatch_admit(struct http_conn *c, struct http_request *r, enum route_match m)
 {
     catalog_release(r->cat); /* none yet; but never two */
-    struct catalog *cat = r->cat = catalog_get(c->loop->srv->app->catalogs);
+    struct catalog *cat = r->cat = catalog_cached(c->loop->srv->app->catalogs, &c->loop->catalog);
     const char *origin = http_header(r, "origin");
     if (origin && strlen(origin) < 200 && origin_allowed(&cat->cfg, origin))
         snprintf(r->cors, sizeof r->cors, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
@@ -63,6 +64,29 @@ int dispatch_admit(struct http_conn *c, struct http_request *r, enum route_match
         }
     }
     return rc; /* r->cat is released with the request */
+}
+
+/*
+ * A request that has passed admission and whose body is about to be read: what its route
+ * refuses from the headers alone, in the order dispatch_request() and the handler would
+ * answer the complete request (the parameter checks, then route->refuse). 0 to go on, -1
+ * with *out filled.
+ */
+int dispatch_refuse_early(struct http_conn *c, struct http_request *r, struct route_refusal *out)
+{
+    if (!r->route || !r->route->refuse || r->deny.status)
+        return 0;
+    enum sluice_err code;
+    char msg[512];
+    if (http_params_check(r, &code, msg, sizeof msg) < 0) { /* as dispatch_request says it */
+        out->status = err_status(code);
+        out->code = code;
+        snprintf(out->headers, sizeof out->headers, "%s",
+                 out->status == 503 ? "Retry-After: 1\r\n" : "");
+        snprintf(out->message, sizeof out->message, "%s", msg);
+        return -1;
+    }
+    return r->route->refuse(c, r, out);
 }
 
 /* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method). */

@@ -1,10 +1,13 @@
 /*
- * h_events.c - POST /api/v1/datasets/{name}/events.
+ * h_events.c - POST /api/v1/datasets/{name}/events, and what refuses it from its headers
+ * alone (h_events_refuse, before its body is read).
  *
  * The body is cut into rows and validated here, on the loop thread; the
  * writer then stores rows and DLQ entries and builds the answer; the answer
  * is sent from this loop once the group commit is durable.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -94,21 +97,72 @@ static int media_type(const char *ct, enum ingest_format *fmt)
     return 0;
 }
 
+static int refuse(struct route_refusal *out, enum sluice_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fill *out with code, its status and the message; returns -1. */
+static int refuse(struct route_refusal *out, enum sluice_err code, const char *fmt, ...)
+{
+    va_list ap;
+    out->status = err_status(code);
+    out->code = code;
+    out->headers[0] = 0;
+    va_start(ap, fmt);
+    vsnprintf(out->message, sizeof out->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/*
+ * What a push is refused for by its headers alone, in the order the handler answers them:
+ * the dataset, the media type, the Idempotency-Key. 0 with *ds and *fmt set, or -1 with
+ * *out filled. cat is borrowed.
+ */
+static int events_check(const struct catalog *cat, const struct http_request *r,
+                        const struct dataset_config **ds, enum ingest_format *fmt,
+                        struct route_refusal *out)
+{
+    *ds = config_dataset(&cat->cfg, r->params[0]);
+    if (!*ds)
+        return refuse(out, ERR_DATASET_NOT_FOUND, "no dataset named '%s'", r->params[0]);
+    if (media_type(http_header(r, "content-type"), fmt) < 0)
+        return refuse(out, ERR_UNSUPPORTED_MEDIA_TYPE, "%s",
+                      "Content-Type must be application/json or application/x-ndjson (UTF-8)");
+    const char *idem = http_header(r, "idempotency-key");
+    if (idem && (strlen(idem) == 0 || strlen(idem) > 255))
+        return refuse(out, ERR_INVALID_PARAMETER, "%s",
+                      "Idempotency-Key must be 1 to 255 characters");
+    return 0;
+}
+
+int h_events_refuse(struct http_conn *c, struct http_request *r, struct route_refusal *out)
+{
+    const struct dataset_config *ds;
+    enum ingest_format fmt;
+    if (events_check(r->cat, r, &ds, &fmt, out) < 0)
+        return -1;
+    /* The writer's queue is full now: writer_submit() would refuse the rows once parsed;
+     * refuse them unread instead (it is checked again at the submit). */
+    struct writer *w = http_conn_app(c)->writer;
+    if (writer_queue_depth(w) >= writer_queue_max(w)) {
+        refuse(out, ERR_OVERLOADED, "%s", err_message(ERR_OVERLOADED));
+        out->status = 503;
+        snprintf(out->headers, sizeof out->headers, "Retry-After: 1\r\n");
+        return -1;
+    }
+    return 0;
+}
+
 void h_events_post(struct http_conn *c, struct http_request *r)
 {
     const struct http_app *app = http_conn_app(c);
+    const struct dataset_config *ds;
     enum ingest_format fmt;
+    struct route_refusal no;
     struct catalog *cat = http_conn_catalog(c);
-    const struct dataset_config *ds = config_dataset(&cat->cfg, r->params[0]);
-    if (!ds) {
+    if (events_check(cat, r, &ds, &fmt, &no) < 0) {
         catalog_release(cat);
-        http_reply_error(c, ERR_DATASET_NOT_FOUND, "no dataset named '%s'", r->params[0]);
-        return;
-    }
-    if (media_type(http_header(r, "content-type"), &fmt) < 0) {
-        catalog_release(cat);
-        http_reply_error(c, ERR_UNSUPPORTED_MEDIA_TYPE,
-                         "Content-Type must be application/json or application/x-ndjson (UTF-8)");
+        http_reply_error(c, no.code, "%s", no.message);
         return;
     }
     char source[256];
@@ -116,11 +170,6 @@ void h_events_post(struct http_conn *c, struct http_request *r)
     if (http_query(r, "source", source, sizeof source) == 1)
         src = source;
     const char *idem = http_header(r, "idempotency-key");
-    if (idem && (strlen(idem) == 0 || strlen(idem) > 255)) {
-        catalog_release(cat);
-        http_reply_error(c, ERR_INVALID_PARAMETER, "Idempotency-Key must be 1 to 255 characters");
-        return;
-    }
 
     struct event_req *er = sl_calloc(1, sizeof *er);
     if (!er) {

@@ -21,6 +21,7 @@ void h_metrics(struct http_conn *c, struct http_request *r);
 void h_datasets_list(struct http_conn *c, struct http_request *r);
 void h_datasets_get(struct http_conn *c, struct http_request *r);
 void h_events_post(struct http_conn *c, struct http_request *r);
+int h_events_refuse(struct http_conn *c, struct http_request *r, struct route_refusal *out);
 void h_dlq_list(struct http_conn *c, struct http_request *r);
 void h_dlq_get(struct http_conn *c, struct http_request *r);
 void h_dlq_retry(struct http_conn *c, struct http_request *r);

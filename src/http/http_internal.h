@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "config/catalog.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "util/buf.h"
@@ -51,6 +52,9 @@ struct http_loop {
     int draining;
     int busy; /* connections in READING/WAITING/WRITING, read by other threads */
     int id;
+    /* This loop's copy of the configuration in force (config/catalog.h): each request's
+     * reference is taken from it without a lock; synced on the tick, released at stop. */
+    struct catalog_cache catalog;
 };
 
 struct http_server {
@@ -89,7 +93,7 @@ struct http_conn {
     char exec_prev;
     int err_status; /* set by a callback before it fails the parse */
     enum sluice_err err_code;
-    char err_msg[160];
+    char err_msg[1024]; /* as long as reply.c's messages: an early refusal's is whole */
     uv_write_t wr;
     char *out;         /* the answer being written */
     char remote[64];   /* the peer's address, for the audit log */
@@ -152,6 +156,12 @@ void parser_settings_init(llhttp_settings_t *settings);
  * has been done).
  */
 int dispatch_admit(struct http_conn *c, struct http_request *r, enum route_match m);
+/*
+ * A request admitted, whose body is about to be read: what its route refuses from the
+ * headers alone (the parameter checks, then route->refuse), in the order the complete
+ * request would be answered. 0 to go on, -1 with *out filled.
+ */
+int dispatch_refuse_early(struct http_conn *c, struct http_request *r, struct route_refusal *out);
 /* The headers of a refusal: the challenge of a 401/403, or when to come back after a 429/503. */
 void dispatch_deny_headers(const struct auth_denial *d, char *out, size_t cap);
 /* The request is complete: answer a refusal, a preflight, a 404/405, or run its handler. */

@@ -247,6 +247,7 @@ void http_server_stop(struct http_server *s)
         }
         if (l->srv) {
             uv_loop_close(&l->loop);
+            catalog_cache_release(&l->catalog);
             store_close(l->store);
             pthread_mutex_destroy(&l->mu);
         }

@@ -3,7 +3,8 @@
  * of the parser: the request line and version, header limits (size, count,
  * names, values, obsolete folding), Host, the framing (Content-Length vs
  * Transfer-Encoding: the desync defences), Expect: 100-continue, the body
- * limits and the in-flight body budget, and streamed bodies (route->sink).
+ * limits and the in-flight body budget, streamed bodies (route->sink), and the
+ * refusals a route knows before its body (dispatch_refuse_early).
  * A callback that refuses the request records the answer (fail_parse) and
  * fails the parse; conn.c answers it and closes. Loop thread only.
  */
@@ -231,9 +232,9 @@ static int on_headers_complete(llhttp_t *p)
         router_match(r->method, r->path, &r->route, r->params, &r->nparams, allow, sizeof allow);
     c->discard_body = (m != ROUTE_FOUND) || !r->route->takes_body;
     c->streamed = m == ROUTE_FOUND && r->route->sink;
+    int has_body =
+        (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != UINT64_MAX);
     if (dispatch_admit(c, r, m) < 0) {
-        int has_body =
-            (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != UINT64_MAX);
         c->discard_body = 1;
         c->streamed = 0;
         if (has_body) { /* answer now and close: a refused body is never read (nor a 100 sent) */
@@ -245,6 +246,16 @@ static int on_headers_complete(llhttp_t *p)
         p->content_length != UINT64_MAX)
         return fail_parse(c, 413, ERR_BODY_TOO_LARGE,
                           "the body is larger than limits.max_body_bytes");
+    if (has_body && !c->discard_body && !c->streamed) {
+        /* Refused for what the headers say (unknown dataset, media type, a full queue...):
+         * answer now and close, before the body is held, read or parsed. */
+        struct route_refusal no;
+        if (dispatch_refuse_early(c, r, &no) < 0) {
+            c->discard_body = 1;
+            snprintf(c->err_hdr, sizeof c->err_hdr, "%s", no.headers);
+            return fail_parse(c, no.status, no.code, no.message);
+        }
+    }
     if (c->streamed) {
         enum sluice_err code = ERR_INTERNAL;
         char msg[256] = "";

@@ -32,6 +32,24 @@ struct body_sink {
     void (*abort)(void *state);
 };
 
+/* A refusal known before the body is read: what the handler would answer. */
+struct route_refusal {
+    int status;
+    enum sluice_err code;
+    char headers[64];   /* extra headers of the answer ("Retry-After: 1\r\n"), or "" */
+    char message[1024]; /* as the handler's answer would say it (reply.c's limit) */
+};
+
+/*
+ * The refusals a route can tell from the headers alone (http/dispatch.c asks, on the loop
+ * thread, once the headers are in and a body follows): 0 to go on, or -1 with *out filled
+ * with exactly the answer the handler would give the complete request; that answer is then
+ * sent at once and the connection closed, the body never read. r->cat is the request's
+ * catalog (borrowed for the call). The handler must still make the same checks: a request
+ * without a body is not asked, and what the hook saw may change before the body is in.
+ */
+typedef int (*http_refuse)(struct http_conn *c, struct http_request *r, struct route_refusal *out);
+
 struct route {
     const char *method;
     const char *pattern;
@@ -40,6 +58,7 @@ struct route {
     int takes_body;               /* 0: any body is read and discarded */
     const struct body_sink *sink; /* non-NULL: the body is streamed, not held */
     enum perm perm;               /* what the caller's role must allow (auth.h) */
+    http_refuse refuse;           /* NULL: nothing is refused before the body */
 };
 
 extern const struct route http_routes[];

@@ -153,6 +153,15 @@ enum sluice_err ingest_prepare(struct ingest *in, const struct dataset_config *d
         e = ERR_BAD_REQUEST;
         goto out;
     }
+    /* Every row's slot at once (their number is known): growing by doubling was a few
+     * large reallocations per request, each making malloc consolidate its free lists. */
+    in->rows = sl_malloc(nspans * sizeof *in->rows);
+    if (!in->rows) {
+        snprintf(msg, msgcap, "out of memory");
+        e = ERR_INTERNAL;
+        goto out;
+    }
+    cap = nspans;
     for (size_t i = 0; i < nspans; i++) {
         if (add_row(in, &cap) < 0) {
             snprintf(msg, msgcap, "out of memory");

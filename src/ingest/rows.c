@@ -356,6 +356,25 @@ static int json_syntax_ok(const char *s, size_t len)
     return ok && skip_ws(s, len, end) == len;
 }
 
+/*
+ * Whether p holds at most max bytes that open a value ('{', '['): then nothing in it nests
+ * deeper than max, and the byte-by-byte scan_value() of rows_parse() is not needed (only
+ * its verdict "too deep" is used there). Counted with memchr, which is much faster than
+ * the scan; inside strings too, which only errs towards scanning.
+ */
+static int few_openers(const char *p, size_t len, int max)
+{
+    int n = 0;
+    const char *end = p + len;
+    for (const char *q = p; (q = memchr(q, '{', (size_t)(end - q))) != NULL; q++)
+        if (++n > max)
+            return 0;
+    for (const char *q = p; (q = memchr(q, '[', (size_t)(end - q))) != NULL; q++)
+        if (++n > max)
+            return 0;
+    return 1;
+}
+
 enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int max_depth,
                            json_t **out, int *syntax, char *msg, size_t cap)
 {
@@ -363,7 +382,7 @@ enum sluice_err rows_parse(const char *p, size_t len, size_t max_row_bytes, int 
     *out = NULL;
     *syntax = 0;
     size_t i = 0;
-    int r = len ? scan_value(p, len, &i, max_depth) : -1;
+    int r = len && !few_openers(p, len, max_depth) ? scan_value(p, len, &i, max_depth) : 0;
     if (r == -2) {
         snprintf(msg, cap, "nesting deeper than %d levels", max_depth);
         return ERR_NESTING_TOO_DEEP;

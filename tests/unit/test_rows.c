@@ -513,6 +513,28 @@ Test(parse, nesting_limit)
     free(deep);
 }
 
+/* More '{' and '[' than the limit, but shallow (side by side, or inside strings): still
+ * parsed (the count only decides whether the exact depth scan runs); and deep ones found
+ * when the openers are mixed. */
+Test(parse, nesting_limit_with_many_openers)
+{
+    json_t *out;
+    int syntax;
+    char msg[256];
+    const char *wide = "{\"a\":[1],\"b\":[2],\"c\":{\"d\":[3]},\"e\":\"{{{{[[[[\"}";
+    cr_expect_eq(rows_parse(wide, strlen(wide), 1 << 20, 3, &out, &syntax, msg, sizeof msg),
+                 SLUICE_OK, "%s", msg);
+    json_decref(out);
+    const char *mixed = "{\"a\":[{\"b\":[1]}]}"; /* depth 4 */
+    cr_expect_eq(rows_parse(mixed, strlen(mixed), 1 << 20, 4, &out, &syntax, msg, sizeof msg),
+                 SLUICE_OK, "%s", msg);
+    json_decref(out);
+    out = (json_t *)0x1;
+    cr_expect_eq(rows_parse(mixed, strlen(mixed), 1 << 20, 3, &out, &syntax, msg, sizeof msg),
+                 ERR_NESTING_TOO_DEEP);
+    cr_expect_null(out);
+}
+
 Test(parse, row_too_large)
 {
     /* {"s":"xxx...x"} of exactly 100 bytes */

@@ -13,14 +13,17 @@
  *   drop      earlier attempts' rows, DROP_ROWS at a time;
  *   clear     what else they left (row errors, DLQ entries, rollups);
  *   rows      the slices: what the queue holds, until the writer has other jobs waiting
- *             and the slice has run SLICE_MIN_NS (1 ms), or SLICE_MAX_NS (100 ms); each one checks
- * first that the batch is still this worker's and still being processed (an operator may fail it
- * meanwhile) and renews the lease every third of it; end       the threshold; under it the counts,
- * the rollups, `completed` and the publication (batch_pending left, DLQ entries moved in) in ONE
- * job, so a reader sees none of the rows before its COMMIT and all of them after; failed    over
- * it: the rows dropped again, then the counts and `failed` (the row errors were recorded by the
- * slices, so the file is not read again). A crash or a shutdown anywhere leaves the batch hidden
- * and in its state: the reclaim takes it up again and the hide/drop/clear steps start it over.
+ *             and the slice has run SLICE_MIN_NS (1 ms), or SLICE_MAX_NS (100 ms); each
+ *             one checks first that the batch is still this worker's and still being
+ *             processed (an operator may fail it meanwhile) and renews the lease every
+ *             third of it;
+ *   end       the threshold; under it the counts, the rollups, `completed` and the
+ *             publication (batch_pending left, DLQ entries moved in) in ONE job, so a
+ *             reader sees none of the rows before its COMMIT and all of them after;
+ *   failed    over it: the rows dropped again, then the counts and `failed` (the row
+ *             errors were recorded by the slices, so the file is not read again).
+ * A crash or a shutdown anywhere leaves the batch hidden and in its state: the reclaim
+ * takes it up again and the hide/drop/clear steps start it over.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -64,6 +64,11 @@ int pass_store_one(struct pass *p, struct rq_row *r, const struct row_meta *m);
 int pass_add_rollup(struct pass *p, int failed, int64_t done_ms);
 /* Forget the error codes counted so far. */
 void pass_codes_reset(struct pass *p);
+/* A streamed pass begins: its state reset, its row queue (at most chunks chunks) made. 0, or
+ * -1 out of memory (p->reason says so). */
+int pass_stream_begin(struct pass *p, int chunks);
+/* The pass fails for want of memory (reason "out of memory"). */
+void pass_no_memory(struct pass *p);
 /* The worker's side of a streamed pass: read the file into p->rq, then finish it. */
 void pass_produce(void *arg);
 

@@ -39,7 +39,7 @@
 #define TICK_RECORDS 50000
 
 /* The pass fails for want of memory. */
-static void no_memory(struct pass *p)
+void pass_no_memory(struct pass *p)
 {
     snprintf(p->reason, sizeof p->reason, "out of memory");
     p->oom = 1;
@@ -67,12 +67,12 @@ static int read_header(struct pass *p, const struct csv_record *rec)
     m->names = sl_calloc(rec->nfields ? rec->nfields : 1, sizeof *m->names);
     m->field = sl_calloc(rec->nfields ? rec->nfields : 1, sizeof *m->field);
     if (!m->names || !m->field) {
-        no_memory(p);
+        pass_no_memory(p);
         return -1;
     }
     for (size_t i = 0; i < rec->nfields; i++)
         if (!(m->names[i] = sl_strndup(rec->fields[i].data, rec->fields[i].len))) {
-            no_memory(p);
+            pass_no_memory(p);
             return -1;
         }
     if (cells_map_header(p->ds->schema, rec->fields, rec->nfields, m->field, p->reason,
@@ -82,7 +82,7 @@ static int read_header(struct pass *p, const struct csv_record *rec)
     p->unknown = sl_calloc(m->ncols ? m->ncols : 1, sizeof *p->unknown);
     p->nunknown = 0;
     if (!p->unknown) {
-        no_memory(p);
+        pass_no_memory(p);
         return -1;
     }
     for (size_t i = 0; i < m->ncols; i++)
@@ -235,7 +235,7 @@ static int stream_record(struct pass *p, const struct csv_record *rec, int64_t r
     size_t bad = to_values(p, rec, &errs, &extra_txt);
     char *ejson = NULL, *codes = NULL;
     if (errs.lost) { /* invalid, but not recorded why: the pass fails */
-        no_memory(p);
+        pass_no_memory(p);
         free(extra_txt);
         row_errors_release(&errs);
         return -1;
@@ -482,7 +482,7 @@ static int batch_scan(struct pass *p)
     if (rc == 2 && p->st)
         snprintf(p->reason, sizeof p->reason, "the store failed: %s", store_errmsg(p->st));
     else if (rc < 0 && !p->reason[0])
-        no_memory(p);
+        pass_no_memory(p);
     free(chunk);
     csv_reader_destroy(r);
     fclose(f);
@@ -561,7 +561,7 @@ int batch_pass_header(struct pass *p)
     return batch_scan(p);
 }
 
-int batch_pass_run(struct pass *p, struct writer *w)
+int pass_stream_begin(struct pass *p, int chunks)
 {
     p->mode = PASS_STREAM;
     p->st = NULL;
@@ -569,12 +569,16 @@ int batch_pass_run(struct pass *p, struct writer *w)
     p->reason[0] = p->job_reason[0] = 0;
     p->lost = p->store_failed = p->oom = 0;
     memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
-    size_t nf = schema_nfields(p->ds->schema);
-    p->rq = rowqueue_new(nf, RQ_CHUNKS);
+    p->rq = rowqueue_new(schema_nfields(p->ds->schema), chunks);
+    if (!p->rq)
+        pass_no_memory(p);
+    return p->rq ? 0 : -1;
+}
+
+int batch_pass_run(struct pass *p, struct writer *w)
+{
     int rc = -1;
-    if (!p->rq) {
-        no_memory(p);
-    } else {
+    if (pass_stream_begin(p, RQ_CHUNKS) == 0) {
         struct stream_job j = {.job = {.nrows = 1, .apply = stream_apply, .skip = stream_skip},
                                .p = p};
         rc = writer_run_with(w, &j.job, pass_produce, p);

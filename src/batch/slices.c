@@ -270,20 +270,15 @@ static void *slicer_main(void *arg)
 
 int batch_pass_run_sliced(struct pass *p, struct writer *w)
 {
-    p->mode = PASS_STREAM;
-    p->st = NULL;
     p->sliced = 1;
     p->writer = w;
-    p->over_threshold = p->changed = 0;
-    p->reason[0] = p->job_reason[0] = 0;
-    p->lost = p->store_failed = p->oom = 0;
-    memset(p->rejected_by_code, 0, sizeof p->rejected_by_code);
-    p->rq = rowqueue_new(schema_nfields(p->ds->schema), SLICE_CHUNKS);
+    p->changed = 0;
+    if (pass_stream_begin(p, SLICE_CHUNKS) < 0)
+        return -1;
     struct slicer_run r = {p, -1};
     pthread_t t;
-    if (!p->rq || pthread_create(&t, NULL, slicer_main, &r) != 0) {
-        snprintf(p->reason, sizeof p->reason, "out of memory");
-        p->oom = 1;
+    if (pthread_create(&t, NULL, slicer_main, &r) != 0) {
+        pass_no_memory(p);
         rowqueue_free(p->rq);
         p->rq = NULL;
         return -1;

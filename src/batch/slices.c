@@ -21,7 +21,11 @@
  *             publication (batch_pending left, DLQ entries moved in) in ONE job, so a
  *             reader sees none of the rows before its COMMIT and all of them after;
  *   failed    over it: the rows dropped again, then the counts and `failed` (the row
- *             errors were recorded by the slices, so the file is not read again).
+ *             errors were recorded by the slices, so the file is not read again);
+ *   saved     after `end`: what the store kept to show readers meanwhile (SQLite: the rows
+ *             an upsert batch updated in place, as they were) dropped, DROP_ROWS per job.
+ * Dropping the rows of a batch still hidden (an earlier attempt's, one over the threshold
+ * or failed by an operator) first puts back the rows it replaced, as readers saw them.
  * A crash or a shutdown anywhere leaves the batch hidden and in its state: the reclaim
  * takes it up again and the hide/drop/clear steps start it over.
  */
@@ -42,13 +46,13 @@
 #define SLICE_MAX_NS (100 * 1000000ull) /* and ends after this even if none wait */
 #define DROP_ROWS 20000                 /* rows removed per job */
 
-enum step { ST_HIDE, ST_DROP, ST_CLEAR, ST_ROWS, ST_END, ST_FAILED, ST_DISCARD };
+enum step { ST_HIDE, ST_DROP, ST_CLEAR, ST_ROWS, ST_END, ST_FAILED, ST_DISCARD, ST_SAVED };
 
 struct slice_job {
     struct wjob job;
     struct pass *p;
     enum step step;
-    int64_t n; /* ST_DROP: rows removed */
+    int64_t n; /* ST_DROP, ST_SAVED: rows removed */
     int ended; /* ST_ROWS: no row is left to come */
 };
 
@@ -187,6 +191,10 @@ static int slice_apply(struct wjob *job, struct store *st)
         return slice_end(p, st);
     case ST_FAILED:
         return slice_failed(p, st);
+    case ST_SAVED:
+        return store_batch_saved_drop(st, p->ds->name, p->b->id, DROP_ROWS, &j->n) < 0
+                   ? store_error(p, st)
+                   : 0;
     case ST_DISCARD: /* what it stored goes; its state is someone else's to say */
         return store_batch_clear(st, p->ds->name, p->b->id, 0, NULL) < 0 ||
                        store_batch_publish(st, p->b->id, 0) < 0
@@ -218,13 +226,14 @@ static int run_step(struct pass *p, enum step step, int64_t *n, int *ended)
     return rc < 0 ? -1 : 0;
 }
 
-/* Remove the batch's rows, DROP_ROWS per job. */
-static int drop_rows(struct pass *p)
+/* Remove the batch's rows (ST_DROP), or what was kept for readers while it was hidden
+ * (ST_SAVED), DROP_ROWS per job. */
+static int drop_rows(struct pass *p, enum step step)
 {
     int64_t n = DROP_ROWS;
     int rc = 0;
     while (rc == 0 && n >= DROP_ROWS)
-        rc = run_step(p, ST_DROP, &n, NULL);
+        rc = run_step(p, step, &n, NULL);
     return rc;
 }
 
@@ -232,7 +241,7 @@ static int drop_rows(struct pass *p)
  * changed meanwhile (left as the operator made it), -1 failed (p->job_reason). */
 static int slicer(struct pass *p)
 {
-    if (run_step(p, ST_HIDE, NULL, NULL) < 0 || drop_rows(p) < 0 ||
+    if (run_step(p, ST_HIDE, NULL, NULL) < 0 || drop_rows(p, ST_DROP) < 0 ||
         run_step(p, ST_CLEAR, NULL, NULL) < 0)
         return -1;
     int ended = 0;
@@ -248,9 +257,15 @@ static int slicer(struct pass *p)
     if (p->lost)
         return -1;
     if (p->over_threshold)
-        return drop_rows(p) < 0 || run_step(p, ST_FAILED, NULL, NULL) < 0 ? -1 : 1;
+        return drop_rows(p, ST_DROP) < 0 || run_step(p, ST_FAILED, NULL, NULL) < 0 ? -1 : 1;
     if (p->changed)
-        return drop_rows(p) < 0 || run_step(p, ST_DISCARD, NULL, NULL) < 0 ? -1 : 2;
+        return drop_rows(p, ST_DROP) < 0 || run_step(p, ST_DISCARD, NULL, NULL) < 0 ? -1 : 2;
+    /* published: the versions of rows it replaced are nobody's now. Left behind (a failure
+     * here), they are invisible and go when the dataset is next synced. */
+    p->job_reason[0] = '\0';
+    drop_rows(p, ST_SAVED);
+    p->store_failed = 0;
+    p->job_reason[0] = '\0';
     return 0;
 }
 
@@ -289,7 +304,7 @@ int batch_pass_run_sliced(struct pass *p, struct writer *w)
     /* A pass that fails for good (not a shutdown, a lost lease or the store: those leave
      * the batch hidden, to be taken up again) takes back what it stored. */
     if (rc < 0 && !p->stopped && !p->lost && !p->store_failed && !p->changed)
-        if (drop_rows(p) < 0 || run_step(p, ST_DISCARD, NULL, NULL) < 0)
+        if (drop_rows(p, ST_DROP) < 0 || run_step(p, ST_DISCARD, NULL, NULL) < 0)
             p->store_failed = 1;
     rowqueue_free(p->rq);
     p->rq = NULL;

@@ -202,9 +202,8 @@ static void process(struct worker *w, struct batch *b)
         goto out;
     set_current(w, b->id);
     struct writer *pw = pass_writer(w, cfg);
-    /* SQLite: in slices among the pushes (slices.c), but for an upsert, whose rows would
-     * change rows readers see before the batch is published */
-    int sliced = ds->on_duplicate != ON_DUP_UPSERT && w->st && store_sliced_passes(w->st);
+    /* SQLite: in slices among the pushes (slices.c) */
+    int sliced = w->st && store_sliced_passes(w->st);
     int rc = sliced ? batch_pass_run_sliced(p, pw) : batch_pass_run(p, pw);
     set_current(w, "");
     if (sliced && rc > 0) { /* recorded by the pass */

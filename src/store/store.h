@@ -346,11 +346,17 @@ struct store_ops {
      * it had included) until batch_publish, which shows them all in one step whose cost is
      * its DLQ entries', not its rows', and puts the entries added with .staged in the DLQ
      * (dlq = 1) or drops them (0: a batch that failed stores none).
-     * batch_rows_drop: remove at most limit of the batch's rows; *rows gets how many. */
+     * batch_rows_drop: remove at most limit of the batch's rows; *rows gets how many (a
+     * backend that kept, for readers, rows the batch replaced puts them back first, and
+     * counts them). batch_saved_drop, after batch_publish: remove at most limit of what the
+     * backend kept to show readers while the batch was hidden (SQLite: the versions of rows
+     * an upsert batch updated in place); *rows gets how many, 0 when nothing is left. */
     int (*batch_hide)(struct store *st, const char *batch_id);
     int (*batch_rows_drop)(struct store *st, const char *dataset, const char *batch_id,
                            int64_t limit, int64_t *rows);
     int (*batch_publish)(struct store *st, const char *batch_id, int dlq);
+    int (*batch_saved_drop)(struct store *st, const char *dataset, const char *batch_id,
+                            int64_t limit, int64_t *rows);
 
     /* Batch files. Where a batch's raw file is kept is the store's business: SQLite keeps
      * it under data_dir/batches (the batch's `path` names it); PostgreSQL keeps it in the
@@ -637,6 +643,8 @@ int store_dataset_verdict(const struct dataset_config *ds, int found, struct sch
 #define store_batch_rows_drop(st, ds, id, limit, rows)                                             \
     ((st)->ops->batch_rows_drop((st), (ds), (id), (limit), (rows)))
 #define store_batch_publish(st, id, dlq) ((st)->ops->batch_publish((st), (id), (dlq)))
+#define store_batch_saved_drop(st, ds, id, limit, rows)                                            \
+    ((st)->ops->batch_saved_drop((st), (ds), (id), (limit), (rows)))
 #define store_file_drop(st, id, path, dir) ((st)->ops->file_drop((st), (id), (path), (dir)))
 #define store_snapshot(st) ((st)->ops->snapshot(st))
 #define store_table_count(st, t, n) ((st)->ops->table_count((st), (t), (n)))

@@ -102,12 +102,14 @@ def sqlite_tables(path, data_dir):
     relative to the data directory; SQLite's own bookkeeping left out (schema_migrations'
     times, sqlite_sequence, the rowid ranges batches keep, which differ by how rows
     came in, not by what they are, and the batches being stored in slices). A dataset is
-    read as its readers see it: the view ds_<name>, not the table dsr_<name> under it."""
+    read as its readers see it: the view ds_<name>, not the tables dsr_<name> and dsv_<name>
+    (the rows an upsert batch being stored replaced) under it."""
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     out = {}
     names = [r[0] for r in con.execute(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
         " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'dsr\\_%' ESCAPE '\\'"
+        " AND name NOT LIKE 'dsv\\_%' ESCAPE '\\'"
         " AND name NOT IN ('schema_migrations', 'batch_pending', 'dlq_staged') ORDER BY name")]
     for t in names:
         cols = [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')

@@ -271,8 +271,21 @@ int sqlite_dataset_sync(struct store *st, const struct dataset_config *ds, char 
     }
     if (sql.len && exec(s, sql.data) < 0)
         goto fail_rb;
-    if ((kind != 2 || added) && sqlite_dataset_view(s, ds->name, kind != 2) < 0)
+    int upsert = ds->on_duplicate == ON_DUP_UPSERT, saved = sqlite_has_saved(s, ds->name);
+    if (saved < 0 || ((kind != 2 || added || (upsert && !saved)) &&
+                      sqlite_dataset_view(s, ds->name, upsert) < 0))
         goto fail_rb;
+    /* saved versions of batches no longer pending (a crash between a batch's publication and
+     * their removal) are nobody's */
+    if (saved) {
+        buf_reset(&sql);
+        buf_printf(&sql,
+                   "DELETE FROM \"" SQLITE_SAVED "%s\" WHERE _pending NOT IN"
+                   " (SELECT batch_id FROM batch_pending)",
+                   ds->name);
+        if (exec(s, sql.data) < 0)
+            goto fail_rb;
+    }
     schema_txt = json_dumps(ds->schema_json, JSON_COMPACT | JSON_PRESERVE_ORDER);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db,
@@ -402,6 +415,12 @@ static struct ds_stmt *put_stmt(struct sqlite_store *s, const struct dataset_con
             for (size_t i = 0; i < n; i++)
                 buf_printf(&sql, ", \"%s\" = excluded.\"%s\"", schema_field_name(ds->schema, i),
                            schema_field_name(ds->schema, i));
+            /* never a row of a batch still hidden, but the row's own batch's (key_hidden) */
+            buf_printf(&sql,
+                       " WHERE \"" SQLITE_ROWS "%s\"._batch_id IS NULL OR \"" SQLITE_ROWS
+                       "%s\"._batch_id IS excluded._batch_id OR \"" SQLITE_ROWS
+                       "%s\"._batch_id NOT IN (SELECT batch_id FROM batch_pending)",
+                       ds->name, ds->name, ds->name);
         } else {
             buf_appends(&sql, ") DO NOTHING");
         }
@@ -521,15 +540,11 @@ int sqlite_row_put_values(struct store *st, const struct dataset_config *ds,
     if (m->batch_id && changes && ds->on_duplicate != ON_DUP_UPSERT &&
         sqlite_batch_range_note(s, m->batch_id, sqlite3_last_insert_rowid(s->db)) < 0)
         return -1;
-    if (!ds->key_fields.n)
-        *res = ROW_INSERTED;
-    else if (ds->on_duplicate == ON_DUP_UPSERT)
+    if (!ds->key_fields.n || changes)
         /* SQLite reports 1 change for both paths of an upsert; the caller
          * counts both as accepted, which is what the API promises. */
         *res = ROW_INSERTED;
-    else if (changes)
-        *res = ROW_INSERTED;
-    else {
+    else { /* a duplicate, or (skip, reject and upsert alike) a key a hidden batch holds */
         int h = key_hidden(s, d, ds, m, v);
         if (h < 0)
             return -1;

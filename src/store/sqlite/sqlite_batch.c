@@ -494,15 +494,113 @@ int sqlite_batch_range_flush(struct sqlite_store *s)
     return step_done(s, q, "batch rows");
 }
 
+/* 1 when batch_id is in batch_pending, 0 when not, -1 on failure. */
+static int is_pending(struct sqlite_store *s, const char *batch_id)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM batch_pending WHERE batch_id = ?1", -1, &q,
+                           NULL) != SQLITE_OK)
+        return sqlite_fail(s, "batch pending");
+    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sqlite_fail(s, "batch pending");
+}
+
+/*
+ * The versions of rows the batch replaced (dsv_<dataset>, SQLITE_SAVED), at most limit of
+ * them when limit > 0: put back in place of the batch's (restore: the batch is being taken
+ * back while pending; each row keeps its rowid, so what readers see does not change), or
+ * dropped (the batch was published: nobody sees them any more). *rows gets how many.
+ */
+static int saved_rows(struct sqlite_store *s, const char *dataset, const char *batch_id,
+                      int restore, int64_t limit, int64_t *rows)
+{
+    *rows = 0;
+    int has = sqlite_has_saved(s, dataset);
+    if (has <= 0)
+        return has;
+    struct buf cols, sql;
+    buf_init(&cols, 1 << 16);
+    buf_init(&sql, 1 << 18);
+    char pick[300];
+    snprintf(pick, sizeof pick,
+             "SELECT rowid FROM \"" SQLITE_SAVED "%s\" WHERE _pending = ?1 ORDER BY rowid"
+             " LIMIT %lld",
+             dataset, (long long)(limit > 0 ? limit : -1));
+    int rc = -1, bad = 0;
+    if (restore) {
+        char pragma[200];
+        snprintf(pragma, sizeof pragma, "PRAGMA table_info(\"" SQLITE_ROWS "%s\")", dataset);
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(s->db, pragma, -1, &q, NULL) != SQLITE_OK) {
+            sqlite_fail(s, "batch restore");
+            goto out;
+        }
+        for (int n = 0; sqlite3_step(q) == SQLITE_ROW; n++)
+            bad |= buf_printf(&cols, "%s\"%s\"", n ? ", " : "", sqlite3_column_text(q, 1)) < 0;
+        sqlite3_finalize(q);
+        bad |= buf_printf(&sql,
+                          "INSERT OR REPLACE INTO \"" SQLITE_ROWS "%s\" (%s) SELECT %s FROM"
+                          " \"" SQLITE_SAVED "%s\" WHERE rowid IN (%s)",
+                          dataset, cols.data, cols.data, dataset, pick) < 0;
+        if (bad) {
+            sqlite_oom(s, "batch restore");
+            goto out;
+        }
+        if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
+            sqlite_fail(s, "batch restore");
+            goto out;
+        }
+        sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+        if (step_done(s, q, "batch restore") < 0)
+            goto out;
+        buf_reset(&sql);
+    }
+    bad |= buf_printf(&sql, "DELETE FROM \"" SQLITE_SAVED "%s\" WHERE rowid IN (%s)", dataset,
+                      pick) < 0;
+    sqlite3_stmt *q;
+    if (bad) {
+        sqlite_oom(s, "batch restore");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
+        sqlite_fail(s, "batch restore");
+        goto out;
+    }
+    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+    if (step_done(s, q, "batch restore") < 0)
+        goto out;
+    *rows = sqlite3_changes(s->db);
+    rc = 0;
+out:
+    buf_release(&cols);
+    buf_release(&sql);
+    return rc;
+}
+
 /* DELETE a batch's rows from its dataset's table (at most limit of them when limit > 0):
  * by the _batch_id index (upsert datasets), by the batch's rowid range, or by a scan
- * (batches whose rows were not tracked). */
+ * (batches whose rows were not tracked). A batch still pending first gets back the rows it
+ * replaced (saved_rows); those count in *rows. */
 static int clear_rows(struct sqlite_store *s, const char *dataset, const char *batch_id,
                       int count_only, int64_t limit, int64_t *rows)
 {
     *rows = 0;
     if (sqlite_batch_range_flush(s) < 0)
         return -1;
+    int64_t restored = 0;
+    if (!count_only) {
+        int pending = is_pending(s, batch_id);
+        if (pending < 0 || saved_rows(s, dataset, batch_id, pending, limit, &restored) < 0)
+            return -1;
+        if (limit > 0 && restored >= limit) {
+            *rows = restored;
+            return 0;
+        }
+        if (limit > 0)
+            limit -= restored;
+    }
     int tracked = 0, have_range = 0;
     int64_t lo = 0, hi = -1;
     sqlite3_stmt *q;
@@ -521,8 +619,10 @@ static int clear_rows(struct sqlite_store *s, const char *dataset, const char *b
     sqlite3_finalize(q);
     char where[160], sql[600];
     if (!sqlite_has_batch_index(s, dataset) && tracked) {
-        if (!have_range)
+        if (!have_range) {
+            *rows = restored;
             return 0; /* it stored no row */
+        }
         snprintf(where, sizeof where, "_id BETWEEN %lld AND %lld AND _batch_id = ?1", (long long)lo,
                  (long long)hi);
     } else {
@@ -546,7 +646,7 @@ static int clear_rows(struct sqlite_store *s, const char *dataset, const char *b
         *rows = sqlite3_column_int64(q, 0);
         rc = SQLITE_DONE;
     } else if (!count_only && rc == SQLITE_DONE) {
-        *rows = sqlite3_changes(s->db);
+        *rows = restored + sqlite3_changes(s->db);
     }
     sqlite3_finalize(q);
     return rc == SQLITE_DONE ? 0 : sqlite_fail(s, "batch clear");
@@ -611,8 +711,37 @@ static int run_one(struct sqlite_store *s, const char *sql, const char *id, cons
 
 int sqlite_batch_hide(struct store *st, const char *batch_id)
 {
-    return run_one(SQ(st), "INSERT OR IGNORE INTO batch_pending(batch_id) VALUES (?1)", batch_id,
-                   "batch hide");
+    struct sqlite_store *s = SQ(st);
+    if (run_one(s, "INSERT OR IGNORE INTO batch_pending(batch_id) VALUES (?1)", batch_id,
+                "batch hide") < 0)
+        return -1;
+    if (sqlite3_changes(s->db) == 0)
+        return 0; /* hidden already: what it saved is still to be put back */
+    /* Newly hidden: versions it saved in an earlier pass, published but not dropped yet (a
+     * crash in between), must not show again. */
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT dataset FROM batches WHERE id = ?1", -1, &q, NULL) !=
+        SQLITE_OK)
+        return sqlite_fail(s, "batch hide");
+    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
+    int rc = 0;
+    int64_t n;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        rc = saved_rows(s, (const char *)sqlite3_column_text(q, 0), batch_id, 0, 0, &n);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+int sqlite_batch_saved_drop(struct store *st, const char *dataset, const char *batch_id,
+                            int64_t limit, int64_t *rows)
+{
+    struct sqlite_store *s = SQ(st);
+    int pending = is_pending(s, batch_id);
+    if (pending) { /* still hidden: they are what readers see */
+        *rows = 0;
+        return pending < 0 ? -1 : 0;
+    }
+    return saved_rows(s, dataset, batch_id, 0, limit > 0 ? limit : 1, rows);
 }
 
 int sqlite_batch_rows_drop(struct store *st, const char *dataset, const char *batch_id,

@@ -254,13 +254,14 @@ int sqlite_table_load(struct store *st, const struct table_def *t, const struct 
 int sqlite_dataset_drop(struct store *st, const char *name)
 {
     struct sqlite_store *s = SQ(st);
-    char sql[300];
+    char sql[400];
     int kind = sqlite_dataset_kind(s, name);
     if (kind < 0)
         return -1;
     snprintf(sql, sizeof sql,
-             "DROP %s IF EXISTS \"ds_%s\"; DROP TABLE IF EXISTS \"" SQLITE_ROWS "%s\"",
-             kind == 2 ? "VIEW" : "TABLE", name, name);
+             "DROP %s IF EXISTS \"ds_%s\"; DROP TABLE IF EXISTS \"" SQLITE_ROWS "%s\";"
+             " DROP TABLE IF EXISTS \"" SQLITE_SAVED "%s\"",
+             kind == 2 ? "VIEW" : "TABLE", name, name, name);
     if (sqlite_exec(s, sql) < 0)
         return -1;
     sqlite3_stmt *q;

@@ -31,6 +31,11 @@ struct ds_stmt {
  * ds_<name> over it (sqlite.c), which hides the rows of batches still in batch_pending; every
  * write goes to the table. */
 #define SQLITE_ROWS "dsr_"
+/* The prefix of the table that keeps, for an upsert dataset, the versions of rows that a
+ * batch being stored in slices has updated in place: dsv_<name>, with the batch's id in
+ * _pending. The view shows them while the batch is pending, instead of its versions; taking
+ * the batch back puts them back (sqlite_batch.c), publishing it leaves them to be dropped. */
+#define SQLITE_SAVED "dsv_"
 
 struct sqlite_store {
     struct store base;
@@ -213,10 +218,14 @@ int sqlite_batch_delete(struct store *st, const char *id);
 /* What ds_<dataset> is: 0 none, 1 a table (a store from before the view), 2 the view; -1 on
  * failure. */
 int sqlite_dataset_kind(struct sqlite_store *s, const char *dataset);
-/* (Re)make the view ds_<name> (create_view) and its INSTEAD OF triggers over dsr_<name>
- * (sqlite_schema.c). */
-int sqlite_dataset_view(struct sqlite_store *s, const char *name, int create_view);
+/* (Re)make the view ds_<name> and its INSTEAD OF triggers over dsr_<name> (and dsv_<name>,
+ * made here for an upsert dataset: sqlite_schema.c). */
+int sqlite_dataset_view(struct sqlite_store *s, const char *name, int upsert);
+/* Whether dsv_<dataset> exists: 1, 0, -1 on failure. */
+int sqlite_has_saved(struct sqlite_store *s, const char *dataset);
 int sqlite_batch_hide(struct store *st, const char *batch_id);
+int sqlite_batch_saved_drop(struct store *st, const char *dataset, const char *batch_id,
+                            int64_t limit, int64_t *rows);
 int sqlite_batch_rows_drop(struct store *st, const char *dataset, const char *batch_id,
                            int64_t limit, int64_t *rows);
 int sqlite_batch_publish(struct store *st, const char *batch_id, int dlq);

@@ -92,6 +92,7 @@ const struct store_ops store_sqlite_ops = {
     .batch_hide = sqlite_batch_hide,
     .batch_rows_drop = sqlite_batch_rows_drop,
     .batch_publish = sqlite_batch_publish,
+    .batch_saved_drop = sqlite_batch_saved_drop,
     .snapshot = sqlite_snapshot,
     .table_count = sqlite_table_count,
     .table_dump = sqlite_table_dump,

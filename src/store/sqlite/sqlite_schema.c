@@ -5,6 +5,7 @@
  */
 #include <sqlite3.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "store/store.h"
 #include "util/buf.h"
@@ -200,64 +201,170 @@ int sqlite_migrate(struct store *st)
     return 0;
 }
 
-/*
- * ds_<name>, the view readers query, over dsr_<name>, the table the rows are in: every row
- * but those of the batches in batch_pending (batch/slices.c). SELECT * follows the table's
- * columns, added ones included. INSTEAD OF triggers make it take INSERT, UPDATE and DELETE
- * as the table did, so SQL that fixed rows by hand still does (SQLite counts the rows such
- * statements change through a trigger as 0 in changes()); they name every column, so they
- * are made again when columns are added.
- */
-int sqlite_dataset_view(struct sqlite_store *s, const char *name, int create_view)
+/* Whether table (a name with its prefix and the dataset's name) exists: 1, 0, or -1. */
+static int table_exists(struct sqlite_store *s, const char *prefix, const char *name)
 {
-    struct buf cols, news, sets, sql;
-    buf_init(&cols, 1 << 16);
-    buf_init(&news, 1 << 16);
-    buf_init(&sets, 1 << 16);
-    buf_init(&sql, 1 << 18);
     sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 || ?2",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "dataset view");
+    sqlite3_bind_text(q, 1, prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sqlite_fail(s, "dataset view");
+}
+
+int sqlite_has_saved(struct sqlite_store *s, const char *dataset)
+{
+    return table_exists(s, SQLITE_SAVED, dataset);
+}
+
+/* The columns of prefix<name>, appended to out as `pre"col"` separated by ", ", or (set)
+ * as `"col" = NEW."col"`. Returns how many, -1 on failure. */
+static int columns(struct sqlite_store *s, const char *prefix, const char *name, const char *pre,
+                   int set, struct buf *out)
+{
     char pragma[200];
-    snprintf(pragma, sizeof pragma, "PRAGMA table_info(\"" SQLITE_ROWS "%s\")", name);
-    int rc = -1, bad = 0, n = 0;
-    if (sqlite3_prepare_v2(s->db, pragma, -1, &q, NULL) != SQLITE_OK) {
-        sqlite_fail(s, "dataset view");
-        goto out;
-    }
+    snprintf(pragma, sizeof pragma, "PRAGMA table_info(\"%s%s\")", prefix, name);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, pragma, -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "dataset view");
+    int n = 0, bad = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         const char *c = (const char *)sqlite3_column_text(q, 1);
-        bad |= buf_printf(&cols, "%s\"%s\"", n ? ", " : "", c) < 0;
-        bad |= buf_printf(&news, "%sNEW.\"%s\"", n ? ", " : "", c) < 0;
-        bad |= buf_printf(&sets, "%s\"%s\" = NEW.\"%s\"", n ? ", " : "", c, c) < 0;
+        if (!strcmp(c, "_pending"))
+            continue;
+        bad |= set ? buf_printf(out, "%s\"%s\" = NEW.\"%s\"", n ? ", " : "", c, c) < 0
+                   : buf_printf(out, "%s%s\"%s\"", n ? ", " : "", pre, c) < 0;
         n++;
     }
     sqlite3_finalize(q);
-    if (create_view)
+    if (bad) {
+        snprintf(s->err, sizeof s->err, "dataset view %s: out of memory", name);
+        return -1;
+    }
+    return n;
+}
+
+/* The columns of dsr_<name> that dsv_<name> lacks, added to it (a column added to the
+ * dataset while saved versions are kept is NULL in them). */
+static int saved_columns(struct sqlite_store *s, const char *name, struct buf *sql)
+{
+    char pragma[200];
+    snprintf(pragma, sizeof pragma,
+             "SELECT r.name, r.type FROM pragma_table_info('" SQLITE_ROWS "%s') r WHERE r.name"
+             " NOT IN (SELECT name FROM pragma_table_info('" SQLITE_SAVED "%s'))",
+             name, name);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, pragma, -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, "dataset view");
+    int bad = 0;
+    while (sqlite3_step(q) == SQLITE_ROW)
+        bad |= buf_printf(sql, "ALTER TABLE \"" SQLITE_SAVED "%s\" ADD COLUMN \"%s\" %s;", name,
+                          (const char *)sqlite3_column_text(q, 0),
+                          (const char *)sqlite3_column_text(q, 1)) < 0;
+    sqlite3_finalize(q);
+    return bad ? -1 : 0;
+}
+
+/*
+ * ds_<name>, the view readers query, over dsr_<name>, the table the rows are in: every row
+ * but those of the batches in batch_pending (batch/slices.c), and for upsert datasets the
+ * versions in dsv_<name> that a pending batch replaced (the row as it was before the batch
+ * updated it in place, kept by the trigger dsr_<name>_save until the batch is published or
+ * taken back: sqlite_batch.c). SELECT * follows the table's columns, added ones included.
+ * INSTEAD OF triggers make it take INSERT, UPDATE and DELETE as the table did, so SQL that
+ * fixed rows by hand still does (SQLite counts the rows such statements change through a
+ * trigger as 0 in changes()); an update or delete goes to the version the reader saw. They
+ * name every column, so they are made again when columns are added.
+ */
+int sqlite_dataset_view(struct sqlite_store *s, const char *name, int upsert)
+{
+    struct buf cols, news, olds, sets, sql;
+    buf_init(&cols, 1 << 16);
+    buf_init(&news, 1 << 16);
+    buf_init(&olds, 1 << 16);
+    buf_init(&sets, 1 << 16);
+    buf_init(&sql, 1 << 18);
+    int rc = -1, bad = 0;
+    int saved = sqlite_has_saved(s, name);
+    if (saved < 0)
+        goto out;
+    if (upsert && !saved) {
         bad |= buf_printf(&sql,
-                          "CREATE VIEW \"ds_%s\" AS SELECT * FROM \"" SQLITE_ROWS
-                          "%s\" WHERE _batch_id IS NULL OR _batch_id NOT IN"
-                          " (SELECT batch_id FROM batch_pending);",
-                          name, name) < 0;
+                          "CREATE TABLE \"" SQLITE_SAVED "%s\" AS SELECT NULL AS _pending, * FROM"
+                          " \"" SQLITE_ROWS "%s\" WHERE 0;"
+                          "CREATE INDEX \"" SQLITE_SAVED "%s_pending\" ON \"" SQLITE_SAVED
+                          "%s\"(_pending);",
+                          name, name, name, name) < 0;
+        saved = 1;
+    } else if (saved && saved_columns(s, name, &sql) < 0) {
+        goto out;
+    }
+    int n = columns(s, SQLITE_ROWS, name, "", 0, &cols);
+    if (n <= 0 || columns(s, SQLITE_ROWS, name, "NEW.", 0, &news) < 0 ||
+        columns(s, SQLITE_ROWS, name, "OLD.", 0, &olds) < 0 ||
+        columns(s, SQLITE_ROWS, name, "", 1, &sets) < 0) {
+        if (n == 0)
+            snprintf(s->err, sizeof s->err, "dataset view %s: no table", name);
+        goto out;
+    }
+    const char *visible = "(_batch_id IS NULL OR _batch_id NOT IN (SELECT batch_id FROM"
+                          " batch_pending))";
     bad |= buf_printf(&sql,
-                      "DROP TRIGGER IF EXISTS \"ds_%s_insert\";"
-                      "DROP TRIGGER IF EXISTS \"ds_%s_update\";"
-                      "DROP TRIGGER IF EXISTS \"ds_%s_delete\";"
-                      "CREATE TRIGGER \"ds_%s_insert\" INSTEAD OF INSERT ON \"ds_%s\" BEGIN"
+                      "DROP VIEW IF EXISTS \"ds_%s\";"
+                      "CREATE VIEW \"ds_%s\" AS SELECT * FROM \"" SQLITE_ROWS "%s\" WHERE %s",
+                      name, name, name, visible) < 0;
+    if (saved)
+        bad |= buf_printf(&sql,
+                          " UNION ALL SELECT %s FROM \"" SQLITE_SAVED "%s\" WHERE _pending IN"
+                          " (SELECT batch_id FROM batch_pending)",
+                          cols.data, name) < 0;
+    bad |= buf_printf(&sql,
+                      ";CREATE TRIGGER \"ds_%s_insert\" INSTEAD OF INSERT ON \"ds_%s\" BEGIN"
                       " INSERT INTO \"" SQLITE_ROWS "%s\" (%s) VALUES (%s); END;"
                       "CREATE TRIGGER \"ds_%s_update\" INSTEAD OF UPDATE ON \"ds_%s\" BEGIN"
-                      " UPDATE \"" SQLITE_ROWS "%s\" SET %s WHERE _id = OLD._id; END;"
-                      "CREATE TRIGGER \"ds_%s_delete\" INSTEAD OF DELETE ON \"ds_%s\" BEGIN"
-                      " DELETE FROM \"" SQLITE_ROWS "%s\" WHERE _id = OLD._id; END;",
-                      name, name, name, name, name, name, cols.data, news.data, name, name, name,
-                      sets.data, name, name, name) < 0;
-    if (bad || n == 0) {
-        snprintf(s->err, sizeof s->err, "dataset view %s: %s", name,
-                 n ? "out of memory" : "no table");
+                      " UPDATE \"" SQLITE_ROWS "%s\" SET %s WHERE _id = OLD._id AND %s;",
+                      name, name, name, cols.data, news.data, name, name, name, sets.data,
+                      visible) < 0;
+    if (saved)
+        bad |= buf_printf(&sql,
+                          " UPDATE \"" SQLITE_SAVED "%s\" SET %s WHERE _id = OLD._id AND"
+                          " _pending IN (SELECT batch_id FROM batch_pending);",
+                          name, sets.data) < 0;
+    bad |= buf_printf(&sql,
+                      " END; CREATE TRIGGER \"ds_%s_delete\" INSTEAD OF DELETE ON \"ds_%s\" BEGIN"
+                      " DELETE FROM \"" SQLITE_ROWS "%s\" WHERE _id = OLD._id AND %s;",
+                      name, name, name, visible) < 0;
+    if (saved)
+        bad |= buf_printf(&sql,
+                          " DELETE FROM \"" SQLITE_SAVED "%s\" WHERE _id = OLD._id AND"
+                          " _pending IN (SELECT batch_id FROM batch_pending);",
+                          name) < 0;
+    bad |= buf_appends(&sql, " END;") < 0;
+    if (saved)
+        /* A row a pending batch takes over (an upsert's update of a row readers see): the
+         * version they see is kept until the batch is published or taken back. */
+        bad |= buf_printf(&sql,
+                          "DROP TRIGGER IF EXISTS \"" SQLITE_ROWS "%s_save\";"
+                          "CREATE TRIGGER \"" SQLITE_ROWS "%s_save\" BEFORE UPDATE OF _batch_id"
+                          " ON \"" SQLITE_ROWS "%s\" WHEN NEW._batch_id IS NOT OLD._batch_id"
+                          " AND NEW._batch_id IN (SELECT batch_id FROM batch_pending) AND"
+                          " (OLD._batch_id IS NULL OR OLD._batch_id NOT IN (SELECT batch_id"
+                          " FROM batch_pending)) BEGIN INSERT INTO \"" SQLITE_SAVED "%s\""
+                          " (_pending, %s) VALUES (NEW._batch_id, %s); END;",
+                          name, name, name, name, cols.data, olds.data) < 0;
+    if (bad) {
+        snprintf(s->err, sizeof s->err, "dataset view %s: out of memory", name);
         goto out;
     }
     rc = sqlite_exec(s, sql.data);
 out:
     buf_release(&cols);
     buf_release(&news);
+    buf_release(&olds);
     buf_release(&sets);
     buf_release(&sql);
     return rc;

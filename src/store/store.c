@@ -104,6 +104,45 @@ void outbox_release(struct outbox_row *r)
     memset(r, 0, sizeof *r);
 }
 
+int job_run_state_new(const char *state)
+{
+    return state && (!strcmp(state, "queued") || !strcmp(state, "skipped"));
+}
+
+int job_run_state_end(const char *state)
+{
+    return state &&
+           (!strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "canceled"));
+}
+
+void job_run_release(struct job_run *r)
+{
+    if (!r)
+        return;
+    free(r->job);
+    free(r->reason);
+    free(r->node);
+    free(r->error);
+    free(r->idem_key);
+    memset(r, 0, sizeof *r);
+}
+
+void job_runs_free(struct job_run *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        job_run_release(&v[i]);
+    free(v);
+}
+
+void job_state_release(struct job_state *s)
+{
+    if (!s)
+        return;
+    free(s->job);
+    free(s->cron);
+    memset(s, 0, sizeof *s);
+}
+
 void api_key_release(struct api_key *k)
 {
     if (!k)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "store/jobs.h"
 #include "store/tables.h"
 
 struct store;
@@ -464,6 +465,51 @@ struct store_ops {
     int (*outbox_pending)(struct store *st, int64_t alert_id, const char *receiver);
     int (*outbox_stats)(struct store *st, int64_t *pending, int64_t *oldest_ms);
 
+    /* The scheduler's history (structs in jobs.h, which says who calls them).
+     * run_add: a queued or skipped run, *id its id; 1 (and the existing run's id) when the
+     * job has a run of that (scheduled_ms, attempt) or that idem_key already: another node
+     * or an earlier request made it. run_start: queued -> running on node (started_ms =
+     * now_ms); 1 when it was not queued (taken, canceled). run_renew: the lease of a run
+     * running on node; 1 when it is not (any more): the runner must stop (fencing); 2 when
+     * renewed but a cancel was asked (the runner stops and finishes it canceled).
+     * run_finish: running on node -> state (succeeded | failed | canceled), items (-1:
+     * none) and error (NULL: none) recorded, ended_ms = now_ms; 1 when it was not running
+     * on node. run_cancel: queued -> canceled (reason, ended_ms = now_ms): 0; running ->
+     * cancel_requested (and reason), seen by the runner's next renew: 2; 1 when the run
+     * has ended already; 3 when there is no such run. */
+    int (*job_run_add)(struct store *st, const struct job_run_new *r, int64_t *id);
+    int (*job_run_start)(struct store *st, int64_t id, const char *node, int64_t lease_until_ms,
+                         int64_t now_ms);
+    int (*job_run_renew)(struct store *st, int64_t id, const char *node, int64_t lease_until_ms);
+    int (*job_run_finish)(struct store *st, int64_t id, const char *node, const char *state,
+                          int64_t items, const char *error, int64_t now_ms);
+    int (*job_run_cancel)(struct store *st, int64_t id, const char *reason, int64_t now_ms);
+    /* run_get: 1 = not found. runs_list: f's page in *out, *n of them (job_runs_free).
+     * runs_active: the job's queued or running run (the newest if several), 1 = none.
+     * last: 1 when the job has no run (out zeroed), else what jobs.h's job_last says
+     * (job_run_release(&out->last)). */
+    int (*job_run_get)(struct store *st, int64_t id, struct job_run *out);
+    int (*job_runs_list)(struct store *st, const struct job_run_filter *f, struct job_run **out,
+                         size_t *n);
+    int (*job_runs_active)(struct store *st, const char *job, struct job_run *out);
+    int (*job_last)(struct store *st, const char *job, struct job_last *out);
+    /* Every running run whose lease ended before now_ms becomes failed, reason "node lost",
+     * ended_ms = now_ms, in one statement; the runs it ended (as they are now) in *out, *n
+     * of them (job_runs_free), so the scheduler can retry them: each is returned once. */
+    int (*job_runs_lost)(struct store *st, int64_t now_ms, struct job_run **out, size_t *n);
+    /* Delete job's ended runs that are beyond its newest keep_runs runs AND ended before
+     * keep_before_ms, failed runs before failed_keep_before_ms instead (kept longer). 0
+     * turns a bound off: keep_runs 0, the age alone decides; keep_before_ms 0, the count
+     * alone (failed runs still kept until failed_keep_before_ms when it is not 0);
+     * failed_keep_before_ms 0, failed runs go by keep_before_ms; keep_runs and
+     * keep_before_ms both 0 delete nothing. Never a queued or running run. *deleted (may
+     * be NULL) gets how many. */
+    int (*job_runs_prune)(struct store *st, const char *job, int keep_runs, int64_t keep_before_ms,
+                          int64_t failed_keep_before_ms, int64_t *deleted);
+    /* job_state_get: 1 = none (out zeroed); job_state_put: insert or replace the job's row. */
+    int (*job_state_get)(struct store *st, const char *job, struct job_state *out);
+    int (*job_state_put)(struct store *st, const struct job_state *s);
+
     /* Work that must run on one node at a time (the sentinel): 1 when this connection holds
      * the role `name` (taken now or held already), 0 when another node holds it, -1 on
      * error. Held until the connection closes, so a node that dies frees it. */
@@ -628,6 +674,23 @@ int store_dataset_verdict(const struct dataset_config *ds, int found, struct sch
 #define store_outbox_retry(st, id, next, e) ((st)->ops->outbox_retry((st), (id), (next), (e)))
 #define store_outbox_pending(st, a, r) ((st)->ops->outbox_pending((st), (a), (r)))
 #define store_outbox_stats(st, n, oldest) ((st)->ops->outbox_stats((st), (n), (oldest)))
+#define store_job_run_add(st, r, id) ((st)->ops->job_run_add((st), (r), (id)))
+#define store_job_run_start(st, id, node, lease, now)                                              \
+    ((st)->ops->job_run_start((st), (id), (node), (lease), (now)))
+#define store_job_run_renew(st, id, node, lease)                                                   \
+    ((st)->ops->job_run_renew((st), (id), (node), (lease)))
+#define store_job_run_finish(st, id, node, state, items, e, now)                                   \
+    ((st)->ops->job_run_finish((st), (id), (node), (state), (items), (e), (now)))
+#define store_job_run_cancel(st, id, why, now) ((st)->ops->job_run_cancel((st), (id), (why), (now)))
+#define store_job_run_get(st, id, out) ((st)->ops->job_run_get((st), (id), (out)))
+#define store_job_runs_list(st, f, out, n) ((st)->ops->job_runs_list((st), (f), (out), (n)))
+#define store_job_runs_active(st, job, out) ((st)->ops->job_runs_active((st), (job), (out)))
+#define store_job_last(st, job, out) ((st)->ops->job_last((st), (job), (out)))
+#define store_job_runs_lost(st, now, out, n) ((st)->ops->job_runs_lost((st), (now), (out), (n)))
+#define store_job_runs_prune(st, job, keep, before, fbefore, del)                                  \
+    ((st)->ops->job_runs_prune((st), (job), (keep), (before), (fbefore), (del)))
+#define store_job_state_get(st, job, out) ((st)->ops->job_state_get((st), (job), (out)))
+#define store_job_state_put(st, s) ((st)->ops->job_state_put((st), (s)))
 #define store_singleton(st, name) ((st)->ops->singleton((st), (name)))
 #define store_wait_work(st, ms) ((st)->ops->wait_work((st), (ms)))
 #define store_batch_clear(st, ds, id, c, rows)                                                     \

@@ -130,6 +130,14 @@ static const struct table_col alert_outbox[] = {
     IS("id"),        I("alert_id"), T("receiver"), T("event"),      T("body"),
     I("created_ms"), I("attempts"), I("next_ms"),  T("last_error"),
 };
+static const struct table_col job_runs[] = {
+    IS("id"),        T("job"),        I("scheduled_ms"), I("attempt"),
+    T("trigger"),    T("state"),      T("reason"),       T("node"),
+    I("created_ms"), I("started_ms"), I("ended_ms"),     I("lease_until_ms"),
+    I("items"),      T("error"),      T("idem_key"),     I("cancel_requested"),
+};
+static const struct table_col job_state[] = {TK("job"), I("paused"), I("last_due_ms"), T("cron"),
+                                             I("updated_ms")};
 
 /* `datasets` comes before `batches`: the dataset tables are loaded between them, so a
  * backend can work out where each batch's rows are when batches are loaded. */
@@ -152,6 +160,8 @@ const struct table_def store_tables[] = {
     TABLE("alerts", alerts),
     TABLE("alert_events", alert_events),
     TABLE("alert_outbox", alert_outbox),
+    TABLE("job_runs", job_runs),
+    TABLE("job_state", job_state),
 };
 const size_t store_ntables = ARRAY_SIZE(store_tables);
 

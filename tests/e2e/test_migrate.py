@@ -146,7 +146,7 @@ def test_to_the_suite_store_and_back(make_server, tmp_path):
     mid = make_server(extra_yaml=AUTH, start=False)
     p = migrate("--from", sqlite_url(src), "--to", mid.storage_url)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "copied and verified: 23 tables" in p.stdout, p.stdout
+    assert "copied and verified: 25 tables" in p.stdout, p.stdout
     lines = {ln.split()[0]: ln for ln in p.stdout.splitlines()[2:-1]}
     assert lines["ds_judgments"].split()[1:3] == ["12", "12"], p.stdout
     assert lines["batch"].split()[2:4] == ["2", "2"], p.stdout

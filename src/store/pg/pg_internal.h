@@ -6,7 +6,8 @@
  * owns one for all writes, each HTTP loop one for reads. pg_conn.c holds the
  * connection and the helpers every other file calls (pg_exec, pg_fail ...), pg_copy.c
  * the COPY queue; pg.c (datasets, transactions, rows, DLQ, idempotency), pg_batch.c,
- * pg_files.c, pg_auth.c, pg_stats.c, pg_alerts.c, pg_dump.c and pg_check.c (integrity)
+ * pg_files.c, pg_auth.c, pg_stats.c, pg_alerts.c, pg_jobs.c (the scheduler's history),
+ * pg_dump.c and pg_check.c (integrity)
  * the operations; pg_schema.c the migrations' statements; pg_ops.c the operations table.
  *
  * Parameters are passed as text with PQexecParams (NULL = SQL NULL); integers
@@ -193,6 +194,24 @@ int pg_outbox_finish(struct store *st, int64_t id, int64_t delivered_ms);
 int pg_outbox_retry(struct store *st, int64_t id, int64_t next_ms, const char *error);
 int pg_outbox_pending(struct store *st, int64_t alert_id, const char *receiver);
 int pg_outbox_stats(struct store *st, int64_t *pending, int64_t *oldest_ms);
+/* The scheduler's history (pg_jobs.c); see store.h. */
+int pg_job_run_add(struct store *st, const struct job_run_new *r, int64_t *id);
+int pg_job_run_start(struct store *st, int64_t id, const char *node, int64_t lease_until_ms,
+                     int64_t now_ms);
+int pg_job_run_renew(struct store *st, int64_t id, const char *node, int64_t lease_until_ms);
+int pg_job_run_finish(struct store *st, int64_t id, const char *node, const char *state,
+                      int64_t items, const char *error, int64_t now_ms);
+int pg_job_run_cancel(struct store *st, int64_t id, const char *reason, int64_t now_ms);
+int pg_job_run_get(struct store *st, int64_t id, struct job_run *out);
+int pg_job_runs_list(struct store *st, const struct job_run_filter *f, struct job_run **out,
+                     size_t *n);
+int pg_job_runs_active(struct store *st, const char *job, struct job_run *out);
+int pg_job_last(struct store *st, const char *job, struct job_last *out);
+int pg_job_runs_lost(struct store *st, int64_t now_ms, struct job_run **out, size_t *n);
+int pg_job_runs_prune(struct store *st, const char *job, int keep_runs, int64_t keep_before_ms,
+                      int64_t failed_keep_before_ms, int64_t *deleted);
+int pg_job_state_get(struct store *st, const char *job, struct job_state *out);
+int pg_job_state_put(struct store *st, const struct job_state *js);
 /* Rollups summed per group commit (pg_stats.c): a job's are kept with the group when
  * its savepoint is released, dropped when it is rolled back, written before COMMIT. */
 void pg_roll_keep_job(struct pg_store *s);

@@ -123,5 +123,20 @@ const char *const pg_migrations[] = {
     " sum(received) AS r, sum(accepted) AS a, sum(rejected) AS j, sum(duplicate) AS d"
     " FROM rollup_minute GROUP BY dataset, minute / 60) m ON m.dataset = h.dataset"
     " AND m.hr = h.hour;",
+    /* 7: the scheduler's history (as SQLite's migration 13; store/jobs.h) */
+    "CREATE TABLE job_runs (id BIGSERIAL PRIMARY KEY, job TEXT NOT NULL,"
+    " scheduled_ms BIGINT NOT NULL, attempt INTEGER NOT NULL,"
+    " \"trigger\" TEXT NOT NULL CHECK (\"trigger\" IN ('schedule', 'manual', 'catchup', 'retry')),"
+    " state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed',"
+    " 'skipped', 'canceled')), reason TEXT, node TEXT, created_ms BIGINT NOT NULL,"
+    " started_ms BIGINT, ended_ms BIGINT, lease_until_ms BIGINT, items BIGINT, error TEXT,"
+    " idem_key TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (job, scheduled_ms, attempt));"
+    "CREATE UNIQUE INDEX job_runs_idem ON job_runs(job, idem_key) WHERE idem_key IS NOT NULL;"
+    "CREATE INDEX job_runs_job ON job_runs(job, id);"
+    "CREATE INDEX job_runs_lease ON job_runs(state, lease_until_ms);"
+    "CREATE TABLE job_state (job TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0"
+    " CHECK (paused IN (0, 1)), last_due_ms BIGINT NOT NULL DEFAULT 0, cron TEXT,"
+    " updated_ms BIGINT NOT NULL);",
 };
 const int pg_nmigrations = sizeof pg_migrations / sizeof pg_migrations[0];

@@ -4,7 +4,8 @@
  * files before it: sqlite_conn.c (failures, exec), sqlite_ckpt.c (checkpoints, its own
  * header), sqlite_schema.c, sqlite_auth.c, sqlite_files.c, sqlite_dump.c, sqlite_check.c
  * (integrity), sqlite_stats.c
- * (rollups, stats, sentinel queries), sqlite_batch.c, sqlite_alerts.c, sqlite.c
+ * (rollups, stats, sentinel queries), sqlite_batch.c, sqlite_alerts.c, sqlite_jobs.c (the
+ * scheduler's history), sqlite.c
  * (connection, datasets, transactions, rows, DLQ, idempotency), then sqlite_ops.c, the
  * operations table that names them all (store.h has the contracts). The one reference
  * back is data, not a call: sqlite_open points each handle at that table.
@@ -204,6 +205,24 @@ int sqlite_outbox_finish(struct store *st, int64_t id, int64_t delivered_ms);
 int sqlite_outbox_retry(struct store *st, int64_t id, int64_t next_ms, const char *error);
 int sqlite_outbox_pending(struct store *st, int64_t alert_id, const char *receiver);
 int sqlite_outbox_stats(struct store *st, int64_t *pending, int64_t *oldest_ms);
+/* The scheduler's history (sqlite_jobs.c); see store.h. */
+int sqlite_job_run_add(struct store *st, const struct job_run_new *r, int64_t *id);
+int sqlite_job_run_start(struct store *st, int64_t id, const char *node, int64_t lease_until_ms,
+                         int64_t now_ms);
+int sqlite_job_run_renew(struct store *st, int64_t id, const char *node, int64_t lease_until_ms);
+int sqlite_job_run_finish(struct store *st, int64_t id, const char *node, const char *state,
+                          int64_t items, const char *error, int64_t now_ms);
+int sqlite_job_run_cancel(struct store *st, int64_t id, const char *reason, int64_t now_ms);
+int sqlite_job_run_get(struct store *st, int64_t id, struct job_run *out);
+int sqlite_job_runs_list(struct store *st, const struct job_run_filter *f, struct job_run **out,
+                         size_t *n);
+int sqlite_job_runs_active(struct store *st, const char *job, struct job_run *out);
+int sqlite_job_last(struct store *st, const char *job, struct job_last *out);
+int sqlite_job_runs_lost(struct store *st, int64_t now_ms, struct job_run **out, size_t *n);
+int sqlite_job_runs_prune(struct store *st, const char *job, int keep_runs, int64_t keep_before_ms,
+                          int64_t failed_keep_before_ms, int64_t *deleted);
+int sqlite_job_state_get(struct store *st, const char *job, struct job_state *out);
+int sqlite_job_state_put(struct store *st, const struct job_state *js);
 /* The group's rollups: a job's deltas are kept (savepoint released), dropped (rolled back),
  * written before COMMIT, or all dropped (ROLLBACK); freed at close. */
 void sqlite_roll_keep_job(struct sqlite_store *s);

@@ -146,6 +146,23 @@ static const char *const migrations[] = {
     " errors TEXT NOT NULL, codes TEXT NOT NULL, received_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL, batch_id TEXT NOT NULL);"
     "CREATE INDEX dlq_staged_batch ON dlq_staged(batch_id, seq);",
+    /* 13: the scheduler's history (store/jobs.h): a row per run, unique per (job, scheduled
+     * time, attempt) and per (job, Idempotency-Key), walked by (job, id), swept by (state,
+     * lease); and each job's state (paused, the last scheduled time dealt with) */
+    "CREATE TABLE job_runs (id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL,"
+    " scheduled_ms INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+    " \"trigger\" TEXT NOT NULL CHECK (\"trigger\" IN ('schedule', 'manual', 'catchup', 'retry')),"
+    " state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed',"
+    " 'skipped', 'canceled')), reason TEXT, node TEXT, created_ms INTEGER NOT NULL,"
+    " started_ms INTEGER, ended_ms INTEGER, lease_until_ms INTEGER, items INTEGER, error TEXT,"
+    " idem_key TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (job, scheduled_ms, attempt));"
+    "CREATE UNIQUE INDEX job_runs_idem ON job_runs(job, idem_key) WHERE idem_key IS NOT NULL;"
+    "CREATE INDEX job_runs_job ON job_runs(job, id);"
+    "CREATE INDEX job_runs_lease ON job_runs(state, lease_until_ms);"
+    "CREATE TABLE job_state (job TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0"
+    " CHECK (paused IN (0, 1)), last_due_ms INTEGER NOT NULL DEFAULT 0, cron TEXT,"
+    " updated_ms INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

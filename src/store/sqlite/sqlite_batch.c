@@ -494,6 +494,16 @@ int sqlite_batch_range_flush(struct sqlite_store *s)
     return step_done(s, q, "batch rows");
 }
 
+/* One statement whose only parameter ?1 is id. */
+static int run_one(struct sqlite_store *s, const char *sql, const char *id, const char *what)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return sqlite_fail(s, what);
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    return step_done(s, q, what);
+}
+
 /* 1 when batch_id is in batch_pending, 0 when not, -1 on failure. */
 static int is_pending(struct sqlite_store *s, const char *batch_id)
 {
@@ -548,28 +558,17 @@ static int saved_rows(struct sqlite_store *s, const char *dataset, const char *b
             sqlite_oom(s, "batch restore");
             goto out;
         }
-        if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
-            sqlite_fail(s, "batch restore");
-            goto out;
-        }
-        sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
-        if (step_done(s, q, "batch restore") < 0)
+        if (run_one(s, sql.data, batch_id, "batch restore") < 0)
             goto out;
         buf_reset(&sql);
     }
     bad |= buf_printf(&sql, "DELETE FROM \"" SQLITE_SAVED "%s\" WHERE rowid IN (%s)", dataset,
                       pick) < 0;
-    sqlite3_stmt *q;
     if (bad) {
         sqlite_oom(s, "batch restore");
         goto out;
     }
-    if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
-        sqlite_fail(s, "batch restore");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, batch_id, -1, SQLITE_STATIC);
-    if (step_done(s, q, "batch restore") < 0)
+    if (run_one(s, sql.data, batch_id, "batch restore") < 0)
         goto out;
     *rows = sqlite3_changes(s->db);
     rc = 0;
@@ -699,15 +698,6 @@ int sqlite_batch_delete(struct store *st, const char *id)
 }
 
 /* ---- sliced passes (store.h batch_hide, batch_rows_drop, batch_publish) ------------- */
-
-static int run_one(struct sqlite_store *s, const char *sql, const char *id, const char *what)
-{
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return sqlite_fail(s, what);
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    return step_done(s, q, what);
-}
 
 int sqlite_batch_hide(struct store *st, const char *batch_id)
 {

@@ -156,6 +156,16 @@ const struct command cli_commands[] = {
      "\n"
      "Exit codes: 0 copied (or, with --verify-only, equal) and verified; 1 refused,\n"
      "failed or different (nothing committed); 2 usage error.\n"},
+    {"cron", cmd_cron, "print the next run times of a cron expression in a time zone",
+     "usage: sluice cron next 'EXPR' [--tz ZONE] [--from TIME] [--count N]\n"
+     "\n"
+     "Prints the next N (default 5, at most 1000) run times of EXPR strictly after\n"
+     "--from (epoch ms, RFC 3339 or a duration before now; default now), one a line:\n"
+     "the instant in UTC, two spaces, the local time with its offset, a space, the zone:\n"
+     "  2026-03-08T07:00:00Z  2026-03-08T03:00:00-04:00 America/New_York\n"
+     "EXPR: 5 fields (minute hour day-of-month month day-of-week) or a macro (@daily);\n"
+     "ZONE: a name from the system's zone files (default UTC). docs/scheduling.md gives\n"
+     "the syntax and the daylight-saving rule. Exit 0, or 2 with the reason on stderr.\n"},
     {"version", cmd_version, "print the version", "usage: sluice version\n"},
     {"help", cmd_help, "show help for sluice or one command", "usage: sluice help [COMMAND]\n"},
     {"config-docs", cmd_config_docs, "print the configuration reference (Markdown)",

@@ -14,6 +14,11 @@
 --   THREADS    wrk's -t, to split the case-number space (default 2).
 --   BAD_EVERY  if N > 0, every Nth row is invalid (a negative amount), to
 --              load the rejection path (DLQ); default 0: all rows valid.
+--   PACE_MS    if N > 0, each connection waits N ms after an answer before
+--              its next request (wrk's delay()): a paced load below what the
+--              server can take, so latency is the time a request spends in
+--              the server rather than in a queue the load itself keeps full;
+--              default 0: each connection sends again as soon as answered.
 --
 -- Every body is built per request: case numbers, amounts, dates (real
 -- calendar dates, leap days included), status and notes vary, and a row is
@@ -28,6 +33,11 @@ local DATASET = os.getenv("DATASET") or "bench"
 local CASE_BASE = tonumber(os.getenv("CASE_BASE") or "0")
 local NTHREADS = tonumber(os.getenv("THREADS") or "2")
 local BAD_EVERY = tonumber(os.getenv("BAD_EVERY") or "0")
+local PACE_MS = tonumber(os.getenv("PACE_MS") or "0")
+
+if PACE_MS > 0 then
+   function delay() return PACE_MS end
+end
 
 local threads = {}
 

@@ -41,15 +41,23 @@
 # acknowledged row, and the batch dataset exactly the rows the batches said
 # they inserted.
 #
+# PACE_MS=N paces the pushes: each of the CONNS connections waits N ms after
+# an answer before its next request (bench/load.lua), so the load stays below
+# what the server can take. Unpaced, the 64 connections keep the server's
+# queue full, and a push's latency is then CONNS / req/s (Little's law) in
+# the control as much as in the mixed run; paced, it is the time a push
+# spends being served, which is what a batch must not stretch.
+#
 # Output: a Markdown report on stdout and, with DOC set, the section of
 # docs/performance.md between <!-- bench:mixed:STORE:begin --> and
-# <!-- bench:mixed:STORE:end --> (see write_doc_section in bench/lib.sh).
+# <!-- bench:mixed:STORE:end --> (mixed-paced:STORE with PACE_MS; see
+# write_doc_section in bench/lib.sh).
 # Raw results: $WORK/results.jsonl (kept with KEEP=1).
 #
 # Environment: STORE (sqlite | pg), N (3), DURATION (30s: long enough for at
 # least one whole batch under load), WARMUP (3s), THREADS (2), CONNS (64),
 # ROWS (1000000), INVALID_PCT (2), SEED (20261123), PORT (18380), POLL
-# (0.05), PROBE (1), PROBE_EVERY (0.02), CONTROL (1: also the control
+# (0.05), PROBE (1), PROBE_EVERY (0.02), PACE_MS (0), CONTROL (1: also the control
 # scenario), SLUICE (build/sluice), CACHE ($TMPDIR or /tmp, /sluice-bench-cache),
 # DOC (docs/performance.md; DOC= to write none), KEEP (0), TMPDIR, QUIET_PCT
 # (15) and QUIET_WAIT (120): before each measured run, wait up to QUIET_WAIT s
@@ -73,6 +81,7 @@ POLL=${POLL:-0.05}
 PROBE=${PROBE:-1}
 PROBE_EVERY=${PROBE_EVERY:-0.02}
 CONTROL=${CONTROL:-1}
+PACE_MS=${PACE_MS:-0}
 SLUICE=${SLUICE:-$ROOT/build/sluice}
 CACHE=${CACHE:-${TMPDIR:-/tmp}/sluice-bench-cache}
 DOC=${DOC-$ROOT/docs/performance.md}
@@ -97,6 +106,7 @@ if [ "$STORE" = pg ] && [ -z "${PGHOST:-}" ]; then
 fi
 
 CMDLINE="STORE=$STORE N=$N DURATION=$DURATION CONNS=$CONNS ROWS=$ROWS INVALID_PCT=$INVALID_PCT"
+[ "$PACE_MS" = 0 ] || CMDLINE+=" PACE_MS=$PACE_MS"
 [ "$PROBE" = 1 ] || CMDLINE+=" PROBE=0"
 [ "$CONTROL" = 1 ] || CMDLINE+=" CONTROL=0"
 CMDLINE+=" bash bench/mixed.sh"
@@ -275,7 +285,7 @@ run() {
     fi
     tw0=$(now)
     local TIMEFORMAT='%U %S'
-    { time ROWS=100 DATASET=events CASE_BASE=0 THREADS=$THREADS wrk -t"$THREADS" -c"$CONNS" \
+    { time PACE_MS=$PACE_MS ROWS=100 DATASET=events CASE_BASE=0 THREADS=$THREADS wrk -t"$THREADS" -c"$CONNS" \
         -d"$DURATION" --timeout 10s --latency -s "$ROOT/bench/load.lua" "$URL" \
         >"$out" 2>"$out.err"; } 2>"$out.time"
     tw1=$(now)
@@ -452,6 +462,10 @@ open(sys.argv[2], "w").write("\n".join(L) + "\n")
 EOF
 cat "$WORK/report.md"
 if [ -n "$DOC" ]; then
-    write_doc_section "$DOC" "mixed:$STORE" "Pushes during a batch ($STORE)" "$WORK/report.md"
-    log "wrote the mixed:$STORE section of $DOC"
+    if [ "$PACE_MS" = 0 ]; then
+        write_doc_section "$DOC" "mixed:$STORE" "Pushes during a batch ($STORE)" "$WORK/report.md"
+    else
+        write_doc_section "$DOC" "mixed-paced:$STORE" "Paced pushes during a batch ($STORE)" "$WORK/report.md"
+    fi
+    log "wrote its section of $DOC"
 fi

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cron/cron.h"
 #include "schema/schema.h"
 
 enum on_duplicate { ON_DUP_REJECT = 0, ON_DUP_UPSERT, ON_DUP_SKIP };
@@ -58,6 +59,48 @@ struct route_config {
     char **receivers;                /* NULL-terminated names */
     int line;
 };
+
+/* One entry of jobs: a scheduled job (docs/scheduling.md). The kind's arguments are checked
+ * against the kind's own table (config_job_kinds, jobs.c) and kept in args: a field not
+ * used by the kind keeps its default. */
+enum job_catchup { JOB_CATCHUP_NONE = 0, JOB_CATCHUP_LATEST, JOB_CATCHUP_ALL };
+enum job_overlap { JOB_OVERLAP_SKIP = 0, JOB_OVERLAP_QUEUE };
+struct job_config {
+    char *name;              /* ^[a-z][a-z0-9_]{0,62}$, unique */
+    char *cron;              /* the expression as written */
+    struct cron schedule;    /* cron compiled (cron.h) */
+    char *timezone;          /* IANA name, default "UTC" */
+    struct tz *tz;           /* owned: timezone loaded (cron/tz.h) */
+    int kind;                /* index in config_job_kind_names */
+    int enabled;             /* default 1 */
+    uint64_t timeout_ms;     /* 1h; a run that takes longer is canceled and fails */
+    int catchup;             /* enum job_catchup, default latest */
+    int max_catchup_runs;    /* 10 */
+    uint64_t catchup_window_ms; /* 0: any missed time; else only those this recent */
+    uint64_t grace_ms;       /* 60s: a time later than this when seen is missed (catch-up) */
+    int overlap;             /* enum job_overlap, default skip */
+    int keep_runs;           /* 100 newest runs kept */
+    int keep_days;           /* 30: older runs pruned (beyond keep_runs) */
+    int keep_failed_days;    /* 90: failed runs kept this long */
+    int retries;             /* 0: a failed run is not retried */
+    uint64_t retry_backoff_ms; /* 30s, doubled for each further attempt */
+    struct {
+        uint64_t sleep_ms;       /* noop */
+        int fail;                /* noop: end failed */
+        char *dataset;           /* dlq_retry: NULL = any */
+        char *error_code;        /* dlq_retry: NULL = any */
+        int limit;               /* dlq_retry: most entries a run retries */
+        char **tasks;            /* housekeeping: NULL-terminated; NULL = all */
+        char *url, *method, *body; /* http */
+        char **headers;          /* http: "Name: value", NULL-terminated */
+        char **expect_status;    /* http: status codes that succeed; NULL = 2xx */
+    } args;
+    int line;
+};
+/* The job kinds, by index (NULL-terminated): what job_config.kind indexes. */
+extern const char *const config_job_kind_names[];
+/* The tasks a housekeeping job may name (NULL-terminated). */
+extern const char *const config_housekeeping_tasks[];
 
 struct sluice_config {
     char *path;     /* the file it was read from (owned), NULL if none */
@@ -179,6 +222,14 @@ struct sluice_config {
         size_t nroutes;
     } alerts;
 
+    struct {
+        int enabled;     /* 1: this node runs the scheduler (one node at a time, a lease) */
+        int lease_s;     /* 30: a run's lease, renewed while it runs */
+        int max_running; /* 16: runs at once on this node */
+    } scheduler;
+    struct job_config *jobs; /* owned array */
+    size_t njobs;
+
     int storage_explicit; /* storage was set by the file or config_set(); else it follows
                              data_dir */
 };
@@ -213,6 +264,9 @@ int config_set(struct sluice_config *cfg, const char *name, const char *value, c
                size_t errlen);
 
 void config_release(struct sluice_config *cfg); /* frees everything inside; cfg may be reused */
+
+/* Find a job by name; borrowed, NULL if none. */
+const struct job_config *config_job(const struct sluice_config *cfg, const char *name);
 
 /* Find a dataset by name; borrowed, NULL if none. */
 const struct dataset_config *config_dataset(const struct sluice_config *cfg, const char *name);

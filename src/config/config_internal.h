@@ -7,6 +7,7 @@
  *   values.c   text to typed values, set into a struct through its option row
  *   yaml.c     the walk of a YAML document against a table (yaml.h)
  *   load.c     config_load(): the file, the list-valued options, the checks
+ *   jobs.c     the jobs list: its keys, the job kinds' arguments, its loading
  *   docs.c     docs/configuration.md from the tables
  *
  * Everything here is immutable after start-up (tables) or works on the caller's
@@ -43,6 +44,8 @@ enum opt_type {
     OT_RECEIVERS, /* struct receiver_config * + count, from a list */
     OT_ROUTES,    /* struct route_config * + count, from a list */
     OT_KEY,       /* char *, a dataset's key in its text form (schema.h), from a name or a list */
+    OT_JOBS,      /* struct job_config * + count, from a list (jobs.c) */
+    OT_JOBARGS,   /* a job's args: skipped by the walk, read by jobs.c once the kind is known */
 };
 
 enum {
@@ -76,6 +79,18 @@ extern const struct opt config_route_opts[]; /* ... of alerts.routes */
 extern const size_t config_nroute_opts;
 extern const struct opt config_jwt_key_opts[]; /* ... of auth.jwt.keys */
 extern const size_t config_njwt_key_opts;
+
+/* ---- jobs.c: the keys of one entry of jobs, and each kind's arguments ----- */
+extern const struct opt config_job_opts[];
+extern const size_t config_njob_opts;
+struct job_kind_def {
+    const char *name, *help;
+    const struct opt *args; /* the keys of the job's args; NULL: none */
+    size_t nargs;
+};
+extern const struct job_kind_def config_job_kinds[]; /* in config_job_kind_names' order */
+extern const size_t config_njob_kinds;
+void config_jobs_release(struct sluice_config *cfg);
 
 /* Environment variables, each the same as one command-line flag (NULL: none). */
 struct env_opt {

@@ -171,6 +171,25 @@ void config_write_docs(FILE *out)
           "one of `secret_file`, `secret_env`, `public_key_file`, `jwks_file`):\n\n",
           out);
     md_table(out, config_jwt_key_opts, config_njwt_key_opts, "Key");
+    fputs("\n## Jobs\n\n"
+          "`jobs` is a list; each entry is one scheduled job (see "
+          "[scheduling.md](scheduling.md)) with these keys:\n\n",
+          out);
+    md_table(out, config_job_opts, config_njob_opts, "Key");
+    fputs("\n### Job kinds\n\n"
+          "A job's `kind` is one of these; its `args` take the keys listed with it.\n",
+          out);
+    for (size_t k = 0; k < config_njob_kinds; k++) {
+        fprintf(out, "\n#### `%s`\n\n", config_job_kinds[k].name);
+        md_cell(out, config_job_kinds[k].help);
+        fputs("\n", out);
+        if (config_job_kinds[k].nargs) {
+            fputs("\n", out);
+            md_table(out, config_job_kinds[k].args, config_job_kinds[k].nargs, "Argument");
+        } else {
+            fputs("\nNo arguments.\n", out);
+        }
+    }
     fputs("\n### Schema\n\n"
           "A schema is a subset of JSON Schema, written in YAML. Quoted scalars are strings; "
           "plain scalars that read as integers, numbers, `true`/`false` or `null` are those "

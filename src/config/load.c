@@ -21,13 +21,8 @@
 #include "util/errors.h"
 #include "util/mem.h"
 
-/*
- * What every entry of a list option starts with: a mapping, walked against tbl
- * into base after tbl's defaults, with every required key present. prefix names
- * the entry's keys in messages ("datasets[0]."), option the entry itself, what
- * the mapping that was expected. Returns the entry's line, or -1 after an error.
- */
-static int load_entry(struct loader *ld, struct fy_node *item, int line, const struct opt *tbl,
+/* yaml.h */
+int yaml_load_entry(struct loader *ld, struct fy_node *item, int line, const struct opt *tbl,
                       size_t n, void *base, int *lines, const char *prefix, const char *option,
                       const char *what)
 {
@@ -62,7 +57,7 @@ static int load_dataset(struct loader *ld, struct fy_node *item, size_t i, int l
 
     snprintf(prefix, sizeof prefix, "datasets[%zu].", i);
     snprintf(option, sizeof option, "datasets[%zu]", i);
-    if ((line = load_entry(ld, item, line, config_ds_opts, config_nds_opts, ds, lines, prefix,
+    if ((line = yaml_load_entry(ld, item, line, config_ds_opts, config_nds_opts, ds, lines, prefix,
                            option, "a mapping with name and schema")) < 0)
         return -1;
     {
@@ -126,7 +121,7 @@ static int load_jwt_key(struct loader *ld, struct fy_node *item, size_t i, int l
     char prefix[48], option[48];
     snprintf(prefix, sizeof prefix, "auth.jwt.keys[%zu].", i);
     snprintf(option, sizeof option, "auth.jwt.keys[%zu]", i);
-    if ((line = load_entry(ld, item, line, config_jwt_key_opts, config_njwt_key_opts, k, lines,
+    if ((line = yaml_load_entry(ld, item, line, config_jwt_key_opts, config_njwt_key_opts, k, lines,
                            prefix, option, "a mapping")) < 0)
         return -1;
     k->line = line;
@@ -207,7 +202,7 @@ static int load_alert_list(struct loader *ld, enum opt_type t, struct fy_node *s
         char prefix[48], opt[48];
         snprintf(prefix, sizeof prefix, "%s[%zu].", option, i);
         snprintf(opt, sizeof opt, "%s[%zu]", option, i);
-        if ((l = load_entry(ld, item, line, tbl, nt, base, lines, prefix, opt, "a mapping")) < 0)
+        if ((l = yaml_load_entry(ld, item, line, tbl, nt, base, lines, prefix, opt, "a mapping")) < 0)
             return -1;
         if (recv) {
             struct receiver_config *r = &cfg->alerts.receivers[i];
@@ -234,6 +229,8 @@ static int load_list(struct loader *ld, const struct opt *o, struct fy_node *v, 
         return load_datasets(ld, v, line, option);
     if (o->type == OT_JWTKEYS)
         return load_jwt_keys(ld, v, line, option);
+    if (o->type == OT_JOBS)
+        return config_load_jobs(ld, v, line, option);
     return load_alert_list(ld, o->type, v, line, option);
 }
 

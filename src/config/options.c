@@ -264,6 +264,18 @@ const struct opt config_opts[] = {
     {OPT("alerts.routes", OT_ROUTES, NULL, CFG(alerts.routes),
          "Which receivers get which alerts; see [Alert routes](#alert-routes). Without routes, "
          "every receiver gets every alert.")},
+    {OPT("scheduler.enabled", OT_BOOL, "true", CFG(scheduler.enabled),
+         "Whether this node runs the scheduler. On PostgreSQL one node at a time runs it (a "
+         "lease, as the sentinel's); the others take over when it stops. See "
+         "[scheduling.md](scheduling.md).")},
+    {OPT("scheduler.lease_s", OT_INT, "30", CFG(scheduler.lease_s),
+         "A run's lease: the node running it renews it every third of this; a run whose lease "
+         "ends (its node died) is failed with `node lost` and retried when its job says so."),
+     RANGE(3, 3600)},
+    {OPT("scheduler.max_running", OT_INT, "16", CFG(scheduler.max_running),
+         "Most runs at once on this node; more wait, queued, in the order they were due."),
+     RANGE(1, 1024)},
+    {OPT("jobs", OT_JOBS, NULL, CFG(jobs), "Scheduled jobs; see [Jobs](#jobs).")},
     {OPT("cors.allowed_origins", OT_STRLIST, NULL, CFG(cors.allowed_origins),
          "Origins (`https://console.example.com`) whose browsers may call the API: they get "
          "`Access-Control-Allow-Origin` with their own origin (never `*`) and answered "
@@ -596,6 +608,7 @@ void config_release(struct sluice_config *cfg)
         config_strlist_free(cfg->alerts.routes[i].receivers);
     }
     free(cfg->alerts.routes);
+    config_jobs_release(cfg);
     free(cfg->path);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -37,6 +37,8 @@ const struct opt_type_info config_types[] = {
     [OT_JWTKEYS] = {"list", "a list of keys"},
     [OT_RECEIVERS] = {"list", "a list of receivers"},
     [OT_ROUTES] = {"list", "a list of routes"},
+    [OT_JOBS] = {"list", "a list of jobs"},
+    [OT_JOBARGS] = {"mapping", "a mapping of the kind's arguments"},
     [OT_KEY] = {"name or list of names", "a property name or a list of them"},
 };
 
@@ -389,6 +391,8 @@ int opt_set_text(const struct opt *o, void *base, const char *s, char *why, size
     case OT_RECEIVERS:
     case OT_ROUTES:
     case OT_KEY:
+    case OT_JOBS:
+    case OT_JOBARGS:
         err_set(why, whylen, "can only be set in the configuration file");
         return -1;
     }

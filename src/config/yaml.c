@@ -363,8 +363,10 @@ static int opt_set_node(struct loader *ld, const struct opt *o, void *base, stru
     if (o->type == OT_SCHEMA)
         return load_schema(ld, base, v, line, option);
     if (o->type == OT_DATASETS || o->type == OT_JWTKEYS || o->type == OT_RECEIVERS ||
-        o->type == OT_ROUTES)
+        o->type == OT_ROUTES || o->type == OT_JOBS)
         return ld->load_list(ld, o, v, line, option);
+    if (o->type == OT_JOBARGS)
+        return 0; /* jobs.c walks them against the job's kind */
     if (o->type == OT_STRLIST)
         return load_strlist(ld, (char ***)((char *)base + o->off), v, line, option);
     if (o->type == OT_KEY)

@@ -19,7 +19,7 @@ struct loader {
     struct sluice_config *cfg;
     char *err;
     size_t errlen;
-    /* Load the option o of type OT_DATASETS, OT_JWTKEYS, OT_RECEIVERS or OT_ROUTES from
+    /* Load the option o of type OT_DATASETS, OT_JWTKEYS, OT_RECEIVERS, OT_ROUTES or OT_JOBS from
      * the value v (NULL: empty) of its key at line; 0, or -1 after yaml_fail_at(). */
     int (*load_list)(struct loader *ld, const struct opt *o, struct fy_node *v, int line,
                      const char *option);
@@ -33,6 +33,18 @@ int yaml_fail_at(struct loader *ld, int line, const char *option, const char *fm
 int yaml_node_line(struct fy_node *n);
 /* "a mapping", "a list" or "a scalar", for messages. */
 const char *yaml_node_kind_name(struct fy_node *n);
+
+/*
+ * What every entry of a list option starts with: a mapping, walked against tbl into base
+ * after tbl's defaults, with every required key present. prefix names the entry's keys in
+ * messages ("datasets[0]."), option the entry itself, what the mapping that was expected.
+ * Returns the entry's line, or -1 after an error (load.c).
+ */
+int yaml_load_entry(struct loader *ld, struct fy_node *item, int line, const struct opt *tbl,
+                    size_t n, void *base, int *lines, const char *prefix, const char *option,
+                    const char *what);
+/* The jobs list (jobs.c): 0, or -1 after yaml_fail_at(). */
+int config_load_jobs(struct loader *ld, struct fy_node *seq, int line, const char *option);
 
 /*
  * Walk a mapping against tbl, setting the struct at base. tprefix is the

@@ -2,6 +2,7 @@
  * cron.c - `sluice cron next`: the next run times of a cron expression in a time zone
  * (cron/cron.h), printed in UTC and local time; no server, no configuration.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@ static void put_time(char *out, size_t n, int64_t wall)
              (int)(sec % 3600 / 60), (int)(sec % 60));
 }
 
+static const char synopsis[] =
+    "usage: sluice cron next 'EXPR' [--tz ZONE] [--from TIME] [--count N]";
+
 static int usage_error(const char *msg)
 {
     fprintf(stderr, "sluice cron: %s\n", msg);
@@ -30,28 +34,41 @@ static int usage_error(const char *msg)
 
 int cmd_cron(int argc, char **argv)
 {
-    if (argc < 3 || strcmp(argv[1], "next") != 0)
-        return usage_error("usage: sluice cron next 'EXPR' [--tz ZONE] [--from RFC3339] "
-                           "[--count N]");
-    const char *expr = argv[2], *zone = "UTC", *from = NULL;
+    static const struct option opts[] = {{"tz", required_argument, NULL, 'z'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
+    if (argc < 2 || strcmp(argv[1], "next") != 0)
+        return usage_error(synopsis);
+    const char *zone = "UTC", *from = NULL;
     long count = 5;
-    for (int i = 3; i < argc; i++) {
-        if (i + 1 >= argc)
-            return usage_error("an option needs a value (--tz, --from, --count)");
-        if (strcmp(argv[i], "--tz") == 0)
-            zone = argv[++i];
-        else if (strcmp(argv[i], "--from") == 0)
-            from = argv[++i];
-        else if (strcmp(argv[i], "--count") == 0) {
-            char *end;
-            count = strtol(argv[++i], &end, 10);
-            if (*argv[i] == '\0' || *end || count < 1 || count > 1000)
+    int o;
+    optind = 2;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        char *end;
+        switch (o) {
+        case 'z':
+            zone = optarg;
+            break;
+        case 'f':
+            from = optarg;
+            break;
+        case 'n':
+            count = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || count < 1 || count > 1000)
                 return usage_error("--count must be a number from 1 to 1000");
-        } else {
-            fprintf(stderr, "sluice cron: unknown option %s\n", argv[i]);
+            break;
+        case ':':
+            return usage_error("an option needs a value (--tz, --from, --count)");
+        default:
+            fprintf(stderr, "sluice cron: unknown option %s\n", argv[optind - 1]);
             return 2;
         }
     }
+    if (argc - optind != 1)
+        return usage_error(synopsis);
+    const char *expr = argv[optind];
     char err[512];
     struct cron c;
     if (cron_parse(expr, &c, err, sizeof err) < 0)

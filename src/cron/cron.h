@@ -15,7 +15,10 @@
  * (several gap times coalesce into that one instant; an instant is never returned twice).
  * A local time that occurs twice (a fall-back fold) runs once, at its first occurrence,
  * except for schedules whose hour field is `*` (`* * * * *`, `*`/15 `* * * *`, @hourly),
- * which run in both passes.
+ * which run in both passes. A gap may be a whole day: Pacific/Apia skipped 30 December
+ * 2011 (29 Dec 23:59:59 -10:00 was followed by 31 Dec 00:00 +14:00), so every 30 December
+ * time of a schedule runs once at 31 Dec 00:00 local, and a daily `0 12 * * *` runs there
+ * (for 30 Dec 12:00) and again at 31 Dec 12:00.
  *
  * struct cron is a small value (bitmasks): no allocation, copy it freely; every function
  * is thread-safe.

@@ -66,34 +66,34 @@ struct route_config {
 enum job_catchup { JOB_CATCHUP_NONE = 0, JOB_CATCHUP_LATEST, JOB_CATCHUP_ALL };
 enum job_overlap { JOB_OVERLAP_SKIP = 0, JOB_OVERLAP_QUEUE };
 struct job_config {
-    char *name;              /* ^[a-z][a-z0-9_]{0,62}$, unique */
-    char *cron;              /* the expression as written */
-    struct cron schedule;    /* cron compiled (cron.h) */
-    char *timezone;          /* IANA name, default "UTC" */
-    struct tz *tz;           /* owned: timezone loaded (cron/tz.h) */
-    int kind;                /* index in config_job_kind_names */
-    int enabled;             /* default 1 */
-    uint64_t timeout_ms;     /* 1h; a run that takes longer is canceled and fails */
-    int catchup;             /* enum job_catchup, default latest */
-    int max_catchup_runs;    /* 10 */
+    char *name;                 /* ^[a-z][a-z0-9_]{0,62}$, unique */
+    char *cron;                 /* the expression as written */
+    struct cron schedule;       /* cron compiled (cron.h) */
+    char *timezone;             /* IANA name, default "UTC" */
+    struct tz *tz;              /* owned: timezone loaded (cron/tz.h) */
+    int kind;                   /* index in config_job_kind_names */
+    int enabled;                /* default 1 */
+    uint64_t timeout_ms;        /* 1h; a run that takes longer is canceled and fails */
+    int catchup;                /* enum job_catchup, default latest */
+    int max_catchup_runs;       /* 10 */
     uint64_t catchup_window_ms; /* 0: any missed time; else only those this recent */
-    uint64_t grace_ms;       /* 60s: a time later than this when seen is missed (catch-up) */
-    int overlap;             /* enum job_overlap, default skip */
-    int keep_runs;           /* 100 newest runs kept */
-    int keep_days;           /* 30: older runs pruned (beyond keep_runs) */
-    int keep_failed_days;    /* 90: failed runs kept this long */
-    int retries;             /* 0: a failed run is not retried */
-    uint64_t retry_backoff_ms; /* 30s, doubled for each further attempt */
+    uint64_t grace_ms;          /* 60s: a time later than this when seen is missed (catch-up) */
+    int overlap;                /* enum job_overlap, default skip */
+    int keep_runs;              /* 100 newest runs kept */
+    int keep_days;              /* 30: older runs pruned (beyond keep_runs) */
+    int keep_failed_days;       /* 90: failed runs kept this long */
+    int retries;                /* 0: a failed run is not retried */
+    uint64_t retry_backoff_ms;  /* 30s, doubled for each further attempt */
     struct {
-        uint64_t sleep_ms;       /* noop */
-        int fail;                /* noop: end failed */
-        char *dataset;           /* dlq_retry: NULL = any */
-        char *error_code;        /* dlq_retry: NULL = any */
-        int limit;               /* dlq_retry: most entries a run retries */
-        char **tasks;            /* housekeeping: NULL-terminated; NULL = all */
+        uint64_t sleep_ms;         /* noop */
+        int fail;                  /* noop: end failed */
+        char *dataset;             /* dlq_retry: NULL = any */
+        char *error_code;          /* dlq_retry: NULL = any */
+        int limit;                 /* dlq_retry: most entries a run retries */
+        char **tasks;              /* housekeeping: NULL-terminated; NULL = all */
         char *url, *method, *body; /* http */
-        char **headers;          /* http: "Name: value", NULL-terminated */
-        char **expect_status;    /* http: status codes that succeed; NULL = 2xx */
+        char **headers;            /* http: "Name: value", NULL-terminated */
+        char **expect_status;      /* http: status codes that succeed; NULL = 2xx */
     } args;
     int line;
 };

@@ -41,8 +41,7 @@ const struct opt config_job_opts[] = {
     {OPT("timezone", OT_STRING, "UTC", JB(timezone),
          "The IANA zone its wall-clock times are in (`Europe/Berlin`), read from the system's "
          "tz database (`/usr/share/zoneinfo`, or `$TZDIR`).")},
-    {OPT("kind", OT_CHOICE, NULL, JB(kind),
-         "What it does; see [Job kinds](#job-kinds)."),
+    {OPT("kind", OT_CHOICE, NULL, JB(kind), "What it does; see [Job kinds](#job-kinds)."),
      .choices = config_job_kind_names, .flags = OPT_REQUIRED},
     {OPT("args", OT_JOBARGS, NULL, 0,
          "The kind's arguments, a mapping; each kind's keys are listed under "
@@ -110,8 +109,7 @@ static const struct opt http_args[] = {
     {OPT("url", OT_STRING, NULL, JB(args.url), "The URL (`http://` or `https://`)."),
      .flags = OPT_REQUIRED},
     {OPT("method", OT_ENUM, "GET", JB(args.method), "The method."), .choices = http_methods},
-    {OPT("headers", OT_STRLIST, NULL, JB(args.headers),
-         "Request headers, each `Name: value`.")},
+    {OPT("headers", OT_STRLIST, NULL, JB(args.headers), "Request headers, each `Name: value`.")},
     {OPT("body", OT_STRING, NULL, JB(args.body), "The request body."), .flags = OPT_EMPTY_OK},
     {OPT("expect_status", OT_STRLIST, NULL, JB(args.expect_status),
          "The status codes that succeed (`[\"200\", \"204\"]`); not set: any 2xx.")},
@@ -120,11 +118,13 @@ static const struct opt http_args[] = {
 const struct job_kind_def config_job_kinds[] = {
     {"noop", "Does nothing (for `sleep`): to check a schedule, or to test alerting.", noop_args,
      ARRAY_SIZE(noop_args)},
-    {"sentinel", "Evaluates the sentinel's rules now and routes what they find, as the "
-                 "server's own timer and `sluice sentinel` do.",
+    {"sentinel",
+     "Evaluates the sentinel's rules now and routes what they find, as the "
+     "server's own timer and `sluice sentinel` do.",
      NULL, 0},
-    {"rollups", "Recomputes the rollups from their ledger, as `sluice rollups rebuild` does, one "
-                "dataset and hour per writer job.",
+    {"rollups",
+     "Recomputes the rollups from their ledger, as `sluice rollups rebuild` does, one "
+     "dataset and hour per writer job.",
      NULL, 0},
     {"dlq_retry",
      "Retries the open DLQ entries that match, against the schema in force now, as "
@@ -209,8 +209,8 @@ static int check_args(struct loader *ld, struct job_config *j, int line, const c
             int ok = nl > 0 && strcspn(h, " \t\r\n") >= nl && !strpbrk(h, "\r\n");
             if (!ok) {
                 snprintf(opt, sizeof opt, "%sargs.headers[%zu]", prefix, i);
-                return yaml_fail_at(ld, line, opt,
-                                    "expected 'Name: value' on one line (job '%s')", j->name);
+                return yaml_fail_at(ld, line, opt, "expected 'Name: value' on one line (job '%s')",
+                                    j->name);
             }
         }
         for (size_t i = 0; j->args.expect_status && j->args.expect_status[i]; i++) {
@@ -248,8 +248,8 @@ static int load_job(struct loader *ld, struct fy_node *item, size_t i, int line)
         if (opt_apply_defaults(config_job_kinds[k].args, config_job_kinds[k].nargs, j, why,
                                sizeof why) < 0)
             return yaml_fail_at(ld, line, option, "%s", why);
-    if ((line = yaml_load_entry(ld, item, line, config_job_opts, config_njob_opts, j, lines,
-                                prefix, option, "a mapping with name, cron and kind")) < 0)
+    if ((line = yaml_load_entry(ld, item, line, config_job_opts, config_njob_opts, j, lines, prefix,
+                                option, "a mapping with name, cron and kind")) < 0)
         return -1;
     j->line = line;
     for (size_t k = 0; k < i; k++)

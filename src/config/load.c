@@ -23,8 +23,8 @@
 
 /* yaml.h */
 int yaml_load_entry(struct loader *ld, struct fy_node *item, int line, const struct opt *tbl,
-                      size_t n, void *base, int *lines, const char *prefix, const char *option,
-                      const char *what)
+                    size_t n, void *base, int *lines, const char *prefix, const char *option,
+                    const char *what)
 {
     char why[160];
 
@@ -58,7 +58,7 @@ static int load_dataset(struct loader *ld, struct fy_node *item, size_t i, int l
     snprintf(prefix, sizeof prefix, "datasets[%zu].", i);
     snprintf(option, sizeof option, "datasets[%zu]", i);
     if ((line = yaml_load_entry(ld, item, line, config_ds_opts, config_nds_opts, ds, lines, prefix,
-                           option, "a mapping with name and schema")) < 0)
+                                option, "a mapping with name and schema")) < 0)
         return -1;
     {
         size_t si = (size_t)(opt_find(config_ds_opts, config_nds_opts, "schema") - config_ds_opts);
@@ -122,7 +122,7 @@ static int load_jwt_key(struct loader *ld, struct fy_node *item, size_t i, int l
     snprintf(prefix, sizeof prefix, "auth.jwt.keys[%zu].", i);
     snprintf(option, sizeof option, "auth.jwt.keys[%zu]", i);
     if ((line = yaml_load_entry(ld, item, line, config_jwt_key_opts, config_njwt_key_opts, k, lines,
-                           prefix, option, "a mapping")) < 0)
+                                prefix, option, "a mapping")) < 0)
         return -1;
     k->line = line;
     int sources = !!k->secret_file + !!k->secret_env + !!k->public_key_file + !!k->jwks_file;
@@ -202,7 +202,8 @@ static int load_alert_list(struct loader *ld, enum opt_type t, struct fy_node *s
         char prefix[48], opt[48];
         snprintf(prefix, sizeof prefix, "%s[%zu].", option, i);
         snprintf(opt, sizeof opt, "%s[%zu]", option, i);
-        if ((l = yaml_load_entry(ld, item, line, tbl, nt, base, lines, prefix, opt, "a mapping")) < 0)
+        if ((l = yaml_load_entry(ld, item, line, tbl, nt, base, lines, prefix, opt, "a mapping")) <
+            0)
             return -1;
         if (recv) {
             struct receiver_config *r = &cfg->alerts.receivers[i];

@@ -32,12 +32,14 @@ struct http_server;
 /* What the handlers reach of the running service. service.c fills it before
  * http_server_start() and keeps it, unchanged, until http_server_stop(); the server and the
  * handlers only borrow it (and what it points to). */
+struct sched;
 struct http_app {
     struct writer *writer;
     struct catalog_source *catalogs; /* the configuration in force (config/catalog.h) */
     struct store_pool *files;        /* connections lent to threads that own none (store_pool.h) */
     struct batch_pool *batches;      /* NULL when batches.workers is 0 */
     int sentinel_runs;               /* a sentinel thread runs on this node */
+    struct sched *sched;             /* the scheduler (sched/sched.h); NULL in tests */
     const char *store_uri;
     uint64_t started_ns; /* clock_mono_ns() at start */
     /* POST /api/v1/admin/reload: service_reload() (service.h), on a thread of the pool. */

@@ -21,6 +21,7 @@
 #include "ops/alerts.h"
 #include "ops/metrics.h"
 #include "ops/sentinel.h"
+#include "sched/sched.h"
 #include "store/store.h"
 #include "store/store_pool.h"
 #include "util/clock.h"
@@ -118,6 +119,8 @@ static void unwind(struct service *s, struct sluice_config *cfg)
 {
     http_server_stop(s->http);
     s->http = NULL;
+    sched_stop(s->sched);
+    s->sched = NULL;
     sentinel_stop(s->sentinel);
     s->sentinel = NULL;
     if (s->alerts_started)
@@ -218,7 +221,21 @@ int service_start(struct service *s, struct sluice_config *cfg, char *err, size_
         }
     }
 
+    {
+        /* host:port: the node in the runs it starts, as the batch workers name theirs */
+        char host[64] = "localhost", node[128];
+        gethostname(host, sizeof host - 1);
+        const char *colon = strrchr(c->listen, ':');
+        snprintf(node, sizeof node, "%s:%s", host, colon ? colon + 1 : "0");
+        s->sched = sched_start(s->writer, &s->catalogs, s->store_uri, node);
+        if (!s->sched) {
+            snprintf(err, errlen, "scheduler: the thread could not be started");
+            goto fail;
+        }
+    }
+
     s->app = (struct http_app){
+        .sched = s->sched,
         .writer = s->writer,
         .catalogs = &s->catalogs,
         .files = s->files,
@@ -341,6 +358,7 @@ static int reload_locked(struct service *s, json_t **changes, char *why, size_t 
                  txt ? txt : "[]");
     free(txt);
     catalog_release(old);
+    sched_wake(s->sched); /* new, changed or removed jobs at once */
     if (changes) {
         *changes = json_pack("{s:s,s:o,s:o}", "reload", "applied", "datasets", datasets,
                              "restart_required", restart);
@@ -440,6 +458,8 @@ void service_stop(struct service *s, uint64_t timeout_ms)
         while (http_server_busy(s->http) > 0 && clock_mono_ns() < deadline)
             usleep(20000);
     }
+    sched_stop(s->sched); /* its runners finish or are canceled; they write through the writer */
+    s->sched = NULL;
     sentinel_stop(s->sentinel);
     s->sentinel = NULL;
     /* Workers finish the batch step they are in (its transaction commits or not). */

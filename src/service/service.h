@@ -30,6 +30,7 @@ struct sentinel;
  * part's start function is given what it needs (the writer, the catalog source, the store
  * URI, the pool of lent connections), never the service.
  */
+struct sched;
 struct service {
     struct catalog_source catalogs; /* the configuration in force (catalog.h) */
     struct writer *writer;
@@ -38,6 +39,7 @@ struct service {
     struct http_app app;        /* what the HTTP handlers borrow (server.h) */
     struct batch_pool *batches; /* NULL when batches.workers is 0 */
     struct sentinel *sentinel;  /* NULL when sentinel.interval_s is 0 */
+    struct sched *sched;        /* the scheduler (sched.h): runs only where it leads */
     int alerts_started;         /* the alerts' notifier thread runs */
     int64_t started_ms;
     uint64_t started_ns;

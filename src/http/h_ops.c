@@ -20,6 +20,7 @@
 #include "ops/alerts.h"
 #include "ops/metrics.h"
 #include "ops/sentinel.h"
+#include "sched/sched.h"
 #include "config/catalog.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -234,6 +235,10 @@ void h_health_detailed(struct http_conn *c, struct http_request *r)
         json_array_append_new(roles, json_string("sentinel"));
     if (app->batches)
         json_array_append_new(roles, json_string("batch_worker"));
+    struct sched_status ss;
+    sched_status(app->sched, &ss);
+    if (ss.leader)
+        json_array_append_new(roles, json_string("scheduler"));
     double up = (double)(clock_mono_ns() - app->started_ns) / 1e9;
     catalog_release(cat);
     http_reply_json(c, strcmp(overall, "fail") ? 200 : 503,
@@ -338,6 +343,7 @@ void h_metrics(struct http_conn *c, struct http_request *r)
     metrics_render(&out, &g);
     scrape_gauges(&out, st, app);
     alerts_metrics(&out);
+    sched_metrics(app->sched, &out);
     buf_appends(&out, "# HELP sluice_auth_failures_total Requests refused by authentication or "
                       "authorization, by reason.\n# TYPE sluice_auth_failures_total counter\n");
     auth_failures_foreach(auth_metric, &out);

@@ -2,7 +2,8 @@
  * handlers.h - the HTTP handlers, one file per resource: h_ops.c (health, metrics),
  * h_datasets.c, h_events.c, h_dlq.c, h_batch_upload.c (uploads), h_batches.c (a batch, the
  * list, the operations), h_batch_downloads.c (row errors, the original file), h_stats.c
- * (KPIs, rollups, alerts), h_admin.c (keys, audit, reload); h_common.c what they share.
+ * (KPIs, rollups, alerts), h_admin.c (keys, audit, reload), h_jobs.c (the scheduler's jobs
+ * and runs, /health/scheduler); h_common.c what they share.
  * routes.c names each handler in the route table.
  */
 #ifndef SLUICE_HTTP_HANDLERS_H
@@ -50,6 +51,15 @@ void h_keys_create(struct http_conn *c, struct http_request *r);
 void h_keys_revoke(struct http_conn *c, struct http_request *r);
 void h_audit_list(struct http_conn *c, struct http_request *r);
 void h_admin_reload(struct http_conn *c, struct http_request *r);
+void h_jobs_list(struct http_conn *c, struct http_request *r);
+void h_jobs_get(struct http_conn *c, struct http_request *r);
+void h_job_runs_list(struct http_conn *c, struct http_request *r);
+void h_runs_get(struct http_conn *c, struct http_request *r);
+void h_job_trigger(struct http_conn *c, struct http_request *r);
+void h_job_pause(struct http_conn *c, struct http_request *r);
+void h_job_resume(struct http_conn *c, struct http_request *r);
+void h_run_cancel(struct http_conn *c, struct http_request *r);
+void h_health_scheduler(struct http_conn *c, struct http_request *r);
 
 /* The streamed body of an upload (h_batch_upload.c). */
 extern const struct body_sink batch_upload_sink;

@@ -103,6 +103,13 @@ static const struct qparam p_audit_list[] = {
     {"cursor", QP_CURSOR, "audit", 1, 0},
     END};
 
+static const struct qparam p_job_runs[] = {
+    {"state", QP_ENUM, "queued|running|succeeded|failed|skipped|canceled", 0, 0},
+    {"trigger", QP_ENUM, "schedule|manual|catchup|retry", 0, 0},
+    LIMIT,
+    {"before", QP_INT, NULL, 1, INT64_MAX},
+    END};
+
 static const struct {
     http_handler handler;
     const struct qparam *params;
@@ -114,6 +121,7 @@ static const struct {
     {h_stats_kpis, p_dataset},        {h_stats_hourly, p_hourly},
     {h_stats_monthly, p_monthly},     {h_errors_distribution, p_distribution},
     {h_alerts_list, p_alerts_list},   {h_audit_list, p_audit_list},
+    {h_job_runs_list, p_job_runs},
 };
 
 const struct qparam *http_params_of(http_handler handler)

@@ -7,14 +7,15 @@
 # --bench: also what bench/run.sh needs.
 set -eu
 
-# tzdata: the zone files (/usr/share/zoneinfo) that src/cron/tz.c reads for schedules.
+# tzdata: the zone files (/usr/share/zoneinfo) that src/cron/tz.c reads for schedules;
+# faketime: libfaketime, the clock the scheduler's tests (tests/e2e/test_sched.py) move.
 pkgs="build-essential make pkg-config
   libuv1-dev node-llhttp libjansson-dev libsqlite3-dev sqlite3 libfyaml-dev
   libpcre2-dev libcurl4-openssl-dev libssl-dev libpq-dev
   libcriterion-dev python3-pytest python3-pytest-xdist python3-requests python3-jwt python3-psycopg2
   python3-cryptography
   prometheus prometheus-alertmanager curl postgresql postgresql-common
-  clang libclang-rt-14-dev clang-format tzdata"
+  clang libclang-rt-14-dev clang-format tzdata faketime"
 if [ "${1:-}" = "--bench" ]; then
   pkgs="$pkgs wrk python3-fastapi python3-uvicorn"
 fi

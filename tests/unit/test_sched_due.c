@@ -1,7 +1,8 @@
 /*
  * test_sched_due.c - the scheduler's catch-up rules (src/sched/due.h): which scheduled times
  * of a job sched_due() runs at a tick and how (regular "schedule" or "catchup"), for the
- * policies none / latest / all, max_catchup_runs, catchup_window and grace; a clock set back;
+ * policies none / latest / all, max_catchup_runs, catchup_window and grace; a full out (the
+ * rest left for the next call, never dropped); a clock set back;
  * New York's 2026 DST days ticked as the scheduler ticks; and that every job kind named by
  * config.h's config_job_kind_names has a row in src/sched/kinds.c (kind_known).
  *
@@ -231,6 +232,25 @@ Test(sched_due, several_on_time_within_a_long_grace)
                {"2026-03-15T10:03:00Z", 0}));
 }
 
+Test(sched_due, out_full_leaves_the_rest_for_the_next_call)
+{
+    const struct job_config *j =
+        job("    cron: \"* * * * *\"\n    grace: 10m\n    catchup: all\n    max_catchup_runs: 1\n");
+    /* 8 times on time, room for 5 (max_catchup_runs + 4, as sched.c asks): the first 5 now,
+     * last_due stops at the last one returned, and the next call runs the other 3 */
+    check_cap(
+        j, 5, at("2026-03-15T10:00:00Z"), at("2026-03-15T10:08:30Z"), at("2026-03-15T10:05:00Z"), 0,
+        RUNS({"2026-03-15T10:01:00Z", 0}, {"2026-03-15T10:02:00Z", 0}, {"2026-03-15T10:03:00Z", 0},
+             {"2026-03-15T10:04:00Z", 0}, {"2026-03-15T10:05:00Z", 0}));
+    check_cap(j, 5, at("2026-03-15T10:05:00Z"), at("2026-03-15T10:08:40Z"),
+              at("2026-03-15T10:08:00Z"), 0,
+              RUNS({"2026-03-15T10:06:00Z", 0}, {"2026-03-15T10:07:00Z", 0},
+                   {"2026-03-15T10:08:00Z", 0}));
+    /* no room at all: nothing dealt with */
+    check_cap(j, 0, at("2026-03-15T10:00:00Z"), at("2026-03-15T10:08:30Z"),
+              at("2026-03-15T10:00:00Z"), 0, NO_RUNS);
+}
+
 Test(sched_due, clock_set_back)
 {
     const struct job_config *j = job("    cron: \"0 * * * *\"\n    catchup: all\n");
@@ -277,13 +297,20 @@ Test(sched_due, week_of_downtime_never_above_the_cap)
     cr_expect_eq(new_last, end);
     cr_expect_eq(missed, 10079);
 
-    /* a smaller out than the policy needs: never written past cap */
+    /* a smaller out than the policy needs: never written past cap, and the call ends at the
+     * last run it returned (the 7 missed times after it are the next call's) */
     for (size_t k = 0; k < 8; k++)
         big[k] = (struct due_run){.at_ms = -7, .catchup = 7};
     n = sched_due(j, t0, end + 30 * SEC, big, 3, &new_last, &missed);
-    cr_expect_leq(n, 3);
+    cr_assert_eq(n, 3);
+    for (size_t k = 0; k < 3; k++) {
+        cr_expect_eq(big[k].at_ms, end - (int64_t)(10 - k) * MIN, "run %zu", k + 1);
+        cr_expect_eq(big[k].catchup, 1, "run %zu", k + 1);
+    }
     for (size_t k = 3; k < 8; k++)
         cr_expect(big[k].at_ms == -7 && big[k].catchup == 7, "out[%zu] written past cap 3", k);
+    cr_expect_eq(new_last, end - 8 * MIN);
+    cr_expect_eq(missed, 10079 - 7);
 }
 
 Test(sched_due, week_of_downtime_largest_cap)

@@ -2,7 +2,9 @@
  * due.c - the times of a job due at a tick and the catch-up policy (due.h states the rules).
  * Two passes over the times in (last_due, now]: the first counts the missed times the
  * policy may make up, the second keeps the latest of them and the regular ones, so no
- * buffer grows with the length of the downtime.
+ * buffer grows with the length of the downtime. When out is full (more times within the
+ * grace than cap leaves room for), the call ends at the last time it returned: the new
+ * last_due and missed stop there, and the later times are the next call's, never dropped.
  */
 #include "sched/due.h"
 
@@ -40,14 +42,19 @@ size_t sched_due(const struct job_config *j, int64_t last_due_ms, int64_t now_ms
     else if (j->catchup == JOB_CATCHUP_ALL)
         keep = n_eligible < j->max_catchup_runs ? n_eligible : j->max_catchup_runs;
     size_t n = 0;
-    int64_t seen = 0;
-    for (int64_t t = sched_next_ms(j, last_due_ms); t >= 0 && t <= now_ms && n < cap;
+    int64_t seen = 0, before = last_due_ms, missed_before = 0;
+    for (int64_t t = sched_next_ms(j, last_due_ms); t >= 0 && t <= now_ms;
          t = sched_next_ms(j, t)) {
-        if (t >= on_time_from) {
-            out[n++] = (struct due_run){.at_ms = t, .catchup = 0};
-        } else if (eligible(j, t, now_ms) && ++seen > n_eligible - keep) {
-            out[n++] = (struct due_run){.at_ms = t, .catchup = 1};
+        int run = t >= on_time_from || (eligible(j, t, now_ms) && ++seen > n_eligible - keep);
+        if (run && n == cap) { /* out is full: t and later are left for the next call */
+            *new_last_due_ms = before;
+            *missed = missed_before;
+            break;
         }
+        if (run)
+            out[n++] = (struct due_run){.at_ms = t, .catchup = t < on_time_from};
+        before = t;
+        missed_before += t < on_time_from;
     }
     return n;
 }

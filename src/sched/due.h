@@ -29,10 +29,11 @@ struct due_run {
     int catchup;   /* 1: made up (trigger "catchup"), 0: on time ("schedule") */
 };
 
-/* The runs of job j due at now_ms after last_due_ms, oldest first, into out (room for cap;
- * cap >= max_catchup_runs + 1 keeps every run the policy asks for). Returns how many,
- * sets *new_last_due_ms (last_due_ms when nothing was due) and *missed (the missed times,
- * run or not). */
+/* The runs of job j due at now_ms after last_due_ms, oldest first, into out (room for cap).
+ * Returns how many, sets *new_last_due_ms (last_due_ms when nothing was due) and *missed
+ * (the missed times, run or not). When out is full, the call ends at the last run it
+ * returned: *new_last_due_ms is that run's time and the later times are left for the next
+ * call (several on-time runs within a long grace may need more than one call). */
 size_t sched_due(const struct job_config *j, int64_t last_due_ms, int64_t now_ms,
                  struct due_run *out, size_t cap, int64_t *new_last_due_ms, int64_t *missed);
 

@@ -753,6 +753,10 @@ static int64_t tick(struct sched *s)
             s->st = fresh;
         }
     }
+    if (!cfg->scheduler.enabled && s->st && __atomic_load_n(&s->leader, __ATOMIC_RELAXED)) {
+        store_close(s->st); /* the role (PostgreSQL: a lock of this connection) goes with it */
+        s->st = NULL;
+    }
     int leader = cfg->scheduler.enabled && s->st && store_singleton(s->st, "scheduler") == 1;
     int was = __atomic_exchange_n(&s->leader, leader, __ATOMIC_RELAXED);
     if (leader != was)
@@ -787,9 +791,12 @@ static int64_t tick(struct sched *s)
             struct sjob *sj = find_job(s, jc->name);
             if (!sj || !sj->cron)
                 continue;
-            sj->next_ms = sched_next_ms(jc, sj->last_due_ms > now ? sj->last_due_ms : now);
-            if (jc->enabled && !sj->paused && sj->next_ms >= 0 && sj->next_ms - now < sleep_ms)
-                sleep_ms = sj->next_ms - now;
+            /* from last_due: times left for the next call (due.h) make the next tick come at
+             * once, but not in a loop if they could not be stored (the store away) */
+            sj->next_ms = sched_next_ms(jc, sj->last_due_ms);
+            int64_t wait = sj->next_ms - now < 50 ? 50 : sj->next_ms - now;
+            if (jc->enabled && !sj->paused && sj->next_ms >= 0 && wait < sleep_ms)
+                sleep_ms = wait;
         }
         for (struct retry *r = s->retries; r; r = r->next)
             if (r->due_ms - now < sleep_ms)

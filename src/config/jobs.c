@@ -72,8 +72,9 @@ const struct opt config_job_opts[] = {
          "History: the newest runs always kept; older ones go once past `keep_days`."),
      RANGE(1, 1000000)},
     {OPT("keep_days", OT_INT, "30", JB(keep_days),
-         "History: runs older than this, beyond the newest `keep_runs`, are deleted."),
-     RANGE(1, 36500)},
+         "History: runs older than this, beyond the newest `keep_runs`, are deleted. 0: the "
+         "newest `keep_runs` alone are kept, whatever their age."),
+     RANGE(0, 36500)},
     {OPT("keep_failed_days", OT_INT, "90", JB(keep_failed_days),
          "History: failed runs are kept this long (at least `keep_days`)."),
      RANGE(1, 36500)},

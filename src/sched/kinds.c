@@ -204,9 +204,11 @@ static int prune_apply(struct wjob *job, struct store *st)
 {
     struct prune_job *p = (struct prune_job *)job;
     const struct job_config *jc = p->jc;
-    return store_job_runs_prune(
-               st, jc->name, jc->keep_runs, p->now_ms - (int64_t)jc->keep_days * 86400000LL,
-               p->now_ms - (int64_t)jc->keep_failed_days * 86400000LL, &p->deleted) < 0
+    /* keep_days 0: no age bound, the count alone (the store op's 0) */
+    int64_t before = jc->keep_days ? p->now_ms - (int64_t)jc->keep_days * 86400000LL : 0;
+    return store_job_runs_prune(st, jc->name, jc->keep_runs, before,
+                                p->now_ms - (int64_t)jc->keep_failed_days * 86400000LL,
+                                &p->deleted) < 0
                ? -1
                : 0;
 }

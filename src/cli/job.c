@@ -113,6 +113,13 @@ static const char *run_note(json_t *run)
     return e ? e : r ? r : "";
 }
 
+/* A table's cell: row's k-th string ("" when missing). */
+static const char *cell(json_t *row, size_t k)
+{
+    const char *s = json_string_value(json_array_get(row, k));
+    return s ? s : "";
+}
+
 /* Print rows (an array of arrays of strings, the first the header) as columns two spaces
  * apart, with no spaces at the end of a line. */
 static void table_print(json_t *rows)
@@ -121,10 +128,12 @@ static void table_print(json_t *rows)
     json_t *row;
     if (ncol > 16)
         ncol = 16;
-    json_array_foreach(rows, i, row) for (k = 0; k < ncol; k++)
+    json_array_foreach(rows, i, row)
     {
-        size_t l = strlen(json_string_value(json_array_get(row, k)));
-        w[k] = l > w[k] ? l : w[k];
+        for (k = 0; k < ncol; k++) {
+            size_t l = strlen(cell(row, k));
+            w[k] = l > w[k] ? l : w[k];
+        }
     }
     struct buf line;
     buf_init(&line, 1u << 20);
@@ -132,7 +141,7 @@ static void table_print(json_t *rows)
     {
         buf_reset(&line);
         for (k = 0; k < ncol; k++)
-            buf_printf(&line, "%-*s  ", (int)w[k], json_string_value(json_array_get(row, k)));
+            buf_printf(&line, "%-*s  ", (int)w[k], cell(row, k));
         while (line.len && line.data[line.len - 1] == ' ')
             line.data[--line.len] = 0;
         printf("%s\n", line.len ? line.data : "");

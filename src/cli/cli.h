@@ -31,6 +31,7 @@ int cmd_reload(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_ready(int argc, char **argv);
 int cmd_cron(int argc, char **argv);
+int cmd_job(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_config_docs(int argc, char **argv);

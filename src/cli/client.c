@@ -61,6 +61,12 @@ void client_explain(long status)
 long client_call(const char *method, const char *url, const char *body, const char *ctype,
                  struct buf *out)
 {
+    return client_call_hdr(method, url, body, ctype, NULL, out);
+}
+
+long client_call_hdr(const char *method, const char *url, const char *body, const char *ctype,
+                     const char *header, struct buf *out)
+{
     CURL *h = curl_easy_init();
     struct curl_slist *hdrs = NULL;
     long status = -1;
@@ -72,6 +78,8 @@ long client_call(const char *method, const char *url, const char *body, const ch
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
     hdrs = client_auth(hdrs);
+    if (header)
+        hdrs = curl_slist_append(hdrs, header);
     if (body) {
         char ct[128];
         snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");

@@ -16,6 +16,10 @@ void client_base(const char *flag, struct buf *url);
  */
 long client_call(const char *method, const char *url, const char *body, const char *ctype,
                  struct buf *out);
+/* client_call with one more request header, a whole line such as "Idempotency-Key: k"
+ * (NULL for none; the caller keeps it). */
+long client_call_hdr(const char *method, const char *url, const char *body, const char *ctype,
+                     const char *header, struct buf *out);
 
 /*
  * After a 401 or 403, say on stderr how to pass a token (SLUICE_TOKEN) or that

@@ -166,6 +166,30 @@ const struct command cli_commands[] = {
      "EXPR: 5 fields (minute hour day-of-month month day-of-week) or a macro (@daily);\n"
      "ZONE: a name from the system's zone files (default UTC). docs/scheduling.md gives\n"
      "the syntax and the daylight-saving rule. Exit 0, or 2 with the reason on stderr.\n"},
+    {"job", cmd_job, "list, show, run, pause, resume and cancel scheduled jobs (against a server)",
+     "usage: sluice job list [--json]\n"
+     "       sluice job show NAME [--json]\n"
+     "       sluice job run NAME [--wait] [--idempotency-key K] [--json]\n"
+     "       sluice job history NAME [--state S] [--trigger T] [--limit N] [--before ID] [--json]\n"
+     "       sluice job pause NAME | resume NAME [--json]\n"
+     "       sluice job cancel RUN_ID [--json]\n"
+     "\n"
+     "list: a row per job (name, kind, schedule and zone, status, next run, last run's\n"
+     "state); show: one job, with its next 5 times; history: its runs, newest first (run,\n"
+     "trigger, state, scheduled time, duration, error or reason), --before takes the\n"
+     "answer's next_before; --state is queued, running, succeeded, failed, skipped or\n"
+     "canceled, --trigger schedule, manual, catchup or retry.\n"
+     "run starts a manual run now (the schedule is unchanged) and prints its id; --wait\n"
+     "follows it, a line per state, until it has ended; --idempotency-key K makes a retry\n"
+     "of the same request answer with the same run. A run refused because one is running\n"
+     "(overlap: skip) names that run. cancel stops a queued run at once, a running one at\n"
+     "its runner's next check.\n"
+     "--json prints the server's JSON answer instead (run --wait: the final run).\n"
+     "Talks to a running server (--url URL, SLUICE_URL, default http://127.0.0.1:8080),\n"
+     "sending SLUICE_TOKEN (viewer for reads, operator for the actions).\n"
+     "Exit 0 on success (run --wait: the run succeeded), 1 on an error answer, no answer\n"
+     "or a run that failed, was canceled or skipped (its error on stderr), 2 on a usage\n"
+     "error (checked before anything is sent).\n"},
     {"version", cmd_version, "print the version", "usage: sluice version\n"},
     {"help", cmd_help, "show help for sluice or one command", "usage: sluice help [COMMAND]\n"},
     {"config-docs", cmd_config_docs, "print the configuration reference (Markdown)",

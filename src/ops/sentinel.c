@@ -336,8 +336,10 @@ static int64_t job_queued_since(const struct sentinel_input *in, const char *job
 /* Enabled, unpaused jobs with a run that was due and did not start within the job's grace:
  * a scheduled time the scheduler has not dealt with (no node runs it, or it is stuck), or a
  * queued run no runner took (scheduler.max_running reached, the scheduler away). A job no
- * scheduler has seen yet (no job_state row) is not missed. */
-static void rule_job_missed(const struct sentinel_input *in, json_t *f)
+ * scheduler has seen yet (no job_state row) is not missed. For the first grace after the
+ * start such a job is undecided: this process's scheduler starts with it and deals with the
+ * times missed while it was down (by the job's catchup) at its first tick. */
+static void rule_job_missed(const struct sentinel_input *in, json_t *f, json_t *u)
 {
     const struct sluice_config *c = in->cfg;
     for (size_t k = 0; k < c->njobs; k++) {
@@ -352,7 +354,10 @@ static void rule_job_missed(const struct sentinel_input *in, json_t *f)
         int64_t queued = js.paused ? 0 : job_queued_since(in, jc->name, &run_id);
         char t1[32], t2[32], g[32];
         fmt_duration(g, sizeof g, grace / 1000);
-        if (due >= 0 && due < limit)
+        if (((due >= 0 && due < limit) || (queued && queued < limit)) &&
+            in->now_ms - in->started_ms <= grace)
+            undecided(u, "job_missed", json_pack("{s:s}", "job", jc->name));
+        else if (due >= 0 && due < limit)
             add(f, "job_missed", sev_names[c->sentinel.job_missed.severity],
                 json_pack("{s:s}", "job", jc->name),
                 json_pack("{s:s,s:s,s:I,s:I}", "due_at", clock_rfc3339(due, t1, sizeof t1),
@@ -386,7 +391,7 @@ json_t *sentinel_evaluate(const struct sentinel_input *in)
         rule_rates(in, f, u);
         rule_dlq(in, f);
         rule_job_failing(in, f);
-        rule_job_missed(in, f);
+        rule_job_missed(in, f, u);
     }
     if (in->with_latency) {
         rule_latency(in, f, u);

@@ -269,8 +269,8 @@ static void rule_job_failing(const struct sentinel_input *in, json_t *f)
                                            : NULL,
                       "last_failure_at", failed_at ? clock_rfc3339(failed_at, tf, sizeof tf) : NULL,
                       "error", error, "last_run_id", (json_int_t)last.last.id),
-            "job %s failed %lld times in a row: %s", jc->name, (long long)last.failures,
-            error && *error ? error : "(no error recorded)");
+            "job %s failed %lld time%s in a row: %s", jc->name, (long long)last.failures,
+            last.failures == 1 ? "" : "s", error && *error ? error : "(no error recorded)");
         job_runs_free(failed, nf);
         job_run_release(&last.last);
     }

@@ -210,6 +210,12 @@ struct sluice_config {
         struct {
             int after_failures, severity;
         } checkpoint_failing;
+        struct {
+            int after_failures, severity; /* 3 failed runs since the last success; warning */
+        } job_failing;
+        struct {
+            int severity; /* warning: a due run did not start within its job's grace */
+        } job_missed;
     } sentinel;
 
     struct {

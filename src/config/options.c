@@ -247,6 +247,19 @@ const struct opt config_opts[] = {
     {OPT("sentinel.rules.checkpoint_failing.severity", OT_CHOICE, "critical",
          CFG(sentinel.checkpoint_failing.severity), "Severity of failing checkpoints."),
      .choices = severities},
+    {OPT("sentinel.rules.job_failing.after_failures", OT_INT, "3",
+         CFG(sentinel.job_failing.after_failures),
+         "A job whose last this many runs failed (no run succeeded since; skipped and canceled "
+         "runs do not count) is a finding, one per job; it resolves once a run succeeds."),
+     RANGE(1, 1000000)},
+    {OPT("sentinel.rules.job_failing.severity", OT_CHOICE, "warning",
+         CFG(sentinel.job_failing.severity), "Severity of a failing job."),
+     .choices = severities},
+    {OPT("sentinel.rules.job_missed.severity", OT_CHOICE, "warning",
+         CFG(sentinel.job_missed.severity),
+         "Severity of a missed job: an enabled, unpaused job with a scheduled time, or a queued "
+         "run, that did not start within the job's `grace`."),
+     .choices = severities},
     {OPT("alerts.repeat_interval_s", OT_INT, "14400", CFG(alerts.repeat_interval_s),
          "A firing alert is notified again after this long (webhook and log receivers; "
          "Alertmanager is sent every firing alert at each evaluation)."),

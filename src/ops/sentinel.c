@@ -40,7 +40,9 @@ static void add(json_t *findings, const char *rule, const char *severity, json_t
 
 static void fmt_duration(char *out, size_t cap, int64_t s)
 {
-    if (s % 86400 == 0)
+    if (s == 0)
+        snprintf(out, cap, "0s");
+    else if (s % 86400 == 0)
         snprintf(out, cap, "%lldd", (long long)(s / 86400));
     else if (s % 3600 == 0)
         snprintf(out, cap, "%lldh", (long long)(s / 3600));
@@ -231,6 +233,152 @@ static void rule_checkpoints(const struct sentinel_input *in, json_t *f)
         wal.last_error);
 }
 
+/* Jobs (config.h jobs) whose last after_failures runs failed: the store's job_last
+ * counts the failed runs since the newest success (skipped and canceled runs neither count
+ * nor end the streak), so a restart or another node's runs change nothing. */
+static void rule_job_failing(const struct sentinel_input *in, json_t *f)
+{
+    const struct sluice_config *c = in->cfg;
+    for (size_t k = 0; k < c->njobs; k++) {
+        const struct job_config *jc = &c->jobs[k];
+        struct job_last last;
+        if (store_job_last(in->st, jc->name, &last) != 0)
+            continue; /* no run yet, or an error */
+        if (last.failures < c->sentinel.job_failing.after_failures) {
+            job_run_release(&last.last);
+            continue;
+        }
+        /* the newest run may be a skipped or canceled one: the error is the newest failure's */
+        struct job_run *failed = NULL;
+        size_t nf = 0;
+        const char *error = last.last.error;
+        int64_t failed_at = last.last.ended_ms;
+        if (strcmp(last.last.state, "failed") != 0) {
+            struct job_run_filter flt = {.job = jc->name, .state = "failed", .limit = 1};
+            if (store_job_runs_list(in->st, &flt, &failed, &nf) == 0 && nf) {
+                error = failed[0].error;
+                failed_at = failed[0].ended_ms;
+            }
+        }
+        char ts[32], tf[32];
+        add(f, "job_failing", sev_names[c->sentinel.job_failing.severity],
+            json_pack("{s:s}", "job", jc->name),
+            json_pack("{s:I,s:s?,s:s?,s:s?,s:I}", "consecutive_failures", (json_int_t)last.failures,
+                      "last_success_at",
+                      last.last_success_ms ? clock_rfc3339(last.last_success_ms, ts, sizeof ts)
+                                           : NULL,
+                      "last_failure_at", failed_at ? clock_rfc3339(failed_at, tf, sizeof tf) : NULL,
+                      "error", error, "last_run_id", (json_int_t)last.last.id),
+            "job %s failed %lld time%s in a row: %s", jc->name, (long long)last.failures,
+            last.failures == 1 ? "" : "s", error && *error ? error : "(no error recorded)");
+        job_runs_free(failed, nf);
+        job_run_release(&last.last);
+    }
+}
+
+/* The first scheduled time after the last one the scheduler dealt with (job_state), under
+ * the expression it reckoned that with: the stored one when a reload it has not taken up
+ * yet changed it (it then starts the new one from that moment, back-filling nothing). */
+static int64_t job_next_due_ms(const struct job_config *jc, const struct job_state *js)
+{
+    struct cron sc = jc->schedule;
+    char err[160];
+    if (js->cron && strcmp(js->cron, jc->cron) != 0 && cron_parse(js->cron, &sc, err, sizeof err))
+        return -1;
+    int64_t ms = js->last_due_ms;
+    int64_t t = cron_next(&sc, jc->tz, ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
+    return t < 0 ? -1 : t * 1000;
+}
+
+/* The runs of job in state (newest first, at most limit) into *v, *n; -1 on error. */
+static int job_runs(const struct sentinel_input *in, const char *job, const char *state, int limit,
+                    struct job_run **v, size_t *n)
+{
+    struct job_run_filter flt = {.job = job, .state = state, .limit = limit};
+    *v = NULL;
+    *n = 0;
+    return store_job_runs_list(in->st, &flt, v, n) < 0 ? -1 : 0;
+}
+
+/* Since when the job's oldest queued run has waited for a runner: from its creation or
+ * from the end of the last run the job ran, whichever is later (runs of a job start one at
+ * a time). 0: no queued run, or it waits behind a run of the job that is running (its lease
+ * not ended). *run_id: the queued run. */
+static int64_t job_queued_since(const struct sentinel_input *in, const char *job, int64_t *run_id)
+{
+    struct job_run *v;
+    size_t n;
+    if (job_runs(in, job, "queued", 100, &v, &n) < 0 || !n) {
+        job_runs_free(v, n);
+        return 0;
+    }
+    int64_t since = v[n - 1].created_ms; /* newest first: the last one is the oldest */
+    *run_id = v[n - 1].id;
+    job_runs_free(v, n);
+    int busy = 0;
+    if (job_runs(in, job, "running", 10, &v, &n) < 0)
+        busy = 1; /* undecided: not a finding */
+    for (size_t i = 0; i < n; i++)
+        busy |= v[i].lease_until_ms >= in->now_ms; /* an ended lease: the run is lost */
+    job_runs_free(v, n);
+    /* the end of the last run that ran (a skipped run, or a canceled queued one, never
+     * started: every minute's skipped run behind a stuck queued one does not count) */
+    static const char *const ended[] = {"succeeded", "failed", "canceled"};
+    for (size_t k = 0; !busy && k < sizeof ended / sizeof ended[0]; k++) {
+        if (job_runs(in, job, ended[k], 1, &v, &n) == 0 && n && v[0].started_ms &&
+            v[0].ended_ms > since)
+            since = v[0].ended_ms;
+        job_runs_free(v, n);
+    }
+    return busy ? 0 : since;
+}
+
+/* Enabled, unpaused jobs with a run that was due and did not start within the job's grace:
+ * a scheduled time the scheduler has not dealt with (no node runs it, or it is stuck), or a
+ * queued run no runner took (scheduler.max_running reached, the scheduler away). A job no
+ * scheduler has seen yet (no job_state row) is not missed. For the first grace after the
+ * start such a job is undecided: this process's scheduler starts with it and deals with the
+ * times missed while it was down (by the job's catchup) at its first tick. */
+static void rule_job_missed(const struct sentinel_input *in, json_t *f, json_t *u)
+{
+    const struct sluice_config *c = in->cfg;
+    for (size_t k = 0; k < c->njobs; k++) {
+        const struct job_config *jc = &c->jobs[k];
+        if (!jc->enabled)
+            continue;
+        struct job_state js;
+        if (store_job_state_get(in->st, jc->name, &js) != 0)
+            continue; /* never seen by a scheduler, or an error */
+        int64_t grace = (int64_t)jc->grace_ms, limit = in->now_ms - grace;
+        int64_t due = js.paused ? -1 : job_next_due_ms(jc, &js), run_id = 0;
+        int64_t queued = js.paused ? 0 : job_queued_since(in, jc->name, &run_id);
+        char t1[32], t2[32], g[32];
+        fmt_duration(g, sizeof g, grace / 1000);
+        if (((due >= 0 && due < limit) || (queued && queued < limit)) &&
+            in->now_ms - in->started_ms <= grace)
+            undecided(u, "job_missed", json_pack("{s:s}", "job", jc->name));
+        else if (due >= 0 && due < limit)
+            add(f, "job_missed", sev_names[c->sentinel.job_missed.severity],
+                json_pack("{s:s}", "job", jc->name),
+                json_pack("{s:s,s:s,s:I,s:I}", "due_at", clock_rfc3339(due, t1, sizeof t1),
+                          "last_due_at", clock_rfc3339(js.last_due_ms, t2, sizeof t2), "grace_s",
+                          (json_int_t)(grace / 1000), "late_s",
+                          (json_int_t)((in->now_ms - due) / 1000)),
+                "job %s did not run at %s: no scheduler dealt with it within its grace (%s)",
+                jc->name, t1, g);
+        else if (queued && queued < limit)
+            add(f, "job_missed", sev_names[c->sentinel.job_missed.severity],
+                json_pack("{s:s}", "job", jc->name),
+                json_pack("{s:I,s:s,s:I,s:I}", "run_id", (json_int_t)run_id, "waiting_since",
+                          clock_rfc3339(queued, t1, sizeof t1), "grace_s",
+                          (json_int_t)(grace / 1000), "late_s",
+                          (json_int_t)((in->now_ms - queued) / 1000)),
+                "job %s: run %lld has waited since %s and not started within its grace (%s)",
+                jc->name, (long long)run_id, t1, g);
+        job_state_release(&js);
+    }
+}
+
 json_t *sentinel_evaluate(const struct sentinel_input *in)
 {
     json_t *f = json_array(), *u = json_array();
@@ -242,6 +390,8 @@ json_t *sentinel_evaluate(const struct sentinel_input *in)
         rule_stuck(in, f);
         rule_rates(in, f, u);
         rule_dlq(in, f);
+        rule_job_failing(in, f);
+        rule_job_missed(in, f, u);
     }
     if (in->with_latency) {
         rule_latency(in, f, u);

@@ -1,7 +1,9 @@
 /*
  * sentinel.h - the rules that notice trouble: stuck batches, error rates,
  * DLQ growth, slow ingest, stalled sources, an unavailable store, a full disk,
- * failing WAL checkpoints (SQLite, server only).
+ * failing WAL checkpoints (SQLite, server only), scheduled jobs that keep failing or whose
+ * due runs did not start (job_failing, job_missed: read from the store's run history and
+ * job_state, store/jobs.h).
  *
  * sentinel_evaluate() reads the store (a read connection) and returns a report
  *   {"status": "ok|warning|critical", "checked_at", "findings": [{"rule",

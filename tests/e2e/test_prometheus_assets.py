@@ -29,12 +29,15 @@ KNOWN_METRICS = {
     "sluice_auth_failures_total",
     "sluice_alert_deliveries_total",
     "sluice_alert_delivery_failures_total",
+    "sluice_job_runs_total",
     "process_cpu_seconds_total",
     # histograms
     "sluice_http_request_duration_seconds",
     "sluice_batch_duration_seconds",
     "sluice_store_commit_duration_seconds",
     "sluice_store_query_duration_seconds",
+    # summaries (_sum, _count)
+    "sluice_job_run_duration_seconds",
     # gauges
     "sluice_dlq_depth",
     "sluice_writer_queue_depth",
@@ -47,6 +50,9 @@ KNOWN_METRICS = {
     "sluice_store_up",
     "sluice_store_wal_bytes",
     "sluice_store_wal_limit_bytes",
+    "sluice_scheduler_last_tick_timestamp_seconds",
+    "sluice_scheduler_leader",
+    "sluice_job_last_success_timestamp_seconds",
     "sluice_uptime_seconds",
     "sluice_build_info",
     "process_resident_memory_bytes",
@@ -56,13 +62,14 @@ KNOWN_METRICS = {
     "process_start_time_seconds",
 }
 HISTOGRAMS = {"sluice_http_request_duration_seconds", "sluice_batch_duration_seconds",
-              "sluice_store_commit_duration_seconds", "sluice_store_query_duration_seconds"}
+              "sluice_store_commit_duration_seconds", "sluice_store_query_duration_seconds",
+              "sluice_job_run_duration_seconds"}  # and the summaries: their _sum, _count
 
 EXPECTED_ALERTS = {
     "SluiceDown", "SluiceStoreDown", "SluiceHighErrorRate", "SluiceVeryHighErrorRate",
     "SluiceIngestLatencyHigh", "SluiceDLQGrowing", "SluiceWriterQueueSaturated",
     "SluiceBatchesFailing", "SluiceSentinelNotRunning", "SluiceAlertDeliveryFailing",
-    "SluiceCheckpointsFailing", "SluiceWALOverLimit",
+    "SluiceCheckpointsFailing", "SluiceWALOverLimit", "SluiceSchedulerStalled", "SluiceJobFailing",
 }
 
 METRIC_RE = re.compile(r"\b(sluice_[a-z_]+|process_[a-z_]+)")
@@ -170,7 +177,8 @@ def test_unit_tests_cover_key_alerts_firing_and_quiet():
             fired.add(name)
     for name in ("SluiceDown", "SluiceHighErrorRate", "SluiceVeryHighErrorRate",
                  "SluiceIngestLatencyHigh", "SluiceDLQGrowing", "SluiceStoreDown",
-                 "SluiceCheckpointsFailing", "SluiceWALOverLimit"):
+                 "SluiceCheckpointsFailing", "SluiceWALOverLimit", "SluiceSchedulerStalled",
+                 "SluiceJobFailing"):
         assert name in fired, f"{name} is never shown to fire"
         assert name in quiet, f"{name} is never shown to stay quiet"
 

@@ -804,7 +804,7 @@ static int64_t tick(struct sched *s)
     }
     int64_t renew_every = cfg->scheduler.lease_s * 1000LL / 3;
     if (__atomic_load_n(&s->nactive, __ATOMIC_RELAXED) > 0) {
-        if (now - s->last_renew_ms >= renew_every) {
+        if (woken || now - s->last_renew_ms >= renew_every) { /* woken: maybe a cancel */
             renew(s, cfg, now);
             s->last_renew_ms = now;
         }

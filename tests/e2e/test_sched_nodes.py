@@ -43,6 +43,31 @@ def test_ten_every_minute_jobs_run_once_each_with_two_nodes(make_server):
         assert db.query("SELECT count(*), count(DISTINCT job) FROM job_runs")[0] == (10, 10)
 
 
+def test_thirty_simulated_minutes_each_time_runs_exactly_once(make_server):
+    # both nodes' clocks 60 times faster: ten every-minute jobs for 30 simulated minutes
+    # (catchup: all, so that a tick the loaded machine makes late - a simulated minute is a
+    # real second - still runs every time, once)
+    names = [f"j{i}" for i in range(10)]
+    extra = jobs_yaml(*[job(n, '"* * * * *"', extra="catchup: all") for n in names])
+    a, b = two_nodes(make_server, extra, env=faketime_env(utc("2026-03-10T10:00:00"), speed=60))
+
+    def thirty():
+        with a.db() as db:
+            return db.query("SELECT count(DISTINCT scheduled_ms) FROM job_runs")[0][0] >= 31
+    wait_for(thirty, timeout=90, what="30 simulated minutes of runs")
+    with a.db() as db:
+        per_time = db.query("SELECT job, scheduled_ms, count(*) FROM job_runs "
+                            "GROUP BY job, scheduled_ms HAVING count(*) > 1")
+        assert per_time == []  # never twice
+        first, last = db.query("SELECT min(scheduled_ms), max(scheduled_ms) FROM job_runs")[0]
+        full = [t for (t,) in db.query("SELECT scheduled_ms FROM job_runs GROUP BY scheduled_ms "
+                                       "HAVING count(DISTINCT job) = 10 ORDER BY 1")]
+    # every minute from the first to the one before the last (that one may be under way) has
+    # a run of each of the ten jobs
+    missing = sorted(set(range(first, last, 60000)) - set(full))
+    assert missing == [], (first, last, missing)
+
+
 def test_leader_killed_mid_run_the_other_node_takes_over(make_server):
     extra = "\nscheduler: {lease_s: 3}\n" + jobs_yaml(
         job("long", NEVER, extra="retries: 1\nretry_backoff: 1s", args="{sleep: 5s}"))

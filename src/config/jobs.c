@@ -132,8 +132,10 @@ const struct job_kind_def config_job_kinds[] = {
      "`POST /api/v1/dlq/retry` does; items = the entries retried.",
      dlq_retry_args, ARRAY_SIZE(dlq_retry_args)},
     {"housekeeping",
-     "The purges and sweeps (also run by the server on its own timers): expired idempotency "
-     "keys, old minute rollups, orphaned batch files, job history.",
+     "The purges and sweeps: expired idempotency keys, old minute rollups, orphaned batch "
+     "files, job history. The server does the first three on its own timer too, unless an "
+     "enabled housekeeping job does all three: then they are only this job's runs, each with "
+     "its history.",
      housekeeping_args, ARRAY_SIZE(housekeeping_args)},
     {"http", "A request to a URL (a webhook to another system); succeeds on the expected status.",
      http_args, ARRAY_SIZE(http_args)},

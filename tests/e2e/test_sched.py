@@ -333,3 +333,19 @@ def test_history_stays_flat_for_a_job_every_minute(make_server):
     assert max(sizes) <= 30, sizes
     got = runs(s, "often")
     assert all(r["trigger"] in ("schedule", "catchup") for r in got)
+
+
+def test_a_bad_job_is_refused_at_reload_and_the_jobs_in_force_stay(make_server):
+    s = make_server(extra_yaml=jobs_yaml(job("j", NEVER)))
+    s.write_config(jobs_yaml(job("j", '"61 * * * *"')))
+    r = s.post("/api/v1/admin/reload")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "CONFIG_REFUSED"
+    assert "jobs[0].cron: cron: field 1 (minute): 61 is out of range 0-59 (job 'j')" in r.json()["error"]["message"]
+    assert s.get("/api/v1/jobs/j").json()["cron"] == "0 0 1 1 *"
+    # a good edit is taken up at once
+    s.write_config(jobs_yaml(job("j", '"15 3 * * *"', extra="timezone: Europe/Berlin")))
+    assert s.post("/api/v1/admin/reload").status_code == 200
+    j = s.get("/api/v1/jobs/j").json()
+    assert j["cron"] == "15 3 * * *" and j["timezone"] == "Europe/Berlin"
+    assert all(n["local"][11:19] == "03:15:00" for n in j["next_runs"])

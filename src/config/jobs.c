@@ -302,25 +302,6 @@ static int load_job(struct loader *ld, struct fy_node *item, size_t i, int line)
 
 int config_load_jobs(struct loader *ld, struct fy_node *seq, int line, const char *option)
 {
-    struct sluice_config *cfg = ld->cfg;
-    struct fy_node *item;
-    void *it = NULL;
-    size_t n, i = 0;
-    if (!seq)
-        return 0;
-    if (!fy_node_is_sequence(seq))
-        return yaml_fail_at(ld, line, option, "expected a list of jobs, got %s",
-                            yaml_node_kind_name(seq));
-    n = (size_t)fy_node_sequence_item_count(seq);
-    if (n == 0)
-        return 0;
-    if (!(cfg->jobs = sl_calloc(n, sizeof *cfg->jobs)))
-        return yaml_fail_at(ld, line, option, "out of memory");
-    cfg->njobs = n; /* entries are zeroed, so config_release() can free a partial load */
-    while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
-        if (load_job(ld, item, i, line) < 0)
-            return -1;
-        i++;
-    }
-    return 0;
+    return yaml_load_list(ld, seq, line, option, "a list of jobs", 0, sizeof *ld->cfg->jobs,
+                          (void **)&ld->cfg->jobs, &ld->cfg->njobs, load_job);
 }

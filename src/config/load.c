@@ -89,28 +89,36 @@ static int load_dataset(struct loader *ld, struct fy_node *item, size_t i, int l
     return 0;
 }
 
-static int load_datasets(struct loader *ld, struct fy_node *seq, int line, const char *option)
+int yaml_load_list(struct loader *ld, struct fy_node *seq, int line, const char *option,
+                   const char *what, int required, size_t elem, void **out, size_t *nout,
+                   int (*one)(struct loader *ld, struct fy_node *item, size_t i, int line))
 {
-    struct sluice_config *cfg = ld->cfg;
     struct fy_node *item;
     void *it = NULL;
     size_t n, i = 0;
-
+    if (!seq && !required)
+        return 0;
     if (!seq || !fy_node_is_sequence(seq))
-        return yaml_fail_at(ld, line, option, "expected a list of datasets, got %s",
+        return yaml_fail_at(ld, line, option, "expected %s, got %s", what,
                             seq ? yaml_node_kind_name(seq) : "nothing");
     n = (size_t)fy_node_sequence_item_count(seq);
     if (n == 0)
         return 0;
-    if (!(cfg->datasets = sl_calloc(n, sizeof *cfg->datasets)))
+    if (!(*out = sl_calloc(n, elem)))
         return yaml_fail_at(ld, line, option, "out of memory");
-    cfg->ndatasets = n; /* entries are zeroed, so config_release() can free a partial load */
+    *nout = n; /* entries are zeroed, so config_release() can free a partial load */
     while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
-        if (load_dataset(ld, item, i, line) < 0)
+        if (one(ld, item, i, line) < 0)
             return -1;
         i++;
     }
     return 0;
+}
+
+static int load_datasets(struct loader *ld, struct fy_node *seq, int line, const char *option)
+{
+    return yaml_load_list(ld, seq, line, option, "a list of datasets", 1, sizeof *ld->cfg->datasets,
+                          (void **)&ld->cfg->datasets, &ld->cfg->ndatasets, load_dataset);
 }
 
 /* Load one entry of auth.jwt.keys. */
@@ -147,26 +155,8 @@ static int load_jwt_key(struct loader *ld, struct fy_node *item, size_t i, int l
 static int load_jwt_keys(struct loader *ld, struct fy_node *seq, int line, const char *option)
 {
     struct sluice_config *cfg = ld->cfg;
-    struct fy_node *item;
-    void *it = NULL;
-    size_t n, i = 0;
-    if (!seq)
-        return 0;
-    if (!fy_node_is_sequence(seq))
-        return yaml_fail_at(ld, line, option, "expected a list of keys, got %s",
-                            yaml_node_kind_name(seq));
-    n = (size_t)fy_node_sequence_item_count(seq);
-    if (n == 0)
-        return 0;
-    if (!(cfg->auth.jwt.keys = sl_calloc(n, sizeof *cfg->auth.jwt.keys)))
-        return yaml_fail_at(ld, line, option, "out of memory");
-    cfg->auth.jwt.nkeys = n;
-    while ((item = fy_node_sequence_iterate(seq, &it)) && i < n) {
-        if (load_jwt_key(ld, item, i, line) < 0)
-            return -1;
-        i++;
-    }
-    return 0;
+    return yaml_load_list(ld, seq, line, option, "a list of keys", 0, sizeof *cfg->auth.jwt.keys,
+                          (void **)&cfg->auth.jwt.keys, &cfg->auth.jwt.nkeys, load_jwt_key);
 }
 
 /* alerts.receivers or alerts.routes: a list of mappings, each checked. */

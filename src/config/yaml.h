@@ -43,6 +43,12 @@ const char *yaml_node_kind_name(struct fy_node *n);
 int yaml_load_entry(struct loader *ld, struct fy_node *item, int line, const struct opt *tbl,
                     size_t n, void *base, int *lines, const char *prefix, const char *option,
                     const char *what);
+/* A list option: seq's entries into a zeroed array of n elements of elem bytes (*out, *nout),
+ * one(ld, item, i, line) loading each. seq NULL is no entry unless required; anything but a
+ * list is "expected WHAT, got ..." (load.c). 0, or -1 after yaml_fail_at(). */
+int yaml_load_list(struct loader *ld, struct fy_node *seq, int line, const char *option,
+                   const char *what, int required, size_t elem, void **out, size_t *nout,
+                   int (*one)(struct loader *ld, struct fy_node *item, size_t i, int line));
 /* The jobs list (jobs.c): 0, or -1 after yaml_fail_at(). */
 int config_load_jobs(struct loader *ld, struct fy_node *seq, int line, const char *option);
 

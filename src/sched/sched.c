@@ -14,6 +14,7 @@
  * added (due.h), lost runs are failed and retried, retries that are due are added, and
  * queued runs are started up to scheduler.max_running, one run of a job at a time; (3) the
  * leases of this node's running runs are renewed every third of scheduler.lease_s.
+ * The writes themselves are sched_writes.c's.
  */
 #include "sched/sched.h"
 
@@ -26,6 +27,7 @@
 #include "config/catalog.h"
 #include "sched/due.h"
 #include "sched/kinds.h"
+#include "sched/sched_internal.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -127,137 +129,6 @@ static struct sjob *find_job(struct sched *s, const char *name)
         if (strcmp(s->jobs[i].name, name) == 0)
             return &s->jobs[i];
     return NULL;
-}
-
-/* ---- writer jobs ------------------------------------------------------------------- */
-
-/* A run to add. */
-struct plan_add {
-    const char *job; /* borrowed from the configuration */
-    int64_t at_ms;
-    int attempt;
-    const char *trigger;
-    int overlap_skip; /* the job's overlap is skip */
-};
-/* A job's new last_due (its paused flag is the stored one: the API owns it). */
-struct plan_state {
-    const char *job, *cron;
-    int64_t last_due_ms;
-};
-struct plan_job {
-    struct wjob job;
-    struct plan_add *adds;
-    size_t nadds;
-    struct plan_state *states;
-    size_t nstates;
-    int64_t now_ms;
-    size_t added, skipped;
-};
-
-static int plan_apply(struct wjob *wj, struct store *st)
-{
-    struct plan_job *p = (struct plan_job *)wj;
-    p->added = p->skipped = 0;
-    for (size_t i = 0; i < p->nadds; i++) {
-        struct plan_add *a = &p->adds[i];
-        char reason[96] = "";
-        /* overlap: a run of the job queued or running before this plan (not one of its
-         * own: the runs a catch-up makes up queue behind each other) */
-        if (a->overlap_skip && (i == 0 || strcmp(p->adds[i - 1].job, a->job) != 0)) {
-            struct job_run r;
-            int rc = store_job_runs_active(st, a->job, &r);
-            if (rc < 0)
-                return -1;
-            if (rc == 0) {
-                snprintf(reason, sizeof reason, "overlap: run %lld is %s", (long long)r.id,
-                         r.state);
-                job_run_release(&r);
-            }
-        } else if (a->overlap_skip && i > 0 && p->adds[i - 1].overlap_skip == 2) {
-            snprintf(reason, sizeof reason, "overlap: an earlier run is queued or running");
-        }
-        if (reason[0])
-            a->overlap_skip = 2; /* the rest of this job's adds are skipped too */
-        struct job_run_new n = {.job = a->job,
-                                .scheduled_ms = a->at_ms,
-                                .attempt = a->attempt,
-                                .trigger = a->trigger,
-                                .state = reason[0] ? "skipped" : "queued",
-                                .reason = reason[0] ? reason : NULL,
-                                .created_ms = p->now_ms};
-        int64_t id;
-        int rc = store_job_run_add(st, &n, &id);
-        if (rc < 0)
-            return -1;
-        if (rc == 0)
-            reason[0] ? p->skipped++ : p->added++;
-    }
-    for (size_t i = 0; i < p->nstates; i++) {
-        struct job_state cur;
-        int rc = store_job_state_get(st, p->states[i].job, &cur);
-        if (rc < 0)
-            return -1;
-        struct job_state nw = {.job = (char *)p->states[i].job,
-                               .paused = rc == 0 ? cur.paused : 0,
-                               .last_due_ms = p->states[i].last_due_ms,
-                               .cron = (char *)p->states[i].cron,
-                               .updated_ms = p->now_ms};
-        rc = store_job_state_put(st, &nw);
-        job_state_release(&cur);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Runs started, renewed, found lost or finished: one op per writer job. */
-enum run_op { OP_START, OP_RENEW, OP_LOST, OP_FINISH, OP_CANCEL };
-struct run_job {
-    struct wjob job;
-    enum run_op op;
-    const char *node;
-    int64_t now_ms, lease_until_ms;
-    int64_t *ids;
-    int *rcs; /* each id's result */
-    size_t n;
-    /* OP_LOST */
-    struct job_run *lost;
-    size_t nlost;
-    /* OP_FINISH */
-    const char *state, *error;
-    int64_t items;
-    const char *reason; /* OP_CANCEL */
-};
-
-static int run_apply(struct wjob *wj, struct store *st)
-{
-    struct run_job *j = (struct run_job *)wj;
-    if (j->op == OP_LOST)
-        return store_job_runs_lost(st, j->now_ms, &j->lost, &j->nlost) < 0 ? -1 : 0;
-    for (size_t i = 0; i < j->n; i++) {
-        int rc = 0;
-        switch (j->op) {
-        case OP_START:
-            rc = store_job_run_start(st, j->ids[i], j->node, j->lease_until_ms, j->now_ms);
-            break;
-        case OP_RENEW:
-            rc = store_job_run_renew(st, j->ids[i], j->node, j->lease_until_ms);
-            break;
-        case OP_FINISH:
-            rc = store_job_run_finish(st, j->ids[i], j->node, j->state, j->items, j->error,
-                                      j->now_ms);
-            break;
-        case OP_CANCEL:
-            rc = store_job_run_cancel(st, j->ids[i], j->reason, j->now_ms);
-            break;
-        case OP_LOST:
-            break;
-        }
-        if (rc < 0)
-            return -1;
-        j->rcs[i] = rc;
-    }
-    return 0;
 }
 
 /* ---- runners ----------------------------------------------------------------------- */

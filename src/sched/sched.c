@@ -404,8 +404,26 @@ static void add_retries_due(struct sched *s, const struct sluice_config *cfg, in
     }
 }
 
+/* Whether some running run's lease has ended: a read, so that an idle scheduler does not
+ * write a transaction every LOST_EVERY_MS to find nothing. 1 when unsure (a store error). */
+static int some_lease_ended(struct sched *s, int64_t now)
+{
+    struct job_run_filter f = {.state = "running", .limit = 1000};
+    struct job_run *v = NULL;
+    size_t n = 0;
+    if (store_job_runs_list(s->st, &f, &v, &n) < 0)
+        return 1;
+    int ended = n == 1000;
+    for (size_t i = 0; i < n && !ended; i++)
+        ended = v[i].lease_until_ms < now;
+    job_runs_free(v, n);
+    return ended;
+}
+
 static void find_lost(struct sched *s, const struct sluice_config *cfg, int64_t now)
 {
+    if (!some_lease_ended(s, now))
+        return;
     struct run_job j = {.job = {.nrows = 1, .apply = run_apply}, .op = OP_LOST, .now_ms = now};
     if (writer_run(s->writer, &j.job) != 0)
         return;

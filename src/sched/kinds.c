@@ -249,14 +249,18 @@ static int run_housekeeping(struct run_ctx *ctx)
         return -1;
     }
     if (has_task(jc, "batch_files")) {
-        struct store *st = run_store(ctx);
+        /* the sweep deletes file records in its own transaction: a connection that may write
+         * (as the service's files pool lends), for this task only */
+        char err[256];
+        struct store *st = store_open(ctx->store_uri, 0, err, sizeof err);
         int spools = batch_spool_sweep(ctx->cfg->data_dir, now - FILE_GRACE_MS);
         int files = st ? store_file_sweep(st, now - FILE_GRACE_MS, ctx->cfg->data_dir) : -1;
-        if (files < 0) {
-            if (st)
-                snprintf(ctx->error, sizeof ctx->error, "batch file sweep: %s", store_errmsg(st));
+        if (files < 0)
+            snprintf(ctx->error, sizeof ctx->error, "batch file sweep: %s",
+                     st ? store_errmsg(st) : err);
+        store_close(st);
+        if (files < 0)
             return -1;
-        }
         items += files + (spools > 0 ? spools : 0);
     }
     if (has_task(jc, "job_runs")) {

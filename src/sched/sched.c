@@ -96,6 +96,12 @@ struct sched {
     struct store *st; /* the scheduler thread's */
     struct sjob *jobs;
     size_t njobs;
+    size_t *index; /* open addressing over jobs by name (index_cap slots, SIZE_MAX empty) */
+    size_t index_cap;
+    const struct catalog *synced; /* the catalog sync_jobs last took up */
+    int sync_retry;               /* a state write of sync_jobs failed: sync again */
+    int64_t next_due_ms;          /* the earliest next time of the jobs (-1: none) */
+    int64_t last_full_ms;         /* the last full tick (the heartbeat) */
     pthread_t *runners;
     int nrunners;
     struct srun *todo, *running, *done; /* under mu */
@@ -123,12 +129,56 @@ static int state_index(const char *t)
     return 1;
 }
 
+/* FNV-1a: the index of the jobs by name, so that a tick over 1,000 jobs and 1,000 queued
+ * runs is not a million string comparisons. */
+static size_t name_hash(const char *n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *n; n++)
+        h = (h ^ (unsigned char)*n) * 1099511628211ull;
+    return (size_t)h;
+}
+
 static struct sjob *find_job(struct sched *s, const char *name)
 {
-    for (size_t i = 0; i < s->njobs; i++)
+    if (!s->index_cap)
+        return NULL;
+    for (size_t k = name_hash(name) & (s->index_cap - 1);; k = (k + 1) & (s->index_cap - 1)) {
+        size_t i = s->index[k];
+        if (i == SIZE_MAX)
+            return NULL;
         if (strcmp(s->jobs[i].name, name) == 0)
             return &s->jobs[i];
-    return NULL;
+    }
+}
+
+/* Index jobs[njobs - 1] (and everything, when the table must grow): 0, or -1 out of memory. */
+static int index_add(struct sched *s)
+{
+    if (s->njobs * 2 > s->index_cap) {
+        size_t cap = s->index_cap ? s->index_cap * 2 : 64;
+        while (cap < s->njobs * 2)
+            cap *= 2;
+        size_t *v = sl_malloc(cap * sizeof *v);
+        if (!v)
+            return -1;
+        free(s->index);
+        s->index = v;
+        s->index_cap = cap;
+        for (size_t k = 0; k < cap; k++)
+            v[k] = SIZE_MAX;
+        for (size_t i = 0; i + 1 < s->njobs; i++) {
+            size_t k = name_hash(s->jobs[i].name) & (cap - 1);
+            while (v[k] != SIZE_MAX)
+                k = (k + 1) & (cap - 1);
+            v[k] = i;
+        }
+    }
+    size_t k = name_hash(s->jobs[s->njobs - 1].name) & (s->index_cap - 1);
+    while (s->index[k] != SIZE_MAX)
+        k = (k + 1) & (s->index_cap - 1);
+    s->index[k] = s->njobs - 1;
+    return 0;
 }
 
 /* ---- runners ----------------------------------------------------------------------- */
@@ -213,8 +263,13 @@ static void *runner_main(void *arg)
 
 /* The jobs of cfg in s->jobs: new ones get their state from the store (or start now), a
  * changed expression starts from now; jobs no longer configured are forgotten once idle. */
-static void sync_jobs(struct sched *s, const struct sluice_config *cfg, int64_t now)
+static void sync_jobs(struct sched *s, const struct catalog *cat, int woken, int64_t now)
 {
+    const struct sluice_config *cfg = &cat->cfg;
+    if (cat == s->synced && !woken && !s->sync_retry)
+        return; /* the same configuration, taken up already (a reload wakes the scheduler) */
+    s->synced = cat;
+    s->sync_retry = 0;
     for (size_t i = 0; i < s->njobs; i++)
         s->jobs[i].in_config = 0;
     struct plan_state *puts = cfg->njobs ? sl_calloc(cfg->njobs, sizeof *puts) : NULL;
@@ -231,6 +286,11 @@ static void sync_jobs(struct sched *s, const struct sluice_config *cfg, int64_t 
                 memset(sj, 0, sizeof *sj);
                 snprintf(sj->name, sizeof sj->name, "%s", jc->name);
                 sj->last_due_ms = -1;
+                if (index_add(s) < 0) {
+                    s->njobs--; /* tried again at the next sync */
+                    sj = NULL;
+                    s->sync_retry = 1;
+                }
             }
             pthread_mutex_unlock(&s->mu);
             if (!sj)
@@ -266,12 +326,14 @@ static void sync_jobs(struct sched *s, const struct sluice_config *cfg, int64_t 
                              .states = puts,
                              .nstates = nputs,
                              .now_ms = now};
-        if (writer_run(s->writer, &p.job) != 0)
+        if (writer_run(s->writer, &p.job) != 0) {
             for (size_t i = 0; i < nputs; i++) {
                 struct sjob *sj = find_job(s, puts[i].job);
                 free(sj->cron); /* tried again at the next tick */
                 sj->cron = NULL;
             }
+            s->sync_retry = 1;
+        }
     }
     free(puts);
 }
@@ -613,6 +675,14 @@ static void collect_done(struct sched *s, const struct sluice_config *cfg, int64
     }
 }
 
+static int retry_due(const struct sched *s, int64_t now)
+{
+    for (const struct retry *r = s->retries; r; r = r->next)
+        if (r->due_ms <= now)
+            return 1;
+    return 0;
+}
+
 /* One tick; returns how long to sleep (ms). */
 static int64_t tick(struct sched *s)
 {
@@ -631,6 +701,27 @@ static int64_t tick(struct sched *s)
     }
     s->last_wall_ms = now;
     s->last_mono_ns = mono;
+    pthread_mutex_lock(&s->mu);
+    int woken = s->woken;
+    s->woken = 0;
+    pthread_mutex_unlock(&s->mu);
+    /* A light tick, when only runs ended: their slots refilled, nothing else looked at. A
+     * full one at a due time, when woken, and at the heartbeat. */
+    int full = woken || cat != s->synced || (s->next_due_ms >= 0 && now >= s->next_due_ms) ||
+               now - s->last_full_ms >= SCHED_TICK_MAX_MS - 100 || retry_due(s, now);
+    if (!full && __atomic_load_n(&s->leader, __ATOMIC_RELAXED) && s->st) {
+        collect_done(s, cfg, now);
+        dispatch(s, cfg, now);
+        int64_t sleep_ms = s->last_full_ms + SCHED_TICK_MAX_MS - now;
+        if (s->next_due_ms >= 0 && s->next_due_ms - now < sleep_ms)
+            sleep_ms = s->next_due_ms - now;
+        for (struct retry *r = s->retries; r; r = r->next) /* collect_done may have added one */
+            if (r->due_ms - now < sleep_ms)
+                sleep_ms = r->due_ms - now;
+        catalog_release(cat);
+        return sleep_ms < 0 ? 0 : sleep_ms;
+    }
+    s->last_full_ms = now;
     if (!s->st) {
         char err[256];
         s->st = store_open(s->store_uri, 1, err, sizeof err);
@@ -655,15 +746,11 @@ static int64_t tick(struct sched *s)
                           "scheduler now",
                  NULL);
     __atomic_store_n(&s->last_tick_ms, now, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&s->mu);
-    int woken = s->woken;
-    s->woken = 0;
-    pthread_mutex_unlock(&s->mu);
 
     collect_done(s, cfg, now);
     int64_t sleep_ms = SCHED_TICK_MAX_MS;
     if (leader) {
-        sync_jobs(s, cfg, now);
+        sync_jobs(s, cat, woken, now);
         if (woken || now - s->last_state_ms >= STATE_REFRESH_MS) {
             refresh_paused(s, cfg);
             s->last_state_ms = now;
@@ -675,6 +762,7 @@ static int64_t tick(struct sched *s)
         }
         add_retries_due(s, cfg, now);
         dispatch(s, cfg, now);
+        s->next_due_ms = -1;
         for (size_t i = 0; i < cfg->njobs; i++) {
             const struct job_config *jc = &cfg->jobs[i];
             struct sjob *sj = find_job(s, jc->name);
@@ -684,7 +772,11 @@ static int64_t tick(struct sched *s)
              * once, but not in a loop if they could not be stored (the store away) */
             sj->next_ms = sched_next_ms(jc, sj->last_due_ms);
             int64_t wait = sj->next_ms - now < 50 ? 50 : sj->next_ms - now;
-            if (jc->enabled && !sj->paused && sj->next_ms >= 0 && wait < sleep_ms)
+            if (!jc->enabled || sj->paused || sj->next_ms < 0)
+                continue;
+            if (s->next_due_ms < 0 || now + wait < s->next_due_ms)
+                s->next_due_ms = now + wait;
+            if (wait < sleep_ms)
                 sleep_ms = wait;
         }
         for (struct retry *r = s->retries; r; r = r->next)
@@ -737,6 +829,7 @@ struct sched *sched_start(struct writer *writer, struct catalog_source *catalogs
     s->writer = writer;
     s->catalogs = catalogs;
     s->store_uri = store_uri;
+    s->next_due_ms = -1;
     snprintf(s->node, sizeof s->node, "%s", node);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
@@ -806,6 +899,7 @@ void sched_stop(struct sched *s)
     for (size_t i = 0; i < s->njobs; i++)
         free(s->jobs[i].cron);
     free(s->jobs);
+    free(s->index);
     free(s->runners);
     store_close(s->st);
     pthread_mutex_destroy(&s->mu);

@@ -110,7 +110,7 @@ def test_sentinel_rollups_and_housekeeping_kinds_run_with_a_history(make_server)
     s.post_events("judgments", b'{"case_number": "CASE-0000001", "amount": 1, "filed_date": "2024-01-01"}\n')
     for name in ("watch", "roll", "house", "some"):
         r = trigger_and_wait(s, name)
-        assert r["state"] == "succeeded", r
+        assert r["state"] == "succeeded", (name, r["error"])
         assert r["items"] is not None and r["items"] >= 0
     # the rebuild covered the hour of the row pushed: one chunk at least
     assert runs(s, "roll")[-1]["items"] >= 1

@@ -44,7 +44,15 @@
 #define SLICE_READY 8                   /* full chunks before a slice is queued */
 #define SLICE_MIN_NS (1 * 1000000ull)   /* a slice yields to waiting jobs after this */
 #define SLICE_MAX_NS (100 * 1000000ull) /* and ends after this even if none wait */
-#define DROP_ROWS 20000                 /* rows removed per job */
+/* While other jobs come in (one was queued in the last SLICE_TRAFFIC_NS), a slice ends after
+ * SLICE_BUSY_NS even if none waits right now: its COMMIT (an fsync of what it wrote) is what
+ * the next push waits for, and it grows with the slice. */
+#define SLICE_BUSY_NS (SLICE_BUSY_MS * 1000000ull)
+#ifndef SLICE_BUSY_MS
+#define SLICE_BUSY_MS 5
+#endif
+#define SLICE_TRAFFIC_NS (500 * 1000000ull)
+#define DROP_ROWS 20000 /* rows removed per job */
 
 enum step { ST_HIDE, ST_DROP, ST_CLEAR, ST_ROWS, ST_END, ST_FAILED, ST_DISCARD, ST_SAVED };
 
@@ -121,8 +129,10 @@ static int slice_rows(struct slice_job *j, struct store *st)
         rowqueue_give_back(p->rq, c);
         if (rc < 0)
             return store_error(p, st);
-        uint64_t ran = clock_mono_ns() - t0;
+        uint64_t now = clock_mono_ns(), ran = now - t0;
         if (ran >= SLICE_MAX_NS || (ran >= SLICE_MIN_NS && writer_queue_depth(p->writer) > 0))
+            return 0;
+        if (ran >= SLICE_BUSY_NS && now - writer_traffic_ns(p->writer) < SLICE_TRAFFIC_NS)
             return 0;
     }
 }
@@ -207,10 +217,11 @@ static int slice_apply(struct wjob *job, struct store *st)
 /* One step as a writer job, waited for. 0, or -1 (p->job_reason, p->store_failed). */
 static int run_step(struct pass *p, enum step step, int64_t *n, int *ended)
 {
-    struct slice_job j = {
-        .job = {.nrows = step == ST_ROWS ? RQ_CHUNK_ROWS : 1, .apply = slice_apply},
-        .p = p,
-        .step = step};
+    struct slice_job j = {.job = {.nrows = step == ST_ROWS ? RQ_CHUNK_ROWS : 1,
+                                  .apply = slice_apply,
+                                  .background = 1}, /* it yields to pushes (SLICE_BUSY_NS) */
+                          .p = p,
+                          .step = step};
     int rc = writer_run(p->writer, &j.job);
     /* The job's work was done but its COMMIT failed, or may have committed; or it did not
      * run at all (the store is away). */

@@ -38,7 +38,8 @@ struct writer {
     unsigned long long commits, failures;
     int64_t last_commit_ms, last_failure_ms;
     char last_error[256];
-    struct wjob *later; /* writer_submit_later(), by due time (wjob.due_ns) */
+    struct wjob *later;  /* writer_submit_later(), by due time (wjob.due_ns) */
+    uint64_t traffic_ns; /* when a job that is not background was last queued (atomic) */
     struct store *st;
     void (*commit_seconds)(double seconds); /* writer_opts */
     /* the writer thread's own */
@@ -419,9 +420,16 @@ static int enqueue(struct writer *w, struct wjob *job, int force)
     if (job->nrows == 0)
         job->nrows = 1;
     append_locked(w, job);
+    if (!job->background)
+        __atomic_store_n(&w->traffic_ns, clock_mono_ns(), __ATOMIC_RELAXED);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
+}
+
+uint64_t writer_traffic_ns(struct writer *w)
+{
+    return __atomic_load_n(&w->traffic_ns, __ATOMIC_RELAXED);
 }
 
 int writer_submit(struct writer *w, struct wjob *job)
@@ -481,7 +489,8 @@ int writer_run_with(struct writer *w, struct wjob *job, void (*meanwhile)(void *
     struct sync_job s = {.job = {.nrows = job->nrows ? job->nrows : 1,
                                  .apply = sync_apply,
                                  .skip = sync_skip,
-                                 .deliver = sync_deliver},
+                                 .deliver = sync_deliver,
+                                 .background = job->background},
                          .inner = job,
                          .w = w};
     if (enqueue(w, &s.job, 1) < 0)

@@ -88,7 +88,10 @@ struct wjob {
      * another thread produces stops that thread here.
      */
     void (*skip)(struct wjob *job);
-    int applied;     /* apply()'s result, set by the writer */
+    int applied; /* apply()'s result, set by the writer */
+    /* 1: work that yields to the others (a batch's slice): queuing it is not traffic
+     * (writer_traffic_ns), so that the slices can tell when pushes are coming in. */
+    int background;
     uint64_t due_ns; /* writer_submit_later(): when it is queued, set by the writer */
 };
 
@@ -133,6 +136,8 @@ int writer_run(struct writer *w, struct wjob *job);
  * skip() that makes meanwhile return when apply() will not run. meanwhile is not called
  * when the job cannot be queued. */
 int writer_run_with(struct writer *w, struct wjob *job, void (*meanwhile)(void *arg), void *arg);
+/* clock_mono_ns() when a job that is not background was last queued (0: never). */
+uint64_t writer_traffic_ns(struct writer *w);
 /* Jobs queued now, and the bound. */
 int writer_queue_depth(struct writer *w);
 int writer_queue_max(struct writer *w);

@@ -76,7 +76,11 @@ def test_an_upsert_batch_is_seen_whole_or_not_at_all(make_server, tmp_path):
     reader = reader_of(server, bid)
     try:
         assert wait_final(server, bid) == "completed"
-        time.sleep(0.1)
+        # until a poll begun after the publication is in (one poll may take longer than the
+        # API's answer under load: a count of the whole view)
+        deadline = time.time() + 30
+        while reader.last_status() != "completed" and time.time() < deadline:
+            time.sleep(0.05)
     finally:
         reader.stop()
     check(reader, {BEFORE, AFTER})
@@ -164,7 +168,11 @@ def test_an_upsert_batch_across_a_kill9(make_server, tmp_path):
         time.sleep(0.3)
         server.start()
         assert wait_final(server, bid) == "completed"
-        time.sleep(0.1)
+        # until a poll begun after the publication is in (one poll may take longer than the
+        # API's answer under load: a count of the whole view)
+        deadline = time.time() + 30
+        while reader.last_status() != "completed" and time.time() < deadline:
+            time.sleep(0.05)
     finally:
         reader.stop()
     check(reader, {BEFORE, AFTER})

@@ -92,8 +92,10 @@ struct sched {
     pthread_mutex_t mu;
     pthread_cond_t cv;  /* the scheduler waits on it (CLOCK_MONOTONIC) */
     pthread_cond_t rcv; /* the runners wait on it */
-    int stop, woken;
-    struct store *st; /* the scheduler thread's */
+    int stop, woken;    /* under mu: the scheduler thread stops; it is asked to tick */
+    int stop_runners;   /* under mu: the runners stop once the queue is empty (after the
+                         * scheduler thread: a run it started last is still run, as shutdown) */
+    struct store *st;   /* the scheduler thread's */
     struct sjob *jobs;
     size_t njobs;
     size_t *index; /* open addressing over jobs by name (index_cap slots, SIZE_MAX empty) */
@@ -190,7 +192,7 @@ static void *runner_main(void *arg)
     pthread_setname_np(pthread_self(), "sl-run");
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->todo && !s->stop)
+        while (!s->todo && !s->stop_runners)
             pthread_cond_wait(&s->rcv, &s->mu);
         struct srun *r = s->todo;
         if (r) {
@@ -198,7 +200,7 @@ static void *runner_main(void *arg)
             r->next = s->running;
             s->running = r;
         }
-        int stop = s->stop;
+        int stop = s->stop_runners;
         pthread_mutex_unlock(&s->mu);
         if (!r)
             break;
@@ -850,7 +852,7 @@ struct sched *sched_start(struct writer *writer, struct catalog_source *catalogs
     s->nrunners = started;
     if (!started || pthread_create(&s->thread, NULL, sched_main, s) != 0) {
         pthread_mutex_lock(&s->mu);
-        s->stop = 1;
+        s->stop_runners = 1;
         pthread_cond_broadcast(&s->rcv);
         pthread_mutex_unlock(&s->mu);
         for (int i = 0; i < started; i++)
@@ -881,9 +883,14 @@ void sched_stop(struct sched *s)
     for (struct srun *r = s->running; r; r = r->next)
         __atomic_store_n(&r->cancel, 1, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL); /* no run is started from here on */
+    pthread_mutex_lock(&s->mu);
+    s->stop_runners = 1;
+    for (struct srun *r = s->running; r; r = r->next) /* started by the last tick */
+        __atomic_store_n(&r->cancel, 1, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&s->rcv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
     for (int i = 0; i < s->nrunners; i++)
         pthread_join(s->runners[i], NULL);
     while (s->done) {

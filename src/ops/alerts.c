@@ -126,6 +126,27 @@ static struct catalog_source *ncatalogs;
 static const char *nstore_uri;
 static int64_t inflight[INFLIGHT_MAX];
 static size_t ninflight;
+/* The rows whose outcome committed lately, each with the count of such commits then
+ * (settled_gen): a pass whose read of the outbox began before that commit may still see the
+ * row (the read and the commit raced), and must not send it again. A ring: a read is
+ * shorter than SETTLED_MAX commits' worth of rows. Under qmu. */
+#define SETTLED_MAX 1024
+static struct {
+    int64_t id;
+    uint64_t gen;
+} settled[SETTLED_MAX];
+static size_t nsettled;
+static uint64_t settled_gen;
+
+/* Whether row id's outcome committed after generation gen (the pass's read began then). */
+static int settled_since(int64_t id, uint64_t gen)
+{
+    size_t n = nsettled < SETTLED_MAX ? nsettled : SETTLED_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (settled[i].id == id && settled[i].gen > gen)
+            return 1;
+    return 0;
+}
 
 static void refresh_free(struct refresh *d)
 {
@@ -261,8 +282,16 @@ static void outcome_deliver(struct wjob *job, int result)
     if (result != 0)
         log_warn("alert", "delivery outcome not recorded: the rows are sent again", NULL);
     pthread_mutex_lock(&qmu);
-    for (size_t i = 0; i < j->n; i++)
+    if (result == 0)
+        settled_gen++;
+    for (size_t i = 0; i < j->n; i++) {
         inflight_drop(j->o[i].id);
+        if (result == 0) {
+            settled[nsettled % SETTLED_MAX].id = j->o[i].id;
+            settled[nsettled % SETTLED_MAX].gen = settled_gen;
+            nsettled++;
+        }
+    }
     kicked = 1;
     pthread_cond_signal(&qcv);
     pthread_mutex_unlock(&qmu);
@@ -356,6 +385,9 @@ static int outbox_pass(struct store *st)
     pthread_mutex_unlock(&mmu);
     if (!pend || !__atomic_load_n(&leader, __ATOMIC_RELAXED))
         return 0;
+    pthread_mutex_lock(&qmu);
+    uint64_t gen0 = settled_gen; /* outcomes committed from here on may race the read */
+    pthread_mutex_unlock(&qmu);
     if (store_outbox_due(st, clock_wall_ms(), DUE_MAX, &rows, &n) < 0)
         return -1;
     struct outcome_job *j = sl_calloc(1, sizeof *j);
@@ -365,7 +397,8 @@ static int outbox_pass(struct store *st)
     pthread_mutex_lock(&qmu);
     size_t take[DUE_MAX], nt = 0;
     for (size_t i = 0; j && i < n; i++)
-        if (!is_inflight(rows[i].id) && ninflight < INFLIGHT_MAX) {
+        if (!is_inflight(rows[i].id) && !settled_since(rows[i].id, gen0) &&
+            ninflight < INFLIGHT_MAX) {
             inflight[ninflight++] = rows[i].id;
             take[nt++] = i;
         }

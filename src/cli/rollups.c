@@ -16,17 +16,6 @@
 #include "store/store.h"
 #include "util/clock.h"
 
-/* How far back the minute buckets are kept, as the server's purge keeps them (service.c):
- * 48 hours, or twice the longest sentinel window. Older minutes are left to the purge. */
-static int64_t minutes_from(const struct sluice_config *cfg, int64_t now)
-{
-    int64_t w = cfg->sentinel.error_rate.window_s > cfg->sentinel.ingest_latency.window_s
-                    ? cfg->sentinel.error_rate.window_s
-                    : cfg->sentinel.ingest_latency.window_s;
-    int64_t keep = 2000LL * w > 48 * 3600 * 1000LL ? 2000LL * w : 48 * 3600 * 1000LL;
-    return now - keep;
-}
-
 /* The rebuild lets the server's writer in: after at most WORK_MS of chunks back to back it
  * leaves the store alone for GAP_MS, longer than SQLite's busy handler sleeps between its
  * tries (100 ms), so that a waiting write is not starved by the next chunk. */
@@ -52,7 +41,7 @@ static int rebuild(struct store *st, const struct sluice_config *cfg)
     /* longest: a chunk's transaction, from BEGIN (the writer's lock taken) to COMMIT, what
      * the server's writes wait for; wait: the longest BEGIN, waiting for the server. */
     uint64_t t0 = clock_mono_ns(), longest = 0, wait = 0, worked = 0;
-    int64_t from = minutes_from(cfg, clock_wall_ms());
+    int64_t from = clock_wall_ms() - config_minute_rollups_kept_ms(cfg); /* older: the purge's */
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (worked >= WORK_MS * 1000000ull) {

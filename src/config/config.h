@@ -271,6 +271,11 @@ int config_set(struct sluice_config *cfg, const char *name, const char *value, c
 
 void config_release(struct sluice_config *cfg); /* frees everything inside; cfg may be reused */
 
+/* How long minute rollups are kept (the sentinel's windows and the last hour of
+ * /health/detailed read them): 48 hours, or twice the longest sentinel window if longer. The
+ * server's purge, the housekeeping job and `sluice rollups rebuild` all keep this much. */
+int64_t config_minute_rollups_kept_ms(const struct sluice_config *cfg);
+
 /* Find a job by name; borrowed, NULL if none. */
 const struct job_config *config_job(const struct sluice_config *cfg, const char *name);
 

@@ -626,6 +626,14 @@ void config_release(struct sluice_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+int64_t config_minute_rollups_kept_ms(const struct sluice_config *cfg)
+{
+    int64_t w = cfg->sentinel.error_rate.window_s > cfg->sentinel.ingest_latency.window_s
+                    ? cfg->sentinel.error_rate.window_s
+                    : cfg->sentinel.ingest_latency.window_s;
+    return 2000LL * w > 48 * 3600 * 1000LL ? 2000LL * w : 48 * 3600 * 1000LL;
+}
+
 const struct dataset_config *config_dataset(const struct sluice_config *cfg, const char *name)
 {
     if (!cfg || !name)

@@ -109,8 +109,8 @@ void h_job_runs_list(struct http_conn *c, struct http_request *r)
     http_reply_json(c, 200, json_pack("{s:o,s:o}", "runs", items, "next_before", next), NULL);
 }
 
-/* The run id of the path, or a 400/404 answered (0). */
-static int64_t path_run(struct http_conn *c, const char *p, struct job_run *out)
+/* The run id p names, or 0 with the 400 answered. */
+static int64_t run_id_of(struct http_conn *c, const char *p)
 {
     char *end;
     long long id = strtoll(p, &end, 10);
@@ -118,6 +118,15 @@ static int64_t path_run(struct http_conn *c, const char *p, struct job_run *out)
         http_reply_error(c, ERR_INVALID_PARAMETER, "a run id is a positive integer, not '%s'", p);
         return 0;
     }
+    return id;
+}
+
+/* The run of the path into out, or a 400/404/503 answered (0). */
+static int64_t path_run(struct http_conn *c, const char *p, struct job_run *out)
+{
+    int64_t id = run_id_of(c, p);
+    if (!id)
+        return 0;
     struct store *s = http_conn_store(c);
     int rc = store_job_run_get(s, id, out);
     if (rc < 0) {
@@ -125,7 +134,7 @@ static int64_t path_run(struct http_conn *c, const char *p, struct job_run *out)
         return 0;
     }
     if (rc == 1) {
-        http_reply_error(c, ERR_NOT_FOUND, "no run %lld", id);
+        http_reply_error(c, ERR_NOT_FOUND, "no run %lld", (long long)id);
         return 0;
     }
     return id;
@@ -283,14 +292,8 @@ static void job_submit(struct http_conn *c, struct http_request *r, enum job_act
     q->job.nrows = 1;
     snprintf(q->actor, sizeof q->actor, "%s", r->who.actor);
     if (act == ACT_CANCEL) {
-        char *end;
-        long long id = strtoll(r->params[0], &end, 10);
-        if (*end || id <= 0) {
-            http_reply_error(c, ERR_INVALID_PARAMETER, "a run id is a positive integer, not '%s'",
-                             r->params[0]);
+        if (!(q->run_id = run_id_of(c, r->params[0])))
             goto drop;
-        }
-        q->run_id = id;
     } else if (!(q->jc = path_job(c, q->cat, r->params[0]))) {
         goto drop;
     }

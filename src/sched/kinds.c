@@ -102,16 +102,6 @@ static int rollup_apply(struct wjob *job, struct store *st)
     return store_rollup_rebuild(st, j->chunk, j->minutes_from) < 0 ? -1 : 0;
 }
 
-/* The minute buckets are kept 48 h or twice the longest sentinel window (service.c's purge
- * and `sluice rollups rebuild` keep the same). */
-static int64_t minutes_kept_ms(const struct sluice_config *cfg)
-{
-    int64_t w = cfg->sentinel.error_rate.window_s > cfg->sentinel.ingest_latency.window_s
-                    ? cfg->sentinel.error_rate.window_s
-                    : cfg->sentinel.ingest_latency.window_s;
-    return 2000LL * w > 48 * 3600 * 1000LL ? 2000LL * w : 48 * 3600 * 1000LL;
-}
-
 static int run_rollups(struct run_ctx *ctx)
 {
     struct store *st = run_store(ctx);
@@ -124,7 +114,7 @@ static int run_rollups(struct run_ctx *ctx)
         return -1;
     }
     int rc = 0;
-    int64_t from = clock_wall_ms() - minutes_kept_ms(ctx->cfg);
+    int64_t from = clock_wall_ms() - config_minute_rollups_kept_ms(ctx->cfg);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (run_should_stop(ctx)) {
             rc = 1;
@@ -243,7 +233,7 @@ static int run_housekeeping(struct run_ctx *ctx)
                            .idem = has_task(jc, "idempotency"),
                            .rollups = has_task(jc, "rollups"),
                            .idem_before_ms = now - (int64_t)ctx->cfg->idempotency_ttl_ms,
-                           .minutes_before_ms = now - minutes_kept_ms(ctx->cfg)};
+                           .minutes_before_ms = now - config_minute_rollups_kept_ms(ctx->cfg)};
     if ((pj.idem || pj.rollups) && writer_run(ctx->writer, &pj.job) != 0) {
         snprintf(ctx->error, sizeof ctx->error, "the purge was not stored");
         return -1;

@@ -392,10 +392,6 @@ struct purge_job {
     int64_t minutes_before_ms; /* minute rollups before this */
 };
 
-/* Minute rollups are read only for recent windows (the sentinel's, the last hour of
- * /health/detailed): they are kept this long, or twice the longest window if longer. */
-#define MINUTE_ROLLUPS_KEPT_MS (48 * 3600 * 1000LL)
-
 static int purge_apply(struct wjob *job, struct store *st)
 {
     struct purge_job *j = (struct purge_job *)job;
@@ -458,15 +454,9 @@ int service_purge(struct service *s)
         return 0;
     }
     int64_t now = clock_wall_ms();
-    int64_t window_ms =
-        2000LL * (cat->cfg.sentinel.error_rate.window_s > cat->cfg.sentinel.ingest_latency.window_s
-                      ? cat->cfg.sentinel.error_rate.window_s
-                      : cat->cfg.sentinel.ingest_latency.window_s);
-    struct purge_job j = {
-        .job = {.nrows = 1, .apply = purge_apply},
-        .before_ms = now - (int64_t)cat->cfg.idempotency_ttl_ms,
-        .minutes_before_ms =
-            now - (window_ms > MINUTE_ROLLUPS_KEPT_MS ? window_ms : MINUTE_ROLLUPS_KEPT_MS)};
+    struct purge_job j = {.job = {.nrows = 1, .apply = purge_apply},
+                          .before_ms = now - (int64_t)cat->cfg.idempotency_ttl_ms,
+                          .minutes_before_ms = now - config_minute_rollups_kept_ms(&cat->cfg)};
     int rc = writer_run(s->writer, &j.job);
     if (now - s->files_swept_ms >= FILE_SWEEP_EVERY_MS)
         sweep_files(s, cat->cfg.data_dir, now);
